@@ -1,0 +1,610 @@
+// N-API bindings of @vlmoe/native-cuda. Every op is one synchronous call; numeric
+// arguments travel through the shared argument block (args.h). C++ exceptions become JS
+// Errors carrying the kernel's message.
+#include <napi.h>
+
+#include <cstring>
+#include <string>
+
+#include "args.h"
+#include "cpu/gemm.h"
+#include "cpu/index.h"
+#include "cpu/kernels.h"
+#include "cpu/random.h"
+#include "cuda/cuda_backend.h"
+#include "storage.h"
+#include "threadpool.h"
+
+namespace vlmoe {
+
+double g_args[kArgsLen];
+
+namespace {
+
+// External memory reported to V8 in batches so that small allocations do not pay a V8
+// call each; every increase is matched by a decrease.
+int64_t g_unreported = 0;
+void adjust_external(Napi::Env env, int64_t delta) {
+  g_unreported += delta;
+  if (g_unreported > (1 << 20) || g_unreported < -(1 << 20)) {
+    int64_t out;
+    napi_adjust_external_memory(env, g_unreported, &out);
+    g_unreported = 0;
+  }
+}
+
+#define VLMOE_TRY try {
+#define VLMOE_CATCH(env)                                     \
+  }                                                          \
+  catch (const Napi::Error&) { throw; }                      \
+  catch (const std::exception& e) { throw Napi::Error::New(env, e.what()); }
+
+inline int I(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
+
+[[noreturn]] void no_cuda_kernel(const char* op) {
+  throw std::invalid_argument(std::string(op) + " is not implemented for CUDA tensors yet");
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("cudaCompiled", cuda_compiled());
+  o.Set("cudaDevices", cuda_device_count());
+  o.Set("blas", gemm_backend_name());
+  o.Set("blasAvailable", gemm_openblas_available());
+  o.Set("gemmKernel", gemm_simd_name());
+  o.Set("threads", num_threads());
+  o.Set("simd", cpu_simd_name());
+  return o;
+}
+
+Napi::Object OpTable(Napi::Env env) {
+  Napi::Object ops = Napi::Object::New(env);
+  int i;
+#define VLMOE_NAME(name, kind, expr) t.Set(#name, i++);
+  {
+    Napi::Object t = Napi::Object::New(env);
+    i = 0;
+    VLMOE_UNARY_OPS(VLMOE_NAME)
+    ops.Set("unary", t);
+  }
+  {
+    Napi::Object t = Napi::Object::New(env);
+    i = 0;
+    VLMOE_PRED_OPS(VLMOE_NAME)
+    ops.Set("pred", t);
+  }
+  {
+    Napi::Object t = Napi::Object::New(env);
+    i = 0;
+    VLMOE_BINARY_OPS(VLMOE_NAME)
+    ops.Set("binary", t);
+  }
+  {
+    Napi::Object t = Napi::Object::New(env);
+    i = 0;
+    VLMOE_CMP_OPS(VLMOE_NAME)
+    ops.Set("compare", t);
+  }
+#undef VLMOE_NAME
+  return ops;
+}
+
+// alloc(device, nbytes) -> handle
+Napi::Value Alloc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  int device = I(info, 0);
+  double nb = info[1].As<Napi::Number>().DoubleValue();
+  if (nb < 0) throw std::invalid_argument("alloc: negative size");
+  int32_t h = storage_alloc(device, static_cast<size_t>(nb));
+  if (device == kCpu) adjust_external(env, static_cast<int64_t>(nb));
+  return Napi::Number::New(env, h);
+  VLMOE_CATCH(env)
+}
+
+// free(handle, arrayBuffer?) — detaches the cached CPU view so stale views read nothing.
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  int32_t h = I(info, 0);
+  const Buffer& b = storage_get(h);
+  if (info.Length() > 1 && info[1].IsArrayBuffer()) napi_detach_arraybuffer(env, info[1]);
+  if (b.device == kCpu) adjust_external(env, -static_cast<int64_t>(b.nbytes));
+  storage_free(h);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// arrayBuffer(handle) -> ArrayBuffer over a CPU storage (no copy).
+Napi::Value ArrayBufferOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  const Buffer& b = storage_get(I(info, 0));
+  if (b.device != kCpu) throw std::invalid_argument("arrayBuffer: storage is on cuda:" + std::to_string(b.device) + "; copy it to the CPU first");
+  return Napi::ArrayBuffer::New(env, b.ptr, b.nbytes);
+  VLMOE_CATCH(env)
+}
+
+// write(handle, byteOffset, typedArray) / read(handle, byteOffset, typedArray): host copies.
+Napi::Value Copy(const Napi::CallbackInfo& info, bool to_storage) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  const Buffer& b = storage_get(I(info, 0));
+  size_t off = static_cast<size_t>(info[1].As<Napi::Number>().DoubleValue());
+  Napi::TypedArray ta = info[2].As<Napi::TypedArray>();
+  size_t n = ta.ByteLength();
+  char* host = static_cast<char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  if (off + n > b.nbytes) throw std::out_of_range("copy: range outside the storage");
+  char* dev = static_cast<char*>(b.ptr) + off;
+  if (b.device == kCpu) {
+    if (to_storage) std::memcpy(dev, host, n);
+    else std::memcpy(host, dev, n);
+  } else if (to_storage) {
+    cuda_copy_h2d(b.device, dev, host, n);
+  } else {
+    cuda_copy_d2h(b.device, host, dev, n);
+  }
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+Napi::Value Write(const Napi::CallbackInfo& info) { return Copy(info, true); }
+Napi::Value Read(const Napi::CallbackInfo& info) { return Copy(info, false); }
+
+Napi::Value Args(const Napi::CallbackInfo& info) {
+  return Napi::ArrayBuffer::New(info.Env(), g_args, sizeof(g_args));
+}
+
+// ew(kind, op, dtypeIn, dtypeOut): 0 unary, 1 predicate, 2 binary, 3 compare, 4 where.
+// Block: iter, then s0, s1.
+Napi::Value Elementwise(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  const int kind = I(info, 0), op = I(info, 1);
+  const DType in = dtype_from_int(I(info, 2)), out = dtype_from_int(I(info, 3));
+  Reader r("elementwise");
+  int device;
+  switch (kind) {
+    case 0: {
+      DType ts[2] = {out, in};
+      Iter it = r.iter(2, ts, &device);
+      OpParams p{r.f(), r.f()};
+      if (op < 0 || op >= int(UnaryOp::kCount)) throw std::invalid_argument("unknown unary op");
+      if (device == kCpu) VLMOE_CPU(unary, UnaryOp(op), in, out, it, p);
+      else cuda_unary(device, UnaryOp(op), in, out, it, p);
+      break;
+    }
+    case 1: {
+      DType ts[2] = {DType::b8, in};
+      Iter it = r.iter(2, ts, &device);
+      if (op < 0 || op >= int(PredOp::kCount)) throw std::invalid_argument("unknown predicate op");
+      if (device == kCpu) VLMOE_CPU(pred, PredOp(op), in, it);
+      else cuda_pred(device, PredOp(op), in, it);
+      break;
+    }
+    case 2: {
+      DType ts[3] = {in, in, in};
+      Iter it = r.iter(3, ts, &device);
+      OpParams p{r.f(), r.f()};
+      if (op < 0 || op >= int(BinaryOp::kCount)) throw std::invalid_argument("unknown binary op");
+      if (device == kCpu) VLMOE_CPU(binary, BinaryOp(op), in, it, p);
+      else cuda_binary(device, BinaryOp(op), in, it, p);
+      break;
+    }
+    case 3: {
+      DType ts[3] = {DType::b8, in, in};
+      Iter it = r.iter(3, ts, &device);
+      if (op < 0 || op >= int(CmpOp::kCount)) throw std::invalid_argument("unknown compare op");
+      if (device == kCpu) VLMOE_CPU(compare, CmpOp(op), in, it);
+      else cuda_compare(device, CmpOp(op), in, it);
+      break;
+    }
+    case 4: {
+      DType ts[4] = {in, DType::b8, in, in};
+      Iter it = r.iter(4, ts, &device);
+      if (device == kCpu) VLMOE_CPU(where, in, it);
+      else cuda_where(device, in, it);
+      break;
+    }
+    default: throw std::invalid_argument("unknown elementwise kind");
+  }
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// fill(dtype): block: handle, offset, n, value
+Napi::Value Fill(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  Reader r("fill");
+  int64_t n = static_cast<int64_t>(g_args[2]);
+  Operand o = r.block(t, n);
+  r.n();  // n, already read
+  double v = r.f();
+  if (o.device == kCpu) VLMOE_CPU(fill, t, o.ptr, n, v);
+  else cuda_fill(o.device, t, o.ptr, n, v);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// reduce(op, dtype, withIndex): block: iter (out, in[, index])
+Napi::Value Reduce(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  int op = I(info, 0);
+  DType t = dtype_from_int(I(info, 1));
+  bool with_index = I(info, 2) != 0;
+  Reader r("reduce");
+  DType ts[3] = {t, t, DType::i64};
+  int device;
+  Iter it = r.iter(with_index ? 3 : 2, ts, &device);
+  if (device != kCpu) no_cuda_kernel("reduce");
+  VLMOE_CPU(reduce, op, t, it, nullptr, with_index, nullptr, nullptr);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// cumsum(dtype): block: iter (out, in) without the scanned dim, len, inStride, outStride
+Napi::Value Cumsum(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  Reader r("cumsum");
+  DType ts[2] = {t, t};
+  int device;
+  Iter it = r.iter(2, ts, &device);
+  int64_t len = r.n(), sin = r.n(), sout = r.n();
+  if (device != kCpu) no_cuda_kernel("cumsum");
+  VLMOE_CPU(cumsum, t, it, len, sin, sout);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// softmax(dtype, log, maskKind 0 none / 1 bool / 2 additive):
+// block: rows, cols, scale, x, y, [mask handle, offset, ndim, rowShape..., strides..., colStride]
+Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  SoftmaxArgs a;
+  a.log = I(info, 1) != 0;
+  int mask_kind = I(info, 2);
+  Reader r("softmax");
+  a.r.rows = r.n();
+  a.r.cols = r.n();
+  a.scale = r.f();
+  const int64_t n = a.r.rows * a.r.cols;
+  Operand x = r.block(t, n), y = r.block(t, n);
+  if (x.device != kCpu || y.device != kCpu) no_cuda_kernel("softmax");
+  a.x = x.ptr;
+  a.y = y.ptr;
+  if (mask_kind) {
+    a.mask_bool = mask_kind == 1;
+    DType mt = a.mask_bool ? DType::b8 : t;
+    int32_t h = static_cast<int32_t>(r.n());
+    int64_t off = r.n();
+    a.mask_ndim = static_cast<int>(r.n());
+    if (a.mask_ndim > kMaxDims) throw std::invalid_argument("softmax: mask has too many dims");
+    for (int d = 0; d < a.mask_ndim; ++d) a.row_shape[d] = r.n();
+    int64_t hi = 0, lo = 0;
+    for (int d = 0; d < a.mask_ndim; ++d) {
+      a.mask_stride[d] = r.n();
+      (a.mask_stride[d] < 0 ? lo : hi) += a.mask_stride[d] * (a.row_shape[d] - 1);
+    }
+    a.mask_col_stride = r.n();
+    (a.mask_col_stride < 0 ? lo : hi) += a.mask_col_stride * (a.r.cols - 1);
+    const Buffer& b = storage_get(h);
+    int64_t es = int64_t(dtype_size(mt));
+    if (b.device != kCpu) no_cuda_kernel("softmax");
+    if (n > 0 && (off + lo < 0 || (off + hi + 1) * es > int64_t(b.nbytes)))
+      throw std::out_of_range("softmax: mask view reaches outside its storage");
+    a.mask = static_cast<char*>(b.ptr) + off * es;
+  }
+  VLMOE_CPU(softmax_forward, t, a);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// softmaxBackward(dtype, log): block: rows, cols, y, g, dx
+Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  bool log = I(info, 1) != 0;
+  Reader r("softmax_backward");
+  RowArgs ra{r.n(), r.n()};
+  const int64_t n = ra.rows * ra.cols;
+  Operand y = r.block(t, n), g = r.block(t, n), dx = r.block(t, n);
+  if (y.device != kCpu) no_cuda_kernel("softmax_backward");
+  VLMOE_CPU(softmax_backward, t, ra, log, y.ptr, g.ptr, dx.ptr);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// layerNorm(dtype, hasWeight, hasBias): block: rows, cols, eps, x, [w], [b], y, mean, rstd
+Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  bool hw = I(info, 1) != 0, hb = I(info, 2) != 0;
+  Reader r("layer_norm");
+  RowArgs ra{r.n(), r.n()};
+  double eps = r.f();
+  const int64_t n = ra.rows * ra.cols;
+  Operand x = r.block(t, n);
+  void* w = hw ? r.block(t, ra.cols).ptr : nullptr;
+  void* b = hb ? r.block(t, ra.cols).ptr : nullptr;
+  Operand y = r.block(t, n), mean = r.block(t, ra.rows), rstd = r.block(t, ra.rows);
+  if (x.device != kCpu) no_cuda_kernel("layer_norm");
+  VLMOE_CPU(layernorm_forward, t, ra, eps, x.ptr, w, b, y.ptr, mean.ptr, rstd.ptr);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// layerNormBackward(dtype, hasWeight, wantDx, wantDw, wantDb):
+// block: rows, cols, x, [w], mean, rstd, g, [dx], [dw], [db]
+Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  bool hw = I(info, 1) != 0, wdx = I(info, 2) != 0, wdw = I(info, 3) != 0, wdb = I(info, 4) != 0;
+  Reader r("layer_norm_backward");
+  RowArgs ra{r.n(), r.n()};
+  const int64_t n = ra.rows * ra.cols;
+  Operand x = r.block(t, n);
+  const void* w = hw ? r.block(t, ra.cols).ptr : nullptr;
+  Operand mean = r.block(t, ra.rows), rstd = r.block(t, ra.rows), g = r.block(t, n);
+  void* dx = wdx ? r.block(t, n).ptr : nullptr;
+  void* dw = wdw ? r.block(t, ra.cols).ptr : nullptr;
+  void* db = wdb ? r.block(t, ra.cols).ptr : nullptr;
+  if (x.device != kCpu) no_cuda_kernel("layer_norm_backward");
+  VLMOE_CPU(layernorm_backward, t, ra, x.ptr, w, mean.ptr, rstd.ptr, g.ptr, dx, dw, db);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// topk(dtype, largest): block: rows, cols, k, x, values, indices(int64)
+Napi::Value TopK(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  bool largest = I(info, 1) != 0;
+  Reader r("topk");
+  RowArgs ra{r.n(), r.n()};
+  int64_t k = r.n();
+  if (k < 0 || k > ra.cols) throw std::out_of_range("topk: k = " + std::to_string(k) + " is out of range for a dimension of size " + std::to_string(ra.cols));
+  Operand x = r.block(t, ra.rows * ra.cols), v = r.block(t, ra.rows * k), ix = r.block(DType::i64, ra.rows * k);
+  if (x.device != kCpu) no_cuda_kernel("topk");
+  VLMOE_CPU(topk, t, ra, k, largest, x.ptr, v.ptr, reinterpret_cast<int64_t*>(ix.ptr));
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// gemm(dtype, transA, transB): block: batch, M, N, K, alpha, beta, lda, ldb, ldc,
+// strideA, strideB, strideC, A, B, C (handle, offset each)
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  bool ta = I(info, 1) != 0, tb = I(info, 2) != 0;
+  Reader r("matmul");
+  int64_t batch = r.n(), M = r.n(), N = r.n(), K = r.n();
+  double alpha = r.f(), beta = r.f();
+  int64_t lda = r.n(), ldb = r.n(), ldc = r.n(), sA = r.n(), sB = r.n(), sC = r.n();
+  auto reach = [&](int64_t rows, int64_t cols, int64_t ld, int64_t s) {
+    return (rows == 0 || cols == 0 || batch == 0) ? int64_t(-1) : (batch - 1) * s + (rows - 1) * ld + cols - 1;
+  };
+  Operand A = r.ptr(t, 0, ta ? reach(K, M, lda, sA) : reach(M, K, lda, sA));
+  Operand B = r.ptr(t, 0, tb ? reach(N, K, ldb, sB) : reach(K, N, ldb, sB));
+  Operand C = r.ptr(t, 0, reach(M, N, ldc, sC));
+  if (A.device != kCpu) no_cuda_kernel("matmul");
+  if (t == DType::f32)
+    gemm_batched_f32(batch, ta, tb, M, N, K, float(alpha), reinterpret_cast<const float*>(A.ptr), lda, sA,
+                     reinterpret_cast<const float*>(B.ptr), ldb, sB, float(beta), reinterpret_cast<float*>(C.ptr), ldc, sC);
+  else if (t == DType::f64)
+    gemm_batched_f64(batch, ta, tb, M, N, K, alpha, reinterpret_cast<const double*>(A.ptr), lda, sA,
+                     reinterpret_cast<const double*>(B.ptr), ldb, sB, beta, reinterpret_cast<double*>(C.ptr), ldc, sC);
+  else
+    throw std::invalid_argument(std::string("matmul: dtype ") + dtype_name(t) + " is not supported (use float32 or float64)");
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// gemmReference(dtype, transA, transB): same block as gemm, plain triple loop (tests).
+Napi::Value GemmReference(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  bool ta = I(info, 1) != 0, tb = I(info, 2) != 0;
+  Reader r("gemm_reference");
+  int64_t batch = r.n(), M = r.n(), N = r.n(), K = r.n();
+  double alpha = r.f(), beta = r.f();
+  int64_t lda = r.n(), ldb = r.n(), ldc = r.n(), sA = r.n(), sB = r.n(), sC = r.n();
+  auto reach = [&](int64_t rows, int64_t cols, int64_t ld, int64_t s) {
+    return (rows == 0 || cols == 0 || batch == 0) ? int64_t(-1) : (batch - 1) * s + (rows - 1) * ld + cols - 1;
+  };
+  Operand A = r.ptr(t, 0, ta ? reach(K, M, lda, sA) : reach(M, K, lda, sA));
+  Operand B = r.ptr(t, 0, tb ? reach(N, K, ldb, sB) : reach(K, N, ldb, sB));
+  Operand C = r.ptr(t, 0, reach(M, N, ldc, sC));
+  for (int64_t b = 0; b < batch; ++b) {
+    if (t == DType::f32)
+      gemm_reference_f32(ta, tb, M, N, K, float(alpha), reinterpret_cast<const float*>(A.ptr) + b * sA, lda,
+                         reinterpret_cast<const float*>(B.ptr) + b * sB, ldb, float(beta), reinterpret_cast<float*>(C.ptr) + b * sC, ldc);
+    else if (t == DType::f64)
+      gemm_reference_f64(ta, tb, M, N, K, alpha, reinterpret_cast<const double*>(A.ptr) + b * sA, lda,
+                         reinterpret_cast<const double*>(B.ptr) + b * sB, ldb, beta, reinterpret_cast<double*>(C.ptr) + b * sC, ldc);
+    else
+      throw std::invalid_argument("gemm_reference: float32 or float64 only");
+  }
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// indexSelect(dtype, idxDtype): block: outer, size, inner, m, x, idx, out
+Napi::Value IndexSelect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0)), it = dtype_from_int(I(info, 1));
+  Reader r("index_select");
+  int64_t outer = r.n(), size = r.n(), inner = r.n(), m = r.n();
+  Operand x = r.block(t, outer * size * inner), idx = r.block(it, m), out = r.block(t, outer * m * inner);
+  if (x.device != kCpu) no_cuda_kernel("index_select");
+  index_select(t, x.ptr, outer, size, inner, it, idx.ptr, m, out.ptr);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// indexAdd(dtype, idxDtype): block: outer, size, inner, m, out, idx, src
+Napi::Value IndexAdd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0)), it = dtype_from_int(I(info, 1));
+  Reader r("index_add");
+  int64_t outer = r.n(), size = r.n(), inner = r.n(), m = r.n();
+  Operand out = r.block(t, outer * size * inner), idx = r.block(it, m), src = r.block(t, outer * m * inner);
+  if (out.device != kCpu) no_cuda_kernel("index_add");
+  index_add(t, out.ptr, outer, size, inner, it, idx.ptr, m, src.ptr);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// gather / scatterAdd(dtype, idxDtype): block: iter(3), dimStride, dimSize
+Napi::Value GatherScatter(const Napi::CallbackInfo& info, bool scatter) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0)), itype = dtype_from_int(I(info, 1));
+  Reader r(scatter ? "scatter_add" : "gather");
+  DType ts[3] = {t, itype, t};
+  int device;
+  Iter it = r.iter(3, ts, &device);
+  int64_t ds = r.n(), dsize = r.n();
+  if (device != kCpu) no_cuda_kernel(scatter ? "scatter_add" : "gather");
+  if (scatter) scatter_add(t, itype, it, ds, dsize);
+  else gather(t, itype, it, ds, dsize);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+Napi::Value Gather(const Napi::CallbackInfo& info) { return GatherScatter(info, false); }
+Napi::Value ScatterAdd(const Napi::CallbackInfo& info) { return GatherScatter(info, true); }
+
+// random(kind, dtype): kind 0 uniform(lo, hi), 1 normal(mean, std), 2 int(low, high).
+// block: handle, offset, n, seed, counter offset, a, b
+Napi::Value Random(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  int kind = I(info, 0);
+  DType t = dtype_from_int(I(info, 1));
+  Reader r("random");
+  int64_t n = static_cast<int64_t>(g_args[2]);
+  Operand o = r.block(t, n);
+  r.n();
+  uint64_t seed = static_cast<uint64_t>(r.f()), off = static_cast<uint64_t>(r.f());
+  double a = r.f(), b = r.f();
+  if (o.device == kCpu) {
+    if (kind == 0) rand_uniform(t, o.ptr, n, seed, off, a, b);
+    else if (kind == 1) rand_normal(t, o.ptr, n, seed, off, a, b);
+    else rand_int(t, o.ptr, n, seed, off, static_cast<int64_t>(a), static_cast<int64_t>(b));
+  } else {
+    if (kind == 0) cuda_rand_uniform(o.device, t, o.ptr, n, seed, off, a, b);
+    else if (kind == 1) cuda_rand_normal(o.device, t, o.ptr, n, seed, off, a, b);
+    else no_cuda_kernel("randint");
+  }
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// dropout(dtype): block: n, p, seed, offset, x, y, mask(uint8)
+Napi::Value Dropout(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  Reader r("dropout");
+  int64_t n = r.n();
+  double p = r.f();
+  uint64_t seed = static_cast<uint64_t>(r.f()), off = static_cast<uint64_t>(r.f());
+  Operand x = r.block(t, n), y = r.block(t, n), m = r.block(DType::u8, n);
+  if (x.device != kCpu) no_cuda_kernel("dropout");
+  dropout(t, x.ptr, y.ptr, reinterpret_cast<uint8_t*>(m.ptr), n, p, seed, off);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  set_num_threads(I(info, 0));
+  return info.Env().Undefined();
+}
+
+Napi::Value SetGemmBuiltin(const Napi::CallbackInfo& info) {
+  gemm_set_force_builtin(info[0].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
+Napi::Value Synchronize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  int d = I(info, 0);
+  if (d >= 0) cuda_synchronize(d);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+Napi::Value Memory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto pack = [&](const MemStats& s) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("live", double(s.live));
+    o.Set("peak", double(s.peak));
+    o.Set("allocs", double(s.allocs));
+    return o;
+  };
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("cpu", pack(storage_stats(kCpu)));
+  Napi::Array cuda = Napi::Array::New(env);
+  for (int d = 0; d <= storage_max_device(); ++d) cuda.Set(uint32_t(d), pack(storage_stats(d)));
+  o.Set("cuda", cuda);
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Napi::Object dtypes = Napi::Object::New(env);
+  for (int i = 0; i < kNumDTypes; ++i) dtypes.Set(dtype_name(DType(i)), i);
+  exports.Set("dtypes", dtypes);
+  exports.Set("ops", OpTable(env));
+  exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("alloc", Napi::Function::New(env, Alloc, "alloc"));
+  exports.Set("free", Napi::Function::New(env, Free, "free"));
+  exports.Set("arrayBuffer", Napi::Function::New(env, ArrayBufferOf, "arrayBuffer"));
+  exports.Set("write", Napi::Function::New(env, Write, "write"));
+  exports.Set("read", Napi::Function::New(env, Read, "read"));
+  exports.Set("args", Napi::Function::New(env, Args, "args"));
+  exports.Set("ew", Napi::Function::New(env, Elementwise, "ew"));
+  exports.Set("fill", Napi::Function::New(env, Fill, "fill"));
+  exports.Set("reduce", Napi::Function::New(env, Reduce, "reduce"));
+  exports.Set("cumsum", Napi::Function::New(env, Cumsum, "cumsum"));
+  exports.Set("softmax", Napi::Function::New(env, Softmax, "softmax"));
+  exports.Set("softmaxBackward", Napi::Function::New(env, SoftmaxBackward, "softmaxBackward"));
+  exports.Set("layerNorm", Napi::Function::New(env, LayerNorm, "layerNorm"));
+  exports.Set("layerNormBackward", Napi::Function::New(env, LayerNormBackward, "layerNormBackward"));
+  exports.Set("topk", Napi::Function::New(env, TopK, "topk"));
+  exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
+  exports.Set("gemmReference", Napi::Function::New(env, GemmReference, "gemmReference"));
+  exports.Set("indexSelect", Napi::Function::New(env, IndexSelect, "indexSelect"));
+  exports.Set("indexAdd", Napi::Function::New(env, IndexAdd, "indexAdd"));
+  exports.Set("gather", Napi::Function::New(env, Gather, "gather"));
+  exports.Set("scatterAdd", Napi::Function::New(env, ScatterAdd, "scatterAdd"));
+  exports.Set("random", Napi::Function::New(env, Random, "random"));
+  exports.Set("dropout", Napi::Function::New(env, Dropout, "dropout"));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("setGemmBuiltin", Napi::Function::New(env, SetGemmBuiltin, "setGemmBuiltin"));
+  exports.Set("synchronize", Napi::Function::New(env, Synchronize, "synchronize"));
+  exports.Set("memory", Napi::Function::New(env, Memory, "memory"));
+  return exports;
+}
+
+}  // namespace
+
+}  // namespace vlmoe
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return vlmoe::Init(env, exports); }
+NODE_API_MODULE(vlmoe_native, InitModule)

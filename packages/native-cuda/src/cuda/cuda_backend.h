@@ -1,0 +1,31 @@
+// The CUDA side of the addon. Built from cuda/*.cu when CMake finds a CUDA compiler
+// (VLMOE_HAVE_CUDA); otherwise cuda_stub.cpp provides the same functions, which report
+// zero devices and raise a clear error if called.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "../dtype.h"
+#include "../iter.h"
+#include "../ops.h"
+
+namespace vlmoe {
+
+bool cuda_compiled();
+int cuda_device_count();  // 0 when no driver or no GPU
+void* cuda_alloc(int device, size_t nbytes);
+void cuda_free(int device, void* p);
+void cuda_copy_h2d(int device, void* dst, const void* src, size_t nbytes);
+void cuda_copy_d2h(int device, void* dst, const void* src, size_t nbytes);
+void cuda_synchronize(int device);
+void cuda_fill(int device, DType t, void* dst, int64_t n, double value);
+// Elementwise families, same operand conventions as the CPU kernels (kernels.h).
+void cuda_unary(int device, UnaryOp op, DType in, DType out, Iter& it, const OpParams& p);
+void cuda_pred(int device, PredOp op, DType in, Iter& it);
+void cuda_binary(int device, BinaryOp op, DType t, Iter& it, const OpParams& p);
+void cuda_compare(int device, CmpOp op, DType t, Iter& it);
+void cuda_where(int device, DType t, Iter& it);
+void cuda_rand_uniform(int device, DType t, void* dst, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi);
+void cuda_rand_normal(int device, DType t, void* dst, int64_t n, uint64_t seed, uint64_t offset, double mean, double std);
+
+}  // namespace vlmoe

@@ -1,0 +1,27 @@
+// Used when the addon is built without a CUDA compiler: no devices, clear errors.
+#include <stdexcept>
+
+#include "cuda_backend.h"
+
+namespace vlmoe {
+namespace {
+[[noreturn]] void no_cuda() {
+  throw std::runtime_error("this build of @vlmoe/native-cuda has no CUDA support (no CUDA compiler was found at build time)");
+}
+}  // namespace
+bool cuda_compiled() { return false; }
+int cuda_device_count() { return 0; }
+void* cuda_alloc(int, size_t) { no_cuda(); }
+void cuda_free(int, void*) { no_cuda(); }
+void cuda_copy_h2d(int, void*, const void*, size_t) { no_cuda(); }
+void cuda_copy_d2h(int, void*, const void*, size_t) { no_cuda(); }
+void cuda_synchronize(int) { no_cuda(); }
+void cuda_fill(int, DType, void*, int64_t, double) { no_cuda(); }
+void cuda_unary(int, UnaryOp, DType, DType, Iter&, const OpParams&) { no_cuda(); }
+void cuda_pred(int, PredOp, DType, Iter&) { no_cuda(); }
+void cuda_binary(int, BinaryOp, DType, Iter&, const OpParams&) { no_cuda(); }
+void cuda_compare(int, CmpOp, DType, Iter&) { no_cuda(); }
+void cuda_where(int, DType, Iter&) { no_cuda(); }
+void cuda_rand_uniform(int, DType, void*, int64_t, uint64_t, uint64_t, double, double) { no_cuda(); }
+void cuda_rand_normal(int, DType, void*, int64_t, uint64_t, uint64_t, double, double) { no_cuda(); }
+}  // namespace vlmoe

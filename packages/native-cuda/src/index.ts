@@ -1,0 +1,88 @@
+/**
+ * @vlmoe/native-cuda — the compiled addon: device memory by integer handle, CPU kernels
+ * (thread pool, AVX2/FMA with a portable fallback, OpenBLAS or built-in GEMM) and, when
+ * built with a CUDA compiler, CUDA memory and elementwise kernels.
+ *
+ * This module only loads the binary and types its surface; `@vlmoe/tensor` is the API
+ * users program against. Numeric arguments of kernels travel through `argBlock` (a
+ * Float64Array shared with C++), see src/args.h.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeInfo {
+  cudaCompiled: boolean;
+  cudaDevices: number;
+  /** GEMM in use: "openblas" or "builtin". */
+  blas: string;
+  blasAvailable: boolean;
+  /** Micro-kernel of the built-in GEMM on this CPU. */
+  gemmKernel: string;
+  threads: number;
+  /** Elementwise kernel set: "avx2-fma" or "portable". */
+  simd: string;
+}
+
+export interface MemStats {
+  live: number;
+  peak: number;
+  allocs: number;
+}
+
+export interface NativeAddon {
+  dtypes: Record<string, number>;
+  ops: { unary: Record<string, number>; pred: Record<string, number>; binary: Record<string, number>; compare: Record<string, number> };
+  info(): NativeInfo;
+  alloc(device: number, nbytes: number): number;
+  free(handle: number, view?: ArrayBuffer): void;
+  arrayBuffer(handle: number): ArrayBuffer;
+  write(handle: number, byteOffset: number, src: ArrayBufferView): void;
+  read(handle: number, byteOffset: number, dst: ArrayBufferView): void;
+  args(): ArrayBuffer;
+  ew(kind: number, op: number, dtypeIn: number, dtypeOut: number): void;
+  fill(dtype: number): void;
+  reduce(op: number, dtype: number, withIndex: number): void;
+  cumsum(dtype: number): void;
+  softmax(dtype: number, log: number, maskKind: number): void;
+  softmaxBackward(dtype: number, log: number): void;
+  layerNorm(dtype: number, hasWeight: number, hasBias: number): void;
+  layerNormBackward(dtype: number, hasWeight: number, wantDx: number, wantDw: number, wantDb: number): void;
+  topk(dtype: number, largest: number): void;
+  gemm(dtype: number, transA: number, transB: number): void;
+  gemmReference(dtype: number, transA: number, transB: number): void;
+  indexSelect(dtype: number, indexDtype: number): void;
+  indexAdd(dtype: number, indexDtype: number): void;
+  gather(dtype: number, indexDtype: number): void;
+  scatterAdd(dtype: number, indexDtype: number): void;
+  random(kind: number, dtype: number): void;
+  dropout(dtype: number): void;
+  setNumThreads(n: number): void;
+  setGemmBuiltin(force: boolean): void;
+  synchronize(device: number): void;
+  memory(): { cpu: MemStats; cuda: MemStats[] };
+}
+
+function findBinary(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  // src/ and dist/ both sit one level below the package root.
+  const candidates = [join(here, '..', 'build', 'Release', 'vlmoe_native.node'), join(here, '..', 'build', 'Debug', 'vlmoe_native.node')];
+  for (const c of candidates) if (existsSync(c)) return c;
+  throw new Error(
+    `@vlmoe/native-cuda: the compiled addon was not found (looked in ${candidates.join(', ')}). ` +
+      'Build it with `npm run build` (needs cmake and a C++17 compiler; see packages/native-cuda/README.md).',
+  );
+}
+
+const require = createRequire(import.meta.url);
+
+/** The loaded addon. */
+export const native: NativeAddon = require(findBinary()) as NativeAddon;
+
+/** Shared argument block (see src/args.h). */
+export const argBlock = new Float64Array(native.args());
+
+export function info(): NativeInfo {
+  return native.info();
+}

@@ -1,0 +1,33 @@
+// Device memory owned by the addon, named by integer handles.
+//
+// JavaScript holds handles, never pointers. A handle is valid until free(); a freed or
+// unknown handle raises a clear error instead of touching memory. CPU buffers are 64-byte
+// aligned. Live and peak bytes are tracked per device.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace vlmoe {
+
+constexpr int kCpu = -1;  // device code of the host; CUDA devices are 0, 1, ...
+
+struct Buffer {
+  void* ptr = nullptr;
+  size_t nbytes = 0;
+  int device = kCpu;
+  bool live = false;
+};
+
+struct MemStats {
+  int64_t live = 0, peak = 0, allocs = 0;
+};
+
+int32_t storage_alloc(int device, size_t nbytes);
+void storage_free(int32_t handle);
+// Throws std::invalid_argument naming the handle if it is not live.
+const Buffer& storage_get(int32_t handle);
+MemStats storage_stats(int device);  // kCpu or a CUDA ordinal
+int storage_max_device();           // highest CUDA ordinal that ever allocated, or -1
+
+}  // namespace vlmoe
