@@ -23,8 +23,8 @@ void run_rows(Iter& it, int64_t grain, F&& row) {
 template <class Ti, class To, class F>
 void unary_loop(Iter& it, F f) {
   run_rows(it, kElementwiseGrain, [&](char** p, int64_t n, const int64_t* s) {
-    To* __restrict o = reinterpret_cast<To*>(p[0]);
-    const Ti* __restrict a = reinterpret_cast<const Ti*>(p[1]);
+    To* o = reinterpret_cast<To*>(p[0]);
+    const Ti* a = reinterpret_cast<const Ti*>(p[1]);
     if (s[0] == 1 && s[1] == 1) {
       for (int64_t i = 0; i < n; ++i) o[i] = static_cast<To>(f(a[i]));
     } else if (s[0] == 1 && s[1] == 0) {
@@ -39,9 +39,9 @@ void unary_loop(Iter& it, F f) {
 template <class T, class To, class F>
 void binary_loop(Iter& it, F f) {
   run_rows(it, kElementwiseGrain, [&](char** p, int64_t n, const int64_t* s) {
-    To* __restrict o = reinterpret_cast<To*>(p[0]);
-    const T* __restrict a = reinterpret_cast<const T*>(p[1]);
-    const T* __restrict b = reinterpret_cast<const T*>(p[2]);
+    To* o = reinterpret_cast<To*>(p[0]);
+    const T* a = reinterpret_cast<const T*>(p[1]);
+    const T* b = reinterpret_cast<const T*>(p[2]);
     if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
       for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], b[i]);
     } else if (s[0] == 1 && s[1] == 1 && s[2] == 0) {

@@ -26,8 +26,6 @@
 // dimension keeps the duplicated packing small (each thread packs the whole of the other
 // operand, which is O(K*N) against O(M*N*K/threads) flops).
 #include <algorithm>
-#include <atomic>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -441,38 +439,49 @@ void run_with(const Args& g, T alpha, const T* A, const T* B, T beta, T* C, Bloc
   d.run(g, alpha, A, B, beta, C);
 }
 
-// Blocking choices per kernel. Numbers target current x86 server cores (32-48 KiB L1d,
-// 1-2 MiB L2, large shared L3) and are not critical within ~2x.
-//  * AVX-512 f32 8x32: B micro-panel 256 x 32 x 4 B = 32 KiB (L1), A block 256 x 256 x 4 B
-//    = 256 KiB (L2), B panel 256 x 4096 x 4 B = 4 MiB (L3).
-//  * f64 halves the elements per byte: same byte budgets.
-// Tuning hooks (VLMOE_GEMM_KC / _MC / _NC env vars) exist for benchmarking only.
+// Blocking choices per kernel, (KC, MC, NC) in elements. They target current x86 server
+// cores (32-48 KiB L1d, 1-2 MiB L2, a large shared L3); throughput is flat within a few
+// percent around them (measured on Zen 5: KC 256..1024 and MC 96..512 all land within
+// noise, KC < 256 loses a little to the extra C read/write passes).
+//  * AVX-512 f32, 8 x 32 tile (16 zmm accumulators; 6/8/12/14 rows were measured, 8 was
+//    best; 12 and 14 lose to register pressure on the broadcast operands):
+//    KC = 384: B micro-panel 384 x 32 x 4 B = 48 KiB (L1/L2), A micro-panel 12 KiB;
+//    MC = 192: A block 192 x 384 x 4 B = 288 KiB (L2);
+//    NC = 4096: B panel 384 x 4096 x 4 B = 6 MiB per thread (L3).
+//  * AVX-512 f64, 8 x 16 tile: the same byte budgets (MC and NC halved).
+//  * AVX2 6 x 16 f32 / 6 x 8 f64 (12 ymm accumulators, the classic Haswell shape):
+//    KC = 256 keeps the B micro-panel (16 KiB) in a 32 KiB L1.
+//  * Portable 4 x 8 f32 / 4 x 4 f64: sized for 16 SSE2 registers.
+// Tuning hooks: VLMOE_GEMM_KC / _MC / _NC override these (benchmarking only).
+int64_t env_int(const char* name) {
+  const char* s = std::getenv(name);
+  return s ? std::atoll(s) : 0;
+}
 Blocking with_env(Blocking b) {
-  static const int64_t kc = [] { const char* s = std::getenv("VLMOE_GEMM_KC"); return s ? std::atoll(s) : 0; }();
-  static const int64_t mc = [] { const char* s = std::getenv("VLMOE_GEMM_MC"); return s ? std::atoll(s) : 0; }();
-  static const int64_t nc = [] { const char* s = std::getenv("VLMOE_GEMM_NC"); return s ? std::atoll(s) : 0; }();
+  static const int64_t kc = env_int("VLMOE_GEMM_KC");
+  static const int64_t mc = env_int("VLMOE_GEMM_MC");
+  static const int64_t nc = env_int("VLMOE_GEMM_NC");
   if (kc > 0) b.kc = kc;
   if (mc > 0) b.mc = mc;
   if (nc > 0) b.nc = nc;
   return b;
 }
 
-#ifndef VLMOE_AVX512_MR
-#define VLMOE_AVX512_MR 8
-#endif
+// Rows of the AVX-512 tile (columns are two vectors: 32 f32 / 16 f64).
+constexpr int kAvx512MR = 8;
 
 #if VLMOE_GEMM_X86
 void run_f32_avx512(const Args& g, float alpha, const float* A, const float* B, float beta,
                     float* C) {
-  constexpr int MR = VLMOE_AVX512_MR;
+  constexpr int MR = kAvx512MR;
   run_with<float, MR, 32, kernel_avx512<V512f, MR, 2>>(g, alpha, A, B, beta, C,
-                                                       with_env({256, 256, 4096}));
+                                                       with_env({384, 192, 4096}));
 }
 void run_f64_avx512(const Args& g, double alpha, const double* A, const double* B,
                     double beta, double* C) {
-  constexpr int MR = VLMOE_AVX512_MR;
+  constexpr int MR = kAvx512MR;
   run_with<double, MR, 16, kernel_avx512<V512d, MR, 2>>(g, alpha, A, B, beta, C,
-                                                        with_env({256, 128, 2048}));
+                                                        with_env({384, 96, 2048}));
 }
 void run_f32_avx2(const Args& g, float alpha, const float* A, const float* B, float beta,
                   float* C) {

@@ -5,8 +5,10 @@
 //   --reps   timed repetitions per case and path (best is reported; default 7)
 //   --trans  also run transA / transB variants of each case
 // Both paths run with their default thread counts (the pool: hardware_concurrency or
-// VLMOE_NUM_THREADS; OpenBLAS: OPENBLAS_NUM_THREADS or the core count). The two paths are
-// timed alternately so that machine noise hits both alike; best-of-N is reported.
+// VLMOE_NUM_THREADS; OpenBLAS: OPENBLAS_NUM_THREADS or the core count). Each path gets a
+// time-based warm-up and best-of-N timing. Paths are timed one after the other, with a
+// pause between them: OpenBLAS's threads busy-wait after a call and would otherwise steal
+// the second core from the builtin path (interleaving them halves the builtin numbers).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +16,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../../src/cpu/gemm.h"
@@ -62,13 +65,15 @@ void bench(const std::vector<Case>& cases, int reps) {
     const int inner = std::max(1, int(2e-2 / (flops / 100e9)));
     double best[2] = {1e30, 1e30};
     const int npaths = have_blas ? 2 : 1;
-    for (int p = 0; p < npaths; ++p) {  // warm-up (packing buffers, thread wake, caches)
+    for (int p = 0; p < npaths; ++p) {
       gemm_set_force_builtin(p == 0);
-      for (int i = 0; i < 2; ++i) call<T>(c.ta, c.tb, c.M, c.N, c.K, A.data(), B.data(), C.data());
-    }
-    for (int r = 0; r < reps; ++r) {
-      for (int p = 0; p < npaths; ++p) {
-        gemm_set_force_builtin(p == 0);
+      // OpenBLAS worker threads spin for a while after each call; give them time to park
+      // so they do not steal a core from the pool while the builtin path is timed.
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      // Warm-up for >= 0.2 s: packing buffers, page faults, thread wake-up, clock ramp.
+      for (const double t0 = now_s(); now_s() - t0 < 0.2;)
+        call<T>(c.ta, c.tb, c.M, c.N, c.K, A.data(), B.data(), C.data());
+      for (int r = 0; r < reps; ++r) {
         const double t0 = now_s();
         for (int i = 0; i < inner; ++i)
           call<T>(c.ta, c.tb, c.M, c.N, c.K, A.data(), B.data(), C.data());

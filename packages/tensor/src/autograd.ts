@@ -1,0 +1,148 @@
+/**
+ * Reverse-mode autograd on a define-by-run tape. Each differentiable op output carries a
+ * Node with its inputs, the tensors its backward needs, and the backward rule (which lives
+ * next to the op's forward in ops/). `backward()` walks the graph in reverse topological
+ * order, accumulates into leaves' `.grad`, and calls each leaf's post-accumulate hooks as
+ * soon as that leaf's gradient is complete (the parallel engine buckets all-reduces there).
+ */
+import type { Tensor } from './tensor.js';
+
+export type BackwardFn = (grad: Tensor) => (Tensor | null)[];
+
+export class Node {
+  released = false;
+  constructor(
+    readonly name: string,
+    readonly inputs: (Tensor | null)[],
+    readonly backward: BackwardFn,
+    public saved: Tensor[] = [],
+  ) {}
+}
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn with gradient recording off (like torch.no_grad). */
+export function noGrad<R>(fn: () => R): R {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Runs fn with gradient recording on, even inside noGrad. */
+export function enableGrad<R>(fn: () => R): R {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/**
+ * Attaches a Node to `out` when grad mode is on and any input requires grad.
+ * `saved` lists tensors the backward reads (kept alive by scopes with the graph).
+ */
+export function record(out: Tensor, name: string, inputs: (Tensor | null)[], backward: BackwardFn, saved: Tensor[] = []): Tensor {
+  if (!gradEnabled) return out;
+  let any = false;
+  for (const x of inputs) if (x && x.requiresGrad) { any = true; break; }
+  if (!any) return out;
+  out.requiresGrad = true;
+  out.gradFn = new Node(name, inputs, backward, saved);
+  return out;
+}
+
+/** Whether recording would attach a node for these inputs (lets ops skip saving). */
+export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
+  if (!gradEnabled) return false;
+  for (const x of inputs) if (x && x.requiresGrad) return true;
+  return false;
+}
+
+export interface BackwardOptions {
+  /** Keep the graph so backward can run through it again. */
+  retainGraph?: boolean;
+}
+
+export function runBackward(root: Tensor, grad: Tensor | undefined, opts: BackwardOptions, ones: (like: Tensor) => Tensor,
+  accumulate: (leaf: Tensor, g: Tensor) => void, addGrads: (a: Tensor, b: Tensor) => Tensor): void {
+  if (!root.requiresGrad) throw new Error('backward: the tensor does not require grad (no input had requiresGrad set, or it was computed under noGrad)');
+  if (grad === undefined) {
+    if (root.numel !== 1) throw new Error(`backward: grad can be implicitly created only for scalar outputs, got shape [${root.shape.join(', ')}]`);
+    grad = ones(root);
+  } else if (grad.shape.length !== root.shape.length || grad.shape.some((s, i) => s !== root.shape[i])) {
+    throw new Error(`backward: gradient shape [${grad.shape.join(', ')}] does not match the tensor's shape [${root.shape.join(', ')}]`);
+  }
+  // Topological order of non-leaf tensors; consumer counts for every tensor.
+  const order: Tensor[] = [];
+  const visited = new Set<Tensor>();
+  const pending = new Map<Tensor, number>();
+  const stack: [Tensor, number][] = [[root, 0]];
+  visited.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    const [t, i] = top;
+    const node = t.gradFn;
+    if (node && i < node.inputs.length) {
+      top[1]++;
+      const x = node.inputs[i];
+      if (x && x.requiresGrad) {
+        pending.set(x, (pending.get(x) ?? 0) + 1);
+        if (!visited.has(x)) {
+          visited.add(x);
+          stack.push([x, 0]);
+        }
+      }
+      continue;
+    }
+    stack.pop();
+    if (node) order.push(t);
+  }
+  const grads = new Map<Tensor, Tensor>();
+  grads.set(root, grad);
+  const finishLeaf = (leaf: Tensor) => {
+    const g = grads.get(leaf);
+    grads.delete(leaf);
+    if (g) accumulate(leaf, g);
+  };
+  if (!root.gradFn) {
+    finishLeaf(root);
+    return;
+  }
+  for (let k = order.length - 1; k >= 0; --k) {
+    const t = order[k]!;
+    const node = t.gradFn!;
+    if (node.released) throw new Error(`backward: the graph through '${node.name}' was already freed by an earlier backward(); pass { retainGraph: true } to the first call`);
+    const g = grads.get(t);
+    grads.delete(t);
+    if (g) {
+      const gin = noGrad(() => node.backward(g));
+      for (let i = 0; i < node.inputs.length; ++i) {
+        const x = node.inputs[i];
+        const gi = gin[i];
+        if (!x || !x.requiresGrad || !gi) continue;
+        const prev = grads.get(x);
+        grads.set(x, prev ? addGrads(prev, gi) : gi);
+      }
+    }
+    for (const x of node.inputs) {
+      if (!x || !x.requiresGrad) continue;
+      const left = pending.get(x)! - 1;
+      pending.set(x, left);
+      if (left === 0 && !x.gradFn) finishLeaf(x);
+    }
+    if (!opts.retainGraph) {
+      node.released = true;
+      node.saved = [];
+    }
+  }
+}

@@ -1,0 +1,289 @@
+/**
+ * Kernel entry points over tensors: each writes the argument block and makes one native
+ * call. The native side checks every view against its storage's size, so a wrong stride
+ * here raises an error instead of touching stray memory.
+ */
+import { native } from '@vlmoe/native-cuda';
+import { dtypeCode } from '../dtype.js';
+import type { Tensor } from '../tensor.js';
+import { A, writeTensorIter } from './native.js';
+
+export const OPS = native.ops;
+
+export function unary(op: number, out: Tensor, a: Tensor, s0 = 0, s1 = 0): void {
+  const i = writeTensorIter(out.shape, [out, a]);
+  A[i] = s0;
+  A[i + 1] = s1;
+  native.ew(0, op, dtypeCode[a.dtype], dtypeCode[out.dtype]);
+}
+
+export function pred(op: number, out: Tensor, a: Tensor): void {
+  writeTensorIter(out.shape, [out, a]);
+  native.ew(1, op, dtypeCode[a.dtype], dtypeCode[out.dtype]);
+}
+
+export function binary(op: number, out: Tensor, a: Tensor, b: Tensor, s0 = 0): void {
+  const i = writeTensorIter(out.shape, [out, a, b]);
+  A[i] = s0;
+  A[i + 1] = 0;
+  native.ew(2, op, dtypeCode[a.dtype], dtypeCode[out.dtype]);
+}
+
+export function compare(op: number, out: Tensor, a: Tensor, b: Tensor): void {
+  writeTensorIter(out.shape, [out, a, b]);
+  native.ew(3, op, dtypeCode[a.dtype], dtypeCode[out.dtype]);
+}
+
+export function where(out: Tensor, cond: Tensor, a: Tensor, b: Tensor): void {
+  writeTensorIter(out.shape, [out, cond, a, b]);
+  native.ew(4, 0, dtypeCode[a.dtype], dtypeCode[out.dtype]);
+}
+
+/** Fills a contiguous tensor. */
+export function fill(out: Tensor, value: number): void {
+  A[0] = out.storage.handle;
+  A[1] = out.offset;
+  A[2] = out.numel;
+  A[3] = value;
+  native.fill(dtypeCode[out.dtype]);
+}
+
+/** kind 0 uniform [a, b), 1 normal(a, b), 2 integers [a, b). `out` contiguous. */
+export function random(kind: number, out: Tensor, seed: number, offset: number, a: number, b: number): void {
+  A[0] = out.storage.handle;
+  A[1] = out.offset;
+  A[2] = out.numel;
+  A[3] = seed;
+  A[4] = offset;
+  A[5] = a;
+  A[6] = b;
+  native.random(kind, dtypeCode[out.dtype]);
+}
+
+/**
+ * Reduction of `x` into `out` (same ndim as x, size 1 on reduced dims) — out's strides on
+ * reduced dims are written as 0. op: 0 sum, 1 max, 2 min, 3 prod.
+ */
+export function reduce(op: number, out: Tensor, x: Tensor, index?: Tensor): void {
+  const nd = x.shape.length;
+  let i = 0;
+  A[i++] = nd;
+  for (let d = 0; d < nd; ++d) A[i++] = x.shape[d]!;
+  const targets = index ? [out, x, index] : [out, x];
+  for (const t of targets) {
+    A[i++] = t.storage.handle;
+    A[i++] = t.offset;
+    for (let d = 0; d < nd; ++d) A[i++] = t === x || t.shape[d] !== 1 ? t.strides[d]! : 0;
+  }
+  native.reduce(op, dtypeCode[x.dtype], index ? 1 : 0);
+}
+
+/** Inclusive cumulative sum of x along dim into out (same shape). */
+export function cumsum(out: Tensor, x: Tensor, dim: number): void {
+  const shape = x.shape.filter((_, d) => d !== dim);
+  let i = 0;
+  A[i++] = shape.length;
+  for (const s of shape) A[i++] = s;
+  for (const t of [out, x]) {
+    A[i++] = t.storage.handle;
+    A[i++] = t.offset;
+    for (let d = 0; d < x.shape.length; ++d) if (d !== dim) A[i++] = t.strides[d]!;
+  }
+  A[i++] = x.shape[dim]!;
+  A[i++] = x.strides[dim]!;
+  A[i++] = out.strides[dim]!;
+  native.cumsum(dtypeCode[x.dtype]);
+}
+
+/** Row softmax of contiguous x [.., cols] into y; mask broadcastable to x (bool keep / additive). */
+export function softmax(y: Tensor, x: Tensor, log: boolean, scale: number, mask?: Tensor): void {
+  const cols = x.shape[x.shape.length - 1] ?? 1;
+  const rows = cols === 0 ? 0 : x.numel / cols;
+  let i = 0;
+  A[i++] = rows;
+  A[i++] = cols;
+  A[i++] = scale;
+  A[i++] = x.storage.handle;
+  A[i++] = x.offset;
+  A[i++] = y.storage.handle;
+  A[i++] = y.offset;
+  let kind = 0;
+  if (mask) {
+    kind = mask.dtype === 'bool' ? 1 : 2;
+    const nd = x.shape.length;
+    const off = nd - mask.shape.length;
+    const st = (d: number) => {
+      const md = d - off;
+      return md < 0 || mask.shape[md] === 1 ? 0 : mask.strides[md]!;
+    };
+    A[i++] = mask.storage.handle;
+    A[i++] = mask.offset;
+    A[i++] = nd - 1;
+    for (let d = 0; d < nd - 1; ++d) A[i++] = x.shape[d]!;
+    for (let d = 0; d < nd - 1; ++d) A[i++] = st(d);
+    A[i++] = st(nd - 1);
+  }
+  native.softmax(dtypeCode[x.dtype], log ? 1 : 0, kind);
+}
+
+export function softmaxBackward(dx: Tensor, y: Tensor, g: Tensor, log: boolean): void {
+  const cols = y.shape[y.shape.length - 1] ?? 1;
+  A[0] = cols === 0 ? 0 : y.numel / cols;
+  A[1] = cols;
+  A[2] = y.storage.handle;
+  A[3] = y.offset;
+  A[4] = g.storage.handle;
+  A[5] = g.offset;
+  A[6] = dx.storage.handle;
+  A[7] = dx.offset;
+  native.softmaxBackward(dtypeCode[y.dtype], log ? 1 : 0);
+}
+
+function put(i: number, t: Tensor | null | undefined): number {
+  if (!t) return i;
+  A[i++] = t.storage.handle;
+  A[i++] = t.offset;
+  return i;
+}
+
+export function layerNorm(y: Tensor, mean: Tensor, rstd: Tensor, x: Tensor, w: Tensor | null, b: Tensor | null, eps: number): void {
+  const cols = x.shape[x.shape.length - 1]!;
+  let i = 0;
+  A[i++] = cols === 0 ? 0 : x.numel / cols;
+  A[i++] = cols;
+  A[i++] = eps;
+  i = put(i, x);
+  i = put(i, w);
+  i = put(i, b);
+  i = put(i, y);
+  i = put(i, mean);
+  put(i, rstd);
+  native.layerNorm(dtypeCode[x.dtype], w ? 1 : 0, b ? 1 : 0);
+}
+
+export function layerNormBackward(x: Tensor, w: Tensor | null, mean: Tensor, rstd: Tensor, g: Tensor,
+  dx: Tensor | null, dw: Tensor | null, db: Tensor | null): void {
+  const cols = x.shape[x.shape.length - 1]!;
+  let i = 0;
+  A[i++] = cols === 0 ? 0 : x.numel / cols;
+  A[i++] = cols;
+  i = put(i, x);
+  i = put(i, w);
+  i = put(i, mean);
+  i = put(i, rstd);
+  i = put(i, g);
+  i = put(i, dx);
+  i = put(i, dw);
+  put(i, db);
+  native.layerNormBackward(dtypeCode[x.dtype], w ? 1 : 0, dx ? 1 : 0, dw ? 1 : 0, db ? 1 : 0);
+}
+
+export function topk(values: Tensor, indices: Tensor, x: Tensor, k: number, largest: boolean): void {
+  const cols = x.shape[x.shape.length - 1]!;
+  let i = 0;
+  A[i++] = cols === 0 ? 0 : x.numel / cols;
+  A[i++] = cols;
+  A[i++] = k;
+  i = put(i, x);
+  i = put(i, values);
+  put(i, indices);
+  native.topk(dtypeCode[x.dtype], largest ? 1 : 0);
+}
+
+export interface GemmOperand {
+  t: Tensor;
+  ld: number;
+  batchStride: number;
+  trans: boolean;
+}
+
+/** C[b] = alpha * op(A[b]) op(B[b]) + beta * C[b], row-major. */
+export function gemm(batch: number, M: number, N: number, K: number, a: GemmOperand, b: GemmOperand, c: { t: Tensor; ld: number; batchStride: number },
+  alpha = 1, beta = 0, reference = false): void {
+  let i = 0;
+  A[i++] = batch;
+  A[i++] = M;
+  A[i++] = N;
+  A[i++] = K;
+  A[i++] = alpha;
+  A[i++] = beta;
+  A[i++] = a.ld;
+  A[i++] = b.ld;
+  A[i++] = c.ld;
+  A[i++] = a.batchStride;
+  A[i++] = b.batchStride;
+  A[i++] = c.batchStride;
+  i = put(i, a.t);
+  i = put(i, b.t);
+  put(i, c.t);
+  (reference ? native.gemmReference : native.gemm)(dtypeCode[c.t.dtype], a.trans ? 1 : 0, b.trans ? 1 : 0);
+}
+
+export function indexSelect(out: Tensor, x: Tensor, idx: Tensor, outer: number, size: number, inner: number): void {
+  A[0] = outer;
+  A[1] = size;
+  A[2] = inner;
+  A[3] = idx.numel;
+  let i = put(4, x);
+  i = put(i, idx);
+  put(i, out);
+  native.indexSelect(dtypeCode[x.dtype], dtypeCode[idx.dtype]);
+}
+
+export function indexAdd(out: Tensor, idx: Tensor, src: Tensor, outer: number, size: number, inner: number): void {
+  A[0] = outer;
+  A[1] = size;
+  A[2] = inner;
+  A[3] = idx.numel;
+  let i = put(4, out);
+  i = put(i, idx);
+  put(i, src);
+  native.indexAdd(dtypeCode[out.dtype], dtypeCode[idx.dtype]);
+}
+
+/** out = x gathered along dim by idx (out and idx share a shape). */
+export function gather(out: Tensor, x: Tensor, dim: number, idx: Tensor): void {
+  const xs = x.strides.slice();
+  const ds = xs[dim]!;
+  xs[dim] = 0;
+  let i = writeTensorIter(idx.shape, [out, idx]);
+  const nd = idx.shape.length;
+  // x operand: x's strides with the gathered dim zeroed.
+  A[i++] = x.storage.handle;
+  A[i++] = x.offset;
+  for (let d = 0; d < nd; ++d) A[i++] = xs[d]!;
+  A[i++] = ds;
+  A[i++] = x.shape[dim]!;
+  native.gather(dtypeCode[x.dtype], dtypeCode[idx.dtype]);
+}
+
+/** out[..idx..] += src along dim (idx and src share a shape). */
+export function scatterAdd(out: Tensor, dim: number, idx: Tensor, src: Tensor): void {
+  const nd = idx.shape.length;
+  let i = 0;
+  A[i++] = nd;
+  for (let d = 0; d < nd; ++d) A[i++] = idx.shape[d]!;
+  A[i++] = out.storage.handle;
+  A[i++] = out.offset;
+  for (let d = 0; d < nd; ++d) A[i++] = d === dim ? 0 : out.strides[d]!;
+  for (const t of [idx, src]) {
+    A[i++] = t.storage.handle;
+    A[i++] = t.offset;
+    for (let d = 0; d < nd; ++d) A[i++] = t.strides[d]!;
+  }
+  A[i++] = out.strides[dim]!;
+  A[i++] = out.shape[dim]!;
+  native.scatterAdd(dtypeCode[out.dtype], dtypeCode[idx.dtype]);
+}
+
+/** y = x * keep / (1 - p); mask (uint8) records keep. All contiguous. */
+export function dropout(y: Tensor, mask: Tensor, x: Tensor, p: number, seed: number, offset: number): void {
+  A[0] = x.numel;
+  A[1] = p;
+  A[2] = seed;
+  A[3] = offset;
+  let i = put(4, x);
+  i = put(i, y);
+  put(i, mask);
+  native.dropout(dtypeCode[x.dtype]);
+}

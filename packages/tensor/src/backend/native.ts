@@ -1,0 +1,56 @@
+/**
+ * Writers for the addon's argument block. A kernel call writes its numbers into
+ * `argBlock` (shared Float64Array) and passes only small integer codes; see
+ * packages/native-cuda/src/args.h for the layout each entry point reads.
+ */
+import { argBlock } from '@vlmoe/native-cuda';
+import type { Tensor } from '../tensor.js';
+
+export const A = argBlock;
+
+/** Writes an iteration space: ndim, shape, then per operand handle, offset, strides. */
+export function writeIter(shape: readonly number[], ops: readonly { handle: number; offset: number; strides: readonly number[] }[], at = 0): number {
+  const nd = shape.length;
+  let i = at;
+  A[i++] = nd;
+  for (let d = 0; d < nd; ++d) A[i++] = shape[d]!;
+  for (const o of ops) {
+    A[i++] = o.handle;
+    A[i++] = o.offset;
+    for (let d = 0; d < nd; ++d) A[i++] = o.strides[d]!;
+  }
+  return i;
+}
+
+/** Operand of a tensor broadcast to `shape` (stride 0 on broadcast dims). */
+export function operand(t: Tensor, shape: readonly number[]): { handle: number; offset: number; strides: number[] } {
+  const nd = shape.length;
+  const off = nd - t.shape.length;
+  const strides = new Array<number>(nd);
+  for (let d = 0; d < nd; ++d) {
+    const td = d - off;
+    strides[d] = td < 0 || t.shape[td] === 1 ? 0 : t.strides[td]!;
+  }
+  return { handle: t.storage.handle, offset: t.offset, strides };
+}
+
+export function writeTensorIter(shape: readonly number[], ts: readonly Tensor[], at = 0): number {
+  const nd = shape.length;
+  let i = at;
+  A[i++] = nd;
+  for (let d = 0; d < nd; ++d) A[i++] = shape[d]!;
+  for (const t of ts) {
+    A[i++] = t.storage.handle;
+    A[i++] = t.offset;
+    const off = nd - t.shape.length;
+    if (off === 0 && t.shape === shape) {
+      for (let d = 0; d < nd; ++d) A[i++] = t.strides[d]!;
+    } else {
+      for (let d = 0; d < nd; ++d) {
+        const td = d - off;
+        A[i++] = td < 0 || t.shape[td] === 1 ? 0 : t.strides[td]!;
+      }
+    }
+  }
+  return i;
+}

@@ -1,0 +1,41 @@
+/**
+ * @vlmoe/tensor — tensors on native CPU/CUDA storage with define-by-run autograd,
+ * deterministic memory (scopes, dispose) and PyTorch-named ops.
+ */
+import './backend/cpu.js';
+import './backend/cuda.js';
+import './methods.js';
+
+export { Tensor, contiguousStrides, shapeNumel, type Shape } from './tensor.js';
+export { type DType, DTYPES, dtypeSize, promoteTypes, isFloating, type TypedArray } from './dtype.js';
+export { cudaAvailable, normalizeDevice, type Device } from './device.js';
+export { memory, type MemoryReport } from './storage.js';
+export { scope, tidy, keep, scopeDepth } from './scope.js';
+export { noGrad, enableGrad, isGradEnabled, Node, type BackwardOptions } from './autograd.js';
+export { Generator, manualSeed, defaultGenerator } from './generator.js';
+export { gradcheck, type GradcheckOptions, type GradcheckResult } from './gradcheck.js';
+export * from './ops/creation.js';
+export * from './ops/elementwise.js';
+export * from './ops/reduce.js';
+export * from './ops/views.js';
+export * from './ops/matmul.js';
+export * from './ops/softmax.js';
+export * from './ops/layernorm.js';
+export * from './ops/dropout.js';
+export * from './ops/indexing.js';
+export * from './ops/join.js';
+export * from './ops/loss.js';
+export * from './ops/attention.js';
+export { toDevice } from './ops/device.js';
+export { info as nativeInfo } from '@vlmoe/native-cuda';
+
+import { native } from '@vlmoe/native-cuda';
+/** Sets the native CPU thread pool size. */
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads: expected a positive integer, got ${n}`);
+  native.setNumThreads(n);
+}
+/** Forces the built-in GEMM even when OpenBLAS is available (benchmarks and tests). */
+export function useBuiltinGemm(on: boolean): void {
+  native.setGemmBuiltin(on);
+}

@@ -1,0 +1,43 @@
+/**
+ * Scaled dot-product attention: softmax(q·kᵀ·scale + mask)·v with the scale, mask and
+ * softmax fused in one native pass (torch.nn.functional.scaled_dot_product_attention).
+ */
+import { fmtShape, type Tensor } from '../tensor.js';
+import { defaultGenerator, type Generator } from '../generator.js';
+import { dropout } from './dropout.js';
+import { le } from './elementwise.js';
+import { matmul } from './matmul.js';
+import { softmax } from './softmax.js';
+import { transpose, unsqueeze } from './views.js';
+import { arange } from './creation.js';
+
+export interface AttentionOptions {
+  /** bool (true = attend) or additive float, broadcastable to [..., Lq, Lk]. */
+  attnMask?: Tensor;
+  dropoutP?: number;
+  isCausal?: boolean;
+  /** Defaults to 1/sqrt(head dim). */
+  scale?: number;
+  training?: boolean;
+  generator?: Generator;
+}
+
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  if (q.ndim < 2 || k.ndim < 2 || v.ndim < 2) throw new Error('scaledDotProductAttention: q, k, v need at least 2 dims [..., L, D]');
+  const D = q.shape[q.ndim - 1]!;
+  if (k.shape[k.ndim - 1] !== D || k.shape[k.ndim - 2] !== v.shape[v.ndim - 2])
+    throw new Error(`scaledDotProductAttention: q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)} do not fit [..., Lq, D], [..., Lk, D], [..., Lk, Dv]`);
+  if (opts.isCausal && opts.attnMask) throw new Error('scaledDotProductAttention: pass either attnMask or isCausal, not both');
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  let mask = opts.attnMask;
+  if (opts.isCausal) {
+    const Lq = q.shape[q.ndim - 2]!, Lk = k.shape[k.ndim - 2]!;
+    const row = unsqueeze(arange(0, Lq, 1, { device: q.device }), 1);
+    const col = unsqueeze(arange(0, Lk, 1, { device: q.device }), 0);
+    mask = le(col, row);
+  }
+  const scores = matmul(q, transpose(k, -2, -1));
+  let p = softmax(scores, -1, { scale, mask });
+  if (opts.dropoutP && (opts.training ?? true)) p = dropout(p, opts.dropoutP, true, opts.generator ?? defaultGenerator);
+  return matmul(p, v);
+}

@@ -1,0 +1,155 @@
+/** Tensor creation: from data, constants, ranges and seeded random draws. */
+import { native } from '@vlmoe/native-cuda';
+import { backendOf } from '../backend/registry.js';
+import { dtypeSize, isFloating, typedArrayFor, type DType } from '../dtype.js';
+import { defaultGenerator, type Generator } from '../generator.js';
+import { empty, fmtShape, type Shape, type Tensor } from '../tensor.js';
+
+export interface TensorOptions {
+  dtype?: DType;
+  device?: string;
+  requiresGrad?: boolean;
+}
+
+export interface RandomOptions extends TensorOptions {
+  generator?: Generator;
+}
+
+function finish(t: Tensor, opts: TensorOptions | undefined): Tensor {
+  if (opts?.requiresGrad) t.requiresGrad_(true);
+  return t;
+}
+
+type Nested = number | boolean | bigint | readonly Nested[];
+
+function inferShape(data: Nested): number[] {
+  const shape: number[] = [];
+  let cur: Nested = data;
+  while (Array.isArray(cur)) {
+    shape.push(cur.length);
+    cur = (cur as readonly Nested[])[0] as Nested;
+    if (cur === undefined) break;
+  }
+  return shape;
+}
+
+function flatten(data: Nested, shape: number[], out: (number | bigint | boolean)[], d = 0, path = ''): void {
+  if (d === shape.length) {
+    if (Array.isArray(data)) throw new Error(`tensor: ragged nested array at ${path || 'the top'}`);
+    out.push(data as number);
+    return;
+  }
+  if (!Array.isArray(data) || data.length !== shape[d]) throw new Error(`tensor: ragged nested array at ${path || 'the top'}: expected length ${shape[d]}`);
+  for (let i = 0; i < data.length; ++i) flatten(data[i] as Nested, shape, out, d + 1, `${path}[${i}]`);
+}
+
+/**
+ * A tensor from nested arrays, a typed array (with `shape`), or a number. dtype defaults
+ * from the data: float32 for numbers, bool for booleans, int64 for bigints and
+ * BigInt64Array, int32 for Int32Array, float64 for Float64Array.
+ */
+export function tensor(data: Nested | ArrayLike<number> | ArrayBufferView, opts: TensorOptions & { shape?: Shape } = {}): Tensor {
+  let flat: ArrayLike<number | bigint | boolean>;
+  let shape: number[];
+  let dtype = opts.dtype;
+  if (ArrayBuffer.isView(data)) {
+    const ta = data as unknown as ArrayLike<number>;
+    flat = ta;
+    shape = opts.shape ? opts.shape.slice() : [ta.length];
+    if (!dtype) {
+      dtype = data instanceof Float64Array ? 'float64' : data instanceof Int32Array ? 'int32' : data instanceof BigInt64Array ? 'int64'
+        : data instanceof Uint8Array ? 'uint8' : 'float32';
+    }
+  } else {
+    const tmp: (number | bigint | boolean)[] = [];
+    shape = inferShape(data as Nested);
+    flatten(data as Nested, shape, tmp);
+    flat = tmp;
+    if (opts.shape) shape = opts.shape.slice();
+    if (!dtype) dtype = typeof tmp[0] === 'boolean' ? 'bool' : typeof tmp[0] === 'bigint' ? 'int64' : 'float32';
+  }
+  let n = 1;
+  for (const s of shape) n *= s;
+  if (n !== flat.length) throw new Error(`tensor: ${flat.length} values do not fill shape ${fmtShape(shape)}`);
+  const host = typedArrayFor(dtype, new ArrayBuffer(n * dtypeSize[dtype]), 0, n);
+  if (dtype === 'int64') {
+    const h = host as BigInt64Array;
+    for (let i = 0; i < n; ++i) {
+      const v = flat[i]!;
+      h[i] = typeof v === 'bigint' ? v : BigInt(Math.trunc(Number(v)));
+    }
+  } else {
+    const h = host as Float32Array;
+    for (let i = 0; i < n; ++i) {
+      const v = flat[i]!;
+      h[i] = typeof v === 'bigint' ? Number(v) : Number(v);
+    }
+  }
+  const t = empty(shape, dtype, opts.device ?? 'cpu');
+  if (n > 0) native.write(t.storage.handle, 0, host);
+  return finish(t, opts);
+}
+
+export function full(shape: Shape, value: number, opts: TensorOptions = {}): Tensor {
+  const t = empty(shape, opts.dtype ?? 'float32', opts.device ?? 'cpu');
+  if (t.numel > 0) backendOf(t.device).fill(t, value);
+  return finish(t, opts);
+}
+
+export const zeros = (shape: Shape, opts: TensorOptions = {}) => full(shape, 0, opts);
+export const ones = (shape: Shape, opts: TensorOptions = {}) => full(shape, 1, opts);
+export const emptyTensor = (shape: Shape, opts: TensorOptions = {}) => finish(empty(shape, opts.dtype ?? 'float32', opts.device ?? 'cpu'), opts);
+
+const likeOpts = (t: Tensor, opts: TensorOptions) => ({ dtype: opts.dtype ?? t.dtype, device: opts.device ?? t.device, requiresGrad: opts.requiresGrad });
+export const zerosLike = (t: Tensor, opts: TensorOptions = {}) => zeros(t.shape, likeOpts(t, opts));
+export const onesLike = (t: Tensor, opts: TensorOptions = {}) => ones(t.shape, likeOpts(t, opts));
+export const fullLike = (t: Tensor, value: number, opts: TensorOptions = {}) => full(t.shape, value, likeOpts(t, opts));
+export const emptyLike = (t: Tensor, opts: TensorOptions = {}) => emptyTensor(t.shape, likeOpts(t, opts));
+
+/** A 0-dim tensor holding v, with t's dtype (promoted to float32 for non-integers) and device. */
+export function scalarLike(v: number, t: Tensor): Tensor {
+  const dtype: DType = !isFloating(t.dtype) && !Number.isInteger(v) ? 'float32' : t.dtype === 'bool' ? 'int64' : t.dtype;
+  return full([], v, { dtype, device: t.device });
+}
+
+/** Values start, start+step, ... below end (like torch.arange). int64 when all are integers. */
+export function arange(start: number, end?: number, step = 1, opts: TensorOptions = {}): Tensor {
+  if (end === undefined) {
+    end = start;
+    start = 0;
+  }
+  if (step === 0) throw new RangeError('arange: step must be non-zero');
+  const n = Math.max(0, Math.ceil((end - start) / step));
+  const dtype = opts.dtype ?? (Number.isInteger(start) && Number.isInteger(end) && Number.isInteger(step) ? 'int64' : 'float32');
+  const vals = new Array<number>(n);
+  for (let i = 0; i < n; ++i) vals[i] = start + i * step;
+  return tensor(vals, { ...opts, dtype, shape: [n] });
+}
+
+export function eye(n: number, opts: TensorOptions = {}): Tensor {
+  const vals = new Array<number>(n * n).fill(0);
+  for (let i = 0; i < n; ++i) vals[i * n + i] = 1;
+  return tensor(vals, { ...opts, shape: [n, n] });
+}
+
+function randomFill(kind: number, shape: Shape, a: number, b: number, opts: RandomOptions, dflt: DType): Tensor {
+  const g = opts.generator ?? defaultGenerator;
+  const t = empty(shape, opts.dtype ?? dflt, opts.device ?? 'cpu');
+  if (t.numel > 0) backendOf(t.device).random(kind, t, g.seed, g.take(t.numel), a, b);
+  return finish(t, opts);
+}
+
+/** Uniform [0, 1). */
+export const rand = (shape: Shape, opts: RandomOptions = {}) => randomFill(0, shape, 0, 1, opts, 'float32');
+/** Uniform [low, high). */
+export const uniform = (shape: Shape, low: number, high: number, opts: RandomOptions = {}) => randomFill(0, shape, low, high, opts, 'float32');
+/** Standard normal (or normal(mean, std)). */
+export const randn = (shape: Shape, opts: RandomOptions & { mean?: number; std?: number } = {}) => randomFill(1, shape, opts.mean ?? 0, opts.std ?? 1, opts, 'float32');
+/** Integers uniform in [low, high). */
+export function randint(low: number, high: number, shape: Shape, opts: RandomOptions = {}): Tensor {
+  if (!(high > low)) throw new RangeError(`randint: high (${high}) must be greater than low (${low})`);
+  return randomFill(2, shape, low, high, opts, 'int64');
+}
+export const randLike = (t: Tensor, opts: RandomOptions = {}) => rand(t.shape, { dtype: t.dtype, device: t.device, ...opts });
+export const randnLike = (t: Tensor, opts: RandomOptions = {}) => randn(t.shape, { dtype: t.dtype, device: t.device, ...opts });
+export const randintLike = (t: Tensor, low: number, high: number, opts: RandomOptions = {}) => randint(low, high, t.shape, { dtype: t.dtype, device: t.device, ...opts });

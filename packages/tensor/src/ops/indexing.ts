@@ -1,0 +1,93 @@
+/** Index-based ops: indexSelect / embedding, gather, scatterAdd, oneHot. */
+import { needsGrad, record } from '../autograd.js';
+import { backendOf } from '../backend/registry.js';
+import { empty, fmtShape, shapeNumel, type Tensor } from '../tensor.js';
+import { arange, zeros } from './creation.js';
+import { cast, clone, contiguous, eq } from './elementwise.js';
+import { checkSameDevice } from './util.js';
+import { reshape, unsqueeze } from './views.js';
+
+function checkIndex(idx: Tensor, op: string): void {
+  idx.check(op);
+  if (idx.dtype !== 'int64' && idx.dtype !== 'int32') throw new TypeError(`${op}: indices must be int64 or int32, got ${idx.dtype}`);
+}
+
+/** Entries of x along dim at the positions in the 1-D index tensor. */
+export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
+  x.check('indexSelect');
+  checkIndex(index, 'indexSelect');
+  checkSameDevice('indexSelect', x, index);
+  if (index.ndim > 1) throw new Error(`indexSelect: index must be 1-D, got shape ${fmtShape(index.shape)}`);
+  const d = x.dim(dim, 'indexSelect');
+  const xc = contiguous(x);
+  const ic = contiguous(index);
+  const outer = shapeNumel(x.shape.slice(0, d)), size = x.shape[d] ?? 1, inner = shapeNumel(x.shape.slice(d + 1));
+  const shape = x.shape.slice();
+  if (shape.length) shape[d] = ic.numel;
+  const out = empty(shape, x.dtype, x.device);
+  if (out.numel > 0 || ic.numel > 0) backendOf(x.device).indexSelect(out, xc, ic, outer, size, inner);
+  if (needsGrad(x)) {
+    const xs = x.shape, xd = x.dtype, dev = x.device;
+    record(out, 'indexSelect', [x], (g) => {
+      const gx = zeros(xs, { dtype: xd, device: dev });
+      backendOf(dev).indexAdd(gx, ic, contiguous(g), outer, size, inner);
+      return [gx];
+    }, [ic]);
+  }
+  return out;
+}
+
+/** Rows of `weight` [num, dim] for each index: output shape = indices.shape + [dim]. */
+export function embedding(indices: Tensor, weight: Tensor): Tensor {
+  checkIndex(indices, 'embedding');
+  if (weight.ndim !== 2) throw new Error(`embedding: weight must be 2-D [num_embeddings, dim], got ${fmtShape(weight.shape)}`);
+  const flat = reshape(indices, [-1]);
+  const rows = indexSelect(weight, 0, flat);
+  return reshape(rows, [...indices.shape, weight.shape[1]!]);
+}
+
+/** out[i][j] = x[i][index[i][j]] along dim (index has x's ndim). */
+export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
+  x.check('gather');
+  checkIndex(index, 'gather');
+  checkSameDevice('gather', x, index);
+  const d = x.dim(dim, 'gather');
+  if (index.ndim !== x.ndim) throw new Error(`gather: index ${fmtShape(index.shape)} must have as many dims as the input ${fmtShape(x.shape)}`);
+  for (let i = 0; i < x.ndim; ++i)
+    if (i !== d && index.shape[i]! > x.shape[i]!) throw new Error(`gather: index ${fmtShape(index.shape)} is larger than the input ${fmtShape(x.shape)} at dim ${i}`);
+  const out = empty(index.shape, x.dtype, x.device);
+  if (out.numel > 0) backendOf(x.device).gather(out, x, d, index);
+  if (needsGrad(x)) {
+    const xs = x.shape, xd = x.dtype, dev = x.device;
+    record(out, 'gather', [x], (g) => [scatterAdd(zeros(xs, { dtype: xd, device: dev }), d, index, g)], [index]);
+  }
+  return out;
+}
+
+/** A copy of x with src added at index along dim (duplicates accumulate). */
+export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): Tensor {
+  x.check('scatterAdd');
+  checkIndex(index, 'scatterAdd');
+  checkSameDevice('scatterAdd', x, index, src);
+  const d = x.dim(dim, 'scatterAdd');
+  if (index.ndim !== x.ndim || src.ndim !== x.ndim) throw new Error(`scatterAdd: index ${fmtShape(index.shape)} and src ${fmtShape(src.shape)} must have the input's ${x.ndim} dims`);
+  for (let i = 0; i < x.ndim; ++i) {
+    if (index.shape[i]! > src.shape[i]!) throw new Error(`scatterAdd: index ${fmtShape(index.shape)} is larger than src ${fmtShape(src.shape)} at dim ${i}`);
+    if (i !== d && index.shape[i]! > x.shape[i]!) throw new Error(`scatterAdd: index ${fmtShape(index.shape)} is larger than the input ${fmtShape(x.shape)} at dim ${i}`);
+  }
+  const out = clone(x);
+  const s = src.dtype === x.dtype ? src : cast(src, x.dtype);
+  if (index.numel > 0) backendOf(x.device).scatterAdd(out, d, index, s);
+  if (needsGrad(x, src)) {
+    record(out, 'scatterAdd', [x, s], (g) => [g, gather(g, d, index)], [index]);
+  }
+  return out;
+}
+
+/** One-hot encoding of integer classes: shape = indices.shape + [numClasses], int64. */
+export function oneHot(indices: Tensor, numClasses: number): Tensor {
+  checkIndex(indices, 'oneHot');
+  if (!Number.isInteger(numClasses) || numClasses <= 0) throw new RangeError(`oneHot: numClasses must be a positive integer, got ${numClasses}`);
+  const cls = arange(0, numClasses, 1, { dtype: indices.dtype, device: indices.device });
+  return cast(eq(unsqueeze(indices, -1), cls), 'int64');
+}

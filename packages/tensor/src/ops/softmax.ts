@@ -1,0 +1,56 @@
+/** softmax / logSoftmax over one dim (stable; fused scale and mask), with backward. */
+import { needsGrad, noGrad, record } from '../autograd.js';
+import { backendOf } from '../backend/registry.js';
+import { isFloating } from '../dtype.js';
+import { empty, fmtShape, type Tensor } from '../tensor.js';
+import { cast, contiguous, mul } from './elementwise.js';
+import { broadcastShapes } from './util.js';
+import { transpose } from './views.js';
+
+export interface SoftmaxOptions {
+  /** Multiplies the input first (fused). */
+  scale?: number;
+  /** Broadcastable to the input: bool (true = keep) or additive float. Rows fully masked give 0. */
+  mask?: Tensor;
+}
+
+function softmaxImpl(name: string, x: Tensor, dim: number, log: boolean, opts: SoftmaxOptions): Tensor {
+  x.check(name);
+  const xin = isFloating(x.dtype) ? x : cast(x, 'float32');
+  const d = xin.dim(dim, name);
+  const last = Math.max(xin.ndim - 1, 0);
+  const scale = opts.scale ?? 1;
+  let mask = opts.mask;
+  if (mask) {
+    mask.check(name);
+    const s = broadcastShapes(mask.shape, xin.shape, name);
+    if (s.length !== xin.ndim || s.some((v, i) => v !== xin.shape[i])) throw new Error(`${name}: mask ${fmtShape(mask.shape)} does not broadcast to ${fmtShape(xin.shape)}`);
+    if (mask.dtype !== 'bool' && mask.dtype !== xin.dtype) mask = cast(mask, xin.dtype);
+  }
+  if (d !== last) {
+    // Move dim last, run on rows, move back.
+    const mt = mask && mask.ndim === xin.ndim ? transpose(mask, d, last) : mask;
+    if (mask && mask.ndim !== xin.ndim) throw new Error(`${name}: a mask needs the input's ndim when dim is not the last`);
+    return transpose(softmaxImpl(name, transpose(xin, d, last), -1, log, { scale, mask: mt }), d, last);
+  }
+  const xc = noGrad(() => contiguous(xin));
+  const y = empty(xc.shape, xc.dtype, xc.device);
+  if (y.numel > 0) backendOf(xc.device).softmax(y, xc, log, scale, mask);
+  if (needsGrad(xin)) {
+    record(y, name, [xin], (g) => {
+      const gc = contiguous(g);
+      const dx = empty(y.shape, y.dtype, y.device);
+      if (dx.numel > 0) backendOf(y.device).softmaxBackward(dx, y, gc, log);
+      return [scale === 1 ? dx : mul(dx, scale)];
+    }, [y]);
+  }
+  return y;
+}
+
+export function softmax(x: Tensor, dim = -1, opts: SoftmaxOptions = {}): Tensor {
+  return softmaxImpl('softmax', x, dim, false, opts);
+}
+
+export function logSoftmax(x: Tensor, dim = -1, opts: SoftmaxOptions = {}): Tensor {
+  return softmaxImpl('logSoftmax', x, dim, true, opts);
+}

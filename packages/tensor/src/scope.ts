@@ -1,0 +1,134 @@
+/**
+ * Deterministic memory: every tensor made inside `scope(fn)` is disposed when fn returns,
+ * except the tensors it returns (and what their autograd graphs need) and those passed to
+ * `keep()`. Outside any scope, tensors live until `dispose()`; a FinalizationRegistry frees
+ * forgotten ones as a safety net only.
+ */
+import type { Tensor } from './tensor.js';
+import type { Storage } from './storage.js';
+
+type Scope = Tensor[];
+
+const stack: Scope[] = [];
+
+const registry = new FinalizationRegistry<Storage>((storage) => storage.release());
+
+/** Called for every new tensor. */
+export function track(t: Tensor): void {
+  const top = stack[stack.length - 1];
+  if (top) top.push(t);
+  else {
+    registry.register(t, t.storage, t);
+    t._finalizable = true;
+  }
+}
+
+/** Called when a tensor is disposed explicitly. */
+export function untrackFinalizer(t: Tensor): void {
+  if (t._finalizable) {
+    registry.unregister(t);
+    t._finalizable = false;
+  }
+}
+
+/** Keep a tensor alive past the end of the enclosing scopes (the caller now owns it). */
+export function keep<T extends Tensor>(t: T): T {
+  t._kept = true;
+  if (!t._finalizable) {
+    registry.register(t, t.storage, t);
+    t._finalizable = true;
+  }
+  return t;
+}
+
+function collect(value: unknown, out: Set<Tensor>, seen: Set<unknown>): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  if ((value as { _isTensor?: boolean })._isTensor) {
+    out.add(value as Tensor);
+    return;
+  }
+  if (Array.isArray(value)) for (const v of value) collect(v, out, seen);
+  else if (value instanceof Map) for (const v of value.values()) collect(v, out, seen);
+  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, out, seen);
+}
+
+/** Tensors reachable from `roots` through autograd graphs (inputs and saved tensors). */
+function withGraphs(roots: Set<Tensor>): Set<Tensor> {
+  const out = new Set<Tensor>();
+  const todo = [...roots];
+  while (todo.length) {
+    const t = todo.pop()!;
+    if (out.has(t)) continue;
+    out.add(t);
+    const n = t.gradFn;
+    if (n && !n.released) {
+      for (const x of n.inputs) if (x) todo.push(x);
+      for (const x of n.saved) todo.push(x);
+    }
+  }
+  return out;
+}
+
+/**
+ * Runs fn and disposes every tensor created meanwhile, except those in its result (found in
+ * arrays, Maps and plain objects), the tensors their autograd graphs need, and kept ones.
+ * Survivors move to the enclosing scope. Works with async functions too (the scope closes
+ * when the promise settles), but scopes must not interleave across concurrent awaits.
+ */
+export function scope<R>(fn: () => R): R {
+  const mine: Scope = [];
+  stack.push(mine);
+  let result: R;
+  try {
+    result = fn();
+  } catch (e) {
+    close(mine, undefined);
+    throw e;
+  }
+  if (result instanceof Promise) {
+    return result.then(
+      (v) => {
+        close(mine, v);
+        return v;
+      },
+      (e) => {
+        close(mine, undefined);
+        throw e;
+      },
+    ) as R;
+  }
+  close(mine, result);
+  return result;
+}
+
+/** Alias of `scope`, under TensorFlow.js's name. */
+export const tidy = scope;
+
+function close(mine: Scope, result: unknown): void {
+  const idx = stack.lastIndexOf(mine);
+  if (idx !== stack.length - 1) throw new Error('scope: scopes closed out of order (an async scope interleaved with another)');
+  stack.pop();
+  const roots = new Set<Tensor>();
+  collect(result, roots, new Set());
+  const survivors = roots.size ? withGraphs(roots) : roots;
+  const parent = stack[stack.length - 1];
+  for (const t of mine) {
+    if (t._disposed) continue;
+    if (t._kept) continue;
+    if (survivors.has(t)) {
+      if (parent) parent.push(t);
+      else {
+        registry.register(t, t.storage, t);
+        t._finalizable = true;
+      }
+      continue;
+    }
+    t.dispose();
+  }
+}
+
+/** Number of open scopes (for tests and diagnostics). */
+export function scopeDepth(): number {
+  return stack.length;
+}

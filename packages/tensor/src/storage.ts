@@ -1,0 +1,46 @@
+/**
+ * Reference-counted native storage. Tensors that view the same memory share one Storage;
+ * the memory is freed when the last of them is disposed.
+ */
+import { native } from '@vlmoe/native-cuda';
+
+export class Storage {
+  refs = 0;
+  private view: ArrayBuffer | undefined;
+
+  constructor(
+    readonly handle: number,
+    readonly nbytes: number,
+    readonly device: string,
+    readonly deviceCode: number,
+  ) {}
+
+  static allocate(nbytes: number, device: string, deviceCode: number): Storage {
+    return new Storage(native.alloc(deviceCode, nbytes), nbytes, device, deviceCode);
+  }
+
+  /** The CPU bytes, viewed without copying. Detached (length 0) once the storage is freed. */
+  arrayBuffer(): ArrayBuffer {
+    if (this.deviceCode !== -1) throw new Error(`storage is on ${this.device}: copy it to the CPU first (tensor.to('cpu'))`);
+    return (this.view ??= native.arrayBuffer(this.handle));
+  }
+
+  retain(): void {
+    this.refs++;
+  }
+
+  release(): void {
+    if (--this.refs === 0) native.free(this.handle, this.view);
+  }
+}
+
+export interface MemoryReport {
+  /** Bytes of live native storages and the peak since start, per device. */
+  cpu: { live: number; peak: number; allocs: number };
+  cuda: { live: number; peak: number; allocs: number }[];
+}
+
+/** Live and peak bytes per device, as counted by the addon. */
+export function memory(): MemoryReport {
+  return native.memory();
+}
