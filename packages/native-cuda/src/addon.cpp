@@ -3,6 +3,10 @@
 // Errors carrying the kernel's message.
 #include <napi.h>
 
+#ifdef VLMOE_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
 #include <cstring>
 #include <string>
 
@@ -441,6 +445,28 @@ Napi::Value GemmReference(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
+// blasSgemmDirect(M, N, K, A, B, C): cblas_sgemm on contiguous row-major float32 storages,
+// bypassing every layer of ours — the peer of the GEMM benchmark. Returns false when the
+// addon was built without OpenBLAS.
+Napi::Value BlasSgemmDirect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  int64_t M = I(info, 0), N = I(info, 1), K = I(info, 2);
+  const Buffer& a = storage_get(I(info, 3));
+  const Buffer& b = storage_get(I(info, 4));
+  const Buffer& c = storage_get(I(info, 5));
+  if (a.nbytes < size_t(M * K * 4) || b.nbytes < size_t(K * N * 4) || c.nbytes < size_t(M * N * 4))
+    throw std::out_of_range("blasSgemmDirect: storages are smaller than the product");
+#ifdef VLMOE_HAVE_OPENBLAS
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(M), int(N), int(K), 1.0f, static_cast<const float*>(a.ptr), int(K),
+              static_cast<const float*>(b.ptr), int(N), 0.0f, static_cast<float*>(c.ptr), int(N));
+  return Napi::Boolean::New(env, true);
+#else
+  return Napi::Boolean::New(env, false);
+#endif
+  VLMOE_CATCH(env)
+}
+
 // indexSelect(dtype, idxDtype): block: outer, size, inner, m, x, idx, out
 Napi::Value IndexSelect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -549,6 +575,11 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
+Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
+  storage_empty_cache();
+  return info.Env().Undefined();
+}
+
 Napi::Value Memory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto pack = [&](const MemStats& s) {
@@ -556,6 +587,7 @@ Napi::Value Memory(const Napi::CallbackInfo& info) {
     o.Set("live", double(s.live));
     o.Set("peak", double(s.peak));
     o.Set("allocs", double(s.allocs));
+    o.Set("cached", double(s.cached));
     return o;
   };
   Napi::Object o = Napi::Object::New(env);
@@ -589,6 +621,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("topk", Napi::Function::New(env, TopK, "topk"));
   exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
   exports.Set("gemmReference", Napi::Function::New(env, GemmReference, "gemmReference"));
+  exports.Set("blasSgemmDirect", Napi::Function::New(env, BlasSgemmDirect, "blasSgemmDirect"));
   exports.Set("indexSelect", Napi::Function::New(env, IndexSelect, "indexSelect"));
   exports.Set("indexAdd", Napi::Function::New(env, IndexAdd, "indexAdd"));
   exports.Set("gather", Napi::Function::New(env, Gather, "gather"));
@@ -598,6 +631,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("setGemmBuiltin", Napi::Function::New(env, SetGemmBuiltin, "setGemmBuiltin"));
   exports.Set("synchronize", Napi::Function::New(env, Synchronize, "synchronize"));
+  exports.Set("emptyCache", Napi::Function::New(env, EmptyCache, "emptyCache"));
   exports.Set("memory", Napi::Function::New(env, Memory, "memory"));
   return exports;
 }

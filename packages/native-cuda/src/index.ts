@@ -29,6 +29,8 @@ export interface MemStats {
   live: number;
   peak: number;
   allocs: number;
+  /** CPU bytes freed but cached for reuse (not in `live`). */
+  cached: number;
 }
 
 export interface NativeAddon {
@@ -52,6 +54,8 @@ export interface NativeAddon {
   topk(dtype: number, largest: number): void;
   gemm(dtype: number, transA: number, transB: number): void;
   gemmReference(dtype: number, transA: number, transB: number): void;
+  /** cblas_sgemm called directly on contiguous storages (benchmark peer); false without OpenBLAS. */
+  blasSgemmDirect(M: number, N: number, K: number, a: number, b: number, c: number): boolean;
   indexSelect(dtype: number, indexDtype: number): void;
   indexAdd(dtype: number, indexDtype: number): void;
   gather(dtype: number, indexDtype: number): void;
@@ -62,6 +66,8 @@ export interface NativeAddon {
   setGemmBuiltin(force: boolean): void;
   synchronize(device: number): void;
   memory(): { cpu: MemStats; cuda: MemStats[] };
+  /** Returns cached free CPU blocks to the system. */
+  emptyCache(): void;
 }
 
 function findBinary(): string {

@@ -23,11 +23,11 @@ struct OpParams {
   X(copy, ALL, x)                                                                             \
   X(neg, ARITH, T(-x))                                                                        \
   X(abs, ARITH, T(x < T(0) ? T(-x) : x))                                                      \
-  X(sign, ARITH, T((T(0) < x) - (x < T(0))))                                                  \
+  X(sign, ARITH, T(x != x ? x : T((T(0) < x) - (x < T(0)))))                                  \
   X(square, ARITH, T(x * x))                                                                  \
   X(relu, ARITH, T(x < T(0) ? T(0) : x))                                                      \
   X(affine, ARITH, T(T(p.s0) * x + T(p.s1)))                                                  \
-  X(clamp, ARITH, T(x < T(p.s0) ? T(p.s0) : (x > T(p.s1) ? T(p.s1) : x)))                     \
+  X(clamp, ARITH, clamp_value(x, p.s0, p.s1))                                                 \
   X(exp, FLOAT, sm::exp_(x))                                                                  \
   X(log, FLOAT, sm::log_(x))                                                                  \
   X(sqrt, FLOAT, sm::sqrt_(x))                                                                \
@@ -77,6 +77,18 @@ struct OpParams {
   X(le, ALL, a <= b)     \
   X(gt, ALL, a > b)      \
   X(ge, ALL, a >= b)
+
+// Clamp into [lo, hi]. Integer inputs compare in double so that infinite or out-of-range
+// bounds (clamp with one side open) never convert to the integer type; NaN stays NaN.
+template <class T>
+VLMOE_HD T clamp_value(T x, double lo, double hi) {
+  if constexpr (std::is_floating_point<T>::value) {
+    return x < T(lo) ? T(lo) : (x > T(hi) ? T(hi) : x);
+  } else {
+    const double d = static_cast<double>(x);
+    return d < lo ? T(lo) : (d > hi ? T(hi) : x);
+  }
+}
 
 template <class T>
 VLMOE_HD T gelu_tanh_grad(T g, T x) {

@@ -36,14 +36,21 @@ VLMOE_HD int32_t float_to_bits(float f) {
 #endif
 }
 
-// exp for float32: range reduction by ln2 (split in two parts), degree-6 polynomial.
+// exp for float32: range reduction by ln2 (split in two parts), degree-6 polynomial. The
+// scale 2^n is applied in two halves so that results near FLT_MAX (x up to ln(FLT_MAX)) stay
+// finite and results below FLT_MIN come out as subnormals instead of 0.
 VLMOE_HD float fast_expf(float x) {
 #if defined(__CUDA_ARCH__)
   return expf(x);
 #else
-  float xc = x > 88.3762626647949f ? 88.3762626647949f : x;
-  xc = xc < -87.3365478515625f ? -87.3365478515625f : xc;
-  float n = std::floor(xc * 1.44269504088896341f + 0.5f);
+  const float hi = 88.72283172607421875f;  // largest float with a finite exp
+  const float lo = -104.0f;                 // exp below this rounds to 0
+  float xc = x > hi ? hi : x;
+  xc = xc < lo ? lo : xc;
+  // n = floor(t) by truncation and a correction (vectorises without SSE4.1's roundps).
+  float t = xc * 1.44269504088896341f + 0.5f;
+  float n = static_cast<float>(static_cast<int32_t>(t));
+  n = n > t ? n - 1.0f : n;
   float r = xc - n * 0.693359375f;
   r = r + n * 2.12194440e-4f;
   float p = 1.9875691500E-4f;
@@ -53,10 +60,11 @@ VLMOE_HD float fast_expf(float x) {
   p = p * r + 1.6666665459E-1f;
   p = p * r + 5.0000001201E-1f;
   float y = p * r * r + r + 1.0f;
-  float scale = bits_to_float((static_cast<int32_t>(n) + 127) << 23);
-  y *= scale;
-  y = x > 88.3762626647949f ? INFINITY : y;
-  y = x < -87.3365478515625f ? 0.0f : y;
+  const int32_t ni = static_cast<int32_t>(n);  // in [-150, 128]
+  const int32_t n1 = ni / 2, n2 = ni - n1;      // each in [-75, 64]: 2^n1, 2^n2 are normal
+  y = (y * bits_to_float((n1 + 127) << 23)) * bits_to_float((n2 + 127) << 23);
+  y = x > hi ? INFINITY : y;
+  y = x < lo ? 0.0f : y;
   return x != x ? x : y;
 #endif
 }
@@ -66,7 +74,10 @@ VLMOE_HD float fast_logf(float x) {
 #if defined(__CUDA_ARCH__)
   return logf(x);
 #else
-  int32_t bits = float_to_bits(x);
+  // Subnormals are scaled by 2^23 first; zero, negatives, inf and NaN are selected at the end.
+  bool sub = x > 0.0f && x < 1.17549435e-38f;
+  float xs = sub ? x * 8388608.0f : x;
+  int32_t bits = float_to_bits(xs);
   int32_t e = ((bits >> 23) & 0xff) - 126;
   float m = bits_to_float((bits & 0x007fffff) | 0x3f000000);  // [0.5, 1)
   bool small = m < 0.707106781186547524f;
@@ -86,10 +97,11 @@ VLMOE_HD float fast_logf(float x) {
   y += -2.12194440e-4f * ef;
   y += -0.5f * z;
   float r = m + y + 0.693359375f * ef;
-  // Subnormals, zero, negatives, inf and NaN take the library path's values.
-  bool normal = x >= 1.17549435e-38f && x < INFINITY;
-  float special = x == 0.0f ? -INFINITY : (x < 0.0f ? NAN : (x != x ? x : (x == INFINITY ? x : std::log(x))));
-  return normal ? r : special;
+  r = sub ? r - 15.9423851528787421f : r;  // log(2^23)
+  r = x == INFINITY ? x : r;
+  r = x == 0.0f ? -INFINITY : r;
+  r = x < 0.0f ? NAN : r;
+  return x != x ? x : r;
 #endif
 }
 

@@ -5,12 +5,67 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 
 #include "cuda/cuda_backend.h"
 
 namespace vlmoe {
 
 namespace {
+// Caching of large CPU blocks. Fresh pages cost a fault each on first touch (very
+// expensive in sandboxed VMs: a 4 MB tensor cost ~7 ms, 60x its kernel), so freed blocks of
+// 64 KiB and more are kept in per-size free lists and reused; sizes are rounded to 1/8 of
+// their power of two so reuse hits often and waste stays under 12.5%. The cache is bounded
+// (VLMOE_CPU_CACHE_MB, default 2048) and emptied when an allocation fails.
+constexpr size_t kCacheMin = 64 << 10;
+std::unordered_map<size_t, std::vector<void*>> g_cache;
+size_t g_cached_bytes = 0;
+
+size_t cache_limit() {
+  static size_t limit = [] {
+    const char* env = std::getenv("VLMOE_CPU_CACHE_MB");
+    long mb = env ? std::atol(env) : 2048;
+    return static_cast<size_t>(mb < 0 ? 0 : mb) << 20;
+  }();
+  return limit;
+}
+
+size_t size_class(size_t n) {
+  if (n < kCacheMin) return (n + 63) / 64 * 64;
+  size_t p = 1;
+  while (p < n) p <<= 1;
+  size_t step = p / 8;
+  return (n + step - 1) / step * step;
+}
+
+void* cpu_alloc(size_t rounded) {
+  if (rounded >= kCacheMin) {
+    auto it = g_cache.find(rounded);
+    if (it != g_cache.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      g_cached_bytes -= rounded;
+      return p;
+    }
+  }
+  void* p = std::aligned_alloc(64, rounded);
+  if (!p) {
+    storage_empty_cache();
+    p = std::aligned_alloc(64, rounded);
+    if (!p) throw std::bad_alloc();
+  }
+  return p;
+}
+
+void cpu_release(void* p, size_t rounded) {
+  if (rounded >= kCacheMin && g_cached_bytes + rounded <= cache_limit()) {
+    g_cache[rounded].push_back(p);
+    g_cached_bytes += rounded;
+    return;
+  }
+  std::free(p);
+}
+
 std::vector<Buffer> g_buffers(1);  // handle 0 is never used
 std::vector<int32_t> g_free;
 MemStats g_cpu;
@@ -20,11 +75,10 @@ MemStats& stats_for(int device) { return device == kCpu ? g_cpu : g_cuda[device]
 }  // namespace
 
 int32_t storage_alloc(int device, size_t nbytes) {
-  size_t rounded = ((nbytes ? nbytes : 1) + 63) / 64 * 64;
+  size_t rounded = device == kCpu ? size_class(nbytes ? nbytes : 1) : ((nbytes ? nbytes : 1) + 255) / 256 * 256;
   void* p;
   if (device == kCpu) {
-    p = std::aligned_alloc(64, rounded);
-    if (!p) throw std::bad_alloc();
+    p = cpu_alloc(rounded);
   } else {
     p = cuda_alloc(device, rounded);
   }
@@ -52,7 +106,7 @@ const Buffer& storage_get(int32_t h) {
 
 void storage_free(int32_t h) {
   const Buffer& b = storage_get(h);
-  if (b.device == kCpu) std::free(b.ptr);
+  if (b.device == kCpu) cpu_release(b.ptr, size_class(b.nbytes ? b.nbytes : 1));
   else cuda_free(b.device, b.ptr);
   MemStats& s = stats_for(b.device);
   s.live -= static_cast<int64_t>(b.nbytes);
@@ -60,7 +114,18 @@ void storage_free(int32_t h) {
   g_free.push_back(h);
 }
 
-MemStats storage_stats(int device) { return stats_for(device); }
+MemStats storage_stats(int device) {
+  MemStats s = stats_for(device);
+  if (device == kCpu) s.cached = static_cast<int64_t>(g_cached_bytes);
+  return s;
+}
+
+void storage_empty_cache() {
+  for (auto& kv : g_cache)
+    for (void* p : kv.second) std::free(p);
+  g_cache.clear();
+  g_cached_bytes = 0;
+}
 
 int storage_max_device() { return g_cuda.empty() ? -1 : g_cuda.rbegin()->first; }
 

@@ -21,6 +21,7 @@ struct Buffer {
 
 struct MemStats {
   int64_t live = 0, peak = 0, allocs = 0;
+  int64_t cached = 0;  // freed CPU bytes kept for reuse (not counted in live)
 };
 
 int32_t storage_alloc(int device, size_t nbytes);
@@ -28,6 +29,8 @@ void storage_free(int32_t handle);
 // Throws std::invalid_argument naming the handle if it is not live.
 const Buffer& storage_get(int32_t handle);
 MemStats storage_stats(int device);  // kCpu or a CUDA ordinal
-int storage_max_device();           // highest CUDA ordinal that ever allocated, or -1
+int storage_max_device();
+// Returns every cached free CPU block to the system.
+void storage_empty_cache();           // highest CUDA ordinal that ever allocated, or -1
 
 }  // namespace vlmoe

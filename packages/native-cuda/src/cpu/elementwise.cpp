@@ -7,6 +7,7 @@
 
 #include "../threadpool.h"
 #include "kernels.h"
+#include "vec_math_avx2.h"
 
 namespace vlmoe {
 namespace VLMOE_CPU_NS {
@@ -65,6 +66,63 @@ void cast_loop(Iter& it) {
   unary_loop<Ti, To>(it, [](Ti x) { return x; });
 }
 
+// Explicit 8-lane versions of the float32 transcendental ops (see vec_math_avx2.h); other
+// ops and types use the auto-vectorised scalar loops above.
+template <class Op>
+struct Vec8 {
+  static constexpr bool has = false;
+};
+#if defined(__AVX2__) && defined(__FMA__)
+#define VLMOE_VEC8(name, fn)                                        \
+  template <>                                                       \
+  struct Vec8<opfn::name> {                                         \
+    static constexpr bool has = true;                               \
+    static __m256 apply(__m256 x) { return v8::fn(x); }             \
+  };
+VLMOE_VEC8(exp, exp)
+VLMOE_VEC8(log, log)
+VLMOE_VEC8(tanh, tanh)
+VLMOE_VEC8(sigmoid, sigmoid)
+VLMOE_VEC8(gelu, gelu)
+VLMOE_VEC8(gelu_tanh, gelu_tanh)
+#undef VLMOE_VEC8
+
+template <class Op, class F>
+void unary_vec8(Iter& it, F scalar) {
+  run_rows(it, kElementwiseGrain / 4, [&](char** p, int64_t n, const int64_t* s) {
+    float* o = reinterpret_cast<float*>(p[0]);
+    const float* a = reinterpret_cast<const float*>(p[1]);
+    if (s[0] == 1 && s[1] == 1) {
+      int64_t i = 0;
+      for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, Vec8<Op>::apply(_mm256_loadu_ps(a + i)));
+      for (; i < n; ++i) o[i] = scalar(a[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i * s[0]] = scalar(a[i * s[1]]);
+    }
+  });
+}
+
+// g * gelu'(x), the hot backward of the transformer FFN.
+void gelu_backward_vec8(Iter& it, const OpParams& p) {
+  opfn::gelu_backward f;
+  run_rows(it, kElementwiseGrain / 4, [&](char** ptr, int64_t n, const int64_t* s) {
+    float* o = reinterpret_cast<float*>(ptr[0]);
+    const float* g = reinterpret_cast<const float*>(ptr[1]);
+    const float* x = reinterpret_cast<const float*>(ptr[2]);
+    if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
+      int64_t i = 0;
+      for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, v8::gelu_backward(_mm256_loadu_ps(g + i), _mm256_loadu_ps(x + i)));
+      for (; i < n; ++i) o[i] = f(g[i], x[i], p);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i * s[0]] = f(g[i * s[1]], x[i * s[2]], p);
+    }
+  });
+}
+#else
+template <class Op, class F>
+void unary_vec8(Iter&, F) {}  // never instantiated: Vec8<...>::has is false without AVX2
+#endif
+
 }  // namespace
 
 void unary(UnaryOp op, DType in, DType out, Iter& it, const OpParams& p) {
@@ -90,7 +148,10 @@ void unary(UnaryOp op, DType in, DType out, Iter& it, const OpParams& p) {
       using T = decltype(tag);                                              \
       if constexpr (kind_##kind<T>) {                                       \
         opfn::name f;                                                       \
-        unary_loop<T, T>(it, [&](T x) { return f(x, p); });                 \
+        if constexpr (std::is_same<T, float>::value && Vec8<opfn::name>::has) \
+          unary_vec8<opfn::name>(it, [&](T x) { return f(x, p); });         \
+        else                                                                \
+          unary_loop<T, T>(it, [&](T x) { return f(x, p); });               \
       } else {                                                              \
         bad_dtype(#name, in);                                               \
       }                                                                     \
@@ -123,6 +184,9 @@ void pred(PredOp op, DType in, Iter& it) {
 }
 
 void binary(BinaryOp op, DType t, Iter& it, const OpParams& p) {
+#if defined(__AVX2__) && defined(__FMA__)
+  if (op == BinaryOp::gelu_backward && t == DType::f32) return gelu_backward_vec8(it, p);
+#endif
   switch (op) {
 #define VLMOE_CASE(name, kind, expr)                                        \
   case BinaryOp::name:                                                      \

@@ -5,6 +5,7 @@
 
 #include "../threadpool.h"
 #include "kernels.h"
+#include "vec_math_avx2.h"
 
 namespace vlmoe {
 namespace VLMOE_CPU_NS {
@@ -39,8 +40,15 @@ void softmax_rows(const SoftmaxArgs& a) {
       } else {
         for (int64_t j = 0; j < cols; ++j) yr[j] = xr[j] * scale;
       }
+      // Row max with 8 independent lanes (a single running max does not vectorise).
+      T lanes[8];
+      for (int q = 0; q < 8; ++q) lanes[q] = -std::numeric_limits<T>::infinity();
+      int64_t j0 = 0;
+      for (; j0 + 8 <= cols; j0 += 8)
+        for (int q = 0; q < 8; ++q) lanes[q] = yr[j0 + q] > lanes[q] ? yr[j0 + q] : lanes[q];
       T mx = -std::numeric_limits<T>::infinity();
-      for (int64_t j = 0; j < cols; ++j) mx = yr[j] > mx ? yr[j] : mx;
+      for (int q = 0; q < 8; ++q) mx = lanes[q] > mx ? lanes[q] : mx;
+      for (; j0 < cols; ++j0) mx = yr[j0] > mx ? yr[j0] : mx;
       if (mx == -std::numeric_limits<T>::infinity()) {
         // Fully masked row: PyTorch gives NaN; we give a uniform zero row (log: -inf) so
         // padded queries do not poison the gradients.
@@ -56,12 +64,23 @@ void softmax_rows(const SoftmaxArgs& a) {
         float accf[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         int64_t j = 0;
         if constexpr (sizeof(T) == 4) {
+#if defined(__AVX2__) && defined(__FMA__)
+          __m256 acc = _mm256_setzero_ps();
+          const __m256 vm = _mm256_set1_ps(float(mx));
+          for (; j + 8 <= cols; j += 8) {
+            __m256 v = v8::exp(_mm256_sub_ps(_mm256_loadu_ps(reinterpret_cast<float*>(yr) + j), vm));
+            _mm256_storeu_ps(reinterpret_cast<float*>(yr) + j, v);
+            acc = _mm256_add_ps(acc, v);
+          }
+          _mm256_storeu_ps(accf, acc);
+#else
           for (; j + 8 <= cols; j += 8)
             for (int q = 0; q < 8; ++q) {
               T v = sm::exp_(T(yr[j + q] - mx));
               yr[j + q] = v;
               accf[q] += v;
             }
+#endif
           sum = (double(accf[0]) + accf[1] + accf[2] + accf[3]) + (double(accf[4]) + accf[5] + accf[6] + accf[7]);
         }
         for (; j < cols; ++j) {
@@ -85,11 +104,14 @@ void softmax_bwd_rows(RowArgs ra, bool log, const T* y, const T* g, T* dx) {
       const T* gr = g + r * cols;
       T* dr = dx + r * cols;
       if (log) {
-        // dx = g - exp(y) * sum(g)
+        // dx = g - exp(y) * sum(g) over the unmasked entries; masked entries (y = -inf, a
+        // constant) get 0, so a fully masked row passes no gradient.
+        constexpr T ninf = -std::numeric_limits<T>::infinity();
         double s = 0;
-        for (int64_t j = 0; j < cols; ++j) s += double(gr[j]);
+        for (int64_t j = 0; j < cols; ++j)
+          if (yr[j] != ninf) s += double(gr[j]);
         const T st = T(s);
-        for (int64_t j = 0; j < cols; ++j) dr[j] = gr[j] - sm::exp_(yr[j]) * st;
+        for (int64_t j = 0; j < cols; ++j) dr[j] = yr[j] == ninf ? T(0) : gr[j] - sm::exp_(yr[j]) * st;
       } else {
         // dx = y * (g - sum(g * y))
         double s = 0;

@@ -85,7 +85,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (b.ndim === 2) {
     // [..., M, K] @ [K, N]: fold the batch into M (one GEMM).
     const lead = a.shape.slice(0, -1);
-    const out = mm(reshape(a, [-1, K]), b);
+    const out = mm(reshape(a, [lead.reduce((p, q) => p * q, 1), K]), b);
     return reshape(out, [...lead, b.shape[1]!]);
   }
   const ba = a.shape.slice(0, -2), bb = b.shape.slice(0, -2);
@@ -111,7 +111,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const outF = weight.shape[0]!, inF = weight.shape[1]!;
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) throw new Error(`linear: bias ${fmtShape(bias.shape)} must be [${outF}]`);
   const lead = x.shape.slice(0, -1);
-  const x2 = noGrad(() => reshape(x, [-1, inF]));
+  const x2 = noGrad(() => reshape(x, [lead.reduce((p, q) => p * q, 1), inF]));
   const rows = x2.shape[0]!;
   const out = empty([rows, outF], x.dtype, x.device);
   const be = backendOf(x.device);
@@ -126,7 +126,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const y = noGrad(() => reshape(out, [...lead, outF]));
   if (needsGrad(x, weight, bias)) {
     record(y, 'linear', [x, weight, bias ?? null], (g) => {
-      const g2 = reshape(g, [-1, outF]);
+      const g2 = reshape(g, [x2.shape[0]!, outF]);
       return [
         x.requiresGrad ? reshape(mm(g2, weight), x.shape) : null,
         weight.requiresGrad ? mm(transpose(g2, 0, 1), x2) : null,

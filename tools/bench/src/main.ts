@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+/**
+ * vlmoe benchmarks: `npm run bench -- <name>` with name in gemm | ops | all.
+ * Each prints a table and writes tools/bench/results/<name>.json. VLMOE_BENCH_QUICK=1
+ * runs smaller sizes (a smoke run, not for reporting).
+ */
+import { benchGemm } from './gemm.js';
+import { benchOps } from './ops.js';
+
+const benches: Record<string, () => void> = { gemm: benchGemm, ops: benchOps };
+
+const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+if (names.length === 0 || names.includes('--help')) {
+  console.log(`usage: npm run bench -- <${Object.keys(benches).join('|')}|all>`);
+  process.exit(names.length === 0 ? 1 : 0);
+}
+for (const name of names.includes('all') ? Object.keys(benches) : names) {
+  const b = benches[name];
+  if (!b) {
+    console.error(`unknown benchmark '${name}' (known: ${Object.keys(benches).join(', ')}, all)`);
+    process.exit(1);
+  }
+  b();
+}
