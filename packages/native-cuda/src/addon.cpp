@@ -57,6 +57,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("blas", gemm_backend_name());
   o.Set("blasAvailable", gemm_openblas_available());
   o.Set("gemmKernel", gemm_simd_name());
+  o.Set("gemmChoice", gemm_choice_reason());
   o.Set("threads", num_threads());
   o.Set("simd", cpu_simd_name());
   return o;

@@ -18,6 +18,8 @@ export interface NativeInfo {
   /** GEMM in use: "openblas" or "builtin". */
   blas: string;
   blasAvailable: boolean;
+  /** Why GEMM starts on its path (VLMOE_GEMM=auto|openblas|builtin). */
+  gemmChoice: string;
   /** Micro-kernel of the built-in GEMM on this CPU. */
   gemmKernel: string;
   threads: number;

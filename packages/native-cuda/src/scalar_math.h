@@ -36,15 +36,15 @@ VLMOE_HD int32_t float_to_bits(float f) {
 #endif
 }
 
-// exp for float32: range reduction by ln2 (split in two parts), degree-6 polynomial. The
-// scale 2^n is applied in two halves so that results near FLT_MAX (x up to ln(FLT_MAX)) stay
-// finite and results below FLT_MIN come out as subnormals instead of 0.
+// exp for float32: range reduction by ln2 (split in two parts), degree-6 polynomial.
+// Results below FLT_MIN flush to 0 (x < -87.34); the scale 2^n is applied in two halves so
+// that results up to FLT_MAX (x up to ln(FLT_MAX) = 88.7228) stay finite.
 VLMOE_HD float fast_expf(float x) {
 #if defined(__CUDA_ARCH__)
   return expf(x);
 #else
-  const float hi = 88.72283172607421875f;  // largest float with a finite exp
-  const float lo = -104.0f;                 // exp below this rounds to 0
+  const float hi = 88.72283172607421875f;  // largest float whose exp is finite
+  const float lo = -87.3365478515625f;      // exp below this is subnormal: flushed to 0
   float xc = x > hi ? hi : x;
   xc = xc < lo ? lo : xc;
   // n = floor(t) by truncation and a correction (vectorises without SSE4.1's roundps).
@@ -60,8 +60,8 @@ VLMOE_HD float fast_expf(float x) {
   p = p * r + 1.6666665459E-1f;
   p = p * r + 5.0000001201E-1f;
   float y = p * r * r + r + 1.0f;
-  const int32_t ni = static_cast<int32_t>(n);  // in [-150, 128]
-  const int32_t n1 = ni / 2, n2 = ni - n1;      // each in [-75, 64]: 2^n1, 2^n2 are normal
+  const int32_t ni = static_cast<int32_t>(n);  // in [-126, 128]; 2^128 itself is not a float
+  const int32_t n1 = ni >> 1, n2 = ni - n1;     // each in [-63, 64]
   y = (y * bits_to_float((n1 + 127) << 23)) * bits_to_float((n2 + 127) << 23);
   y = x > hi ? INFINITY : y;
   y = x < lo ? 0.0f : y;

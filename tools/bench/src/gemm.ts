@@ -19,6 +19,7 @@ const SHAPES: [number, number, number][] = [
 
 export function benchGemm(): void {
   const info = T.nativeInfo();
+  const shippedIsBuiltin = info.blas === 'builtin';
   const cases: Case[] = [];
   const quick = process.env.VLMOE_BENCH_QUICK === '1';
   const shapes = quick ? SHAPES.filter(([m]) => m <= 512) : SHAPES;
@@ -38,20 +39,25 @@ export function benchGemm(): void {
         blas = timeit(() => native.blasSgemmDirect(M, N, K, a.storage.handle, b.storage.handle, c.storage.handle), opts);
         sleep(300);
       }
-      T.useBuiltinGemm(false);
-      const shipped = timeit(() => T.scope(() => { T.matmul(a, b); }), opts);
-      sleep(300);
+      let viaBlas: number | null = null;
+      if (info.blasAvailable) {
+        T.useBuiltinGemm(false);
+        viaBlas = timeit(() => T.scope(() => { T.matmul(a, b); }), opts);
+        sleep(300);
+      }
       T.useBuiltinGemm(true);
       const builtin = timeit(() => T.scope(() => { T.matmul(a, b); }), opts);
-      T.useBuiltinGemm(false);
+      T.useBuiltinGemm(shippedIsBuiltin);
       sleep(300);
       const g = (s: number | null) => (s === null ? null : flops / s / 1e9);
-      cases.push(makeCase(`matmul ${label} (${info.blas})`, 'GFLOP/s', g(shipped)!, g(blas), 'OpenBLAS cblas_sgemm', 'higher'));
-      cases.push(makeCase(`matmul ${label} (builtin ${info.gemmKernel})`, 'GFLOP/s', g(builtin)!, g(blas), 'OpenBLAS cblas_sgemm', 'higher'));
-      if (torch) cases.push(makeCase(`matmul ${label} (${info.blas})`, 'GFLOP/s', g(shipped)!, g(torch[label] ?? null), `PyTorch ${torch.torch_version ?? ''} matmul`, 'higher'));
+      const tag = (path: string) => (path === info.blas ? ', shipped' : '');
+      if (viaBlas !== null) cases.push(makeCase(`matmul ${label} (openblas path${tag('openblas')})`, 'GFLOP/s', g(viaBlas)!, g(blas), 'OpenBLAS cblas_sgemm', 'higher'));
+      cases.push(makeCase(`matmul ${label} (builtin ${info.gemmKernel}${tag('builtin')})`, 'GFLOP/s', g(builtin)!, g(blas), 'OpenBLAS cblas_sgemm', 'higher'));
+      const shipped = shippedIsBuiltin ? builtin : viaBlas!;
+      if (torch) cases.push(makeCase(`matmul ${label} (shipped: ${info.blas})`, 'GFLOP/s', g(shipped)!, g(torch[label] ?? null), `PyTorch ${torch.torch_version ?? ''} matmul`, 'higher'));
     });
   }
-  printTable(`GEMM float32, ${info.threads} threads, shipped path = ${info.blas}`, cases);
+  printTable(`GEMM float32, ${info.threads} threads, shipped path = ${info.blas} (${info.gemmChoice})`, cases);
   console.log(`\nwrote ${writeResults('gemm', cases)}`);
 }
 

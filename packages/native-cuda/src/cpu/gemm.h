@@ -74,6 +74,8 @@ bool gemm_openblas_available();
 // Tests and benchmarks switch paths at run time (thread-safe; takes effect on the next call).
 void gemm_set_force_builtin(bool force);
 bool gemm_force_builtin();
+// Why the dispatcher started on its path (VLMOE_GEMM=auto|openblas|builtin).
+const char* gemm_choice_reason();
 // Which builtin micro-kernel runs on this CPU: "avx512", "avx2-fma" or "portable".
 const char* gemm_simd_name();
 

@@ -60,6 +60,8 @@ void ln_fwd(RowArgs ra, double eps, const T* x, const T* w, const T* b, T* y, T*
         for (int64_t j = 0; j < cols; ++j) yr[j] = (xr[j] - muT) * rsT * w[j] + b[j];
       } else if (w) {
         for (int64_t j = 0; j < cols; ++j) yr[j] = (xr[j] - muT) * rsT * w[j];
+      } else if (b) {
+        for (int64_t j = 0; j < cols; ++j) yr[j] = (xr[j] - muT) * rsT + b[j];
       } else {
         for (int64_t j = 0; j < cols; ++j) yr[j] = (xr[j] - muT) * rsT;
       }
