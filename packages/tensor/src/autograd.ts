@@ -107,6 +107,13 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, opts: Backwa
     stack.pop();
     if (node) order.push(t);
   }
+  // Fail before touching any .grad when part of the graph was already freed.
+  for (const t of order) {
+    const n = t.gradFn!;
+    if (n.released) throw new Error(`backward: the graph through '${n.name}' was already freed by an earlier backward(); pass { retainGraph: true } to the first call`);
+    for (const s of n.saved)
+      if (s._disposed) throw new Error(`backward: a tensor of shape [${s.shape.join(', ')}] saved by '${n.name}' for its backward was disposed; keep it (or run backward) before disposing`);
+  }
   const grads = new Map<Tensor, Tensor>();
   grads.set(root, grad);
   const finishLeaf = (leaf: Tensor) => {
@@ -121,7 +128,6 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, opts: Backwa
   for (let k = order.length - 1; k >= 0; --k) {
     const t = order[k]!;
     const node = t.gradFn!;
-    if (node.released) throw new Error(`backward: the graph through '${node.name}' was already freed by an earlier backward(); pass { retainGraph: true } to the first call`);
     const g = grads.get(t);
     grads.delete(t);
     if (g) {

@@ -42,6 +42,7 @@ export class Generator {
   }
 
   setState(s: { seed: number; offset: number }): void {
+    if (!Number.isSafeInteger(s.offset) || s.offset < 0) throw new RangeError(`offset must be a non-negative safe integer, got ${s.offset}`);
     this.seedValue = Generator.checkSeed(s.seed);
     this.offsetValue = s.offset;
   }

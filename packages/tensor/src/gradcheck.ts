@@ -8,6 +8,7 @@ import { cast, mul } from './ops/elementwise.js';
 import { randn } from './ops/creation.js';
 import { sum } from './ops/reduce.js';
 import { Generator } from './generator.js';
+import { isFloating } from './dtype.js';
 import { scope } from './scope.js';
 import type { Tensor } from './tensor.js';
 
@@ -31,6 +32,11 @@ export function gradcheck(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opt
   const eps = opts.eps ?? 1e-6, atol = opts.atol ?? 1e-5, rtol = opts.rtol ?? 1e-3;
   return scope(() => {
     const xs = inputs.map((x) => {
+      if (!isFloating(x.dtype)) {
+        // Index / mask inputs pass through unchanged (they cannot require grad).
+        if (x.requiresGrad) throw new Error(`gradcheck: input of dtype ${x.dtype} cannot require grad`);
+        return x;
+      }
       const d = noGrad(() => cast(x, 'float64')).detach();
       const c = noGrad(() => d.clone());
       if (x.requiresGrad) c.requiresGrad_(true);
@@ -40,7 +46,8 @@ export function gradcheck(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opt
     const w = randn(probeShape, { dtype: 'float64', generator: new Generator(opts.seed ?? 1234) });
     const f = (): number => noGrad(() => sum(mul(fn(...xs), w)).item());
     const out = sum(mul(fn(...xs), w));
-    out.backward();
+    // An output cut from every input (e.g. through detach) has zero analytic gradients.
+    if (out.requiresGrad) out.backward();
     let maxAbsError = 0;
     for (let i = 0; i < xs.length; ++i) {
       const x = xs[i]!;

@@ -12,7 +12,7 @@ namespace v8 {
 inline __m256 set1(float v) { return _mm256_set1_ps(v); }
 
 inline __m256 exp(__m256 x) {
-  const __m256 hi = set1(88.3762626647949f), lo = set1(-87.3365478515625f);
+  const __m256 hi = set1(88.72283172607421875f), lo = set1(-87.3365478515625f);  // hi: largest finite exp
   __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
   __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(xc, set1(1.44269504088896341f), set1(0.5f)));
   __m256 r = _mm256_fnmadd_ps(n, set1(0.693359375f), xc);
@@ -24,8 +24,13 @@ inline __m256 exp(__m256 x) {
   p = _mm256_fmadd_ps(p, r, set1(1.6666665459E-1f));
   p = _mm256_fmadd_ps(p, r, set1(5.0000001201E-1f));
   __m256 y = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, set1(1.0f)));
-  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  y = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+  // 2^n applied in two halves so n = 128 (x near ln FLT_MAX) does not overflow the exponent.
+  __m256i ni = _mm256_cvtps_epi32(n);
+  __m256i n1 = _mm256_srai_epi32(ni, 1);
+  __m256i n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  y = _mm256_mul_ps(y, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23)));
+  y = _mm256_mul_ps(y, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23)));
   y = _mm256_blendv_ps(y, set1(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
   y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
   return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));

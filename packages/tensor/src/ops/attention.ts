@@ -10,6 +10,7 @@ import { matmul } from './matmul.js';
 import { softmax } from './softmax.js';
 import { transpose, unsqueeze } from './views.js';
 import { arange } from './creation.js';
+import { broadcastShapes } from './util.js';
 
 export interface AttentionOptions {
   /** bool (true = attend) or additive float, broadcastable to [..., Lq, Lk]. */
@@ -30,6 +31,13 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   if (opts.isCausal && opts.attnMask) throw new Error('scaledDotProductAttention: pass either attnMask or isCausal, not both');
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   let mask = opts.attnMask;
+  if (mask) {
+    const batch = broadcastShapes(q.shape.slice(0, -2), k.shape.slice(0, -2), 'scaledDotProductAttention');
+    const scoreShape = [...batch, q.shape[q.ndim - 2]!, k.shape[k.ndim - 2]!];
+    const off = scoreShape.length - mask.ndim;
+    if (off < 0 || mask.shape.some((m, i) => m !== 1 && m !== scoreShape[off + i]))
+      throw new Error(`scaledDotProductAttention: attnMask ${fmtShape(mask.shape)} does not broadcast to the scores [..., Lq, Lk] = ${fmtShape(scoreShape)}`);
+  }
   if (opts.isCausal) {
     const Lq = q.shape[q.ndim - 2]!, Lk = k.shape[k.ndim - 2]!;
     const row = unsqueeze(arange(0, Lq, 1, { device: q.device }), 1);

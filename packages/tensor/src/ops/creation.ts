@@ -76,7 +76,19 @@ export function tensor(data: Nested | ArrayLike<number> | ArrayBufferView, opts:
     const h = host as BigInt64Array;
     for (let i = 0; i < n; ++i) {
       const v = flat[i]!;
-      h[i] = typeof v === 'bigint' ? v : BigInt(Math.trunc(Number(v)));
+      if (typeof v === 'bigint') h[i] = v;
+      else {
+        const num = Number(v);
+        if (!Number.isFinite(num)) throw new RangeError(`tensor: ${num} (element ${i}) cannot be stored as int64`);
+        h[i] = BigInt(Math.trunc(num));
+      }
+    }
+  } else if (dtype === 'bool') {
+    // Stored as 0/1 bytes: any other byte is not a valid C++ bool for the kernels.
+    const h = host as Uint8Array;
+    for (let i = 0; i < n; ++i) {
+      const v = flat[i]!;
+      h[i] = (typeof v === 'bigint' ? v !== 0n : typeof v === 'boolean' ? v : v !== 0) ? 1 : 0;
     }
   } else {
     const h = host as Float32Array;
@@ -100,11 +112,11 @@ export const zeros = (shape: Shape, opts: TensorOptions = {}) => full(shape, 0, 
 export const ones = (shape: Shape, opts: TensorOptions = {}) => full(shape, 1, opts);
 export const emptyTensor = (shape: Shape, opts: TensorOptions = {}) => finish(empty(shape, opts.dtype ?? 'float32', opts.device ?? 'cpu'), opts);
 
-const likeOpts = (t: Tensor, opts: TensorOptions) => ({ dtype: opts.dtype ?? t.dtype, device: opts.device ?? t.device, requiresGrad: opts.requiresGrad });
-export const zerosLike = (t: Tensor, opts: TensorOptions = {}) => zeros(t.shape, likeOpts(t, opts));
-export const onesLike = (t: Tensor, opts: TensorOptions = {}) => ones(t.shape, likeOpts(t, opts));
-export const fullLike = (t: Tensor, value: number, opts: TensorOptions = {}) => full(t.shape, value, likeOpts(t, opts));
-export const emptyLike = (t: Tensor, opts: TensorOptions = {}) => emptyTensor(t.shape, likeOpts(t, opts));
+const likeOpts = (t: Tensor, opts: TensorOptions, op: string) => (t.check(op), { dtype: opts.dtype ?? t.dtype, device: opts.device ?? t.device, requiresGrad: opts.requiresGrad });
+export const zerosLike = (t: Tensor, opts: TensorOptions = {}) => zeros(t.shape, likeOpts(t, opts, 'zerosLike'));
+export const onesLike = (t: Tensor, opts: TensorOptions = {}) => ones(t.shape, likeOpts(t, opts, 'onesLike'));
+export const fullLike = (t: Tensor, value: number, opts: TensorOptions = {}) => full(t.shape, value, likeOpts(t, opts, 'fullLike'));
+export const emptyLike = (t: Tensor, opts: TensorOptions = {}) => emptyTensor(t.shape, likeOpts(t, opts, 'emptyLike'));
 
 /** A 0-dim tensor holding v, with t's dtype (promoted to float32 for non-integers) and device. */
 export function scalarLike(v: number, t: Tensor): Tensor {
@@ -118,6 +130,8 @@ export function arange(start: number, end?: number, step = 1, opts: TensorOption
     end = start;
     start = 0;
   }
+  if (!Number.isFinite(start) || !Number.isFinite(end) || !Number.isFinite(step))
+    throw new RangeError(`arange: start, end and step must be finite numbers, got (${start}, ${end}, ${step})`);
   if (step === 0) throw new RangeError('arange: step must be non-zero');
   const n = Math.max(0, Math.ceil((end - start) / step));
   const dtype = opts.dtype ?? (Number.isInteger(start) && Number.isInteger(end) && Number.isInteger(step) ? 'int64' : 'float32');
@@ -142,14 +156,33 @@ function randomFill(kind: number, shape: Shape, a: number, b: number, opts: Rand
 /** Uniform [0, 1). */
 export const rand = (shape: Shape, opts: RandomOptions = {}) => randomFill(0, shape, 0, 1, opts, 'float32');
 /** Uniform [low, high). */
-export const uniform = (shape: Shape, low: number, high: number, opts: RandomOptions = {}) => randomFill(0, shape, low, high, opts, 'float32');
+export function uniform(shape: Shape, low: number, high: number, opts: RandomOptions = {}): Tensor {
+  if (!Number.isFinite(low) || !Number.isFinite(high) || low > high) throw new RangeError(`uniform: expected finite low <= high, got low ${low}, high ${high}`);
+  return randomFill(0, shape, low, high, opts, 'float32');
+}
 /** Standard normal (or normal(mean, std)). */
-export const randn = (shape: Shape, opts: RandomOptions & { mean?: number; std?: number } = {}) => randomFill(1, shape, opts.mean ?? 0, opts.std ?? 1, opts, 'float32');
+export function randn(shape: Shape, opts: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
+  const mean = opts.mean ?? 0, std = opts.std ?? 1;
+  if (!Number.isFinite(mean) || !(std >= 0) || !Number.isFinite(std)) throw new RangeError(`randn: expected a finite mean and a finite std >= 0, got mean ${mean}, std ${std}`);
+  return randomFill(1, shape, mean, std, opts, 'float32');
+}
+
+/** Values each integer dtype can hold: randint's [low, high) must fit. */
+const intRange: Partial<Record<DType, [number, number]>> = {
+  bool: [0, 1], uint8: [0, 255], int32: [-(2 ** 31), 2 ** 31 - 1], int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  float32: [-(2 ** 24), 2 ** 24], float64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+};
+
 /** Integers uniform in [low, high). */
 export function randint(low: number, high: number, shape: Shape, opts: RandomOptions = {}): Tensor {
+  if (!Number.isSafeInteger(low) || !Number.isSafeInteger(high)) throw new RangeError(`randint: low (${low}) and high (${high}) must be integers`);
   if (!(high > low)) throw new RangeError(`randint: high (${high}) must be greater than low (${low})`);
+  const dtype = opts.dtype ?? 'int64';
+  const [lo, hi] = intRange[dtype]!;
+  if (low < lo || high - 1 > hi) throw new RangeError(`randint: [${low}, ${high}) does not fit dtype ${dtype} (values ${lo} .. ${hi})`);
   return randomFill(2, shape, low, high, opts, 'int64');
 }
-export const randLike = (t: Tensor, opts: RandomOptions = {}) => rand(t.shape, { dtype: t.dtype, device: t.device, ...opts });
-export const randnLike = (t: Tensor, opts: RandomOptions = {}) => randn(t.shape, { dtype: t.dtype, device: t.device, ...opts });
-export const randintLike = (t: Tensor, low: number, high: number, opts: RandomOptions = {}) => randint(low, high, t.shape, { dtype: t.dtype, device: t.device, ...opts });
+export const randLike = (t: Tensor, opts: RandomOptions = {}) => (t.check('randLike'), rand(t.shape, { dtype: t.dtype, device: t.device, ...opts }));
+export const randnLike = (t: Tensor, opts: RandomOptions = {}) => (t.check('randnLike'), randn(t.shape, { dtype: t.dtype, device: t.device, ...opts }));
+export const randintLike = (t: Tensor, low: number, high: number, opts: RandomOptions = {}) =>
+  (t.check('randintLike'), randint(low, high, t.shape, { dtype: t.dtype, device: t.device, ...opts }));

@@ -91,16 +91,20 @@ export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
 
 /** Clamps into [min, max] (either bound may be omitted). */
 export function clamp(x: Tensor, min = -Infinity, max = Infinity): Tensor {
+  x.check('clamp');
   if (min > max) throw new RangeError(`clamp: min ${min} is greater than max ${max}`);
-  const isInt = !isFloating(x.dtype);
-  const lo = isInt && min === -Infinity ? -2147483648 : min;
-  const hi = isInt && max === Infinity ? 2147483647 : max;
-  return unaryOp('clamp', x, U.clamp!, lo, hi, (g, x0) => mul(g, cast(logicalAnd(ge(x0, lo), le(x0, hi)), g.dtype)), false);
+  // Integer tensors with fractional bounds clamp in float32 (PyTorch's result type); the
+  // kernel compares integers in double, so infinite (open) bounds need no sentinel.
+  const fractional = (v: number) => Number.isFinite(v) && !Number.isInteger(v);
+  const xin = !isFloating(x.dtype) && (fractional(min) || fractional(max)) ? cast(x, 'float32') : x.dtype === 'bool' ? cast(x, 'int64') : x;
+  return unaryOp('clamp', xin, U.clamp!, min, max, (g, x0) => mul(g, cast(logicalAnd(ge(x0, min), le(x0, max)), g.dtype)), false);
 }
 
 /** a * x + b in one pass (scalar a, b). */
 export function affine(x: Tensor, a: number, b: number): Tensor {
-  const xin = !isFloating(x.dtype) && (!Number.isInteger(a) || !Number.isInteger(b)) ? cast(x, 'float32') : x;
+  x.check('affine');
+  // Integers stay integers for integer a, b; bool counts as 0/1 (int64), like PyTorch.
+  const xin = !isFloating(x.dtype) && (!Number.isInteger(a) || !Number.isInteger(b)) ? cast(x, 'float32') : x.dtype === 'bool' ? cast(x, 'int64') : x;
   return unaryOp('affine', xin, U.affine!, a, b, (g) => mul(g, a), false);
 }
 
@@ -108,6 +112,8 @@ export function affine(x: Tensor, a: number, b: number): Tensor {
 function powScalar(x: Tensor, p: number): Tensor {
   if (p === 1) return affine(x, 1, 0);
   if (p === 2) return square(x);
+  // d/dx x^0 is 0 everywhere (also at x = 0, where x^-1 * 0 would be NaN).
+  if (p === 0) return unaryOp('pow', x, U.pow_scalar!, p, 0, (g) => mul(g, 0), true);
   return unaryOp('pow', x, U.pow_scalar!, p, 0, (g, x0) => mul(g, mul(powScalar(x0, p - 1), p)), true);
 }
 
@@ -175,7 +181,12 @@ export function div(a: Tensor, b: TensorOrScalar): Tensor {
 
 export function pow(a: Tensor, b: TensorOrScalar): Tensor {
   if (typeof b === 'number') return powScalar(floatInput(a), b);
-  return binaryOp('pow', a, b, B.pow!, 0, (g, x, y, out) => [mul(g, mul(y, pow(x, sub(y, 1)))), mul(g, mul(out, log(x)))], true);
+  return binaryOp('pow', a, b, B.pow!, 0, (g, x, y, out) => [
+    // at y = 0 the base gradient is 0 (y * x^(y-1) would be 0 * inf at x = 0)
+    x.requiresGrad ? where(eq(y, 0), 0, mul(g, mul(y, pow(x, sub(y, 1))))) : null,
+    // at x = 0 with y >= 0, x^y is flat in y (PyTorch's convention; out * log x would be 0 * -inf)
+    y.requiresGrad ? where(logicalAnd(eq(x, 0), ge(y, 0)), 0, mul(g, mul(out, log(x)))) : null,
+  ], true);
 }
 
 function tieMask(x: Tensor, y: Tensor, gt: boolean): Tensor {
@@ -217,12 +228,13 @@ export const le = (a: Tensor, b: TensorOrScalar) => compareOp('le', a, b);
 export const gt = (a: Tensor, b: TensorOrScalar) => compareOp('gt', a, b);
 export const ge = (a: Tensor, b: TensorOrScalar) => compareOp('ge', a, b);
 
-function asBool(x: Tensor): Tensor {
+function asBool(x: Tensor, op: string): Tensor {
+  x.check(op);
   return x.dtype === 'bool' ? x : ne(x, 0);
 }
 
 function logicalOp(name: string, op: number, a: Tensor, b: Tensor): Tensor {
-  const ab = asBool(a), bb = asBool(b);
+  const ab = asBool(a, name), bb = asBool(b, name);
   checkSameDevice(name, ab, bb);
   const out = empty(broadcastShapes(ab.shape, bb.shape, name), 'bool', a.device);
   backendOf(a.device).binary(op, out, ab, bb);
@@ -233,7 +245,7 @@ export const logicalAnd = (a: Tensor, b: Tensor) => logicalOp('logicalAnd', B.lo
 export const logicalOr = (a: Tensor, b: Tensor) => logicalOp('logicalOr', B.logical_or!, a, b);
 export const logicalXor = (a: Tensor, b: Tensor) => logicalOp('logicalXor', B.logical_xor!, a, b);
 export function logicalNot(a: Tensor): Tensor {
-  const ab = asBool(a);
+  const ab = asBool(a, 'logicalNot');
   const out = empty(ab.shape, 'bool', a.device);
   backendOf(a.device).unary(U.logical_not!, out, ab);
   return out;
@@ -254,13 +266,15 @@ export const isfinite = (x: Tensor) => predOp('isfinite', P.isfinite!, x);
 /** cond ? a : b, broadcasting all three. */
 export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tensor {
   cond.check('where');
+  if (typeof a !== 'number') a.check('where');
+  if (typeof b !== 'number') b.check('where');
   const like = typeof a !== 'number' ? a : typeof b !== 'number' ? b : null;
   const at = typeof a === 'number' ? (like ? scalarLike(a, like) : full([], a, { device: cond.device })) : a;
   const bt = typeof b === 'number' ? scalarLike(b, at) : b;
   const dt = promoteTypes(at.dtype, bt.dtype);
   const ac = at.dtype === dt ? at : cast(at, dt);
   const bc = bt.dtype === dt ? bt : cast(bt, dt);
-  const c = asBool(cond);
+  const c = asBool(cond, 'where');
   checkSameDevice('where', c, ac, bc);
   const shape = broadcastShapes(broadcastShapes(c.shape, ac.shape, 'where'), bc.shape, 'where');
   const out = empty(shape, dt, cond.device);
@@ -276,18 +290,24 @@ export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tenso
 
 /** x with `value` where mask is true (mask broadcasts to x). */
 export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
-  const m = asBool(mask);
+  x.check('maskedFill');
+  const m = asBool(mask, 'maskedFill');
   const s = broadcastShapes(x.shape, m.shape, 'maskedFill');
   if (s.length !== x.shape.length || s.some((v, i) => v !== x.shape[i]))
     throw new Error(`maskedFill: mask of shape ${fmtShape(mask.shape)} does not broadcast to the tensor's shape ${fmtShape(x.shape)}`);
-  return where(m, scalarLike(value, x), x);
+  // The fill value takes x's dtype (as torch.masked_fill): 0.5 into an int tensor is 0.
+  return where(m, full([], value, { dtype: x.dtype, device: x.device }), x);
 }
 
 // ---- in-place (for optimisers and accumulation; refuse on tensors the graph needs) ------------
 
-function checkInPlace(x: Tensor, op: string): void {
+function checkInPlace(x: Tensor, op: string, overlapOk = false): void {
   x.check(op);
   if (x.requiresGrad && x.isLeaf && needsGrad(x)) throw new Error(`${op}: in-place update of a leaf that requires grad; wrap it in noGrad()`);
+  // An expanded (stride-0) destination has several elements in one memory location: the
+  // result would depend on the order of the writes (as PyTorch, refuse; clone() first).
+  if (!overlapOk && x.numel > 1 && x.shape.some((s, d) => s > 1 && x.strides[d] === 0))
+    throw new Error(`${op}: the destination of shape ${fmtShape(x.shape)} with strides ${fmtShape(x.strides)} has elements sharing memory (an expanded view); clone() it first`);
 }
 
 /** x += alpha * y (y broadcasts to x). Returns x. */
@@ -296,6 +316,7 @@ export function add_(x: Tensor, y: TensorOrScalar, alpha = 1): Tensor {
   const be = backendOf(x.device);
   if (typeof y === 'number') be.unary(U.affine!, x, x, 1, y * alpha);
   else {
+    y.check('add_');
     checkSameDevice('add_', x, y);
     const yc = y.dtype === x.dtype ? y : noGrad(() => cast(y, x.dtype));
     broadcastTo(yc, x, 'add_');
@@ -314,6 +335,8 @@ export function mul_(x: Tensor, y: TensorOrScalar): Tensor {
   const be = backendOf(x.device);
   if (typeof y === 'number') be.unary(U.affine!, x, x, y, 0);
   else {
+    y.check('mul_');
+    checkSameDevice('mul_', x, y);
     broadcastTo(y, x, 'mul_');
     be.binary(B.mul!, x, x, y.dtype === x.dtype ? y : noGrad(() => cast(y, x.dtype)));
   }
@@ -323,6 +346,7 @@ export function mul_(x: Tensor, y: TensorOrScalar): Tensor {
 /** Copies src (broadcast, cast) into x. */
 export function copy_(x: Tensor, src: Tensor): Tensor {
   checkInPlace(x, 'copy_');
+  src.check('copy_');
   checkSameDevice('copy_', x, src);
   broadcastTo(src, x, 'copy_');
   backendOf(x.device).unary(U.copy!, x, src);
@@ -331,9 +355,14 @@ export function copy_(x: Tensor, src: Tensor): Tensor {
 
 /** Fills x with a value (any layout). */
 export function fill_(x: Tensor, value: number): Tensor {
-  checkInPlace(x, 'fill_');
+  checkInPlace(x, 'fill_', true);
   if (x.isContiguous()) backendOf(x.device).fill(x, value);
-  else backendOf(x.device).unary(U.affine!, x, x, 0, value);
+  else {
+    // Not 0 * x + value: that keeps NaN/inf and does not exist for bool.
+    const v = full([], value, { dtype: x.dtype, device: x.device });
+    backendOf(x.device).unary(U.copy!, x, v);
+    v.dispose();
+  }
   return x;
 }
 

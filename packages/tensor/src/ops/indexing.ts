@@ -3,9 +3,16 @@ import { needsGrad, record } from '../autograd.js';
 import { backendOf } from '../backend/registry.js';
 import { empty, fmtShape, shapeNumel, type Tensor } from '../tensor.js';
 import { arange, zeros } from './creation.js';
-import { cast, clone, contiguous, eq } from './elementwise.js';
-import { checkSameDevice } from './util.js';
-import { reshape, unsqueeze } from './views.js';
+import { cast, clone, contiguous, copy_, eq, ge, logicalOr, lt } from './elementwise.js';
+import { max } from './reduce.js';
+import { checkSameDevice, sameShape } from './util.js';
+import { narrow, reshape, unsqueeze } from './views.js';
+import { noGrad } from '../autograd.js';
+
+/** 1 when any element of a bool tensor is true (a 0-dim int64). */
+function any(b: Tensor): Tensor {
+  return max(cast(b, 'int64'));
+}
 
 function checkIndex(idx: Tensor, op: string): void {
   idx.check(op);
@@ -79,7 +86,18 @@ export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): 
   const s = src.dtype === x.dtype ? src : cast(src, x.dtype);
   if (index.numel > 0) backendOf(x.device).scatterAdd(out, d, index, s);
   if (needsGrad(x, src)) {
-    record(out, 'scatterAdd', [x, s], (g) => [g, gather(g, d, index)], [index]);
+    const ss = s.shape;
+    record(out, 'scatterAdd', [x, s], (g) => {
+      if (!s.requiresGrad) return [g, null];
+      const gs = gather(g, d, index);
+      if (sameShape(gs.shape, ss)) return [g, gs];
+      // src entries beyond the index's extent were not used: their gradient is 0.
+      const full = zeros(ss, { dtype: g.dtype, device: g.device });
+      let region = full;
+      for (let i = 0; i < ss.length; ++i) region = narrow(region, i, 0, index.shape[i]!);
+      copy_(region, gs);
+      return [g, full];
+    }, [index]);
   }
   return out;
 }
@@ -88,6 +106,18 @@ export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): 
 export function oneHot(indices: Tensor, numClasses: number): Tensor {
   checkIndex(indices, 'oneHot');
   if (!Number.isInteger(numClasses) || numClasses <= 0) throw new RangeError(`oneHot: numClasses must be a positive integer, got ${numClasses}`);
+  if (indices.numel > 0) {
+    const bad = noGrad(() => logicalOr(lt(indices, 0), ge(indices, numClasses)));
+    if (any(bad).item() !== 0) {
+      // Error path only: find the first offending value on the host.
+      const vals = indices.dataSync();
+      for (let i = 0; i < vals.length; ++i) {
+        const v = Number(vals[i]!);
+        if (v < 0 || v >= numClasses)
+          throw new RangeError(`oneHot: index ${v} at position ${i} is out of range for numClasses ${numClasses}`);
+      }
+    }
+  }
   const cls = arange(0, numClasses, 1, { dtype: indices.dtype, device: indices.device });
   return cast(eq(unsqueeze(indices, -1), cls), 'int64');
 }

@@ -9,7 +9,10 @@ import { narrow, unsqueeze } from './views.js';
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   if (tensors.length === 0) throw new Error('cat: expected a non-empty list of tensors');
   const first = tensors[0]!;
-  for (const t of tensors) t.check('cat');
+  for (const t of tensors) {
+    t.check('cat');
+    if (t.ndim === 0) throw new Error('cat: zero-dimensional tensors cannot be concatenated (use stack)');
+  }
   checkSameDevice('cat', ...tensors);
   const d = first.dim(dim, 'cat');
   let total = 0;
@@ -33,12 +36,13 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   });
   if (needsGrad(...tensors)) {
     const sizes = tensors.map((t) => t.shape[d]!);
+    const dtypes = tensors.map((t) => t.dtype);
     record(out, 'cat', [...tensors], (g) => {
       let at = 0;
-      return sizes.map((n) => {
+      return sizes.map((n, i) => {
         const s = narrow(g, d, at, n);
         at += n;
-        return s;
+        return s.dtype === dtypes[i] ? s : cast(s, dtypes[i]!);
       });
     });
   }

@@ -1,6 +1,8 @@
 /** Losses and similarity: crossEntropy, binaryCrossEntropyWithLogits, normalize, cosineSimilarity. */
 import { fmtShape, type Tensor } from '../tensor.js';
-import { abs, add, affine, cast, clamp, div, exp, log, mul, ne, neg, relu, sqrt, sub, where } from './elementwise.js';
+import { isFloating } from '../dtype.js';
+import { abs, add, affine, cast, clamp, div, exp, log, maximum, mul, ne, neg, sqrt, sub, where } from './elementwise.js';
+import { broadcastShapes } from './util.js';
 import { gather } from './indexing.js';
 import { mean, sum } from './reduce.js';
 import { logSoftmax } from './softmax.js';
@@ -44,15 +46,22 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
 export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, opts: { reduction?: Reduction; posWeight?: Tensor } = {}): Tensor {
   if (logits.ndim !== target.ndim || logits.shape.some((s, i) => s !== target.shape[i]))
     throw new Error(`binaryCrossEntropyWithLogits: logits ${fmtShape(logits.shape)} and targets ${fmtShape(target.shape)} differ`);
+  if (!isFloating(logits.dtype)) throw new TypeError(`binaryCrossEntropyWithLogits: expected floating logits, got ${logits.dtype}`);
   const y = target.dtype === logits.dtype ? target : cast(target, logits.dtype);
-  const softplusNeg = log(add(exp(neg(abs(logits))), 1)); // log(1 + exp(-|x|))
+  // softplus(-x) = log(1 + exp(-|x|)) + max(-x, 0). Both pieces have a kink at x = 0; `maximum`
+  // splits its gradient 0.5/0.5 on the tie and |x|'s is 0 there, which together give the true
+  // derivative (-1/2) of the smooth sum (relu's 0 would give a wrong gradient at x = 0).
+  const softplusNeg = add(log(add(exp(neg(abs(logits))), 1)), maximum(neg(logits), 0));
   let loss: Tensor;
   if (opts.posWeight) {
-    // (1 - y)·x + (1 + (pw - 1)·y)·(log(1 + exp(-|x|)) + max(-x, 0))
-    const lw = add(mul(sub(opts.posWeight, 1), y), 1);
-    loss = add(mul(affine(y, -1, 1), logits), mul(lw, add(softplusNeg, relu(neg(logits)))));
+    const pw = opts.posWeight.dtype === logits.dtype ? opts.posWeight : cast(opts.posWeight, logits.dtype);
+    broadcastShapes(pw.shape, logits.shape, 'binaryCrossEntropyWithLogits (posWeight)');
+    // (1 - y)·x + (1 + (pw - 1)·y)·softplus(-x)
+    const lw = add(mul(sub(pw, 1), y), 1);
+    loss = add(mul(affine(y, -1, 1), logits), mul(lw, softplusNeg));
   } else {
-    loss = add(sub(relu(logits), mul(logits, y)), softplusNeg);
+    // (1 - y)·x + softplus(-x)
+    loss = add(mul(affine(y, -1, 1), logits), softplusNeg);
   }
   const r = opts.reduction ?? 'mean';
   return r === 'none' ? loss : r === 'sum' ? sum(loss) : mean(loss);
@@ -61,16 +70,22 @@ export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, opt
 /** x / max(||x||_p, eps) along dim. */
 export function normalize(x: Tensor, p = 2, dim = -1, eps = 1e-12): Tensor {
   let norm: Tensor;
-  if (p === 2) norm = sqrt(sum(mul(x, x), dim, true));
-  else if (p === 1) norm = sum(abs(x), dim, true);
+  // max(||x||, eps) for p = 2 is sqrt(max(Σx², eps²)): a zero vector then gets a finite
+  // gradient (1/eps) instead of the NaN of sqrt'(0)·0.
+  if (p === 2) norm = sqrt(clamp(sum(mul(x, x), dim, true), eps * eps));
+  else if (p === 1) norm = clamp(sum(abs(x), dim, true), eps);
   else throw new RangeError(`normalize: p must be 1 or 2, got ${p}`);
-  return div(x, clamp(norm, eps));
+  return div(x, norm);
 }
 
 /** Cosine similarity along dim: a·b / max(||a||·||b||, eps). */
 export function cosineSimilarity(a: Tensor, b: Tensor, dim = -1, eps = 1e-8): Tensor {
-  const dot = sum(mul(a, b), dim);
-  const na = sqrt(sum(mul(a, a), dim));
-  const nb = sqrt(sum(mul(b, b), dim));
-  return div(dot, clamp(mul(na, nb), eps));
+  const shape = broadcastShapes(a.shape, b.shape, 'cosineSimilarity');
+  const d = dim < 0 ? dim + shape.length : dim;
+  if (!(d >= 0 && d < shape.length)) throw new RangeError(`cosineSimilarity: dim ${dim} is out of range for shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+  const dd = d - shape.length; // as a negative dim, valid for both inputs
+  const dot = sum(mul(a, b), dd);
+  // max(||a||·||b||, eps) = sqrt(max(Σa²·Σb², eps²)), finite gradients for zero vectors.
+  const den = sqrt(clamp(mul(sum(mul(a, a), dd), sum(mul(b, b), dd)), eps * eps));
+  return div(dot, den);
 }

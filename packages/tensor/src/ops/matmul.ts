@@ -110,6 +110,11 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     throw new Error(`linear: input ${fmtShape(x.shape)} does not match weight ${fmtShape(weight.shape)} ([out_features, in_features])`);
   const outF = weight.shape[0]!, inF = weight.shape[1]!;
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) throw new Error(`linear: bias ${fmtShape(bias.shape)} must be [${outF}]`);
+  if (bias) {
+    bias.check('linear');
+    checkSameDevice('linear', x, bias);
+    if (bias.dtype !== x.dtype) throw new TypeError(`linear: bias dtype ${bias.dtype} differs from the input's ${x.dtype}`);
+  }
   const lead = x.shape.slice(0, -1);
   const x2 = noGrad(() => reshape(x, [lead.reduce((p, q) => p * q, 1), inF]));
   const rows = x2.shape[0]!;

@@ -20,6 +20,13 @@ function finalShape(x: Tensor, dims: number[], keepdim: boolean): number[] {
   return keepdim ? keptShape(x, dims) : x.shape.filter((_, i) => !dims.includes(i));
 }
 
+/** Number of elements reduced into each output (a 0-d tensor's dim 0 counts as size 1). */
+function reducedCount(x: Tensor, dims: number[]): number {
+  let n = 1;
+  for (const i of dims) n *= x.shape[i] ?? 1;
+  return n;
+}
+
 /** Raw reduction into a keepdim-shaped output (no autograd). op: 0 sum, 1 max, 2 min, 3 prod. */
 function reduceRaw(op: number, x: Tensor, dims: number[], index: boolean): [Tensor, Tensor | null] {
   const ks = keptShape(x, dims);
@@ -42,9 +49,14 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
   return reshape(s, shape);
 }
 
+/** Integer and bool inputs of sum / prod / cumsum accumulate in int64 (as PyTorch). */
+function int64Unless(x: Tensor): Tensor {
+  return isFloating(x.dtype) || x.dtype === 'int64' ? x : cast(x, 'int64');
+}
+
 export function sum(x: Tensor, dims?: number | readonly number[], keepdim = false): Tensor {
   x.check('sum');
-  const xin = x.dtype === 'bool' ? cast(x, 'int64') : x;
+  const xin = int64Unless(x);
   const d = normDims(xin, dims, 'sum');
   const [r] = reduceRaw(0, xin, d, false);
   const out = keepdim ? r : reshape(r, finalShape(xin, d, false));
@@ -56,19 +68,18 @@ export function sum(x: Tensor, dims?: number | readonly number[], keepdim = fals
 }
 
 export function mean(x: Tensor, dims?: number | readonly number[], keepdim = false): Tensor {
+  x.check('mean');
   const xin = isFloating(x.dtype) ? x : cast(x, 'float32');
   const d = normDims(xin, dims, 'mean');
-  let n = 1;
-  for (const i of d) n *= xin.shape[i]!;
-  return mul(sum(xin, d, keepdim), 1 / n);
+  return mul(sum(xin, d, keepdim), 1 / reducedCount(xin, d));
 }
 
 /** Variance with Bessel's correction by default (correction = 1), like torch.var. */
 export function variance(x: Tensor, dims?: number | readonly number[], opts: { correction?: number; keepdim?: boolean } = {}): Tensor {
+  x.check('var');
   const xin = isFloating(x.dtype) ? x : cast(x, 'float32');
   const d = normDims(xin, dims, 'var');
-  let n = 1;
-  for (const i of d) n *= xin.shape[i]!;
+  const n = reducedCount(xin, d);
   const m = mean(xin, d, true);
   const diff = sub(xin, m);
   const ss = sum(mul(diff, diff), d, opts.keepdim ?? false);
@@ -76,13 +87,23 @@ export function variance(x: Tensor, dims?: number | readonly number[], opts: { c
 }
 
 export function prod(x: Tensor, dim?: number, keepdim = false): Tensor {
-  const d = normDims(x, dim, 'prod');
-  const [r] = reduceRaw(3, x, d, false);
-  const out = keepdim ? r : reshape(r, finalShape(x, d, false));
-  if (needsGrad(x)) {
-    // d prod / dx_i = prod / x_i (inputs with zeros are not special-cased).
-    const ks = keptShape(x, d);
-    record(out, 'prod', [x], (g) => [div(mul(expand(reshape(g, ks), x.shape), expand(r, x.shape)), x)], [x, r]);
+  x.check('prod');
+  const xin = int64Unless(x);
+  const d = normDims(xin, dim, 'prod');
+  const [r] = reduceRaw(3, xin, d, false);
+  const out = keepdim ? r : reshape(r, finalShape(xin, d, false));
+  if (needsGrad(xin)) {
+    // d prod / dx_i = product of the other entries: prod / x_i where the slice has no zero;
+    // where it has one zero, the product of its non-zeros at the zero and 0 elsewhere;
+    // with two or more zeros, 0 everywhere.
+    const ks = keptShape(xin, d);
+    record(out, 'prod', [xin], (g) => {
+      const isZero = eq(xin, 0);
+      const zeros = sum(isZero, d, true);
+      const [nonZeroProd] = reduceRaw(3, where(isZero, 1, xin), d, false);
+      const others = where(isZero, where(eq(zeros, 1), nonZeroProd, 0), where(eq(zeros, 0), div(r, xin), 0));
+      return [mul(expand(reshape(g, ks), xin.shape), others)];
+    }, [xin, r]);
   }
   return out;
 }
@@ -138,18 +159,23 @@ export function min(x: Tensor, dim?: number, keepdim = false): Tensor | ValuesIn
 }
 
 export function argmax(x: Tensor, dim?: number, keepdim = false): Tensor {
+  x.check('argmax');
   return noGrad(() => (dim === undefined ? extremeDim(1, 'argmax', reshape(x, [-1]), 0, false).indices : extremeDim(1, 'argmax', x, dim, keepdim).indices));
 }
 
 export function argmin(x: Tensor, dim?: number, keepdim = false): Tensor {
+  x.check('argmin');
   return noGrad(() => (dim === undefined ? extremeDim(2, 'argmin', reshape(x, [-1]), 0, false).indices : extremeDim(2, 'argmin', x, dim, keepdim).indices));
 }
 
 /** log(sum(exp(x))) over dims, stable (shifted by the max). */
 export function logsumexp(x: Tensor, dims: number | readonly number[], keepdim = false): Tensor {
+  x.check('logsumexp');
   const xin = isFloating(x.dtype) ? x : cast(x, 'float32');
   const d = normDims(xin, dims, 'logsumexp');
+  // Shift by the max (0 where it is infinite, or over an empty dim: the result is -inf).
   const m = noGrad(() => {
+    if (reducedCount(xin, d) === 0) return zeros(keptShape(xin, d), { dtype: xin.dtype, device: xin.device });
     const [r] = reduceRaw(1, xin, d, false);
     return where(isfinite(r), r, 0);
   });
@@ -161,6 +187,13 @@ export function logsumexp(x: Tensor, dims: number | readonly number[], keepdim =
 /** The k largest (or smallest) entries along dim, sorted, with their indices. */
 export function topk(x: Tensor, k: number, dim = -1, largest = true): ValuesIndices {
   x.check('topk');
+  if (x.ndim === 0) {
+    // A 0-d tensor is one row of one element.
+    x.dim(dim, 'topk');
+    const r = topk(reshape(x, [1]), k, 0, largest);
+    if (k === 0) return r;
+    return { values: reshape(r.values, []), indices: noGrad(() => reshape(r.indices, [])) };
+  }
   const d = x.dim(dim, 'topk');
   const n = x.shape[d] ?? 1;
   if (!Number.isInteger(k) || k < 0 || k > n) throw new RangeError(`topk: k = ${k} is out of range for dim ${dim} of size ${n} in ${fmtShape(x.shape)}`);
@@ -187,8 +220,9 @@ export function topk(x: Tensor, k: number, dim = -1, largest = true): ValuesIndi
 /** Inclusive cumulative sum along dim. */
 export function cumsum(x: Tensor, dim: number): Tensor {
   x.check('cumsum');
-  const xin = x.dtype === 'bool' ? cast(x, 'int64') : x;
+  const xin = int64Unless(x);
   const d = xin.dim(dim, 'cumsum');
+  if (xin.ndim === 0) return reshape(cumsum(reshape(xin, [1]), 0), []);
   const out = empty(xin.shape, xin.dtype, xin.device);
   if (xin.numel > 0) backendOf(xin.device).cumsum(out, xin, d);
   if (needsGrad(xin)) {

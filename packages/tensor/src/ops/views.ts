@@ -121,6 +121,7 @@ export function transpose(x: Tensor, d0: number, d1: number): Tensor {
 
 /** Matrix transpose of a 2-D tensor (1-D and 0-D are returned as they are). */
 export function t(x: Tensor): Tensor {
+  x.check('t');
   if (x.ndim < 2) return x;
   if (x.ndim > 2) throw new Error(`t: expects a tensor of at most 2 dims, got shape ${fmtShape(x.shape)}`);
   return transpose(x, 0, 1);
@@ -129,6 +130,7 @@ export function t(x: Tensor): Tensor {
 /** Elements start, start+step, ... (< end) along dim, as a view. */
 export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1): Tensor {
   x.check('slice');
+  if (x.ndim === 0) throw new RangeError('slice: cannot slice a 0-d tensor');
   const d = x.dim(dim, 'slice');
   const n = x.shape[d]!;
   if (!Number.isInteger(step) || step <= 0) throw new Error(`slice: step must be a positive integer, got ${step}`);
@@ -155,6 +157,8 @@ export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1)
 
 /** length elements from start along dim (a view). */
 export function narrow(x: Tensor, dim: number, start: number, length: number): Tensor {
+  x.check('narrow');
+  if (x.ndim === 0) throw new RangeError('narrow: cannot narrow a 0-d tensor');
   const d = x.dim(dim, 'narrow');
   const n = x.shape[d]!;
   const s = start < 0 ? start + n : start;
@@ -164,6 +168,8 @@ export function narrow(x: Tensor, dim: number, start: number, length: number): T
 
 /** The index-th entry along dim, with that dim removed (a view). */
 export function select(x: Tensor, dim: number, index: number): Tensor {
+  x.check('select');
+  if (x.ndim === 0) throw new RangeError('select: cannot select from a 0-d tensor');
   const d = x.dim(dim, 'select');
   const n = x.shape[d]!;
   const i = index < 0 ? index + n : index;
@@ -181,6 +187,7 @@ export function expand(x: Tensor, shape: Shape): Tensor {
   for (let i = 0; i < shape.length; ++i) {
     const xi = i - off;
     const want = shape[i]!;
+    if (!Number.isInteger(want) || want < -1) throw new Error(`expand: invalid size ${want} in ${fmtShape(shape)}`);
     if (xi < 0) {
       if (want < 0) throw new Error(`expand: -1 is not allowed for a new leading dim (${fmtShape(shape)})`);
       outShape[i] = want;

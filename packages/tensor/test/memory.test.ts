@@ -1,0 +1,229 @@
+import { describe, expect, it } from 'vitest';
+import * as T from '../src/index.js';
+import { flat } from './helpers/ref-nn.js';
+
+const live = () => T.memory().cpu.live;
+
+describe('memory()', () => {
+  it('counts live bytes per allocation and frees on dispose()', () => {
+    const before = live();
+    const a = T.zeros([10, 10]); // 400 bytes
+    const b = T.zeros([5], { dtype: 'float64' }); // 40 bytes
+    const c = T.zeros([3], { dtype: 'int64' }); // 24 bytes
+    expect(live() - before).toBe(400 + 40 + 24);
+    a.dispose();
+    expect(live() - before).toBe(40 + 24);
+    b.dispose();
+    c.dispose();
+    expect(live()).toBe(before);
+    const m = T.memory();
+    expect(m.cpu.peak).toBeGreaterThanOrEqual(m.cpu.live);
+    expect(m.cpu.allocs).toBeGreaterThan(0);
+  });
+  it('views share storage: it is freed when the last view is disposed', () => {
+    const before = live();
+    const a = T.zeros([4, 4]);
+    const v1 = a.t();
+    const v2 = T.scope(() => a.reshape(16).narrow(0, 2, 3)); // the intermediate view is freed
+    expect(live() - before).toBe(64);
+    a.dispose();
+    v1.dispose();
+    expect(live() - before).toBe(64);
+    expect(flat(v2)).toEqual([0, 0, 0]); // still readable
+    v2.dispose();
+    expect(live()).toBe(before);
+  });
+  it('dispose() also frees the tensor\'s .grad', () => {
+    const before = live();
+    const w = T.ones([8], { requiresGrad: true });
+    T.scope(() => w.mul(w).sum().backward());
+    expect(live() - before).toBe(64);
+    w.dispose();
+    expect(live()).toBe(before);
+  });
+  it('a disposed tensor gives a clear error; its data() view is detached', () => {
+    const a = T.ones([3]);
+    const view = a.data();
+    expect(view.length).toBe(3);
+    a.dispose();
+    expect(view.length).toBe(0);
+    expect(() => a.data()).toThrow(/data: tensor of shape \[3\] was disposed/);
+    expect(() => a.mul(2)).toThrow(/was disposed/);
+    expect(() => a.backward()).toThrow(/backward: .*disposed/);
+  });
+});
+
+describe('scope() / tidy()', () => {
+  it('frees intermediates but not the returned tensor', () => {
+    const before = live();
+    const r = T.scope(() => {
+      const a = T.ones([100]);
+      const b = a.add(1).mul(3).exp();
+      return b.sum();
+    });
+    expect(live() - before).toBe(4); // one float32 scalar
+    expect(r.item()).toBeCloseTo(100 * Math.exp(6), 0);
+    r.dispose();
+    expect(live()).toBe(before);
+    expect(T.scopeDepth()).toBe(0);
+  });
+  it('tidy is scope; results in arrays, objects and Maps survive; keep() survives', () => {
+    expect(T.tidy).toBe(T.scope);
+    const before = live();
+    let kept: T.Tensor | undefined;
+    const out = T.tidy(() => {
+      const a = T.ones([10]);
+      kept = T.keep(a.mul(2));
+      const m = new Map([['m', a.add(3)]]);
+      T.ones([1000]); // garbage
+      return { list: [a.add(1), a.add(2)], nested: { m }, n: 5 };
+    });
+    expect(live() - before).toBe(4 * 40);
+    expect(flat(out.list[0]!)).toEqual(new Array(10).fill(2));
+    expect(flat(out.nested.m.get('m')!)).toEqual(new Array(10).fill(4));
+    expect(flat(kept!)).toEqual(new Array(10).fill(2));
+    for (const t of [...out.list, out.nested.m.get('m')!, kept!]) t.dispose();
+    expect(live()).toBe(before);
+  });
+  it('nested scopes: survivors move to the enclosing scope, which frees them unless returned', () => {
+    const before = live();
+    const r = T.scope(() => {
+      const inner = T.scope(() => T.ones([10]).mul(2));
+      expect(inner.disposed).toBe(false);
+      const other = T.scope(() => T.ones([10]).mul(3));
+      expect(T.scopeDepth()).toBe(1);
+      void other; // not returned by the outer scope: freed when it closes
+      return inner.add(1);
+    });
+    expect(live() - before).toBe(40);
+    expect(flat(r)).toEqual(new Array(10).fill(3));
+    r.dispose();
+    expect(live()).toBe(before);
+  });
+  it('returned tensors keep what their autograd graphs need; closing an outer scope frees it', () => {
+    const before = live();
+    const x = T.tensor([0.5, 1, 2], { dtype: 'float64', requiresGrad: true });
+    T.scope(() => {
+      const y = T.scope(() => {
+        const h = x.exp(); // saved by mul's backward
+        T.zeros([100]); // garbage
+        return h.mul(h).sum();
+      });
+      y.backward(); // the saved intermediates are still alive
+    });
+    const want = [0.5, 1, 2].map((v) => 2 * Math.exp(2 * v));
+    flat(x.grad!).forEach((g, i) => expect(g).toBeCloseTo(want[i]!, 10));
+    // only x and its kept grad remain
+    expect(live() - before).toBe(24 + 24);
+    x.dispose();
+    expect(live()).toBe(before);
+  });
+  it('frees intermediates when fn throws, and async scopes close when the promise settles', async () => {
+    const before = live();
+    expect(() => T.scope(() => {
+      T.ones([50]);
+      throw new Error('inside');
+    })).toThrow('inside');
+    expect(live()).toBe(before);
+    expect(T.scopeDepth()).toBe(0);
+    const r = await T.scope(async () => {
+      const a = T.ones([10]);
+      await new Promise((res) => setTimeout(res, 1));
+      T.ones([100]);
+      return a.mul(2);
+    });
+    expect(live() - before).toBe(40);
+    r.dispose();
+    await expect(T.scope(async () => {
+      T.ones([10]);
+      throw new Error('async');
+    })).rejects.toThrow('async');
+    expect(live()).toBe(before);
+  });
+  it('does not dispose tensors created outside it, nor their grads', () => {
+    const w = T.ones([4], { requiresGrad: true });
+    T.scope(() => {
+      w.mul(2).sum().backward();
+      return null;
+    });
+    expect(w.disposed).toBe(false);
+    expect(flat(w.grad!)).toEqual([2, 2, 2, 2]);
+    T.scope(() => w.mul(2).sum().backward());
+    expect(flat(w.grad!)).toEqual([4, 4, 4, 4]);
+    w.dispose();
+  });
+  it('ops used in a scope do not leak: softmax/layerNorm/attention/losses forward+backward', () => {
+    const before = live();
+    const p = [T.randn([4, 8], { requiresGrad: true }), T.ones([8], { requiresGrad: true }), T.zeros([8], { requiresGrad: true })];
+    const step = () => T.scope(() => {
+      const [x, w, b] = p as [T.Tensor, T.Tensor, T.Tensor];
+      const h = T.layerNorm(x, 8, w, b);
+      const a = T.scaledDotProductAttention(h.reshape(1, 4, 8), h.reshape(1, 4, 8), h.reshape(1, 4, 8), { isCausal: true, dropoutP: 0.1, generator: new T.Generator(1) });
+      const l = T.crossEntropy(a.reshape(4, 8), T.tensor([1, 2, 3, -100], { dtype: 'int64' }), { labelSmoothing: 0.1 })
+        .add(T.binaryCrossEntropyWithLogits(h, T.rand([4, 8]), { posWeight: T.ones([8]) }))
+        .add(T.cosineSimilarity(h, T.normalize(a.reshape(4, 8))).sum())
+        .add(T.logSoftmax(T.cat([h, a.reshape(4, 8)], 1), 0, { mask: T.ones([8 * 2], { dtype: 'bool' }) }).mean())
+        .add(T.embedding(T.tensor([0, 3], { dtype: 'int64' }), x).sum())
+        .add(T.gather(x, 1, T.tensor([[0], [1], [2], [3]], { dtype: 'int64' })).sum());
+      l.backward();
+    });
+    step();
+    const after1 = live();
+    for (let i = 0; i < 50; ++i) step();
+    expect(live()).toBe(after1);
+    for (const t of p) t.dispose();
+    expect(live()).toBe(before);
+  });
+});
+
+describe('helpers free what they allocate', () => {
+  it('gradcheck leaves live bytes unchanged and does not touch the inputs\' grads', () => {
+    const x = T.randn([3, 4], { dtype: 'float64', requiresGrad: true });
+    const w = T.randn([5, 4], { dtype: 'float64', requiresGrad: true });
+    const before = live();
+    expect(T.gradcheck((a, b) => T.linear(a!, b!).softmax(-1), [x, w]).ok).toBe(true);
+    expect(live()).toBe(before);
+    expect(x.grad).toBeNull();
+    expect(w.grad).toBeNull();
+    x.dispose();
+    w.dispose();
+  });
+});
+
+describe('training loop memory', () => {
+  it('10,000 steps of forward + backward + SGD update in scope end with the live bytes of step 1', () => {
+    const g = new T.Generator(2024);
+    const before = live();
+    const inF = 6, hid = 12, classes = 3, batch = 8;
+    const w1 = T.randn([hid, inF], { generator: g, std: 0.5 }).requiresGrad_();
+    const b1 = T.zeros([hid]).requiresGrad_();
+    const w2 = T.randn([classes, hid], { generator: g, std: 0.5 }).requiresGrad_();
+    const b2 = T.zeros([classes]).requiresGrad_();
+    const params = [w1, b1, w2, b2];
+    const x = T.randn([batch, inF], { generator: g });
+    const y = T.tensor([0, 1, 2, 0, 1, 2, 0, 1], { dtype: 'int64' });
+    const lr = 0.05;
+    const step = (): number => T.scope(() => {
+      for (const p of params) p.zeroGrad();
+      const h = T.gelu(T.linear(x, w1, b1));
+      const loss = T.crossEntropy(T.linear(h, w2, b2), y);
+      loss.backward();
+      T.noGrad(() => {
+        for (const p of params) p.sub_(p.grad!.mul(lr));
+      });
+      return loss.item();
+    });
+    const first = step();
+    const afterStep1 = live();
+    let last = first;
+    for (let i = 1; i < 10_000; ++i) {
+      last = step();
+      if (i % 2500 === 0) expect(live()).toBe(afterStep1);
+    }
+    expect(live()).toBe(afterStep1);
+    expect(T.scopeDepth()).toBe(0);
+    expect(last).toBeLessThan(first * 0.5); // it trained
+    for (const t of [...params, x, y]) t.dispose();
+    expect(live()).toBe(before);
+  });
+});
