@@ -4,7 +4,7 @@ import { Rng, expectClose, flat, numel, stridesOf } from './helpers/ref-nn.js';
 
 const rng = new Rng(11);
 const f64 = (vals: number[], shape: number[], requiresGrad = false) => T.tensor(vals, { dtype: 'float64', shape, requiresGrad });
-const rand64 = (shape: number[], requiresGrad = false) => f64(rng.uniform(numel(shape), -2, 2), shape, requiresGrad);
+const rand64 = (shape: number[], requiresGrad = false) => f64(rng.uniforms(numel(shape), -2, 2), shape, requiresGrad);
 const idx = (vals: number[], shape?: number[], dtype: 'int64' | 'int32' = 'int64') => T.tensor(vals, { dtype, shape: shape ?? [vals.length] });
 const check = (fn: (...xs: T.Tensor[]) => T.Tensor, xs: T.Tensor[]) => {
   const r = T.gradcheck(fn, xs);
@@ -53,10 +53,10 @@ function refIndexSelect(x: number[], xs: number[], dim: number, index: number[])
 describe('indexSelect / embedding', () => {
   it('selects along every dim (int64 and int32 indices, duplicates, non-contiguous x)', () => {
     const xs = [3, 4, 5];
-    const x = rng.uniform(60);
+    const x = rng.uniforms(60);
     for (const dim of [0, 1, 2, -1]) {
       const d = dim < 0 ? dim + 3 : dim;
-      const ii = rng.int(7, 0, xs[d]!);
+      const ii = rng.ints(7, 0, xs[d]!);
       const [want, os] = refIndexSelect(x, xs, d, ii);
       for (const dt of ['int64', 'int32'] as const) {
         const out = T.indexSelect(f64(x, xs), dim, idx(ii, undefined, dt));
@@ -74,7 +74,7 @@ describe('indexSelect / embedding', () => {
     expect(T.indexSelect(f64(x, xs), 0, T.tensor(2, { dtype: 'int64' })).shape).toEqual([1, 4, 5]);
   });
   it('embedding: output shape = indices.shape + [dim]', () => {
-    const w = rng.uniform(10 * 3);
+    const w = rng.uniforms(10 * 3);
     const W = f64(w, [10, 3]);
     const ii = [[1, 9, 1], [0, 4, 4]];
     const out = T.embedding(idx(ii.flat(), [2, 3]), W);
@@ -105,18 +105,18 @@ describe('indexSelect / embedding', () => {
 
 describe('gather / scatterAdd', () => {
   it('gather matches the reference along each dim, incl. a smaller index and a non-contiguous x', () => {
-    const xs = [3, 4, 5], x = rng.uniform(60);
+    const xs = [3, 4, 5], x = rng.uniforms(60);
     for (const dim of [0, 1, 2]) {
       const is = [2, 3, 4];
       is[dim] = 6; // the gathered dim may be larger than x's
-      const ii = rng.int(numel(is), 0, xs[dim]!);
+      const ii = rng.ints(numel(is), 0, xs[dim]!);
       const out = T.gather(f64(x, xs), dim, idx(ii, is));
       expect(out.shape).toEqual(is);
       expect(flat(out)).toEqual(refGather(x, xs, dim, ii, is));
       expect(flat(f64(x, xs).gather(dim - 3, idx(ii, is, 'int32')))).toEqual(refGather(x, xs, dim, ii, is));
     }
     const xt = f64(x, xs).permute(2, 0, 1); // [5, 3, 4]
-    const ii = rng.int(5 * 3 * 2, 0, 4);
+    const ii = rng.ints(5 * 3 * 2, 0, 4);
     expect(flat(T.gather(xt, 2, idx(ii, [5, 3, 2])))).toEqual(refGather(flat(xt), [5, 3, 4], 2, ii, [5, 3, 2]));
     // a non-contiguous index
     const it2 = idx([0, 1, 2, 3, 3, 2, 1, 0], [2, 4]).t(); // [4, 2]
@@ -124,11 +124,11 @@ describe('gather / scatterAdd', () => {
     expect(T.gather(f64(x, xs), 1, idx([], [3, 0, 5])).shape).toEqual([3, 0, 5]);
   });
   it('scatterAdd accumulates duplicates, leaves the input untouched, and works with a src larger than the index', () => {
-    const xs = [3, 4], x = rng.uniform(12);
+    const xs = [3, 4], x = rng.uniforms(12);
     for (const dim of [0, 1]) {
       const is = [2, 3], ss = [3, 4];
-      const ii = rng.int(6, 0, xs[dim]!);
-      const src = rng.uniform(12);
+      const ii = rng.ints(6, 0, xs[dim]!);
+      const src = rng.uniforms(12);
       const X = f64(x, xs);
       const out = T.scatterAdd(X, dim, idx(ii, is), f64(src, ss));
       expectClose(flat(out), refScatterAdd(x, xs, dim, ii, is, src, ss), 1e-15, 0);
@@ -179,7 +179,7 @@ describe('oneHot', () => {
 
 describe('cat / stack / split / chunk', () => {
   it('cat along any dim, with non-contiguous and empty pieces', () => {
-    const a = rng.uniform(6), b = rng.uniform(9), c = rng.uniform(3);
+    const a = rng.uniforms(6), b = rng.uniforms(9), c = rng.uniforms(3);
     const A = f64(a, [2, 3]), B = f64(b, [3, 3]), C = f64(c, [1, 3]);
     expect(flat(T.cat([A, B, C]))).toEqual([...a, ...b, ...c]);
     const out = T.cat([A.t(), B.t(), C.t()], 1); // [3, 6]
@@ -193,7 +193,7 @@ describe('cat / stack / split / chunk', () => {
     expect(m.dtype).toBe('float64');
   });
   it('stack along new leading, middle, last and negative dims', () => {
-    const a = rng.uniform(6), b = rng.uniform(6);
+    const a = rng.uniforms(6), b = rng.uniforms(6);
     const A = f64(a, [2, 3]), B = f64(b, [2, 3]);
     expect(T.stack([A, B]).shape).toEqual([2, 2, 3]);
     expect(flat(T.stack([A, B]))).toEqual([...a, ...b]);

@@ -4,7 +4,7 @@ import { Rng, expectClose, flat, numel, refBceWithLogits, refCrossEntropyRows, r
 
 const rng = new Rng(23);
 const f64 = (vals: number[], shape: number[], requiresGrad = false) => T.tensor(vals, { dtype: 'float64', shape, requiresGrad });
-const rand64 = (shape: number[], requiresGrad = false) => f64(rng.uniform(numel(shape), -2, 2), shape, requiresGrad);
+const rand64 = (shape: number[], requiresGrad = false) => f64(rng.uniforms(numel(shape), -2, 2), shape, requiresGrad);
 const idx = (vals: number[], shape?: number[]) => T.tensor(vals, { dtype: 'int64', shape: shape ?? [vals.length] });
 const check = (fn: (...xs: T.Tensor[]) => T.Tensor, xs: T.Tensor[]) => {
   const r = T.gradcheck(fn, xs);
@@ -15,7 +15,7 @@ const sumArr = (a: number[]) => a.reduce((p, q) => p + q, 0);
 
 describe('crossEntropy', () => {
   const N = 6, C = 5;
-  const logits = rng.uniform(N * C, -3, 3);
+  const logits = rng.uniforms(N * C, -3, 3);
   const target = [0, 4, -100, 2, 2, 1];
   for (const smoothing of [0, 0.1, 1]) {
     it(`reductions mean / sum / none with ignoreIndex, labelSmoothing ${smoothing}`, () => {
@@ -67,7 +67,7 @@ describe('crossEntropy', () => {
 
 describe('binaryCrossEntropyWithLogits', () => {
   const shape = [3, 4];
-  const x = rng.uniform(12, -4, 4), y = rng.uniform(12, 0, 1);
+  const x = rng.uniforms(12, -4, 4), y = rng.uniforms(12, 0, 1);
   it('matches the reference for soft targets, each reduction', () => {
     const ref = refBceWithLogits(x, y);
     const X = f64(x, shape), Y = f64(y, shape);
@@ -121,7 +121,7 @@ describe('normalize / cosineSimilarity', () => {
     return out;
   };
   it('p = 2 and p = 1 along the last and other dims, zero vectors stay 0', () => {
-    const x = rng.uniform(12, -2, 2);
+    const x = rng.uniforms(12, -2, 2);
     expectClose(flat(T.normalize(f64(x, [3, 4]))), refNorm(x, 3, 4, 2, 1e-12), 1e-15, 1e-13);
     expectClose(flat(T.normalize(f64(x, [3, 4]), 1)), refNorm(x, 3, 4, 1, 1e-12), 1e-15, 1e-13);
     const xt = flat(f64(x, [3, 4]).t());
@@ -130,7 +130,7 @@ describe('normalize / cosineSimilarity', () => {
     expect(() => T.normalize(T.zeros([2]), 3)).toThrow(/p must be 1 or 2/);
   });
   it('cosineSimilarity with broadcasting and zero vectors', () => {
-    const a = rng.uniform(12, -2, 2), b = rng.uniform(4, -2, 2);
+    const a = rng.uniforms(12, -2, 2), b = rng.uniforms(4, -2, 2);
     const want = [0, 1, 2].map((r) => {
       const ar = a.slice(r * 4, r * 4 + 4);
       const dot = sumArr(ar.map((v, i) => v * b[i]!));

@@ -45,7 +45,7 @@ describe('matmul shapes (torch.matmul semantics)', () => {
   for (const [as, bs] of cases) {
     for (const dtype of ['float32', 'float64'] as DT[]) {
       it(`${JSON.stringify(as)} · ${JSON.stringify(bs)} ${dtype}`, () => {
-        const a = rng.uniform(numel(as)), b = rng.uniform(numel(bs));
+        const a = rng.uniforms(numel(as)), b = rng.uniforms(numel(bs));
         const [want, shape] = refMatmul(a, as, b, bs);
         const out = T.matmul(T.tensor(a, { dtype, shape: as }), T.tensor(b, { dtype, shape: bs }));
         expect(out.shape).toEqual(shape);
@@ -97,7 +97,7 @@ describe('GEMM paths against a float64 reference', () => {
     [1000, 129, 7], [7, 129, 1000], [1000, 1, 1], [1, 1000, 129],
   ];
   const data = sizes.map(([M, K, N]) => {
-    const a = rng.uniform(M * K), b = rng.uniform(K * N);
+    const a = rng.uniforms(M * K), b = rng.uniforms(K * N);
     return { M, K, N, a, b, want: refMm(a, b, M, K, N), bound: absBound(a, b, M, K, N) };
   });
   for (const builtin of [false, true]) {
@@ -127,7 +127,7 @@ describe('GEMM paths against a float64 reference', () => {
       it('batched with transposed operands and broadcast batch (bmm and matmul)', () => {
         T.useBuiltinGemm(builtin);
         const B = 3, M = 9, K = 17, N = 5;
-        const a = rng.uniform(B * M * K), b = rng.uniform(K * N);
+        const a = rng.uniforms(B * M * K), b = rng.uniforms(K * N);
         const want: number[] = [];
         for (let q = 0; q < B; ++q) want.push(...refMm(a.slice(q * M * K, (q + 1) * M * K), b, M, K, N));
         for (const dtype of ['float32', 'float64'] as DT[]) {
@@ -146,7 +146,7 @@ describe('GEMM paths against a float64 reference', () => {
         T.useBuiltinGemm(builtin);
         for (const [M, K, N] of [[1, 1, 1], [7, 129, 7], [129, 7, 129], [33, 65, 17]] as const) {
           T.scope(() => {
-            const a = rng.uniform(M * K), b = rng.uniform(K * N);
+            const a = rng.uniforms(M * K), b = rng.uniforms(K * N);
             for (const ta of [false, true])
               for (const tb of [false, true]) {
                 const A = mat(a, M, K, 'float64', ta), B = mat(b, K, N, 'float64', tb);
@@ -161,7 +161,7 @@ describe('GEMM paths against a float64 reference', () => {
   }
   it('mmReference matches the float64 JS reference', () => {
     const M = 13, K = 29, N = 11;
-    const a = rng.uniform(M * K), b = rng.uniform(K * N);
+    const a = rng.uniforms(M * K), b = rng.uniforms(K * N);
     expectClose(flat(T.mmReference(mat(a, M, K, 'float64'), mat(b, K, N, 'float64', true))), refMm(a, b, M, K, N), 1e-13, 1e-12);
     expect(() => T.mmReference(T.ones([2, 3]), T.ones([2, 3], { dtype: 'float64' }))).toThrow(/dtypes differ/);
   });
@@ -172,33 +172,33 @@ describe('non-contiguous operands', () => {
     it(`strided slices, column blocks, expanded rows and permuted batches (${builtin ? 'builtin' : 'openblas'})`, () => {
       T.useBuiltinGemm(builtin);
       T.scope(() => {
-        const base = rng.uniform(8 * 12);
+        const base = rng.uniforms(8 * 12);
         const big = T.tensor(base, { dtype: 'float64', shape: [8, 12] });
         const cols = (i0: number, n: number) => base.flatMap((_, i) => (i % 12 >= i0 && i % 12 < i0 + n ? [base[i]!] : []));
         // column block (ld = 12 > 5 columns)
         const A = big.narrow(1, 2, 5); // [8, 5]
-        const b = rng.uniform(5 * 3);
+        const b = rng.uniforms(5 * 3);
         expectClose(flat(T.mm(A, T.tensor(b, { dtype: 'float64', shape: [5, 3] }))), refMm(cols(2, 5), b, 8, 5, 3), 1e-13, 1e-12, 'column block');
         // step-2 slice (needs a copy)
         const S = big.slice(1, 0, 12, 2); // [8, 6]
         const sv = base.filter((_, i) => i % 2 === 0);
-        const c = rng.uniform(6 * 4);
+        const c = rng.uniforms(6 * 4);
         expectClose(flat(T.mm(S, T.tensor(c, { dtype: 'float64', shape: [6, 4] }))), refMm(sv, c, 8, 6, 4), 1e-13, 1e-12, 'step slice');
         // transposed column block on the right
         const R = big.narrow(1, 1, 4).t(); // [4, 8]
         const rv = refTranspose(cols(1, 4), 8, 4);
-        const d = rng.uniform(3 * 4);
+        const d = rng.uniforms(3 * 4);
         expectClose(flat(T.mm(T.tensor(d, { dtype: 'float64', shape: [3, 4] }), R)), refMm(d, rv, 3, 4, 8), 1e-13, 1e-12, 'transposed block');
         // expanded (stride-0) rows
-        const row = rng.uniform(5);
+        const row = rng.uniforms(5);
         const E = T.tensor(row, { dtype: 'float64', shape: [1, 5] }).expand(4, 5);
-        const e = rng.uniform(5 * 2);
+        const e = rng.uniforms(5 * 2);
         expectClose(flat(T.mm(E, T.tensor(e, { dtype: 'float64', shape: [5, 2] }))), refMm([...row, ...row, ...row, ...row], e, 4, 5, 2), 1e-13, 1e-12, 'expanded');
         // permuted batch dims: [K, B, M] -> [B, M, K] view
         const Bn = 3, M = 4, K = 6, N = 2;
-        const p = rng.uniform(K * Bn * M);
+        const p = rng.uniforms(K * Bn * M);
         const P = T.tensor(p, { dtype: 'float64', shape: [K, Bn, M] }).permute(1, 2, 0);
-        const q = rng.uniform(Bn * K * N);
+        const q = rng.uniforms(Bn * K * N);
         const want: number[] = [];
         for (let bi = 0; bi < Bn; ++bi) {
           const am: number[] = [];
@@ -231,10 +231,10 @@ describe('linear', () => {
     it(`x·Wᵀ + b, with and without bias, 1-D / 2-D / 3-D x, ${dtype}`, () => {
       const tol = dtype === 'float32' ? 1e-5 : 1e-13;
       const inF = 7, outF = 5;
-      const w = rng.uniform(outF * inF), b = rng.uniform(outF);
+      const w = rng.uniforms(outF * inF), b = rng.uniforms(outF);
       const W = T.tensor(w, { dtype, shape: [outF, inF] }), Bt = T.tensor(b, { dtype });
       for (const xs of [[inF], [3, inF], [2, 3, inF], [1, 1, inF]]) {
-        const x = rng.uniform(numel(xs));
+        const x = rng.uniforms(numel(xs));
         const rows = numel(xs) / inF;
         const X = T.tensor(x, { dtype, shape: xs });
         const y = T.linear(X, W, Bt);
@@ -249,7 +249,7 @@ describe('linear', () => {
     it(`transposed weight, non-contiguous x and strided bias (${builtin ? 'builtin' : 'openblas'})`, () => {
       T.useBuiltinGemm(builtin);
       const inF = 6, outF = 4, rows = 5;
-      const w = rng.uniform(outF * inF), x = rng.uniform(rows * inF), b = rng.uniform(outF * 2);
+      const w = rng.uniforms(outF * inF), x = rng.uniforms(rows * inF), b = rng.uniforms(outF * 2);
       const Wt = T.tensor(refTranspose(w, outF, inF), { dtype: 'float64', shape: [inF, outF] }).t();
       const Xt = T.tensor(refTranspose(x, rows, inF), { dtype: 'float64', shape: [inF, rows] }).t();
       const Bs = T.tensor(b, { dtype: 'float64' }).slice(0, 0, 8, 2);

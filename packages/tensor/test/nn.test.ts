@@ -4,7 +4,7 @@ import { Rng, expectClose, flat, numel, refExpand, refLayerNorm, refMatmul, refS
 
 const rng = new Rng(7);
 const f64 = (vals: number[], shape: number[], requiresGrad = false) => T.tensor(vals, { dtype: 'float64', shape, requiresGrad });
-const rand64 = (shape: number[], requiresGrad = false) => f64(rng.uniform(numel(shape), -2, 2), shape, requiresGrad);
+const rand64 = (shape: number[], requiresGrad = false) => f64(rng.uniforms(numel(shape), -2, 2), shape, requiresGrad);
 const check = (fn: (...xs: T.Tensor[]) => T.Tensor, xs: T.Tensor[]) => {
   const r = T.gradcheck(fn, xs);
   expect(r.failure, JSON.stringify(r)).toBeUndefined();
@@ -17,7 +17,7 @@ describe('softmax / logSoftmax', () => {
     const fn = log ? T.logSoftmax : T.softmax;
     const name = log ? 'logSoftmax' : 'softmax';
     it(`${name} over every dim matches the float64 reference (with scale)`, () => {
-      const x = rng.uniform(numel(shape), -3, 3);
+      const x = rng.uniforms(numel(shape), -3, 3);
       const X = f64(x, shape);
       for (const dim of [0, 1, 2, -1, -3]) {
         expectClose(flat(fn(X, dim)), refSoftmax(x, shape, dim, { log }), 1e-14, 1e-12, `dim ${dim}`);
@@ -30,7 +30,7 @@ describe('softmax / logSoftmax', () => {
       expectClose(flat(log ? X.logSoftmax() : X.softmax()), refSoftmax(x, shape, -1, { log }), 1e-14, 1e-12);
     });
     it(`${name} with a bool keep-mask (broadcast) on the last and on other dims; fully masked rows give ${log ? '-Infinity' : '0'}`, () => {
-      const x = rng.uniform(numel(shape), -3, 3);
+      const x = rng.uniforms(numel(shape), -3, 3);
       const X = f64(x, shape);
       const masks: [boolean[], number[]][] = [
         [[true, false, true, true, false], [5]],
@@ -51,8 +51,8 @@ describe('softmax / logSoftmax', () => {
       expect(y[2]).toBeCloseTo(log ? 0 : 1, 12);
     });
     it(`${name} with an additive float mask (incl. -Infinity entries) and scale`, () => {
-      const x = rng.uniform(numel(shape), -3, 3);
-      const m = rng.uniform(15, -2, 2).map((v, i) => (i % 4 === 1 ? -Infinity : v));
+      const x = rng.uniforms(numel(shape), -3, 3);
+      const m = rng.uniforms(15, -2, 2).map((v, i) => (i % 4 === 1 ? -Infinity : v));
       const add = refExpand(m, [3, 5], shape);
       expectClose(flat(fn(f64(x, shape), -1, { mask: f64(m, [3, 5]), scale: 0.5 })), refSoftmax(x, shape, -1, { log, scale: 0.5, add }), 1e-14, 1e-12);
       expectClose(flat(fn(f64(x, shape), 1, { mask: f64(m, [3, 5]) })), refSoftmax(x, shape, 1, { log, add }), 1e-14, 1e-12);
@@ -110,7 +110,7 @@ describe('layerNorm', () => {
     it(`matches the reference with and without weight / bias, normalizedShape of 1 and 2 dims (${dtype})`, () => {
       for (const [shape, ns] of [[[4, 6], [6]], [[2, 3, 5], [5]], [[2, 3, 5], [3, 5]], [[7], [7]], [[3, 1], [1]], [[2, 2, 3, 4], [2, 3, 4]]] as [number[], number[]][]) {
         const cols = numel(ns), rows = numel(shape) / cols;
-        const x = rng.uniform(numel(shape), -3, 3), w = rng.uniform(cols), b = rng.uniform(cols);
+        const x = rng.uniforms(numel(shape), -3, 3), w = rng.uniforms(cols), b = rng.uniforms(cols);
         const X = T.tensor(x, { dtype, shape }), W = T.tensor(w, { dtype, shape: ns }), B = T.tensor(b, { dtype, shape: ns });
         const nsArg = ns.length === 1 && rng.next() < 0.5 ? ns[0]! : ns;
         expectClose(flat(T.layerNorm(X, nsArg, W, B)), refLayerNorm(x, rows, cols, w, b), tol, tol, `${shape} ${ns} w b`);
@@ -123,7 +123,7 @@ describe('layerNorm', () => {
     });
   }
   it('non-contiguous input and parameters', () => {
-    const x = rng.uniform(24, -2, 2), w = rng.uniform(8), b = rng.uniform(8);
+    const x = rng.uniforms(24, -2, 2), w = rng.uniforms(8), b = rng.uniforms(8);
     const X = f64(refTranspose(x, 4, 6), [6, 4]).t(); // [4, 6] view
     const W = f64(w, [8]).slice(0, 0, 8, 2); // [4] strided... not 6
     expect(() => T.layerNorm(X, 6, W)).toThrow(/weight \[4\] does not match normalizedShape \[6\]/);
@@ -151,7 +151,7 @@ describe('layerNorm', () => {
     check((x, w, b) => T.layerNorm(x!, 6, w!, b!), [rand64([2, 6]), rand64([6]), rand64([6], true)]);
   });
   it('float32 gradients agree with float64 ones', () => {
-    const x = rng.uniform(40, -2, 2), w = rng.uniform(10), g = rng.uniform(40);
+    const x = rng.uniforms(40, -2, 2), w = rng.uniforms(10), g = rng.uniforms(40);
     const grads = (dtype: 'float32' | 'float64') => {
       const X = T.tensor(x, { dtype, shape: [4, 10], requiresGrad: true }), W = T.tensor(w, { dtype, requiresGrad: true });
       T.layerNorm(X, 10, W).mul(T.tensor(g, { dtype, shape: [4, 10] })).sum().backward();
@@ -251,7 +251,7 @@ function refAttention(q: number[], qs: number[], k: number[], ks: number[], v: n
 
 describe('scaledDotProductAttention', () => {
   const qs = [2, 3, 4, 8], ks = [2, 3, 6, 8], vs = [2, 3, 6, 5];
-  const q = rng.uniform(numel(qs)), k = rng.uniform(numel(ks)), v = rng.uniform(numel(vs));
+  const q = rng.uniforms(numel(qs)), k = rng.uniforms(numel(ks)), v = rng.uniforms(numel(vs));
   const Q = () => f64(q, qs), K = () => f64(k, ks), V = () => f64(v, vs);
   const sc = ss(qs);
   function ss(s: number[]) {
@@ -268,7 +268,7 @@ describe('scaledDotProductAttention', () => {
     const keep = refExpand(bm, [4, 6], sc);
     const out = flat(T.scaledDotProductAttention(Q(), K(), V(), { attnMask: T.tensor(bm, { shape: [4, 6] }) }));
     expectClose(out, refAttention(q, qs, k, ks, v, vs, 1 / Math.sqrt(8), keep), 1e-13, 1e-11);
-    const fm = rng.uniform(3 * 4 * 6, -1, 1);
+    const fm = rng.uniforms(3 * 4 * 6, -1, 1);
     const add = refExpand(fm, [3, 4, 6], sc);
     expectClose(flat(T.scaledDotProductAttention(Q(), K(), V(), { attnMask: f64(fm, [3, 4, 6]), scale: 0.5 })), refAttention(q, qs, k, ks, v, vs, 0.5, undefined, add), 1e-13, 1e-11);
     // per-batch key padding mask [2, 1, 1, 6]
@@ -278,7 +278,7 @@ describe('scaledDotProductAttention', () => {
   it('isCausal (square and Lq < Lk: top-left aligned like torch.tril)', () => {
     const L = 6;
     const tril = (lq: number, lk: number) => Array.from({ length: lq * lk }, (_, i) => i % lk <= Math.floor(i / lk));
-    const qq = rng.uniform(2 * L * 8);
+    const qq = rng.uniforms(2 * L * 8);
     const out = T.scaledDotProductAttention(f64(qq, [2, L, 8]), f64(k.slice(0, 2 * L * 8), [2, L, 8]), f64(v.slice(0, 2 * L * 5), [2, L, 5]), { isCausal: true });
     expectClose(flat(out), refAttention(qq, [2, L, 8], k.slice(0, 2 * L * 8), [2, L, 8], v.slice(0, 2 * L * 5), [2, L, 5], 1 / Math.sqrt(8), refExpand(tril(L, L), [L, L], [2, L, L])), 1e-13, 1e-11);
     const out2 = T.scaledDotProductAttention(Q(), K(), V(), { isCausal: true });
@@ -313,7 +313,7 @@ describe('scaledDotProductAttention', () => {
 describe('large inputs (threaded kernels)', () => {
   it('softmax / logSoftmax over many long rows match the reference', () => {
     const rows = 300, cols = 1000;
-    const x = rng.uniform(rows * cols, -5, 5);
+    const x = rng.uniforms(rows * cols, -5, 5);
     const keep = x.map((_, i) => (i * 7919) % 13 !== 0);
     for (const log of [false, true]) {
       const fn = log ? T.logSoftmax : T.softmax;
@@ -323,7 +323,7 @@ describe('large inputs (threaded kernels)', () => {
   });
   it('layerNorm forward and weight / bias gradients summed over many rows', () => {
     const rows = 3000, cols = 48;
-    const x = rng.uniform(rows * cols, -3, 3), w = rng.uniform(cols), b = rng.uniform(cols), g = rng.uniform(rows * cols);
+    const x = rng.uniforms(rows * cols, -3, 3), w = rng.uniforms(cols), b = rng.uniforms(cols), g = rng.uniforms(rows * cols);
     const X = f64(x, [rows, cols], true), W = f64(w, [cols], true), B = f64(b, [cols], true);
     const y = T.layerNorm(X, cols, W, B);
     expectClose(flat(y), refLayerNorm(x, rows, cols, w, b), 1e-12, 1e-12);
@@ -350,9 +350,9 @@ describe('large inputs (threaded kernels)', () => {
   });
   it('embedding backward with many duplicate indices and wide rows', () => {
     const n = 50, d = 300, m = 4000;
-    const ids = rng.int(m, 0, n);
+    const ids = rng.ints(m, 0, n);
     const W = T.zeros([n, d], { dtype: 'float64', requiresGrad: true });
-    const g = rng.uniform(m * d);
+    const g = rng.uniforms(m * d);
     T.embedding(T.tensor(ids, { dtype: 'int64' }), W).backward(f64(g, [m, d]));
     const want = new Array<number>(n * d).fill(0);
     ids.forEach((id, j) => {

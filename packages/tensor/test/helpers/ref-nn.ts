@@ -4,49 +4,10 @@
  */
 import { expect } from 'vitest';
 
-/** mulberry32: small deterministic PRNG. */
-export class Rng {
-  private s: number;
-  constructor(seed = 1) {
-    this.s = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  uniform(n: number, lo = -1, hi = 1): number[] {
-    const out = new Array<number>(n);
-    for (let i = 0; i < n; ++i) out[i] = lo + (hi - lo) * this.next();
-    return out;
-  }
-  normal(n: number): number[] {
-    const out = new Array<number>(n);
-    for (let i = 0; i < n; ++i) {
-      const u = Math.max(this.next(), 1e-12), v = this.next();
-      out[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-    }
-    return out;
-  }
-  int(n: number, lo: number, hi: number): number[] {
-    const out = new Array<number>(n);
-    for (let i = 0; i < n; ++i) out[i] = lo + Math.floor((hi - lo) * this.next());
-    return out;
-  }
-}
+export { Rng } from './rng.js';
+export { numel, stridesOf } from './ref.js';
+import { numel, stridesOf } from './ref.js';
 
-export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
-
-export function stridesOf(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; --d) {
-    s[d] = acc;
-    acc *= shape[d]!;
-  }
-  return s;
-}
 
 /** Flat row-major values of anything array-like (bigints become numbers). */
 export function flat(x: ArrayLike<number | bigint> | { dataSync(): ArrayLike<number | bigint> }): number[] {

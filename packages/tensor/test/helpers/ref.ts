@@ -17,25 +17,8 @@ export interface Ref {
 
 // ---- PRNG ------------------------------------------------------------------------------------
 
-/** mulberry32: a small deterministic PRNG for test inputs. */
-export class Rng {
-  private s: number;
-  constructor(seed = 1) {
-    this.s = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  uniform(lo = -1, hi = 1): number {
-    return lo + (hi - lo) * this.next();
-  }
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo));
-  }
-}
+export { Rng } from './rng.js';
+import { Rng } from './rng.js';
 
 // ---- shape math --------------------------------------------------------------------------------
 
