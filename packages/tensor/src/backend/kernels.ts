@@ -219,25 +219,24 @@ export function gemm(batch: number, M: number, N: number, K: number, a: GemmOper
   (reference ? native.gemmReference : native.gemm)(dtypeCode[c.t.dtype], a.trans ? 1 : 0, b.trans ? 1 : 0);
 }
 
-export function indexSelect(out: Tensor, x: Tensor, idx: Tensor, outer: number, size: number, inner: number): void {
+/** Block shared by indexSelect and indexAdd: outer, size, inner, m, then three operands. */
+function indexBlock(first: Tensor, idx: Tensor, last: Tensor, outer: number, size: number, inner: number): void {
   A[0] = outer;
   A[1] = size;
   A[2] = inner;
   A[3] = idx.numel;
-  let i = put(4, x);
-  i = put(i, idx);
-  put(i, out);
+  put(put(put(4, first), idx), last);
+}
+
+/** out[o, j, i] = x[o, idx[j], i] for x viewed [outer, size, inner]. */
+export function indexSelect(out: Tensor, x: Tensor, idx: Tensor, outer: number, size: number, inner: number): void {
+  indexBlock(x, idx, out, outer, size, inner);
   native.indexSelect(dtypeCode[x.dtype], dtypeCode[idx.dtype]);
 }
 
+/** out[o, idx[j], i] += src[o, j, i] (duplicates accumulate). */
 export function indexAdd(out: Tensor, idx: Tensor, src: Tensor, outer: number, size: number, inner: number): void {
-  A[0] = outer;
-  A[1] = size;
-  A[2] = inner;
-  A[3] = idx.numel;
-  let i = put(4, out);
-  i = put(i, idx);
-  put(i, src);
+  indexBlock(out, idx, src, outer, size, inner);
   native.indexAdd(dtypeCode[out.dtype], dtypeCode[idx.dtype]);
 }
 
