@@ -411,3 +411,13 @@ describe('autograd through views', () => {
     expect(y.grad!.toArray()).toEqual([3, 3]);
   });
 });
+
+describe('many dims', () => {
+  it('elementwise ops accept more than 12 dims when the extra ones have size 1', () => {
+    const shape = [2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3];
+    const a = T.arange(0, 6).float().reshape(shape);
+    const b = T.add(a, a);
+    expect(b.shape).toEqual(shape);
+    expect(Array.from(b.dataSync())).toEqual([0, 2, 4, 6, 8, 10]);
+  });
+});

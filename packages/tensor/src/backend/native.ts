@@ -35,6 +35,7 @@ export function operand(t: Tensor, shape: readonly number[]): { handle: number; 
 }
 
 export function writeTensorIter(shape: readonly number[], ts: readonly Tensor[], at = 0): number {
+  if (shape.length > 12) return writeTensorIterSqueezed(shape, ts, at);
   const nd = shape.length;
   let i = at;
   A[i++] = nd;
@@ -53,4 +54,15 @@ export function writeTensorIter(shape: readonly number[], ts: readonly Tensor[],
     }
   }
   return i;
+}
+
+/** The native side takes at most 12 dims: size-1 dims carry no iteration, so drop them. */
+function writeTensorIterSqueezed(shape: readonly number[], ts: readonly Tensor[], at: number): number {
+  const keep: number[] = [];
+  for (let d = 0; d < shape.length; ++d) if (shape[d] !== 1) keep.push(d);
+  if (keep.length > 12) throw new Error(`elementwise ops support at most 12 dims of size > 1, got shape [${shape.join(', ')}]`);
+  return writeIter(keep.map((d) => shape[d]!), ts.map((t) => {
+    const o = operand(t, shape);
+    return { handle: o.handle, offset: o.offset, strides: keep.map((d) => o.strides[d]!) };
+  }), at);
 }
