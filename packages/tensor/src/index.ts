@@ -30,6 +30,7 @@ export { toDevice } from './ops/device.js';
 /** Uninitialised tensor (like torch.empty). */
 export { emptyTensor as empty } from './ops/creation.js';
 export { info as nativeInfo } from '@vlmoe/native-cuda';
+export * as nn from './nn/index.js';
 
 import { native } from '@vlmoe/native-cuda';
 /** Sets the native CPU thread pool size. */

@@ -1,0 +1,93 @@
+/**
+ * Seeded in-place initialisers (torch.nn.init names, camelCase). Each takes an optional
+ * Generator (default: the global one) and returns the tensor.
+ */
+import { noGrad } from '../autograd.js';
+import { defaultGenerator, type Generator } from '../generator.js';
+import { randn, uniform as uniformT } from '../ops/creation.js';
+import { copy_, fill_, logicalOr, lt, gt, where } from '../ops/elementwise.js';
+import { scope } from '../scope.js';
+import { fmtShape, type Tensor } from '../tensor.js';
+
+export interface InitOptions {
+  generator?: Generator;
+}
+
+/** fan_in and fan_out as PyTorch computes them ([out, in, ...receptive field]). */
+export function calculateFans(t: Tensor): { fanIn: number; fanOut: number } {
+  if (t.ndim < 2) throw new Error(`calculateFans: needs at least 2 dims, got ${fmtShape(t.shape)}`);
+  const receptive = t.shape.slice(2).reduce((a, b) => a * b, 1);
+  return { fanIn: t.shape[1]! * receptive, fanOut: t.shape[0]! * receptive };
+}
+
+export function zeros_(t: Tensor): Tensor {
+  return noGrad(() => fill_(t, 0));
+}
+
+export function ones_(t: Tensor): Tensor {
+  return noGrad(() => fill_(t, 1));
+}
+
+export function constant_(t: Tensor, value: number): Tensor {
+  return noGrad(() => fill_(t, value));
+}
+
+export function uniform_(t: Tensor, a = 0, b = 1, opts: InitOptions = {}): Tensor {
+  return noGrad(() => scope(() => { copy_(t, uniformT(t.shape, a, b, { dtype: t.dtype, device: t.device, generator: opts.generator })); return t; }));
+}
+
+export function normal_(t: Tensor, mean = 0, std = 1, opts: InitOptions = {}): Tensor {
+  return noGrad(() => scope(() => { copy_(t, randn(t.shape, { mean, std, dtype: t.dtype, device: t.device, generator: opts.generator })); return t; }));
+}
+
+/**
+ * Normal(mean, std) truncated to [a, b] (absolute bounds, like torch.nn.init.trunc_normal_):
+ * out-of-range draws are redrawn until none is left.
+ */
+export function truncNormal_(t: Tensor, opts: InitOptions & { mean?: number; std?: number; a?: number; b?: number } = {}): Tensor {
+  const mean = opts.mean ?? 0, std = opts.std ?? 1, a = opts.a ?? -2, b = opts.b ?? 2;
+  if (!(a < b)) throw new RangeError(`truncNormal_: a (${a}) must be below b (${b})`);
+  if (!(mean + 6 * std > a && mean - 6 * std < b)) throw new RangeError(`truncNormal_: [${a}, ${b}] lies too far from mean ${mean} (std ${std}) to sample`);
+  const gen = opts.generator ?? defaultGenerator;
+  return noGrad(() => scope(() => {
+    let x = randn(t.shape, { mean, std, dtype: t.dtype, device: t.device, generator: gen });
+    for (let round = 0; round < 1000; ++round) {
+      const bad = logicalOr(lt(x, a), gt(x, b));
+      if (bad.sum().item() === 0) break;
+      x = where(bad, randn(t.shape, { mean, std, dtype: t.dtype, device: t.device, generator: gen }), x);
+    }
+    copy_(t, x);
+    return t;
+  }));
+}
+
+export function xavierUniform_(t: Tensor, gain = 1, opts: InitOptions = {}): Tensor {
+  const { fanIn, fanOut } = calculateFans(t);
+  const bound = gain * Math.sqrt(6 / (fanIn + fanOut));
+  return uniform_(t, -bound, bound, opts);
+}
+
+export function xavierNormal_(t: Tensor, gain = 1, opts: InitOptions = {}): Tensor {
+  const { fanIn, fanOut } = calculateFans(t);
+  return normal_(t, 0, gain * Math.sqrt(2 / (fanIn + fanOut)), opts);
+}
+
+/** He uniform with leaky-ReLU slope `a` (PyTorch's default Linear init uses a = √5). */
+export function kaimingUniform_(t: Tensor, opts: InitOptions & { a?: number; mode?: 'fanIn' | 'fanOut'; nonlinearity?: 'leaky_relu' | 'relu' | 'linear' } = {}): Tensor {
+  const { fanIn, fanOut } = calculateFans(t);
+  const fan = (opts.mode ?? 'fanIn') === 'fanIn' ? fanIn : fanOut;
+  const nl = opts.nonlinearity ?? 'leaky_relu';
+  const a = opts.a ?? 0;
+  const gain = nl === 'relu' ? Math.SQRT2 : nl === 'linear' ? 1 : Math.sqrt(2 / (1 + a * a));
+  const bound = gain * Math.sqrt(3 / fan);
+  return uniform_(t, -bound, bound, opts);
+}
+
+export function kaimingNormal_(t: Tensor, opts: InitOptions & { a?: number; mode?: 'fanIn' | 'fanOut'; nonlinearity?: 'leaky_relu' | 'relu' | 'linear' } = {}): Tensor {
+  const { fanIn, fanOut } = calculateFans(t);
+  const fan = (opts.mode ?? 'fanIn') === 'fanIn' ? fanIn : fanOut;
+  const nl = opts.nonlinearity ?? 'leaky_relu';
+  const a = opts.a ?? 0;
+  const gain = nl === 'relu' ? Math.SQRT2 : nl === 'linear' ? 1 : Math.sqrt(2 / (1 + a * a));
+  return normal_(t, 0, gain / Math.sqrt(fan), opts);
+}

@@ -1,0 +1,129 @@
+/** Basic layers: Linear, LayerNorm, Embedding, Dropout, GELU, Identity, LayerScale, DropPath. */
+import { type Generator } from '../generator.js';
+import { empty } from '../tensor.js';
+import { dropout } from '../ops/dropout.js';
+import { rand } from '../ops/creation.js';
+import { cast, div, gelu, lt, mul } from '../ops/elementwise.js';
+import { embedding } from '../ops/indexing.js';
+import { layerNorm } from '../ops/layernorm.js';
+import { linear } from '../ops/matmul.js';
+import { defaultGenerator } from '../generator.js';
+import type { Tensor } from '../tensor.js';
+import { constant_, kaimingUniform_, normal_, ones_, uniform_, zeros_, type InitOptions } from './init.js';
+import { Module } from './module.js';
+import { Parameter } from './parameter.js';
+
+export interface DeviceOptions {
+  device?: string;
+  dtype?: 'float32' | 'float64';
+}
+
+function newParam(shape: number[], opts: DeviceOptions): Parameter {
+  return new Parameter(empty(shape, opts.dtype ?? 'float32', opts.device ?? 'cpu'));
+}
+
+/** y = x·Wᵀ + b; W [out, in], initialised like torch.nn.Linear (kaiming uniform, a = √5). */
+export class Linear extends Module {
+  weight: Parameter;
+  bias: Parameter | null;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: DeviceOptions & InitOptions & { bias?: boolean } = {}) {
+    super();
+    this.weight = newParam([outFeatures, inFeatures], opts);
+    kaimingUniform_(this.weight, { a: Math.sqrt(5), generator: opts.generator });
+    this.bias = null;
+    if (opts.bias ?? true) {
+      this.bias = newParam([outFeatures], opts);
+      const bound = inFeatures > 0 ? 1 / Math.sqrt(inFeatures) : 0;
+      uniform_(this.bias, -bound, bound, opts);
+    }
+  }
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+}
+
+export class LayerNorm extends Module {
+  weight: Parameter | null = null;
+  bias: Parameter | null = null;
+  readonly normalizedShape: number[];
+  constructor(normalizedShape: number | number[], readonly opts: DeviceOptions & { eps?: number; elementwiseAffine?: boolean; bias?: boolean } = {}) {
+    super();
+    this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape.slice();
+    if (opts.elementwiseAffine ?? true) {
+      this.weight = ones_(newParam(this.normalizedShape, opts)) as Parameter;
+      if (opts.bias ?? true) this.bias = zeros_(newParam(this.normalizedShape, opts)) as Parameter;
+    }
+  }
+  get eps(): number {
+    return this.opts.eps ?? 1e-5;
+  }
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, this.normalizedShape, this.weight, this.bias, this.eps);
+  }
+}
+
+export class Embedding extends Module {
+  weight: Parameter;
+  constructor(readonly numEmbeddings: number, readonly embeddingDim: number, opts: DeviceOptions & InitOptions & { paddingIdx?: number } = {}) {
+    super();
+    this.weight = normal_(newParam([numEmbeddings, embeddingDim], opts), 0, 1, opts) as Parameter;
+    if (opts.paddingIdx !== undefined) constant_(this.weight.select(0, opts.paddingIdx), 0);
+  }
+  forward(indices: Tensor): Tensor {
+    return embedding(indices, this.weight);
+  }
+}
+
+export class Dropout extends Module {
+  constructor(readonly p = 0.5, readonly generator: Generator = defaultGenerator) {
+    super();
+    if (!(p >= 0 && p <= 1)) throw new RangeError(`Dropout: p must be in [0, 1], got ${p}`);
+  }
+  forward(x: Tensor): Tensor {
+    return dropout(x, this.p, this.training, this.generator);
+  }
+}
+
+export class GELU extends Module {
+  constructor(readonly approximate: 'none' | 'tanh' = 'none') {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return gelu(x, this.approximate);
+  }
+}
+
+export class Identity extends Module {
+  forward(x: Tensor): Tensor {
+    return x;
+  }
+}
+
+/** Per-channel scale γ·x (CaiT / VLMo layer scale), γ initialised to `init` (0.1 in VLMo). */
+export class LayerScale extends Module {
+  gamma: Parameter;
+  constructor(dim: number, init = 0.1, opts: DeviceOptions = {}) {
+    super();
+    this.gamma = constant_(newParam([dim], opts), init) as Parameter;
+  }
+  forward(x: Tensor): Tensor {
+    return mul(x, this.gamma);
+  }
+}
+
+/**
+ * Stochastic depth: in training, zeroes the whole residual branch of a sample with
+ * probability p and scales the kept ones by 1/(1-p); identity in eval.
+ */
+export class DropPath extends Module {
+  constructor(readonly p = 0, readonly generator: Generator = defaultGenerator) {
+    super();
+    if (!(p >= 0 && p < 1)) throw new RangeError(`DropPath: p must be in [0, 1), got ${p}`);
+  }
+  forward(x: Tensor): Tensor {
+    if (!this.training || this.p === 0) return x;
+    const shape = [x.shape[0]!, ...x.shape.slice(1).map(() => 1)];
+    const keep = cast(lt(rand(shape, { generator: this.generator, device: x.device, dtype: x.dtype as 'float32' }), 1 - this.p), x.dtype);
+    return mul(x, div(keep, 1 - this.p));
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * Parameter: a leaf tensor that requires grad, owned by its module (never freed by a
+ * scope), with optional tags the parallel engine reads (e.g. `{expert: true, group: 'moe'}`).
+ */
+import { noGrad } from '../autograd.js';
+import { contiguous } from '../ops/elementwise.js';
+import { keep } from '../scope.js';
+import { Tensor } from '../tensor.js';
+
+export interface ParamTags {
+  /** Expert parameters are partitioned over the expert-data-parallel group. */
+  expert?: boolean;
+  /** Optimiser group name (e.g. 'no_decay'); free-form. */
+  group?: string;
+  [key: string]: unknown;
+}
+
+export class Parameter extends Tensor {
+  tags: ParamTags;
+
+  /** Takes over `data`'s storage (made contiguous first); `requiresGrad` defaults to true. */
+  constructor(data: Tensor, opts: { requiresGrad?: boolean; tags?: ParamTags } = {}) {
+    data.check('Parameter');
+    const src = noGrad(() => contiguous(data));
+    super(src.storage, src.shape.slice(), src.strides.slice(), src.offset, src.dtype);
+    keep(this);
+    this.tags = { ...(opts.tags ?? {}) };
+    if (opts.requiresGrad ?? true) this.requiresGrad_(true);
+  }
+
+  override toString(): string {
+    return `Parameter(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device}${Object.keys(this.tags).length ? `, tags=${JSON.stringify(this.tags)}` : ''})`;
+  }
+}
