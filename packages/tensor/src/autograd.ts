@@ -6,6 +6,7 @@
  * soon as that leaf's gradient is complete (the parallel engine buckets all-reduces there).
  */
 import type { Tensor } from './tensor.js';
+import { nextTensorId } from './tensor-id.js';
 
 export type BackwardFn = (grad: Tensor) => (Tensor | null)[];
 
@@ -114,12 +115,32 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, opts: Backwa
     for (const s of n.saved)
       if (s._disposed) throw new Error(`backward: a tensor of shape [${s.shape.join(', ')}] saved by '${n.name}' for its backward was disposed; keep it (or run backward) before disposing`);
   }
+  // Gradients made during this backward are internal: each is disposed as soon as no
+  // pending entry holds it any more, so peak memory follows the graph, not the whole step.
+  // Objects are counted (a backward may return one tensor for two inputs) and only those
+  // created after `firstInternal` are ever disposed (never a forward tensor or the caller's).
+  const firstInternal = nextTensorId();
   const grads = new Map<Tensor, Tensor>();
+  const holds = new Map<Tensor, number>();
+  const hold = (g: Tensor) => holds.set(g, (holds.get(g) ?? 0) + 1);
+  const drop = (g: Tensor) => {
+    const n = (holds.get(g) ?? 1) - 1;
+    if (n > 0) {
+      holds.set(g, n);
+      return;
+    }
+    holds.delete(g);
+    if (g._id >= firstInternal && !g._kept) g.dispose();
+  };
   grads.set(root, grad);
+  hold(grad);
   const finishLeaf = (leaf: Tensor) => {
     const g = grads.get(leaf);
     grads.delete(leaf);
-    if (g) accumulate(leaf, g);
+    if (g) {
+      accumulate(leaf, g);
+      drop(g);
+    }
   };
   if (!root.gradFn) {
     finishLeaf(root);
@@ -137,8 +158,21 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, opts: Backwa
         const gi = gin[i];
         if (!x || !x.requiresGrad || !gi) continue;
         const prev = grads.get(x);
-        grads.set(x, prev ? addGrads(prev, gi) : gi);
+        if (prev) {
+          const sum = addGrads(prev, gi);
+          hold(sum);
+          grads.set(x, sum);
+          drop(prev);
+          if (gi !== g) {
+            hold(gi);
+            drop(gi);
+          }
+        } else {
+          hold(gi);
+          grads.set(x, gi);
+        }
       }
+      drop(g);
     }
     for (const x of node.inputs) {
       if (!x || !x.requiresGrad) continue;

@@ -9,6 +9,7 @@ import { dtypeSize, typedArrayFor, type DType, type TypedArray } from './dtype.j
 import { deviceCode, normalizeDevice } from './device.js';
 import { track, untrackFinalizer } from './scope.js';
 import { Storage } from './storage.js';
+import { takeTensorId } from './tensor-id.js';
 
 export type Shape = readonly number[];
 
@@ -34,6 +35,8 @@ export function fmtShape(shape: Shape): string {
 
 export class Tensor {
   readonly _isTensor = true;
+  /** @internal creation order (see tensor-id.ts). */
+  readonly _id = takeTensorId();
   readonly numel: number;
   requiresGrad = false;
   grad: Tensor | null = null;

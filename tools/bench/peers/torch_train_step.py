@@ -1,0 +1,66 @@
+"""PyTorch CPU peer of `npm run bench -- train-step`.
+
+The same model as tools/bench/src/train-step.ts: a pre-LN transformer encoder of `blocks`
+blocks (d, heads, ffn, fp32), input [batch, seq, d], MSE loss against a fixed target,
+AdamW. Attention is written out (PyTorch 1.13 has no scaled_dot_product_attention).
+Usage: torch_train_step.py '<json args>'; prints one JSON line:
+{"ms": [...per-step ms...], "median_ms": x, "peak_rss_mb": y, "torch_version": ...}
+"""
+import json
+import math
+import resource
+import statistics
+import sys
+import time
+
+import torch
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads, ffn):
+        super().__init__()
+        self.heads = heads
+        self.ln1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.ln2 = nn.LayerNorm(d)
+        self.fc1 = nn.Linear(d, ffn)
+        self.fc2 = nn.Linear(ffn, d)
+
+    def forward(self, x):
+        B, L, D = x.shape
+        h = self.ln1(x)
+        qkv = self.qkv(h).reshape(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        att = torch.softmax((q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(D // self.heads)), dim=-1)
+        ctx = (att @ v).permute(0, 2, 1, 3).reshape(B, L, D)
+        x = x + self.proj(ctx)
+        return x + self.fc2(torch.nn.functional.gelu(self.fc1(self.ln2(x))))
+
+
+def main():
+    a = json.loads(sys.argv[1])
+    torch.set_num_threads(a["threads"])
+    torch.manual_seed(0)
+    model = nn.Sequential(*[Block(a["d"], a["heads"], a["ffn"]) for _ in range(a["blocks"])])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    x = torch.randn(a["batch"], a["seq"], a["d"])
+    target = torch.randn(a["batch"], a["seq"], a["d"])
+    times = []
+    for i in range(a["warmup"] + a["steps"]):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.mse_loss(model(x), target)
+        loss.backward()
+        opt.step()
+        dt = (time.perf_counter() - t0) * 1000
+        if i >= a["warmup"]:
+            times.append(dt)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"ms": times, "median_ms": statistics.median(times), "peak_rss_mb": rss_mb,
+                      "loss": float(loss), "torch_version": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()
