@@ -6,8 +6,9 @@
  */
 import type { Tensor } from './tensor.js';
 import type { Storage } from './storage.js';
+import { nextTensorId } from './tensor-id.js';
 
-type Scope = Tensor[];
+type Scope = Tensor[] & { firstId?: number };
 
 const stack: Scope[] = [];
 
@@ -53,16 +54,24 @@ function collect(value: unknown, out: Set<Tensor>, seen: Set<unknown>): void {
   else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, out, seen);
 }
 
-/** Tensors reachable from `roots` through autograd graphs (inputs and saved tensors). */
-function withGraphs(roots: Set<Tensor>): Set<Tensor> {
+/**
+ * The tensors made since `firstId` that the results need: the results themselves and the
+ * tensors their autograd graphs saved for backward. Graph inputs that were not saved are
+ * only used as keys by backward (their values are never read), so they may be freed; the
+ * walk stops at tensors older than the scope, which it cannot free anyway.
+ */
+function withGraphs(roots: Set<Tensor>, firstId: number): Set<Tensor> {
   const out = new Set<Tensor>();
+  const walked = new Set<Tensor>();
   const todo = [...roots];
+  for (const r of roots) out.add(r);
   while (todo.length) {
     const t = todo.pop()!;
-    if (out.has(t)) continue;
-    out.add(t);
+    if (walked.has(t) || t._id < firstId) continue;
+    walked.add(t);
     const n = t.gradFn;
     if (n && !n.released) {
+      for (const x of n.saved) out.add(x);
       for (const x of n.inputs) if (x) todo.push(x);
       for (const x of n.saved) todo.push(x);
     }
@@ -78,6 +87,7 @@ function withGraphs(roots: Set<Tensor>): Set<Tensor> {
  */
 export function scope<R>(fn: () => R): R {
   const mine: Scope = [];
+  mine.firstId = nextTensorId();
   stack.push(mine);
   let result: R;
   try {
@@ -111,7 +121,7 @@ function close(mine: Scope, result: unknown): void {
   stack.pop();
   const roots = new Set<Tensor>();
   collect(result, roots, new Set());
-  const survivors = roots.size ? withGraphs(roots) : roots;
+  const survivors = roots.size ? withGraphs(roots, mine.firstId ?? 0) : roots;
   const parent = stack[stack.length - 1];
   for (const t of mine) {
     if (t._disposed) continue;

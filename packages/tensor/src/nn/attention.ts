@@ -11,6 +11,7 @@ import { linear } from '../ops/matmul.js';
 import { scaledDotProductAttention } from '../ops/attention.js';
 import { permute, reshape } from '../ops/views.js';
 import { empty, fmtShape, type Tensor } from '../tensor.js';
+import { scope } from '../scope.js';
 import { zeros_, type InitOptions } from './init.js';
 import { Linear, type DeviceOptions } from './layers.js';
 import { Module } from './module.js';
@@ -50,6 +51,11 @@ export class MultiheadSelfAttention extends Module {
    * float — e.g. a key-padding mask shaped [B, 1, 1, L].
    */
   forward(x: Tensor, mask?: Tensor): Tensor {
+    // A scope frees what backward does not need (e.g. the raw scores) when forward ends.
+    return scope(() => this.attend(x, mask));
+  }
+
+  private attend(x: Tensor, mask?: Tensor): Tensor {
     if (x.ndim !== 3 || x.shape[2] !== this.dim) throw new Error(`MultiheadSelfAttention: expected [B, L, ${this.dim}], got ${fmtShape(x.shape)}`);
     const [B, L] = x.shape as [number, number];
     let bias: Tensor | null = this.qkv.bias;

@@ -3,6 +3,7 @@ import { defaultGenerator, type Generator } from '../generator.js';
 import { dropout } from '../ops/dropout.js';
 import { gelu } from '../ops/elementwise.js';
 import type { Tensor } from '../tensor.js';
+import { scope } from '../scope.js';
 import type { InitOptions } from './init.js';
 import { Linear, type DeviceOptions } from './layers.js';
 import { Module } from './module.js';
@@ -18,8 +19,10 @@ export class FeedForward extends Module {
     this._gen = opts.generator ?? defaultGenerator;
   }
   forward(x: Tensor): Tensor {
-    const p = this.opts.dropout ?? 0;
-    const h = dropout(gelu(this.fc1.forward(x), this.opts.approximate ?? 'none'), p, this.training, this._gen);
-    return dropout(this.fc2.forward(h), p, this.training, this._gen);
+    return scope(() => {
+      const p = this.opts.dropout ?? 0;
+      const h = dropout(gelu(this.fc1.forward(x), this.opts.approximate ?? 'none'), p, this.training, this._gen);
+      return dropout(this.fc2.forward(h), p, this.training, this._gen);
+    });
   }
 }
