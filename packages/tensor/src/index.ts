@@ -27,6 +27,7 @@ export * from './ops/join.js';
 export * from './ops/loss.js';
 export * from './ops/attention.js';
 export { toDevice } from './ops/device.js';
+export * from './serialization/safetensors.js';
 /** Uninitialised tensor (like torch.empty). */
 export { emptyTensor as empty } from './ops/creation.js';
 export { info as nativeInfo } from '@vlmoe/native-cuda';
