@@ -14,6 +14,7 @@
 #include "cpu/gemm.h"
 #include "cpu/index.h"
 #include "cpu/kernels.h"
+#include "cpu/optim.h"
 #include "cpu/random.h"
 #include "cuda/cuda_backend.h"
 #include "storage.h"
@@ -634,6 +635,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("synchronize", Napi::Function::New(env, Synchronize, "synchronize"));
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache, "emptyCache"));
   exports.Set("memory", Napi::Function::New(env, Memory, "memory"));
+  exports.Set("adamStep", Napi::Function::New(env, OptimAdamStep, "adamStep"));
+  exports.Set("sgdStep", Napi::Function::New(env, OptimSgdStep, "sgdStep"));
+  exports.Set("multiTensorNorm", Napi::Function::New(env, OptimMultiTensorNorm, "multiTensorNorm"));
+  exports.Set("multiTensorScale", Napi::Function::New(env, OptimMultiTensorScale, "multiTensorScale"));
   return exports;
 }
 

@@ -70,6 +70,23 @@ export interface NativeAddon {
   memory(): { cpu: MemStats; cuda: MemStats[] };
   /** Returns cached free CPU blocks to the system. */
   emptyCache(): void;
+  /**
+   * Fused Adam (decoupled=0, L2 weight decay) / AdamW (decoupled=1) step over many
+   * contiguous tensors of one dtype. Block: count, lr, beta1, beta2, eps, weightDecay,
+   * maximize, then per tensor: step, numel, param, grad, expAvg, expAvgSq (handle, offset
+   * each) and, with amsgrad, maxExpAvgSq. See src/cpu/optim.h.
+   */
+  adamStep(dtype: number, decoupled: number, amsgrad: number): void;
+  /**
+   * Fused SGD step. Block: count, lr, momentum, dampening, weightDecay, nesterov, maximize,
+   * then per tensor: numel, param, grad (handle, offset) and, with momentum, initFlag and
+   * momentumBuffer (handle, offset).
+   */
+  sgdStep(dtype: number, hasMomentum: number): void;
+  /** kind 0: sum of squares, 1: max |x|, 2: sum |x|^p. Block: count, p, then per tensor numel, handle, offset. */
+  multiTensorNorm(dtype: number, kind: number): number;
+  /** x *= scale over many tensors. Block: count, scale, then per tensor numel, handle, offset. */
+  multiTensorScale(dtype: number): void;
 }
 
 function findBinary(): string {

@@ -32,6 +32,7 @@ export * from './serialization/safetensors.js';
 export { emptyTensor as empty } from './ops/creation.js';
 export { info as nativeInfo } from '@vlmoe/native-cuda';
 export * as nn from './nn/index.js';
+export * as optim from './optim/index.js';
 
 import { native } from '@vlmoe/native-cuda';
 /** Sets the native CPU thread pool size. */

@@ -1,13 +1,19 @@
 #!/usr/bin/env node
 /**
- * vlmoe benchmarks: `npm run bench -- <name>` with name in gemm | ops | all.
+ * vlmoe benchmarks: `npm run bench -- <name>` with name in gemm | ops | train-step | all.
  * Each prints a table and writes tools/bench/results/<name>.json. VLMOE_BENCH_QUICK=1
  * runs smaller sizes (a smoke run, not for reporting).
  */
 import { benchGemm } from './gemm.js';
 import { benchOps } from './ops.js';
+import { benchTrainStep, trainStepChild } from './train-step.js';
 
-const benches: Record<string, () => void> = { gemm: benchGemm, ops: benchOps };
+const benches: Record<string, () => void> = { gemm: benchGemm, ops: benchOps, 'train-step': benchTrainStep };
+
+if (process.argv[2] === 'train-step-child') {
+  trainStepChild(JSON.parse(process.argv[3]!));
+  process.exit(0);
+}
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 if (names.length === 0 || names.includes('--help')) {

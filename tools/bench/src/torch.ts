@@ -17,6 +17,20 @@ function python(): string | null {
   return null;
 }
 
+/** Runs a peer script (peers/<script>) with one JSON argument; returns its last JSON line. */
+export function runTorchScript(script: string, args: unknown): Record<string, unknown> | null {
+  const py = python();
+  if (!py) {
+    console.log('note: PyTorch is not installed, so the PyTorch column stays empty. Install it with: sudo apt-get install -y python3-torch');
+    return null;
+  }
+  const path = join(dirname(fileURLToPath(import.meta.url)), '..', 'peers', script);
+  const r = spawnSync(py, [path, JSON.stringify(args)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new Error(`PyTorch peer failed (${py} ${path}):\n${r.stderr}`);
+  const lines = r.stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>;
+}
+
 export function runTorch(what: string, args: Record<string, unknown>): Record<string, number> | null {
   const py = python();
   if (!py) {
