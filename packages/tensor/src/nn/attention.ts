@@ -1,7 +1,7 @@
 /**
  * Multi-head self-attention as in VLMo/BEiT: one qkv projection without bias plus
  * optional separate q and v biases (k's bias is 0), fused scaled-dot-product attention
- * with an optional mask (softmax in fp32), attention and output dropout.
+ * with an optional mask (softmax in the input dtype: fp32 for fp32 models, never lower), attention and output dropout.
  */
 import { defaultGenerator, type Generator } from '../generator.js';
 import { zeros } from '../ops/creation.js';
