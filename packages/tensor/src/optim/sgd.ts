@@ -11,16 +11,10 @@ import { emptyLike } from '../ops/creation.js';
 import { add, add_, clone, mul_, neg } from '../ops/elementwise.js';
 import { keep, scope } from '../scope.js';
 import type { Tensor } from '../tensor.js';
-import { fusable, groupBy, sgdStep, type SgdItem } from './fused.js';
+import { fusable, groupBy, sgdStep, type SgdHyper, type SgdItem } from './fused.js';
 import { checkNonNegative, gradFor, Optimizer, type ParamGroup, type ParamsInput } from './optimizer.js';
 
-export interface SGDOptions {
-  lr: number;
-  momentum: number;
-  dampening: number;
-  weightDecay: number;
-  nesterov: boolean;
-  maximize: boolean;
+export interface SGDOptions extends SgdHyper {
   /** Use the fused native multi-tensor kernel where the parameters allow it (default true). */
   fused: boolean;
 }
