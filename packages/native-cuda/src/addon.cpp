@@ -7,6 +7,7 @@
 #include <cblas.h>
 #endif
 
+#include <atomic>
 #include <cstring>
 #include <string>
 
@@ -102,7 +103,7 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   VLMOE_TRY
   int device = I(info, 0);
   double nb = info[1].As<Napi::Number>().DoubleValue();
-  if (nb < 0) throw std::invalid_argument("alloc: negative size");
+  if (!(nb >= 0) || nb > 4503599627370496.0) throw std::invalid_argument("alloc: size must be between 0 and 2^52 bytes, got " + std::to_string(nb));
   int32_t h = storage_alloc(device, static_cast<size_t>(nb));
   if (device == kCpu) adjust_external(env, static_cast<int64_t>(nb));
   return Napi::Number::New(env, h);
@@ -600,7 +601,13 @@ Napi::Value Memory(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// The addon's state (argument block, handle table, block cache, thread pool) is
+// process-wide and unsynchronised: only one JS thread may load it.
+std::atomic<bool> g_loaded{false};
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  if (g_loaded.exchange(true))
+    throw Napi::Error::New(env, "@vlmoe/native-cuda is already loaded by another JavaScript thread of this process; use it from one thread (e.g. the main thread) and pass typed arrays to workers");
   Napi::Object dtypes = Napi::Object::New(env);
   for (int i = 0; i < kNumDTypes; ++i) dtypes.Set(dtype_name(DType(i)), i);
   exports.Set("dtypes", dtypes);

@@ -35,6 +35,7 @@ class Reader {
     const int64_t es = static_cast<int64_t>(dtype_size(t));
     if (off + min_reach < 0 || (off + max_reach + 1) * es > static_cast<int64_t>(b.nbytes))
       throw std::out_of_range(std::string(op_) + ": view reaches outside its storage (handle " + std::to_string(h) + ")");
+    same_device(b.device);
     return Operand{static_cast<char*>(b.ptr) + off * es, b.device};
   }
   // A contiguous block of `count` elements.
@@ -69,12 +70,21 @@ class Reader {
       if (k == 0) dev = b.device;
       else if (b.device != dev)
         throw std::invalid_argument(std::string(op_) + ": operands are on different devices");
+      same_device(b.device);
     }
     if (device) *device = dev;
     return it;
   }
 
  private:
+  // Every operand of one call must live on one device (a host kernel must never be handed
+  // a device pointer).
+  void same_device(int d) {
+    if (device_ == kNoDevice) device_ = d;
+    else if (device_ != d) throw std::invalid_argument(std::string(op_) + ": operands are on different devices");
+  }
+  static constexpr int kNoDevice = -1000;
+  int device_ = kNoDevice;
   void check() const {
     if (i_ >= kArgsLen) throw std::out_of_range(std::string(op_) + ": argument block overflow");
   }

@@ -32,6 +32,7 @@ size_t cache_limit() {
 
 size_t size_class(size_t n) {
   if (n < kCacheMin) return (n + 63) / 64 * 64;
+  if (n > (size_t(1) << 62)) throw std::bad_alloc();
   size_t p = 1;
   while (p < n) p <<= 1;
   size_t step = p / 8;
@@ -75,6 +76,7 @@ MemStats& stats_for(int device) { return device == kCpu ? g_cpu : g_cuda[device]
 }  // namespace
 
 int32_t storage_alloc(int device, size_t nbytes) {
+  if (nbytes > (size_t(1) << 52)) throw std::invalid_argument("alloc: " + std::to_string(nbytes) + " bytes is more than any device has");
   size_t rounded = device == kCpu ? size_class(nbytes ? nbytes : 1) : ((nbytes ? nbytes : 1) + 255) / 256 * 256;
   void* p;
   if (device == kCpu) {

@@ -12,12 +12,16 @@ export type BackwardFn = (grad: Tensor) => (Tensor | null)[];
 
 export class Node {
   released = false;
+  /** Storage versions of `saved` when recorded: an in-place write since then is an error. */
+  readonly savedVersions: number[];
   constructor(
     readonly name: string,
     readonly inputs: (Tensor | null)[],
     readonly backward: BackwardFn,
     public saved: Tensor[] = [],
-  ) {}
+  ) {
+    this.savedVersions = saved.map((t) => t.storage.version);
+  }
 }
 
 let gradEnabled = true;
@@ -82,6 +86,8 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, opts: Backwa
     grad = ones(root);
   } else if (grad.shape.length !== root.shape.length || grad.shape.some((s, i) => s !== root.shape[i])) {
     throw new Error(`backward: gradient shape [${grad.shape.join(', ')}] does not match the tensor's shape [${root.shape.join(', ')}]`);
+  } else if (grad.dtype !== root.dtype || grad.device !== root.device) {
+    throw new Error(`backward: the gradient is ${grad.dtype} on ${grad.device}, the tensor ${root.dtype} on ${root.device}; they must match`);
   }
   // Topological order of non-leaf tensors; consumer counts for every tensor.
   const order: Tensor[] = [];
@@ -112,6 +118,10 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, opts: Backwa
   for (const t of order) {
     const n = t.gradFn!;
     if (n.released) throw new Error(`backward: the graph through '${n.name}' was already freed by an earlier backward(); pass { retainGraph: true } to the first call`);
+    n.saved.forEach((s, i) => {
+      if (!s._disposed && s.storage.version !== n.savedVersions[i])
+        throw new Error(`backward: a tensor of shape [${s.shape.join(', ')}] saved by '${n.name}' for its backward was modified in place after it was saved; clone() it before the in-place update`);
+    });
     for (const s of n.saved)
       if (s._disposed) throw new Error(`backward: a tensor of shape [${s.shape.join(', ')}] saved by '${n.name}' for its backward was disposed; keep it (or run backward) before disposing`);
   }

@@ -83,7 +83,8 @@ function withGraphs(roots: Set<Tensor>, firstId: number): Set<Tensor> {
  * Runs fn and disposes every tensor created meanwhile, except those in its result (found in
  * arrays, Maps and plain objects), the tensors their autograd graphs need, and kept ones.
  * Survivors move to the enclosing scope. Works with async functions too (the scope closes
- * when the promise settles), but scopes must not interleave across concurrent awaits.
+ * when the promise settles); while it awaits, tensors made by other code also land in it,
+ * so do not run unrelated tensor work concurrently with an open async scope.
  */
 export function scope<R>(fn: () => R): R {
   const mine: Scope = [];
@@ -116,9 +117,10 @@ export function scope<R>(fn: () => R): R {
 export const tidy = scope;
 
 function close(mine: Scope, result: unknown): void {
+  // Async scopes that interleave close out of order: take this one out wherever it is
+  // (leaving it on the stack would route every later tensor into a dead scope).
   const idx = stack.lastIndexOf(mine);
-  if (idx !== stack.length - 1) throw new Error('scope: scopes closed out of order (an async scope interleaved with another)');
-  stack.pop();
+  if (idx >= 0) stack.splice(idx, 1);
   const roots = new Set<Tensor>();
   collect(result, roots, new Set());
   const survivors = roots.size ? withGraphs(roots, mine.firstId ?? 0) : roots;

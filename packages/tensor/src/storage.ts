@@ -6,6 +6,8 @@ import { native } from '@vlmoe/native-cuda';
 
 export class Storage {
   refs = 0;
+  /** Bumped by every in-place write; autograd checks saved tensors against it. */
+  version = 0;
   private view: ArrayBuffer | undefined;
 
   constructor(

@@ -130,7 +130,11 @@ export class Tensor {
   data(): TypedArray {
     this.check('data');
     if (this.device === 'cpu' && this.isContiguous()) {
-      return typedArrayFor(this.dtype, this.storage.arrayBuffer(), this.offset * dtypeSize[this.dtype], this.numel);
+      const view = typedArrayFor(this.dtype, this.storage.arrayBuffer(), this.offset * dtypeSize[this.dtype], this.numel);
+      // The view holds its tensor, so garbage collection cannot free the memory under it
+      // (an explicit dispose() still does, and then the view is empty).
+      Object.defineProperty(view, 'tensor', { value: this, enumerable: false });
+      return view;
     }
     return readContiguous(this);
   }
@@ -243,6 +247,7 @@ function accumulateGrad(leaf: Tensor, g: Tensor): void {
 export function empty(shape: Shape, dtype: DType = 'float32', device = 'cpu'): Tensor {
   for (const s of shape) if (!Number.isInteger(s) || s < 0) throw new RangeError(`invalid shape ${fmtShape(shape)}: sizes must be non-negative integers`);
   const n = shapeNumel(shape);
+  if (n * dtypeSize[dtype] > 2 ** 52) throw new RangeError(`invalid shape ${fmtShape(shape)}: ${n} elements of ${dtype} is more memory than any device has`);
   let dev = device;
   let code = -1;
   if (device !== 'cpu') {

@@ -303,7 +303,14 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
 
 function checkInPlace(x: Tensor, op: string, overlapOk = false): void {
   x.check(op);
-  if (x.requiresGrad && x.isLeaf && needsGrad(x)) throw new Error(`${op}: in-place update of a leaf that requires grad; wrap it in noGrad()`);
+  if (x.requiresGrad && needsGrad(x)) {
+    if (x.isLeaf) throw new Error(`${op}: in-place update of a leaf that requires grad; wrap it in noGrad()`);
+    // In-place ops record no graph node: on a tensor that is part of a graph (a result, or a
+    // view of a leaf) the gradients would silently be wrong.
+    throw new Error(`${op}: in-place update of a tensor that is part of an autograd graph (shape ${fmtShape(x.shape)}, made by '${x.gradFn!.name}'); use the out-of-place op, or detach() first`);
+  }
+  // Saved-for-backward checks compare this version (see Node.savedVersions).
+  x.storage.version++;
   // An expanded (stride-0) destination has several elements in one memory location: the
   // result would depend on the order of the writes (as PyTorch, refuse; clone() first).
   if (!overlapOk && x.numel > 1 && x.shape.some((s, d) => s > 1 && x.strides[d] === 0))
@@ -318,7 +325,7 @@ export function add_(x: Tensor, y: TensorOrScalar, alpha = 1): Tensor {
   else {
     y.check('add_');
     checkSameDevice('add_', x, y);
-    const yc = y.dtype === x.dtype ? y : noGrad(() => cast(y, x.dtype));
+    const yc = unaliased(y.dtype === x.dtype ? y : noGrad(() => cast(y, x.dtype)), x);
     broadcastTo(yc, x, 'add_');
     be.binary(alpha === 1 ? B.add! : B.add_scaled!, x, x, yc, alpha);
   }
@@ -338,7 +345,7 @@ export function mul_(x: Tensor, y: TensorOrScalar): Tensor {
     y.check('mul_');
     checkSameDevice('mul_', x, y);
     broadcastTo(y, x, 'mul_');
-    be.binary(B.mul!, x, x, y.dtype === x.dtype ? y : noGrad(() => cast(y, x.dtype)));
+    be.binary(B.mul!, x, x, unaliased(y.dtype === x.dtype ? y : noGrad(() => cast(y, x.dtype)), x));
   }
   return x;
 }
@@ -349,7 +356,7 @@ export function copy_(x: Tensor, src: Tensor): Tensor {
   src.check('copy_');
   checkSameDevice('copy_', x, src);
   broadcastTo(src, x, 'copy_');
-  backendOf(x.device).unary(U.copy!, x, src);
+  backendOf(x.device).unary(U.copy!, x, unaliased(src, x));
   return x;
 }
 
@@ -373,6 +380,14 @@ export function clamp_(x: Tensor, min = -Infinity, max = Infinity): Tensor {
   checkInPlace(x, 'clamp_');
   backendOf(x.device).unary(U.clamp!, x, x, min, max);
   return x;
+}
+
+/** src as it was before writing into dst: a copy when the two overlap in memory differently. */
+function unaliased(src: Tensor, dst: Tensor): Tensor {
+  if (src.storage !== dst.storage) return src;
+  const same = src.offset === dst.offset && src.shape.length === dst.shape.length &&
+    src.shape.every((v, i) => v === dst.shape[i] && (v === 1 || src.strides[i] === dst.strides[i]));
+  return same ? src : noGrad(() => clone(src));
 }
 
 function broadcastTo(src: Tensor, dst: Tensor, op: string): void {
