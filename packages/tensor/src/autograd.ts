@@ -80,6 +80,9 @@ export interface BackwardOptions {
 
 export function runBackward(root: Tensor, grad: Tensor | undefined, opts: BackwardOptions, ones: (like: Tensor) => Tensor,
   accumulate: (leaf: Tensor, g: Tensor) => void, addGrads: (a: Tensor, b: Tensor) => Tensor): void {
+  // Tensors made from here on (the implicit seed gradient included) are internal to this
+  // backward and disposed once consumed; the caller's `grad` is older and never disposed.
+  const firstInternal = nextTensorId();
   if (!root.requiresGrad) throw new Error('backward: the tensor does not require grad (no input had requiresGrad set, or it was computed under noGrad)');
   if (grad === undefined) {
     if (root.numel !== 1) throw new Error(`backward: grad can be implicitly created only for scalar outputs, got shape [${root.shape.join(', ')}]`);
@@ -129,7 +132,6 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, opts: Backwa
   // pending entry holds it any more, so peak memory follows the graph, not the whole step.
   // Objects are counted (a backward may return one tensor for two inputs) and only those
   // created after `firstInternal` are ever disposed (never a forward tensor or the caller's).
-  const firstInternal = nextTensorId();
   const grads = new Map<Tensor, Tensor>();
   const holds = new Map<Tensor, number>();
   const hold = (g: Tensor) => holds.set(g, (holds.get(g) ?? 0) + 1);
