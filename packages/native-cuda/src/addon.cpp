@@ -12,6 +12,7 @@
 #include <string>
 
 #include "args.h"
+#include "napi_errors.h"
 #include "cpu/gemm.h"
 #include "cpu/index.h"
 #include "cpu/kernels.h"
@@ -38,12 +39,6 @@ void adjust_external(Napi::Env env, int64_t delta) {
     g_unreported = 0;
   }
 }
-
-#define VLMOE_TRY try {
-#define VLMOE_CATCH(env)                                     \
-  }                                                          \
-  catch (const Napi::Error&) { throw; }                      \
-  catch (const std::exception& e) { throw Napi::Error::New(env, e.what()); }
 
 inline int I(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
 

@@ -4,6 +4,7 @@
 // template parameters (no per-element branches or function pointers), so the compiler
 // vectorises it. Work is split over the concatenation of all tensors of the call.
 #include "optim.h"
+#include "../napi_errors.h"
 
 #include <algorithm>
 #include <cmath>
@@ -290,15 +291,9 @@ void multi_tensor_scale(DType t, double scale, const PlainSegment* segs, int64_t
 
 // ---- N-API ----------------------------------------------------------------------------------
 
-#define VLMOE_OPTIM_TRY try {
-#define VLMOE_OPTIM_CATCH(env)                                \
-  }                                                           \
-  catch (const Napi::Error&) { throw; }                       \
-  catch (const std::exception& e) { throw Napi::Error::New(env, e.what()); }
-
 Napi::Value OptimAdamStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  VLMOE_OPTIM_TRY
+  VLMOE_TRY
   const DType t = dtype_from_int(arg_int(info, 0));
   Reader r("adamStep");
   const int64_t count = r.n();
@@ -335,12 +330,12 @@ Napi::Value OptimAdamStep(const Napi::CallbackInfo& info) {
   }
   adam_step(t, h, segs.data(), count);
   return env.Undefined();
-  VLMOE_OPTIM_CATCH(env)
+  VLMOE_CATCH(env)
 }
 
 Napi::Value OptimSgdStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  VLMOE_OPTIM_TRY
+  VLMOE_TRY
   const DType t = dtype_from_int(arg_int(info, 0));
   const bool has_mom = arg_int(info, 1) != 0;
   Reader r("sgdStep");
@@ -375,7 +370,7 @@ Napi::Value OptimSgdStep(const Napi::CallbackInfo& info) {
   }
   sgd_step(t, h, segs.data(), count);
   return env.Undefined();
-  VLMOE_OPTIM_CATCH(env)
+  VLMOE_CATCH(env)
 }
 
 namespace {
@@ -395,7 +390,7 @@ std::vector<PlainSegment> read_plain(Reader& r, DType t, int64_t count, const ch
 
 Napi::Value OptimMultiTensorNorm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  VLMOE_OPTIM_TRY
+  VLMOE_TRY
   const DType t = dtype_from_int(arg_int(info, 0));
   const int kind = arg_int(info, 1);
   if (kind < 0 || kind > 2) throw std::invalid_argument("multiTensorNorm: kind must be 0, 1 or 2");
@@ -404,12 +399,12 @@ Napi::Value OptimMultiTensorNorm(const Napi::CallbackInfo& info) {
   const double p = r.f();
   std::vector<PlainSegment> segs = read_plain(r, t, count, "multiTensorNorm");
   return Napi::Number::New(env, multi_tensor_norm(t, kind, p, segs.data(), count));
-  VLMOE_OPTIM_CATCH(env)
+  VLMOE_CATCH(env)
 }
 
 Napi::Value OptimMultiTensorScale(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  VLMOE_OPTIM_TRY
+  VLMOE_TRY
   const DType t = dtype_from_int(arg_int(info, 0));
   Reader r("multiTensorScale");
   const int64_t count = r.n();
@@ -417,7 +412,7 @@ Napi::Value OptimMultiTensorScale(const Napi::CallbackInfo& info) {
   std::vector<PlainSegment> segs = read_plain(r, t, count, "multiTensorScale");
   multi_tensor_scale(t, scale, segs.data(), count);
   return env.Undefined();
-  VLMOE_OPTIM_CATCH(env)
+  VLMOE_CATCH(env)
 }
 
 }  // namespace vlmoe

@@ -97,16 +97,9 @@ export function cumsum(out: Tensor, x: Tensor, dim: number): void {
 
 /** Row softmax of contiguous x [.., cols] into y; mask broadcastable to x (bool keep / additive). */
 export function softmax(y: Tensor, x: Tensor, log: boolean, scale: number, mask?: Tensor): void {
-  const cols = x.shape[x.shape.length - 1] ?? 1;
-  const rows = cols === 0 ? 0 : x.numel / cols;
-  let i = 0;
-  A[i++] = rows;
-  A[i++] = cols;
+  let i = rowHeader(x);
   A[i++] = scale;
-  A[i++] = x.storage.handle;
-  A[i++] = x.offset;
-  A[i++] = y.storage.handle;
-  A[i++] = y.offset;
+  i = put(put(i, x), y);
   let kind = 0;
   if (mask) {
     kind = mask.dtype === 'bool' ? 1 : 2;
@@ -127,16 +120,16 @@ export function softmax(y: Tensor, x: Tensor, log: boolean, scale: number, mask?
 }
 
 export function softmaxBackward(dx: Tensor, y: Tensor, g: Tensor, log: boolean): void {
-  const cols = y.shape[y.shape.length - 1] ?? 1;
-  A[0] = cols === 0 ? 0 : y.numel / cols;
-  A[1] = cols;
-  A[2] = y.storage.handle;
-  A[3] = y.offset;
-  A[4] = g.storage.handle;
-  A[5] = g.offset;
-  A[6] = dx.storage.handle;
-  A[7] = dx.offset;
+  put(put(put(rowHeader(y), y), g), dx);
   native.softmaxBackward(dtypeCode[y.dtype], log ? 1 : 0);
+}
+
+/** Writes rows and cols of x seen as contiguous rows of its last dim; returns the next slot. */
+function rowHeader(x: Tensor): number {
+  const cols = x.shape[x.shape.length - 1] ?? 1;
+  A[0] = cols === 0 ? 0 : x.numel / cols;
+  A[1] = cols;
+  return 2;
 }
 
 function put(i: number, t: Tensor | null | undefined): number {
@@ -147,10 +140,7 @@ function put(i: number, t: Tensor | null | undefined): number {
 }
 
 export function layerNorm(y: Tensor, mean: Tensor, rstd: Tensor, x: Tensor, w: Tensor | null, b: Tensor | null, eps: number): void {
-  const cols = x.shape[x.shape.length - 1]!;
-  let i = 0;
-  A[i++] = cols === 0 ? 0 : x.numel / cols;
-  A[i++] = cols;
+  let i = rowHeader(x);
   A[i++] = eps;
   i = put(i, x);
   i = put(i, w);
@@ -163,10 +153,7 @@ export function layerNorm(y: Tensor, mean: Tensor, rstd: Tensor, x: Tensor, w: T
 
 export function layerNormBackward(x: Tensor, w: Tensor | null, mean: Tensor, rstd: Tensor, g: Tensor,
   dx: Tensor | null, dw: Tensor | null, db: Tensor | null): void {
-  const cols = x.shape[x.shape.length - 1]!;
-  let i = 0;
-  A[i++] = cols === 0 ? 0 : x.numel / cols;
-  A[i++] = cols;
+  let i = rowHeader(x);
   i = put(i, x);
   i = put(i, w);
   i = put(i, mean);
@@ -179,10 +166,7 @@ export function layerNormBackward(x: Tensor, w: Tensor | null, mean: Tensor, rst
 }
 
 export function topk(values: Tensor, indices: Tensor, x: Tensor, k: number, largest: boolean): void {
-  const cols = x.shape[x.shape.length - 1]!;
-  let i = 0;
-  A[i++] = cols === 0 ? 0 : x.numel / cols;
-  A[i++] = cols;
+  let i = rowHeader(x);
   A[i++] = k;
   i = put(i, x);
   i = put(i, values);

@@ -72,22 +72,30 @@ export function xavierNormal_(t: Tensor, gain = 1, opts: InitOptions = {}): Tens
   return normal_(t, 0, gain * Math.sqrt(2 / (fanIn + fanOut)), opts);
 }
 
-/** He uniform with leaky-ReLU slope `a` (PyTorch's default Linear init uses a = √5). */
-export function kaimingUniform_(t: Tensor, opts: InitOptions & { a?: number; mode?: 'fanIn' | 'fanOut'; nonlinearity?: 'leaky_relu' | 'relu' | 'linear' } = {}): Tensor {
+export interface KaimingOptions extends InitOptions {
+  /** Negative slope of the leaky ReLU (PyTorch's default Linear init uses a = √5). */
+  a?: number;
+  mode?: 'fanIn' | 'fanOut';
+  nonlinearity?: 'leaky_relu' | 'relu' | 'linear';
+}
+
+/** The standard deviation He initialisation targets: gain / √fan. */
+function kaimingStd(t: Tensor, opts: KaimingOptions): number {
   const { fanIn, fanOut } = calculateFans(t);
   const fan = (opts.mode ?? 'fanIn') === 'fanIn' ? fanIn : fanOut;
   const nl = opts.nonlinearity ?? 'leaky_relu';
   const a = opts.a ?? 0;
   const gain = nl === 'relu' ? Math.SQRT2 : nl === 'linear' ? 1 : Math.sqrt(2 / (1 + a * a));
-  const bound = gain * Math.sqrt(3 / fan);
+  return gain / Math.sqrt(fan);
+}
+
+/** He uniform: U(-b, b) with b = √3 · std. */
+export function kaimingUniform_(t: Tensor, opts: KaimingOptions = {}): Tensor {
+  const bound = Math.sqrt(3) * kaimingStd(t, opts);
   return uniform_(t, -bound, bound, opts);
 }
 
-export function kaimingNormal_(t: Tensor, opts: InitOptions & { a?: number; mode?: 'fanIn' | 'fanOut'; nonlinearity?: 'leaky_relu' | 'relu' | 'linear' } = {}): Tensor {
-  const { fanIn, fanOut } = calculateFans(t);
-  const fan = (opts.mode ?? 'fanIn') === 'fanIn' ? fanIn : fanOut;
-  const nl = opts.nonlinearity ?? 'leaky_relu';
-  const a = opts.a ?? 0;
-  const gain = nl === 'relu' ? Math.SQRT2 : nl === 'linear' ? 1 : Math.sqrt(2 / (1 + a * a));
-  return normal_(t, 0, gain / Math.sqrt(fan), opts);
+/** He normal: N(0, std²). */
+export function kaimingNormal_(t: Tensor, opts: KaimingOptions = {}): Tensor {
+  return normal_(t, 0, kaimingStd(t, opts), opts);
 }
