@@ -3,15 +3,18 @@ import { native } from '@vlmoe/native-cuda';
 
 export type Device = string;
 
+// Read once: the devices visible to a process do not change while it runs, and info()
+// queries the driver on every call (it sat on the path of every CUDA tensor creation).
+const { cudaDevices, cudaCompiled } = native.info();
+
 /** Native device code: -1 for the CPU, N for cuda:N. */
 export function deviceCode(device: Device): number {
   if (device === 'cpu') return -1;
   const m = /^cuda(?::(\d+))?$/.exec(device);
   if (!m) throw new TypeError(`unknown device '${device}' (expected 'cpu' or 'cuda:N')`);
   const n = m[1] === undefined ? 0 : Number(m[1]);
-  const count = native.info().cudaDevices;
-  if (n >= count) {
-    const why = native.info().cudaCompiled ? `${count} CUDA device(s) visible` : 'this build has no CUDA support';
+  if (n >= cudaDevices) {
+    const why = cudaCompiled ? `${cudaDevices} CUDA device(s) visible` : 'this build has no CUDA support';
     throw new Error(`device '${device}' is not available (${why})`);
   }
   return n;
@@ -25,5 +28,5 @@ export function normalizeDevice(device: Device): Device {
 
 /** Whether CUDA tensors can be created in this process. */
 export function cudaAvailable(): boolean {
-  return native.info().cudaDevices > 0;
+  return cudaDevices > 0;
 }

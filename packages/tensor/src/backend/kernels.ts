@@ -6,7 +6,7 @@
 import { native } from '@vlmoe/native-cuda';
 import { dtypeCode } from '../dtype.js';
 import type { Tensor } from '../tensor.js';
-import { A, writeTensorIter } from './native.js';
+import { A, put, writeTensorIter } from './native.js';
 
 export const OPS = native.ops;
 
@@ -132,12 +132,6 @@ function rowHeader(x: Tensor): number {
   return 2;
 }
 
-function put(i: number, t: Tensor | null | undefined): number {
-  if (!t) return i;
-  A[i++] = t.storage.handle;
-  A[i++] = t.offset;
-  return i;
-}
 
 export function layerNorm(y: Tensor, mean: Tensor, rstd: Tensor, x: Tensor, w: Tensor | null, b: Tensor | null, eps: number): void {
   let i = rowHeader(x);

@@ -66,3 +66,11 @@ function writeTensorIterSqueezed(shape: readonly number[], ts: readonly Tensor[]
     return { handle: o.handle, offset: o.offset, strides: keep.map((d) => o.strides[d]!) };
   }), at);
 }
+
+/** Writes a tensor operand (storage handle, element offset) at slot i; null writes nothing. */
+export function put(i: number, t: Tensor | null | undefined): number {
+  if (!t) return i;
+  A[i] = t.storage.handle;
+  A[i + 1] = t.offset;
+  return i + 2;
+}

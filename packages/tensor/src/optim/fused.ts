@@ -5,11 +5,11 @@
  */
 import { native } from '@vlmoe/native-cuda';
 import { dtypeCode } from '../dtype.js';
-import { A } from '../backend/native.js';
+import { A, put } from '../backend/native.js';
 import type { Tensor } from '../tensor.js';
 
 /** Doubles in the argument block (packages/native-cuda/src/args.h, kArgsLen). */
-const ARGS_LEN = Math.min(A.length, 4096);
+const ARGS_LEN = A.length;
 
 /** True when a tensor can go to the fused CPU kernels: contiguous float32/float64 on the CPU. */
 export function fusable(t: Tensor): boolean {
@@ -21,12 +21,6 @@ function chunks<T>(items: readonly T[], header: number, per: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += max) out.push(items.slice(i, i + max));
   return out;
-}
-
-function put(i: number, t: Tensor): number {
-  A[i] = t.storage.handle;
-  A[i + 1] = t.offset;
-  return i + 2;
 }
 
 export interface AdamHyper {
