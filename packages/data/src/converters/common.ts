@@ -1,0 +1,157 @@
+/** Shared pieces of the converters: options, image file loading with checks, reports. */
+import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import type { ArrowWriterOptions } from '../arrow/writer.js';
+import { Progress } from '../progress.js';
+
+export interface ConvertOptions extends ArrowWriterOptions {
+  /**
+   * What to do with an image that is missing or does not decode: `'throw'` (default) stops
+   * with an error naming the file; `'skip'` drops the image (and its texts), counts it and
+   * lists it in the report.
+   */
+  onError?: 'throw' | 'skip';
+  /** Check each image's header with the decoder before writing it (default true). */
+  verifyImages?: boolean;
+  /** Show a progress bar (default true; `VLMOE_PROGRESS=0` turns it off). */
+  progress?: boolean;
+}
+
+export interface ConvertReport {
+  /** The Arrow file written. */
+  out: string;
+  /** Rows written (one per image, or per image pair for NLVR). */
+  rows: number;
+  /** Images written. */
+  images: number;
+  /** Texts written (captions, questions or statements). */
+  texts: number;
+  /** Images skipped with the reason (only with `onError: 'skip'`). */
+  skipped: { source: string; reason: string }[];
+  /** Other files written next to the Arrow file (answer vocabulary, annotations). */
+  sidecars: string[];
+}
+
+const IMAGE_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff']);
+
+/** Read an image file's bytes and (optionally) check that the decoder accepts its header. */
+export async function loadImageFile(path: string, verify: boolean): Promise<Uint8Array> {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(`image ${path}: ${code === 'ENOENT' ? 'file not found' : (e as Error).message}`);
+  }
+  if (verify) {
+    try {
+      const meta = await sharp(bytes).metadata();
+      if (!meta.format || !IMAGE_FORMATS.has(meta.format)) throw new Error(`unsupported image format '${meta.format ?? 'unknown'}'`);
+      if (!meta.width || !meta.height) throw new Error('image has no size');
+    } catch (e) {
+      throw new Error(`image ${path}: does not decode: ${(e as Error).message}`);
+    }
+  }
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Runs a converter's per-image steps with the error policy and counts. */
+export class ConvertSession {
+  readonly report: ConvertReport;
+  readonly progress: Progress;
+  private readonly policy: 'throw' | 'skip';
+  readonly verify: boolean;
+
+  constructor(out: string, label: string, total: number, options: ConvertOptions) {
+    this.report = { out, rows: 0, images: 0, texts: 0, skipped: [], sidecars: [] };
+    this.policy = options.onError ?? 'throw';
+    if (this.policy !== 'throw' && this.policy !== 'skip') throw new Error(`onError must be 'throw' or 'skip', got '${String(this.policy)}'`);
+    this.verify = options.verifyImages ?? true;
+    this.progress = new Progress(label, total, { enabled: options.progress });
+  }
+
+  /** Load an image, or (skip policy) return null after recording why. */
+  async image(path: string): Promise<Uint8Array | null> {
+    try {
+      return await loadImageFile(path, this.verify);
+    } catch (e) {
+      if (this.policy === 'throw') throw e;
+      this.report.skipped.push({ source: path, reason: (e as Error).message });
+      return null;
+    }
+  }
+
+  finish(): ConvertReport {
+    const s = this.report.skipped.length;
+    this.progress.finish(`${this.report.rows} rows, ${this.report.texts} texts${s ? `, ${s} images skipped` : ''}`);
+    return this.report;
+  }
+}
+
+/** Parse a JSON file with an error naming it. */
+export function readJson(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`${path}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path}: invalid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** Parse a JSON-lines file; errors name the file and line. */
+export function readJsonLines(path: string): unknown[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`${path}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const out: unknown[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    try {
+      out.push(JSON.parse(line));
+    } catch (e) {
+      throw new Error(`${path} line ${i + 1}: invalid JSON: ${(e as Error).message}`);
+    }
+  });
+  return out;
+}
+
+/** Throw a clear error when a required field is missing or of the wrong type. */
+export function field<T>(obj: unknown, key: string, type: 'string' | 'number' | 'array' | 'object', where: string): T {
+  const v = (obj as Record<string, unknown> | null)?.[key];
+  const ok = type === 'array' ? Array.isArray(v) : type === 'object' ? v !== null && typeof v === 'object' : typeof v === type;
+  if (!ok) throw new Error(`${where}: field '${key}' must be a${type === 'array' || type === 'object' ? 'n' : ''} ${type}, got ${v === undefined ? 'nothing' : JSON.stringify(v)?.slice(0, 60)}`);
+  return v as T;
+}
+
+/** Every file under `dir` (recursively) by base name; duplicates are an error. */
+export function indexFilesByName(dir: string, filter: (name: string) => boolean = () => true): Map<string, string> {
+  if (!existsSync(dir)) throw new Error(`image folder ${dir} does not exist`);
+  const out = new Map<string, string>();
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (filter(name)) {
+        const prev = out.get(name);
+        if (prev) throw new Error(`image folder ${dir}: '${name}' appears twice (${prev} and ${p})`);
+        out.set(name, p);
+      }
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** `<dir>/<stem>_<suffix>` for a sidecar of `out.arrow`. */
+export function sidecarPath(out: string, suffix: string): string {
+  return out.replace(/\.arrows?$/, '') + `_${suffix}`;
+}
