@@ -3,7 +3,8 @@
  *
  * `binaryAt` returns a view of the batch's own buffer (zero-copy); strings decode once per
  * access. All accessors handle 32-bit and 64-bit offsets (`string`/`large_string`,
- * `binary`/`large_binary`, `list`/`large_list`), slice offsets and null bitmaps (a null
+ * `binary`/`large_binary`, `list`/`large_list`), the view layouts (`string_view`,
+ * `binary_view`, as Polars writes), slice offsets and null bitmaps (a null
  * value reads as `null`, a null list as `[]`).
  */
 import type { Data } from 'apache-arrow';
@@ -34,9 +35,25 @@ export function rangeAt(d: Data, i: number): [number, number] {
   return [off(o, j), off(o, j + 1)];
 }
 
+/** Bytes of a `binary_view`/`string_view` value (16-byte view: inline ≤ 12 bytes, else buffer index + offset). */
+function viewBytesAt(d: Data, i: number): Uint8Array {
+  const views = d.values as Uint8Array;
+  const at = (d.offset + i) * 16;
+  if (at + 16 > views.length) throw new RangeError(`view buffer too short for element ${i}`);
+  const dv = new DataView(views.buffer, views.byteOffset + at, 16);
+  const size = dv.getInt32(0, true);
+  if (size <= 0) return views.subarray(at, at);
+  if (size <= 12) return views.subarray(at + 4, at + 4 + size);
+  const buf = (d as unknown as { variadicBuffers?: Uint8Array[] }).variadicBuffers?.[dv.getInt32(8, true)];
+  if (!buf) throw new RangeError(`view data buffer ${dv.getInt32(8, true)} missing`);
+  const offset = dv.getInt32(12, true);
+  return buf.subarray(offset, offset + size);
+}
+
 /** Bytes of a binary value: a view of the batch buffer, not a copy. */
 export function binaryAt(d: Data, i: number): Uint8Array | null {
   if (isNull(d, i)) return null;
+  if (d.typeId === Type.BinaryView || d.typeId === Type.Utf8View) return viewBytesAt(d, i);
   const [s, e] = rangeAt(d, i);
   return (d.values as Uint8Array).subarray(s, e);
 }
@@ -68,9 +85,11 @@ export function valueAt(d: Data, i: number): unknown {
   switch (d.typeId) {
     case Type.Utf8:
     case Type.LargeUtf8:
+    case Type.Utf8View:
       return stringAt(d, i);
     case Type.Binary:
     case Type.LargeBinary:
+    case Type.BinaryView:
       return binaryAt(d, i);
     case Type.Int:
       return intAt(d, i);

@@ -343,7 +343,7 @@ async function openStream(stream: ReadStream, path: string) {
     return r;
   } catch (e) {
     stream.destroy();
-    throw new Error(`${path}: not a readable Arrow IPC stream: ${(e as Error).message}`);
+    throw new Error(`${path}: not an Arrow IPC file or stream (${(e as Error).message})`);
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * The ViLT/VLMo Arrow schemas (REFERENCE §5), as apache-arrow `Schema`s, row types, and a
- * checker that accepts `string` or `large_string` (and `binary` or `large_binary`) wherever
- * the reference files use strings (bytes).
+ * checker that accepts `string`, `large_string` or `string_view` (and `binary`, `large_binary`
+ * or `binary_view`; `list` or `large_list`) wherever the reference files use strings (bytes, lists).
  */
 import {
   Binary,
@@ -94,6 +94,12 @@ export function describeType(t: DataType): string {
       return 'binary';
     case Type.LargeBinary:
       return 'large_binary';
+    case Type.Utf8View:
+      return 'string_view';
+    case Type.BinaryView:
+      return 'binary_view';
+    case Type.LargeList:
+      return `large_list<${describeType((t as List).children[0]!.type)}>`;
     case Type.List:
       return `list<${describeType((t as List).children[0]!.type)}>`;
     default:
@@ -105,8 +111,8 @@ export function describeType(t: DataType): string {
 export function typeCompatible(expected: DataType, actual: DataType): boolean {
   const e = expected.typeId;
   const a = actual.typeId;
-  if (e === Type.Utf8) return a === Type.Utf8 || a === Type.LargeUtf8;
-  if (e === Type.Binary) return a === Type.Binary || a === Type.LargeBinary;
+  if (e === Type.Utf8) return a === Type.Utf8 || a === Type.LargeUtf8 || a === Type.Utf8View;
+  if (e === Type.Binary) return a === Type.Binary || a === Type.LargeBinary || a === Type.BinaryView;
   if (e === Type.List) {
     if (a !== Type.List && a !== Type.LargeList) return false;
     return typeCompatible((expected as List).children[0]!.type, (actual as List).children[0]!.type);
