@@ -1,0 +1,20 @@
+/**
+ * @vlmoe/data — multimodal data for vision-language models, typed arrays out.
+ *
+ * Arrow files in the ViLT/VLMo layouts, converters from the datasets' own layouts, image
+ * decoding and augmentation in worker threads, a WordPiece tokenizer, MLM masking, a
+ * resumable sharded DataLoader and a synthetic shapes-world dataset. No tensor dependency.
+ */
+export * from './arrow/schemas.js';
+export { ArrowReader, BatchView, type ArrowReaderOptions, type ArrowFormat } from './arrow/reader.js';
+export { ArrowWriter, SchemaWriter, writeArrowFile, type ArrowWriterOptions } from './arrow/writer.js';
+export * from './converters/index.js';
+export * from './image/index.js';
+export * from './text/index.js';
+export * from './loader/index.js';
+export * from './synthetic/index.js';
+export { AnswerVocab, softScore } from './vqa/answers.js';
+export { normalizeAnswer, processPunctuation, processDigitArticle } from './vqa/normalize.js';
+export { Rng, mixSeed } from './rng.js';
+export { Progress } from './progress.js';
+export { writeFileAtomic } from './fs.js';
