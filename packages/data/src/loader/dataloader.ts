@@ -27,6 +27,10 @@ import { maskTokens } from '../text/mlm.js';
 export interface TextTokenizer {
   readonly vocabSize: number;
   readonly maskId: number;
+  readonly padId: number;
+  readonly unkId: number;
+  readonly clsId: number;
+  readonly sepId: number;
   encodeBatch(texts: readonly string[], options?: EncodeOptions): EncodedBatch;
 }
 
@@ -343,6 +347,8 @@ export class DataLoader implements AsyncIterable<Batch> {
         wholeWord: mlm.wholeWord ?? false,
         maskId: t.maskId,
         vocabSize: t.vocabSize,
+        // a vocabulary with its special tokens first (ours) never draws them as random replacements
+        numSpecialTokens: Math.max(t.padId, t.unkId, t.clsId, t.sepId, t.maskId) < 5 ? 5 : 0,
         seed: this.sampler.seed,
         keys: [epoch, this.sampler.rank, b],
       });
