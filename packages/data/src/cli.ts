@@ -18,7 +18,7 @@ import {
 } from './converters/index.js';
 import { ArrowReader } from './arrow/reader.js';
 import { describeType } from './arrow/schemas.js';
-import { generateShapesWorld } from './synthetic/index.js';
+import { ensureDefaultDataset } from './default_dataset.js';
 import { buildWordPieceTokenizer, saveTokenizer } from './text/index.js';
 
 const USAGE = `usage: vlmoe-data <command> [options]
@@ -46,7 +46,7 @@ common: --on-error throw|skip (a missing/corrupt image), --format file|stream, -
 `;
 
 const SYNTH_USAGE = `usage: vlmoe-data synth <out-dir> [--seed N] [--train N] [--val N] [--test N] [--image-size N]
-Writes captions_/vqa_/nlvr2_{train,val,test}.arrow, answers.json and manifest.json.`;
+Writes captions_/vqa_/nlvr2_{train,val,test}.arrow, answers.json, tokenizer.json and manifest.json;\nskips the work when the folder already holds the same dataset.`;
 
 function fail(msg: string): never {
   process.stderr.write(`vlmoe-data: ${msg}\n`);
@@ -194,8 +194,9 @@ async function synth(argv: string[]): Promise<void> {
   const splits = values.train || values.val || values.test
     ? { train: num(values.train, 'train') ?? 2000, val: num(values.val, 'val') ?? 250, test: num(values.test, 'test') ?? 250 }
     : undefined;
-  const manifest = await generateShapesWorld(out, { seed: num(values.seed, 'seed'), imageSize: num(values['image-size'], 'image-size'), splits });
-  console.log(`${out}: ${JSON.stringify((manifest as { counts?: unknown }).counts ?? manifest)}`);
+  const ds = await ensureDefaultDataset(out, { seed: num(values.seed, 'seed'), imageSize: num(values['image-size'], 'image-size'), splits });
+  const c = ds.manifest.counts;
+  console.log(`${out}: ${ds.generated ? 'generated' : 'already up to date'}: ${c.images} images; captions rows ${JSON.stringify(c.captions)}, questions ${JSON.stringify(c.questions)}, NLVR pairs ${JSON.stringify(c.nlvr2)}, ${c.answers} answers; tokenizer ${ds.tokenizer}`);
 }
 
 async function tokenizer(argv: string[]): Promise<void> {

@@ -13,6 +13,7 @@ export * from './image/index.js';
 export * from './text/index.js';
 export * from './loader/index.js';
 export * from './synthetic/index.js';
+export { ensureDefaultDataset, type DefaultDataset } from './default_dataset.js';
 export { AnswerVocab, softScore } from './vqa/answers.js';
 export { normalizeAnswer, processPunctuation, processDigitArticle } from './vqa/normalize.js';
 export { Rng, mixSeed } from './rng.js';

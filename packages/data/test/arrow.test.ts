@@ -64,7 +64,7 @@ describe('ArrowWriter / ArrowReader', () => {
         for (let k = 0; k < b.numRows; k++, i++) {
           expect(Array.from(b.binary('image', k))).toEqual(Array.from(rows[i]!.image));
           expect(b.value('caption', k)).toEqual(rows[i]!.caption);
-          expect(b.row(k).split).toBe(rows[i]!.split);
+          expect((b.row(k) as CaptionRow).split).toBe(rows[i]!.split);
         }
       }
       expect(i).toBe(103);

@@ -76,7 +76,7 @@ function payloadBytes(value: unknown): number {
 }
 
 /** Writes rows of any schema (the generic layer under `ArrowWriter`). */
-export class SchemaWriter<Row extends object = Record<string, unknown>> {
+export class SchemaWriter<Row extends object = object> {
   readonly path: string;
   readonly schema: Schema;
   private readonly tmp: string;

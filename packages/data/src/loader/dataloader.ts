@@ -7,7 +7,7 @@
  *   `DistributedSampler`; the same seed gives the same batches on any machine.
  * - Images are decoded and augmented in a worker pool (`ImagePool`); `prefetch` batches are
  *   assembled ahead, so a consumer that is slower than the pool never waits. Augmentation
- *   randomness comes from (seed, epoch, file, row, slot), never from which worker ran it.
+ *   randomness comes from (seed, epoch, file, row, text index, image slot), never from which worker ran it.
  * - Text: tokenised to `maxTextLen` with attention masks; optional MLM masking (seeded).
  * - Resumable: `stateDict()` records the epoch and the batches consumed; `loadStateDict()`
  *   makes the next batch the one that would have come next.
@@ -301,7 +301,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       const sub = this.index.sub[s]!;
       const captions = v.value(textCol, i) as string[];
       texts.push(captions[sub] ?? '');
-      const keys = [epoch, this.index.file[s]!, this.index.row[s]!];
+      const keys = [epoch, this.index.file[s]!, this.index.row[s]!, sub];
       if (kind === 'nlvr2') {
         jobs.push({ bytes: v.binary('image_0', i), keys: [...keys, 0], source: v.where(i, 'image_0') });
         jobs2.push({ bytes: v.binary('image_1', i), keys: [...keys, 1], source: v.where(i, 'image_1') });
