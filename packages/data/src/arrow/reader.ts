@@ -139,6 +139,8 @@ export class ArrowReader<K extends DatasetKind = DatasetKind> {
   private rowCounts: number[] | null = null;
   private rowStarts: number[] | null = null;
   private streamInUse = false;
+  /** apache-arrow's file reader keeps one read position: reads are queued, one at a time. */
+  private readQueue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     readonly path: string,
@@ -256,8 +258,11 @@ export class ArrowReader<K extends DatasetKind = DatasetKind> {
     const n = this.rowCounts!.length;
     if (!(Number.isInteger(i) && i >= 0 && i < n)) throw new RangeError(`${this.name}: batch ${i} out of range [0, ${n})`);
     let rb: RecordBatch | null;
+    const fr = this.fileReader as unknown as { readRecordBatch(i: number): Promise<RecordBatch | null> };
+    const read = this.readQueue.then(() => fr.readRecordBatch(i));
+    this.readQueue = read.catch(() => {});
     try {
-      rb = await (this.fileReader as unknown as { readRecordBatch(i: number): Promise<RecordBatch | null> }).readRecordBatch(i);
+      rb = await read;
     } catch (e) {
       throw new Error(`${at(this.name, i)}: cannot read record batch: ${(e as Error).message}`);
     }

@@ -61,6 +61,11 @@ export interface DataLoaderOptions {
   onImageError?: 'throw' | 'skip';
   /** Upper bound on cached record batches, in bytes (default 512 MiB). */
   cacheBytes?: number;
+  /**
+   * What one sample is: `'text'` (default) — one per caption/question/statement, as training
+   * uses; `'row'` — one per row with its first text (e.g. each image once, for retrieval).
+   */
+  unit?: 'text' | 'row';
 }
 
 export interface Batch {
@@ -159,6 +164,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     if (files.length === 0) throw new Error('DataLoader: no files given');
     if (!(Number.isInteger(options.batchSize) && options.batchSize >= 1)) throw new RangeError(`DataLoader: batchSize must be an integer ≥ 1, got ${options.batchSize}`);
     if (!options.tokenizer) throw new Error('DataLoader: a tokenizer is required (BertTokenizer.fromFile(path))');
+    if (options.unit !== undefined && options.unit !== 'text' && options.unit !== 'row') throw new Error(`DataLoader: unit must be 'text' or 'row', got '${String(options.unit)}'`);
     const readers: ArrowReader[] = [];
     try {
       for (const f of files) {
@@ -176,7 +182,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       for (let fi = 0; fi < readers.length; fi++) {
         for await (const view of readers[fi]!.batches()) {
           for (let i = 0; i < view.numRows; i++) {
-            const n = view.listLength(col, i);
+            const n = options.unit === 'row' ? 1 : view.listLength(col, i);
             for (let k = 0; k < n; k++) {
               file.push(fi);
               row.push(view.firstRow + i);

@@ -46,7 +46,9 @@ export function processPunctuation(inText: string): string {
     if (inText.includes(p + ' ') || inText.includes(' ' + p) || commaNumber) out = out.split(p).join('');
     else out = out.split(p).join(' ');
   }
-  return out.replace(PERIOD_STRIP, '');
+  // the official code passes re.UNICODE (= 32) as re.sub's *count*: at most 32 periods go
+  let n = 0;
+  return out.replace(PERIOD_STRIP, (m) => (n++ < 32 ? '' : m));
 }
 
 /** The official `processDigitArticle`. */
@@ -54,10 +56,10 @@ export function processDigitArticle(inText: string): string {
   const words: string[] = [];
   for (const raw of inText.toLowerCase().split(/\s+/)) {
     if (raw === '') continue;
-    const w = MANUAL_MAP[raw] ?? raw;
+    const w = Object.hasOwn(MANUAL_MAP, raw) ? MANUAL_MAP[raw]! : raw;
     if (!ARTICLES.has(w)) words.push(w);
   }
-  return words.map((w) => CONTRACTIONS[w] ?? w).join(' ');
+  return words.map((w) => (Object.hasOwn(CONTRACTIONS, w) ? CONTRACTIONS[w]! : w)).join(' ');
 }
 
 /** Normalise an answer as the VQA evaluation does (whitespace, punctuation, digits, articles, contractions). */

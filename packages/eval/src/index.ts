@@ -1,0 +1,13 @@
+/**
+ * @vlmoe/eval — metrics exactly as the field computes them, task harnesses over Arrow
+ * splits with a small model adapter, and a benchmark suite writing Markdown, JSON and SVG.
+ */
+export * from './metrics/index.js';
+export { type ModelAdapter, type Scores, readScores } from './adapter.js';
+export { evaluateVqa, type VqaEvalOptions, type VqaEvalResult } from './harness/vqa.js';
+export { evaluateNlvr, type NlvrEvalOptions, type NlvrEvalResult } from './harness/nlvr.js';
+export { evaluateRetrieval, type RetrievalEvalOptions, type RetrievalEvalResult } from './harness/retrieval.js';
+export { openEvalLoader, textOnlyBatch, type EvalDataOptions } from './harness/data.js';
+export { runBenchmarkSuite, markdownTable, formatCount, type SuiteOptions, type SuiteReport, type TaskSpec, type TaskResult } from './report/suite.js';
+export { barChartSvg, lineChartSvg, curvesFromJsonl, PALETTE, type BarChartOptions, type LineChartOptions } from './report/svg.js';
+export { colorShapeBaseline, imageStats, NAMED_COLORS, type ColorShapeBaselineOptions } from './baselines/color_shape.js';
