@@ -175,7 +175,7 @@ describe('bad input names the file, batch and column', () => {
     w2.write({ image: new Uint8Array([1]), caption: 'one caption', image_id: 'a', split: 'train' });
     await w2.close();
     await expect(ArrowReader.open(p2)).rejects.toThrow(`${p2}: column 'caption' has type string, but a captions file needs list<string>`);
-    expect(() => checkSchema('vqa', new Schema([new Field('image', new Int32())]), 'x.arrow')).toThrow(/x\.arrow: column 'image' has type Int32, but a vqa file needs binary/);
+    expect(() => checkSchema('vqa', new Schema([new Field('image', new Int32())]), 'x.arrow')).toThrow(/x\.arrow: column 'image' has type int32, but a vqa file needs binary/);
   });
 
   test('truncated file and truncated stream', async () => {

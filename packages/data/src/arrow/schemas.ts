@@ -102,6 +102,12 @@ export function describeType(t: DataType): string {
       return `large_list<${describeType((t as List).children[0]!.type)}>`;
     case Type.List:
       return `list<${describeType((t as List).children[0]!.type)}>`;
+    case Type.Float:
+      return ({ 0: 'half_float', 1: 'float', 2: 'double' } as Record<number, string>)[(t as unknown as { precision: number }).precision] ?? String(t);
+    case Type.Int: {
+      const i = t as unknown as { isSigned: boolean; bitWidth: number };
+      return `${i.isSigned ? '' : 'u'}int${i.bitWidth}`;
+    }
     default:
       return String(t);
   }
