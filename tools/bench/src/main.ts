@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 /**
- * vlmoe benchmarks: `npm run bench -- <name>` with name in gemm | ops | train-step | all.
+ * vlmoe benchmarks: `npm run bench -- <name>` with name in gemm | ops | train-step | data | all.
  * Each prints a table and writes tools/bench/results/<name>.json. VLMOE_BENCH_QUICK=1
  * runs smaller sizes (a smoke run, not for reporting).
  */
+import { benchData } from './data.js';
 import { benchGemm } from './gemm.js';
 import { benchOps } from './ops.js';
 import { benchTrainStep, trainStepChild } from './train-step.js';
 
-const benches: Record<string, () => void> = { gemm: benchGemm, ops: benchOps, 'train-step': benchTrainStep };
+const benches: Record<string, () => void | Promise<void>> = { gemm: benchGemm, ops: benchOps, 'train-step': benchTrainStep, data: benchData };
 
 if (process.argv[2] === 'train-step-child') {
   trainStepChild(JSON.parse(process.argv[3]!));
@@ -26,5 +27,5 @@ for (const name of names.includes('all') ? Object.keys(benches) : names) {
     console.error(`unknown benchmark '${name}' (known: ${Object.keys(benches).join(', ')}, all)`);
     process.exit(1);
   }
-  b();
+  await b();
 }
