@@ -74,7 +74,7 @@ export interface Batch {
   /** Epoch and index of this batch within the epoch (for this rank). */
   epoch: number;
   index: number;
-  /** `[size, 3, H, W]` normalised pixels. */
+  /** `[size, 3, H, W]` normalised pixels (a Float32Array over a SharedArrayBuffer the workers wrote into). */
   images: Float32Array;
   imageShape: [number, number, number, number];
   /** NLVR2: the second image of each pair, `[size, 3, H, W]`. */
@@ -315,19 +315,26 @@ export class DataLoader implements AsyncIterable<Batch> {
         jobs.push({ bytes: v.binary('image', i), keys: [...keys, 0], source: v.where(i, 'image') });
       }
     }
-    const [imgs, imgs2] = await Promise.all([this.pool.run(jobs), jobs2.length ? this.pool.run(jobs2) : Promise.resolve(null)]);
-    // samples whose image(s) were skipped leave the batch
-    const keep: number[] = [];
-    for (let k = 0; k < n; k++) if (imgs[k] && (!imgs2 || imgs2[k])) keep.push(k);
-    const m = keep.length;
+    // workers write straight into shared batch buffers (no per-image result arrays, no copies)
     const size = this.imageSpec.size;
     const plane = 3 * size * size;
-    const images = new Float32Array(m * plane);
-    const images2 = imgs2 ? new Float32Array(m * plane) : undefined;
-    keep.forEach((k, j) => {
-      images.set(imgs[k]!, j * plane);
-      if (images2) images2.set(imgs2![k]!, j * plane);
-    });
+    const shared = (k: number) => new Float32Array(new SharedArrayBuffer(k * plane * 4));
+    const images0 = shared(n);
+    const images1 = jobs2.length ? shared(n) : null;
+    const [ok, ok2] = await Promise.all([this.pool.runInto(jobs, images0), images1 ? this.pool.runInto(jobs2, images1) : Promise.resolve(null)]);
+    // samples whose image(s) were skipped leave the batch
+    const keep: number[] = [];
+    for (let k = 0; k < n; k++) if (ok[k] && (!ok2 || ok2[k])) keep.push(k);
+    const m = keep.length;
+    const compact = (buf: Float32Array): Float32Array => {
+      if (m === n) return buf;
+      keep.forEach((k, j) => {
+        if (k !== j) buf.copyWithin(j * plane, k * plane, (k + 1) * plane);
+      });
+      return buf.subarray(0, m * plane);
+    };
+    const images = compact(images0);
+    const images2 = images1 ? compact(images1) : undefined;
     const enc = this.options.tokenizer.encodeBatch(keep.map((k) => texts[k]!), { maxLength: this.maxTextLen, padding: 'max_length', truncation: true });
     const L = enc.length;
     const out: Batch = {
