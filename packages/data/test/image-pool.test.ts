@@ -177,7 +177,7 @@ describe('ImagePool', () => {
         const pool = new ImagePool({ spec: { size: 64, train: true }, seed: 1, numWorkers: 2 });
         const bytes = new Uint8Array(readFileSync(${JSON.stringify(join(dataRoot, 'easy-vqa', 'train', 'images', '0.png'))}));
         const r = await pool.run([{ bytes, keys: [0] }, { bytes, keys: [1] }]);
-        process.stdout.write(`done ${r.length} ${r[0].length}\n`);
+        process.stdout.write('done ' + r.length + ' ' + r[0].length + '\\n');
         ${close ? 'await pool.close();' : ''}
       `;
       const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
