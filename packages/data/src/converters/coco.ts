@@ -11,8 +11,7 @@
  * `image_id` (the file name, as ViLT writes it), `split`.
  */
 import { join, dirname } from 'node:path';
-import { ArrowWriter } from '../arrow/writer.js';
-import { ConvertSession, field, readJson, type ConvertOptions, type ConvertReport } from './common.js';
+import { ConvertSession, field, readJson, withWriter, type ConvertOptions, type ConvertReport } from './common.js';
 
 export interface CocoCaptionsInput {
   /** `captions_*.json` in the official COCO layout. */
@@ -39,8 +38,7 @@ export async function convertCocoCaptions(input: CocoCaptionsInput, out: string,
   });
   const split = input.split ?? (/val/.test(input.annotations) ? 'val' : 'train');
   const s = new ConvertSession(out, `coco ${split}`, images.length, options);
-  const w = new ArrowWriter(out, 'captions', options);
-  try {
+  await withWriter(out, 'captions', options, async (w) => {
     for (let i = 0; i < images.length; i++) {
       const im = images[i];
       const wi = `${where} images[${i}]`;
@@ -49,18 +47,9 @@ export async function convertCocoCaptions(input: CocoCaptionsInput, out: string,
       const caps = captions.get(id) ?? [];
       s.progress.tick();
       if (caps.length === 0) continue; // an image without captions is no training pair
-      const bytes = await s.image(join(input.imageDir, file));
-      if (!bytes) continue;
-      w.write({ image: bytes, caption: caps, image_id: file, split });
-      s.report.rows++;
-      s.report.images++;
-      s.report.texts += caps.length;
+      await s.captionRow(w, join(input.imageDir, file), caps, file, split);
     }
-    await w.close();
-  } catch (e) {
-    await w.abort();
-    throw e;
-  }
+  });
   return s.finish();
 }
 
@@ -88,8 +77,7 @@ export async function convertKarpathy(input: KarpathyInput, out: string, options
     throw new Error(`${where}: no image has split '${want}' (splits present: ${seen || 'none'})`);
   }
   const s = new ConvertSession(out, `karpathy ${want}`, picked.length, options);
-  const w = new ArrowWriter(out, 'captions', options);
-  try {
+  await withWriter(out, 'captions', options, async (w) => {
     for (const im of picked) {
       const wi = `${where} image ${(im as { filename?: string }).filename ?? '?'}`;
       const file = field<string>(im, 'filename', 'string', wi);
@@ -97,17 +85,8 @@ export async function convertKarpathy(input: KarpathyInput, out: string, options
       const sentences = field<unknown[]>(im, 'sentences', 'array', wi);
       const caps = sentences.map((t, k) => field<string>(t, 'raw', 'string', `${wi} sentences[${k}]`).trim());
       s.progress.tick();
-      const bytes = await s.image(typeof fp === 'string' ? join(root, fp, file) : join(root, file));
-      if (!bytes) continue;
-      w.write({ image: bytes, caption: caps, image_id: file, split: want });
-      s.report.rows++;
-      s.report.images++;
-      s.report.texts += caps.length;
+      await s.captionRow(w, typeof fp === 'string' ? join(root, fp, file) : join(root, file), caps, file, want);
     }
-    await w.close();
-  } catch (e) {
-    await w.abort();
-    throw e;
-  }
+  });
   return s.finish();
 }

@@ -2,7 +2,8 @@
 import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import type { ArrowWriterOptions } from '../arrow/writer.js';
+import { ArrowWriter, type ArrowWriterOptions } from '../arrow/writer.js';
+import type { DatasetKind } from '../arrow/schemas.js';
 import { Progress } from '../progress.js';
 
 export interface ConvertOptions extends ArrowWriterOptions {
@@ -82,6 +83,24 @@ export class ConvertSession {
     }
   }
 
+  /** Count one written row. */
+  wrote(images: number, texts: number): void {
+    this.report.rows++;
+    this.report.images += images;
+    this.report.texts += texts;
+  }
+
+  /**
+   * A captions row for the image at `path` (skipped per the error policy when it does not
+   * load): the shared step of the COCO, Karpathy and Flickr converters.
+   */
+  async captionRow(w: ArrowWriter<'captions'>, path: string, caption: string[], imageId: string, split: string): Promise<void> {
+    const bytes = await this.image(path);
+    if (!bytes) return;
+    w.write({ image: bytes, caption, image_id: imageId, split });
+    this.wrote(1, caption.length);
+  }
+
   finish(): ConvertReport {
     const s = this.report.skipped.length;
     this.progress.finish(`${this.report.rows} rows, ${this.report.texts} texts${s ? `, ${s} images skipped` : ''}`);
@@ -154,4 +173,16 @@ export function indexFilesByName(dir: string, filter: (name: string) => boolean 
 /** `<dir>/<stem>_<suffix>` for a sidecar of `out.arrow`. */
 export function sidecarPath(out: string, suffix: string): string {
   return out.replace(/\.arrows?$/, '') + `_${suffix}`;
+}
+
+/** Run `body` with a writer for `out`; close it on success, abort it (no file left) on error. */
+export async function withWriter<K extends DatasetKind>(out: string, kind: K, options: ArrowWriterOptions, body: (w: ArrowWriter<K>) => Promise<void>): Promise<void> {
+  const w = new ArrowWriter(out, kind, options);
+  try {
+    await body(w);
+  } catch (e) {
+    await w.abort();
+    throw e;
+  }
+  await w.close();
 }

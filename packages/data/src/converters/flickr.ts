@@ -8,8 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ArrowWriter } from '../arrow/writer.js';
-import { ConvertSession, type ConvertOptions, type ConvertReport } from './common.js';
+import { ConvertSession, withWriter, type ConvertOptions, type ConvertReport } from './common.js';
 
 export interface FlickrInput {
   tokens: string;
@@ -60,22 +59,11 @@ export async function convertFlickr(input: FlickrInput, out: string, options: Co
   }
   const split = input.split ?? (input.splitList ? (/train/i.test(input.splitList) ? 'train' : /dev|val/i.test(input.splitList) ? 'val' : /test/i.test(input.splitList) ? 'test' : 'train') : 'train');
   const s = new ConvertSession(out, `flickr ${split}`, files.length, options);
-  const w = new ArrowWriter(out, 'captions', options);
-  try {
+  await withWriter(out, 'captions', options, async (w) => {
     for (const file of files) {
       s.progress.tick();
-      const caps = captions.get(file)!;
-      const bytes = await s.image(join(input.imageDir, file));
-      if (!bytes) continue;
-      w.write({ image: bytes, caption: caps, image_id: file, split });
-      s.report.rows++;
-      s.report.images++;
-      s.report.texts += caps.length;
+      await s.captionRow(w, join(input.imageDir, file), captions.get(file)!, file, split);
     }
-    await w.close();
-  } catch (e) {
-    await w.abort();
-    throw e;
-  }
+  });
   return s.finish();
 }

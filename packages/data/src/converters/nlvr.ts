@@ -14,8 +14,7 @@
  * two-image model path as NLVR2; the label holds for every permutation.
  */
 import { join } from 'node:path';
-import { ArrowWriter } from '../arrow/writer.js';
-import { ConvertSession, field, indexFilesByName, readJsonLines, type ConvertOptions, type ConvertReport } from './common.js';
+import { ConvertSession, field, indexFilesByName, readJsonLines, withWriter, type ConvertOptions, type ConvertReport } from './common.js';
 
 function normLabel(v: unknown, where: string): 'True' | 'False' {
   const s = String(v).toLowerCase();
@@ -48,8 +47,7 @@ export async function convertNlvr1(input: Nlvr1Input, out: string, options: Conv
     return byName.get(name) ?? join(input.imageDir, name);
   };
   const s = new ConvertSession(out, `nlvr1 ${split}`, lines.length, options);
-  const w = new ArrowWriter(out, 'nlvr2', options);
-  try {
+  await withWriter(out, 'nlvr2', options, async (w) => {
     for (let i = 0; i < lines.length; i++) {
       const ex = lines[i];
       const where = `${input.json} line ${i + 1}`;
@@ -64,15 +62,9 @@ export async function convertNlvr1(input: Nlvr1Input, out: string, options: Conv
       const b = await s.image(find(identifier, pb, dir));
       if (!b) continue;
       w.write({ image_0: a, image_1: b, questions: [sentence], answers: [label], identifier: `${split}-${identifier}` });
-      s.report.rows++;
-      s.report.images += 2;
-      s.report.texts++;
+      s.wrote(2, 1);
     }
-    await w.close();
-  } catch (e) {
-    await w.abort();
-    throw e;
-  }
+  });
   return s.finish();
 }
 
@@ -100,8 +92,7 @@ export async function convertNlvr2(input: Nlvr2Input, out: string, options: Conv
   const byName = indexFilesByName(input.imageDir, (n) => /\.(png|jpe?g)$/i.test(n));
   const path = (prefix: string, k: number) => byName.get(`${prefix}-img${k}.png`) ?? byName.get(`${prefix}-img${k}.jpg`) ?? join(input.imageDir, `${prefix}-img${k}.png`);
   const s = new ConvertSession(out, 'nlvr2', pairs.size, options);
-  const w = new ArrowWriter(out, 'nlvr2', options);
-  try {
+  await withWriter(out, 'nlvr2', options, async (w) => {
     for (const [prefix, p] of pairs) {
       s.progress.tick();
       const a = await s.image(path(prefix, 0));
@@ -109,14 +100,8 @@ export async function convertNlvr2(input: Nlvr2Input, out: string, options: Conv
       const b = await s.image(path(prefix, 1));
       if (!b) continue;
       w.write({ image_0: a, image_1: b, questions: p.questions, answers: p.answers, identifier: prefix });
-      s.report.rows++;
-      s.report.images += 2;
-      s.report.texts += p.questions.length;
+      s.wrote(2, p.questions.length);
     }
-    await w.close();
-  } catch (e) {
-    await w.abort();
-    throw e;
-  }
+  });
   return s.finish();
 }

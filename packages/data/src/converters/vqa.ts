@@ -12,10 +12,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ArrowWriter } from '../arrow/writer.js';
 import { AnswerVocab } from '../vqa/answers.js';
 import { writeFileAtomic } from '../fs.js';
-import { ConvertSession, field, readJson, sidecarPath, type ConvertOptions, type ConvertReport } from './common.js';
+import { ConvertSession, field, readJson, sidecarPath, withWriter, type ConvertOptions, type ConvertReport } from './common.js';
 
 export interface Vqa2Input {
   /** `v2_OpenEnded_mscoco_<subtype>_questions.json`. */
@@ -66,9 +65,8 @@ async function writeVqa(
   options: ConvertOptions,
 ): Promise<ConvertReport> {
   const s = new ConvertSession(out, label, byImage.size, options);
-  const w = new ArrowWriter(out, 'vqa', options);
   const annotations: Record<string, string[]> = {};
-  try {
+  await withWriter(out, 'vqa', options, async (w) => {
     for (const [imageId, qs] of byImage) {
       s.progress.tick();
       const bytes = await s.image(imagePath(imageId));
@@ -99,15 +97,9 @@ async function writeVqa(
         question_id: qs.map((q) => q.questionId),
         split,
       });
-      s.report.rows++;
-      s.report.images++;
-      s.report.texts += qs.length;
+      s.wrote(1, qs.length);
     }
-    await w.close();
-  } catch (e) {
-    await w.abort();
-    throw e;
-  }
+  });
   if (vocab) {
     const p = sidecarPath(out, 'answers.json');
     vocab.save(p);
