@@ -161,6 +161,24 @@ describe('DataLoader on captions (COCO-mini)', () => {
     await loader.close();
   });
 
+  test('release() recycles image buffers; batches stay identical', async () => {
+    const a = await DataLoader.create(opts({ files: files.captions }));
+    const b = await DataLoader.create(opts({ files: files.captions, prefetch: 1 }));
+    const x = await collect(a, 5);
+    const buffers = new Set<ArrayBufferLike>();
+    let i = 0;
+    for await (const batch of b) {
+      expect(batch.images).toEqual(x[i]!.images);
+      buffers.add(batch.images.buffer);
+      batch.release!();
+      batch.release!(); // twice is harmless
+      if (++i === 5) break;
+    }
+    expect(buffers.size).toBeLessThan(5); // reused
+    await a.close();
+    await b.close();
+  });
+
   test('worker threads give the same batches as in-process decoding', async () => {
     const a = await DataLoader.create(opts({ files: files.captions, numWorkers: 0 }));
     const b = await DataLoader.create(opts({ files: files.captions, numWorkers: 2, prefetch: 3 }));

@@ -6,6 +6,7 @@
  * EXIF orientation is ignored, embedded ICC profiles are ignored, alpha is dropped (not
  * composited), grey is replicated to RGB, 16-bit samples keep their high byte.
  */
+import { nativeImage } from './native.js';
 import sharp, { type OutputInfo, type Sharp } from 'sharp';
 import { resizeBicubicPillow, type CropBox } from './transforms.js';
 
@@ -176,6 +177,14 @@ export async function resizedCrop(bytes: Uint8Array, header: ImageHeader, box: C
     const r = await run(p);
     if (r.width !== tw || r.height !== th) throw new ImageDecodeError(`crop produced ${r.width}x${r.height}, expected ${tw}x${th}`);
     return resizeBicubicPillow(r.data, tw, th, size, size);
+  }
+  const native = header.format === 'jpeg' ? nativeImage() : null;
+  if (native) {
+    try {
+      return native.jpegResizedCrop(bytes, b.x, b.y, b.w, b.h, size);
+    } catch (e) {
+      throw new ImageDecodeError((e as Error).message);
+    }
   }
   if (full) {
     p = p.resize(size, size, { fit: 'fill', kernel: 'cubic' });
