@@ -1,0 +1,170 @@
+/**
+ * The reference router: plain float64 loops written from DeepSpeed's gating formulas
+ * (top1gating, top2gating, topkgating; REFERENCE §3), no cleverness. The fused router is
+ * tested against it; it is also the readable definition of what routing means here.
+ *
+ * Token choice (k experts per token):
+ * - gates = softmax(logits) per token (float64 here). Choice j of token s is the expert with
+ *   the j-th largest selection score (`selectLogits`, e.g. logits + Gumbel noise for
+ *   'RSample', else the logits), ties to the lower expert index.
+ * - Queue order per expert: all first choices by token position, then all second choices
+ *   (DeepSpeed top-2 offsets second-choice locations by the first-choice count), and so on.
+ * - Capacity C = max(ceil(S/E · cf · k), minCapacity), or with `dropTokens: false` the
+ *   largest per-expert count (nothing dropped).
+ * - Dropping: 'position' keeps the first C of each expert's queue; 'probs' (batch priority
+ *   routing) keeps the C assignments with the highest gate value (ties: queue order); RTS
+ *   keeps the C assignments with the highest caller-given uniform priorities. Kept
+ *   assignments take slots 0..C−1 in queue order.
+ * - Combine weights: k = 1 → the gate value of the chosen expert (0 when dropped); k ≥ 2 →
+ *   gate values of the kept choices renormalised to sum to 1 per token (DeepSpeed divides by
+ *   max(sum, eps)); a token with every choice dropped gets weights 0.
+ * - auxLoss (balance): me = mean_s gates, ce = mean_s of the choice masks before dropping;
+ *   k = 1: E · Σ me·ce; k = 2: E² · mean(me·ce) with first choices only; k > 2:
+ *   E²/k · mean(me·ce) with all k choices. zLoss = mean_s logsumexp(logits_s)².
+ */
+import { capacity, resolveRouterOptions, type RouterOptions } from './options.js';
+
+export interface RouteResult {
+  numTokens: number;
+  numExperts: number;
+  k: number;
+  capacity: number;
+  /** [S·k] expert of choice j of token s at s·k + j. */
+  expertIndex: Int32Array;
+  /** [S·k] slot within the expert's buffer, −1 when dropped. */
+  slot: Int32Array;
+  /** [S·k] combine weight (0 when dropped). */
+  combineWeight: Float64Array;
+  /** [S·E] softmax gates. */
+  gates: Float64Array;
+  /** [E] assignments per expert before dropping (sums to S·k). */
+  countsBefore: Int32Array;
+  /** [E] assignments kept (≤ capacity). */
+  countsAfter: Int32Array;
+  /** DeepSpeed's `exp_counts`: first choices per expert before dropping (all k choices for k > 2). */
+  expCounts: Int32Array;
+  /** Assignments dropped. */
+  dropped: number;
+  auxLoss: number;
+  zLoss: number;
+}
+
+export interface ReferenceRouteOptions extends RouterOptions {
+  /** Use the eval capacity factor. */
+  training?: boolean;
+  /** Scores that pick the experts (default: the logits); gates always come from the clean logits. */
+  selectLogits?: ArrayLike<number>;
+  /** RTS: a uniform priority per assignment [S·k] (higher is kept). */
+  rtsPriorities?: ArrayLike<number>;
+}
+
+export function referenceRoute(logits: ArrayLike<number>, numTokens: number, options: ReferenceRouteOptions): RouteResult {
+  const o = resolveRouterOptions(options);
+  const S = numTokens;
+  const E = o.numExperts;
+  const k = o.k;
+  if (logits.length !== S * E) throw new RangeError(`referenceRoute: logits has ${logits.length} values, expected S·E = ${S}·${E}`);
+  const sel = options.selectLogits ?? logits;
+  if (sel.length !== S * E) throw new RangeError(`referenceRoute: selectLogits has ${sel.length} values, expected ${S * E}`);
+  if (o.useRts && (!options.rtsPriorities || options.rtsPriorities.length !== S * k)) throw new RangeError(`referenceRoute: useRts needs rtsPriorities of length S·k = ${S * k}`);
+
+  // softmax gates and z-loss
+  const gates = new Float64Array(S * E);
+  let zSum = 0;
+  for (let s = 0; s < S; s++) {
+    let m = -Infinity;
+    for (let e = 0; e < E; e++) m = Math.max(m, logits[s * E + e]!);
+    let z = 0;
+    for (let e = 0; e < E; e++) z += Math.exp(logits[s * E + e]! - m);
+    for (let e = 0; e < E; e++) gates[s * E + e] = Math.exp(logits[s * E + e]! - m) / z;
+    const lse = m + Math.log(z);
+    zSum += lse * lse;
+  }
+
+  // choices: k largest selection scores, ties to the lower expert index
+  const expertIndex = new Int32Array(S * k);
+  for (let s = 0; s < S; s++) {
+    const taken = new Array<boolean>(E).fill(false);
+    for (let j = 0; j < k; j++) {
+      let best = -1;
+      for (let e = 0; e < E; e++) if (!taken[e] && (best < 0 || sel[s * E + e]! > sel[s * E + best]!)) best = e;
+      taken[best] = true;
+      expertIndex[s * k + j] = best;
+    }
+  }
+
+  // counts before dropping and the balance loss
+  const countsBefore = new Int32Array(E);
+  const first = new Int32Array(E);
+  for (let s = 0; s < S; s++) {
+    for (let j = 0; j < k; j++) countsBefore[expertIndex[s * k + j]!]++;
+    first[expertIndex[s * k]!]++;
+  }
+  const me = new Float64Array(E);
+  for (let s = 0; s < S; s++) for (let e = 0; e < E; e++) me[e] += gates[s * E + e]! / S;
+  let auxLoss: number;
+  if (k === 1) {
+    auxLoss = 0;
+    for (let e = 0; e < E; e++) auxLoss += me[e]! * (first[e]! / S);
+    auxLoss *= E;
+  } else if (k === 2) {
+    let m = 0;
+    for (let e = 0; e < E; e++) m += me[e]! * (first[e]! / S);
+    auxLoss = ((m / E) * E * E);
+  } else {
+    let m = 0;
+    for (let e = 0; e < E; e++) m += me[e]! * (countsBefore[e]! / S);
+    auxLoss = ((m / E) * E * E) / k;
+  }
+  const expCounts = k > 2 ? Int32Array.from(countsBefore) : first;
+
+  // capacity
+  let C: number;
+  if (o.dropTokens) {
+    C = capacity(S, E, options.training === false ? o.evalCapacityFactor : o.capacityFactor, k, o.minCapacity);
+  } else {
+    C = 0;
+    for (let e = 0; e < E; e++) C = Math.max(C, countsBefore[e]!);
+  }
+
+  // per-expert queues: choice rank first, then token position
+  const slot = new Int32Array(S * k).fill(-1);
+  const countsAfter = new Int32Array(E);
+  for (let e = 0; e < E; e++) {
+    const queue: number[] = []; // assignment ids a = s·k + j
+    for (let j = 0; j < k; j++) for (let s = 0; s < S; s++) if (expertIndex[s * k + j] === e) queue.push(s * k + j);
+    let kept: Set<number>;
+    if (queue.length <= C) kept = new Set(queue);
+    else if (o.useRts) {
+      const pr = options.rtsPriorities!;
+      const order = queue.map((a, q) => [a, q] as const).sort((x, y) => pr[y[0]]! - pr[x[0]]! || x[1] - y[1]);
+      kept = new Set(order.slice(0, C).map((x) => x[0]));
+    } else if (o.dropPolicy === 'probs') {
+      const g = (a: number) => gates[Math.floor(a / k) * E + e]!;
+      const order = queue.map((a, q) => [a, q] as const).sort((x, y) => g(y[0]) - g(x[0]) || x[1] - y[1]);
+      kept = new Set(order.slice(0, C).map((x) => x[0]));
+    } else {
+      kept = new Set(queue.slice(0, C));
+    }
+    let next = 0;
+    for (const a of queue) if (kept.has(a)) slot[a] = next++;
+    countsAfter[e] = next;
+  }
+
+  // combine weights
+  const combineWeight = new Float64Array(S * k);
+  for (let s = 0; s < S; s++) {
+    let sum = 0;
+    for (let j = 0; j < k; j++) {
+      const a = s * k + j;
+      if (slot[a]! >= 0) {
+        combineWeight[a] = gates[s * E + expertIndex[a]!]!;
+        sum += combineWeight[a]!;
+      }
+    }
+    if (k >= 2) for (let j = 0; j < k; j++) combineWeight[s * k + j] = combineWeight[s * k + j]! / Math.max(sum, Number.EPSILON);
+  }
+  let dropped = 0;
+  for (let a = 0; a < S * k; a++) if (slot[a]! < 0) dropped++;
+  return { numTokens: S, numExperts: E, k, capacity: C, expertIndex, slot, combineWeight, gates, countsBefore, countsAfter, expCounts, dropped, auxLoss, zLoss: zSum / S };
+}
