@@ -15,6 +15,7 @@
 #include "napi_errors.h"
 #include "cpu/gemm.h"
 #include "cpu/index.h"
+#include "cpu/moe_assign.h"
 #include "cpu/kernels.h"
 #include "cpu/optim.h"
 #include "cpu/random.h"
@@ -366,6 +367,26 @@ Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
+// moeAssign(policy, hasPriority): block: S, k, E, C, expert(i64 [S·k]), priority(f64 [S·k], when
+// hasPriority), slot(i64 [S·k]), countsBefore(i64 [E]), countsAfter(i64 [E])
+Napi::Value MoeAssign(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  int policy = static_cast<int>(I(info, 0));
+  bool hasPriority = I(info, 1) != 0;
+  Reader r("moe_assign");
+  int64_t S = r.n(), k = r.n(), E = r.n(), C = r.n();
+  if (S < 0 || k < 1 || E < 1 || C < 0) throw std::invalid_argument("moe_assign: bad sizes S=" + std::to_string(S) + " k=" + std::to_string(k) + " E=" + std::to_string(E) + " C=" + std::to_string(C));
+  Operand ex = r.block(DType::i64, S * k);
+  Operand pr = hasPriority ? r.block(DType::f64, S * k) : Operand{};
+  Operand sl = r.block(DType::i64, S * k), cb = r.block(DType::i64, E), ca = r.block(DType::i64, E);
+  if (ex.device != kCpu) no_cuda_kernel("moe_assign");
+  moe_assign(S, k, E, C, policy, reinterpret_cast<const int64_t*>(ex.ptr), hasPriority ? reinterpret_cast<const double*>(pr.ptr) : nullptr,
+             reinterpret_cast<int64_t*>(sl.ptr), reinterpret_cast<int64_t*>(cb.ptr), reinterpret_cast<int64_t*>(ca.ptr));
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
 // topk(dtype, largest): block: rows, cols, k, x, values, indices(int64)
 Napi::Value TopK(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -623,6 +644,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("layerNorm", Napi::Function::New(env, LayerNorm, "layerNorm"));
   exports.Set("layerNormBackward", Napi::Function::New(env, LayerNormBackward, "layerNormBackward"));
   exports.Set("topk", Napi::Function::New(env, TopK, "topk"));
+  exports.Set("moeAssign", Napi::Function::New(env, MoeAssign, "moeAssign"));
   exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
   exports.Set("gemmReference", Napi::Function::New(env, GemmReference, "gemmReference"));
   exports.Set("blasSgemmDirect", Napi::Function::New(env, BlasSgemmDirect, "blasSgemmDirect"));

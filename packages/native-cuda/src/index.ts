@@ -54,6 +54,8 @@ export interface NativeAddon {
   layerNorm(dtype: number, hasWeight: number, hasBias: number): void;
   layerNormBackward(dtype: number, hasWeight: number, wantDx: number, wantDw: number, wantDb: number): void;
   topk(dtype: number, largest: number): void;
+  /** MoE slot assignment (policy 0 = position, 1 = priority); block: S, k, E, C, expert, [priority], slot, countsBefore, countsAfter. */
+  moeAssign(policy: number, hasPriority: number): void;
   gemm(dtype: number, transA: number, transB: number): void;
   gemmReference(dtype: number, transA: number, transB: number): void;
   /** cblas_sgemm called directly on contiguous storages (benchmark peer); false without OpenBLAS. */

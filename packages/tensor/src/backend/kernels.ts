@@ -168,6 +168,26 @@ export function topk(values: Tensor, indices: Tensor, x: Tensor, k: number, larg
   native.topk(dtypeCode[x.dtype], largest ? 1 : 0);
 }
 
+/**
+ * MoE slot assignment (CPU): `slot[a]` for each (token, choice) assignment `a = s·k + j`
+ * of `expert` (int64 [S·k]), −1 when dropped; per-expert counts before/after dropping.
+ * policy 'position' keeps the first C of each expert's queue (choice rank, then position);
+ * 'priority' keeps the C highest `priority` values (float64 [S·k]).
+ */
+export function moeAssign(expert: Tensor, priority: Tensor | null, S: number, k: number, E: number, C: number, slot: Tensor, countsBefore: Tensor, countsAfter: Tensor): void {
+  let i = 0;
+  A[i++] = S;
+  A[i++] = k;
+  A[i++] = E;
+  A[i++] = C;
+  i = put(i, expert);
+  if (priority) i = put(i, priority);
+  i = put(i, slot);
+  i = put(i, countsBefore);
+  put(i, countsAfter);
+  native.moeAssign(priority ? 1 : 0, priority ? 1 : 0);
+}
+
 export interface GemmOperand {
   t: Tensor;
   ld: number;
