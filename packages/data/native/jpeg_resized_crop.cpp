@@ -69,19 +69,17 @@ inline uint8_t clip8(float v) {
   return static_cast<uint8_t>(r < 0.f ? 0.f : r > 255.f ? 255.f : r);
 }
 
+// A decompressor per call (cheap next to a decode): no thread-local state, so worker threads
+// can come and go (and be terminated) freely.
 struct TjHandle {
   tjhandle h = nullptr;
   TjHandle() : h(tjInitDecompress()) {
     if (!h) throw std::runtime_error("tjInitDecompress failed");
   }
   ~TjHandle() { tjDestroy(h); }
+  TjHandle(const TjHandle&) = delete;
+  TjHandle& operator=(const TjHandle&) = delete;
 };
-
-// One decompressor per thread (workers call this concurrently).
-tjhandle threadHandle() {
-  thread_local TjHandle handle;
-  return handle.h;
-}
 
 // jpegResizedCrop(bytes, x, y, w, h, size) → Uint8Array [size, size, 3]
 Napi::Value JpegResizedCrop(const Napi::CallbackInfo& info) {
@@ -95,7 +93,8 @@ Napi::Value JpegResizedCrop(const Napi::CallbackInfo& info) {
     const int bh = info[4].As<Napi::Number>().Int32Value();
     const int size = info[5].As<Napi::Number>().Int32Value();
     if (size <= 0 || size > 8192) throw std::invalid_argument("size out of range");
-    tjhandle tj = threadHandle();
+    TjHandle handle;
+    tjhandle tj = handle.h;
     int W = 0, H = 0, subsamp = 0, colorspace = 0;
     if (tjDecompressHeader3(tj, bytes.Data(), static_cast<unsigned long>(bytes.ByteLength()), &W, &H, &subsamp, &colorspace) != 0) {
       throw std::runtime_error(std::string("JPEG header: ") + tjGetErrorStr2(tj));
