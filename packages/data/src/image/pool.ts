@@ -64,6 +64,8 @@ interface Slot {
   worker: Worker | null; // null: in-process
   inflight: Map<number, Task>;
   dead: boolean;
+  /** Set by close(): called when the slot's in-flight jobs have all replied. */
+  drained?: () => void;
 }
 
 const MAX_EXAMPLES = 10;
@@ -156,7 +158,11 @@ export class ImagePool {
     return this.submit(jobs, { out, offset, ok: new Array<boolean>(jobs.length).fill(false), shared }) as Promise<boolean[]>;
   }
 
-  /** Terminates the workers; pending runs reject. Safe to call twice. */
+  /**
+   * Stops the workers; pending runs reject. Jobs already inside a worker are let finish first
+   * (up to 10 s): terminating a thread while libvips works on its behalf can crash the whole
+   * process. Safe to call twice.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -164,6 +170,20 @@ export class ImagePool {
     for (let i = this.queueHead; i < this.queue.length; i++) this.fail(this.queue[i]!.run, err);
     this.queue.length = 0;
     this.queueHead = 0;
+    await Promise.all(
+      this.slots.map((s) =>
+        s.worker && !s.dead && s.inflight.size > 0
+          ? new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, 10_000);
+              timer.unref();
+              s.drained = () => {
+                clearTimeout(timer);
+                resolve();
+              };
+            })
+          : null,
+      ),
+    );
     const terms: Promise<unknown>[] = [];
     for (const s of this.slots) {
       for (const t of s.inflight.values()) {
@@ -219,6 +239,7 @@ export class ImagePool {
         this.fail(t.run, err);
       }
       slot.inflight.clear();
+      slot.drained?.();
       const k = this.slots.indexOf(slot);
       if (this.closed || k < 0) return;
       if (++this.deathsInARow > 2 * this.slots.length + 2) {
@@ -282,7 +303,10 @@ export class ImagePool {
     const task = slot.inflight.get(msg.id);
     if (!task) return;
     slot.inflight.delete(msg.id);
-    if (slot.worker && slot.inflight.size === 0) slot.worker.unref();
+    if (slot.worker && slot.inflight.size === 0) {
+      slot.worker.unref();
+      slot.drained?.();
+    }
     this.deathsInARow = 0;
     const run = task.run;
     run.inflight--;
