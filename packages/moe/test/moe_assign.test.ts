@@ -1,18 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import { tensor, moeAssign } from '@vlmoe/tensor';
 import { referenceRoute } from '../src/index.js';
+import { rand } from './prng.js';
 
-function rand(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 4294967296;
-  };
-}
 
 describe('native moeAssign (fused slot assignment) = the reference router', () => {
   test('position, probs and RTS on random routing with ties', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { referenceRoute, capacity } from '../src/index.js';
+import { rand } from './prng.js';
 
 /** Logits that make token s prefer the experts in `prefs[s]` (first = strongest). */
 function logitsFor(prefs: number[][], E: number, strengths = [3, 2, 1]): Float64Array {
@@ -8,17 +9,6 @@ function logitsFor(prefs: number[][], E: number, strengths = [3, 2, 1]): Float64
   return out;
 }
 
-function rand(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 4294967296;
-  };
-}
 
 describe('reference router: hand-worked DeepSpeed cases', () => {
   test('capacity formula', () => {
