@@ -15,7 +15,9 @@
 #include "napi_errors.h"
 #include "cpu/gemm.h"
 #include "cpu/index.h"
+#include "cpu/grouped_gemm.h"
 #include "cpu/moe_assign.h"
+#include "cpu/moe_permute.h"
 #include "cpu/kernels.h"
 #include "cpu/optim.h"
 #include "cpu/random.h"
@@ -387,6 +389,119 @@ Napi::Value MoeAssign(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
+// The shared header of the permute ops: S, k, d, R, row (i64 [S·k], checked: distinct, in [-1, R)).
+struct PermuteArgs {
+  int64_t S, k, d, R;
+  const int64_t* row;
+  int device;
+};
+static PermuteArgs read_permute(Reader& r, const char* op) {
+  PermuteArgs p{r.n(), r.n(), r.n(), r.n(), nullptr, kCpu};
+  if (p.S < 0 || p.k < 1 || p.d < 0 || p.R < 0)
+    throw std::invalid_argument(std::string(op) + ": bad sizes S=" + std::to_string(p.S) + " k=" + std::to_string(p.k) + " d=" + std::to_string(p.d) + " R=" + std::to_string(p.R));
+  Operand row = r.block(DType::i64, p.S * p.k);
+  if (row.device != kCpu) no_cuda_kernel(op);
+  p.row = reinterpret_cast<const int64_t*>(row.ptr);
+  moe_check_rows(p.S, p.k, p.R, p.row, op);
+  return p;
+}
+
+// moePermute(dtype, hasWeight): block: S, k, d, R, row, [w (S·k)], src (S·d), dst (R·d)
+Napi::Value MoePermute(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  bool hw = I(info, 1) != 0;
+  Reader r("moe_permute");
+  PermuteArgs p = read_permute(r, "moe_permute");
+  const void* w = hw ? r.block(t, p.S * p.k).ptr : nullptr;
+  Operand src = r.block(t, p.S * p.d), dst = r.block(t, p.R * p.d);
+  moe_permute(t, p.S, p.k, p.d, p.R, p.row, w, src.ptr, dst.ptr);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// moeUnpermute(dtype, hasWeight): block: S, k, d, R, row, [w (S·k)], src (R·d), dst (S·d)
+Napi::Value MoeUnpermute(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  bool hw = I(info, 1) != 0;
+  Reader r("moe_unpermute");
+  PermuteArgs p = read_permute(r, "moe_unpermute");
+  const void* w = hw ? r.block(t, p.S * p.k).ptr : nullptr;
+  Operand src = r.block(t, p.R * p.d), dst = r.block(t, p.S * p.d);
+  moe_unpermute(t, p.S, p.k, p.d, p.R, p.row, w, src.ptr, dst.ptr);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// moeUnpermuteWeightGrad(dtype): block: S, k, d, R, row, dout (S·d), y (R·d), dw (S·k)
+Napi::Value MoeUnpermuteWeightGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  Reader r("moe_unpermute_weight_grad");
+  PermuteArgs p = read_permute(r, "moe_unpermute_weight_grad");
+  Operand dout = r.block(t, p.S * p.d), y = r.block(t, p.R * p.d), dw = r.block(t, p.S * p.k);
+  moe_unpermute_weight_grad(t, p.S, p.k, p.d, p.R, p.row, dout.ptr, y.ptr, dw.ptr);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// The shared header of the grouped linear ops: G, K, N, R, sizes (i64 [G], ≥ 0, summing to R).
+static const int64_t* read_groups(Reader& r, const char* op, int64_t& G, int64_t& K, int64_t& N, int64_t& R) {
+  G = r.n(), K = r.n(), N = r.n(), R = r.n();
+  if (G < 1 || K < 0 || N < 0 || R < 0)
+    throw std::invalid_argument(std::string(op) + ": bad sizes G=" + std::to_string(G) + " K=" + std::to_string(K) + " N=" + std::to_string(N) + " R=" + std::to_string(R));
+  Operand sz = r.block(DType::i64, G);
+  if (sz.device != kCpu) no_cuda_kernel(op);
+  const int64_t* sizes = reinterpret_cast<const int64_t*>(sz.ptr);
+  int64_t sum = 0;
+  for (int64_t g = 0; g < G; ++g) {
+    if (sizes[g] < 0) throw std::invalid_argument(std::string(op) + ": group " + std::to_string(g) + " has negative size " + std::to_string(sizes[g]));
+    sum += sizes[g];
+  }
+  if (sum != R) throw std::invalid_argument(std::string(op) + ": group sizes sum to " + std::to_string(sum) + " but the input has " + std::to_string(R) + " rows");
+  return sizes;
+}
+
+// groupedLinear(dtype, hasBias, reference): block: G, K, N, R, sizes, x (R·K), w (G·K·N), [b (G·N)], y (R·N)
+Napi::Value GroupedLinear(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  bool hb = I(info, 1) != 0, ref = I(info, 2) != 0;
+  Reader r("grouped_linear");
+  int64_t G, K, N, R;
+  const int64_t* sizes = read_groups(r, "grouped_linear", G, K, N, R);
+  Operand x = r.block(t, R * K), w = r.block(t, G * K * N);
+  const void* b = hb ? r.block(t, G * N).ptr : nullptr;
+  Operand y = r.block(t, R * N);
+  grouped_linear_forward(t, G, sizes, K, N, x.ptr, w.ptr, b, y.ptr, ref);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// groupedLinearBackward(dtype, wantDx, wantDw, wantDb, reference):
+// block: G, K, N, R, sizes, x (R·K), w (G·K·N), dy (R·N), [dx (R·K)], [dw (G·K·N)], [db (G·N)]
+Napi::Value GroupedLinearBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  bool wdx = I(info, 1) != 0, wdw = I(info, 2) != 0, wdb = I(info, 3) != 0, ref = I(info, 4) != 0;
+  Reader r("grouped_linear_backward");
+  int64_t G, K, N, R;
+  const int64_t* sizes = read_groups(r, "grouped_linear_backward", G, K, N, R);
+  Operand x = r.block(t, R * K), w = r.block(t, G * K * N), dy = r.block(t, R * N);
+  void* dx = wdx ? r.block(t, R * K).ptr : nullptr;
+  void* dw = wdw ? r.block(t, G * K * N).ptr : nullptr;
+  void* db = wdb ? r.block(t, G * N).ptr : nullptr;
+  grouped_linear_backward(t, G, sizes, K, N, x.ptr, w.ptr, dy.ptr, dx, dw, db, ref);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
 // topk(dtype, largest): block: rows, cols, k, x, values, indices(int64)
 Napi::Value TopK(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -645,6 +760,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("layerNormBackward", Napi::Function::New(env, LayerNormBackward, "layerNormBackward"));
   exports.Set("topk", Napi::Function::New(env, TopK, "topk"));
   exports.Set("moeAssign", Napi::Function::New(env, MoeAssign, "moeAssign"));
+  exports.Set("moePermute", Napi::Function::New(env, MoePermute, "moePermute"));
+  exports.Set("moeUnpermute", Napi::Function::New(env, MoeUnpermute, "moeUnpermute"));
+  exports.Set("moeUnpermuteWeightGrad", Napi::Function::New(env, MoeUnpermuteWeightGrad, "moeUnpermuteWeightGrad"));
+  exports.Set("groupedLinear", Napi::Function::New(env, GroupedLinear, "groupedLinear"));
+  exports.Set("groupedLinearBackward", Napi::Function::New(env, GroupedLinearBackward, "groupedLinearBackward"));
   exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
   exports.Set("gemmReference", Napi::Function::New(env, GemmReference, "gemmReference"));
   exports.Set("blasSgemmDirect", Napi::Function::New(env, BlasSgemmDirect, "blasSgemmDirect"));

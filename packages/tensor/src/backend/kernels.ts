@@ -188,6 +188,72 @@ export function moeAssign(expert: Tensor, priority: Tensor | null, S: number, k:
   native.moeAssign(priority ? 1 : 0, priority ? 1 : 0);
 }
 
+function permuteHeader(S: number, k: number, d: number, R: number, row: Tensor): number {
+  A[0] = S;
+  A[1] = k;
+  A[2] = d;
+  A[3] = R;
+  return put(4, row);
+}
+
+/** MoE permute (CPU): `dst[row[a]] = w[a]·src[a / k]` for rows ≥ 0; untargeted rows 0. All contiguous. */
+export function moePermute(dst: Tensor, src: Tensor, row: Tensor, w: Tensor | null, S: number, k: number, d: number, R: number): void {
+  let i = permuteHeader(S, k, d, R, row);
+  if (w) i = put(i, w);
+  i = put(i, src);
+  put(i, dst);
+  native.moePermute(dtypeCode[src.dtype], w ? 1 : 0);
+}
+
+/** MoE unpermute + combine (CPU): `dst[s] = Σ_j w[s·k+j]·src[row[s·k+j]]` over kept choices. */
+export function moeUnpermute(dst: Tensor, src: Tensor, row: Tensor, w: Tensor | null, S: number, k: number, d: number, R: number): void {
+  let i = permuteHeader(S, k, d, R, row);
+  if (w) i = put(i, w);
+  i = put(i, src);
+  put(i, dst);
+  native.moeUnpermute(dtypeCode[src.dtype], w ? 1 : 0);
+}
+
+/** `dw[a] = ⟨dout[a / k], y[row[a]]⟩` (0 when dropped). */
+export function moeUnpermuteWeightGrad(dw: Tensor, dout: Tensor, y: Tensor, row: Tensor, S: number, k: number, d: number, R: number): void {
+  let i = permuteHeader(S, k, d, R, row);
+  i = put(i, dout);
+  i = put(i, y);
+  put(i, dw);
+  native.moeUnpermuteWeightGrad(dtypeCode[y.dtype]);
+}
+
+function groupHeader(G: number, K: number, N: number, R: number, sizes: Tensor): number {
+  A[0] = G;
+  A[1] = K;
+  A[2] = N;
+  A[3] = R;
+  return put(4, sizes);
+}
+
+/** Grouped linear (CPU): `y_g = x_g·w_g + b_g` over consecutive row groups of `sizes` (int64 [G]). */
+export function groupedLinear(y: Tensor, x: Tensor, w: Tensor, b: Tensor | null, sizes: Tensor, G: number, K: number, N: number, R: number, reference = false): void {
+  let i = groupHeader(G, K, N, R, sizes);
+  i = put(i, x);
+  i = put(i, w);
+  if (b) i = put(i, b);
+  put(i, y);
+  native.groupedLinear(dtypeCode[x.dtype], b ? 1 : 0, reference ? 1 : 0);
+}
+
+/** Grouped linear backward (CPU): any of dx, dw, db may be null. */
+export function groupedLinearBackward(x: Tensor, w: Tensor, dy: Tensor, dx: Tensor | null, dw: Tensor | null, db: Tensor | null, sizes: Tensor,
+  G: number, K: number, N: number, R: number, reference = false): void {
+  let i = groupHeader(G, K, N, R, sizes);
+  i = put(i, x);
+  i = put(i, w);
+  i = put(i, dy);
+  if (dx) i = put(i, dx);
+  if (dw) i = put(i, dw);
+  if (db) put(i, db);
+  native.groupedLinearBackward(dtypeCode[x.dtype], dx ? 1 : 0, dw ? 1 : 0, db ? 1 : 0, reference ? 1 : 0);
+}
+
 export interface GemmOperand {
   t: Tensor;
   ld: number;
