@@ -1,3 +1,8 @@
-/** @vlmoe/moe — routers, experts and MoE layers with DeepSpeed semantics (in progress: see issue 6). */
-export { referenceRoute, type RouteResult, type ReferenceRouteOptions } from './router/reference.js';
+/** @vlmoe/moe — routers, experts and MoE layers with DeepSpeed semantics; VL-MoE's modality FFNs. */
+export { referenceRoute, referenceExpertChoice, type RouteResult, type ReferenceRouteOptions } from './router/reference.js';
 export { resolveRouterOptions, capacity, type RouterOptions, type ResolvedRouterOptions, type DropPolicy, type NoisyGatePolicy } from './router/options.js';
+export { route, compactRows, type RouteOptions, type GateOutput, type RoutingPolicy } from './router/route.js';
+export { TopKGate, type TopKGateOptions } from './router/gate.js';
+export { Experts, type ExpertsOptions, type ExpertActivation } from './layers/experts.js';
+export { MoE, type MoEOptions, type MoEOutput, type ExpertGroup, type ExpertDispatch } from './layers/moe_layer.js';
+export { ModalityFFN, DenseFFN, MoEFFN, VISION, TEXT, type ModalityFFNOptions, type FFNSpec, type FFNLayer, type FFNOutput } from './layers/modality.js';

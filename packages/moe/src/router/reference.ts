@@ -4,9 +4,11 @@
  * tested against it; it is also the readable definition of what routing means here.
  *
  * Token choice (k experts per token):
- * - gates = softmax(logits) per token (float64 here). Choice j of token s is the expert with
- *   the j-th largest selection score (`selectLogits`, e.g. logits + Gumbel noise for
- *   'RSample', else the logits), ties to the lower expert index.
+ * - gates = softmax(logits) per token (float64 here). Choice 0 of token s is the expert with
+ *   the largest selection score (`selectLogits`, e.g. logits + Gumbel noise for 'RSample',
+ *   else the logits); choices 1..k−1 are the next largest among the rest, scored by
+ *   `secondSelectLogits` when given (top-2 second-expert sampling), else the same scores.
+ *   Ties go to the lower expert index.
  * - Queue order per expert: all first choices by token position, then all second choices
  *   (DeepSpeed top-2 offsets second-choice locations by the first-choice count), and so on.
  * - Capacity C = max(ceil(S/E · cf · k), minCapacity), or with `dropTokens: false` the
@@ -52,8 +54,10 @@ export interface RouteResult {
 export interface ReferenceRouteOptions extends RouterOptions {
   /** Use the eval capacity factor. */
   training?: boolean;
-  /** Scores that pick the experts (default: the logits); gates always come from the clean logits. */
+  /** Scores that pick the first expert (default: the logits); gates always come from the clean logits. */
   selectLogits?: ArrayLike<number>;
+  /** Scores that pick choices 2..k among the experts not yet taken (default: `selectLogits`). */
+  secondSelectLogits?: ArrayLike<number>;
   /** RTS: a uniform priority per assignment [S·k] (higher is kept). */
   rtsPriorities?: ArrayLike<number>;
 }
@@ -66,6 +70,8 @@ export function referenceRoute(logits: ArrayLike<number>, numTokens: number, opt
   if (logits.length !== S * E) throw new RangeError(`referenceRoute: logits has ${logits.length} values, expected S·E = ${S}·${E}`);
   const sel = options.selectLogits ?? logits;
   if (sel.length !== S * E) throw new RangeError(`referenceRoute: selectLogits has ${sel.length} values, expected ${S * E}`);
+  const sel2 = options.secondSelectLogits ?? sel;
+  if (sel2.length !== S * E) throw new RangeError(`referenceRoute: secondSelectLogits has ${sel2.length} values, expected ${S * E}`);
   if (o.useRts && (!options.rtsPriorities || options.rtsPriorities.length !== S * k)) throw new RangeError(`referenceRoute: useRts needs rtsPriorities of length S·k = ${S * k}`);
 
   // softmax gates and z-loss
@@ -86,8 +92,9 @@ export function referenceRoute(logits: ArrayLike<number>, numTokens: number, opt
   for (let s = 0; s < S; s++) {
     const taken = new Array<boolean>(E).fill(false);
     for (let j = 0; j < k; j++) {
+      const sc = j === 0 ? sel : sel2;
       let best = -1;
-      for (let e = 0; e < E; e++) if (!taken[e] && (best < 0 || sel[s * E + e]! > sel[s * E + best]!)) best = e;
+      for (let e = 0; e < E; e++) if (!taken[e] && (best < 0 || sc[s * E + e]! > sc[s * E + best]!)) best = e;
       taken[best] = true;
       expertIndex[s * k + j] = best;
     }
@@ -167,4 +174,35 @@ export function referenceRoute(logits: ArrayLike<number>, numTokens: number, opt
   let dropped = 0;
   for (let a = 0; a < S * k; a++) if (slot[a]! < 0) dropped++;
   return { numTokens: S, numExperts: E, k, capacity: C, expertIndex, slot, combineWeight, gates, countsBefore, countsAfter, expCounts, dropped, auxLoss, zLoss: zSum / S };
+}
+
+/**
+ * Expert choice (Zhou et al. 2022), in loops: each expert e takes the C tokens with the
+ * largest selection scores in its column (ties to the lower token index), C =
+ * min(S, max(ceil(S/E · cf), minCapacity)). Laid out as E assignments per token: choice j of
+ * token s is expert j, with slot = the token's rank among expert j's picks (−1 if not picked)
+ * and combine weight = gate value (0 if not picked). No balance loss (0); z-loss as usual.
+ * `dropped` counts tokens no expert picked.
+ */
+export function referenceExpertChoice(logits: ArrayLike<number>, numTokens: number, options: ReferenceRouteOptions): RouteResult {
+  const o = resolveRouterOptions(options);
+  const S = numTokens, E = o.numExperts;
+  const base = referenceRoute(logits, S, { ...options, k: 1, useRts: false, dropTokens: false, dropPolicy: 'position' });
+  const sel = options.selectLogits ?? logits;
+  const C = Math.min(S, capacity(S, E, options.training === false ? o.evalCapacityFactor : o.capacityFactor, 1, o.minCapacity));
+  const expertIndex = new Int32Array(S * E), slot = new Int32Array(S * E).fill(-1), combineWeight = new Float64Array(S * E);
+  for (let s = 0; s < S; s++) for (let e = 0; e < E; e++) expertIndex[s * E + e] = e;
+  for (let e = 0; e < E; e++) {
+    const order = Array.from({ length: S }, (_, s) => s).sort((a, b) => sel[b * E + e]! - sel[a * E + e]! || a - b);
+    for (let c = 0; c < C; c++) {
+      const s = order[c]!;
+      slot[s * E + e] = c;
+      combineWeight[s * E + e] = base.gates[s * E + e]!;
+    }
+  }
+  let dropped = 0;
+  for (let s = 0; s < S; s++) if (!slot.subarray(s * E, (s + 1) * E).some((v) => v >= 0)) dropped++;
+  const counts = new Int32Array(E).fill(C);
+  return { numTokens: S, numExperts: E, k: E, capacity: C, expertIndex, slot, combineWeight, gates: base.gates, countsBefore: counts,
+    countsAfter: counts.slice(), expCounts: counts.slice(), dropped, auxLoss: 0, zLoss: base.zLoss };
 }

@@ -1,0 +1,94 @@
+/**
+ * Experts: a pool of E two-layer FFNs (d → h → d) stored as stacked weights, run as grouped
+ * GEMMs over the variable-sized, expert-contiguous token groups: one native call per layer
+ * forward and one backward, never a per-expert loop in JavaScript.
+ *
+ *   w1 [E, d, h], b1 [E, h], w2 [E, h, d], b2 [E, d]   (in × out, as DeepSpeed-MoE stacks them)
+ *
+ * Parameters carry the tag `{ expert: true }`, which the parallel engine reads (expert
+ * gradients are reduced over the expert-data-parallel group).
+ */
+import * as T from '@vlmoe/tensor';
+
+export type ExpertActivation = 'gelu' | 'gelu_tanh' | 'relu';
+
+export interface ExpertsOptions {
+  numExperts: number;
+  hiddenSize: number;
+  ffnHiddenSize: number;
+  activation?: ExpertActivation;
+  /** Dropout on the hidden activations and the output, in training (default 0). */
+  dropout?: number;
+  dtype?: 'float32' | 'float64';
+  generator?: T.Generator;
+}
+
+function param(shape: number[], bound: number, o: ExpertsOptions): T.nn.Parameter {
+  const t = T.uniform(shape, -bound, bound, { dtype: o.dtype ?? 'float32', generator: o.generator });
+  return new T.nn.Parameter(t, { tags: { expert: true } });
+}
+
+export class Experts extends T.nn.Module {
+  w1: T.nn.Parameter;
+  b1: T.nn.Parameter;
+  w2: T.nn.Parameter;
+  b2: T.nn.Parameter;
+  readonly numExperts: number;
+  readonly hiddenSize: number;
+  readonly ffnHiddenSize: number;
+  readonly activation: ExpertActivation;
+  readonly dropout: number;
+  private readonly _gen: T.Generator | undefined;
+
+  /** Each expert initialised independently like torch.nn.Linear (U(±1/√fan_in)). */
+  constructor(o: ExpertsOptions) {
+    super();
+    for (const f of ['numExperts', 'hiddenSize', 'ffnHiddenSize'] as const)
+      if (!(Number.isInteger(o[f]) && o[f] >= 1)) throw new RangeError(`Experts: ${f} must be an integer ≥ 1, got ${o[f]}`);
+    const act = o.activation ?? 'gelu';
+    if (!['gelu', 'gelu_tanh', 'relu'].includes(act)) throw new RangeError(`Experts: activation must be 'gelu', 'gelu_tanh' or 'relu', got '${act}'`);
+    const drop = o.dropout ?? 0;
+    if (!(drop >= 0 && drop < 1)) throw new RangeError(`Experts: dropout must be in [0, 1), got ${drop}`);
+    this.numExperts = o.numExperts;
+    this.hiddenSize = o.hiddenSize;
+    this.ffnHiddenSize = o.ffnHiddenSize;
+    this.activation = act;
+    this.dropout = drop;
+    this._gen = o.generator;
+    const E = o.numExperts, d = o.hiddenSize, h = o.ffnHiddenSize;
+    this.w1 = param([E, d, h], 1 / Math.sqrt(d), o);
+    this.b1 = param([E, h], 1 / Math.sqrt(d), o);
+    this.w2 = param([E, h, d], 1 / Math.sqrt(h), o);
+    this.b2 = param([E, d], 1 / Math.sqrt(h), o);
+  }
+
+  /**
+   * Every expert a copy of one dense FFN (`fc1` [h, d], `fc2` [d, h] in torch layout), as
+   * DeepSpeed deep-copies the `expert` module it is given.
+   */
+  static fromFeedForward(ffn: T.nn.FeedForward, numExperts: number, o: { dropout?: number; generator?: T.Generator } = {}): Experts {
+    const d = ffn.dim, h = ffn.hidden;
+    const ex = new Experts({ numExperts, hiddenSize: d, ffnHiddenSize: h, activation: ffn.opts.approximate === 'tanh' ? 'gelu_tanh' : 'gelu',
+      dropout: o.dropout ?? ffn.opts.dropout ?? 0, dtype: ffn.fc1.weight.dtype as 'float32' | 'float64', generator: o.generator });
+    T.noGrad(() => {
+      const stack = (t: T.Tensor) => t.unsqueeze(0).expand(numExperts, ...t.shape);
+      T.copy_(ex.w1, stack(ffn.fc1.weight.t()));
+      T.copy_(ex.w2, stack(ffn.fc2.weight.t()));
+      if (ffn.fc1.bias) T.copy_(ex.b1, stack(ffn.fc1.bias));
+      else T.fill_(ex.b1, 0);
+      if (ffn.fc2.bias) T.copy_(ex.b2, stack(ffn.fc2.bias));
+      else T.fill_(ex.b2, 0);
+    });
+    return ex;
+  }
+
+  /** x [R, d], rows grouped by expert (`groupSizes[e]` rows for expert e, in order) → [R, d]. */
+  forward(x: T.Tensor, groupSizes: T.Tensor | ArrayLike<number>): T.Tensor {
+    return T.scope(() => {
+      let h = T.groupedLinear(x, this.w1, this.b1, groupSizes);
+      h = this.activation === 'relu' ? T.relu(h) : T.gelu(h, this.activation === 'gelu_tanh' ? 'tanh' : 'none');
+      h = T.dropout(h, this.dropout, this.training, this._gen);
+      return T.dropout(T.groupedLinear(h, this.w2, this.b2, groupSizes), this.dropout, this.training, this._gen);
+    });
+  }
+}

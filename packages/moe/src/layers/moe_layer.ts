@@ -1,0 +1,158 @@
+/**
+ * MoE: DeepSpeed's sparse gated FFN layer (`deepspeed.moe.layer.MoE`), index-based and fused:
+ *
+ *   gate → slots → permute tokens into an expert-contiguous buffer (one native pass)
+ *        → experts as grouped GEMMs (one native call per layer)
+ *        → unpermute + combine with the gate weights (one native pass)
+ *
+ * never a dense [S, E, C] one-hot einsum. Dropped assignments contribute nothing, so a token
+ * with every choice dropped gets 0 from the MoE branch (the block's residual connection
+ * carries it). With `useResidual` (Residual MoE, Rajbhandari et al. 2022) a dense FFN runs
+ * beside the experts and `out = moe(x)·c0 + mlp(x)·c1`, `c = softmax(Linear(d, 2)(x))`.
+ *
+ * Expert parallelism plugs in through `expertGroup`: the layer hands the permuted buffer
+ * (rows grouped by global expert) to `expertGroup.dispatch`, runs its local experts on what
+ * comes back, and returns the outputs through the handle's `combine`. Without a group all
+ * experts are local.
+ */
+import * as T from '@vlmoe/tensor';
+import { TopKGate } from '../router/gate.js';
+import type { DropPolicy, NoisyGatePolicy } from '../router/options.js';
+import { compactRows, type GateOutput, type RoutingPolicy } from '../router/route.js';
+import { Experts, type ExpertActivation } from './experts.js';
+
+/** What an expert-parallel all-to-all returns for one forward. */
+export interface ExpertDispatch {
+  /** Rows for this rank's local experts, grouped by local expert. */
+  x: T.Tensor;
+  /** Rows per local expert in `x`. */
+  groupSizes: number[];
+  /** Sends the local experts' outputs (same rows as `x`) back; returns rows in the original order. Differentiable. */
+  combine(y: T.Tensor): T.Tensor;
+}
+
+/** The expert-parallel hook (implemented over a process group by @vlmoe/parallel). */
+export interface ExpertGroup {
+  /** Ranks in the expert-parallel group; numExperts must divide evenly among them. */
+  readonly size: number;
+  readonly rank: number;
+  /** Dropless capacity: the largest per-expert count over the group. */
+  maxCount?(localMax: number): number;
+  /**
+   * All-to-all: `x` holds this rank's tokens grouped by global expert (`countsPerExpert[e]`
+   * rows for expert e); returns the rows every rank sent to this rank's local experts.
+   * Differentiable (backward is the reverse exchange).
+   */
+  dispatch(x: T.Tensor, countsPerExpert: number[]): ExpertDispatch;
+}
+
+export interface MoEOptions {
+  hiddenSize: number;
+  /** A dense FFN every expert starts as a copy of (DeepSpeed's `expert`); or give `ffnHiddenSize`. */
+  expert?: T.nn.FeedForward;
+  /** Expert hidden size when no `expert` is given (experts initialised independently). */
+  ffnHiddenSize?: number;
+  numExperts: number;
+  k?: number;
+  capacityFactor?: number;
+  evalCapacityFactor?: number;
+  minCapacity?: number;
+  noisyGatePolicy?: NoisyGatePolicy;
+  dropTokens?: boolean;
+  useRts?: boolean;
+  dropPolicy?: DropPolicy;
+  /** Routing policy: DeepSpeed's token choice (default) or expert choice. */
+  policy?: RoutingPolicy;
+  top2SecondExpertSampling?: boolean;
+  useResidual?: boolean;
+  expertGroup?: ExpertGroup | null;
+  activation?: ExpertActivation;
+  /** Expert dropout in training (default 0). */
+  dropout?: number;
+  dtype?: 'float32' | 'float64';
+  generator?: T.Generator;
+}
+
+export interface MoEOutput {
+  /** Shaped like the input. */
+  output: T.Tensor;
+  /** Balance loss, unscaled (callers commonly weight it 0.01). Scalar. */
+  auxLoss: T.Tensor;
+  /** Router z-loss, unscaled (commonly 1e-3). Scalar. */
+  zLoss: T.Tensor;
+  /** int64 [E]: assignments per expert before dropping (DeepSpeed's `exp_counts` for all choices). */
+  expertCounts: T.Tensor;
+  /** Assignments dropped (expert choice: tokens no expert picked). */
+  dropped: number;
+  /** Slots per expert this call. */
+  capacity: number;
+}
+
+export class MoE extends T.nn.Module {
+  gate: TopKGate;
+  experts: Experts;
+  mlp: T.nn.FeedForward | null = null;
+  coefficient: T.nn.Linear | null = null;
+  readonly hiddenSize: number;
+  readonly numExperts: number;
+  readonly numLocalExperts: number;
+  private readonly _group: ExpertGroup | null;
+
+  constructor(o: MoEOptions) {
+    super();
+    if (!(Number.isInteger(o.hiddenSize) && o.hiddenSize >= 1)) throw new RangeError(`MoE: hiddenSize must be an integer ≥ 1, got ${o.hiddenSize}`);
+    if (o.expert && o.expert.dim !== o.hiddenSize) throw new Error(`MoE: expert maps ${o.expert.dim} features but hiddenSize is ${o.hiddenSize}`);
+    if (!o.expert && o.ffnHiddenSize === undefined) throw new Error('MoE: give either expert (a FeedForward to copy) or ffnHiddenSize');
+    this.hiddenSize = o.hiddenSize;
+    this.numExperts = o.numExperts;
+    this._group = o.expertGroup ?? null;
+    const P = this._group?.size ?? 1;
+    if (!(Number.isInteger(P) && P >= 1 && o.numExperts % P === 0)) throw new Error(`MoE: numExperts = ${o.numExperts} must divide evenly over the expert-parallel group of size ${P}`);
+    this.numLocalExperts = o.numExperts / P;
+    const group = this._group;
+    const reduceCapacity = group?.maxCount ? (m: number) => group.maxCount!(m) : undefined;
+    this.gate = new TopKGate({ ...o, hiddenSize: o.hiddenSize, dtype: o.dtype === 'float64' ? 'float64' : 'float32', reduceCapacity });
+    const h = o.expert ? o.expert.hidden : o.ffnHiddenSize!;
+    this.experts = o.expert
+      ? Experts.fromFeedForward(o.expert, this.numLocalExperts, { dropout: o.dropout, generator: o.generator })
+      : new Experts({ numExperts: this.numLocalExperts, hiddenSize: o.hiddenSize, ffnHiddenSize: h, activation: o.activation, dropout: o.dropout, dtype: o.dtype, generator: o.generator });
+    if (o.useResidual) {
+      this.mlp = new T.nn.FeedForward(o.hiddenSize, h, { dtype: o.dtype, generator: o.generator, dropout: o.dropout });
+      if (o.expert) T.noGrad(() => {
+        T.copy_(this.mlp!.fc1.weight, o.expert!.fc1.weight);
+        T.copy_(this.mlp!.fc2.weight, o.expert!.fc2.weight);
+        if (o.expert!.fc1.bias) T.copy_(this.mlp!.fc1.bias!, o.expert!.fc1.bias);
+        if (o.expert!.fc2.bias) T.copy_(this.mlp!.fc2.bias!, o.expert!.fc2.bias);
+      });
+      this.coefficient = new T.nn.Linear(o.hiddenSize, 2, { dtype: o.dtype, generator: o.generator });
+    }
+  }
+
+  /** Routing only (no experts run): the gate's decisions for tokens x [..., d]. */
+  route(x: T.Tensor): GateOutput {
+    return this.gate.forward(x.reshape(-1, this.hiddenSize));
+  }
+
+  forward(x: T.Tensor): MoEOutput {
+    if (x.shape[x.ndim - 1] !== this.hiddenSize) throw new Error(`MoE: input's last dim must be hiddenSize = ${this.hiddenSize}, got shape [${x.shape.join(', ')}]`);
+    return T.scope(() => {
+      const tokens = x.reshape(-1, this.hiddenSize);
+      const gate = this.gate.forward(tokens);
+      const { row, groupSizes, numRows } = compactRows(gate);
+      const buf = T.moePermute(tokens, row, numRows);
+      let y: T.Tensor;
+      if (this._group) {
+        const d = this._group.dispatch(buf, groupSizes);
+        y = d.combine(this.experts.forward(d.x, d.groupSizes));
+      } else {
+        y = this.experts.forward(buf, groupSizes);
+      }
+      let out = T.moeUnpermute(y, row, gate.combineWeight);
+      if (this.mlp && this.coefficient) {
+        const c = T.softmax(this.coefficient.forward(tokens), -1);
+        out = T.add(T.mul(out, c.narrow(1, 0, 1)), T.mul(this.mlp.forward(tokens), c.narrow(1, 1, 1)));
+      }
+      return { output: out.reshape(...x.shape), auxLoss: gate.auxLoss, zLoss: gate.zLoss, expertCounts: gate.countsBefore, dropped: gate.dropped, capacity: gate.capacity };
+    });
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * The fused router: DeepSpeed's gating semantics (REFERENCE §3, `reference.ts` spells them
+ * out in loops) as a handful of tensor ops and one native slot-assignment pass, never a
+ * dense [S, E, C] one-hot. Gradients reach the logits through the combine weights and the
+ * balance / z losses, as in DeepSpeed.
+ *
+ * Token choice (default): each token picks k experts; an over-full expert keeps C of its
+ * assignments by position, by gate value ('probs') or at random (RTS).
+ * Expert choice: each expert picks the C tokens with its highest gate values (Zhou et al.
+ * 2022); a token may be picked by several experts or by none. It is expressed as E
+ * assignments per token (choice j of token s = expert j), kept when expert j picked s, so the
+ * same permute / combine kernels serve both.
+ */
+import * as T from '@vlmoe/tensor';
+import { capacity, resolveRouterOptions, type ResolvedRouterOptions, type RouterOptions } from './options.js';
+
+export type RoutingPolicy = 'token-choice' | 'expert-choice';
+
+export interface RouteOptions extends RouterOptions {
+  /** Training mode: the train capacity factor and noise; false → `evalCapacityFactor`. Default true. */
+  training?: boolean;
+  /** Scores that pick the first expert (default: the logits); gates always come from the clean logits. */
+  selectLogits?: T.Tensor | null;
+  /** Scores that pick choices 2..k among the experts not yet taken (default: `selectLogits`); DeepSpeed's `top2_2nd_expert_sampling`. */
+  secondSelectLogits?: T.Tensor | null;
+  /** RTS: uniform priorities [S, k], higher kept (required with `useRts`; `TopKGate` draws them). */
+  rtsPriorities?: T.Tensor | null;
+  /** 'token-choice' (DeepSpeed, default) or 'expert-choice'. */
+  policy?: RoutingPolicy;
+  /**
+   * Dropless capacity across an expert-parallel group: given this rank's largest per-expert
+   * count, returns the group's largest (DeepSpeed max-reduces it). Default: identity.
+   */
+  reduceCapacity?: (localMax: number) => number;
+}
+
+export interface GateOutput {
+  numTokens: number;
+  numExperts: number;
+  /** Assignments per token: k for token choice, E for expert choice. */
+  k: number;
+  /** Slots per expert (C). */
+  capacity: number;
+  /** int64 [S, k]: the expert of each assignment. */
+  expertIndex: T.Tensor;
+  /** int64 [S, k]: the slot in that expert's buffer, −1 when dropped. */
+  slot: T.Tensor;
+  /** [S, k]: combine weights (0 when dropped); differentiable w.r.t. the logits. */
+  combineWeight: T.Tensor;
+  /** [S, E]: softmax of the logits. */
+  gates: T.Tensor;
+  /** int64 [E]: assignments per expert before / after dropping. */
+  countsBefore: T.Tensor;
+  countsAfter: T.Tensor;
+  /** int64 [E]: DeepSpeed's `exp_counts` (first choices before dropping; all choices for k > 2). */
+  expCounts: T.Tensor;
+  /** Token choice: dropped assignments. Expert choice: tokens no expert picked. */
+  dropped: number;
+  /** Balance loss (unscaled; 0 for expert choice) and router z-loss, scalar tensors. */
+  auxLoss: T.Tensor;
+  zLoss: T.Tensor;
+}
+
+function checkScores(name: string, t: T.Tensor | null | undefined, shape: readonly number[]): void {
+  if (!t) return;
+  if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) throw new Error(`route: ${name} must be [${shape.join(', ')}], got [${t.shape.join(', ')}]`);
+}
+
+/** Largest representable relative step of the gates' dtype (DeepSpeed clamps the top-k denominator to it). */
+const epsOf = (dtype: T.DType) => (dtype === 'float64' ? Number.EPSILON : 1.1920928955078125e-7);
+
+/** Routes S tokens given router logits [S, E]. */
+export function route(logits: T.Tensor, options: RouteOptions): GateOutput {
+  const o = resolveRouterOptions(options);
+  if (logits.ndim !== 2 || logits.shape[1] !== o.numExperts) throw new Error(`route: logits must be [S, numExperts = ${o.numExperts}], got [${logits.shape.join(', ')}]`);
+  if (logits.dtype !== 'float32' && logits.dtype !== 'float64') throw new TypeError(`route: logits must be float32 or float64, got ${logits.dtype}`);
+  const S = logits.shape[0]!;
+  checkScores('selectLogits', options.selectLogits, logits.shape);
+  checkScores('secondSelectLogits', options.secondSelectLogits, logits.shape);
+  const policy = options.policy ?? 'token-choice';
+  if (policy !== 'token-choice' && policy !== 'expert-choice') throw new RangeError(`route: policy must be 'token-choice' or 'expert-choice', got '${String(policy)}'`);
+  return policy === 'expert-choice' ? expertChoice(logits, S, o, options) : tokenChoice(logits, S, o, options);
+}
+
+function zLossOf(logits: T.Tensor): T.Tensor {
+  return T.mean(T.square(T.logsumexp(logits, -1)));
+}
+
+function tokenChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, options: RouteOptions): GateOutput {
+  const E = o.numExperts, k = o.k;
+  const training = options.training ?? true;
+  const gates = T.softmax(logits, -1);
+  const sel = options.selectLogits ?? logits;
+
+  // choices: k largest selection scores (ties → lower expert index, as torch.topk)
+  const expertIndex = T.noGrad(() => {
+    const second = options.secondSelectLogits;
+    if (!second || k === 1) return T.topk(sel, k, -1).indices;
+    const first = T.topk(sel, 1, -1).indices;
+    const rest = T.topk(T.maskedFill(second, T.oneHot(first.reshape(S), E), -Infinity), k - 1, -1).indices;
+    return T.cat([first, rest], 1);
+  });
+
+  // the balance loss uses the counts before dropping: first choices for k ≤ 2, all for k > 2
+  const idx = expertIndex.dataSync() as BigInt64Array;
+  const all = new Float64Array(E), first = new Float64Array(E);
+  for (let s = 0; s < S; s++) {
+    first[Number(idx[s * k])]++;
+    for (let j = 0; j < k; j++) all[Number(idx[s * k + j])]++;
+  }
+  const ceCounts = k > 2 ? all : first;
+  const me = T.mean(gates, 0);
+  const ce = T.tensor(Array.from(ceCounts, (c) => c / S), { dtype: gates.dtype });
+  const meCe = T.mul(me, ce);
+  const auxLoss = k === 1 ? T.mul(T.sum(meCe), E) : T.mul(T.mean(meCe), (E * E) / (k > 2 ? k : 1));
+
+  // capacity and slots
+  let C: number;
+  if (o.dropTokens) C = capacity(S, E, training ? o.capacityFactor : o.evalCapacityFactor, k, o.minCapacity);
+  else {
+    let m = 0;
+    for (let e = 0; e < E; e++) m = Math.max(m, all[e]!);
+    C = options.reduceCapacity ? options.reduceCapacity(m) : m;
+  }
+  let priority: T.Tensor | null = null;
+  if (o.useRts) {
+    const pr = options.rtsPriorities;
+    if (!pr) throw new Error('route: useRts needs rtsPriorities [S, k] (TopKGate draws them from its generator)');
+    checkScores('rtsPriorities', pr, [S, k]);
+    priority = pr;
+  } else if (o.dropPolicy === 'probs') priority = T.noGrad(() => T.gather(gates, 1, expertIndex));
+  const { slot, countsBefore, countsAfter } = T.moeAssign(expertIndex, { numExperts: E, capacity: C, priority });
+
+  // combine weights: gate values of the kept choices, renormalised over them for k ≥ 2
+  const kept = T.ge(slot, 0);
+  let combineWeight = T.where(kept, T.gather(gates, 1, expertIndex), 0);
+  if (k >= 2) combineWeight = T.div(combineWeight, T.clamp(T.sum(combineWeight, 1, true), epsOf(gates.dtype)));
+  let dropped = 0;
+  const ca = countsAfter.dataSync() as BigInt64Array;
+  for (let e = 0; e < E; e++) dropped += all[e]! - Number(ca[e]);
+  const expCounts = T.tensor(Array.from(ceCounts), { dtype: 'int64' });
+  return { numTokens: S, numExperts: E, k, capacity: C, expertIndex, slot, combineWeight, gates, countsBefore, countsAfter, expCounts, dropped, auxLoss, zLoss: zLossOf(logits) };
+}
+
+function expertChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, options: RouteOptions): GateOutput {
+  const E = o.numExperts;
+  const training = options.training ?? true;
+  const gates = T.softmax(logits, -1);
+  const sel = options.selectLogits ?? logits;
+  // each expert's C best tokens by selection score (ties → lower token index)
+  const C = Math.min(S, capacity(S, E, training ? o.capacityFactor : o.evalCapacityFactor, 1, o.minCapacity));
+  const picked = T.noGrad(() => T.topk(sel.t(), C, -1).indices); // [E, C] token ids, best first
+  const tok = picked.dataSync() as BigInt64Array;
+  const slots = new Array<number>(S * E).fill(-1);
+  for (let e = 0; e < E; e++) for (let c = 0; c < C; c++) slots[Number(tok[e * C + c]) * E + e] = c;
+  const slot = T.tensor(slots, { dtype: 'int64', shape: [S, E] });
+  const expertIndex = T.noGrad(() => T.arange(0, E, 1, { dtype: 'int64' }).reshape(1, E).expand(S, E).contiguous());
+  const combineWeight = T.where(T.ge(slot, 0), gates, 0);
+  let dropped = 0;
+  for (let s = 0; s < S; s++) {
+    let any = false;
+    for (let e = 0; e < E && !any; e++) any = slots[s * E + e]! >= 0;
+    if (!any) dropped++;
+  }
+  const counts = T.full([E], C, { dtype: 'int64' });
+  return {
+    numTokens: S, numExperts: E, k: E, capacity: C, expertIndex, slot, combineWeight, gates,
+    countsBefore: counts, countsAfter: counts.clone(), expCounts: counts.clone(), dropped,
+    auxLoss: T.mul(T.sum(gates), 0), zLoss: zLossOf(logits),
+  };
+}
+
+/**
+ * Rows of the compact expert-contiguous buffer: assignment (s, j) → offset[expert] + slot
+ * (−1 when dropped), with offset the exclusive prefix sum of `countsAfter`. Returns the rows
+ * (int64 [S, k]) and the per-expert group sizes.
+ */
+export function compactRows(gate: Pick<GateOutput, 'expertIndex' | 'slot' | 'countsAfter' | 'numExperts'>): { row: T.Tensor; groupSizes: number[]; numRows: number } {
+  const E = gate.numExperts;
+  const ca = gate.countsAfter.dataSync() as BigInt64Array;
+  const groupSizes = Array.from(ca, Number);
+  const offset = new Array<number>(E);
+  let total = 0;
+  for (let e = 0; e < E; e++) {
+    offset[e] = total;
+    total += groupSizes[e]!;
+  }
+  const ex = gate.expertIndex.dataSync() as BigInt64Array;
+  const sl = gate.slot.dataSync() as BigInt64Array;
+  const rows = new Float64Array(sl.length);
+  for (let a = 0; a < sl.length; a++) {
+    const s = Number(sl[a]);
+    rows[a] = s < 0 ? -1 : offset[Number(ex[a])]! + s;
+  }
+  return { row: T.tensor(rows, { dtype: 'int64', shape: gate.slot.shape }), groupSizes, numRows: total };
+}
