@@ -79,7 +79,7 @@ export interface BackwardOptions {
 }
 
 export function runBackward(root: Tensor, grad: Tensor | undefined, opts: BackwardOptions, ones: (like: Tensor) => Tensor,
-  accumulate: (leaf: Tensor, g: Tensor) => void, addGrads: (a: Tensor, b: Tensor) => Tensor): void {
+  accumulate: (leaf: Tensor, g: Tensor, owned: boolean) => boolean, addGrads: (a: Tensor, b: Tensor) => Tensor): void {
   // Tensors made from here on (the implicit seed gradient included) are internal to this
   // backward and disposed once consumed; the caller's `grad` is older and never disposed.
   const firstInternal = nextTensorId();
@@ -150,8 +150,11 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, opts: Backwa
     const g = grads.get(leaf);
     grads.delete(leaf);
     if (g) {
-      accumulate(leaf, g);
-      drop(g);
+      // A gradient made in this backward, held by this entry only, sharing its storage with
+      // no view, can become leaf.grad as is (no copy of every parameter's gradient per step).
+      const owned = g._id >= firstInternal && !g._kept && holds.get(g) === 1 && g.storage.refs === 1 && g.offset === 0 && g.isContiguous();
+      if (accumulate(leaf, g, owned)) holds.delete(g);
+      else drop(g);
     }
   };
   if (!root.gradFn) {

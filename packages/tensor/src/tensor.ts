@@ -7,7 +7,7 @@ import { native } from '@vlmoe/native-cuda';
 import { Node, runBackward, type BackwardOptions } from './autograd.js';
 import { dtypeSize, typedArrayFor, type DType, type TypedArray } from './dtype.js';
 import { deviceCode, normalizeDevice } from './device.js';
-import { track, untrackFinalizer } from './scope.js';
+import { keep, track, untrackFinalizer } from './scope.js';
 import { Storage } from './storage.js';
 import { takeTensorId } from './tensor-id.js';
 
@@ -237,10 +237,20 @@ export const hooks = {
   },
 };
 
-function accumulateGrad(leaf: Tensor, g: Tensor): void {
+/**
+ * Adds g into leaf.grad, or makes it leaf.grad. `owned`: g is a gradient this backward made
+ * and nothing else references (see runBackward), so it becomes .grad itself instead of a copy
+ * (as PyTorch steals a gradient whose use count is 1). Returns whether g was taken.
+ */
+function accumulateGrad(leaf: Tensor, g: Tensor, owned: boolean): boolean {
+  let taken = false;
   if (leaf.grad && !leaf.grad.disposed) hooks.accumulateInto(leaf.grad, g);
-  else leaf.grad = hooks.cloneDetached(g);
+  else if (owned && g.dtype === leaf.dtype && g.device === leaf.device && !g.requiresGrad) {
+    leaf.grad = keep(g);
+    taken = true;
+  } else leaf.grad = hooks.cloneDetached(g);
   if (leaf._hooks) for (const h of leaf._hooks) h(leaf);
+  return taken;
 }
 
 /** Allocates an uninitialised contiguous tensor. @internal */

@@ -255,3 +255,33 @@ describe('gradcheck itself', () => {
     expect(T.gradcheck((a) => a!.square().sum(), [T.randn([100], { dtype: 'float64', requiresGrad: true })], { maxElements: 10 }).ok).toBe(true);
   });
 });
+
+describe('leaf gradients taken without a copy', () => {
+  it('a gradient shared by two leaves is never aliased: in-place updates of one .grad leave the other alone', () => {
+    const a = T.tensor([1, 2, 3], { requiresGrad: true });
+    const b = T.tensor([4, 5, 6], { requiresGrad: true });
+    a.add(b).mul(3).sum().backward(); // add's backward hands the same tensor to both leaves
+    expect(a.grad!.storage).not.toBe(b.grad!.storage);
+    a.grad!.add_(1);
+    expect(Array.from(b.grad!.dataSync())).toEqual([3, 3, 3]);
+    expect(Array.from(a.grad!.dataSync())).toEqual([4, 4, 4]);
+  });
+
+  it('a taken gradient survives the scope it was made in and accumulates on the next backward', () => {
+    const w = T.tensor([1, -2, 3, 0.5], { requiresGrad: true });
+    T.scope(() => w.mul(w).sum().backward());
+    expect(w.grad!.disposed).toBe(false);
+    expect(Array.from(w.grad!.dataSync())).toEqual([2, -4, 6, 1]);
+    T.scope(() => w.mul(2).sum().backward());
+    expect(Array.from(w.grad!.dataSync())).toEqual([4, -2, 8, 3]);
+  });
+
+  it('a gradient that is a view of another tensor is copied, not taken', () => {
+    const w = T.tensor([1, 2, 3, 4], { requiresGrad: true });
+    const seed = T.tensor([[1, 2], [3, 4]]);
+    w.reshape(2, 2).backward(seed); // reshape's backward returns a view of the caller's gradient
+    expect(w.grad!.storage).not.toBe(seed.storage);
+    w.grad!.add_(10);
+    expect(Array.from(seed.dataSync())).toEqual([1, 2, 3, 4]);
+  });
+});

@@ -1,7 +1,10 @@
 #include "grouped_gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <numeric>
+#include <vector>
 #include <stdexcept>
 #include <string>
 
@@ -29,48 +32,71 @@ struct ReferenceScope {
   bool prev;
 };
 
+// Scheduling. One GEMM threaded inside (the plain way) loses efficiency when groups are
+// small: every group re-packs its own weight matrix, and with few rows per group the
+// threads split little work. So groups smaller than a thread's share of the rows run
+// concurrently instead, one single-threaded GEMM per group (nested parallel_for runs inline),
+// taken largest first from a shared counter (dynamic LPT). Larger groups keep the threaded
+// GEMM. With OpenBLAS as the dispatcher's choice everything stays sequential (its own
+// threads must not be entered from several of ours at once), as does the reference path.
+template <typename Fn>
+void for_each_group(int64_t G, const int64_t* sizes, int64_t total, const Fn& run) {
+  const int nt = num_threads();
+  if (t_reference || nt <= 1 || G <= 1 || std::string(gemm_backend_name()) != "builtin") {
+    for (int64_t g = 0; g < G; ++g) run(g);
+    return;
+  }
+  std::vector<int64_t> small;
+  for (int64_t g = 0; g < G; ++g) {
+    if (sizes[g] * nt > total) run(g);  // big: threaded GEMM
+    else small.push_back(g);
+  }
+  if (small.empty()) return;
+  std::stable_sort(small.begin(), small.end(), [&](int64_t a, int64_t b) { return sizes[a] > sizes[b]; });
+  std::atomic<size_t> next{0};
+  parallel_for(nt, 1, [&](int64_t, int64_t) {
+    for (size_t i = next.fetch_add(1); i < small.size(); i = next.fetch_add(1)) run(small[i]);
+  });
+}
+
 template <typename T>
 void forward_impl(int64_t G, const int64_t* sizes, int64_t K, int64_t N, const T* x, const T* w, const T* b, T* y) {
-  int64_t off = 0;
-  for (int64_t g = 0; g < G; ++g) {
+  std::vector<int64_t> off(G + 1, 0);
+  for (int64_t g = 0; g < G; ++g) off[g + 1] = off[g] + sizes[g];
+  for_each_group(G, sizes, off[G], [&](int64_t g) {
     const int64_t n = sizes[g];
-    if (n == 0) continue;
-    T* yg = y + off * N;
+    if (n == 0) return;
+    T* yg = y + off[g] * N;
     if (b) {
       const T* bg = b + g * N;
-      parallel_for(n, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(N, 1)), [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) std::memcpy(yg + r * N, bg, sizeof(T) * N);
-      });
+      for (int64_t r = 0; r < n; ++r) std::memcpy(yg + r * N, bg, sizeof(T) * N);
     }
-    gemm(false, false, n, N, K, T(1), x + off * K, K, w + g * K * N, N, b ? T(1) : T(0), yg, N);
-    off += n;
-  }
+    gemm(false, false, n, N, K, T(1), x + off[g] * K, K, w + g * K * N, N, b ? T(1) : T(0), yg, N);
+  });
 }
 
 template <typename T>
 void backward_impl(int64_t G, const int64_t* sizes, int64_t K, int64_t N, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
-  int64_t off = 0;
-  for (int64_t g = 0; g < G; ++g) {
+  std::vector<int64_t> off(G + 1, 0);
+  for (int64_t g = 0; g < G; ++g) off[g + 1] = off[g] + sizes[g];
+  for_each_group(G, sizes, off[G], [&](int64_t g) {
     const int64_t n = sizes[g];
-    const T* dyg = dy + off * N;
-    if (dx && n > 0) gemm(false, true, n, K, N, T(1), dyg, N, w + g * K * N, N, T(0), dx + off * K, K);
+    const T* dyg = dy + off[g] * N;
+    if (dx && n > 0) gemm(false, true, n, K, N, T(1), dyg, N, w + g * K * N, N, T(0), dx + off[g] * K, K);
     if (dw) {
       T* dwg = dw + g * K * N;
       if (n == 0) std::memset(dwg, 0, sizeof(T) * K * N);
-      else gemm(true, false, K, N, n, T(1), x + off * K, K, dyg, N, T(0), dwg, N);
+      else gemm(true, false, K, N, n, T(1), x + off[g] * K, K, dyg, N, T(0), dwg, N);
     }
     if (db) {
       T* dbg = db + g * N;
-      parallel_for(N, 256, [&](int64_t c0, int64_t c1) {
-        for (int64_t c = c0; c < c1; ++c) dbg[c] = T(0);
-        for (int64_t r = 0; r < n; ++r) {
-          const T* row = dyg + r * N;
-          for (int64_t c = c0; c < c1; ++c) dbg[c] += row[c];
-        }
-      });
+      for (int64_t c = 0; c < N; ++c) dbg[c] = T(0);
+      for (int64_t r = 0; r < n; ++r) {
+        const T* row = dyg + r * N;
+        for (int64_t c = 0; c < N; ++c) dbg[c] += row[c];
+      }
     }
-    off += n;
-  }
+  });
 }
 
 void check_float(DType t, const char* op) {

@@ -1,0 +1,57 @@
+/**
+ * MoE layer benchmark (issue 6): forward + backward (loss = sum(output) + auxLoss, gradients
+ * to the input and every parameter) of our MoE layer for S = 4096 tokens, d = 256,
+ * h = 1024, E ∈ {8, 32}, k ∈ {1, 2}, capacity factor 1, against
+ *  (a) DeepSpeed's einsum MoE in PyTorch (peers/torch_moe.py: dense [S, E, C] dispatch and
+ *      combine, an FFN per expert), and
+ *  (b) our dense FFN d → h → d on the same tokens (the same active size at k = 1),
+ * all in the same run with the same thread count. Bars: ours ≤ 0.3× the einsum MoE;
+ * ours ≤ 1.15× our dense FFN at k = 1.
+ */
+import * as T from '@vlmoe/tensor';
+import { MoE } from '@vlmoe/moe';
+import { makeCase, printTable, timeit, writeResults, type Case } from './report.js';
+import { runTorchScript } from './torch.js';
+
+export function benchMoe(): void {
+  const quick = process.env.VLMOE_BENCH_QUICK === '1';
+  const info = T.nativeInfo();
+  const S = quick ? 512 : 4096, d = 256, h = 1024;
+  const cases: [number, number][] = [[8, 1], [32, 1], [8, 2], [32, 2]];
+  const opts = { reps: quick ? 1 : 3, minTime: quick ? 0.05 : 0.5 };
+  const torch = runTorchScript('torch_moe.py', { threads: info.threads, S, d, h, cf: 1, minCapacity: 4, cases, reps: opts.reps, minTime: opts.minTime }) as Record<string, number | string> | null;
+  const peer = torch ? `PyTorch ${torch.torch_version} einsum MoE` : 'PyTorch (not installed)';
+
+  const gen = new T.Generator(0);
+  const x = T.randn([S, d], { generator: gen }).requiresGrad_(true).keep();
+  const step = (params: T.Tensor[], run: () => T.Tensor) => () => T.scope(() => {
+    for (const p of params) p.zeroGrad();
+    x.zeroGrad();
+    run().backward();
+  });
+
+  const dense = new T.nn.FeedForward(d, h, { generator: gen });
+  const denseS = timeit(step(dense.parameters(), () => dense.forward(x).sum()), opts);
+  const result: Case[] = [];
+  const ratios: Record<string, { vsEinsum: number | null; vsDense: number }> = {};
+  for (const [E, k] of cases) {
+    const moe = new MoE({ hiddenSize: d, ffnHiddenSize: h, numExperts: E, k, capacityFactor: 1, minCapacity: 4, generator: gen });
+    const s = timeit(step(moe.parameters(), () => {
+      const r = moe.forward(x);
+      return T.add(r.output.sum(), r.auxLoss);
+    }), opts);
+    const ps = torch ? (torch[`moe_E${E}_k${k}`] as number) : null;
+    result.push(makeCase(`MoE E=${E} k=${k} fwd+bwd vs einsum`, 'ms', s * 1e3, ps === null ? null : ps * 1e3, peer, 'lower'));
+    result.push(makeCase(`MoE E=${E} k=${k} fwd+bwd vs our dense FFN`, 'ms', s * 1e3, denseS * 1e3, 'vlmoe dense FFN d→h→d', 'lower'));
+    ratios[`E${E}_k${k}`] = { vsEinsum: ps === null ? null : s / ps, vsDense: s / denseS };
+  }
+  if (torch) result.push(makeCase('dense FFN fwd+bwd (ours vs PyTorch)', 'ms', denseS * 1e3, (torch.dense as number) * 1e3, `PyTorch ${torch.torch_version}`, 'lower'));
+  printTable(`MoE layer forward+backward, S=${S}, d=${d}, h=${h}, cf=1, float32, ${info.threads} threads, GEMM = ${info.blas}`, result);
+  console.log('\ntime ratios (ours / peer; bars: vs einsum ≤ 0.30, vs dense ≤ 1.15 at k = 1):');
+  for (const [key, r] of Object.entries(ratios)) {
+    const k1 = key.endsWith('k1');
+    const e = r.vsEinsum === null ? '—' : `${r.vsEinsum.toFixed(3)}${r.vsEinsum <= 0.3 ? ' ok' : ' OVER'}`;
+    console.log(`  ${key}: vs einsum ${e}; vs dense ${r.vsDense.toFixed(3)}${k1 ? (r.vsDense <= 1.15 ? ' ok' : ' OVER') : ' (k = 2: twice the active FLOPs)'}`);
+  }
+  console.log(`\nwrote ${writeResults('moe', result, { ratios })}`);
+}
