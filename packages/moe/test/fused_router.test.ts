@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import * as T from '@vlmoe/tensor';
-import { referenceExpertChoice, referenceRoute, route, compactRows, TopKGate, type RouteOptions, type RouteResult, type GateOutput } from '../src/index.js';
+import { referenceExpertChoice, referenceRoute, route, compactRows, TopKGate, type RouterOptions, type RouteResult, type GateOutput } from '../src/index.js';
 import { rand } from './prng.js';
 
 const ints = (t: T.Tensor) => Array.from(t.dataSync() as ArrayLike<number | bigint>, Number);
@@ -27,7 +27,7 @@ function expectSame(got: GateOutput, ref: RouteResult, what: string): void {
 }
 
 describe('fused router agrees with the float64 reference', () => {
-  const cases: { name: string; o: Omit<RouteOptions, 'numExperts'> }[] = [
+  const cases: { name: string; o: Omit<RouterOptions, 'numExperts'> & { training?: boolean } }[] = [
     { name: 'top-1 position', o: { k: 1 } },
     { name: 'top-1 position cf 0.5', o: { k: 1, capacityFactor: 0.5, minCapacity: 1 } },
     { name: 'top-1 probs', o: { k: 1, dropPolicy: 'probs', capacityFactor: 0.7, minCapacity: 0 } },

@@ -369,22 +369,26 @@ Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
-// moeAssign(policy, hasPriority): block: S, k, E, C, expert(i64 [S·k]), priority(f64 [S·k], when
-// hasPriority), slot(i64 [S·k]), countsBefore(i64 [E]), countsAfter(i64 [E])
+// moeAssign(policy, hasPriority, wantFirst, wantRow): block: S, k, E, C, expert(i64 [S·k]),
+// priority(f64 [S·k], when hasPriority), slot(i64 [S·k]), countsBefore(i64 [E]),
+// countsAfter(i64 [E]), countsFirst(i64 [E], when wantFirst), row(i64 [S·k], when wantRow)
 Napi::Value MoeAssign(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
   int policy = static_cast<int>(I(info, 0));
   bool hasPriority = I(info, 1) != 0;
+  bool wantFirst = info.Length() > 2 && I(info, 2) != 0, wantRow = info.Length() > 3 && I(info, 3) != 0;
   Reader r("moe_assign");
   int64_t S = r.n(), k = r.n(), E = r.n(), C = r.n();
   if (S < 0 || k < 1 || E < 1 || C < 0) throw std::invalid_argument("moe_assign: bad sizes S=" + std::to_string(S) + " k=" + std::to_string(k) + " E=" + std::to_string(E) + " C=" + std::to_string(C));
   Operand ex = r.block(DType::i64, S * k);
   Operand pr = hasPriority ? r.block(DType::f64, S * k) : Operand{};
   Operand sl = r.block(DType::i64, S * k), cb = r.block(DType::i64, E), ca = r.block(DType::i64, E);
+  int64_t* cf = wantFirst ? reinterpret_cast<int64_t*>(r.block(DType::i64, E).ptr) : nullptr;
+  int64_t* rw = wantRow ? reinterpret_cast<int64_t*>(r.block(DType::i64, S * k).ptr) : nullptr;
   if (ex.device != kCpu) no_cuda_kernel("moe_assign");
   moe_assign(S, k, E, C, policy, reinterpret_cast<const int64_t*>(ex.ptr), hasPriority ? reinterpret_cast<const double*>(pr.ptr) : nullptr,
-             reinterpret_cast<int64_t*>(sl.ptr), reinterpret_cast<int64_t*>(cb.ptr), reinterpret_cast<int64_t*>(ca.ptr));
+             reinterpret_cast<int64_t*>(sl.ptr), reinterpret_cast<int64_t*>(cb.ptr), reinterpret_cast<int64_t*>(ca.ptr), cf, rw);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -498,6 +502,51 @@ Napi::Value GroupedLinearBackward(const Napi::CallbackInfo& info) {
   void* dw = wdw ? r.block(t, G * K * N).ptr : nullptr;
   void* db = wdb ? r.block(t, G * N).ptr : nullptr;
   grouped_linear_backward(t, G, sizes, K, N, x.ptr, w.ptr, dy.ptr, dx, dw, db, ref);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// expertFFN(dtype, act, hasB1, hasB2, reference): block: G, D, H, R, sizes, x (R·D), w1 (G·D·H),
+// [b1 (G·H)], w2 (G·H·D), [b2 (G·D)], pre (R·H), hid (R·H), y (R·D)
+Napi::Value ExpertFFN(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  int act = I(info, 1);
+  bool hb1 = I(info, 2) != 0, hb2 = I(info, 3) != 0, ref = I(info, 4) != 0;
+  Reader r("expert_ffn");
+  int64_t G, D, H, R;
+  const int64_t* sizes = read_groups(r, "expert_ffn", G, D, H, R);
+  Operand x = r.block(t, R * D), w1 = r.block(t, G * D * H);
+  const void* b1 = hb1 ? r.block(t, G * H).ptr : nullptr;
+  Operand w2 = r.block(t, G * H * D);
+  const void* b2 = hb2 ? r.block(t, G * D).ptr : nullptr;
+  Operand pre = r.block(t, R * H), hid = r.block(t, R * H), y = r.block(t, R * D);
+  expert_ffn_forward(t, G, sizes, D, H, act, x.ptr, w1.ptr, b1, w2.ptr, b2, pre.ptr, hid.ptr, y.ptr, ref);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// expertFFNBackward(dtype, act, wantMask, reference): wantMask bits 1 dx, 2 dw1, 4 db1, 8 dw2, 16 db2.
+// block: G, D, H, R, sizes, x, w1, w2, pre, hid, dy (R·D), scratch (R·H), then the wanted of
+// dx (R·D), dw1 (G·D·H), db1 (G·H), dw2 (G·H·D), db2 (G·D)
+Napi::Value ExpertFFNBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  int act = I(info, 1), want = I(info, 2);
+  bool ref = I(info, 3) != 0;
+  Reader r("expert_ffn_backward");
+  int64_t G, D, H, R;
+  const int64_t* sizes = read_groups(r, "expert_ffn_backward", G, D, H, R);
+  Operand x = r.block(t, R * D), w1 = r.block(t, G * D * H), w2 = r.block(t, G * H * D);
+  Operand pre = r.block(t, R * H), hid = r.block(t, R * H), dy = r.block(t, R * D), scratch = r.block(t, R * H);
+  void* dx = (want & 1) ? r.block(t, R * D).ptr : nullptr;
+  void* dw1 = (want & 2) ? r.block(t, G * D * H).ptr : nullptr;
+  void* db1 = (want & 4) ? r.block(t, G * H).ptr : nullptr;
+  void* dw2 = (want & 8) ? r.block(t, G * H * D).ptr : nullptr;
+  void* db2 = (want & 16) ? r.block(t, G * D).ptr : nullptr;
+  expert_ffn_backward(t, G, sizes, D, H, act, x.ptr, w1.ptr, w2.ptr, pre.ptr, hid.ptr, dy.ptr, scratch.ptr, dx, dw1, db1, dw2, db2, ref);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -765,6 +814,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("moeUnpermuteWeightGrad", Napi::Function::New(env, MoeUnpermuteWeightGrad, "moeUnpermuteWeightGrad"));
   exports.Set("groupedLinear", Napi::Function::New(env, GroupedLinear, "groupedLinear"));
   exports.Set("groupedLinearBackward", Napi::Function::New(env, GroupedLinearBackward, "groupedLinearBackward"));
+  exports.Set("expertFFN", Napi::Function::New(env, ExpertFFN, "expertFFN"));
+  exports.Set("expertFFNBackward", Napi::Function::New(env, ExpertFFNBackward, "expertFFNBackward"));
   exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
   exports.Set("gemmReference", Napi::Function::New(env, GemmReference, "gemmReference"));
   exports.Set("blasSgemmDirect", Napi::Function::New(env, BlasSgemmDirect, "blasSgemmDirect"));

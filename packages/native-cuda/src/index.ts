@@ -55,12 +55,14 @@ export interface NativeAddon {
   layerNormBackward(dtype: number, hasWeight: number, wantDx: number, wantDw: number, wantDb: number): void;
   topk(dtype: number, largest: number): void;
   /** MoE slot assignment (policy 0 = position, 1 = priority); block: S, k, E, C, expert, [priority], slot, countsBefore, countsAfter. */
-  moeAssign(policy: number, hasPriority: number): void;
+  moeAssign(policy: number, hasPriority: number, wantFirst?: number, wantRow?: number): void;
   moePermute(dtype: number, hasWeight: number): void;
   moeUnpermute(dtype: number, hasWeight: number): void;
   moeUnpermuteWeightGrad(dtype: number): void;
   groupedLinear(dtype: number, hasBias: number, reference: number): void;
   groupedLinearBackward(dtype: number, wantDx: number, wantDw: number, wantDb: number, reference: number): void;
+  expertFFN(dtype: number, act: number, hasB1: number, hasB2: number, reference: number): void;
+  expertFFNBackward(dtype: number, act: number, wantMask: number, reference: number): void;
   gemm(dtype: number, transA: number, transB: number): void;
   gemmReference(dtype: number, transA: number, transB: number): void;
   /** cblas_sgemm called directly on contiguous storages (benchmark peer); false without OpenBLAS. */

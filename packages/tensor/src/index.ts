@@ -23,7 +23,7 @@ export * from './ops/softmax.js';
 export * from './ops/layernorm.js';
 export * from './ops/dropout.js';
 export * from './ops/indexing.js';
-export { moeAssign, moePermute, moeUnpermute, groupedLinear, type MoeAssignOptions, type GroupedLinearOptions } from './ops/moe.js';
+export { moeAssign, moePermute, moeUnpermute, groupedLinear, expertFFN, type MoeAssignOptions, type MoeAssignResult, type GroupedLinearOptions, type ExpertFFNOptions, type ExpertActivation } from './ops/moe.js';
 export * from './ops/join.js';
 export * from './ops/loss.js';
 export * from './ops/attention.js';

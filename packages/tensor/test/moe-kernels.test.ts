@@ -147,3 +147,47 @@ describe('groupedLinear', () => {
     expect(() => T.groupedLinear(x, w, f64(rand(3), [1, 3]), [1, 1])).toThrow(/bias must be \[2, 3\]/);
   });
 });
+
+describe('expertFFN (fused grouped FFN)', () => {
+  const composed = (x: T.Tensor, w1: T.Tensor, b1: T.Tensor | null, w2: T.Tensor, b2: T.Tensor | null, sizes: number[], act: T.ExpertActivation) => {
+    const h = T.groupedLinear(x, w1, b1, sizes);
+    const a = act === 'relu' ? T.relu(h) : T.gelu(h, act === 'gelu_tanh' ? 'tanh' : 'none');
+    return T.groupedLinear(a, w2, b2, sizes);
+  };
+
+  for (const [sizes, act] of [[[3, 0, 5, 1], 'gelu'], [[6], 'gelu_tanh'], [[0, 4, 2], 'relu'], [[1, 1, 1, 1, 1], 'gelu']] as const) {
+    it(`equals groupedLinear → ${act} → groupedLinear for sizes ${sizes.join(',')}, forward and gradients`, () => {
+      const G = sizes.length, D = 5, H = 7, R = sizes.reduce((a, b) => a + b, 0);
+      const mk = (shape: number[]) => f64(rand(shape.reduce((a, b) => a * b, 1)), shape, true);
+      const x = mk([R, D]), w1 = mk([G, D, H]), b1 = mk([G, H]), w2 = mk([G, H, D]), b2 = mk([G, D]);
+      const wts = f64(rand(R * D), [R, D]);
+      const grads = (fn: () => T.Tensor) => {
+        for (const t of [x, w1, b1, w2, b2]) t.zeroGrad();
+        const y = fn();
+        T.mul(y, wts).sum().backward();
+        return [flat(y), ...[x, w1, b1, w2, b2].map((t) => flat(t.grad!))];
+      };
+      const want = grads(() => composed(x, w1, b1, w2, b2, [...sizes], act));
+      for (const reference of [false, true]) {
+        const got = grads(() => T.expertFFN(x, w1, b1, w2, b2, [...sizes], { activation: act, reference }));
+        got.forEach((g, i) => expectClose(g, want[i]!, 1e-12, 1e-10, `output ${i}`));
+      }
+      // float32 agrees with float64 to single precision
+      const y32 = T.expertFFN(T.cast(x, 'float32'), T.cast(w1, 'float32'), T.cast(b1, 'float32'), T.cast(w2, 'float32'), T.cast(b2, 'float32'), [...sizes], { activation: act });
+      expectClose(flat(y32), want[0]!, 1e-4, 1e-4, 'float32');
+    });
+  }
+
+  it('gradients agree with finite differences (no biases)', () => {
+    const sizes = [2, 0, 3];
+    check((x, w1, w2) => T.expertFFN(x!, w1!, null, w2!, null, sizes), [f64(rand(20), [5, 4], true), f64(rand(3 * 4 * 6), [3, 4, 6], true), f64(rand(3 * 6 * 4), [3, 6, 4], true)]);
+  });
+
+  it('rejects mismatched shapes and unknown activations', () => {
+    const x = f64(rand(8), [2, 4]), w1 = f64(rand(2 * 4 * 3), [2, 4, 3]), w2 = f64(rand(2 * 3 * 4), [2, 3, 4]);
+    expect(() => T.expertFFN(x, w1, null, f64(rand(24), [2, 4, 3]), null, [1, 1])).toThrow(/w2 must be \[2, 3, 4\]/);
+    expect(() => T.expertFFN(x, w1, f64(rand(3), [1, 3]), w2, null, [1, 1])).toThrow(/b1 must be \[2, 3\]/);
+    expect(() => T.expertFFN(x, w1, null, w2, null, [2, 1])).toThrow(/group sizes sum to 3 but the input has 2 rows/);
+    expect(() => T.expertFFN(x, w1, null, w2, null, [1, 1], { activation: 'swish' as never })).toThrow(/activation must be/);
+  });
+});

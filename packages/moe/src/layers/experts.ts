@@ -10,7 +10,7 @@
  */
 import * as T from '@vlmoe/tensor';
 
-export type ExpertActivation = 'gelu' | 'gelu_tanh' | 'relu';
+export type ExpertActivation = T.ExpertActivation;
 
 export interface ExpertsOptions {
   numExperts: number;
@@ -82,8 +82,13 @@ export class Experts extends T.nn.Module {
     return ex;
   }
 
-  /** x [R, d], rows grouped by expert (`groupSizes[e]` rows for expert e, in order) → [R, d]. */
+  /**
+   * x [R, d], rows grouped by expert (`groupSizes[e]` rows for expert e, in order) → [R, d].
+   * Without active dropout this is one fused native call (T.expertFFN) forward and one
+   * backward; with dropout, grouped GEMM → activation → dropout → grouped GEMM → dropout.
+   */
   forward(x: T.Tensor, groupSizes: T.Tensor | ArrayLike<number>): T.Tensor {
+    if (this.dropout === 0 || !this.training) return T.expertFFN(x, this.w1, this.b1, this.w2, this.b2, groupSizes, { activation: this.activation });
     return T.scope(() => {
       let h = T.groupedLinear(x, this.w1, this.b1, groupSizes);
       h = this.activation === 'relu' ? T.relu(h) : T.gelu(h, this.activation === 'gelu_tanh' ? 'tanh' : 'none');

@@ -45,6 +45,8 @@ export interface GateOutput {
   expertIndex: T.Tensor;
   /** int64 [S, k]: the slot in that expert's buffer, −1 when dropped. */
   slot: T.Tensor;
+  /** int64 [S, k]: the row in the compact expert-contiguous buffer (expert offset + slot), −1 when dropped. */
+  row: T.Tensor;
   /** [S, k]: combine weights (0 when dropped); differentiable w.r.t. the logits. */
   combineWeight: T.Tensor;
   /** [S, E]: softmax of the logits. */
@@ -101,27 +103,8 @@ function tokenChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, opti
     return T.cat([first, rest], 1);
   });
 
-  // the balance loss uses the counts before dropping: first choices for k ≤ 2, all for k > 2
-  const idx = expertIndex.dataSync() as BigInt64Array;
-  const all = new Float64Array(E), first = new Float64Array(E);
-  for (let s = 0; s < S; s++) {
-    first[Number(idx[s * k])]++;
-    for (let j = 0; j < k; j++) all[Number(idx[s * k + j])]++;
-  }
-  const ceCounts = k > 2 ? all : first;
-  const me = T.mean(gates, 0);
-  const ce = T.tensor(Array.from(ceCounts, (c) => c / S), { dtype: gates.dtype });
-  const meCe = T.mul(me, ce);
-  const auxLoss = k === 1 ? T.mul(T.sum(meCe), E) : T.mul(T.mean(meCe), (E * E) / (k > 2 ? k : 1));
-
-  // capacity and slots
-  let C: number;
-  if (o.dropTokens) C = capacity(S, E, training ? o.capacityFactor : o.evalCapacityFactor, k, o.minCapacity);
-  else {
-    let m = 0;
-    for (let e = 0; e < E; e++) m = Math.max(m, all[e]!);
-    C = options.reduceCapacity ? options.reduceCapacity(m) : m;
-  }
+  // slots (and compact rows, first-choice counts) in one native pass; dropless: nothing is
+  // dropped at capacity S·k, and C is the largest count (over the expert-parallel group)
   let priority: T.Tensor | null = null;
   if (o.useRts) {
     const pr = options.rtsPriorities;
@@ -129,17 +112,29 @@ function tokenChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, opti
     checkScores('rtsPriorities', pr, [S, k]);
     priority = pr;
   } else if (o.dropPolicy === 'probs') priority = T.noGrad(() => T.gather(gates, 1, expertIndex));
-  const { slot, countsBefore, countsAfter } = T.moeAssign(expertIndex, { numExperts: E, capacity: C, priority });
+  const C0 = o.dropTokens ? capacity(S, E, training ? o.capacityFactor : o.evalCapacityFactor, k, o.minCapacity) : S * k;
+  const a = T.moeAssign(expertIndex, { numExperts: E, capacity: C0, priority, withRows: true });
+  const { slot, countsBefore, countsAfter } = a;
+  const before = countsBefore.dataSync() as BigInt64Array, after = countsAfter.dataSync() as BigInt64Array;
+  let C = C0, dropped = 0, maxCount = 0;
+  for (let e = 0; e < E; e++) {
+    dropped += Number(before[e]! - after[e]!);
+    maxCount = Math.max(maxCount, Number(before[e]));
+  }
+  if (!o.dropTokens) C = options.reduceCapacity ? options.reduceCapacity(maxCount) : maxCount;
+
+  // balance loss from the counts before dropping: first choices for k ≤ 2, all for k > 2
+  const expCounts = k > 2 ? countsBefore : a.countsFirst!;
+  const me = T.mean(gates, 0);
+  const ce = T.div(T.cast(expCounts, gates.dtype), S);
+  const meCe = T.mul(me, ce);
+  const auxLoss = k === 1 ? T.mul(T.sum(meCe), E) : T.mul(T.mean(meCe), (E * E) / (k > 2 ? k : 1));
 
   // combine weights: gate values of the kept choices, renormalised over them for k ≥ 2
   const kept = T.ge(slot, 0);
   let combineWeight = T.where(kept, T.gather(gates, 1, expertIndex), 0);
   if (k >= 2) combineWeight = T.div(combineWeight, T.clamp(T.sum(combineWeight, 1, true), epsOf(gates.dtype)));
-  let dropped = 0;
-  const ca = countsAfter.dataSync() as BigInt64Array;
-  for (let e = 0; e < E; e++) dropped += all[e]! - Number(ca[e]);
-  const expCounts = T.tensor(Array.from(ceCounts), { dtype: 'int64' });
-  return { numTokens: S, numExperts: E, k, capacity: C, expertIndex, slot, combineWeight, gates, countsBefore, countsAfter, expCounts, dropped, auxLoss, zLoss: zLossOf(logits) };
+  return { numTokens: S, numExperts: E, k, capacity: C, expertIndex, slot, row: a.row!, combineWeight, gates, countsBefore, countsAfter, expCounts, dropped, auxLoss, zLoss: zLossOf(logits) };
 }
 
 function expertChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, options: RouteOptions): GateOutput {
@@ -154,6 +149,7 @@ function expertChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, opt
   const slots = new Array<number>(S * E).fill(-1);
   for (let e = 0; e < E; e++) for (let c = 0; c < C; c++) slots[Number(tok[e * C + c]) * E + e] = c;
   const slot = T.tensor(slots, { dtype: 'int64', shape: [S, E] });
+  const row = T.tensor(slots.map((c, a) => (c < 0 ? -1 : (a % E) * C + c)), { dtype: 'int64', shape: [S, E] });
   const expertIndex = T.noGrad(() => T.arange(0, E, 1, { dtype: 'int64' }).reshape(1, E).expand(S, E).contiguous());
   const combineWeight = T.where(T.ge(slot, 0), gates, 0);
   let dropped = 0;
@@ -164,33 +160,17 @@ function expertChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, opt
   }
   const counts = T.full([E], C, { dtype: 'int64' });
   return {
-    numTokens: S, numExperts: E, k: E, capacity: C, expertIndex, slot, combineWeight, gates,
+    numTokens: S, numExperts: E, k: E, capacity: C, expertIndex, slot, row, combineWeight, gates,
     countsBefore: counts, countsAfter: counts.clone(), expCounts: counts.clone(), dropped,
     auxLoss: T.mul(T.sum(gates), 0), zLoss: zLossOf(logits),
   };
 }
 
 /**
- * Rows of the compact expert-contiguous buffer: assignment (s, j) → offset[expert] + slot
- * (−1 when dropped), with offset the exclusive prefix sum of `countsAfter`. Returns the rows
- * (int64 [S, k]) and the per-expert group sizes.
+ * The compact expert-contiguous layout of a routing: rows (int64 [S, k], −1 when dropped;
+ * expert e's kept assignments at offset_e + slot) and the rows per expert.
  */
-export function compactRows(gate: Pick<GateOutput, 'expertIndex' | 'slot' | 'countsAfter' | 'numExperts'>): { row: T.Tensor; groupSizes: number[]; numRows: number } {
-  const E = gate.numExperts;
-  const ca = gate.countsAfter.dataSync() as BigInt64Array;
-  const groupSizes = Array.from(ca, Number);
-  const offset = new Array<number>(E);
-  let total = 0;
-  for (let e = 0; e < E; e++) {
-    offset[e] = total;
-    total += groupSizes[e]!;
-  }
-  const ex = gate.expertIndex.dataSync() as BigInt64Array;
-  const sl = gate.slot.dataSync() as BigInt64Array;
-  const rows = new Float64Array(sl.length);
-  for (let a = 0; a < sl.length; a++) {
-    const s = Number(sl[a]);
-    rows[a] = s < 0 ? -1 : offset[Number(ex[a])]! + s;
-  }
-  return { row: T.tensor(rows, { dtype: 'int64', shape: gate.slot.shape }), groupSizes, numRows: total };
+export function compactRows(gate: Pick<GateOutput, 'row' | 'countsAfter'>): { row: T.Tensor; groupSizes: number[]; numRows: number } {
+  const groupSizes = Array.from(gate.countsAfter.dataSync() as BigInt64Array, Number);
+  return { row: gate.row, groupSizes, numRows: groupSizes.reduce((x, y) => x + y, 0) };
 }

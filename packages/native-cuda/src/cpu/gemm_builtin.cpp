@@ -29,6 +29,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <type_traits>
 
 #include "../threadpool.h"
 #include "gemm.h"
@@ -254,6 +255,29 @@ void pack_B(int64_t kc, int64_t nc, const T* B, int64_t ldb, bool transB, int64_
       // sequentially, written with stride NR. Done in k chunks so the destination
       // chunk stays in L1 while the columns are scattered into it.
       const T* src = B + (j0 + jr) * ldb + p0;
+#if VLMOE_GEMM_X86
+      if constexpr (std::is_same_v<T, float> && NR % 4 == 0) {
+        if (cols == NR) {
+          // 4 x 4 register transposes (SSE, baseline x86-64): 16-byte loads from 4 source
+          // rows, 16-byte stores into 4 packed rows, instead of NR scalar scatters per k.
+          int64_t k = 0;
+          for (; k + 4 <= kc; k += 4) {
+            for (int c = 0; c < NR; c += 4) {
+              __m128 r0 = _mm_loadu_ps(src + (c + 0) * ldb + k), r1 = _mm_loadu_ps(src + (c + 1) * ldb + k);
+              __m128 r2 = _mm_loadu_ps(src + (c + 2) * ldb + k), r3 = _mm_loadu_ps(src + (c + 3) * ldb + k);
+              _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+              _mm_storeu_ps(dst + (k + 0) * NR + c, r0);
+              _mm_storeu_ps(dst + (k + 1) * NR + c, r1);
+              _mm_storeu_ps(dst + (k + 2) * NR + c, r2);
+              _mm_storeu_ps(dst + (k + 3) * NR + c, r3);
+            }
+          }
+          for (; k < kc; ++k)
+            for (int c = 0; c < NR; ++c) dst[k * NR + c] = src[c * ldb + k];
+          continue;
+        }
+      }
+#endif
       constexpr int64_t KB = 64;
       for (int64_t kb = 0; kb < kc; kb += KB) {
         const int64_t ke = std::min(kc, kb + KB);

@@ -10,6 +10,7 @@
 
 #include "../threadpool.h"
 #include "gemm.h"
+#include "kernels.h"
 
 namespace vlmoe {
 namespace {
@@ -59,6 +60,16 @@ void for_each_group(int64_t G, const int64_t* sizes, int64_t total, const Fn& ru
   });
 }
 
+// Columns sums of an [n, N] block into out [N] (overwrites).
+template <typename T>
+void col_sums(int64_t n, int64_t N, const T* src, T* out) {
+  for (int64_t c = 0; c < N; ++c) out[c] = T(0);
+  for (int64_t r = 0; r < n; ++r) {
+    const T* row = src + r * N;
+    for (int64_t c = 0; c < N; ++c) out[c] += row[c];
+  }
+}
+
 template <typename T>
 void forward_impl(int64_t G, const int64_t* sizes, int64_t K, int64_t N, const T* x, const T* w, const T* b, T* y) {
   std::vector<int64_t> off(G + 1, 0);
@@ -88,14 +99,85 @@ void backward_impl(int64_t G, const int64_t* sizes, int64_t K, int64_t N, const 
       if (n == 0) std::memset(dwg, 0, sizeof(T) * K * N);
       else gemm(true, false, K, N, n, T(1), x + off[g] * K, K, dyg, N, T(0), dwg, N);
     }
-    if (db) {
-      T* dbg = db + g * N;
-      for (int64_t c = 0; c < N; ++c) dbg[c] = T(0);
-      for (int64_t r = 0; r < n; ++r) {
-        const T* row = dyg + r * N;
-        for (int64_t c = 0; c < N; ++c) dbg[c] += row[c];
-      }
+    if (db) col_sums(n, N, dyg, db + g * N);
+  });
+}
+
+Iter flat_iter(int nops, void* const* ptrs, int64_t n, int elsize) {
+  Iter it;
+  it.ndim = 1;
+  it.nops = nops;
+  it.shape[0] = n;
+  for (int k = 0; k < nops; ++k) {
+    it.base[k] = static_cast<char*>(ptrs[k]);
+    it.elsize[k] = elsize;
+    it.stride[k][0] = 1;
+  }
+  return it;
+}
+
+// out = act(in), n contiguous elements (the project's vectorised elementwise kernels).
+void activation(DType t, int act, const void* in, void* out, int64_t n) {
+  void* ptrs[2] = {out, const_cast<void*>(in)};
+  Iter it = flat_iter(2, ptrs, n, static_cast<int>(dtype_size(t)));
+  const UnaryOp op = act == 0 ? UnaryOp::gelu : act == 1 ? UnaryOp::gelu_tanh : UnaryOp::relu;
+  VLMOE_CPU(unary, op, t, t, it, OpParams{});
+}
+
+// g = g · act'(x), in place, n contiguous elements.
+void activation_backward(DType t, int act, void* g, const void* x, int64_t n) {
+  void* ptrs[3] = {g, g, const_cast<void*>(x)};
+  Iter it = flat_iter(3, ptrs, n, static_cast<int>(dtype_size(t)));
+  const BinaryOp op = act == 0 ? BinaryOp::gelu_backward : act == 1 ? BinaryOp::gelu_tanh_backward : BinaryOp::relu_backward;
+  VLMOE_CPU(binary, op, t, it, OpParams{});
+}
+
+template <typename T>
+void ffn_forward_impl(DType t, int64_t G, const int64_t* sizes, int64_t D, int64_t H, int act, const T* x, const T* w1, const T* b1,
+                      const T* w2, const T* b2, T* pre, T* hid, T* y) {
+  std::vector<int64_t> off(G + 1, 0);
+  for (int64_t g = 0; g < G; ++g) off[g + 1] = off[g] + sizes[g];
+  for_each_group(G, sizes, off[G], [&](int64_t g) {
+    const int64_t n = sizes[g];
+    if (n == 0) return;
+    T* pg = pre + off[g] * H;
+    T* hg = hid + off[g] * H;
+    T* yg = y + off[g] * D;
+    if (b1)
+      for (int64_t r = 0; r < n; ++r) std::memcpy(pg + r * H, b1 + g * H, sizeof(T) * H);
+    gemm(false, false, n, H, D, T(1), x + off[g] * D, D, w1 + g * D * H, H, b1 ? T(1) : T(0), pg, H);
+    activation(t, act, pg, hg, n * H);
+    if (b2)
+      for (int64_t r = 0; r < n; ++r) std::memcpy(yg + r * D, b2 + g * D, sizeof(T) * D);
+    gemm(false, false, n, D, H, T(1), hg, H, w2 + g * H * D, D, b2 ? T(1) : T(0), yg, D);
+  });
+}
+
+template <typename T>
+void ffn_backward_impl(DType t, int64_t G, const int64_t* sizes, int64_t D, int64_t H, int act, const T* x, const T* w1, const T* w2,
+                       const T* pre, const T* hid, const T* dy, T* scratch, T* dx, T* dw1, T* db1, T* dw2, T* db2) {
+  std::vector<int64_t> off(G + 1, 0);
+  for (int64_t g = 0; g < G; ++g) off[g + 1] = off[g] + sizes[g];
+  const bool need_dpre = dx || dw1 || db1;
+  for_each_group(G, sizes, off[G], [&](int64_t g) {
+    const int64_t n = sizes[g];
+    const T* dyg = dy + off[g] * D;
+    if (n == 0) {
+      if (dw1) std::memset(dw1 + g * D * H, 0, sizeof(T) * D * H);
+      if (db1) std::memset(db1 + g * H, 0, sizeof(T) * H);
+      if (dw2) std::memset(dw2 + g * H * D, 0, sizeof(T) * H * D);
+      if (db2) std::memset(db2 + g * D, 0, sizeof(T) * D);
+      return;
     }
+    if (dw2) gemm(true, false, H, D, n, T(1), hid + off[g] * H, H, dyg, D, T(0), dw2 + g * H * D, D);
+    if (db2) col_sums(n, D, dyg, db2 + g * D);
+    if (!need_dpre) return;
+    T* dp = scratch + off[g] * H;
+    gemm(false, true, n, H, D, T(1), dyg, D, w2 + g * H * D, D, T(0), dp, H);
+    activation_backward(t, act, dp, pre + off[g] * H, n * H);
+    if (dw1) gemm(true, false, D, H, n, T(1), x + off[g] * D, D, dp, H, T(0), dw1 + g * D * H, H);
+    if (db1) col_sums(n, H, dp, db1 + g * H);
+    if (dx) gemm(false, true, n, D, H, T(1), dp, H, w1 + g * D * H, H, T(0), dx + off[g] * D, D);
   });
 }
 
@@ -126,6 +208,39 @@ void grouped_linear_backward(DType t, int64_t G, const int64_t* sizes, int64_t K
   else
     backward_impl(G, sizes, K, N, static_cast<const double*>(x), static_cast<const double*>(w), static_cast<const double*>(dy),
                   static_cast<double*>(dx), static_cast<double*>(dw), static_cast<double*>(db));
+}
+
+void expert_ffn_forward(DType t, int64_t G, const int64_t* sizes, int64_t D, int64_t H, int act, const void* x, const void* w1,
+                        const void* b1, const void* w2, const void* b2, void* pre, void* hid, void* y, bool reference) {
+  check_float(t, "expert_ffn");
+  if (act < 0 || act > 2) throw std::invalid_argument("expert_ffn: activation code " + std::to_string(act) + " is not 0 (gelu), 1 (gelu_tanh) or 2 (relu)");
+  ReferenceScope scope(reference);
+  if (t == DType::f32)
+    ffn_forward_impl<float>(t, G, sizes, D, H, act, static_cast<const float*>(x), static_cast<const float*>(w1), static_cast<const float*>(b1),
+                            static_cast<const float*>(w2), static_cast<const float*>(b2), static_cast<float*>(pre), static_cast<float*>(hid),
+                            static_cast<float*>(y));
+  else
+    ffn_forward_impl<double>(t, G, sizes, D, H, act, static_cast<const double*>(x), static_cast<const double*>(w1), static_cast<const double*>(b1),
+                             static_cast<const double*>(w2), static_cast<const double*>(b2), static_cast<double*>(pre), static_cast<double*>(hid),
+                             static_cast<double*>(y));
+}
+
+void expert_ffn_backward(DType t, int64_t G, const int64_t* sizes, int64_t D, int64_t H, int act, const void* x, const void* w1,
+                         const void* w2, const void* pre, const void* hid, const void* dy, void* scratch, void* dx, void* dw1,
+                         void* db1, void* dw2, void* db2, bool reference) {
+  check_float(t, "expert_ffn_backward");
+  if (act < 0 || act > 2) throw std::invalid_argument("expert_ffn_backward: activation code " + std::to_string(act) + " is not 0, 1 or 2");
+  ReferenceScope scope(reference);
+  if (t == DType::f32)
+    ffn_backward_impl<float>(t, G, sizes, D, H, act, static_cast<const float*>(x), static_cast<const float*>(w1), static_cast<const float*>(w2),
+                             static_cast<const float*>(pre), static_cast<const float*>(hid), static_cast<const float*>(dy),
+                             static_cast<float*>(scratch), static_cast<float*>(dx), static_cast<float*>(dw1), static_cast<float*>(db1),
+                             static_cast<float*>(dw2), static_cast<float*>(db2));
+  else
+    ffn_backward_impl<double>(t, G, sizes, D, H, act, static_cast<const double*>(x), static_cast<const double*>(w1), static_cast<const double*>(w2),
+                              static_cast<const double*>(pre), static_cast<const double*>(hid), static_cast<const double*>(dy),
+                              static_cast<double*>(scratch), static_cast<double*>(dx), static_cast<double*>(dw1), static_cast<double*>(db1),
+                              static_cast<double*>(dw2), static_cast<double*>(db2));
 }
 
 }  // namespace vlmoe

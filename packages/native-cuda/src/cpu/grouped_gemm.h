@@ -22,4 +22,17 @@ void grouped_linear_forward(DType t, int64_t G, const int64_t* sizes, int64_t K,
 void grouped_linear_backward(DType t, int64_t G, const int64_t* sizes, int64_t K, int64_t N, const void* x, const void* w,
                              const void* dy, void* dx, void* dw, void* db, bool reference = false);
 
+// The fused expert FFN: per group, y_g = act(x_g · w1_g + b1_g) · w2_g + b2_g, with the
+// group's hidden activations still in cache when the second GEMM reads them.
+//   x [R, D], w1 [G, D, H], b1 [G, H], w2 [G, H, D], b2 [G, D] (biases may be null)
+//   act: 0 gelu (erf), 1 gelu (tanh approximation), 2 relu
+// Forward writes pre [R, H] (x·w1 + b1) and hid [R, H] (act(pre)), kept for backward, and
+// y [R, D]. Backward takes them with dy [R, D] and a scratch [R, H]; any of dx, dw1, db1,
+// dw2, db2 may be null (not wanted). Gradients are overwritten, not accumulated.
+void expert_ffn_forward(DType t, int64_t G, const int64_t* sizes, int64_t D, int64_t H, int act, const void* x, const void* w1,
+                        const void* b1, const void* w2, const void* b2, void* pre, void* hid, void* y, bool reference = false);
+void expert_ffn_backward(DType t, int64_t G, const int64_t* sizes, int64_t D, int64_t H, int act, const void* x, const void* w1,
+                         const void* w2, const void* pre, const void* hid, const void* dy, void* scratch, void* dx, void* dw1,
+                         void* db1, void* dw2, void* db2, bool reference = false);
+
 }  // namespace vlmoe

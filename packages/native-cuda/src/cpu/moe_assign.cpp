@@ -7,8 +7,31 @@
 
 namespace vlmoe {
 
+namespace {
+
+void assign_slots(int64_t S, int64_t k, int64_t E, int64_t C, int policy, const int64_t* expert, const double* priority,
+                  int64_t* slot, int64_t* countsBefore, int64_t* countsAfter);
+
+}  // namespace
+
 void moe_assign(int64_t S, int64_t k, int64_t E, int64_t C, int policy, const int64_t* expert, const double* priority,
-                int64_t* slot, int64_t* countsBefore, int64_t* countsAfter) {
+                int64_t* slot, int64_t* countsBefore, int64_t* countsAfter, int64_t* countsFirst, int64_t* row) {
+  assign_slots(S, k, E, C, policy, expert, priority, slot, countsBefore, countsAfter);
+  if (countsFirst) {
+    std::fill(countsFirst, countsFirst + E, 0);
+    for (int64_t s = 0; s < S; ++s) ++countsFirst[expert[s * k]];
+  }
+  if (row) {
+    std::vector<int64_t> offset(E, 0);
+    for (int64_t e = 1; e < E; ++e) offset[e] = offset[e - 1] + countsAfter[e - 1];
+    for (int64_t a = 0; a < S * k; ++a) row[a] = slot[a] < 0 ? -1 : offset[expert[a]] + slot[a];
+  }
+}
+
+namespace {
+
+void assign_slots(int64_t S, int64_t k, int64_t E, int64_t C, int policy, const int64_t* expert, const double* priority,
+                  int64_t* slot, int64_t* countsBefore, int64_t* countsAfter) {
   const int64_t n = S * k;
   std::fill(countsBefore, countsBefore + E, 0);
   for (int64_t a = 0; a < n; ++a) {
@@ -60,4 +83,5 @@ void moe_assign(int64_t S, int64_t k, int64_t E, int64_t C, int policy, const in
   }
 }
 
+}  // namespace
 }  // namespace vlmoe

@@ -172,9 +172,11 @@ export function topk(values: Tensor, indices: Tensor, x: Tensor, k: number, larg
  * MoE slot assignment (CPU): `slot[a]` for each (token, choice) assignment `a = s·k + j`
  * of `expert` (int64 [S·k]), −1 when dropped; per-expert counts before/after dropping.
  * policy 'position' keeps the first C of each expert's queue (choice rank, then position);
- * 'priority' keeps the C highest `priority` values (float64 [S·k]).
+ * 'priority' keeps the C highest `priority` values (float64 [S·k]). Optional: first-choice
+ * counts [E] and compact expert-contiguous rows [S·k].
  */
-export function moeAssign(expert: Tensor, priority: Tensor | null, S: number, k: number, E: number, C: number, slot: Tensor, countsBefore: Tensor, countsAfter: Tensor): void {
+export function moeAssign(expert: Tensor, priority: Tensor | null, S: number, k: number, E: number, C: number, slot: Tensor, countsBefore: Tensor, countsAfter: Tensor,
+  countsFirst: Tensor | null = null, row: Tensor | null = null): void {
   let i = 0;
   A[i++] = S;
   A[i++] = k;
@@ -184,8 +186,10 @@ export function moeAssign(expert: Tensor, priority: Tensor | null, S: number, k:
   if (priority) i = put(i, priority);
   i = put(i, slot);
   i = put(i, countsBefore);
-  put(i, countsAfter);
-  native.moeAssign(priority ? 1 : 0, priority ? 1 : 0);
+  i = put(i, countsAfter);
+  if (countsFirst) i = put(i, countsFirst);
+  if (row) put(i, row);
+  native.moeAssign(priority ? 1 : 0, priority ? 1 : 0, countsFirst ? 1 : 0, row ? 1 : 0);
 }
 
 function permuteHeader(S: number, k: number, d: number, R: number, row: Tensor): number {
@@ -252,6 +256,31 @@ export function groupedLinearBackward(x: Tensor, w: Tensor, dy: Tensor, dx: Tens
   if (dw) i = put(i, dw);
   if (db) put(i, db);
   native.groupedLinearBackward(dtypeCode[x.dtype], dx ? 1 : 0, dw ? 1 : 0, db ? 1 : 0, reference ? 1 : 0);
+}
+
+/** Fused expert FFN forward (CPU): per group, pre = x·w1 + b1, hid = act(pre), y = hid·w2 + b2. */
+export function expertFFN(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2: Tensor | null, pre: Tensor, hid: Tensor, y: Tensor, sizes: Tensor,
+  G: number, D: number, H: number, R: number, act: number, reference = false): void {
+  let i = groupHeader(G, D, H, R, sizes);
+  i = put(i, x);
+  i = put(i, w1);
+  if (b1) i = put(i, b1);
+  i = put(i, w2);
+  if (b2) i = put(i, b2);
+  i = put(i, pre);
+  i = put(i, hid);
+  put(i, y);
+  native.expertFFN(dtypeCode[x.dtype], act, b1 ? 1 : 0, b2 ? 1 : 0, reference ? 1 : 0);
+}
+
+/** Fused expert FFN backward (CPU); null outputs are not computed. */
+export function expertFFNBackward(x: Tensor, w1: Tensor, w2: Tensor, pre: Tensor, hid: Tensor, dy: Tensor, scratch: Tensor,
+  out: { dx: Tensor | null; dw1: Tensor | null; db1: Tensor | null; dw2: Tensor | null; db2: Tensor | null }, sizes: Tensor,
+  G: number, D: number, H: number, R: number, act: number, reference = false): void {
+  let i = groupHeader(G, D, H, R, sizes);
+  for (const t of [x, w1, w2, pre, hid, dy, scratch, out.dx, out.dw1, out.db1, out.dw2, out.db2]) i = put(i, t);
+  const mask = (out.dx ? 1 : 0) | (out.dw1 ? 2 : 0) | (out.db1 ? 4 : 0) | (out.dw2 ? 8 : 0) | (out.db2 ? 16 : 0);
+  native.expertFFNBackward(dtypeCode[x.dtype], act, mask, reference ? 1 : 0);
 }
 
 export interface GemmOperand {

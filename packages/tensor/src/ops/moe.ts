@@ -9,6 +9,9 @@
  *   weights; each is one native pass, and each is the other's backward.
  * - `groupedLinear` applies G weight matrices to G consecutive row groups of variable size
  *   (the experts' tokens): one native call forward, one backward.
+ * - `expertFFN` fuses a pool of two-layer expert FFNs (grouped GEMM → activation → grouped
+ *   GEMM) into one native call forward and one backward, each group's hidden activations
+ *   still in cache between its two GEMMs.
  */
 import { empty, fmtShape, type Tensor } from '../tensor.js';
 import * as kernels from '../backend/kernels.js';
@@ -26,14 +29,32 @@ export interface MoeAssignOptions {
    * otherwise the first `capacity` of its queue (choice rank, then token position).
    */
   priority?: Tensor | null;
+  /** Also return `countsFirst` and `row` (default false). */
+  withRows?: boolean;
+}
+
+export interface MoeAssignResult {
+  /** int64 [S, k]: slot in the expert's buffer, −1 = dropped. */
+  slot: Tensor;
+  /** int64 [E]: assignments per expert before / after dropping. */
+  countsBefore: Tensor;
+  countsAfter: Tensor;
+  /** int64 [E]: first choices per expert before dropping (with `withRows`). */
+  countsFirst?: Tensor;
+  /**
+   * int64 [S, k] (with `withRows`): row of each assignment in the compact expert-contiguous
+   * buffer (expert e's kept assignments at rows offset_e + slot, offset = exclusive prefix
+   * sum of countsAfter), −1 when dropped — what moePermute / moeUnpermute take.
+   */
+  row?: Tensor;
 }
 
 /**
  * `expert`: int64/int32 `[S, k]` chosen experts. Returns `slot` (int64 `[S, k]`, −1 =
  * dropped; kept assignments take slots 0.. in queue order), `countsBefore` and `countsAfter`
- * (int64 `[E]`).
+ * (int64 `[E]`), and with `withRows` the first-choice counts and compact buffer rows.
  */
-export function moeAssign(expert: Tensor, options: MoeAssignOptions): { slot: Tensor; countsBefore: Tensor; countsAfter: Tensor } {
+export function moeAssign(expert: Tensor, options: MoeAssignOptions): MoeAssignResult {
   expert.check('moeAssign');
   if (expert.ndim !== 2) throw new Error(`moeAssign: expert must be [S, k], got ${fmtShape(expert.shape)}`);
   if (expert.dtype !== 'int64' && expert.dtype !== 'int32') throw new TypeError(`moeAssign: expert must be int64 or int32, got ${expert.dtype}`);
@@ -54,10 +75,12 @@ export function moeAssign(expert: Tensor, options: MoeAssignOptions): { slot: Te
   const slot = empty([S, k], 'int64');
   const countsBefore = empty([E], 'int64');
   const countsAfter = empty([E], 'int64');
-  kernels.moeAssign(ex, pr, S, k, E, C, slot, countsBefore, countsAfter);
+  const countsFirst = options.withRows ? empty([E], 'int64') : null;
+  const row = options.withRows ? empty([S, k], 'int64') : null;
+  kernels.moeAssign(ex, pr, S, k, E, C, slot, countsBefore, countsAfter, countsFirst, row);
   if (ex !== expert) ex.dispose();
   if (pr && pr !== options.priority) pr.dispose();
-  return { slot, countsBefore, countsAfter };
+  return row && countsFirst ? { slot, countsBefore, countsAfter, countsFirst, row } : { slot, countsBefore, countsAfter };
 }
 
 function checkCpuFloat(op: string, ...ts: (Tensor | null | undefined)[]): void {
@@ -159,6 +182,21 @@ export function moeUnpermute(y: Tensor, row: Tensor, weight?: Tensor | null): Te
   return out;
 }
 
+/** Group sizes as a contiguous int64 CPU tensor of G entries. */
+function groupSizesOf(op: string, groupSizes: Tensor | ArrayLike<number>, G: number): Tensor {
+  let sizes: Tensor;
+  if (ArrayBuffer.isView(groupSizes) || Array.isArray(groupSizes) || !(groupSizes as Tensor).shape) {
+    sizes = tensor(Array.from(groupSizes as ArrayLike<number>, Number), { dtype: 'int64' });
+  } else {
+    const t = groupSizes as Tensor;
+    t.check(op);
+    if (t.device !== 'cpu') throw new Error(`${op}: groupSizes must be on the CPU (got ${t.device})`);
+    sizes = contiguous(t.dtype === 'int64' ? t : cast(t, 'int64'));
+  }
+  if (sizes.numel !== G) throw new Error(`${op}: ${sizes.numel} group sizes for ${G} weight matrices`);
+  return sizes;
+}
+
 export interface GroupedLinearOptions {
   /** Run every group through the plain triple-loop GEMM (tests' ground truth). */
   reference?: boolean;
@@ -178,17 +216,7 @@ export function groupedLinear(x: Tensor, weight: Tensor, bias: Tensor | null, gr
   const R = x.shape[0]!;
   if (x.shape[1] !== K) throw new Error(`groupedLinear: x ${fmtShape(x.shape)} has ${x.shape[1]} features but weight ${fmtShape(weight.shape)} takes ${K}`);
   if (bias && (bias.ndim !== 2 || bias.shape[0] !== G || bias.shape[1] !== N)) throw new Error(`groupedLinear: bias must be [${G}, ${N}], got ${fmtShape(bias.shape)}`);
-  let sizes: Tensor;
-  if (ArrayBuffer.isView(groupSizes) || Array.isArray(groupSizes) || !(groupSizes as Tensor).shape) {
-    const arr = Array.from(groupSizes as ArrayLike<number>, Number);
-    sizes = tensor(arr, { dtype: 'int64' });
-  } else {
-    const t = groupSizes as Tensor;
-    t.check('groupedLinear');
-    if (t.device !== 'cpu') throw new Error(`groupedLinear: groupSizes must be on the CPU (got ${t.device})`);
-    sizes = contiguous(t.dtype === 'int64' ? t : cast(t, 'int64'));
-  }
-  if (sizes.numel !== G) throw new Error(`groupedLinear: ${sizes.numel} group sizes for ${G} weight matrices`);
+  const sizes = groupSizesOf('groupedLinear', groupSizes, G);
   const ref = options.reference ?? false;
   const xc = contiguous(x), wc = contiguous(weight), bc = bias ? contiguous(bias) : null;
   const y = empty([R, N], x.dtype);
@@ -202,6 +230,55 @@ export function groupedLinear(x: Tensor, weight: Tensor, bias: Tensor | null, gr
       kernels.groupedLinearBackward(xc, wc, gc, dx, dw, db, sizes, G, K, N, R, ref);
       return [dx, dw, db];
     }, [xc, wc, sizes]);
+  }
+  return y;
+}
+
+export type ExpertActivation = 'gelu' | 'gelu_tanh' | 'relu';
+
+export interface ExpertFFNOptions extends GroupedLinearOptions {
+  /** Default 'gelu' (erf). */
+  activation?: ExpertActivation;
+}
+
+/**
+ * A pool of G two-layer FFNs over consecutive row groups of `x` [R, D]:
+ * `y_g = act(x_g · w1[g] + b1[g]) · w2[g] + b2[g]`, with `w1` [G, D, H], `b1` [G, H],
+ * `w2` [G, H, D], `b2` [G, D] (biases may be null) and `groupSizes` summing to R. The same
+ * as groupedLinear → activation → groupedLinear, fused: one native call forward (keeping
+ * the pre-activations and activations [R, H] for backward), one backward. Returns [R, D].
+ */
+export function expertFFN(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2: Tensor | null, groupSizes: Tensor | ArrayLike<number>, options: ExpertFFNOptions = {}): Tensor {
+  checkCpuFloat('expertFFN', x, w1, b1, w2, b2);
+  if (x.ndim !== 2) throw new Error(`expertFFN: x must be [R, D], got ${fmtShape(x.shape)}`);
+  if (w1.ndim !== 3) throw new Error(`expertFFN: w1 must be [G, D, H], got ${fmtShape(w1.shape)}`);
+  const [G, D, H] = w1.shape as [number, number, number];
+  const R = x.shape[0]!;
+  if (x.shape[1] !== D) throw new Error(`expertFFN: x ${fmtShape(x.shape)} has ${x.shape[1]} features but w1 ${fmtShape(w1.shape)} takes ${D}`);
+  if (w2.ndim !== 3 || w2.shape[0] !== G || w2.shape[1] !== H || w2.shape[2] !== D) throw new Error(`expertFFN: w2 must be [${G}, ${H}, ${D}], got ${fmtShape(w2.shape)}`);
+  if (b1 && (b1.ndim !== 2 || b1.shape[0] !== G || b1.shape[1] !== H)) throw new Error(`expertFFN: b1 must be [${G}, ${H}], got ${fmtShape(b1.shape)}`);
+  if (b2 && (b2.ndim !== 2 || b2.shape[0] !== G || b2.shape[1] !== D)) throw new Error(`expertFFN: b2 must be [${G}, ${D}], got ${fmtShape(b2.shape)}`);
+  const actName = options.activation ?? 'gelu';
+  const act = ({ gelu: 0, gelu_tanh: 1, relu: 2 } as const)[actName];
+  if (act === undefined) throw new RangeError(`expertFFN: activation must be 'gelu', 'gelu_tanh' or 'relu', got '${String(actName)}'`);
+  const sizes = groupSizesOf('expertFFN', groupSizes, G);
+  const ref = options.reference ?? false;
+  const xc = contiguous(x), w1c = contiguous(w1), w2c = contiguous(w2), b1c = b1 ? contiguous(b1) : null, b2c = b2 ? contiguous(b2) : null;
+  const pre = empty([R, H], x.dtype), hid = empty([R, H], x.dtype), y = empty([R, D], x.dtype);
+  kernels.expertFFN(xc, w1c, b1c, w2c, b2c, pre, hid, y, sizes, G, D, H, R, act, ref);
+  if (needsGrad(x, w1, b1, w2, b2)) {
+    record(y, 'expertFFN', [x, w1, b1, w2, b2], (g) => {
+      const gc = contiguous(g);
+      const want = (t: Tensor | null, shape: number[]) => (t && t.requiresGrad ? empty(shape, x.dtype) : null);
+      const out = { dx: want(x, [R, D]), dw1: want(w1, [G, D, H]), db1: want(b1, [G, H]), dw2: want(w2, [G, H, D]), db2: want(b2, [G, D]) };
+      const scratch = empty([R, H], x.dtype);
+      kernels.expertFFNBackward(xc, w1c, w2c, pre, hid, gc, scratch, out, sizes, G, D, H, R, act, ref);
+      scratch.dispose();
+      return [out.dx, out.dw1, out.db1, out.dw2, out.db2];
+    }, [xc, w1c, w2c, pre, hid, sizes]);
+  } else {
+    pre.dispose();
+    hid.dispose();
   }
   return y;
 }
