@@ -410,32 +410,20 @@ static PermuteArgs read_permute(Reader& r, const char* op) {
   return p;
 }
 
-// moePermute(dtype, hasWeight): block: S, k, d, R, row, [w (S·k)], src (S·d), dst (R·d)
+// moePermute(dtype, hasWeight, unpermute): block: S, k, d, R, row, [w (S·k)], src, dst.
+// Permute: src [S·d] tokens → dst [R·d] buffer. Unpermute (+ combine): src [R·d] → dst [S·d].
 Napi::Value MoePermute(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
   DType t = dtype_from_int(I(info, 0));
-  bool hw = I(info, 1) != 0;
-  Reader r("moe_permute");
-  PermuteArgs p = read_permute(r, "moe_permute");
+  bool hw = I(info, 1) != 0, un = I(info, 2) != 0;
+  const char* op = un ? "moe_unpermute" : "moe_permute";
+  Reader r(op);
+  PermuteArgs p = read_permute(r, op);
   const void* w = hw ? r.block(t, p.S * p.k).ptr : nullptr;
-  Operand src = r.block(t, p.S * p.d), dst = r.block(t, p.R * p.d);
-  moe_permute(t, p.S, p.k, p.d, p.R, p.row, w, src.ptr, dst.ptr);
-  return env.Undefined();
-  VLMOE_CATCH(env)
-}
-
-// moeUnpermute(dtype, hasWeight): block: S, k, d, R, row, [w (S·k)], src (R·d), dst (S·d)
-Napi::Value MoeUnpermute(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  VLMOE_TRY
-  DType t = dtype_from_int(I(info, 0));
-  bool hw = I(info, 1) != 0;
-  Reader r("moe_unpermute");
-  PermuteArgs p = read_permute(r, "moe_unpermute");
-  const void* w = hw ? r.block(t, p.S * p.k).ptr : nullptr;
-  Operand src = r.block(t, p.R * p.d), dst = r.block(t, p.S * p.d);
-  moe_unpermute(t, p.S, p.k, p.d, p.R, p.row, w, src.ptr, dst.ptr);
+  const int64_t tokens = p.S * p.d, rows = p.R * p.d;
+  Operand src = r.block(t, un ? rows : tokens), dst = r.block(t, un ? tokens : rows);
+  (un ? moe_unpermute : moe_permute)(t, p.S, p.k, p.d, p.R, p.row, w, src.ptr, dst.ptr);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -810,7 +798,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("topk", Napi::Function::New(env, TopK, "topk"));
   exports.Set("moeAssign", Napi::Function::New(env, MoeAssign, "moeAssign"));
   exports.Set("moePermute", Napi::Function::New(env, MoePermute, "moePermute"));
-  exports.Set("moeUnpermute", Napi::Function::New(env, MoeUnpermute, "moeUnpermute"));
   exports.Set("moeUnpermuteWeightGrad", Napi::Function::New(env, MoeUnpermuteWeightGrad, "moeUnpermuteWeightGrad"));
   exports.Set("groupedLinear", Napi::Function::New(env, GroupedLinear, "groupedLinear"));
   exports.Set("groupedLinearBackward", Napi::Function::New(env, GroupedLinearBackward, "groupedLinearBackward"));

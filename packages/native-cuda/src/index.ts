@@ -56,8 +56,7 @@ export interface NativeAddon {
   topk(dtype: number, largest: number): void;
   /** MoE slot assignment (policy 0 = position, 1 = priority); block: S, k, E, C, expert, [priority], slot, countsBefore, countsAfter. */
   moeAssign(policy: number, hasPriority: number, wantFirst?: number, wantRow?: number): void;
-  moePermute(dtype: number, hasWeight: number): void;
-  moeUnpermute(dtype: number, hasWeight: number): void;
+  moePermute(dtype: number, hasWeight: number, unpermute: number): void;
   moeUnpermuteWeightGrad(dtype: number): void;
   groupedLinear(dtype: number, hasBias: number, reference: number): void;
   groupedLinearBackward(dtype: number, wantDx: number, wantDw: number, wantDb: number, reference: number): void;

@@ -12,28 +12,12 @@ Usage: torch_moe.py '<json args>'; prints one JSON object of seconds per step.
 import json
 import math
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-def best(fn, reps=3, min_time=0.5, warmup=1):
-    for _ in range(warmup):
-        fn()
-    b = float("inf")
-    for _ in range(reps):
-        n = 0
-        t0 = time.perf_counter()
-        while True:
-            fn()
-            n += 1
-            el = time.perf_counter() - t0
-            if el >= min_time:
-                break
-        b = min(b, el / n)
-    return b
+from torch_ops import best  # same timing loop as the ops peer (this folder is on sys.path)
 
 
 def capacity(S, E, cf, k, min_capacity):

@@ -70,6 +70,12 @@ void col_sums(int64_t n, int64_t N, const T* src, T* out) {
   }
 }
 
+// Every row of the [n, N] block y = bias [N] (the GEMM then accumulates onto it).
+template <typename T>
+void fill_rows(int64_t n, int64_t N, const T* bias, T* y) {
+  for (int64_t r = 0; r < n; ++r) std::memcpy(y + r * N, bias, sizeof(T) * N);
+}
+
 template <typename T>
 void forward_impl(int64_t G, const int64_t* sizes, int64_t K, int64_t N, const T* x, const T* w, const T* b, T* y) {
   std::vector<int64_t> off(G + 1, 0);
@@ -78,10 +84,7 @@ void forward_impl(int64_t G, const int64_t* sizes, int64_t K, int64_t N, const T
     const int64_t n = sizes[g];
     if (n == 0) return;
     T* yg = y + off[g] * N;
-    if (b) {
-      const T* bg = b + g * N;
-      for (int64_t r = 0; r < n; ++r) std::memcpy(yg + r * N, bg, sizeof(T) * N);
-    }
+    if (b) fill_rows(n, N, b + g * N, yg);
     gemm(false, false, n, N, K, T(1), x + off[g] * K, K, w + g * K * N, N, b ? T(1) : T(0), yg, N);
   });
 }
@@ -143,12 +146,10 @@ void ffn_forward_impl(DType t, int64_t G, const int64_t* sizes, int64_t D, int64
     T* pg = pre + off[g] * H;
     T* hg = hid + off[g] * H;
     T* yg = y + off[g] * D;
-    if (b1)
-      for (int64_t r = 0; r < n; ++r) std::memcpy(pg + r * H, b1 + g * H, sizeof(T) * H);
+    if (b1) fill_rows(n, H, b1 + g * H, pg);
     gemm(false, false, n, H, D, T(1), x + off[g] * D, D, w1 + g * D * H, H, b1 ? T(1) : T(0), pg, H);
     activation(t, act, pg, hg, n * H);
-    if (b2)
-      for (int64_t r = 0; r < n; ++r) std::memcpy(yg + r * D, b2 + g * D, sizeof(T) * D);
+    if (b2) fill_rows(n, D, b2 + g * D, yg);
     gemm(false, false, n, D, H, T(1), hg, H, w2 + g * H * D, D, b2 ? T(1) : T(0), yg, D);
   });
 }

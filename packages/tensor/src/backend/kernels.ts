@@ -200,22 +200,16 @@ function permuteHeader(S: number, k: number, d: number, R: number, row: Tensor):
   return put(4, row);
 }
 
-/** MoE permute (CPU): `dst[row[a]] = w[a]·src[a / k]` for rows ≥ 0; untargeted rows 0. All contiguous. */
-export function moePermute(dst: Tensor, src: Tensor, row: Tensor, w: Tensor | null, S: number, k: number, d: number, R: number): void {
+/**
+ * MoE permute (CPU), all contiguous. Permute: `dst[row[a]] = w[a]·src[a / k]` for rows ≥ 0,
+ * untargeted rows 0. Unpermute: `dst[s] = Σ_j w[s·k+j]·src[row[s·k+j]]` over kept choices.
+ */
+export function moePermute(dst: Tensor, src: Tensor, row: Tensor, w: Tensor | null, S: number, k: number, d: number, R: number, unpermute: boolean): void {
   let i = permuteHeader(S, k, d, R, row);
   if (w) i = put(i, w);
   i = put(i, src);
   put(i, dst);
-  native.moePermute(dtypeCode[src.dtype], w ? 1 : 0);
-}
-
-/** MoE unpermute + combine (CPU): `dst[s] = Σ_j w[s·k+j]·src[row[s·k+j]]` over kept choices. */
-export function moeUnpermute(dst: Tensor, src: Tensor, row: Tensor, w: Tensor | null, S: number, k: number, d: number, R: number): void {
-  let i = permuteHeader(S, k, d, R, row);
-  if (w) i = put(i, w);
-  i = put(i, src);
-  put(i, dst);
-  native.moeUnpermute(dtypeCode[src.dtype], w ? 1 : 0);
+  native.moePermute(dtypeCode[src.dtype], w ? 1 : 0, unpermute ? 1 : 0);
 }
 
 /** `dw[a] = ⟨dout[a / k], y[row[a]]⟩` (0 when dropped). */

@@ -111,13 +111,13 @@ function weightsOf(op: string, weight: Tensor | null | undefined, S: number, k: 
 
 function permuteRaw(x: Tensor, r: Tensor, w: Tensor | null, S: number, k: number, d: number, R: number): Tensor {
   const out = empty([R, d], x.dtype);
-  kernels.moePermute(out, x, r, w, S, k, d, R);
+  kernels.moePermute(out, x, r, w, S, k, d, R, false);
   return out;
 }
 
 function unpermuteRaw(y: Tensor, r: Tensor, w: Tensor | null, S: number, k: number, d: number, R: number): Tensor {
   const out = empty([S, d], y.dtype);
-  kernels.moeUnpermute(out, y, r, w, S, k, d, R);
+  kernels.moePermute(out, y, r, w, S, k, d, R, true);
   return out;
 }
 
