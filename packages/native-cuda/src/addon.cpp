@@ -26,6 +26,10 @@
 #include "threadpool.h"
 
 namespace vlmoe {
+void register_comm(Napi::Env env, Napi::Object exports);  // comm/bindings.cpp
+}
+
+namespace vlmoe {
 
 double g_args[kArgsLen];
 
@@ -779,6 +783,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Object dtypes = Napi::Object::New(env);
   for (int i = 0; i < kNumDTypes; ++i) dtypes.Set(dtype_name(DType(i)), i);
   exports.Set("dtypes", dtypes);
+  register_comm(env, exports);
   exports.Set("ops", OpTable(env));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("alloc", Napi::Function::New(env, Alloc, "alloc"));

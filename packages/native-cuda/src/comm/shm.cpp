@@ -1,0 +1,417 @@
+#include "shm.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace vlmoe {
+
+namespace {
+
+constexpr uint32_t kMagic = 0x564c4d53;  // "VLMS"
+constexpr size_t kHeaderBytes = 128 << 10;
+
+struct alignas(64) Counter {
+  std::atomic<uint32_t> v;
+};
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+void futex_wait(std::atomic<uint32_t>* w, uint32_t expected, int ms) {
+  timespec ts{ms / 1000, static_cast<long>(ms % 1000) * 1000000L};
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(w), FUTEX_WAIT, expected, &ts, nullptr, 0);
+}
+
+void futex_wake(std::atomic<uint32_t>* w) { syscall(SYS_futex, reinterpret_cast<uint32_t*>(w), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0); }
+
+inline bool reached(uint32_t v, uint32_t target) { return static_cast<int32_t>(v - target) >= 0; }
+
+// Whether process `pid` still runs (a zombie, exited but not yet reaped, counts as dead).
+bool alive(int pid) {
+  if (pid <= 0) return true;  // not attached yet: the attach wait has its own deadline
+  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  const size_t p = line.rfind(')');
+  if (p == std::string::npos || p + 2 >= line.size()) return true;
+  const char state = line[p + 2];
+  return state != 'Z' && state != 'X';
+}
+
+size_t elsize(DType t) { return dtype_size(t); }
+
+template <typename T>
+void reduce_into(ReduceOp op, T* out, const T* in, int64_t n) {
+  switch (op) {
+    case ReduceOp::sum:
+    case ReduceOp::avg:
+      for (int64_t i = 0; i < n; ++i) out[i] += in[i];
+      break;
+    case ReduceOp::max:
+      for (int64_t i = 0; i < n; ++i) out[i] = in[i] > out[i] || in[i] != in[i] ? in[i] : out[i];
+      break;
+    case ReduceOp::min:
+      for (int64_t i = 0; i < n; ++i) out[i] = in[i] < out[i] || in[i] != in[i] ? in[i] : out[i];
+      break;
+  }
+}
+
+void reduce_typed(DType t, ReduceOp op, void* out, const void* in, int64_t n) {
+  switch (t) {
+    case DType::f32: return reduce_into(op, static_cast<float*>(out), static_cast<const float*>(in), n);
+    case DType::f64: return reduce_into(op, static_cast<double*>(out), static_cast<const double*>(in), n);
+    case DType::i32: return reduce_into(op, static_cast<int32_t*>(out), static_cast<const int32_t*>(in), n);
+    case DType::i64: return reduce_into(op, static_cast<int64_t*>(out), static_cast<const int64_t*>(in), n);
+    default: throw std::invalid_argument(std::string("shm: reductions of ") + dtype_name(t) + " are not supported (float32, float64, int32, int64)");
+  }
+}
+
+void scale_typed(DType t, void* data, int64_t n, double s) {
+  if (t == DType::f32) {
+    float* p = static_cast<float*>(data);
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(p[i] * s);
+  } else if (t == DType::f64) {
+    double* p = static_cast<double*>(data);
+    for (int64_t i = 0; i < n; ++i) p[i] *= s;
+  } else {
+    throw std::invalid_argument(std::string("shm: 'avg' needs a floating dtype, got ") + dtype_name(t));
+  }
+}
+
+}  // namespace
+
+struct ShmComm::Header {
+  std::atomic<uint32_t> magic;
+  int32_t world;
+  uint64_t slot_bytes;
+  std::atomic<int32_t> attached;
+  std::atomic<int32_t> aborted;
+  char abort_msg[512];
+  std::atomic<int32_t> pid[kShmMaxWorld];
+  Counter arrive[kShmMaxWorld];
+  std::atomic<uint32_t> sent[kShmMaxWorld][kShmMaxWorld];   // [src][dst] chunks offered
+  std::atomic<uint32_t> taken[kShmMaxWorld][kShmMaxWorld];  // [src][dst] chunks taken
+  int64_t counts[kShmMaxWorld][kShmMaxWorld];               // all-to-all bytes [src][dst]
+};
+
+ShmComm::ShmComm(const std::string& name, int rank, int world, size_t slot_bytes, int64_t timeout_ms)
+    : name_(name), rank_(rank), world_(world), slot_bytes_(slot_bytes / 64 * 64), timeout_ms_(timeout_ms) {
+  if (world < 1 || world > kShmMaxWorld) throw std::invalid_argument("shm: world size " + std::to_string(world) + " is outside [1, " + std::to_string(kShmMaxWorld) + "]");
+  if (rank < 0 || rank >= world) throw std::invalid_argument("shm: rank " + std::to_string(rank) + " is outside [0, " + std::to_string(world) + ")");
+  if (slot_bytes_ < 64 * static_cast<size_t>(world)) throw std::invalid_argument("shm: slot of " + std::to_string(slot_bytes) + " bytes is too small for " + std::to_string(world) + " ranks");
+  if (name.empty() || name[0] != '/' || name.find('/', 1) != std::string::npos || name.size() > 200)
+    throw std::invalid_argument("shm: segment name must look like '/name' (no other '/'), got '" + name + "'");
+  static_assert(sizeof(Header) <= kHeaderBytes, "shm header too large");
+  map_bytes_ = kHeaderBytes + 2 * slot_bytes_ * static_cast<size_t>(world);
+  const int64_t deadline = now_ms() + timeout_ms;
+  if (rank == 0) {
+    shm_unlink(name.c_str());  // a stale segment of a crashed job with the same name
+    fd_ = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    if (fd_ < 0) throw std::runtime_error("shm: cannot create segment " + name + ": " + std::strerror(errno));
+    if (ftruncate(fd_, static_cast<off_t>(map_bytes_)) != 0) {
+      const std::string err = std::strerror(errno);
+      close(fd_);
+      shm_unlink(name.c_str());
+      throw std::runtime_error("shm: cannot size segment " + name + " to " + std::to_string(map_bytes_) + " bytes: " + err + " (is /dev/shm large enough? lower the slot size)");
+    }
+  } else {
+    for (;;) {
+      fd_ = shm_open(name.c_str(), O_RDWR, 0600);
+      if (fd_ >= 0) {
+        struct stat st {};
+        if (fstat(fd_, &st) == 0 && static_cast<size_t>(st.st_size) == map_bytes_) break;
+        close(fd_);
+        fd_ = -1;
+      }
+      if (now_ms() > deadline) throw std::runtime_error("shm: rank " + std::to_string(rank) + " found no segment " + name + " of the expected size from rank 0 within " + std::to_string(timeout_ms) + " ms");
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+  void* p = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  if (p == MAP_FAILED) {
+    const std::string err = std::strerror(errno);
+    close(fd_);
+    if (rank == 0) shm_unlink(name.c_str());
+    throw std::runtime_error("shm: cannot map segment " + name + ": " + err);
+  }
+  base_ = static_cast<char*>(p);
+  h_ = reinterpret_cast<Header*>(base_);
+  if (rank == 0) {
+    // ftruncate zero-fills: every counter starts at 0
+    h_->world = world;
+    h_->slot_bytes = slot_bytes_;
+    h_->magic.store(kMagic, std::memory_order_release);
+  } else {
+    while (h_->magic.load(std::memory_order_acquire) != kMagic) {
+      if (now_ms() > deadline) throw std::runtime_error("shm: segment " + name + " was never initialised by rank 0");
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (h_->world != world || h_->slot_bytes != slot_bytes_)
+      throw std::runtime_error("shm: segment " + name + " was made for world " + std::to_string(h_->world) + ", slot " + std::to_string(h_->slot_bytes) +
+                               " bytes; this rank expects world " + std::to_string(world) + ", slot " + std::to_string(slot_bytes_));
+  }
+  h_->pid[rank].store(static_cast<int32_t>(getpid()));
+  h_->attached.fetch_add(1);
+  while (h_->attached.load() < world) {
+    if (h_->aborted.load()) fail(std::string("shm: group aborted while attaching: ") + h_->abort_msg);
+    if (now_ms() > deadline) {
+      std::string missing;
+      for (int r = 0; r < world; ++r)
+        if (h_->pid[r].load() == 0) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+      fail("shm: ranks " + missing + " did not attach to " + name + " within " + std::to_string(timeout_ms) + " ms");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (rank == 0) shm_unlink(name.c_str());  // mapped by everyone: the name is no longer needed
+}
+
+ShmComm::~ShmComm() {
+  if (base_) munmap(base_, map_bytes_);
+  if (fd_ >= 0) close(fd_);
+}
+
+char* ShmComm::slot(int r) const { return base_ + kHeaderBytes + slot_bytes_ * static_cast<size_t>(r); }
+char* ShmComm::result(int r) const { return base_ + kHeaderBytes + slot_bytes_ * static_cast<size_t>(world_ + r); }
+
+void ShmComm::fail(const std::string& msg) {
+  int expected = 0;
+  if (h_ && h_->aborted.compare_exchange_strong(expected, 1)) {
+    std::snprintf(h_->abort_msg, sizeof(h_->abort_msg), "%s", msg.c_str());
+    for (int r = 0; r < world_; ++r) futex_wake(&h_->arrive[r].v);
+  }
+  throw std::runtime_error(msg);
+}
+
+void ShmComm::abort(const std::string& why) {
+  int expected = 0;
+  if (h_->aborted.compare_exchange_strong(expected, 1)) {
+    std::snprintf(h_->abort_msg, sizeof(h_->abort_msg), "rank %d aborted the group: %s", rank_, why.c_str());
+    for (int r = 0; r < world_; ++r) futex_wake(&h_->arrive[r].v);
+  }
+}
+
+void ShmComm::wait_counter(int peer, uint32_t target, const char* what) {
+  std::atomic<uint32_t>* w = &h_->arrive[peer].v;
+  for (int i = 0; i < 256; ++i)
+    if (reached(w->load(std::memory_order_acquire), target)) return;
+  const int64_t deadline = now_ms() + timeout_ms_;
+  for (;;) {
+    const uint32_t v = w->load(std::memory_order_acquire);
+    if (reached(v, target)) return;
+    if (h_->aborted.load()) throw std::runtime_error(std::string("shm ") + what + " (collective #" + std::to_string(ops_) + "): " + h_->abort_msg);
+    const int pid = h_->pid[peer].load();
+    if (!alive(pid))
+      fail("shm " + std::string(what) + " (collective #" + std::to_string(ops_) + ") on rank " + std::to_string(rank_) + ": rank " + std::to_string(peer) +
+           " (pid " + std::to_string(pid) + ") has exited");
+    if (now_ms() > deadline)
+      fail("shm " + std::string(what) + " (collective #" + std::to_string(ops_) + ") on rank " + std::to_string(rank_) + ": timed out after " +
+           std::to_string(timeout_ms_) + " ms waiting for rank " + std::to_string(peer));
+    futex_wait(w, v, 5);
+  }
+}
+
+void ShmComm::sync(const char* what, const int* peers, int npeers) {
+  ++epoch_;
+  h_->arrive[rank_].v.store(epoch_, std::memory_order_release);
+  futex_wake(&h_->arrive[rank_].v);
+  if (peers) {
+    for (int i = 0; i < npeers; ++i) wait_counter(peers[i], epoch_, what);
+  } else {
+    for (int r = 0; r < world_; ++r)
+      if (r != rank_) wait_counter(r, epoch_, what);
+  }
+}
+
+void ShmComm::barrier() {
+  ++ops_;
+  sync("barrier");
+}
+
+void ShmComm::all_reduce(DType t, ReduceOp op, void* data, int64_t n) {
+  ++ops_;
+  const int64_t es = static_cast<int64_t>(elsize(t));
+  const int64_t per = static_cast<int64_t>(slot_bytes_) / es;
+  char* d = static_cast<char*>(data);
+  for (int64_t off = 0; off < n || (n == 0 && off == 0); off += per) {
+    const int64_t c = std::min(per, n - off);
+    if (c > 0) std::memcpy(slot(rank_), d + off * es, static_cast<size_t>(c * es));
+    sync("allReduce");
+    // my share [lo, hi) of this chunk, summed in rank order into my result slot
+    const int64_t lo = c * rank_ / world_, hi = c * (rank_ + 1) / world_;
+    if (hi > lo) {
+      char* out = result(rank_) + lo * es;
+      std::memcpy(out, slot(0) + lo * es, static_cast<size_t>((hi - lo) * es));
+      for (int q = 1; q < world_; ++q) reduce_typed(t, op, out, slot(q) + lo * es, hi - lo);
+      if (op == ReduceOp::avg) scale_typed(t, out, hi - lo, 1.0 / world_);
+    }
+    sync("allReduce");
+    for (int q = 0; q < world_; ++q) {
+      const int64_t qlo = c * q / world_, qhi = c * (q + 1) / world_;
+      if (qhi > qlo) std::memcpy(d + (off + qlo) * es, result(q) + qlo * es, static_cast<size_t>((qhi - qlo) * es));
+    }
+    sync("allReduce");
+    if (n == 0) break;
+  }
+}
+
+void ShmComm::broadcast(void* data, int64_t bytes, int root) {
+  ++ops_;
+  if (root < 0 || root >= world_) throw std::invalid_argument("shm broadcast: root " + std::to_string(root) + " is outside [0, " + std::to_string(world_) + ")");
+  char* d = static_cast<char*>(data);
+  const int64_t per = static_cast<int64_t>(slot_bytes_);
+  for (int64_t off = 0; off < bytes || (bytes == 0 && off == 0); off += per) {
+    const int64_t c = std::min(per, bytes - off);
+    if (rank_ == root && c > 0) std::memcpy(slot(root), d + off, static_cast<size_t>(c));
+    sync("broadcast");
+    if (rank_ != root && c > 0) std::memcpy(d + off, slot(root), static_cast<size_t>(c));
+    sync("broadcast");
+    if (bytes == 0) break;
+  }
+}
+
+void ShmComm::all_gather(const void* in, int64_t bytes, void* out) {
+  ++ops_;
+  const char* s = static_cast<const char*>(in);
+  char* o = static_cast<char*>(out);
+  const int64_t per = static_cast<int64_t>(slot_bytes_);
+  for (int64_t off = 0; off < bytes || (bytes == 0 && off == 0); off += per) {
+    const int64_t c = std::min(per, bytes - off);
+    if (c > 0) std::memcpy(slot(rank_), s + off, static_cast<size_t>(c));
+    sync("allGather");
+    if (c > 0)
+      for (int q = 0; q < world_; ++q) std::memcpy(o + q * bytes + off, slot(q), static_cast<size_t>(c));
+    sync("allGather");
+    if (bytes == 0) break;
+  }
+}
+
+void ShmComm::reduce_scatter(DType t, ReduceOp op, const void* in, int64_t n, void* out) {
+  ++ops_;
+  const int64_t es = static_cast<int64_t>(elsize(t));
+  const int64_t per = static_cast<int64_t>(slot_bytes_) / (es * world_);  // elements of each block per chunk
+  const char* s = static_cast<const char*>(in);
+  char* o = static_cast<char*>(out);
+  for (int64_t off = 0; off < n || (n == 0 && off == 0); off += per) {
+    const int64_t c = std::min(per, n - off);
+    if (c > 0)
+      for (int r = 0; r < world_; ++r) std::memcpy(slot(rank_) + r * c * es, s + (r * n + off) * es, static_cast<size_t>(c * es));
+    sync("reduceScatter");
+    if (c > 0) {
+      std::memcpy(o + off * es, slot(0) + rank_ * c * es, static_cast<size_t>(c * es));
+      for (int q = 1; q < world_; ++q) reduce_typed(t, op, o + off * es, slot(q) + rank_ * c * es, c);
+      if (op == ReduceOp::avg) scale_typed(t, o + off * es, c, 1.0 / world_);
+    }
+    sync("reduceScatter");
+    if (n == 0) break;
+  }
+}
+
+void ShmComm::all_to_all(const void* in, const int64_t* send_bytes, void* out, const int64_t* recv_bytes) {
+  ++ops_;
+  for (int j = 0; j < world_; ++j) {
+    if (send_bytes[j] < 0 || recv_bytes[j] < 0) throw std::invalid_argument("shm allToAll: negative split size for rank " + std::to_string(j));
+    h_->counts[rank_][j] = send_bytes[j];
+  }
+  sync("allToAll");
+  for (int i = 0; i < world_; ++i)
+    if (h_->counts[i][rank_] != recv_bytes[i])
+      fail("shm allToAll (collective #" + std::to_string(ops_) + "): rank " + std::to_string(rank_) + " expects " + std::to_string(recv_bytes[i]) +
+           " bytes from rank " + std::to_string(i) + ", which sends " + std::to_string(h_->counts[i][rank_]));
+  // every rank derives the same number of rounds from the published sizes
+  const int64_t sub = static_cast<int64_t>(slot_bytes_) / world_ / 64 * 64;
+  int64_t rounds = 1;
+  for (int i = 0; i < world_; ++i)
+    for (int j = 0; j < world_; ++j) rounds = std::max(rounds, (h_->counts[i][j] + sub - 1) / sub);
+  std::vector<int64_t> soff(world_ + 1, 0), roff(world_ + 1, 0);
+  for (int j = 0; j < world_; ++j) soff[j + 1] = soff[j] + send_bytes[j], roff[j + 1] = roff[j] + recv_bytes[j];
+  const char* s = static_cast<const char*>(in);
+  char* o = static_cast<char*>(out);
+  for (int64_t t = 0; t < rounds; ++t) {
+    const int64_t base = t * sub;
+    for (int j = 0; j < world_; ++j) {
+      const int64_t c = std::min(sub, send_bytes[j] - base);
+      if (c > 0) std::memcpy(slot(rank_) + j * sub, s + soff[j] + base, static_cast<size_t>(c));
+    }
+    sync("allToAll");
+    for (int i = 0; i < world_; ++i) {
+      const int64_t c = std::min(sub, recv_bytes[i] - base);
+      if (c > 0) std::memcpy(o + roff[i] + base, slot(i) + rank_ * sub, static_cast<size_t>(c));
+    }
+    sync("allToAll");
+  }
+}
+
+// Point-to-point through the sender's result slot (collectives never hold data there
+// between calls): per chunk the sender bumps sent[src][dst] and waits for taken[src][dst].
+void ShmComm::send(const void* data, int64_t bytes, int dst) {
+  ++ops_;
+  if (dst < 0 || dst >= world_ || dst == rank_) throw std::invalid_argument("shm send: bad destination rank " + std::to_string(dst));
+  const char* d = static_cast<const char*>(data);
+  const int64_t per = static_cast<int64_t>(slot_bytes_);
+  std::atomic<uint32_t>* sent = &h_->sent[rank_][dst];
+  std::atomic<uint32_t>* taken = &h_->taken[rank_][dst];
+  for (int64_t off = 0; off < bytes || (bytes == 0 && off == 0); off += per) {
+    const int64_t c = std::min(per, bytes - off);
+    if (c > 0) std::memcpy(result(rank_), d + off, static_cast<size_t>(c));
+    const uint32_t seq = ++p2p_seq_[dst];
+    sent->store(seq, std::memory_order_release);
+    futex_wake(sent);
+    const int64_t deadline = now_ms() + timeout_ms_;
+    for (;;) {
+      const uint32_t v = taken->load(std::memory_order_acquire);
+      if (reached(v, seq)) break;
+      if (h_->aborted.load()) throw std::runtime_error(std::string("shm send: ") + h_->abort_msg);
+      if (!alive(h_->pid[dst].load())) fail("shm send on rank " + std::to_string(rank_) + ": rank " + std::to_string(dst) + " has exited");
+      if (now_ms() > deadline) fail("shm send on rank " + std::to_string(rank_) + ": timed out after " + std::to_string(timeout_ms_) + " ms waiting for rank " + std::to_string(dst) + " to receive");
+      futex_wait(taken, v, 5);
+    }
+    if (bytes == 0) break;
+  }
+}
+
+void ShmComm::recv(void* data, int64_t bytes, int src) {
+  ++ops_;
+  if (src < 0 || src >= world_ || src == rank_) throw std::invalid_argument("shm recv: bad source rank " + std::to_string(src));
+  char* d = static_cast<char*>(data);
+  const int64_t per = static_cast<int64_t>(slot_bytes_);
+  std::atomic<uint32_t>* sent = &h_->sent[src][rank_];
+  std::atomic<uint32_t>* taken = &h_->taken[src][rank_];
+  for (int64_t off = 0; off < bytes || (bytes == 0 && off == 0); off += per) {
+    const int64_t c = std::min(per, bytes - off);
+    const uint32_t seq = taken->load(std::memory_order_relaxed) + 1;
+    const int64_t deadline = now_ms() + timeout_ms_;
+    for (;;) {
+      const uint32_t v = sent->load(std::memory_order_acquire);
+      if (reached(v, seq)) break;
+      if (h_->aborted.load()) throw std::runtime_error(std::string("shm recv: ") + h_->abort_msg);
+      if (!alive(h_->pid[src].load())) fail("shm recv on rank " + std::to_string(rank_) + ": rank " + std::to_string(src) + " has exited");
+      if (now_ms() > deadline) fail("shm recv on rank " + std::to_string(rank_) + ": timed out after " + std::to_string(timeout_ms_) + " ms waiting for rank " + std::to_string(src) + " to send");
+      futex_wait(sent, v, 5);
+    }
+    if (c > 0) std::memcpy(d + off, result(src), static_cast<size_t>(c));
+    taken->store(seq, std::memory_order_release);
+    futex_wake(taken);
+    if (bytes == 0) break;
+  }
+}
+
+}  // namespace vlmoe

@@ -1,0 +1,80 @@
+// Shared-memory communicator: the `shm` backend of @vlmoe/parallel's process groups.
+//
+// The ranks of one group are separate processes on one machine. Rank 0 creates a POSIX
+// shared-memory segment (shm_open + mmap), the others attach to it by name; once all are
+// attached rank 0 unlinks the name, so nothing is left in /dev/shm even if the job crashes.
+//
+// Segment: a header (per-rank arrival counters, pids, published split sizes) and, per rank,
+// a staging slot and a result slot of `slot_bytes` each. A collective moves data in chunks
+// of at most one slot: every rank copies its chunk into its own slot, all ranks meet at a
+// sync point, each reads what it needs from the others' slots, and they meet again before a
+// slot is reused. Reductions add in rank order 0..N−1, so every rank gets bitwise the same
+// result. A sync point is a per-rank counter; waiters spin briefly, then sleep on a futex,
+// waking every few milliseconds to check the deadline and whether the awaited ranks are
+// still alive — a dead or stuck rank yields an error that names it, never a hang.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "../dtype.h"
+
+namespace vlmoe {
+
+constexpr int kShmMaxWorld = 64;
+
+enum class ReduceOp : int { sum = 0, avg = 1, max = 2, min = 3 };
+
+class ShmComm {
+ public:
+  // Creates (rank 0) or attaches to (others) the segment `name` (a POSIX shm name, "/…").
+  // Waits up to timeout_ms for every rank to attach.
+  ShmComm(const std::string& name, int rank, int world, size_t slot_bytes, int64_t timeout_ms);
+  ~ShmComm();
+  ShmComm(const ShmComm&) = delete;
+  ShmComm& operator=(const ShmComm&) = delete;
+
+  int rank() const { return rank_; }
+  int world() const { return world_; }
+  void set_timeout(int64_t ms) { timeout_ms_ = ms; }
+
+  void barrier();
+  // In place over n elements of t.
+  void all_reduce(DType t, ReduceOp op, void* data, int64_t n);
+  void broadcast(void* data, int64_t bytes, int root);
+  // out [world · bytes] ← every rank's in [bytes], in rank order.
+  void all_gather(const void* in, int64_t bytes, void* out);
+  // in [world · n] → out [n]: the reduction of every rank's block `rank`.
+  void reduce_scatter(DType t, ReduceOp op, const void* in, int64_t n, void* out);
+  // send_bytes[j]: bytes of `in` (consecutive blocks) for rank j; recv_bytes[j]: bytes `out`
+  // receives from rank j (consecutive blocks). Checked against what the senders publish.
+  void all_to_all(const void* in, const int64_t* send_bytes, void* out, const int64_t* recv_bytes);
+  // Point-to-point, blocking until the peer has taken (send) or delivered (recv) the data.
+  void send(const void* data, int64_t bytes, int dst);
+  void recv(void* data, int64_t bytes, int src);
+  // Marks this group failed: every rank waiting in it errors out at once.
+  void abort(const std::string& why);
+
+ private:
+  struct Header;
+  char* slot(int r) const;
+  char* result(int r) const;
+  // Announces this rank's arrival at the next sync point, then waits for `peers` (all when
+  // null) to arrive there too.
+  void sync(const char* what, const int* peers = nullptr, int npeers = 0);
+  void wait_counter(int peer, uint32_t target, const char* what);
+  [[noreturn]] void fail(const std::string& msg);
+
+  std::string name_;
+  int rank_, world_;
+  size_t slot_bytes_, map_bytes_ = 0;
+  int64_t timeout_ms_;
+  int fd_ = -1;
+  Header* h_ = nullptr;
+  char* base_ = nullptr;
+  uint32_t epoch_ = 0;    // sync points this rank has passed
+  uint64_t ops_ = 0;      // collectives started (for messages)
+  uint32_t p2p_seq_[kShmMaxWorld] = {};
+};
+
+}  // namespace vlmoe

@@ -1,0 +1,7 @@
+/**
+ * @vlmoe/parallel — torch.distributed-style process groups for vlmoe (the shm backend today),
+ * and the `vlmoe-run` launcher. The training engine (data/expert parallel, ZeRO) follows.
+ */
+export { type ProcessGroup, type ReduceOp, type Work, type AsyncOption, CompletedWork } from './process_group.js';
+export { ShmProcessGroup, type ShmOptions } from './shm.js';
+export { initProcessGroup, resolveInit, type InitOptions, type Backend } from './init.js';

@@ -1,0 +1,219 @@
+/**
+ * The `shm` backend: ranks are processes on one machine exchanging through a POSIX
+ * shared-memory segment managed by the native addon (packages/native-cuda/src/comm/shm.h).
+ * Needs no system package. Collectives complete before returning (async ones return a
+ * completed Work); reductions add in rank order, so every rank gets the same bits.
+ */
+import { argBlock as A, native } from '@vlmoe/native-cuda';
+import * as T from '@vlmoe/tensor';
+import { CompletedWork, type AsyncOption, type ProcessGroup, type ReduceOp, type Work } from './process_group.js';
+
+const DTYPE_CODE = native.dtypes as Record<string, number>;
+const OPS: Record<ReduceOp, number> = { sum: 0, avg: 1, max: 2, min: 3 };
+
+export interface ShmOptions {
+  /** Segment name ('/…'), the same on every rank of the group. */
+  name: string;
+  rank: number;
+  size: number;
+  /** Bytes per rank per exchange step (default 4 MiB; two slots per rank live in /dev/shm). */
+  slotBytes?: number;
+  timeoutMs?: number;
+  /** World ranks of the members (default 0..size−1). */
+  ranks?: readonly number[];
+}
+
+function put(i: number, t: T.Tensor): number {
+  A[i] = t.storage.handle;
+  A[i + 1] = t.offset;
+  return i + 2;
+}
+
+function checkTensor(op: string, t: T.Tensor): void {
+  t.check(op);
+  if (t.device !== 'cpu') throw new Error(`${op}: the shm backend moves CPU tensors only (tensor on ${t.device})`);
+  if (!(t.dtype in DTYPE_CODE)) throw new TypeError(`${op}: unsupported dtype ${t.dtype}`);
+}
+
+/** Runs fn on a contiguous version of t, copying results back when t is a strided view. */
+function inPlace(t: T.Tensor, fn: (c: T.Tensor) => void): void {
+  if (t.isContiguous()) return fn(t);
+  const c = T.contiguous(t);
+  fn(c);
+  T.noGrad(() => T.copy_(t, c));
+  c.dispose();
+}
+
+export class ShmProcessGroup implements ProcessGroup {
+  readonly backend = 'shm';
+  readonly rank: number;
+  readonly size: number;
+  readonly ranks: readonly number[];
+  private id: number;
+  private groups = 0;
+  private readonly o: Required<Omit<ShmOptions, 'ranks'>>;
+
+  constructor(o: ShmOptions) {
+    this.o = { slotBytes: 4 << 20, timeoutMs: 120_000, ...o } as Required<Omit<ShmOptions, 'ranks'>>;
+    this.rank = o.rank;
+    this.size = o.size;
+    this.ranks = o.ranks ? [...o.ranks] : Array.from({ length: o.size }, (_, i) => i);
+    this.id = native.shmInit(o.name, o.rank, o.size, this.o.slotBytes, this.o.timeoutMs);
+  }
+
+  private get live(): number {
+    if (this.id < 0) throw new Error('process group: destroyed');
+    return this.id;
+  }
+
+  allReduce(t: T.Tensor, op?: ReduceOp): void;
+  allReduce(t: T.Tensor, op: ReduceOp | undefined, opts: AsyncOption & { async: true }): Work;
+  allReduce(t: T.Tensor, op: ReduceOp = 'sum', opts?: AsyncOption): void | Work {
+    checkTensor('allReduce', t);
+    if (!(op in OPS)) throw new RangeError(`allReduce: op must be 'sum', 'avg', 'max' or 'min', got '${String(op)}'`);
+    if (op === 'avg' && t.dtype !== 'float32' && t.dtype !== 'float64') throw new TypeError(`allReduce: 'avg' needs a floating tensor, got ${t.dtype}`);
+    inPlace(t, (c) => {
+      A[0] = c.numel;
+      put(1, c);
+      native.shmAllReduce(this.live, DTYPE_CODE[c.dtype]!, OPS[op]);
+    });
+    if (opts?.async) return new CompletedWork();
+  }
+
+  broadcast(t: T.Tensor, root: number): void;
+  broadcast(t: T.Tensor, root: number, opts: AsyncOption & { async: true }): Work;
+  broadcast(t: T.Tensor, root: number, opts?: AsyncOption): void | Work {
+    checkTensor('broadcast', t);
+    if (!(Number.isInteger(root) && root >= 0 && root < this.size)) throw new RangeError(`broadcast: root ${root} is outside [0, ${this.size})`);
+    inPlace(t, (c) => {
+      A[0] = c.numel;
+      put(1, c);
+      native.shmBroadcast(this.live, DTYPE_CODE[c.dtype]!, root);
+    });
+    if (opts?.async) return new CompletedWork();
+  }
+
+  allGatherIntoTensor(out: T.Tensor, input: T.Tensor): void {
+    checkTensor('allGather', input);
+    checkTensor('allGather', out);
+    if (out.dtype !== input.dtype) throw new TypeError(`allGather: out is ${out.dtype}, input ${input.dtype}`);
+    if (out.numel !== input.numel * this.size) throw new Error(`allGather: out has ${out.numel} elements, expected size · input = ${this.size} · ${input.numel}`);
+    const ic = T.contiguous(input);
+    inPlace(out, (oc) => {
+      A[0] = ic.numel;
+      put(put(1, ic), oc);
+      native.shmAllGather(this.live, DTYPE_CODE[ic.dtype]!);
+    });
+    if (ic !== input) ic.dispose();
+  }
+
+  allGather(input: T.Tensor): T.Tensor[] {
+    const out = T.empty([this.size * input.numel], { dtype: input.dtype });
+    this.allGatherIntoTensor(out, input);
+    return T.split(out.reshape(this.size, ...input.shape), 1, 0).map((p) => p.reshape(...input.shape));
+  }
+
+  reduceScatterTensor(out: T.Tensor, input: T.Tensor, op: ReduceOp = 'sum'): void {
+    checkTensor('reduceScatter', input);
+    checkTensor('reduceScatter', out);
+    if (!(op in OPS)) throw new RangeError(`reduceScatter: op must be 'sum', 'avg', 'max' or 'min', got '${String(op)}'`);
+    if (out.dtype !== input.dtype) throw new TypeError(`reduceScatter: out is ${out.dtype}, input ${input.dtype}`);
+    if (input.numel !== out.numel * this.size) throw new Error(`reduceScatter: input has ${input.numel} elements, expected size · out = ${this.size} · ${out.numel}`);
+    const ic = T.contiguous(input);
+    inPlace(out, (oc) => {
+      A[0] = oc.numel;
+      put(put(1, ic), oc);
+      native.shmReduceScatter(this.live, DTYPE_CODE[ic.dtype]!, OPS[op]);
+    });
+    if (ic !== input) ic.dispose();
+  }
+
+  allToAllSingle(out: T.Tensor, input: T.Tensor, outputSplitSizes?: readonly number[], inputSplitSizes?: readonly number[]): void;
+  allToAllSingle(out: T.Tensor, input: T.Tensor, outputSplitSizes: readonly number[] | undefined, inputSplitSizes: readonly number[] | undefined, opts: AsyncOption & { async: true }): Work;
+  allToAllSingle(out: T.Tensor, input: T.Tensor, outputSplitSizes?: readonly number[], inputSplitSizes?: readonly number[], opts?: AsyncOption): void | Work {
+    checkTensor('allToAllSingle', input);
+    checkTensor('allToAllSingle', out);
+    if (out.dtype !== input.dtype) throw new TypeError(`allToAllSingle: out is ${out.dtype}, input ${input.dtype}`);
+    const P = this.size;
+    const rowIn = input.ndim ? input.numel / (input.shape[0] || 1) : 1;
+    const rowOut = out.ndim ? out.numel / (out.shape[0] || 1) : 1;
+    const rowsIn = input.ndim ? input.shape[0]! : 1, rowsOut = out.ndim ? out.shape[0]! : 1;
+    const splits = (given: readonly number[] | undefined, rows: number, what: string): number[] => {
+      if (given) {
+        if (given.length !== P || given.some((v) => !(Number.isInteger(v) && v >= 0))) throw new Error(`allToAllSingle: ${what} must be ${P} integers ≥ 0, got [${given.join(', ')}]`);
+        const sum = given.reduce((a, b) => a + b, 0);
+        if (sum !== rows) throw new Error(`allToAllSingle: ${what} sum to ${sum} but the tensor has ${rows} rows`);
+        return [...given];
+      }
+      if (rows % P !== 0) throw new Error(`allToAllSingle: ${rows} rows do not split evenly over ${P} ranks; give ${what}`);
+      return new Array<number>(P).fill(rows / P);
+    };
+    const si = splits(inputSplitSizes, rowsIn, 'inputSplitSizes');
+    const so = splits(outputSplitSizes, rowsOut, 'outputSplitSizes');
+    if (rowIn !== rowOut && rowsIn > 0 && rowsOut > 0) throw new Error(`allToAllSingle: rows of input (${rowIn} elements) and out (${rowOut}) differ`);
+    const ic = T.contiguous(input);
+    inPlace(out, (oc) => {
+      let i = 0;
+      for (const v of si) A[i++] = v * rowIn;
+      for (const v of so) A[i++] = v * rowOut;
+      put(put(i, ic), oc);
+      native.shmAllToAll(this.live, DTYPE_CODE[ic.dtype]!);
+    });
+    if (ic !== input) ic.dispose();
+    if (opts?.async) return new CompletedWork();
+  }
+
+  barrier(): void {
+    native.shmBarrier(this.live);
+  }
+
+  private p2p(t: T.Tensor, peer: number, recv: boolean): void {
+    const op = recv ? 'recv' : 'send';
+    checkTensor(op, t);
+    if (!(Number.isInteger(peer) && peer >= 0 && peer < this.size) || peer === this.rank) throw new RangeError(`${op}: peer ${peer} must be another rank in [0, ${this.size})`);
+    inPlace(t, (c) => {
+      A[0] = c.numel;
+      put(1, c);
+      native.shmSendRecv(this.live, DTYPE_CODE[c.dtype]!, peer, recv ? 1 : 0);
+    });
+  }
+
+  send(t: T.Tensor, dst: number): void {
+    this.p2p(t, dst, false);
+  }
+
+  recv(t: T.Tensor, src: number): void {
+    this.p2p(t, src, true);
+  }
+
+  newGroup(ranks: readonly number[]): ShmProcessGroup | null {
+    const sorted = [...ranks];
+    if (!sorted.length || new Set(sorted).size !== sorted.length || sorted.some((r) => !(Number.isInteger(r) && r >= 0 && r < this.size)))
+      throw new Error(`newGroup: ranks must be distinct group ranks in [0, ${this.size}), got [${ranks.join(', ')}]`);
+    // every rank of this group calls newGroup in the same order (as in torch), so the
+    // counter names the same segment everywhere
+    const id = ++this.groups;
+    this.barrier();
+    const me = sorted.indexOf(this.rank);
+    if (me < 0) return null;
+    return new ShmProcessGroup({
+      name: `${this.o.name}.${id}.${sorted.join('-')}`.slice(0, 200), rank: me, size: sorted.length,
+      slotBytes: this.o.slotBytes, timeoutMs: this.o.timeoutMs, ranks: sorted.map((r) => this.ranks[r]!),
+    });
+  }
+
+  abort(why: string): void {
+    if (this.id >= 0) native.shmAbort(this.id, why);
+  }
+
+  setTimeout(ms: number): void {
+    if (!(ms > 0)) throw new RangeError(`setTimeout: expected a positive number of ms, got ${ms}`);
+    this.o.timeoutMs = ms;
+    native.shmSetTimeout(this.live, ms);
+  }
+
+  destroy(): void {
+    if (this.id >= 0) native.shmClose(this.id);
+    this.id = -1;
+  }
+}
