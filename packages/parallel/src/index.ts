@@ -5,3 +5,4 @@
 export { type ProcessGroup, type ReduceOp, type Work, type AsyncOption, CompletedWork } from './process_group.js';
 export { ShmProcessGroup, type ShmOptions } from './shm.js';
 export { initProcessGroup, resolveInit, type InitOptions, type Backend } from './init.js';
+export { ExpertParallelGroup, allToAllRows, type ExpertDispatchResult } from './expert_parallel.js';

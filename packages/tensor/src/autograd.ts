@@ -201,3 +201,15 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, opts: Backwa
     }
   }
 }
+
+/**
+ * A differentiable op defined outside this package (torch.autograd.Function's role):
+ * `forward` runs without recording; when any input requires grad, the result gets a node
+ * whose `backward(grad)` returns one gradient (or null) per input. Tensors `backward` reads
+ * must be listed in `saved` (they are kept alive and checked for in-place changes).
+ */
+export function customOp(name: string, inputs: (Tensor | null)[], forward: () => Tensor, backward: BackwardFn, saved: Tensor[] = []): Tensor {
+  const out = noGrad(forward);
+  if (needsGrad(...inputs)) record(out, name, inputs, backward, saved);
+  return out;
+}

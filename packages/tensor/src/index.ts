@@ -11,7 +11,7 @@ export { type DType, DTYPES, dtypeSize, promoteTypes, isFloating, type TypedArra
 export { cudaAvailable, normalizeDevice, type Device } from './device.js';
 export { memory, type MemoryReport } from './storage.js';
 export { scope, tidy, keep, scopeDepth } from './scope.js';
-export { noGrad, enableGrad, isGradEnabled, Node, type BackwardOptions } from './autograd.js';
+export { noGrad, enableGrad, isGradEnabled, Node, customOp, type BackwardOptions, type BackwardFn } from './autograd.js';
 export { Generator, manualSeed, defaultGenerator } from './generator.js';
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from './gradcheck.js';
 export * from './ops/creation.js';

@@ -285,3 +285,14 @@ describe('leaf gradients taken without a copy', () => {
     expect(seed.toArray()).toEqual([[1, 2], [3, 4]]);
   });
 });
+
+describe('customOp', () => {
+  it('records a user-defined op whose backward matches finite differences', () => {
+    const cube = (x: T.Tensor) => T.customOp('cube', [x], () => x.mul(x).mul(x), (g) => [g.mul(x.mul(x).mul(3))], [x]);
+    const r = T.gradcheck((x) => cube(x!), [T.randn([5], { dtype: 'float64', requiresGrad: true })]);
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    const x = T.tensor([1, 2], { requiresGrad: true });
+    expect(T.noGrad(() => cube(x)).requiresGrad).toBe(false);
+    expect(cube(T.tensor([1, 2])).requiresGrad).toBe(false);
+  });
+});
