@@ -6,3 +6,6 @@ export { type ProcessGroup, type ReduceOp, type Work, type AsyncOption, Complete
 export { ShmProcessGroup, type ShmOptions } from './shm.js';
 export { initProcessGroup, resolveInit, type InitOptions, type Backend } from './init.js';
 export { ExpertParallelGroup, allToAllRows, type ExpertDispatchResult } from './expert_parallel.js';
+export { initialize, DistributedEngine, type Engine, type EngineOptions, type InitializeResult } from './engine.js';
+export { resolveConfig, type DeepSpeedConfig, type ResolvedConfig } from './config.js';
+export { createParallelGroups, type ParallelGroups } from './groups.js';

@@ -1,0 +1,74 @@
+/**
+ * DeepSpeed's JSON config keys (the ones the engine implements), checked with clear errors.
+ * Batch sizes follow DeepSpeed: train_batch_size = micro batch × gradient accumulation ×
+ * data-parallel world size; give any two (or all three, consistent).
+ */
+export interface DeepSpeedConfig {
+  train_batch_size?: number;
+  train_micro_batch_size_per_gpu?: number;
+  gradient_accumulation_steps?: number;
+  /** Max global gradient norm (0 / absent: no clipping). */
+  gradient_clipping?: number;
+  optimizer?: { type: 'Adam' | 'AdamW' | 'SGD'; params?: { lr?: number; betas?: [number, number]; eps?: number; weight_decay?: number; momentum?: number } };
+  scheduler?: {
+    type: 'WarmupLR' | 'WarmupDecayLR' | 'WarmupCosineLR';
+    params?: { warmup_num_steps?: number; total_num_steps?: number; warmup_min_lr?: number; warmup_max_lr?: number; cos_min_ratio?: number };
+  };
+  zero_optimization?: { stage?: 0 | 1 | 2; reduce_bucket_size?: number };
+  /** Size of the expert-parallel groups (DeepSpeed sets it per MoE layer as ep_size). Default 1. */
+  expert_parallel_size?: number;
+  bf16?: { enabled?: boolean };
+  fp16?: { enabled?: boolean };
+}
+
+export interface ResolvedConfig {
+  trainBatchSize: number;
+  microBatch: number;
+  gradAccum: number;
+  clip: number;
+  stage: 0 | 1 | 2;
+  bucketElements: number;
+  expertParallel: number;
+  optimizer: NonNullable<DeepSpeedConfig['optimizer']>;
+  scheduler: DeepSpeedConfig['scheduler'] | null;
+}
+
+const posInt = (v: unknown) => Number.isInteger(v) && (v as number) >= 1;
+
+export function resolveConfig(c: DeepSpeedConfig, worldSize: number): ResolvedConfig {
+  for (const k of ['train_batch_size', 'train_micro_batch_size_per_gpu', 'gradient_accumulation_steps', 'expert_parallel_size'] as const)
+    if (c[k] !== undefined && !posInt(c[k])) throw new Error(`config: ${k} must be a positive integer, got ${JSON.stringify(c[k])}`);
+  let tb = c.train_batch_size, mb = c.train_micro_batch_size_per_gpu, ga = c.gradient_accumulation_steps;
+  if (tb !== undefined && mb !== undefined && ga !== undefined) {
+    if (tb !== mb * ga * worldSize)
+      throw new Error(`config: train_batch_size ${tb} != train_micro_batch_size_per_gpu ${mb} × gradient_accumulation_steps ${ga} × world size ${worldSize}`);
+  } else if (tb !== undefined && mb !== undefined) {
+    ga = tb / (mb * worldSize);
+    if (!posInt(ga)) throw new Error(`config: train_batch_size ${tb} is not divisible by micro batch ${mb} × world size ${worldSize}`);
+  } else if (tb !== undefined && ga !== undefined) {
+    mb = tb / (ga * worldSize);
+    if (!posInt(mb)) throw new Error(`config: train_batch_size ${tb} is not divisible by gradient_accumulation_steps ${ga} × world size ${worldSize}`);
+  } else if (mb !== undefined) {
+    ga = ga ?? 1;
+    tb = mb * ga * worldSize;
+  } else if (tb !== undefined) {
+    ga = 1;
+    mb = tb / worldSize;
+    if (!posInt(mb)) throw new Error(`config: train_batch_size ${tb} is not divisible by world size ${worldSize}`);
+  } else throw new Error('config: give train_batch_size or train_micro_batch_size_per_gpu');
+  tb = mb! * ga! * worldSize;
+  const stage = c.zero_optimization?.stage ?? 0;
+  if (![0, 1, 2].includes(stage)) throw new Error(`config: zero_optimization.stage ${stage} is not supported (0, 1 or 2; stage 3 comes later)`);
+  if (c.bf16?.enabled) throw new Error('config: bf16 training is not available on the CPU backend yet');
+  if (c.fp16?.enabled) throw new Error('config: fp16 with loss scaling needs CUDA tensors (the CUDA backend is not built yet)');
+  const clip = c.gradient_clipping ?? 0;
+  if (!(clip >= 0)) throw new Error(`config: gradient_clipping must be ≥ 0, got ${clip}`);
+  const ep = c.expert_parallel_size ?? 1;
+  if (worldSize % ep !== 0) throw new Error(`config: expert_parallel_size ${ep} does not divide the world size ${worldSize}`);
+  const optimizer = c.optimizer ?? { type: 'AdamW', params: {} };
+  if (!['Adam', 'AdamW', 'SGD'].includes(optimizer.type)) throw new Error(`config: optimizer.type '${optimizer.type}' is not one of Adam, AdamW, SGD`);
+  if (c.scheduler && !['WarmupLR', 'WarmupDecayLR', 'WarmupCosineLR'].includes(c.scheduler.type)) throw new Error(`config: scheduler.type '${c.scheduler.type}' is not one of WarmupLR, WarmupDecayLR, WarmupCosineLR`);
+  const bucket = c.zero_optimization?.reduce_bucket_size ?? 5e8;
+  if (!(bucket >= 1)) throw new Error(`config: zero_optimization.reduce_bucket_size must be ≥ 1, got ${bucket}`);
+  return { trainBatchSize: tb, microBatch: mb!, gradAccum: ga!, clip, stage: stage as 0 | 1 | 2, bucketElements: Math.floor(bucket), expertParallel: ep, optimizer, scheduler: c.scheduler ?? null };
+}

@@ -1,0 +1,329 @@
+/**
+ * The training engine, after DeepSpeed's (`deepspeed.initialize` → engine with forward,
+ * backward, step, save/load checkpoint):
+ *
+ * - Gradient accumulation: `backward(loss)` scales by 1 / gradient_accumulation_steps;
+ *   `step()` is called every micro step and updates only at the accumulation boundary.
+ * - Data parallel: after the boundary's backward, gradients are reduced in buckets of
+ *   `reduce_bucket_size` elements, in parameter order (the same on every rank, whatever
+ *   parameters a rank's batch left unused: those count as zeros). Dense parameters are
+ *   averaged over the world; expert parameters (tag `expert`) are summed over the
+ *   expert-data-parallel group and divided by the world size (DeepSpeed's scaling: the
+ *   all-to-all already brought every rank's tokens to the expert).
+ * - ZeRO stage 1: each rank keeps optimiser state for 1/N of the flattened parameters only
+ *   (dense: N = world; expert: N = expert-data-parallel size), steps its partition, and the
+ *   partitions are all-gathered back into the parameters. Stage 2: the gradients are
+ *   reduce-scattered instead of all-reduced, so each rank only receives its partition.
+ * - Gradient clipping by the global norm over all parameters (expert partitions and shards
+ *   included exactly once).
+ * - Checkpoints by global parameter name and global expert index (checkpoint.ts), so they
+ *   load at another world size, expert-parallel size or ZeRO stage.
+ */
+import * as T from '@vlmoe/tensor';
+import { resolveConfig, type DeepSpeedConfig, type ResolvedConfig } from './config.js';
+import { createParallelGroups, type ParallelGroups } from './groups.js';
+import type { ProcessGroup } from './process_group.js';
+
+type Optim = T.optim.Optimizer<T.optim.BaseHyper>;
+
+/** A set of parameters reduced over one group, optionally flattened and partitioned (ZeRO). */
+interface ParamSet {
+  kind: 'dense' | 'expert';
+  names: string[];
+  params: T.nn.Parameter[];
+  /** Group the gradients are summed over. */
+  group: ProcessGroup;
+  /** Flat offsets (ZeRO): params[i] occupies [offsets[i], offsets[i] + numel). */
+  offsets: number[];
+  numel: number;
+  /** ZeRO: elements per rank partition (numel padded up to a multiple of group size). */
+  chunk: number;
+  /** ZeRO: this rank's partition as a trainable flat tensor (the optimiser's only parameter). */
+  shard: T.nn.Parameter | null;
+}
+
+export interface EngineOptions {
+  model: T.nn.Module;
+  config: DeepSpeedConfig;
+  /** The world group (initProcessGroup()). */
+  processGroup: ProcessGroup;
+  /** Groups made beforehand with createParallelGroups (needed when the model's MoE layers take the expert-parallel group at construction). */
+  groups?: ParallelGroups;
+}
+
+export interface Engine {
+  readonly module: T.nn.Module;
+  readonly config: ResolvedConfig;
+  readonly groups: ParallelGroups;
+  readonly optimizer: Optim;
+  readonly lrScheduler: T.optim.LRScheduler | null;
+  /** Optimiser steps taken, micro steps seen. */
+  readonly globalSteps: number;
+  readonly microSteps: number;
+  forward<A extends unknown[], R>(...args: A): R;
+  backward(loss: T.Tensor): void;
+  /** Call after every backward: updates at the gradient-accumulation boundary. Returns the pre-clip global grad norm when it stepped. */
+  step(): number | null;
+  isGradientAccumulationBoundary(): boolean;
+  saveCheckpoint(dir: string, tag?: string): void;
+  loadCheckpoint(dir: string, tag?: string): void;
+  /** Bytes of optimiser state this rank holds. */
+  optimizerStateBytes(): number;
+  getLr(): number[];
+}
+
+function makeOptimizer(c: ResolvedConfig, params: T.Tensor[]): Optim {
+  const p = c.optimizer.params ?? {};
+  const lr = p.lr ?? 1e-3;
+  switch (c.optimizer.type) {
+    case 'SGD':
+      return new T.optim.SGD(params, { lr, momentum: p.momentum ?? 0, weightDecay: p.weight_decay ?? 0 }) as unknown as Optim;
+    case 'Adam':
+      return new T.optim.Adam(params, { lr, betas: p.betas ?? [0.9, 0.999], eps: p.eps ?? 1e-8, weightDecay: p.weight_decay ?? 0 }) as unknown as Optim;
+    default:
+      return new T.optim.AdamW(params, { lr, betas: p.betas ?? [0.9, 0.999], eps: p.eps ?? 1e-8, weightDecay: p.weight_decay ?? 0.01 }) as unknown as Optim;
+  }
+}
+
+function makeScheduler(c: ResolvedConfig, opt: Optim): T.optim.LRScheduler | null {
+  const s = c.scheduler;
+  if (!s) return null;
+  const p = s.params ?? {};
+  const warmup = p.warmup_num_steps ?? 1000;
+  const maxLr = p.warmup_max_lr ?? opt.defaults.lr, minLr = p.warmup_min_lr ?? 0;
+  for (const g of opt.paramGroups) g.lr = maxLr;
+  (opt.defaults as { lr: number }).lr = maxLr;
+  const span = maxLr > 0 ? minLr / maxLr : 0;
+  const warm = (step: number) => (warmup > 0 && step < warmup ? span + (1 - span) * (step / warmup) : 1);
+  if (s.type === 'WarmupLR') return new T.optim.LambdaLR(opt, (step) => warm(step));
+  const total = p.total_num_steps;
+  if (!total) throw new Error(`config: scheduler ${s.type} needs params.total_num_steps`);
+  if (s.type === 'WarmupDecayLR') return new T.optim.LambdaLR(opt, (step) => (step < warmup ? warm(step) : Math.max(0, (total - step) / Math.max(1, total - warmup))));
+  const minRatio = p.cos_min_ratio ?? 0;
+  return new T.optim.LambdaLR(opt, (step) => {
+    if (step < warmup) return warm(step);
+    const progress = Math.min(1, (step - warmup) / Math.max(1, total - warmup));
+    return minRatio + (1 - minRatio) * 0.5 * (1 + Math.cos(Math.PI * progress));
+  });
+}
+
+export class DistributedEngine implements Engine {
+  readonly module: T.nn.Module;
+  readonly config: ResolvedConfig;
+  readonly groups: ParallelGroups;
+  readonly optimizer: Optim;
+  readonly lrScheduler: T.optim.LRScheduler | null;
+  globalSteps = 0;
+  microSteps = 0;
+  readonly sets: ParamSet[];
+
+  constructor(o: EngineOptions) {
+    this.module = o.model;
+    const world = o.processGroup;
+    this.config = resolveConfig(o.config, world.size);
+    if (o.groups && o.groups.expertParallelSize !== this.config.expertParallel)
+      throw new Error(`initialize: the given groups have expert-parallel size ${o.groups.expertParallelSize}, the config says ${this.config.expertParallel}`);
+    this.groups = o.groups ?? createParallelGroups(world, this.config.expertParallel);
+    const named = [...o.model.namedParameters()];
+    if (!named.length) throw new Error('initialize: the model has no parameters');
+    const dense = named.filter(([, p]) => !p.tags.expert), expert = named.filter(([, p]) => p.tags.expert);
+    const mk = (kind: 'dense' | 'expert', list: [string, T.nn.Parameter][], group: ProcessGroup): ParamSet => {
+      const offsets: number[] = [];
+      let n = 0;
+      for (const [, p] of list) {
+        offsets.push(n);
+        n += p.numel;
+      }
+      const chunk = Math.ceil(n / group.size);
+      return { kind, names: list.map(([k]) => k), params: list.map(([, p]) => p), group, offsets, numel: n, chunk, shard: null };
+    };
+    this.sets = [mk('dense', dense, world)];
+    if (expert.length) this.sets.push(mk('expert', expert, this.groups.expertDataParallel));
+    // every rank starts from rank 0's dense parameters and its expert-data-parallel peers' experts
+    T.noGrad(() => {
+      for (const s of this.sets) for (const p of s.params) s.group.broadcast(p, 0);
+    });
+    if (this.config.stage >= 1) {
+      for (const s of this.sets) {
+        const flat = this.flatten(s, (p) => p);
+        const r = s.group.rank;
+        const part = T.noGrad(() => T.zeros([s.chunk], { dtype: s.params[0]!.dtype }));
+        const lo = Math.min(s.numel, r * s.chunk), hi = Math.min(s.numel, (r + 1) * s.chunk);
+        if (hi > lo) T.noGrad(() => T.copy_(part.narrow(0, 0, hi - lo), flat.narrow(0, lo, hi - lo)));
+        flat.dispose();
+        s.shard = new T.nn.Parameter(part);
+      }
+      this.optimizer = makeOptimizer(this.config, this.sets.map((s) => s.shard!));
+    } else {
+      this.optimizer = makeOptimizer(this.config, named.map(([, p]) => p));
+    }
+    this.lrScheduler = makeScheduler(this.config, this.optimizer);
+  }
+
+  forward<A extends unknown[], R>(...args: A): R {
+    return (this.module as unknown as { forward: (...a: A) => R }).forward(...args);
+  }
+
+  isGradientAccumulationBoundary(): boolean {
+    return (this.microSteps + 1) % this.config.gradAccum === 0;
+  }
+
+  backward(loss: T.Tensor): void {
+    if (loss.numel !== 1) throw new Error(`engine.backward: the loss must be a scalar, got shape [${loss.shape.join(', ')}]`);
+    const scaled = this.config.gradAccum > 1 ? T.mul(loss, 1 / this.config.gradAccum) : loss;
+    scaled.backward();
+  }
+
+  /** Concatenation of f(param) for the set's params (zeros where f gives null), float32 flat. */
+  private flatten(s: ParamSet, f: (p: T.nn.Parameter) => T.Tensor | null): T.Tensor {
+    return T.noGrad(() => {
+      const out = T.zeros([s.chunk * s.group.size], { dtype: s.params[0]!.dtype });
+      s.params.forEach((p, i) => {
+        const v = f(p);
+        if (v) T.copy_(out.narrow(0, s.offsets[i]!, p.numel), v.reshape(-1));
+      });
+      return out;
+    });
+  }
+
+  /** Reduces the gradients of a set in place (plain data parallel / ZeRO-1): buckets in parameter order. */
+  private allReduceGrads(s: ParamSet, scale: number): void {
+    T.noGrad(() => {
+      let bucket: T.nn.Parameter[] = [];
+      let size = 0;
+      const flush = () => {
+        if (!bucket.length) return;
+        const flat = T.cat(bucket.map((p) => p.grad!.reshape(-1)), 0);
+        s.group.allReduce(flat, 'sum');
+        T.mul_(flat, scale);
+        let off = 0;
+        for (const p of bucket) {
+          T.copy_(p.grad!, flat.narrow(0, off, p.numel).reshape(...p.shape));
+          off += p.numel;
+        }
+        flat.dispose();
+        bucket = [];
+        size = 0;
+      };
+      for (const p of s.params) {
+        if (!p.grad) p.grad = T.keep(T.zeros(p.shape.slice(), { dtype: p.dtype }));
+        bucket.push(p);
+        size += p.numel;
+        if (size >= this.config.bucketElements) flush();
+      }
+      flush();
+    });
+  }
+
+  /** The squared global gradient norm: every gradient entry of the model counted once. */
+  private gradNormSq(): number {
+    let total = 0;
+    T.noGrad(() => {
+      for (const s of this.sets) {
+        let local = 0;
+        const acc = (g: T.Tensor | null) => {
+          if (g) local += T.sum(T.mul(g, g)).item();
+        };
+        if (s.shard) acc(s.shard.grad);
+        else for (const p of s.params) acc(p.grad);
+        const t = T.tensor([local], { dtype: 'float64' });
+        // ZeRO partitions a set over its group; expert sets also differ across the EP group
+        if (s.shard) s.group.allReduce(t, 'sum');
+        if (s.kind === 'expert') this.groups.expertParallel.allReduce(t, 'sum');
+        total += t.item();
+      }
+    });
+    return total;
+  }
+
+  step(): number | null {
+    const boundary = this.isGradientAccumulationBoundary();
+    this.microSteps++;
+    if (!boundary) return null;
+    const W = this.groups.world.size;
+    for (const s of this.sets) {
+      if (this.config.stage === 2) {
+        // reduce-scatter: this rank receives only its partition of the summed gradients
+        T.noGrad(() => {
+          const flat = this.flatten(s, (p) => p.grad);
+          for (const p of s.params) p.zeroGrad();
+          const g = T.zeros([s.chunk], { dtype: s.params[0]!.dtype });
+          s.group.reduceScatterTensor(g, flat, 'sum');
+          flat.dispose();
+          T.mul_(g, 1 / W);
+          s.shard!.zeroGrad();
+          s.shard!.grad = T.keep(g);
+        });
+      } else {
+        this.allReduceGrads(s, 1 / W);
+        if (s.shard) {
+          T.noGrad(() => {
+            const flat = this.flatten(s, (p) => p.grad);
+            for (const p of s.params) p.zeroGrad();
+            s.shard!.zeroGrad();
+            s.shard!.grad = T.keep(T.contiguous(flat.narrow(0, s.group.rank * s.chunk, s.chunk)));
+            flat.dispose();
+          });
+        }
+      }
+    }
+    const norm = Math.sqrt(this.gradNormSq());
+    if (this.config.clip > 0 && norm > this.config.clip) {
+      const coef = this.config.clip / (norm + 1e-6);
+      T.noGrad(() => {
+        for (const s of this.sets) {
+          if (s.shard) T.mul_(s.shard.grad!, coef);
+          else for (const p of s.params) if (p.grad) T.mul_(p.grad, coef);
+        }
+      });
+    }
+    this.optimizer.step();
+    for (const s of this.sets) {
+      if (!s.shard) continue;
+      // gather the updated partitions back into the parameters
+      T.noGrad(() => {
+        const full = T.empty([s.chunk * s.group.size], { dtype: s.params[0]!.dtype });
+        s.group.allGatherIntoTensor(full, s.shard!);
+        s.params.forEach((p, i) => T.copy_(p, full.narrow(0, s.offsets[i]!, p.numel).reshape(...p.shape)));
+        full.dispose();
+      });
+      s.shard.zeroGrad();
+    }
+    for (const s of this.sets) for (const p of s.params) p.zeroGrad();
+    this.lrScheduler?.step();
+    this.globalSteps++;
+    return norm;
+  }
+
+  optimizerStateBytes(): number {
+    let bytes = 0;
+    for (const st of this.optimizer.state.values()) for (const v of Object.values(st)) if (typeof v === 'object' && v) bytes += (v as T.Tensor).numel * T.dtypeSize[(v as T.Tensor).dtype];
+    return bytes;
+  }
+
+  getLr(): number[] {
+    return this.optimizer.paramGroups.map((g) => g.lr);
+  }
+
+  saveCheckpoint(dir: string, tag?: string): void {
+    saveCheckpointImpl(this, dir, tag);
+  }
+
+  loadCheckpoint(dir: string, tag?: string): void {
+    loadCheckpointImpl(this, dir, tag);
+  }
+}
+
+export interface InitializeResult {
+  engine: DistributedEngine;
+  optimizer: Optim;
+  lrScheduler: T.optim.LRScheduler | null;
+}
+
+/** deepspeed.initialize: wraps the model in an engine built from a DeepSpeed config. */
+export function initialize(o: EngineOptions): InitializeResult {
+  const engine = new DistributedEngine(o);
+  return { engine, optimizer: engine.optimizer, lrScheduler: engine.lrScheduler };
+}
+
+import { loadCheckpointImpl, saveCheckpointImpl } from './checkpoint.js';

@@ -1,0 +1,53 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, test } from 'vitest';
+
+const launcher = fileURLToPath(new URL('../dist/launcher.js', import.meta.url));
+const worker = (name: string) => fileURLToPath(new URL(`./workers/${name}`, import.meta.url));
+
+function train(nproc: number, config: object, steps = 5) {
+  const r = spawnSync(process.execPath, [launcher, '--nproc', String(nproc), worker('train.mjs')], {
+    encoding: 'utf8', env: { ...process.env, CONFIG: JSON.stringify(config), STEPS: String(steps) }, timeout: 170_000,
+  });
+  const out = `${r.stdout}\n${r.stderr}`;
+  expect(r.status, out).toBe(0);
+  const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; maxDiff: number; stateBytes: number; numel: number; steps: number });
+  expect(rows.length, out).toBe(nproc);
+  return rows;
+}
+
+const base = { train_batch_size: 8, optimizer: { type: 'AdamW', params: { lr: 1e-2, weight_decay: 0.01 } } };
+
+describe('engine: data parallel and ZeRO give the single-process result', () => {
+  for (const n of [1, 2, 4]) {
+    for (const stage of [0, 1, 2] as const) {
+      if (n === 1 && stage > 0) continue;
+      test(`world ${n}, ZeRO-${stage}, 5 steps: parameters match 1 process on the global batch`, () => {
+        const rows = train(n, { ...base, zero_optimization: { stage } });
+        for (const r of rows) {
+          expect(r.steps).toBe(5);
+          expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(2e-5);
+        }
+        // optimiser state: 2 Adam moments of every parameter, or of this rank's 1/N partition
+        const full = 2 * rows[0]!.numel * 4;
+        for (const r of rows) {
+          if (stage === 0) expect(r.stateBytes).toBe(full);
+          else expect(r.stateBytes).toBe(2 * Math.ceil(r.numel / n) * 4);
+        }
+      });
+    }
+  }
+
+  // SGD moves by the gradient itself (Adam is blind to its scale): catches a wrong averaging
+  for (const stage of [0, 1, 2] as const) {
+    test(`world 4, ZeRO-${stage}, SGD with momentum: parameters match`, () => {
+      const rows = train(4, { train_batch_size: 8, optimizer: { type: 'SGD', params: { lr: 0.1, momentum: 0.9 } }, zero_optimization: { stage } });
+      for (const r of rows) expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(2e-5);
+    });
+  }
+
+  test('gradient accumulation and clipping: world 2, 2 micro steps per step, ZeRO-2', () => {
+    const rows = train(2, { ...base, gradient_accumulation_steps: 2, gradient_clipping: 0.5, zero_optimization: { stage: 2 } });
+    for (const r of rows) expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(2e-5);
+  });
+});

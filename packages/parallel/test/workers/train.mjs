@@ -1,0 +1,61 @@
+// Run by vlmoe-run in the engine tests. CONFIG (JSON env) is the DeepSpeed config; the model
+// is a small MLP, the global batch is the same for every world size. Each rank first trains
+// the same model alone on the whole batch (the reference), then through the engine on its
+// share, and compares the parameters after STEPS optimiser steps. Prints a JSON summary.
+import * as T from '@vlmoe/tensor';
+import { initProcessGroup, initialize } from '../../dist/index.js';
+
+const pg = initProcessGroup();
+const W = pg.size, me = pg.rank;
+const cfg = JSON.parse(process.env.CONFIG);
+const STEPS = Number(process.env.STEPS ?? 5);
+const GLOBAL = 8, IN = 8, OUT = 4;
+const gas = cfg.gradient_accumulation_steps ?? 1;
+
+const model = () => new T.nn.Sequential(new T.nn.Linear(IN, 16, { generator: new T.Generator(1) }), new T.nn.GELU(), new T.nn.Linear(16, OUT, { generator: new T.Generator(2) }));
+const batch = (step) => ({
+  x: T.randn([GLOBAL, IN], { generator: new T.Generator(1000 + step) }),
+  y: T.randn([GLOBAL, OUT], { generator: new T.Generator(2000 + step) }),
+});
+const lossOf = (m, x, y) => T.nn.mseLoss(m.forward(x), y);
+
+// reference: one process, the whole global batch, same optimiser and clipping
+const ref = model();
+const op = cfg.optimizer.params;
+const opt = cfg.optimizer.type === 'SGD'
+  ? new T.optim.SGD(ref.parameters(), { lr: op.lr, momentum: op.momentum ?? 0, weightDecay: op.weight_decay ?? 0 })
+  : new T.optim.AdamW(ref.parameters(), { lr: op.lr, weightDecay: op.weight_decay });
+for (let s = 0; s < STEPS; s++) {
+  T.scope(() => {
+    opt.zeroGrad();
+    const { x, y } = batch(s);
+    lossOf(ref, x, y).backward();
+    if (cfg.gradient_clipping) T.optim.clipGradNorm(ref.parameters(), cfg.gradient_clipping);
+    opt.step();
+  });
+}
+
+// the engine: rank r's share of each global batch, in gas micro batches
+const { engine } = initialize({ model: model(), config: cfg, processGroup: pg });
+const micro = GLOBAL / W / gas;
+let stateBytes = 0;
+for (let s = 0; s < STEPS; s++) {
+  const { x, y } = batch(s);
+  for (let m = 0; m < gas; m++) {
+    T.scope(() => {
+      const lo = me * (GLOBAL / W) + m * micro;
+      engine.backward(lossOf(engine.module, x.narrow(0, lo, micro), y.narrow(0, lo, micro)));
+      engine.step();
+    });
+  }
+  if (s === 0) stateBytes = engine.optimizerStateBytes();
+}
+let maxDiff = 0;
+const a = ref.parameters(), b = engine.module.parameters();
+a.forEach((p, i) => {
+  const x = p.dataSync(), y = b[i].dataSync();
+  for (let j = 0; j < x.length; j++) maxDiff = Math.max(maxDiff, Math.abs(x[j] - y[j]) / (1 + Math.abs(x[j])));
+});
+const numel = a.reduce((n, p) => n + p.numel, 0);
+console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps: engine.globalSteps }));
+pg.destroy();
