@@ -61,19 +61,26 @@ export interface NativeAddon {
   groupedLinear(dtype: number, hasBias: number, reference: number): void;
   groupedLinearBackward(dtype: number, wantDx: number, wantDw: number, wantDb: number, reference: number): void;
   expertFFN(dtype: number, act: number, hasB1: number, hasB2: number, reference: number): void;
-  /** Shared-memory communicator (the shm process-group backend); returns its id. */
-  shmInit(name: string, rank: number, world: number, slotBytes: number, timeoutMs: number): number;
-  shmClose(id: number): void;
-  shmSetTimeout(id: number, timeoutMs: number): void;
-  shmAbort(id: number, why: string): void;
-  shmBarrier(id: number): void;
+  /** Communicators (process-group backends): ids from commInitShm / commInitMpi / commNewGroup. */
+  commInitShm(name: string, rank: number, world: number, slotBytes: number, timeoutMs: number): number;
+  commInitMpi(timeoutMs: number): number;
+  /** Whether this build has MPI. */
+  mpiAvailable(): boolean;
+  /** mpi: a subgroup of the parent's ranks (collective over the parent); −1 off the group. */
+  commNewGroup(parent: number, ranks: number[]): number;
+  /** [rank, size]. */
+  commInfo(id: number): [number, number];
+  commClose(id: number): void;
+  commSetTimeout(id: number, timeoutMs: number): void;
+  commAbort(id: number, why: string): void;
+  commBarrier(id: number): void;
   /** op: 0 sum, 1 avg, 2 max, 3 min. Block: n, data. */
-  shmAllReduce(id: number, dtype: number, op: number): void;
-  shmBroadcast(id: number, dtype: number, root: number): void;
-  shmAllGather(id: number, dtype: number): void;
-  shmReduceScatter(id: number, dtype: number, op: number): void;
-  shmAllToAll(id: number, dtype: number): void;
-  shmSendRecv(id: number, dtype: number, peer: number, isRecv: number): void;
+  commAllReduce(id: number, dtype: number, op: number): void;
+  commBroadcast(id: number, dtype: number, root: number): void;
+  commAllGather(id: number, dtype: number): void;
+  commReduceScatter(id: number, dtype: number, op: number): void;
+  commAllToAll(id: number, dtype: number): void;
+  commSendRecv(id: number, dtype: number, peer: number, isRecv: number): void;
   expertFFNBackward(dtype: number, act: number, wantMask: number, reference: number): void;
   gemm(dtype: number, transA: number, transB: number): void;
   gemmReference(dtype: number, transA: number, transB: number): void;

@@ -5,6 +5,7 @@
  * init_process_group.
  */
 import type { ProcessGroup } from './process_group.js';
+import { MpiProcessGroup } from './mpi.js';
 import { ShmProcessGroup } from './shm.js';
 
 export type Backend = 'shm' | 'mpi' | 'nccl';
@@ -52,9 +53,13 @@ export function initProcessGroup(o: InitOptions = {}): ProcessGroup {
   switch (r.backend) {
     case 'shm':
       return new ShmProcessGroup({ name: r.name, rank: r.rank, size: r.worldSize, slotBytes: r.slotBytes, timeoutMs: r.timeoutMs });
-    case 'mpi':
+    case 'mpi': {
+      const pg = MpiProcessGroup.world(r.timeoutMs);
+      if (o.rank !== undefined && o.rank !== pg.rank) throw new Error(`initProcessGroup: rank ${o.rank} was asked for, but MPI says this process is rank ${pg.rank}`);
+      return pg;
+    }
     case 'nccl':
-      throw new Error(`initProcessGroup: the '${r.backend}' backend is not built yet (issue 7 in progress); use 'shm' on one machine`);
+      throw new Error("initProcessGroup: the 'nccl' backend needs CUDA tensors and the CUDA build (issue 9); use 'shm' or 'mpi' for CPU tensors");
     default:
       throw new Error(`initProcessGroup: unknown backend '${String(r.backend)}' (shm, mpi, nccl)`);
   }

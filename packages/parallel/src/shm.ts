@@ -1,8 +1,9 @@
 /**
- * The `shm` backend: ranks are processes on one machine exchanging through a POSIX
- * shared-memory segment managed by the native addon (packages/native-cuda/src/comm/shm.h).
- * Needs no system package. Collectives complete before returning (async ones return a
- * completed Work); reductions add in rank order, so every rank gets the same bits.
+ * Native process groups. `shm`: ranks are processes on one machine exchanging through a
+ * POSIX shared-memory segment managed by the native addon (packages/native-cuda/src/comm/
+ * shm.h); needs no system package; reductions add in rank order, so every rank gets the same
+ * bits. The `mpi` group (mpi.ts) shares the collectives below. Collectives complete before
+ * returning (async ones return a completed Work).
  */
 import { argBlock as A, native } from '@vlmoe/native-cuda';
 import * as T from '@vlmoe/tensor';
@@ -44,24 +45,38 @@ function inPlace(t: T.Tensor, fn: (c: T.Tensor) => void): void {
   c.dispose();
 }
 
-export class ShmProcessGroup implements ProcessGroup {
-  readonly backend = 'shm';
+/**
+ * The collectives over a native communicator (shm or mpi): argument checks, strided tensors
+ * made contiguous and copied back, split sizes. Subclasses create the communicator and
+ * subgroups.
+ */
+export abstract class NativeProcessGroup implements ProcessGroup {
+  abstract readonly backend: string;
   readonly rank: number;
   readonly size: number;
   readonly ranks: readonly number[];
-  private id: number;
-  private groups = 0;
-  private readonly o: Required<Omit<ShmOptions, 'ranks'>>;
+  protected id: number;
+  protected timeoutMs: number;
 
-  constructor(o: ShmOptions) {
-    this.o = { slotBytes: 4 << 20, timeoutMs: 120_000, ...o } as Required<Omit<ShmOptions, 'ranks'>>;
-    this.rank = o.rank;
-    this.size = o.size;
-    this.ranks = o.ranks ? [...o.ranks] : Array.from({ length: o.size }, (_, i) => i);
-    this.id = native.shmInit(o.name, o.rank, o.size, this.o.slotBytes, this.o.timeoutMs);
+  protected constructor(id: number, ranks: readonly number[] | undefined, timeoutMs: number) {
+    this.id = id;
+    const [rank, size] = native.commInfo(id);
+    this.rank = rank;
+    this.size = size;
+    this.ranks = ranks ? [...ranks] : Array.from({ length: size }, (_, i) => i);
+    this.timeoutMs = timeoutMs;
   }
 
-  private get live(): number {
+  abstract newGroup(ranks: readonly number[]): ProcessGroup | null;
+
+  protected checkRanks(ranks: readonly number[]): number[] {
+    const sorted = [...ranks];
+    if (!sorted.length || new Set(sorted).size !== sorted.length || sorted.some((r) => !(Number.isInteger(r) && r >= 0 && r < this.size)))
+      throw new Error(`newGroup: ranks must be distinct group ranks in [0, ${this.size}), got [${ranks.join(', ')}]`);
+    return sorted;
+  }
+
+  protected get live(): number {
     if (this.id < 0) throw new Error('process group: destroyed');
     return this.id;
   }
@@ -75,7 +90,7 @@ export class ShmProcessGroup implements ProcessGroup {
     inPlace(t, (c) => {
       A[0] = c.numel;
       put(1, c);
-      native.shmAllReduce(this.live, DTYPE_CODE[c.dtype]!, OPS[op]);
+      native.commAllReduce(this.live, DTYPE_CODE[c.dtype]!, OPS[op]);
     });
     if (opts?.async) return new CompletedWork();
   }
@@ -88,7 +103,7 @@ export class ShmProcessGroup implements ProcessGroup {
     inPlace(t, (c) => {
       A[0] = c.numel;
       put(1, c);
-      native.shmBroadcast(this.live, DTYPE_CODE[c.dtype]!, root);
+      native.commBroadcast(this.live, DTYPE_CODE[c.dtype]!, root);
     });
     if (opts?.async) return new CompletedWork();
   }
@@ -102,7 +117,7 @@ export class ShmProcessGroup implements ProcessGroup {
     inPlace(out, (oc) => {
       A[0] = ic.numel;
       put(put(1, ic), oc);
-      native.shmAllGather(this.live, DTYPE_CODE[ic.dtype]!);
+      native.commAllGather(this.live, DTYPE_CODE[ic.dtype]!);
     });
     if (ic !== input) ic.dispose();
   }
@@ -123,7 +138,7 @@ export class ShmProcessGroup implements ProcessGroup {
     inPlace(out, (oc) => {
       A[0] = oc.numel;
       put(put(1, ic), oc);
-      native.shmReduceScatter(this.live, DTYPE_CODE[ic.dtype]!, OPS[op]);
+      native.commReduceScatter(this.live, DTYPE_CODE[ic.dtype]!, OPS[op]);
     });
     if (ic !== input) ic.dispose();
   }
@@ -157,14 +172,14 @@ export class ShmProcessGroup implements ProcessGroup {
       for (const v of si) A[i++] = v * rowIn;
       for (const v of so) A[i++] = v * rowOut;
       put(put(i, ic), oc);
-      native.shmAllToAll(this.live, DTYPE_CODE[ic.dtype]!);
+      native.commAllToAll(this.live, DTYPE_CODE[ic.dtype]!);
     });
     if (ic !== input) ic.dispose();
     if (opts?.async) return new CompletedWork();
   }
 
   barrier(): void {
-    native.shmBarrier(this.live);
+    native.commBarrier(this.live);
   }
 
   private p2p(t: T.Tensor, peer: number, recv: boolean): void {
@@ -174,7 +189,7 @@ export class ShmProcessGroup implements ProcessGroup {
     inPlace(t, (c) => {
       A[0] = c.numel;
       put(1, c);
-      native.shmSendRecv(this.live, DTYPE_CODE[c.dtype]!, peer, recv ? 1 : 0);
+      native.commSendRecv(this.live, DTYPE_CODE[c.dtype]!, peer, recv ? 1 : 0);
     });
   }
 
@@ -186,10 +201,37 @@ export class ShmProcessGroup implements ProcessGroup {
     this.p2p(t, src, true);
   }
 
+  abort(why: string): void {
+    if (this.id >= 0) native.commAbort(this.id, why);
+  }
+
+  setTimeout(ms: number): void {
+    if (!(ms > 0)) throw new RangeError(`setTimeout: expected a positive number of ms, got ${ms}`);
+    this.timeoutMs = ms;
+    native.commSetTimeout(this.live, ms);
+  }
+
+  destroy(): void {
+    if (this.id >= 0) native.commClose(this.id);
+    this.id = -1;
+  }
+}
+
+export class ShmProcessGroup extends NativeProcessGroup {
+  readonly backend = 'shm';
+  private groups = 0;
+  private readonly name: string;
+  private readonly slotBytes: number;
+
+  constructor(o: ShmOptions) {
+    const slotBytes = o.slotBytes ?? 4 << 20, timeoutMs = o.timeoutMs ?? 120_000;
+    super(native.commInitShm(o.name, o.rank, o.size, slotBytes, timeoutMs), o.ranks, timeoutMs);
+    this.name = o.name;
+    this.slotBytes = slotBytes;
+  }
+
   newGroup(ranks: readonly number[]): ShmProcessGroup | null {
-    const sorted = [...ranks];
-    if (!sorted.length || new Set(sorted).size !== sorted.length || sorted.some((r) => !(Number.isInteger(r) && r >= 0 && r < this.size)))
-      throw new Error(`newGroup: ranks must be distinct group ranks in [0, ${this.size}), got [${ranks.join(', ')}]`);
+    const sorted = this.checkRanks(ranks);
     // every rank of this group calls newGroup in the same order (as in torch), so the
     // counter names the same segment everywhere
     const id = ++this.groups;
@@ -197,23 +239,8 @@ export class ShmProcessGroup implements ProcessGroup {
     const me = sorted.indexOf(this.rank);
     if (me < 0) return null;
     return new ShmProcessGroup({
-      name: `${this.o.name}.${id}.${sorted.join('-')}`.slice(0, 200), rank: me, size: sorted.length,
-      slotBytes: this.o.slotBytes, timeoutMs: this.o.timeoutMs, ranks: sorted.map((r) => this.ranks[r]!),
+      name: `${this.name}.${id}.${sorted.join('-')}`.slice(0, 200), rank: me, size: sorted.length,
+      slotBytes: this.slotBytes, timeoutMs: this.timeoutMs, ranks: sorted.map((r) => this.ranks[r]!),
     });
-  }
-
-  abort(why: string): void {
-    if (this.id >= 0) native.shmAbort(this.id, why);
-  }
-
-  setTimeout(ms: number): void {
-    if (!(ms > 0)) throw new RangeError(`setTimeout: expected a positive number of ms, got ${ms}`);
-    this.o.timeoutMs = ms;
-    native.shmSetTimeout(this.live, ms);
-  }
-
-  destroy(): void {
-    if (this.id >= 0) native.shmClose(this.id);
-    this.id = -1;
   }
 }

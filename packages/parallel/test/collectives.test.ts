@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
+import { mpiAvailable } from '../src/index.js';
 
 const launcher = fileURLToPath(new URL('../dist/launcher.js', import.meta.url));
 const worker = (name: string) => fileURLToPath(new URL(`./workers/${name}`, import.meta.url));
@@ -43,4 +44,39 @@ describe('shm process group', () => {
     const r2 = spawnSync(process.execPath, [launcher, '--nproc', '2'], { encoding: 'utf8' });
     expect(r2.stderr).toMatch(/no script given/);
   });
+});
+
+// mpirun as root needs its consent variables; 4 ranks on 2 cores need oversubscription
+const mpiEnv = { OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMPI_MCA_rmaps_base_oversubscribe: '1', VLMOE_BACKEND: 'mpi' };
+const hasMpirun = spawnSync('mpirun', ['--version'], { encoding: 'utf8' }).status === 0;
+const mpiReady = hasMpirun && mpiAvailable();
+
+export function mpirun(nproc: number, script: string, env: Record<string, string> = {}) {
+  const r = spawnSync('mpirun', ['-np', String(nproc), '-x', 'VLMOE_BACKEND', ...Object.keys(env).flatMap((k) => ['-x', k]), process.execPath, script], {
+    encoding: 'utf8', env: { ...process.env, ...mpiEnv, ...env }, timeout: 170_000,
+  });
+  return { status: r.status, out: `${r.stdout}\n${r.stderr}` };
+}
+
+describe.skipIf(!mpiReady)('mpi process group (mpirun)', () => {
+  for (const n of [1, 2, 4]) {
+    test(`every collective on ${n} rank(s), world and subgroups, matches the local reference`, () => {
+      const r = mpirun(n, worker('collectives.mjs'));
+      expect(r.out.match(/collectives ok/g)?.length, r.out).toBe(n);
+      expect(r.status, r.out).toBe(0);
+    });
+  }
+
+  test('a rank that dies ends the whole job with a non-zero status within the timeout', () => {
+    const t0 = Date.now();
+    const r = mpirun(3, worker('die.mjs'), { VICTIM: '1', VLMOE_COMM_TIMEOUT_MS: '5000' });
+    expect(r.status, r.out).not.toBe(0);
+    expect(r.out).not.toMatch(/no error: BAD/);
+    expect(r.out).toMatch(/timed out after 5000 ms/);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+  });
+});
+
+test.runIf(!mpiReady)('mpi process group: skipped because this machine has no MPI build or mpirun (install libopenmpi-dev openmpi-bin, rebuild)', () => {
+  expect(mpiReady).toBe(false);
 });

@@ -1,8 +1,9 @@
-// N-API bindings of the communicators (the shm backend of @vlmoe/parallel's process groups).
+// N-API bindings of the communicators (the shm and mpi backends of @vlmoe/parallel).
 //
-// shmInit(name, rank, world, slotBytes, timeoutMs) → id; the collectives take the id, small
-// integers, and tensor views in the argument block (handle, offset pairs), checked against
-// their storages like every kernel's operands. Collectives block the calling thread.
+// commInitShm(name, rank, world, slotBytes, timeoutMs) / commInitMpi(timeoutMs) → id;
+// commNewGroup(parent, ranks) (mpi) → id or −1 off the group; the collectives take the id,
+// small integers, and tensor views in the argument block (handle, offset pairs), checked
+// against their storages like every kernel's operands. Collectives block the caller.
 #include <napi.h>
 
 #include <memory>
@@ -11,39 +12,78 @@
 
 #include "../args.h"
 #include "../napi_errors.h"
-#include "shm.h"
+#include "communicator.h"
 
 namespace vlmoe {
 namespace {
 
-std::vector<std::unique_ptr<ShmComm>> g_comms;
+std::vector<std::unique_ptr<Communicator>> g_comms;
 
 int I(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
 
-ShmComm& comm(const Napi::CallbackInfo& info) {
+Communicator& comm(const Napi::CallbackInfo& info) {
   const int id = I(info, 0);
-  if (id < 0 || id >= static_cast<int>(g_comms.size()) || !g_comms[id]) throw std::invalid_argument("shm: communicator " + std::to_string(id) + " is closed or was never opened");
+  if (id < 0 || id >= static_cast<int>(g_comms.size()) || !g_comms[id]) throw std::invalid_argument("comm: communicator " + std::to_string(id) + " is closed or was never opened");
   return *g_comms[id];
+}
+
+Napi::Value add(Napi::Env env, std::unique_ptr<Communicator> c) {
+  g_comms.push_back(std::move(c));
+  return Napi::Number::New(env, static_cast<double>(g_comms.size() - 1));
 }
 
 Operand cpu_block(Reader& r, DType t, int64_t n, const char* op) {
   Operand o = r.block(t, n);
-  if (o.device != kCpu) throw std::invalid_argument(std::string(op) + ": the shm backend moves CPU tensors only (use nccl for CUDA tensors)");
+  if (o.device != kCpu) throw std::invalid_argument(std::string(op) + ": the shm and mpi backends move CPU tensors only (nccl is for CUDA tensors)");
   return o;
 }
 
-Napi::Value ShmInit(const Napi::CallbackInfo& info) {
+Napi::Value CommInitShm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   const int rank = I(info, 1), world = I(info, 2);
   const double slot = info[3].As<Napi::Number>().DoubleValue(), timeout = info[4].As<Napi::Number>().DoubleValue();
-  g_comms.push_back(std::make_unique<ShmComm>(name, rank, world, static_cast<size_t>(slot), static_cast<int64_t>(timeout)));
-  return Napi::Number::New(env, static_cast<double>(g_comms.size() - 1));
+  return add(env, std::make_unique<ShmCommunicator>(std::make_unique<ShmComm>(name, rank, world, static_cast<size_t>(slot), static_cast<int64_t>(timeout))));
   VLMOE_CATCH(env)
 }
 
-Napi::Value ShmClose(const Napi::CallbackInfo& info) {
+Napi::Value MpiAvailable(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), mpi_available()); }
+
+Napi::Value MpiInit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  return add(env, std::make_unique<MpiCommunicator>(std::make_unique<MpiComm>(static_cast<int64_t>(info[0].As<Napi::Number>().DoubleValue()))));
+  VLMOE_CATCH(env)
+}
+
+// commNewGroup(parent, ranks[]): mpi only; −1 on ranks outside the new group.
+Napi::Value MpiNewGroup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  auto* parent = dynamic_cast<MpiCommunicator*>(&comm(info));
+  if (!parent) throw std::invalid_argument("commNewGroup: only mpi communicators make subgroups natively");
+  Napi::Array arr = info[1].As<Napi::Array>();
+  std::vector<int> ranks(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); ++i) ranks[i] = arr.Get(i).As<Napi::Number>().Int32Value();
+  auto c = std::make_unique<MpiComm>(parent->raw(), ranks);
+  if (!c->member()) return Napi::Number::New(env, -1);
+  return add(env, std::make_unique<MpiCommunicator>(std::move(c)));
+  VLMOE_CATCH(env)
+}
+
+Napi::Value CommInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  Communicator& c = comm(info);
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(0u, c.rank());
+  a.Set(1u, c.world());
+  return a;
+  VLMOE_CATCH(env)
+}
+
+Napi::Value CommClose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
   const int id = I(info, 0);
@@ -52,7 +92,7 @@ Napi::Value ShmClose(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
-Napi::Value ShmSetTimeout(const Napi::CallbackInfo& info) {
+Napi::Value CommSetTimeout(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
   comm(info).set_timeout(static_cast<int64_t>(info[1].As<Napi::Number>().DoubleValue()));
@@ -60,7 +100,7 @@ Napi::Value ShmSetTimeout(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
-Napi::Value ShmAbort(const Napi::CallbackInfo& info) {
+Napi::Value CommAbort(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
   comm(info).abort(info[1].As<Napi::String>().Utf8Value());
@@ -68,7 +108,7 @@ Napi::Value ShmAbort(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
-Napi::Value ShmBarrier(const Napi::CallbackInfo& info) {
+Napi::Value CommBarrier(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
   comm(info).barrier();
@@ -76,11 +116,11 @@ Napi::Value ShmBarrier(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
-// shmAllReduce(id, dtype, op): block: n, data
-Napi::Value ShmAllReduce(const Napi::CallbackInfo& info) {
+// commAllReduce(id, dtype, op): block: n, data
+Napi::Value CommAllReduce(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
-  ShmComm& c = comm(info);
+  Communicator& c = comm(info);
   DType t = dtype_from_int(I(info, 1));
   const int op = I(info, 2);
   if (op < 0 || op > 3) throw std::invalid_argument("allReduce: unknown reduce op " + std::to_string(op));
@@ -92,39 +132,41 @@ Napi::Value ShmAllReduce(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
-// shmBroadcast(id, dtype, root): block: n, data
-Napi::Value ShmBroadcast(const Napi::CallbackInfo& info) {
+// commBroadcast(id, dtype, root): block: n, data
+Napi::Value CommBroadcast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
-  ShmComm& c = comm(info);
+  Communicator& c = comm(info);
   DType t = dtype_from_int(I(info, 1));
   Reader r("broadcast");
   const int64_t n = r.n();
   Operand d = cpu_block(r, t, n, "broadcast");
-  c.broadcast(d.ptr, n * static_cast<int64_t>(dtype_size(t)), I(info, 2));
+  const int root = I(info, 2);
+  if (root < 0 || root >= c.world()) throw std::invalid_argument("broadcast: root " + std::to_string(root) + " is outside [0, " + std::to_string(c.world()) + ")");
+  c.broadcast(t, d.ptr, n, root);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
 
-// shmAllGather(id, dtype): block: n, in (n), out (world·n)
-Napi::Value ShmAllGather(const Napi::CallbackInfo& info) {
+// commAllGather(id, dtype): block: n, in (n), out (world·n)
+Napi::Value CommAllGather(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
-  ShmComm& c = comm(info);
+  Communicator& c = comm(info);
   DType t = dtype_from_int(I(info, 1));
   Reader r("allGather");
   const int64_t n = r.n();
   Operand in = cpu_block(r, t, n, "allGather"), out = cpu_block(r, t, n * c.world(), "allGather");
-  c.all_gather(in.ptr, n * static_cast<int64_t>(dtype_size(t)), out.ptr);
+  c.all_gather(t, in.ptr, n, out.ptr);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
 
-// shmReduceScatter(id, dtype, op): block: n, in (world·n), out (n)
-Napi::Value ShmReduceScatter(const Napi::CallbackInfo& info) {
+// commReduceScatter(id, dtype, op): block: n, in (world·n), out (n)
+Napi::Value CommReduceScatter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
-  ShmComm& c = comm(info);
+  Communicator& c = comm(info);
   DType t = dtype_from_int(I(info, 1));
   const int op = I(info, 2);
   if (op < 0 || op > 3) throw std::invalid_argument("reduceScatter: unknown reduce op " + std::to_string(op));
@@ -136,39 +178,37 @@ Napi::Value ShmReduceScatter(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
-// shmAllToAll(id, dtype): block: world send counts, world recv counts (elements), in, out
-Napi::Value ShmAllToAll(const Napi::CallbackInfo& info) {
+// commAllToAll(id, dtype): block: world send counts, world recv counts (elements), in, out
+Napi::Value CommAllToAll(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
-  ShmComm& c = comm(info);
+  Communicator& c = comm(info);
   DType t = dtype_from_int(I(info, 1));
-  const int64_t es = static_cast<int64_t>(dtype_size(t));
   Reader r("allToAll");
   std::vector<int64_t> sb(c.world()), rb(c.world());
   int64_t ns = 0, nr = 0;
   for (int j = 0; j < c.world(); ++j) sb[j] = r.n(), ns += sb[j];
   for (int j = 0; j < c.world(); ++j) rb[j] = r.n(), nr += rb[j];
   Operand in = cpu_block(r, t, ns, "allToAll"), out = cpu_block(r, t, nr, "allToAll");
-  for (int j = 0; j < c.world(); ++j) sb[j] *= es, rb[j] *= es;
-  c.all_to_all(in.ptr, sb.data(), out.ptr, rb.data());
+  c.all_to_all(t, in.ptr, sb.data(), out.ptr, rb.data());
   return env.Undefined();
   VLMOE_CATCH(env)
 }
 
-// shmSendRecv(id, dtype, peer, isRecv): block: n, data
-Napi::Value ShmSendRecv(const Napi::CallbackInfo& info) {
+// commSendRecv(id, dtype, peer, isRecv): block: n, data
+Napi::Value CommSendRecv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
-  ShmComm& c = comm(info);
+  Communicator& c = comm(info);
   DType t = dtype_from_int(I(info, 1));
   const int peer = I(info, 2);
   const bool isRecv = I(info, 3) != 0;
   Reader r(isRecv ? "recv" : "send");
   const int64_t n = r.n();
   Operand d = cpu_block(r, t, n, isRecv ? "recv" : "send");
-  const int64_t bytes = n * static_cast<int64_t>(dtype_size(t));
-  if (isRecv) c.recv(d.ptr, bytes, peer);
-  else c.send(d.ptr, bytes, peer);
+  if (peer < 0 || peer >= c.world() || peer == c.rank()) throw std::invalid_argument(std::string(isRecv ? "recv" : "send") + ": peer " + std::to_string(peer) + " must be another rank in [0, " + std::to_string(c.world()) + ")");
+  if (isRecv) c.recv(t, d.ptr, n, peer);
+  else c.send(t, d.ptr, n, peer);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -176,17 +216,21 @@ Napi::Value ShmSendRecv(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void register_comm(Napi::Env env, Napi::Object exports) {
-  exports.Set("shmInit", Napi::Function::New(env, ShmInit, "shmInit"));
-  exports.Set("shmClose", Napi::Function::New(env, ShmClose, "shmClose"));
-  exports.Set("shmSetTimeout", Napi::Function::New(env, ShmSetTimeout, "shmSetTimeout"));
-  exports.Set("shmAbort", Napi::Function::New(env, ShmAbort, "shmAbort"));
-  exports.Set("shmBarrier", Napi::Function::New(env, ShmBarrier, "shmBarrier"));
-  exports.Set("shmAllReduce", Napi::Function::New(env, ShmAllReduce, "shmAllReduce"));
-  exports.Set("shmBroadcast", Napi::Function::New(env, ShmBroadcast, "shmBroadcast"));
-  exports.Set("shmAllGather", Napi::Function::New(env, ShmAllGather, "shmAllGather"));
-  exports.Set("shmReduceScatter", Napi::Function::New(env, ShmReduceScatter, "shmReduceScatter"));
-  exports.Set("shmAllToAll", Napi::Function::New(env, ShmAllToAll, "shmAllToAll"));
-  exports.Set("shmSendRecv", Napi::Function::New(env, ShmSendRecv, "shmSendRecv"));
+  exports.Set("commInitShm", Napi::Function::New(env, CommInitShm, "commInitShm"));
+  exports.Set("commInitMpi", Napi::Function::New(env, MpiInit, "commInitMpi"));
+  exports.Set("mpiAvailable", Napi::Function::New(env, MpiAvailable, "mpiAvailable"));
+  exports.Set("commNewGroup", Napi::Function::New(env, MpiNewGroup, "commNewGroup"));
+  exports.Set("commInfo", Napi::Function::New(env, CommInfo, "commInfo"));
+  exports.Set("commClose", Napi::Function::New(env, CommClose, "commClose"));
+  exports.Set("commSetTimeout", Napi::Function::New(env, CommSetTimeout, "commSetTimeout"));
+  exports.Set("commAbort", Napi::Function::New(env, CommAbort, "commAbort"));
+  exports.Set("commBarrier", Napi::Function::New(env, CommBarrier, "commBarrier"));
+  exports.Set("commAllReduce", Napi::Function::New(env, CommAllReduce, "commAllReduce"));
+  exports.Set("commBroadcast", Napi::Function::New(env, CommBroadcast, "commBroadcast"));
+  exports.Set("commAllGather", Napi::Function::New(env, CommAllGather, "commAllGather"));
+  exports.Set("commReduceScatter", Napi::Function::New(env, CommReduceScatter, "commReduceScatter"));
+  exports.Set("commAllToAll", Napi::Function::New(env, CommAllToAll, "commAllToAll"));
+  exports.Set("commSendRecv", Napi::Function::New(env, CommSendRecv, "commSendRecv"));
 }
 
 }  // namespace vlmoe

@@ -18,12 +18,11 @@
 #include <string>
 
 #include "../dtype.h"
+#include "reduce_op.h"
 
 namespace vlmoe {
 
 constexpr int kShmMaxWorld = 64;
-
-enum class ReduceOp : int { sum = 0, avg = 1, max = 2, min = 3 };
 
 class ShmComm {
  public:

@@ -1,0 +1,51 @@
+// MPI communicator: the `mpi` backend of @vlmoe/parallel (see mpi_comm.cpp). Built with MPI
+// when CMake finds it (VLMOE_HAVE_MPI); otherwise every entry point throws a clear error and
+// mpi_available() is false.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../dtype.h"
+#include "reduce_op.h"
+
+namespace vlmoe {
+
+bool mpi_available();
+
+class MpiComm {
+ public:
+  // The world (MPI_Init on first use; ranks come from mpirun).
+  explicit MpiComm(int64_t timeout_ms);
+  // Collective over `parent`: a communicator of the parent ranks `ranks` (member() is false
+  // on the other ranks).
+  MpiComm(MpiComm& parent, const std::vector<int>& ranks);
+  ~MpiComm();
+  MpiComm(const MpiComm&) = delete;
+  MpiComm& operator=(const MpiComm&) = delete;
+
+  bool member() const;
+  int rank() const { return rank_; }
+  int world() const { return world_; }
+  void set_timeout(int64_t ms) { timeout_ms_ = ms; }
+
+  void barrier();
+  void all_reduce(DType t, ReduceOp op, void* data, int64_t n);
+  void broadcast(DType t, void* data, int64_t n, int root);
+  void all_gather(DType t, const void* in, int64_t n, void* out);
+  void reduce_scatter(DType t, ReduceOp op, const void* in, int64_t n, void* out);
+  // counts in elements
+  void all_to_all(DType t, const void* in, const int64_t* send_counts, void* out, const int64_t* recv_counts);
+  void send(DType t, const void* data, int64_t n, int dst);
+  void recv(DType t, void* data, int64_t n, int src);
+  [[noreturn]] void abort(const std::string& why);
+
+ private:
+  struct Impl;
+  void wait(void* request, const char* what);
+  Impl* impl_ = nullptr;
+  int rank_ = 0, world_ = 1;
+  int64_t timeout_ms_ = 120000;
+};
+
+}  // namespace vlmoe
