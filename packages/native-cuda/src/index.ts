@@ -66,6 +66,8 @@ export interface NativeAddon {
   commInitMpi(timeoutMs: number): number;
   /** Whether this build has MPI. */
   mpiAvailable(): boolean;
+  /** Whether NCCL (libnccl.so.2) loads here, its version code, or why not. */
+  ncclInfo(): { available: boolean; version: number; reason: string };
   /** mpi: a subgroup of the parent's ranks (collective over the parent); −1 off the group. */
   commNewGroup(parent: number, ranks: number[]): number;
   /** [rank, size]. */

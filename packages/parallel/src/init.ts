@@ -4,6 +4,7 @@
  * mpirun's OMPI_COMM_WORLD_RANK / OMPI_COMM_WORLD_SIZE), like torch.distributed's
  * init_process_group.
  */
+import { native } from '@vlmoe/native-cuda';
 import type { ProcessGroup } from './process_group.js';
 import { MpiProcessGroup } from './mpi.js';
 import { ShmProcessGroup } from './shm.js';
@@ -58,9 +59,16 @@ export function initProcessGroup(o: InitOptions = {}): ProcessGroup {
       if (o.rank !== undefined && o.rank !== pg.rank) throw new Error(`initProcessGroup: rank ${o.rank} was asked for, but MPI says this process is rank ${pg.rank}`);
       return pg;
     }
-    case 'nccl':
-      throw new Error("initProcessGroup: the 'nccl' backend needs CUDA tensors and the CUDA build (issue 9); use 'shm' or 'mpi' for CPU tensors");
+    case 'nccl': {
+      const n = native.ncclInfo();
+      throw new Error(`initProcessGroup: the 'nccl' backend moves CUDA tensors and arrives with the CUDA build; NCCL here: ${n.available ? `version ${n.version}` : n.reason}. Use 'shm' or 'mpi' for CPU tensors`);
+    }
     default:
       throw new Error(`initProcessGroup: unknown backend '${String(r.backend)}' (shm, mpi, nccl)`);
   }
+}
+
+/** Whether NCCL loads on this machine (libnccl.so.2), its version code, or why not. */
+export function ncclInfo(): { available: boolean; version: number; reason: string } {
+  return native.ncclInfo();
 }

@@ -28,6 +28,12 @@ describe('shm process group', () => {
     });
   }
 
+  test('the staged all-to-all (no cross-memory attach) gives the same results', () => {
+    const r = launch(3, 'collectives.mjs', { VLMOE_SHM_NO_CMA: '1' });
+    expect(r.out.match(/collectives ok/g)?.length, r.out).toBe(3);
+    expect(r.status, r.out).toBe(0);
+  });
+
   test('a rank that dies makes every other rank fail within the timeout, naming it; the launcher exits non-zero', () => {
     const r = launch(3, 'die.mjs', { VICTIM: '1' }, ['--timeout-ms', '20000']);
     expect(r.status, r.out).not.toBe(0);

@@ -1,16 +1,17 @@
 #!/usr/bin/env node
 /**
- * vlmoe benchmarks: `npm run bench -- <name>` with name in gemm | ops | train-step | data | moe | all.
+ * vlmoe benchmarks: `npm run bench -- <name>` with name in gemm | ops | train-step | data | moe | comm | all.
  * Each prints a table and writes tools/bench/results/<name>.json. VLMOE_BENCH_QUICK=1
  * runs smaller sizes (a smoke run, not for reporting).
  */
+import { benchComm } from './comm.js';
 import { benchData } from './data.js';
 import { benchGemm } from './gemm.js';
 import { benchMoe } from './moe.js';
 import { benchOps } from './ops.js';
 import { benchTrainStep, trainStepChild } from './train-step.js';
 
-const benches: Record<string, () => void | Promise<void>> = { gemm: benchGemm, ops: benchOps, 'train-step': benchTrainStep, data: benchData, moe: benchMoe };
+const benches: Record<string, () => void | Promise<void>> = { gemm: benchGemm, ops: benchOps, 'train-step': benchTrainStep, data: benchData, moe: benchMoe, comm: benchComm };
 
 if (process.argv[2] === 'train-step-child') {
   trainStepChild(JSON.parse(process.argv[3]!));

@@ -13,6 +13,7 @@
 #include "../args.h"
 #include "../napi_errors.h"
 #include "communicator.h"
+#include "nccl_loader.h"
 
 namespace vlmoe {
 namespace {
@@ -49,6 +50,16 @@ Napi::Value CommInitShm(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value MpiAvailable(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), mpi_available()); }
+
+Napi::Value NcclInfoJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const NcclInfo n = nccl_info();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("available", n.available);
+  o.Set("version", n.version);
+  o.Set("reason", n.reason);
+  return o;
+}
 
 Napi::Value MpiInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -219,6 +230,7 @@ void register_comm(Napi::Env env, Napi::Object exports) {
   exports.Set("commInitShm", Napi::Function::New(env, CommInitShm, "commInitShm"));
   exports.Set("commInitMpi", Napi::Function::New(env, MpiInit, "commInitMpi"));
   exports.Set("mpiAvailable", Napi::Function::New(env, MpiAvailable, "mpiAvailable"));
+  exports.Set("ncclInfo", Napi::Function::New(env, NcclInfoJs, "ncclInfo"));
   exports.Set("commNewGroup", Napi::Function::New(env, MpiNewGroup, "commNewGroup"));
   exports.Set("commInfo", Napi::Function::New(env, CommInfo, "commInfo"));
   exports.Set("commClose", Napi::Function::New(env, CommClose, "commClose"));

@@ -12,6 +12,8 @@
 // result. A sync point is a per-rank counter; waiters spin briefly, then sleep on a futex,
 // waking every few milliseconds to check the deadline and whether the awaited ranks are
 // still alive — a dead or stuck rank yields an error that names it, never a hang.
+// All-to-all reads each sender's input directly (process_vm_readv, one copy) when every rank
+// may (probed at start; VLMOE_SHM_NO_CMA=1 turns it off), else goes through the slots.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -74,6 +76,7 @@ class ShmComm {
   uint32_t epoch_ = 0;    // sync points this rank has passed
   uint64_t ops_ = 0;      // collectives started (for messages)
   uint32_t p2p_seq_[kShmMaxWorld] = {};
+  bool cma_ = false;  // every rank can read every other's memory (process_vm_readv)
 };
 
 }  // namespace vlmoe

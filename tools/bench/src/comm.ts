@@ -1,0 +1,70 @@
+/**
+ * Communication benchmark (issue 7): allReduce and allToAll bus bandwidth (GB/s, nccl-tests'
+ * definition) for 1 KiB … 64 MiB on 2 and 4 ranks, our shm backend vs OpenMPI (our mpi
+ * backend, i.e. OpenMPI's own collectives), in the same run; and data-parallel training
+ * throughput of the benchmark transformer on 1 vs 2 ranks. Bar: shm ≥ mpi at ≥ 1 MiB.
+ */
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import * as T from '@vlmoe/tensor';
+import { makeCase, printTable, writeResults, type Case } from './report.js';
+
+const require = createRequire(import.meta.url);
+
+interface CollRow { bytes: number; allReduce: number; allToAll: number }
+interface CollResult { backend: string; ranks: number; rows: CollRow[] }
+
+const worker = fileURLToPath(new URL('./comm-worker.js', import.meta.url));
+const mpiEnv = { OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMPI_MCA_rmaps_base_oversubscribe: '1' };
+
+function parseLast<R>(out: string): R {
+  const line = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).reverse().find((l) => l.startsWith('{'));
+  if (!line) throw new Error(`comm bench: no result line in\n${out}`);
+  return JSON.parse(line) as R;
+}
+
+function launch<R>(backend: 'shm' | 'mpi', nproc: number, args: string[], env: Record<string, string> = {}): R | null {
+  let r;
+  if (backend === 'shm') {
+    const launcher = require.resolve('@vlmoe/parallel').replace(/index\.js$/, 'launcher.js');
+    r = spawnSync(process.execPath, [launcher, '--nproc', String(nproc), worker, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 1_200_000 });
+  } else {
+    if (spawnSync('mpirun', ['--version']).status !== 0) return null;
+    r = spawnSync('mpirun', ['-np', String(nproc), '-x', 'VLMOE_BACKEND', '-x', 'VLMOE_BENCH_QUICK', '-x', 'BENCH_THREADS', process.execPath, worker, ...args], {
+      encoding: 'utf8', env: { ...process.env, ...mpiEnv, VLMOE_BACKEND: 'mpi', ...env }, timeout: 1_200_000,
+    });
+  }
+  if (r.status !== 0) throw new Error(`comm bench (${backend}, ${nproc} ranks) failed:\n${r.stdout}\n${r.stderr}`);
+  return parseLast<R>(`${r.stdout}`);
+}
+
+const human = (b: number) => (b >= 1 << 20 ? `${b / (1 << 20)} MiB` : `${b / 1024} KiB`);
+
+export function benchComm(): void {
+  const cases: Case[] = [];
+  const bars: string[] = [];
+  const mpiOk = spawnSync('mpirun', ['--version']).status === 0;
+  if (!mpiOk) console.log('note: mpirun is not installed, so the OpenMPI column stays empty (apt-get install openmpi-bin libopenmpi-dev, then rebuild)');
+  for (const P of [2, 4]) {
+    const shm = launch<CollResult>('shm', P, ['collectives'])!;
+    const mpi = mpiOk ? launch<CollResult>('mpi', P, ['collectives']) : null;
+    for (const op of ['allReduce', 'allToAll'] as const) {
+      shm.rows.forEach((row, i) => {
+        const peer = mpi ? mpi.rows[i]![op] : null;
+        cases.push(makeCase(`${op} ${human(row.bytes)}, ${P} ranks`, 'GB/s bus', row[op], peer, 'OpenMPI (mpi backend)', 'higher'));
+        if (row.bytes >= 1 << 20 && peer !== null) bars.push(`${op} ${human(row.bytes)} ${P} ranks: shm/mpi = ${(row[op] / peer).toFixed(2)}${row[op] >= peer ? ' ok' : ' UNDER'}`);
+      });
+    }
+  }
+  printTable('Collectives: bus bandwidth, shm (ours) vs OpenMPI, float32', cases);
+  const train: Case[] = [];
+  const one = launch<{ samplesPerSec: number }>('shm', 1, ['train'], { BENCH_THREADS: '2' })!;
+  const two = launch<{ samplesPerSec: number }>('shm', 2, ['train'], { BENCH_THREADS: '1' })!;
+  const oneThread = launch<{ samplesPerSec: number }>('shm', 1, ['train'], { BENCH_THREADS: '1' })!;
+  train.push(makeCase('DP training, 2 ranks × 1 thread vs 1 rank × 2 threads', 'samples/s', two.samplesPerSec, one.samplesPerSec, '1 rank, 2 threads', 'higher'));
+  train.push(makeCase('DP training, 2 ranks × 1 thread vs 1 rank × 1 thread', 'samples/s', two.samplesPerSec, oneThread.samplesPerSec, '1 rank, 1 thread', 'higher'));
+  printTable(`Data-parallel training of the benchmark transformer (global batch 16), ${T.nativeInfo().threads} cores`, train);
+  console.log(`\nbar (shm ≥ mpi bus bandwidth at ≥ 1 MiB):\n  ${bars.join('\n  ') || '— (no OpenMPI)'}`);
+  console.log(`\nwrote ${writeResults('comm', [...cases, ...train], { bars })}`);
+}
