@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/uio.h>
@@ -234,20 +235,32 @@ void ShmComm::abort(const std::string& why) {
 
 void ShmComm::wait_counter(int peer, uint32_t target, const char* what) {
   std::atomic<uint32_t>* w = &h_->arrive[peer].v;
-  for (int i = 0; i < 256; ++i)
+  // Spin briefly, then yield (the peer may be waiting for our core when ranks outnumber
+  // cores), then sleep on the futex. Liveness (a /proc read) is checked at most every
+  // 20 ms, so a healthy wait costs no system calls beyond the futex.
+  for (int i = 0; i < 128; ++i)
     if (reached(w->load(std::memory_order_acquire), target)) return;
-  const int64_t deadline = now_ms() + timeout_ms_;
+  for (int i = 0; i < 16; ++i) {
+    sched_yield();
+    if (reached(w->load(std::memory_order_acquire), target)) return;
+  }
+  const int64_t start = now_ms(), deadline = start + timeout_ms_;
+  int64_t next_check = start;
   for (;;) {
     const uint32_t v = w->load(std::memory_order_acquire);
     if (reached(v, target)) return;
     if (h_->aborted.load()) throw std::runtime_error(std::string("shm ") + what + " (collective #" + std::to_string(ops_) + "): " + h_->abort_msg);
-    const int pid = h_->pid[peer].load();
-    if (!alive(pid))
-      fail("shm " + std::string(what) + " (collective #" + std::to_string(ops_) + ") on rank " + std::to_string(rank_) + ": rank " + std::to_string(peer) +
-           " (pid " + std::to_string(pid) + ") has exited");
-    if (now_ms() > deadline)
-      fail("shm " + std::string(what) + " (collective #" + std::to_string(ops_) + ") on rank " + std::to_string(rank_) + ": timed out after " +
-           std::to_string(timeout_ms_) + " ms waiting for rank " + std::to_string(peer));
+    const int64_t now = now_ms();
+    if (now >= next_check) {
+      next_check = now + 20;
+      const int pid = h_->pid[peer].load();
+      if (!alive(pid))
+        fail("shm " + std::string(what) + " (collective #" + std::to_string(ops_) + ") on rank " + std::to_string(rank_) + ": rank " + std::to_string(peer) +
+             " (pid " + std::to_string(pid) + ") has exited");
+      if (now > deadline)
+        fail("shm " + std::string(what) + " (collective #" + std::to_string(ops_) + ") on rank " + std::to_string(rank_) + ": timed out after " +
+             std::to_string(timeout_ms_) + " ms waiting for rank " + std::to_string(peer));
+    }
     futex_wait(w, v, 5);
   }
 }
@@ -363,8 +376,12 @@ void ShmComm::all_to_all(const void* in, const int64_t* send_bytes, void* out, c
         fail("shm allToAll (collective #" + std::to_string(ops_) + "): rank " + std::to_string(rank_) + " expects " + std::to_string(recv_bytes[i]) +
              " bytes from rank " + std::to_string(i) + ", which sends " + std::to_string(h_->counts[i][rank_]));
     char* o = static_cast<char*>(out);
-    int64_t roff = 0;
-    for (int i = 0; i < world_; ++i) {
+    std::vector<int64_t> roffs(world_ + 1, 0);
+    for (int i = 0; i < world_; ++i) roffs[i + 1] = roffs[i] + recv_bytes[i];
+    // staggered: rank r reads r+1, r+2, … first, so no sender is read by everyone at once
+    for (int t = 0; t < world_; ++t) {
+      const int i = (rank_ + 1 + t) % world_;
+      const int64_t roff = roffs[i];
       int64_t soff = 0;  // where sender i's block for me starts in its input
       for (int j = 0; j < rank_; ++j) soff += h_->counts[i][j];
       const int64_t n = recv_bytes[i];
@@ -382,7 +399,6 @@ void ShmComm::all_to_all(const void* in, const int64_t* send_bytes, void* out, c
           }
         }
       }
-      roff += n;
     }
     sync("allToAll");  // senders keep their input intact until every reader is done
     return;
