@@ -60,17 +60,6 @@ int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-void scale(DType t, void* data, int64_t n, double s) {
-  if (t == DType::f32) {
-    float* p = static_cast<float*>(data);
-    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(p[i] * s);
-  } else if (t == DType::f64) {
-    double* p = static_cast<double*>(data);
-    for (int64_t i = 0; i < n; ++i) p[i] *= s;
-  } else {
-    throw std::invalid_argument(std::string("mpi: 'avg' needs a floating dtype, got ") + dtype_name(t));
-  }
-}
 
 int to_int(int64_t v, const char* what) {
   if (v > INT32_MAX) throw std::invalid_argument(std::string("mpi ") + what + ": " + std::to_string(v) + " elements exceed MPI's int count; split the tensor");
@@ -159,7 +148,7 @@ void MpiComm::all_reduce(DType t, ReduceOp op, void* data, int64_t n) {
   MPI_Request r;
   check(MPI_Iallreduce(MPI_IN_PLACE, data, to_int(n, "allReduce"), mpi_type(t), mpi_op(op), impl_->comm, &r), "allReduce");
   wait(&r, "allReduce");
-  if (op == ReduceOp::avg) scale(t, data, n, 1.0 / world_);
+  if (op == ReduceOp::avg) scale_for_avg(t, data, n, 1.0 / world_);
 }
 
 void MpiComm::broadcast(DType t, void* data, int64_t n, int root) {
@@ -178,7 +167,7 @@ void MpiComm::reduce_scatter(DType t, ReduceOp op, const void* in, int64_t n, vo
   MPI_Request r;
   check(MPI_Ireduce_scatter_block(in, out, to_int(n, "reduceScatter"), mpi_type(t), mpi_op(op), impl_->comm, &r), "reduceScatter");
   wait(&r, "reduceScatter");
-  if (op == ReduceOp::avg) scale(t, out, n, 1.0 / world_);
+  if (op == ReduceOp::avg) scale_for_avg(t, out, n, 1.0 / world_);
 }
 
 void MpiComm::all_to_all(DType t, const void* in, const int64_t* send_counts, void* out, const int64_t* recv_counts) {

@@ -89,17 +89,6 @@ void reduce_typed(DType t, ReduceOp op, void* out, const void* in, int64_t n) {
   }
 }
 
-void scale_typed(DType t, void* data, int64_t n, double s) {
-  if (t == DType::f32) {
-    float* p = static_cast<float*>(data);
-    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(p[i] * s);
-  } else if (t == DType::f64) {
-    double* p = static_cast<double*>(data);
-    for (int64_t i = 0; i < n; ++i) p[i] *= s;
-  } else {
-    throw std::invalid_argument(std::string("shm: 'avg' needs a floating dtype, got ") + dtype_name(t));
-  }
-}
 
 }  // namespace
 
@@ -297,7 +286,7 @@ void ShmComm::all_reduce(DType t, ReduceOp op, void* data, int64_t n) {
       char* out = result(rank_) + lo * es;
       std::memcpy(out, slot(0) + lo * es, static_cast<size_t>((hi - lo) * es));
       for (int q = 1; q < world_; ++q) reduce_typed(t, op, out, slot(q) + lo * es, hi - lo);
-      if (op == ReduceOp::avg) scale_typed(t, out, hi - lo, 1.0 / world_);
+      if (op == ReduceOp::avg) scale_for_avg(t, out, hi - lo, 1.0 / world_);
     }
     sync("allReduce");
     for (int q = 0; q < world_; ++q) {
@@ -354,7 +343,7 @@ void ShmComm::reduce_scatter(DType t, ReduceOp op, const void* in, int64_t n, vo
     if (c > 0) {
       std::memcpy(o + off * es, slot(0) + rank_ * c * es, static_cast<size_t>(c * es));
       for (int q = 1; q < world_; ++q) reduce_typed(t, op, o + off * es, slot(q) + rank_ * c * es, c);
-      if (op == ReduceOp::avg) scale_typed(t, o + off * es, c, 1.0 / world_);
+      if (op == ReduceOp::avg) scale_for_avg(t, o + off * es, c, 1.0 / world_);
     }
     sync("reduceScatter");
     if (n == 0) break;
