@@ -5,4 +5,6 @@ export { route, compactRows, type RouteOptions, type GateOutput, type RoutingPol
 export { TopKGate, type TopKGateOptions } from './router/gate.js';
 export { Experts, type ExpertsOptions, type ExpertActivation } from './layers/experts.js';
 export { MoE, type MoEOptions, type MoEOutput, type ExpertGroup, type ExpertDispatch } from './layers/moe_layer.js';
-export { ModalityFFN, ModalityFFN as ModalityMoE, DenseFFN, MoEFFN, VISION, TEXT, type ModalityFFNOptions, type FFNSpec, type FFNLayer, type FFNOutput } from './layers/modality.js';
+export { ModalityFFN, ModalityFFN as ModalityMoE, DenseFFN, MoEFFN, NormedFFN, VISION, TEXT, type ModalityFFNOptions, type FFNSpec, type FFNLayer, type FFNOutput } from './layers/modality.js';
+export { VLMo, type VLMoInput, type VLMoOutput, type Pass } from './models/vlmo.js';
+export { preset, parameterCount, resolveVLMoConfig, type VLMoConfig, type MoEConfig, type PresetName, type ResolvedVLMoConfig } from './models/config.js';

@@ -59,6 +59,20 @@ export class MoEFFN extends T.nn.Module implements FFNLayer {
   }
 }
 
+/** LayerNorm → FFN (VLMo gives every modality FFN its own pre-norm). */
+export class NormedFFN extends T.nn.Module implements FFNLayer {
+  norm: T.nn.LayerNorm;
+  inner: FFNLayer;
+  constructor(hiddenSize: number, inner: FFNLayer, opts: { eps?: number; dtype?: 'float32' | 'float64' } = {}) {
+    super();
+    this.norm = new T.nn.LayerNorm(hiddenSize, { eps: opts.eps ?? 1e-6, dtype: opts.dtype });
+    this.inner = inner;
+  }
+  forward(x: T.Tensor): FFNOutput {
+    return this.inner.forward(this.norm.forward(x));
+  }
+}
+
 /** One side of a block's FFN: dense with this hidden size, or an MoE with these options. */
 export type FFNSpec = { kind: 'dense'; ffnHiddenSize: number; dropout?: number } | ({ kind: 'moe' } & Omit<MoEOptions, 'hiddenSize'>);
 
@@ -71,9 +85,16 @@ export interface ModalityFFNOptions {
   text?: FFNSpec;
   dtype?: 'float32' | 'float64';
   generator?: T.Generator;
+  /** Give each side its own LayerNorm before its FFN (VLMo's LN2_m), with this eps. */
+  preNorm?: { eps?: number } | null;
 }
 
 function build(spec: FFNSpec | undefined, what: string, o: ModalityFFNOptions): FFNLayer {
+  const inner = buildBare(spec, what, o);
+  return o.preNorm ? new NormedFFN(o.hiddenSize, inner, { eps: o.preNorm.eps, dtype: o.dtype }) : inner;
+}
+
+function buildBare(spec: FFNSpec | undefined, what: string, o: ModalityFFNOptions): FFNLayer {
   if (!spec) throw new Error(`ModalityFFN: mode '${o.mode}' needs a '${what}' FFN spec`);
   if (spec.kind === 'dense') return new DenseFFN(o.hiddenSize, spec.ffnHiddenSize, { dropout: spec.dropout, dtype: o.dtype, generator: o.generator });
   if (spec.kind === 'moe') {

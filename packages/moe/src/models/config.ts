@@ -1,0 +1,133 @@
+/**
+ * VLMo / VL-MoE model configurations, presets, and their parameter arithmetic.
+ *
+ * Facts (REFERENCE §1–2): base = 12 blocks, d 768, 12 heads; large = 24, 1024, 16; VL-FFN in
+ * the top F blocks (2 for base, 3 for large); patch 16, 224 px; BERT vocab 30522; text padded
+ * to 40. Our choices: absolute position embeddings (VLMo-base uses relative position bias),
+ * and the MoE blocks of VL-MoE are every other block counted from the second
+ * (1, 3, 5, …) — 6 of 12 for base, which gives the paper's 1.9B total parameters with 32
+ * experts (only the blocks below the VL-FFN blocks would give 1.6B); in the top blocks the
+ * MoE layers serve the image-only and text-only passes.
+ */
+
+export interface MoEConfig {
+  numExperts: number;
+  /** Experts per token (default 1: VL-MoE's "180M per token" is top-1). */
+  k?: number;
+  capacityFactor?: number;
+  evalCapacityFactor?: number;
+  minCapacity?: number;
+  /** Which blocks get MoE FFNs (default: every other block, 1, 3, 5, …). */
+  blocks?: number[];
+  noisyGatePolicy?: 'Jitter' | 'RSample' | null;
+  dropPolicy?: 'position' | 'probs';
+  useRts?: boolean;
+  dropTokens?: boolean;
+  /** Weights of the summed auxiliary losses (default 0.01 balance, 0.001 z). */
+  auxLossWeight?: number;
+  zLossWeight?: number;
+}
+
+export interface VLMoConfig {
+  dim: number;
+  depth: number;
+  heads: number;
+  /** FFN hidden = mlpRatio · dim (default 4). */
+  mlpRatio?: number;
+  /** Blocks at the top with a VL-FFN for fused passes (default 2). */
+  vlBlocks?: number;
+  imageSize: number;
+  patchSize: number;
+  vocabSize: number;
+  maxTextLen: number;
+  /** Layer-scale init (default 0.1); null: no layer scale. */
+  layerScale?: number | null;
+  /** Stochastic depth rate at the last block, rising linearly (default 0.1). */
+  dropPath?: number;
+  /** VL-MoE: MoE FFNs in chosen blocks (absent: dense VLMo). */
+  moe?: MoEConfig | null;
+  dtype?: 'float32' | 'float64';
+}
+
+export type PresetName = 'tiny' | 'small' | 'base' | 'large';
+
+const PRESETS: Record<PresetName, VLMoConfig> = {
+  tiny: { dim: 64, depth: 4, heads: 4, vlBlocks: 1, imageSize: 32, patchSize: 8, vocabSize: 1000, maxTextLen: 16 },
+  small: { dim: 192, depth: 6, heads: 6, vlBlocks: 2, imageSize: 64, patchSize: 8, vocabSize: 8000, maxTextLen: 24 },
+  base: { dim: 768, depth: 12, heads: 12, vlBlocks: 2, imageSize: 224, patchSize: 16, vocabSize: 30522, maxTextLen: 40 },
+  large: { dim: 1024, depth: 24, heads: 16, vlBlocks: 3, imageSize: 224, patchSize: 16, vocabSize: 30522, maxTextLen: 40 },
+};
+
+/** A preset, dense or with `experts` experts per MoE layer (top-1 unless `k`). */
+export function preset(name: PresetName, opts: { experts?: number; k?: number } & Partial<VLMoConfig> = {}): VLMoConfig {
+  const p = PRESETS[name];
+  if (!p) throw new Error(`unknown preset '${name}' (tiny, small, base, large)`);
+  const { experts, k, ...rest } = opts;
+  const c: VLMoConfig = { ...p, ...rest };
+  if (experts) c.moe = { numExperts: experts, k: k ?? 1, ...(rest.moe ?? {}) };
+  return c;
+}
+
+export interface ResolvedVLMoConfig extends Required<Omit<VLMoConfig, 'moe' | 'layerScale'>> {
+  layerScale: number | null;
+  moe: (Required<Omit<MoEConfig, 'noisyGatePolicy'>> & { noisyGatePolicy: 'Jitter' | 'RSample' | null }) | null;
+  numPatches: number;
+  ffnHidden: number;
+}
+
+export function resolveVLMoConfig(c: VLMoConfig): ResolvedVLMoConfig {
+  for (const k of ['dim', 'depth', 'heads', 'imageSize', 'patchSize', 'vocabSize', 'maxTextLen'] as const)
+    if (!(Number.isInteger(c[k]) && c[k] >= 1)) throw new Error(`VLMo config: ${k} must be a positive integer, got ${JSON.stringify(c[k])}`);
+  if (c.dim % c.heads !== 0) throw new Error(`VLMo config: dim ${c.dim} is not divisible by heads ${c.heads}`);
+  if (c.imageSize % c.patchSize !== 0) throw new Error(`VLMo config: imageSize ${c.imageSize} is not a multiple of patchSize ${c.patchSize}`);
+  const vlBlocks = c.vlBlocks ?? 2;
+  if (!(Number.isInteger(vlBlocks) && vlBlocks >= 0 && vlBlocks <= c.depth)) throw new Error(`VLMo config: vlBlocks must be in [0, depth = ${c.depth}], got ${vlBlocks}`);
+  let moe: ResolvedVLMoConfig['moe'] = null;
+  if (c.moe) {
+    const m = c.moe;
+    if (!(Number.isInteger(m.numExperts) && m.numExperts >= 1)) throw new Error(`VLMo config: moe.numExperts must be a positive integer, got ${m.numExperts}`);
+    const blocks = m.blocks ?? Array.from({ length: c.depth }, (_, i) => i).filter((i) => i % 2 === 1);
+    for (const b of blocks) if (!(Number.isInteger(b) && b >= 0 && b < c.depth)) throw new Error(`VLMo config: moe.blocks has ${b}, outside [0, ${c.depth})`);
+    moe = {
+      numExperts: m.numExperts, k: m.k ?? 1, capacityFactor: m.capacityFactor ?? 1.25, evalCapacityFactor: m.evalCapacityFactor ?? 2,
+      minCapacity: m.minCapacity ?? 4, blocks: [...new Set(blocks)].sort((a, b) => a - b), noisyGatePolicy: m.noisyGatePolicy ?? null,
+      dropPolicy: m.dropPolicy ?? 'probs', useRts: m.useRts ?? false, dropTokens: m.dropTokens ?? true,
+      auxLossWeight: m.auxLossWeight ?? 0.01, zLossWeight: m.zLossWeight ?? 0.001,
+    };
+  }
+  const mlpRatio = c.mlpRatio ?? 4;
+  return {
+    dim: c.dim, depth: c.depth, heads: c.heads, mlpRatio, vlBlocks, imageSize: c.imageSize, patchSize: c.patchSize, vocabSize: c.vocabSize,
+    maxTextLen: c.maxTextLen, layerScale: c.layerScale === undefined ? 0.1 : c.layerScale, dropPath: c.dropPath ?? 0.1, moe, dtype: c.dtype ?? 'float32',
+    numPatches: (c.imageSize / c.patchSize) ** 2, ffnHidden: Math.round(mlpRatio * c.dim),
+  };
+}
+
+/**
+ * Parameters of the model a config builds, without building it: `total`, and `active` (per
+ * token: every parameter except the experts a token is not routed to, i.e. total minus
+ * (E − k) experts of every MoE layer). Equals the module's own count (tested).
+ */
+export function parameterCount(c: VLMoConfig): { total: number; active: number; perExpert: number } {
+  const r = resolveVLMoConfig(c);
+  const d = r.dim, h = r.ffnHidden;
+  const ln = 2 * d;
+  const ffn = d * h + h + h * d + d;
+  const embeddings = r.vocabSize * d + r.maxTextLen * d + 3 * d /* token types */ + (3 * r.patchSize * r.patchSize * d + d) /* patch conv */ + d /* [I_CLS] */ + (1 + r.numPatches) * d;
+  const attn = 3 * d * d + 2 * d /* q, v biases */ + d * d + d;
+  const scale = r.layerScale === null ? 0 : 2 * d;
+  let total = embeddings + ln /* final norm */, inactive = 0;
+  for (let b = 0; b < r.depth; b++) {
+    total += ln + attn + scale;
+    const moeHere = r.moe && r.moe.blocks.includes(b);
+    for (let side = 0; side < 2; side++) {
+      total += ln;
+      if (moeHere) {
+        total += r.moe!.numExperts * d /* router */ + r.moe!.numExperts * ffn;
+        inactive += (r.moe!.numExperts - r.moe!.k) * ffn;
+      } else total += ffn;
+    }
+    if (b >= r.depth - r.vlBlocks) total += ln + ffn;
+  }
+  return { total, active: total - inactive, perExpert: ffn };
+}

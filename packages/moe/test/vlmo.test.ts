@@ -1,0 +1,87 @@
+import { describe, expect, test } from 'vitest';
+import * as T from '@vlmoe/tensor';
+import { VLMo, parameterCount, preset } from '../src/index.js';
+
+const gen = (s: number) => new T.Generator(s);
+
+describe('VLMo / VL-MoE backbone', () => {
+  test('parameter arithmetic equals the built module (dense, MoE top-1, MoE top-2 with chosen blocks)', () => {
+    for (const cfg of [preset('tiny'), preset('tiny', { experts: 4 }), preset('tiny', { experts: 3, k: 2, moe: { numExperts: 3, k: 2, blocks: [0, 3] } }), preset('tiny', { layerScale: null, vlBlocks: 2 })]) {
+      const m = new VLMo(cfg);
+      const built = m.parameterCount();
+      const counted = parameterCount(cfg);
+      expect(counted.total).toBe(built.total);
+      expect(counted.active).toBe(built.active);
+      if (!cfg.moe) expect(built.active).toBe(built.total);
+    }
+  });
+
+  test('preset sizes: base dense ≈ 175–180M; base with 32 experts ≈ 1.9B total, ≈ 180M active; large ≈ 560M', () => {
+    const base = parameterCount(preset('base'));
+    expect(base.total).toBeGreaterThan(175e6);
+    expect(base.total).toBeLessThan(180e6);
+    const moe = parameterCount(preset('base', { experts: 32 }));
+    expect(moe.total).toBeGreaterThan(1.85e9);
+    expect(moe.total).toBeLessThan(1.95e9);
+    expect(moe.active).toBeGreaterThan(175e6);
+    expect(moe.active).toBeLessThan(185e6);
+    expect(moe.perExpert).toBeGreaterThan(4.6e6);
+    expect(moe.perExpert).toBeLessThan(4.8e6);
+    const large = parameterCount(preset('large'));
+    expect(large.total).toBeGreaterThan(550e6);
+    expect(large.total).toBeLessThan(570e6);
+  });
+
+  for (const experts of [0, 4]) {
+    test(`image-only, text-only and fused passes: shapes, losses, padding (${experts ? `${experts} experts` : 'dense'})`, () => {
+      const cfg = preset('tiny', experts ? { experts } : {});
+      const m = new VLMo(cfg, { generator: gen(1) });
+      m.eval();
+      const B = 3, Lt = 10, N = 1 + (32 / 8) ** 2, d = 64;
+      const ids = T.randint(0, 1000, [B, Lt], { generator: gen(2) });
+      const mask = T.tensor(Array.from({ length: B * Lt }, (_, i) => (i % Lt < 7 ? 1 : 0)), { dtype: 'int64', shape: [B, Lt] });
+      const img = T.randn([B, 3, 32, 32], { generator: gen(3) });
+      const t = m.forward({ textIds: ids, textMask: mask });
+      const i = m.forward({ image: img });
+      const f = m.forward({ textIds: ids, textMask: mask, image: img });
+      expect(t.hidden.shape).toEqual([B, Lt, d]);
+      expect(i.hidden.shape).toEqual([B, N, d]);
+      expect(f.hidden.shape).toEqual([B, Lt + N, d]);
+      expect([t.pass, i.pass, f.pass]).toEqual(['text', 'image', 'fused']);
+      expect([f.textLen, f.imageLen]).toEqual([Lt, N]);
+      if (experts) {
+        expect(Object.keys(f.expertCounts).sort()).toEqual(['blocks.1.text', 'blocks.1.vision']); // block 3 is a VL block in the fused pass
+        expect(Object.keys(i.expertCounts).sort()).toEqual(['blocks.1.vision', 'blocks.3.vision']);
+        expect(f.auxLoss.item()).toBeGreaterThan(0);
+      } else expect(f.auxLoss.item()).toBe(0);
+      // padded positions do not change the real ones
+      const ids2 = T.noGrad(() => T.where(T.ne(mask, 0), ids, T.full([B, Lt], 5, { dtype: 'int64' })));
+      const f2 = m.forward({ textIds: ids2, textMask: mask, image: img });
+      const a = f.hidden.narrow(1, 0, 7).dataSync(), b = f2.hidden.narrow(1, 0, 7).dataSync();
+      for (let k = 0; k < a.length; k++) expect(Math.abs((a[k] as number) - (b[k] as number))).toBeLessThan(1e-5);
+    });
+  }
+
+  test('every parameter gets a gradient over the three passes; MoE losses reach the routers', () => {
+    const m = new VLMo(preset('tiny', { experts: 4 }), { generator: gen(4) });
+    const ids = T.randint(0, 1000, [2, 6], { generator: gen(5) });
+    const img = T.randn([2, 3, 32, 32], { generator: gen(6) });
+    let loss: T.Tensor = T.zeros([]);
+    for (const input of [{ textIds: ids }, { image: img }, { textIds: ids, image: img }]) {
+      const o = m.forward(input);
+      loss = T.add(loss, T.add(T.mean(T.square(o.hidden)), o.moeLoss));
+    }
+    loss.backward();
+    const missing = [...m.namedParameters()].filter(([, p]) => !p.grad).map(([n]) => n);
+    expect(missing).toEqual([]);
+  });
+
+  test('bad inputs and configs are named', () => {
+    const m = new VLMo(preset('tiny'));
+    expect(() => m.forward({})).toThrow(/give textIds, image, or both/);
+    expect(() => m.forward({ image: T.zeros([1, 3, 16, 16]) })).toThrow(/image must be \[B, 3, 32, 32\]/);
+    expect(() => m.forward({ textIds: T.zeros([1, 17], { dtype: 'int64' }) })).toThrow(/longer than maxTextLen 16/);
+    expect(() => new VLMo({ ...preset('tiny'), heads: 5 })).toThrow(/not divisible by heads 5/);
+    expect(() => preset('huge' as never)).toThrow(/unknown preset 'huge'/);
+  });
+});
