@@ -8,3 +8,4 @@ export { MoE, type MoEOptions, type MoEOutput, type ExpertGroup, type ExpertDisp
 export { ModalityFFN, ModalityFFN as ModalityMoE, DenseFFN, MoEFFN, NormedFFN, VISION, TEXT, type ModalityFFNOptions, type FFNSpec, type FFNLayer, type FFNOutput } from './layers/modality.js';
 export { VLMo, type VLMoInput, type VLMoOutput, type Pass } from './models/vlmo.js';
 export { preset, parameterCount, resolveVLMoConfig, type VLMoConfig, type MoEConfig, type PresetName, type ResolvedVLMoConfig } from './models/config.js';
+export { Pooler, ITCHead, ITMHead, MLMHead, VQAHead, NLVRHead, sampleHardNegatives } from './models/heads.js';
