@@ -1,0 +1,129 @@
+/**
+ * Pretrains VL-MoE-tiny (or its dense twin with --experts 0) on the synthetic shapes world
+ * with VLMo's objectives: ITC (unimodal passes), ITM with hard negatives sampled from the ITC
+ * similarities, and MLM on the fused pass, plus the MoE balance / z losses — through the
+ * @vlmoe/parallel engine, so `npx vlmoe-run --nproc 2 node …/pretrain-tiny.js` trains the
+ * same model data-parallel. Prints the loss parts as it goes; exits non-zero if the loss does
+ * not fall. Options: --steps N --experts E --batch B --lr X --data DIR.
+ *
+ * The first step of issue 8's main job; the recipe folder, fine-tuning and the comparison
+ * table come with it.
+ */
+import * as T from '@vlmoe/tensor';
+import { BertTokenizer, DataLoader, ensureDefaultDataset } from '@vlmoe/data';
+import { ITCHead, ITMHead, MLMHead, Pooler, VLMo, preset, sampleHardNegatives } from '@vlmoe/moe';
+import { initProcessGroup, initialize } from '@vlmoe/parallel';
+import { Progress } from './progress.js';
+
+function arg(name: string, dflt: number | string): number | string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return dflt;
+  const raw = process.argv[i + 1];
+  if (raw === undefined) throw new Error(`--${name} needs a value`);
+  if (typeof dflt === 'number') {
+    const v = Number(raw);
+    if (!Number.isFinite(v)) throw new Error(`--${name} expects a number, got '${raw}'`);
+    return v;
+  }
+  return raw;
+}
+
+const steps = arg('steps', 60) as number, experts = arg('experts', 4) as number, batch = arg('batch', 16) as number;
+const lr = arg('lr', 2e-3) as number, dataDir = arg('data', 'data/shapes') as string;
+
+class Pretrainer extends T.nn.Module {
+  backbone: VLMo;
+  pooler: Pooler;
+  itc: ITCHead;
+  itm: ITMHead;
+  mlm: MLMHead;
+  constructor(vocabSize: number) {
+    super();
+    const g = new T.Generator(0);
+    this.backbone = new VLMo(preset('tiny', { vocabSize, maxTextLen: 40, ...(experts ? { experts } : {}) }), { generator: g });
+    const d = this.backbone.config.dim;
+    this.pooler = new Pooler(d, { generator: g });
+    this.itc = new ITCHead(d, { generator: g });
+    this.itm = new ITMHead(d, { generator: g });
+    this.mlm = new MLMHead(d, vocabSize, { generator: g });
+  }
+
+  /** The three objectives on one batch; returns the total and its parts. */
+  forward(x: { image: T.Tensor; ids: T.Tensor; mask: T.Tensor; mlmIds: T.Tensor; mlmLabels: T.Tensor; gen: T.Generator }): { loss: T.Tensor; parts: { itc: number; itm: number; mlm: number; moe: number } } {
+    const B = x.ids.shape[0]!;
+    const img = this.backbone.forward({ image: x.image });
+    const txt = this.backbone.forward({ textIds: x.ids, textMask: x.mask });
+    const { img: ie, txt: te } = this.itc.forward(img.hidden, txt.hidden);
+    const itc = this.itc.loss(ie, te);
+    // MLM on the fused pass of the masked text
+    const fusedMlm = this.backbone.forward({ textIds: x.mlmIds, textMask: x.mask, image: x.image });
+    const mlm = this.mlm.loss(fusedMlm.hidden.narrow(1, 0, fusedMlm.textLen), x.mlmLabels);
+    // ITM: positives, plus one hard negative image per text and one hard negative text per image
+    const neg = sampleHardNegatives(T.noGrad(() => T.matmul(ie, te.t())), x.gen);
+    const idx = (a: number[]) => T.tensor(a, { dtype: 'int64' });
+    const pos = this.backbone.forward({ textIds: x.ids, textMask: x.mask, image: x.image });
+    const negImg = this.backbone.forward({ textIds: x.ids, textMask: x.mask, image: T.indexSelect(x.image, 0, idx(neg.imageForText)) });
+    const negTxt = this.backbone.forward({ textIds: T.indexSelect(x.ids, 0, idx(neg.textForImage)), textMask: T.indexSelect(x.mask, 0, idx(neg.textForImage)), image: x.image });
+    const pooled = T.cat([pos, negImg, negTxt].map((o) => this.pooler.forward(o.hidden)), 0);
+    const labels = T.tensor([...new Array<number>(B).fill(1), ...new Array<number>(2 * B).fill(0)], { dtype: 'int64' });
+    const itm = this.itm.loss(pooled, labels);
+    const moe = [img, txt, fusedMlm, pos, negImg, negTxt].reduce((a, o) => T.add(a, o.moeLoss), T.zeros([]));
+    const loss = T.add(T.add(T.add(itc, itm), T.mul(mlm, 0.25)), moe);
+    return { loss, parts: { itc: itc.item(), itm: itm.item(), mlm: mlm.item(), moe: moe.item() } };
+  }
+}
+
+async function main(): Promise<void> {
+  const pg = initProcessGroup();
+  const ds = await ensureDefaultDataset(dataDir);
+  const tokenizer = BertTokenizer.fromFile(ds.tokenizer);
+  const model = new Pretrainer(tokenizer.vocabSize);
+  const { total, active } = model.backbone.parameterCount();
+  const { engine } = initialize({
+    model, processGroup: pg,
+    config: { train_batch_size: batch, optimizer: { type: 'AdamW', params: { lr, betas: [0.9, 0.98], weight_decay: 0.01 } }, gradient_clipping: 1.0,
+      scheduler: { type: 'WarmupDecayLR', params: { warmup_num_steps: Math.ceil(steps / 10), total_num_steps: steps } } },
+  });
+  const micro = batch / pg.size;
+  const loader = await DataLoader.create({ files: ds.files.captions.train, batchSize: micro, tokenizer, image: { size: 32 }, mlm: { probability: 0.15 }, shuffle: true, seed: 0, rank: pg.rank, worldSize: pg.size, maxTextLen: 40 });
+  if (pg.rank === 0) console.log(`VL-MoE-tiny pretraining: ${experts ? `${experts} experts (top-1)` : 'dense'}, ${(total / 1e6).toFixed(2)}M parameters (${(active / 1e6).toFixed(2)}M active), ${pg.size} rank(s), global batch ${batch}`);
+  const progress = new Progress(steps, 'pretrain');
+  const gen = new T.Generator(1 + pg.rank);
+  const losses: number[] = [];
+  let step = 0;
+  for await (const b of loader) {
+    if (step >= steps) break;
+    const [n, , H, W] = b.imageShape;
+    const L = b.textShape[1];
+    const parts = T.scope(() => {
+      const r = engine.forward<[Parameters<Pretrainer['forward']>[0]], ReturnType<Pretrainer['forward']>>({
+        image: T.tensor(b.images, { shape: [n, 3, H, W] }),
+        ids: T.tensor(b.textIds, { dtype: 'int64', shape: [n, L] }),
+        mask: T.tensor(b.textMask, { dtype: 'int64', shape: [n, L] }),
+        mlmIds: T.tensor(b.mlmIds!, { dtype: 'int64', shape: [n, L] }),
+        mlmLabels: T.tensor(b.mlmLabels!, { dtype: 'int64', shape: [n, L] }),
+        gen,
+      });
+      engine.backward(r.loss);
+      engine.step();
+      return { ...r.parts, loss: r.loss.item() };
+    });
+    losses.push(parts.loss);
+    step++;
+    progress.update(step, `loss ${parts.loss.toFixed(3)} (itc ${parts.itc.toFixed(2)} itm ${parts.itm.toFixed(2)} mlm ${parts.mlm.toFixed(2)} moe ${parts.moe.toFixed(3)})`);
+  }
+  await loader.close();
+  const k = Math.max(1, Math.floor(losses.length / 5));
+  const first = losses.slice(0, k).reduce((a, b) => a + b, 0) / k, last = losses.slice(-k).reduce((a, b) => a + b, 0) / k;
+  if (pg.rank === 0) console.log(`loss ${first.toFixed(3)} → ${last.toFixed(3)} over ${losses.length} steps`);
+  pg.destroy();
+  if (!(last < first)) {
+    console.error('pretraining did not reduce the loss');
+    process.exitCode = 1;
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exitCode = 1;
+});
