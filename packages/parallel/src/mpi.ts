@@ -26,6 +26,12 @@ export class MpiProcessGroup extends NativeProcessGroup {
     if (!native.mpiAvailable()) throw new Error("the 'mpi' backend is not in this build: install libopenmpi-dev (Debian) and rebuild @vlmoe/native-cuda");
     if (world && world.id >= 0) return world;
     world = new MpiProcessGroup(native.commInitMpi(timeoutMs), undefined, timeoutMs);
+    // a rank leaving with an error status takes the job down at once (MPI_Abort), instead of
+    // finalising as if all were well and leaving its peers to time out
+    const w = world;
+    process.on('exit', (code) => {
+      if (code !== 0 && w.id >= 0) native.commAbort(w.id, `rank ${w.rank} exited with status ${code}`);
+    });
     return world;
   }
 

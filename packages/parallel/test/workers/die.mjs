@@ -7,7 +7,10 @@ const pg = initProcessGroup();
 const victim = Number(process.env.VICTIM ?? 1);
 const t = T.ones([1000]);
 pg.allReduce(t);
-if (pg.rank === victim) process.exit(7);
+if (pg.rank === victim) {
+  if (process.env.DIE_BY === 'kill') process.kill(process.pid, 'SIGKILL'); // no exit handlers at all, as a crash
+  process.exit(7);
+}
 const started = Date.now();
 try {
   for (let i = 0; i < 5; i++) pg.allReduce(t);
