@@ -30,6 +30,8 @@ interface Index {
   microSteps: number;
   lrs: number[];
   scheduler: unknown;
+  /** The caller's own resumable state (DeepSpeed's client_state): data position, RNG, … */
+  clientState: unknown;
   /** Optimiser scalars per parameter name (e.g. Adam's step). */
   scalars: Record<string, Record<string, number>>;
   weightMap: Record<string, string>;
@@ -93,7 +95,7 @@ function writeShards(dir: string, prefix: string, tensors: [string, T.Tensor][],
   });
 }
 
-export function saveCheckpointImpl(e: DistributedEngine, dir: string, tag = `global_step${e.globalSteps}`): void {
+export function saveCheckpointImpl(e: DistributedEngine, dir: string, tag = `global_step${e.globalSteps}`, clientState: unknown = null): void {
   if (!/^[A-Za-z0-9_.-]+$/.test(tag)) throw new Error(`saveCheckpoint: tag '${tag}' may only hold letters, digits, '_', '.', '-'`);
   const world = e.groups.world;
   const model: [string, T.Tensor][] = [];
@@ -131,7 +133,7 @@ export function saveCheckpointImpl(e: DistributedEngine, dir: string, tag = `glo
       format: 'vlmoe-checkpoint', version: 1, tag,
       layout: { world: world.size, expertParallel: e.groups.expertParallelSize, stage: e.config.stage },
       globalSteps: e.globalSteps, microSteps: e.microSteps, lrs: e.getLr(),
-      scheduler: e.lrScheduler ? e.lrScheduler.stateDict() : null, scalars, weightMap,
+      scheduler: e.lrScheduler ? e.lrScheduler.stateDict() : null, clientState, scalars, weightMap,
     };
     fs.writeFileSync(path.join(tmp, 'checkpoint.json'), JSON.stringify(index, null, 1));
     const old = `${final}.old-${process.pid}`;
@@ -143,7 +145,7 @@ export function saveCheckpointImpl(e: DistributedEngine, dir: string, tag = `glo
   world.barrier();
 }
 
-export function loadCheckpointImpl(e: DistributedEngine, dir: string, tag?: string): void {
+export function loadCheckpointImpl(e: DistributedEngine, dir: string, tag?: string): unknown {
   const t = tag ?? (fs.existsSync(path.join(dir, 'latest')) ? fs.readFileSync(path.join(dir, 'latest'), 'utf8').trim() : '');
   if (!t) throw new Error(`loadCheckpoint: no tag given and no ${path.join(dir, 'latest')}`);
   const root = path.join(dir, t);
@@ -215,4 +217,5 @@ export function loadCheckpointImpl(e: DistributedEngine, dir: string, tag?: stri
   e.optimizer.paramGroups.forEach((g) => (g.lr = index.lrs[0] ?? g.lr));
   if (e.lrScheduler && index.scheduler) e.lrScheduler.loadStateDict(index.scheduler as T.optim.SchedulerStateDict);
   e.groups.world.barrier();
+  return index.clientState ?? null;
 }

@@ -65,8 +65,10 @@ export interface Engine {
   /** Call after every backward: updates at the gradient-accumulation boundary. Returns the pre-clip global grad norm when it stepped. */
   step(): number | null;
   isGradientAccumulationBoundary(): boolean;
-  saveCheckpoint(dir: string, tag?: string): void;
-  loadCheckpoint(dir: string, tag?: string): void;
+  /** `clientState`: the caller's JSON-able resumable state (data position, RNG seeds), stored in the index. */
+  saveCheckpoint(dir: string, tag?: string, clientState?: unknown): void;
+  /** Loads the latest (or `tag`) checkpoint; returns the saved clientState (null if none). */
+  loadCheckpoint(dir: string, tag?: string): unknown;
   /** Bytes of optimiser state this rank holds. */
   optimizerStateBytes(): number;
   getLr(): number[];
@@ -305,12 +307,12 @@ export class DistributedEngine implements Engine {
     return this.optimizer.paramGroups.map((g) => g.lr);
   }
 
-  saveCheckpoint(dir: string, tag?: string): void {
-    saveCheckpointImpl(this, dir, tag);
+  saveCheckpoint(dir: string, tag?: string, clientState?: unknown): void {
+    saveCheckpointImpl(this, dir, tag, clientState ?? null);
   }
 
-  loadCheckpoint(dir: string, tag?: string): void {
-    loadCheckpointImpl(this, dir, tag);
+  loadCheckpoint(dir: string, tag?: string): unknown {
+    return loadCheckpointImpl(this, dir, tag);
   }
 }
 
