@@ -10,10 +10,12 @@
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { info, INFO_USAGE } from './info.js';
+import { pretrain, PRETRAIN_USAGE } from './recipes/pretrain.js';
 
 const USAGE = `usage: vlmoe <command> [options]
 
 commands:
+  pretrain pretrain VLMo / VL-MoE from a JSON recipe config (vlmoe pretrain --help)
   info     model shape and total / active parameters of a preset (vlmoe info --help)
   data     datasets: convert, inspect, synth, tokenizer (vlmoe data --help)`;
 
@@ -31,7 +33,7 @@ export function parseFlags(argv: string[], what: string): Record<string, string 
   return out;
 }
 
-function main(argv: string[]): number {
+async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h') {
     console.log(USAGE);
@@ -49,6 +51,17 @@ function main(argv: string[]): number {
       console.log(info(args));
       return 0;
     }
+    case 'pretrain': {
+      if (rest.includes('--help')) {
+        console.log(PRETRAIN_USAGE);
+        return 0;
+      }
+      const args = parseFlags(rest, 'vlmoe pretrain');
+      for (const k of Object.keys(args)) if (!['config', 'resume', 'stop-after'].includes(k)) throw new Error(`vlmoe pretrain: unknown option --${k}\n${PRETRAIN_USAGE}`);
+      if (typeof args.config !== 'string') throw new Error(`vlmoe pretrain: --config run.json is required\n${PRETRAIN_USAGE}`);
+      await pretrain(args.config, { resume: args.resume === true, stopAfter: args['stop-after'] === undefined ? undefined : Number(args['stop-after']) });
+      return 0;
+    }
     case 'data': {
       const require = createRequire(import.meta.url);
       const cli = require.resolve('@vlmoe/data').replace(/index\.js$/, 'cli.js');
@@ -59,9 +72,10 @@ function main(argv: string[]): number {
   }
 }
 
-try {
-  process.exitCode = main(process.argv.slice(2));
-} catch (e) {
-  console.error((e as Error).message);
-  process.exitCode = 2;
-}
+main(process.argv.slice(2)).then(
+  (code) => (process.exitCode = code),
+  (e: unknown) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exitCode = 2;
+  },
+);

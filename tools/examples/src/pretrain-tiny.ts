@@ -6,12 +6,12 @@
  * same model data-parallel. Prints the loss parts as it goes; exits non-zero if the loss does
  * not fall. Options: --steps N --experts E --batch B --lr X --data DIR.
  *
- * The first step of issue 8's main job; the recipe folder, fine-tuning and the comparison
- * table come with it.
+ * A minimal loop; `vlmoe pretrain --config run.json` is the full recipe (run folder,
+ * metrics, checkpoints, --resume).
  */
 import * as T from '@vlmoe/tensor';
 import { BertTokenizer, DataLoader, ensureDefaultDataset } from '@vlmoe/data';
-import { ITCHead, ITMHead, MLMHead, Pooler, VLMo, preset, sampleHardNegatives } from '@vlmoe/moe';
+import { VLMoPretrainer, preset } from '@vlmoe/moe';
 import { initProcessGroup, initialize } from '@vlmoe/parallel';
 import { Progress } from './progress.js';
 
@@ -31,53 +31,11 @@ function arg(name: string, dflt: number | string): number | string {
 const steps = arg('steps', 60) as number, experts = arg('experts', 4) as number, batch = arg('batch', 16) as number;
 const lr = arg('lr', 2e-3) as number, dataDir = arg('data', 'data/shapes') as string;
 
-class Pretrainer extends T.nn.Module {
-  backbone: VLMo;
-  pooler: Pooler;
-  itc: ITCHead;
-  itm: ITMHead;
-  mlm: MLMHead;
-  constructor(vocabSize: number) {
-    super();
-    const g = new T.Generator(0);
-    this.backbone = new VLMo(preset('tiny', { vocabSize, maxTextLen: 40, ...(experts ? { experts } : {}) }), { generator: g });
-    const d = this.backbone.config.dim;
-    this.pooler = new Pooler(d, { generator: g });
-    this.itc = new ITCHead(d, { generator: g });
-    this.itm = new ITMHead(d, { generator: g });
-    this.mlm = new MLMHead(d, vocabSize, { generator: g });
-  }
-
-  /** The three objectives on one batch; returns the total and its parts. */
-  forward(x: { image: T.Tensor; ids: T.Tensor; mask: T.Tensor; mlmIds: T.Tensor; mlmLabels: T.Tensor; gen: T.Generator }): { loss: T.Tensor; parts: { itc: number; itm: number; mlm: number; moe: number } } {
-    const B = x.ids.shape[0]!;
-    const img = this.backbone.forward({ image: x.image });
-    const txt = this.backbone.forward({ textIds: x.ids, textMask: x.mask });
-    const { img: ie, txt: te } = this.itc.forward(img.hidden, txt.hidden);
-    const itc = this.itc.loss(ie, te);
-    // MLM on the fused pass of the masked text
-    const fusedMlm = this.backbone.forward({ textIds: x.mlmIds, textMask: x.mask, image: x.image });
-    const mlm = this.mlm.loss(fusedMlm.hidden.narrow(1, 0, fusedMlm.textLen), x.mlmLabels);
-    // ITM: positives, plus one hard negative image per text and one hard negative text per image
-    const neg = sampleHardNegatives(T.noGrad(() => T.matmul(ie, te.t())), x.gen);
-    const idx = (a: number[]) => T.tensor(a, { dtype: 'int64' });
-    const pos = this.backbone.forward({ textIds: x.ids, textMask: x.mask, image: x.image });
-    const negImg = this.backbone.forward({ textIds: x.ids, textMask: x.mask, image: T.indexSelect(x.image, 0, idx(neg.imageForText)) });
-    const negTxt = this.backbone.forward({ textIds: T.indexSelect(x.ids, 0, idx(neg.textForImage)), textMask: T.indexSelect(x.mask, 0, idx(neg.textForImage)), image: x.image });
-    const pooled = T.cat([pos, negImg, negTxt].map((o) => this.pooler.forward(o.hidden)), 0);
-    const labels = T.tensor([...new Array<number>(B).fill(1), ...new Array<number>(2 * B).fill(0)], { dtype: 'int64' });
-    const itm = this.itm.loss(pooled, labels);
-    const moe = [img, txt, fusedMlm, pos, negImg, negTxt].reduce((a, o) => T.add(a, o.moeLoss), T.zeros([]));
-    const loss = T.add(T.add(T.add(itc, itm), T.mul(mlm, 0.25)), moe);
-    return { loss, parts: { itc: itc.item(), itm: itm.item(), mlm: mlm.item(), moe: moe.item() } };
-  }
-}
-
 async function main(): Promise<void> {
   const pg = initProcessGroup();
   const ds = await ensureDefaultDataset(dataDir);
   const tokenizer = BertTokenizer.fromFile(ds.tokenizer);
-  const model = new Pretrainer(tokenizer.vocabSize);
+  const model = new VLMoPretrainer(preset('tiny', { vocabSize: tokenizer.vocabSize, maxTextLen: 40, ...(experts ? { experts } : {}) }), {}, { generator: new T.Generator(0) });
   const { total, active } = model.backbone.parameterCount();
   const { engine } = initialize({
     model, processGroup: pg,
@@ -96,13 +54,13 @@ async function main(): Promise<void> {
     const [n, , H, W] = b.imageShape;
     const L = b.textShape[1];
     const parts = T.scope(() => {
-      const r = engine.forward<[Parameters<Pretrainer['forward']>[0]], ReturnType<Pretrainer['forward']>>({
+      const r = engine.forward<[Parameters<VLMoPretrainer['forward']>[0]], ReturnType<VLMoPretrainer['forward']>>({
         image: T.tensor(b.images, { shape: [n, 3, H, W] }),
         ids: T.tensor(b.textIds, { dtype: 'int64', shape: [n, L] }),
         mask: T.tensor(b.textMask, { dtype: 'int64', shape: [n, L] }),
         mlmIds: T.tensor(b.mlmIds!, { dtype: 'int64', shape: [n, L] }),
         mlmLabels: T.tensor(b.mlmLabels!, { dtype: 'int64', shape: [n, L] }),
-        gen,
+        generator: gen,
       });
       engine.backward(r.loss);
       engine.step();

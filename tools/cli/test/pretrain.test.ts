@@ -1,0 +1,49 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, test } from 'vitest';
+
+const cli = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'vlmoe-pretrain-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function config(name: string, extra: object = {}): string {
+  const p = join(dir, `${name}.json`);
+  writeFileSync(p, JSON.stringify({ name, preset: 'tiny', experts: 2, data: join(dir, 'shapes'), runs: join(dir, 'runs'), steps: 8, batch: 8, imageSize: 32, warmup: 2, checkpointEvery: 4, ...extra }));
+  return p;
+}
+const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'pretrain', ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, VLMOE_PROGRESS: '0' } });
+const losses = (name: string) => readFileSync(join(dir, 'runs', name, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number; lr: number; load: Record<string, { max: number; mean: number }> });
+
+describe('vlmoe pretrain', () => {
+  test('a run killed (SIGKILL) after its step-4 checkpoint and resumed gives the uninterrupted losses exactly', () => {
+    const a = run('--config', config('straight'));
+    expect(a.status, a.stdout + a.stderr).toBe(0);
+    const straight = losses('straight');
+    expect(straight.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(Object.keys(straight[0]!.load).length).toBeGreaterThan(0);
+    const killed = run('--config', config('crash'), '--stop-after', '6');
+    expect(killed.signal, killed.stdout + killed.stderr).toBe('SIGKILL');
+    expect(losses('crash').length).toBe(6);
+    const resumed = run('--config', config('crash'), '--resume');
+    expect(resumed.status, resumed.stdout + resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(/resuming at step 4/);
+    const after = losses('crash');
+    expect(after.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(after.map((m) => m.loss)).toEqual(straight.map((m) => m.loss));
+    expect(after.map((m) => m.lr)).toEqual(straight.map((m) => m.lr));
+  });
+
+  test('config errors name the key and the file', () => {
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ name: 'x', stepz: 3 }));
+    expect(run('--config', bad).stderr).toMatch(/unknown key 'stepz'/);
+    writeFileSync(bad, JSON.stringify({ name: 'x', steps: 'many' }));
+    expect(run('--config', bad).stderr).toMatch(/'steps' must be an integer, got "many"/);
+    writeFileSync(bad, JSON.stringify({ steps: 3 }));
+    expect(run('--config', bad).stderr).toMatch(/'name' is required/);
+    expect(run('--config', join(dir, 'nope.json')).stderr).toMatch(/nope\.json does not exist/);
+  });
+});
