@@ -9,4 +9,4 @@ export { ModalityFFN, ModalityFFN as ModalityMoE, DenseFFN, MoEFFN, NormedFFN, V
 export { VLMo, type VLMoInput, type VLMoOutput, type Pass } from './models/vlmo.js';
 export { preset, parameterCount, resolveVLMoConfig, type VLMoConfig, type MoEConfig, type PresetName, type ResolvedVLMoConfig } from './models/config.js';
 export { Pooler, ITCHead, ITMHead, MLMHead, VQAHead, NLVRHead, sampleHardNegatives } from './models/heads.js';
-export { VLMoPretrainer, type PretrainBatch, type PretrainLosses } from './models/pretrainer.js';
+export { VLMoPretrainer, pretrainBatchFrom, type PretrainBatch, type PretrainArrays, type PretrainLosses } from './models/pretrainer.js';

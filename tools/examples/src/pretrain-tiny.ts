@@ -11,7 +11,7 @@
  */
 import * as T from '@vlmoe/tensor';
 import { BertTokenizer, DataLoader, ensureDefaultDataset } from '@vlmoe/data';
-import { VLMoPretrainer, preset } from '@vlmoe/moe';
+import { VLMoPretrainer, pretrainBatchFrom, preset, type PretrainBatch, type PretrainLosses } from '@vlmoe/moe';
 import { initProcessGroup, initialize } from '@vlmoe/parallel';
 import { Progress } from './progress.js';
 
@@ -51,17 +51,8 @@ async function main(): Promise<void> {
   let step = 0;
   for await (const b of loader) {
     if (step >= steps) break;
-    const [n, , H, W] = b.imageShape;
-    const L = b.textShape[1];
     const parts = T.scope(() => {
-      const r = engine.forward<[Parameters<VLMoPretrainer['forward']>[0]], ReturnType<VLMoPretrainer['forward']>>({
-        image: T.tensor(b.images, { shape: [n, 3, H, W] }),
-        ids: T.tensor(b.textIds, { dtype: 'int64', shape: [n, L] }),
-        mask: T.tensor(b.textMask, { dtype: 'int64', shape: [n, L] }),
-        mlmIds: T.tensor(b.mlmIds!, { dtype: 'int64', shape: [n, L] }),
-        mlmLabels: T.tensor(b.mlmLabels!, { dtype: 'int64', shape: [n, L] }),
-        generator: gen,
-      });
+      const r = engine.forward<[PretrainBatch], PretrainLosses>(pretrainBatchFrom(b, gen));
       engine.backward(r.loss);
       engine.step();
       return { ...r.parts, loss: r.loss.item() };

@@ -21,6 +21,26 @@ export interface PretrainBatch {
   generator: T.Generator;
 }
 
+/** The typed-array batch a data loader yields (structurally @vlmoe/data's `Batch`). */
+export interface PretrainArrays {
+  images: Float32Array;
+  imageShape: [number, number, number, number];
+  textIds: Int32Array;
+  textMask: Uint8Array;
+  textShape: [number, number];
+  mlmIds?: Int32Array;
+  mlmLabels?: Int32Array;
+}
+
+/** Tensors of a loader batch (MLM ids and labels required). */
+export function pretrainBatchFrom(b: PretrainArrays, generator: T.Generator): PretrainBatch {
+  if (!b.mlmIds || !b.mlmLabels) throw new Error('pretrainBatchFrom: the batch has no MLM ids/labels (create the loader with mlm)');
+  const [n, c, H, W] = b.imageShape;
+  const L = b.textShape[1];
+  const ints = (a: ArrayLike<number>) => T.tensor(a, { dtype: 'int64', shape: [n, L] });
+  return { image: T.tensor(b.images, { shape: [n, c, H, W] }), ids: ints(b.textIds), mask: ints(b.textMask), mlmIds: ints(b.mlmIds), mlmLabels: ints(b.mlmLabels), generator };
+}
+
 export interface PretrainLosses {
   loss: T.Tensor;
   parts: { itc: number; itm: number; mlm: number; moe: number };

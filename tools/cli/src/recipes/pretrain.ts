@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
 import { BertTokenizer, DataLoader, ensureDefaultDataset } from '@vlmoe/data';
-import { VLMoPretrainer, preset, type PresetName } from '@vlmoe/moe';
+import { VLMoPretrainer, pretrainBatchFrom, preset, type PresetName, type PretrainBatch, type PretrainLosses } from '@vlmoe/moe';
 import { initProcessGroup, initialize } from '@vlmoe/parallel';
 import { checkConfig, readConfig } from './config.js';
 
@@ -97,17 +97,8 @@ export async function pretrain(configPath: string, opts: { resume?: boolean; sto
   let t0 = performance.now();
   for await (const b of loader) {
     if (step >= cfg.steps) break;
-    const [n, , H, W] = b.imageShape;
-    const L = b.textShape[1];
     const row = T.scope(() => {
-      const r = engine.forward<[Parameters<VLMoPretrainer['forward']>[0]], ReturnType<VLMoPretrainer['forward']>>({
-        image: T.tensor(b.images, { shape: [n, 3, H, W] }),
-        ids: T.tensor(b.textIds, { dtype: 'int64', shape: [n, L] }),
-        mask: T.tensor(b.textMask, { dtype: 'int64', shape: [n, L] }),
-        mlmIds: T.tensor(b.mlmIds!, { dtype: 'int64', shape: [n, L] }),
-        mlmLabels: T.tensor(b.mlmLabels!, { dtype: 'int64', shape: [n, L] }),
-        generator: new T.Generator(cfg.seed * 1_000_003 + step * 97 + pg.rank),
-      });
+      const r = engine.forward<[PretrainBatch], PretrainLosses>(pretrainBatchFrom(b, new T.Generator(cfg.seed * 1_000_003 + step * 97 + pg.rank)));
       const lr = engine.getLr()[0]!;
       const loss = r.loss.item();
       engine.backward(r.loss);
