@@ -222,8 +222,7 @@ void ShmComm::abort(const std::string& why) {
   }
 }
 
-void ShmComm::wait_counter(int peer, uint32_t target, const char* what) {
-  std::atomic<uint32_t>* w = &h_->arrive[peer].v;
+void ShmComm::wait_word(std::atomic<uint32_t>* w, uint32_t target, int peer, const char* what) {
   // Spin briefly, then yield (the peer may be waiting for our core when ranks outnumber
   // cores), then sleep on the futex. Liveness (a /proc read) is checked at most every
   // 20 ms, so a healthy wait costs no system calls beyond the futex.
@@ -259,10 +258,10 @@ void ShmComm::sync(const char* what, const int* peers, int npeers) {
   h_->arrive[rank_].v.store(epoch_, std::memory_order_release);
   futex_wake(&h_->arrive[rank_].v);
   if (peers) {
-    for (int i = 0; i < npeers; ++i) wait_counter(peers[i], epoch_, what);
+    for (int i = 0; i < npeers; ++i) wait_word(&h_->arrive[peers[i]].v, epoch_, peers[i], what);
   } else {
     for (int r = 0; r < world_; ++r)
-      if (r != rank_) wait_counter(r, epoch_, what);
+      if (r != rank_) wait_word(&h_->arrive[r].v, epoch_, r, what);
   }
 }
 
@@ -435,15 +434,7 @@ void ShmComm::send(const void* data, int64_t bytes, int dst) {
     const uint32_t seq = ++p2p_seq_[dst];
     sent->store(seq, std::memory_order_release);
     futex_wake(sent);
-    const int64_t deadline = now_ms() + timeout_ms_;
-    for (;;) {
-      const uint32_t v = taken->load(std::memory_order_acquire);
-      if (reached(v, seq)) break;
-      if (h_->aborted.load()) throw std::runtime_error(std::string("shm send: ") + h_->abort_msg);
-      if (!alive(h_->pid[dst].load())) fail("shm send on rank " + std::to_string(rank_) + ": rank " + std::to_string(dst) + " has exited");
-      if (now_ms() > deadline) fail("shm send on rank " + std::to_string(rank_) + ": timed out after " + std::to_string(timeout_ms_) + " ms waiting for rank " + std::to_string(dst) + " to receive");
-      futex_wait(taken, v, 5);
-    }
+    wait_word(taken, seq, dst, "send");
     if (bytes == 0) break;
   }
 }
@@ -458,15 +449,7 @@ void ShmComm::recv(void* data, int64_t bytes, int src) {
   for (int64_t off = 0; off < bytes || (bytes == 0 && off == 0); off += per) {
     const int64_t c = std::min(per, bytes - off);
     const uint32_t seq = taken->load(std::memory_order_relaxed) + 1;
-    const int64_t deadline = now_ms() + timeout_ms_;
-    for (;;) {
-      const uint32_t v = sent->load(std::memory_order_acquire);
-      if (reached(v, seq)) break;
-      if (h_->aborted.load()) throw std::runtime_error(std::string("shm recv: ") + h_->abort_msg);
-      if (!alive(h_->pid[src].load())) fail("shm recv on rank " + std::to_string(rank_) + ": rank " + std::to_string(src) + " has exited");
-      if (now_ms() > deadline) fail("shm recv on rank " + std::to_string(rank_) + ": timed out after " + std::to_string(timeout_ms_) + " ms waiting for rank " + std::to_string(src) + " to send");
-      futex_wait(sent, v, 5);
-    }
+    wait_word(sent, seq, src, "recv");
     if (c > 0) std::memcpy(d + off, result(src), static_cast<size_t>(c));
     taken->store(seq, std::memory_order_release);
     futex_wake(taken);

@@ -15,6 +15,7 @@
 // All-to-all reads each sender's input directly (process_vm_readv, one copy) when every rank
 // may (probed at start; VLMOE_SHM_NO_CMA=1 turns it off), else goes through the slots.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -63,7 +64,9 @@ class ShmComm {
   // Announces this rank's arrival at the next sync point, then waits for `peers` (all when
   // null) to arrive there too.
   void sync(const char* what, const int* peers = nullptr, int npeers = 0);
-  void wait_counter(int peer, uint32_t target, const char* what);
+  // Waits until *w reaches target (sync counters, point-to-point sequence numbers), failing
+  // with a message naming `peer` if it exits or the timeout passes.
+  void wait_word(std::atomic<uint32_t>* w, uint32_t target, int peer, const char* what);
   [[noreturn]] void fail(const std::string& msg);
 
   std::string name_;
