@@ -145,14 +145,21 @@ export function saveCheckpointImpl(e: DistributedEngine, dir: string, tag = `glo
   world.barrier();
 }
 
-export function loadCheckpointImpl(e: DistributedEngine, dir: string, tag?: string): unknown {
+/** A checkpoint folder opened for reading: its index and a lazy tensor getter. */
+interface OpenCheckpoint {
+  root: string;
+  index: Index;
+  get(name: string): T.Tensor | null;
+}
+
+function openCheckpoint(dir: string, tag: string | undefined, who: string): OpenCheckpoint {
   const t = tag ?? (fs.existsSync(path.join(dir, 'latest')) ? fs.readFileSync(path.join(dir, 'latest'), 'utf8').trim() : '');
-  if (!t) throw new Error(`loadCheckpoint: no tag given and no ${path.join(dir, 'latest')}`);
+  if (!t) throw new Error(`${who}: no tag given and no ${path.join(dir, 'latest')}`);
   const root = path.join(dir, t);
   const indexPath = path.join(root, 'checkpoint.json');
-  if (!fs.existsSync(indexPath)) throw new Error(`loadCheckpoint: ${indexPath} does not exist`);
+  if (!fs.existsSync(indexPath)) throw new Error(`${who}: ${indexPath} does not exist`);
   const index = JSON.parse(fs.readFileSync(indexPath, 'utf8')) as Index;
-  if (index.format !== 'vlmoe-checkpoint') throw new Error(`loadCheckpoint: ${indexPath} is not a vlmoe checkpoint`);
+  if (index.format !== 'vlmoe-checkpoint') throw new Error(`${who}: ${indexPath} is not a vlmoe checkpoint`);
   const files = new Map<string, Record<string, T.Tensor>>();
   const get = (name: string): T.Tensor | null => {
     const f = index.weightMap[name];
@@ -160,6 +167,23 @@ export function loadCheckpointImpl(e: DistributedEngine, dir: string, tag?: stri
     if (!files.has(f)) files.set(f, T.loadFile(path.join(root, f)).tensors);
     return files.get(f)![name] ?? null;
   };
+  return { root, index, get };
+}
+
+/**
+ * The model weights of a checkpoint in the global layout (expert tensors hold all experts),
+ * by parameter name — what a fine-tuning run loads from a pretraining run (DeepSpeed's
+ * `get_fp32_state_dict_from_zero_checkpoint`). No process group needed.
+ */
+export function loadCheckpointWeights(dir: string, tag?: string): { tag: string; globalSteps: number; clientState: unknown; weights: Record<string, T.Tensor> } {
+  const c = openCheckpoint(dir, tag, 'loadCheckpointWeights');
+  const weights: Record<string, T.Tensor> = {};
+  for (const name of Object.keys(c.index.weightMap)) if (!name.includes('::')) weights[name] = c.get(name)!;
+  return { tag: c.index.tag, globalSteps: c.index.globalSteps, clientState: c.index.clientState ?? null, weights };
+}
+
+export function loadCheckpointImpl(e: DistributedEngine, dir: string, tag?: string): unknown {
+  const { root, index, get } = openCheckpoint(dir, tag, 'loadCheckpoint');
   const ep = e.groups.expertParallel;
   const localOf = (s: SetLike, g: T.Tensor): T.Tensor => {
     if (s.kind !== 'expert') return g;

@@ -1,12 +1,14 @@
 /**
- * @vlmoe/parallel — torch.distributed-style process groups for vlmoe (the shm backend today),
- * and the `vlmoe-run` launcher. The training engine (data/expert parallel, ZeRO) follows.
+ * @vlmoe/parallel — torch.distributed-style process groups for vlmoe (shm and mpi backends; nccl discovered),
+ * and the `vlmoe-run` launcher; the training engine (data and expert parallel, ZeRO 1/2, checkpoints).
  */
 export { type ProcessGroup, type ReduceOp, type Work, type AsyncOption, CompletedWork } from './process_group.js';
 export { ShmProcessGroup, NativeProcessGroup, type ShmOptions } from './shm.js';
 export { MpiProcessGroup, mpiAvailable } from './mpi.js';
 export { initProcessGroup, resolveInit, ncclInfo, type InitOptions, type Backend } from './init.js';
 export { ExpertParallelGroup, allToAllRows, type ExpertDispatchResult } from './expert_parallel.js';
+export { allGatherRows } from './gather.js';
 export { initialize, DistributedEngine, type Engine, type EngineOptions, type InitializeResult } from './engine.js';
+export { loadCheckpointWeights } from './checkpoint.js';
 export { resolveConfig, type DeepSpeedConfig, type ResolvedConfig } from './config.js';
 export { createParallelGroups, type ParallelGroups } from './groups.js';
