@@ -10,3 +10,5 @@ export { VLMo, type VLMoInput, type VLMoOutput, type Pass } from './models/vlmo.
 export { preset, parameterCount, resolveVLMoConfig, type VLMoConfig, type MoEConfig, type PresetName, type ResolvedVLMoConfig } from './models/config.js';
 export { Pooler, ITCHead, ITMHead, MLMHead, VQAHead, NLVRHead, sampleHardNegatives } from './models/heads.js';
 export { VLMoPretrainer, pretrainBatchFrom, type PretrainBatch, type PretrainArrays, type PretrainLosses } from './models/pretrainer.js';
+export { VQAModel, NLVRModel, RetrievalModel, createTaskModel, taskBatchFrom, TASKS, type TaskName, type TaskArrays, type TaskBatch, type TaskOutput, type AnyTaskModel } from './models/tasks.js';
+export { evalAdapter, type TaskModels, type VLMoEvalAdapter } from './models/adapter.js';
