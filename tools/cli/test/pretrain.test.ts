@@ -11,27 +11,27 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function config(name: string, extra: object = {}): string {
   const p = join(dir, `${name}.json`);
-  writeFileSync(p, JSON.stringify({ name, preset: 'tiny', experts: 2, data: join(dir, 'shapes'), runs: join(dir, 'runs'), steps: 8, batch: 8, imageSize: 32, warmup: 2, checkpointEvery: 4, ...extra }));
+  writeFileSync(p, JSON.stringify({ name, preset: 'tiny', experts: 2, data: join(dir, 'shapes'), runs: join(dir, 'runs'), steps: 20, batch: 8, imageSize: 32, textLen: 24, warmup: 2, checkpointEvery: 5, ...extra }));
   return p;
 }
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'pretrain', ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, VLMOE_PROGRESS: '0' } });
 const losses = (name: string) => readFileSync(join(dir, 'runs', name, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number; lr: number; load: Record<string, { max: number; mean: number }> });
 
 describe('vlmoe pretrain', () => {
-  test('a run killed (SIGKILL) after its step-4 checkpoint and resumed gives the uninterrupted losses exactly', () => {
+  test('20 steps straight = 12 steps, SIGKILL, resume from the step-10 checkpoint: identical losses and lrs', () => {
     const a = run('--config', config('straight'));
     expect(a.status, a.stdout + a.stderr).toBe(0);
     const straight = losses('straight');
-    expect(straight.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(straight.map((m) => m.step)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expect(Object.keys(straight[0]!.load).length).toBeGreaterThan(0);
-    const killed = run('--config', config('crash'), '--stop-after', '6');
+    const killed = run('--config', config('crash'), '--stop-after', '12');
     expect(killed.signal, killed.stdout + killed.stderr).toBe('SIGKILL');
-    expect(losses('crash').length).toBe(6);
+    expect(losses('crash').length).toBe(12);
     const resumed = run('--config', config('crash'), '--resume');
     expect(resumed.status, resumed.stdout + resumed.stderr).toBe(0);
-    expect(resumed.stdout).toMatch(/resuming at step 4/);
+    expect(resumed.stdout).toMatch(/resuming at step 10/);
     const after = losses('crash');
-    expect(after.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(after.map((m) => m.step)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expect(after.map((m) => m.loss)).toEqual(straight.map((m) => m.loss));
     expect(after.map((m) => m.lr)).toEqual(straight.map((m) => m.lr));
   });

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 
-export type FieldType = 'string' | 'number' | 'integer' | 'boolean' | 'object';
+export type FieldType = 'string' | 'number' | 'integer' | 'boolean' | 'object' | 'array';
 
 export function readConfig(path: string): Record<string, unknown> {
   if (!fs.existsSync(path)) throw new Error(`config: ${path} does not exist`);
@@ -18,15 +18,22 @@ export function readConfig(path: string): Record<string, unknown> {
   return raw as Record<string, unknown>;
 }
 
-/** Checks `o` against `schema` (key → type), filling defaults; `where` names the file for messages. */
+/**
+ * Checks `o` against `schema` (key → [type, default]), filling defaults; `where` names the
+ * file for messages. Default `undefined`: required; default `null`: optional, left null when absent.
+ */
 export function checkConfig<R>(o: Record<string, unknown>, schema: Record<string, [FieldType, unknown]>, where: string): R {
   for (const k of Object.keys(o)) if (!(k in schema)) throw new Error(`config ${where}: unknown key '${k}' (known: ${Object.keys(schema).join(', ')})`);
   const out: Record<string, unknown> = {};
   for (const [k, [type, dflt]] of Object.entries(schema)) {
     const v = o[k] ?? dflt;
     if (v === undefined) throw new Error(`config ${where}: '${k}' is required`);
-    const ok = type === 'integer' ? Number.isInteger(v) : type === 'object' ? typeof v === 'object' && v !== null && !Array.isArray(v) : typeof v === type;
-    if (!ok) throw new Error(`config ${where}: '${k}' must be ${type === 'integer' ? 'an integer' : `a ${type}`}, got ${JSON.stringify(v)}`);
+    if (v === null) {
+      out[k] = null;
+      continue;
+    }
+    const ok = type === 'integer' ? Number.isInteger(v) : type === 'object' ? typeof v === 'object' && v !== null && !Array.isArray(v) : type === 'array' ? Array.isArray(v) : typeof v === type;
+    if (!ok) throw new Error(`config ${where}: '${k}' must be ${type === 'integer' || type === 'object' || type === 'array' ? 'an' : 'a'} ${type}, got ${JSON.stringify(v)}`);
     out[k] = v;
   }
   return out as R;

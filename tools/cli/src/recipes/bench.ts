@@ -1,0 +1,228 @@
+/**
+ * `vlmoe bench [--config bench.json] [--fresh]`: the model comparison of VL-MoE's Table 1 at
+ * any scale. For every model of the config: pretrain (`vlmoe pretrain`), fine-tune the
+ * pretrained weights on each task (`vlmoe finetune` for vqa, nlvr, retrieval), then evaluate
+ * all fine-tuned models with @vlmoe/eval's suite into `<runs>/<name>/report/` (report.md with
+ * the Table-1-style comparison, report.json, SVG charts, predictions) and print the table.
+ *
+ * The default (no --config) is the main job of `npm start`: on the synthetic shapes world,
+ * VL-MoE-tiny (8 experts, top-1), its dense twin with the same active parameters per token,
+ * and a dense model with ~3× the active parameters (wider and deeper, as VLMo-large is to
+ * VLMo-base), each pretrained and fine-tuned with the same data and steps.
+ *
+ * Every run is resumable: a rerun skips finished runs and continues interrupted ones from
+ * their last checkpoint (a run whose recipe changed starts over; --fresh starts all over).
+ *
+ * `--jobs N` (default: the number of cores, at most the number of models) trains N models at
+ * once, each in its own `vlmoe pretrain` / `vlmoe finetune` processes with one compute thread:
+ * small models do not scale over threads, so on 2 cores two one-thread models finish ≈ 1.6×
+ * sooner than one after the other with two threads. Models go to lanes longest first (cost ≈
+ * active parameters). `--jobs 1` trains everything in this process.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runBenchmarkSuite, type TaskSpec } from '@vlmoe/eval';
+import { evalAdapter, parameterCount, TASKS, type TaskModels, type TaskName } from '@vlmoe/moe';
+import { BertTokenizer } from '@vlmoe/data';
+import { checkConfig, readConfig, type FieldType } from './config.js';
+import { openDataset } from './dataset.js';
+import { loadFinetuned } from './evaluate.js';
+import { finetune, TASK_DATA } from './finetune.js';
+import { pretrain } from './pretrain.js';
+import { modelConfig, usageOf } from './trainer.js';
+
+export interface BenchModel {
+  /** Run-folder id (letters, digits, '_', '.', '-'). */
+  id: string;
+  /** Name in the table. */
+  label: string;
+  preset: string;
+  experts: number;
+  k: number;
+  model: Record<string, unknown>;
+}
+
+export interface BenchConfig {
+  name: string;
+  data: string;
+  runs: string;
+  /** Split the table is computed on. */
+  split: 'val' | 'test';
+  imageSize: number;
+  seed: number;
+  models: BenchModel[];
+  /** Pretraining recipe keys (steps, batch, lr, warmup, textLen, weights, checkpointEvery, engine, …). */
+  pretrain: Record<string, unknown>;
+  /** Per task: fine-tuning recipe keys; a task left out is not run. */
+  finetune: Partial<Record<TaskName, Record<string, unknown>>>;
+  /** Table names of the tasks. */
+  taskNames: Partial<Record<TaskName, string>>;
+  evalBatch: number;
+}
+
+const SCHEMA: Record<keyof BenchConfig, [FieldType, unknown]> = {
+  name: ['string', 'main'], data: ['string', 'data/shapes'], runs: ['string', 'runs'], split: ['string', 'val'], imageSize: ['integer', 32], seed: ['integer', 0],
+  models: ['array', undefined], pretrain: ['object', {}], finetune: ['object', {}], taskNames: ['object', {}] /* merged over VQA, NLVR, Retrieval */, evalBatch: ['integer', 64],
+};
+
+/** The main job: tiny VL-MoE vs its dense twin vs a ~3× dense model on the shapes world. */
+export const DEFAULT_BENCH: BenchConfig = {
+  name: 'main', data: 'data/shapes', runs: 'runs', split: 'val', imageSize: 32, seed: 0, evalBatch: 64,
+  models: [
+    { id: 'vlmoe-tiny-e8', label: 'VL-MoE-tiny (8 experts, top-1)', preset: 'tiny', experts: 8, k: 1, model: {} },
+    { id: 'vlmo-tiny', label: 'VLMo-tiny (dense twin)', preset: 'tiny', experts: 0, k: 1, model: {} },
+    { id: 'vlmo-tiny-3x', label: 'VLMo-tiny-3x (dense, d96 x 6)', preset: 'tiny', experts: 0, k: 1, model: { dim: 96, depth: 6, heads: 4 } },
+  ],
+  pretrain: { steps: 200, batch: 32, lr: 2e-3, warmup: 20, textLen: 32, checkpointEvery: 100 },
+  finetune: {
+    vqa: { steps: 200, batch: 32, lr: 1e-3, warmup: 20, textLen: 16, checkpointEvery: 100 },
+    nlvr: { steps: 200, batch: 32, lr: 1e-3, warmup: 20, textLen: 24, checkpointEvery: 100 },
+    retrieval: { steps: 200, batch: 32, lr: 1e-3, warmup: 20, textLen: 32, checkpointEvery: 100 },
+  },
+  taskNames: { vqa: 'VQA', nlvr: 'NLVR', retrieval: 'Retrieval' },
+};
+
+export const BENCH_USAGE = `usage: vlmoe bench [--config bench.json] [--fresh] [--jobs N]
+
+Pretrains every model of the config, fine-tunes each on every task, evaluates them all and
+prints the Table-1-style comparison (report in <runs>/<name>/report/). Without --config: the
+main job (VL-MoE-tiny vs dense twin vs ~3x dense on the shapes world). --jobs N trains N
+models at once in child processes with one thread each (default: cores, at most the models).
+config keys (JSON): ${usageOf(SCHEMA)}
+models: [{id, label, preset, experts, k, model}], finetune: {vqa|nlvr|retrieval: recipe keys}`;
+
+/** Writes a run's recipe config; a changed recipe invalidates the run folder (it starts over). */
+function writeRecipe(configPath: string, runDir: string, recipe: object, fresh: boolean): void {
+  const text = JSON.stringify(recipe, null, 2) + '\n';
+  const same = fs.existsSync(configPath) && fs.readFileSync(configPath, 'utf8') === text;
+  if ((!same || fresh) && fs.existsSync(runDir)) {
+    if (!fresh) console.log(`${path.basename(runDir)}: its recipe changed, starting it over`);
+    fs.rmSync(runDir, { recursive: true, force: true });
+  }
+  fs.mkdirSync(path.dirname(configPath), { recursive: true });
+  fs.writeFileSync(configPath, text);
+}
+
+function fmtTime(s: number): string {
+  return s >= 60 ? `${Math.floor(s / 60)} min ${Math.round(s % 60)} s` : `${s.toFixed(1)} s`;
+}
+
+/** Runs `vlmoe <args>` in a child process with one compute thread, its output prefixed. */
+function child(args: string[], prefix: string): Promise<void> {
+  const main = fileURLToPath(new URL('../main.js', import.meta.url));
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [main, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, VLMOE_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', VLMOE_PROGRESS: process.env.VLMOE_PROGRESS ?? '1' },
+    });
+    const pipe = (from: NodeJS.ReadableStream, to: NodeJS.WriteStream) => {
+      let buf = '';
+      from.setEncoding('utf8');
+      from.on('data', (d: string) => {
+        buf += d;
+        const lines = buf.split(/\r?\n|\r/);
+        buf = lines.pop()!;
+        for (const l of lines) if (l.trim()) to.write(`[${prefix}] ${l}\n`);
+      });
+      from.on('end', () => buf.trim() && to.write(`[${prefix}] ${buf}\n`));
+    };
+    pipe(p.stdout!, process.stdout);
+    pipe(p.stderr!, process.stderr);
+    p.on('error', reject);
+    p.on('exit', (code, signal) => (code === 0 ? resolve() : reject(new Error(`vlmoe ${args.join(' ')} failed (${signal ?? `exit status ${code}`})`))));
+  });
+}
+
+export async function bench(configPath: string | null, opts: { fresh?: boolean; jobs?: number } = {}): Promise<{ markdown: string; reportDir: string; seconds: number }> {
+  const t0 = performance.now();
+  const where = configPath ?? '(default main job)';
+  const cfg = configPath ? checkConfig<BenchConfig>(readConfig(configPath), SCHEMA, configPath) : DEFAULT_BENCH;
+  if (!Array.isArray(cfg.models) || cfg.models.length === 0) throw new Error(`config ${where}: 'models' must be a non-empty list`);
+  const ids = new Set<string>();
+  for (const [i, m] of cfg.models.entries()) {
+    const full = checkConfig<BenchModel>(m as unknown as Record<string, unknown>, { id: ['string', undefined], label: ['string', m.id], preset: ['string', 'tiny'], experts: ['integer', 0], k: ['integer', 1], model: ['object', {}] }, `${where} models[${i}]`);
+    if (!/^[A-Za-z0-9_.-]+$/.test(full.id)) throw new Error(`config ${where}: models[${i}].id may only hold letters, digits, '_', '.', '-'`);
+    if (ids.has(full.id)) throw new Error(`config ${where}: models[${i}].id '${full.id}' is used twice`);
+    ids.add(full.id);
+    cfg.models[i] = full;
+  }
+  for (const k of Object.keys(cfg.finetune)) if (!TASKS.includes(k as TaskName)) throw new Error(`config ${where}: unknown task 'finetune.${k}' (${TASKS.join(', ')})`);
+  const tasks = TASKS.filter((t) => cfg.finetune[t]);
+  const root = path.join(cfg.runs, cfg.name);
+  const ds = await openDataset(cfg.data);
+  const vocab = BertTokenizer.fromFile(ds.tokenizer).vocabSize;
+  const data = path.resolve(cfg.data);
+  console.log(`vlmoe bench ${cfg.name}: ${cfg.models.length} models × (pretrain + ${tasks.join(', ')}) on ${cfg.data}; runs in ${root}`);
+  for (const m of cfg.models) {
+    const pc = parameterCount(modelConfig({ ...m, imageSize: cfg.imageSize }, vocab, where));
+    console.log(`  ${m.label}: ${(pc.active / 1e6).toFixed(2)}M active parameters per token, ${(pc.total / 1e6).toFixed(2)}M total`);
+  }
+  const runs = path.resolve(root);
+  const jobs = Math.max(1, Math.min(opts.jobs ?? os.availableParallelism(), cfg.models.length));
+  type Plan = { m: BenchModel; label: string; pretrain: { name: string; config: string }; tasks: { task: TaskName; name: string; config: string }[] };
+  const plans: Plan[] = cfg.models.map((m) => {
+    const modelKeys = { preset: m.preset, experts: m.experts, k: m.k, model: m.model, imageSize: cfg.imageSize };
+    const pName = `${m.id}-pretrain`;
+    const pConfig = path.join(runs, 'configs', `${pName}.json`);
+    writeRecipe(pConfig, path.join(runs, pName), { seed: cfg.seed, ...cfg.pretrain, ...modelKeys, name: pName, data, runs }, opts.fresh === true);
+    const ts = tasks.map((t) => {
+      const name = `${m.id}-${t}`;
+      const c = path.join(runs, 'configs', `${name}.json`);
+      writeRecipe(c, path.join(runs, name), { seed: cfg.seed, ...cfg.finetune[t], task: t, init: path.join(runs, pName), name, data, runs, evalSplit: 'none' }, opts.fresh === true);
+      return { task: t, name, config: c };
+    });
+    return { m, label: m.label, pretrain: { name: pName, config: pConfig }, tasks: ts };
+  });
+  if (jobs === 1) {
+    for (const p of plans) {
+      await pretrain(p.pretrain.config, { resume: true });
+      for (const t of p.tasks) await finetune(t.config, { resume: true, evaluate: false });
+    }
+  } else {
+    // longest first onto the least loaded lane
+    const cost = (p: Plan) => parameterCount(modelConfig({ ...p.m, imageSize: cfg.imageSize }, vocab, where)).active;
+    const lanes: { load: number; plans: Plan[] }[] = Array.from({ length: jobs }, () => ({ load: 0, plans: [] }));
+    for (const p of [...plans].sort((a, b) => cost(b) - cost(a))) {
+      const lane = lanes.reduce((a, b) => (b.load < a.load ? b : a));
+      lane.plans.push(p);
+      lane.load += cost(p);
+    }
+    console.log(`training ${jobs} models at a time (one compute thread each): ${lanes.map((l) => l.plans.map((p) => p.m.id).join(' → ')).join(' | ')}`);
+    await Promise.all(lanes.map(async (lane) => {
+      for (const p of lane.plans) {
+        await child(['pretrain', '--config', p.pretrain.config, '--resume'], p.m.id);
+        for (const t of p.tasks) await child(['finetune', '--config', t.config, '--resume'], p.m.id);
+      }
+    }));
+  }
+  const models = plans.map((p) => ({ label: p.label, runs: Object.fromEntries(p.tasks.map((t) => [t.task, path.join(runs, t.name)])) as Record<TaskName, string>, pretrain: path.join(runs, p.pretrain.name) }));
+  // evaluate every fine-tuned model; one adapter per table row
+  const adapters = models.map((m) => {
+    const tm: TaskModels = {};
+    for (const t of tasks) (tm as Record<string, unknown>)[t] = loadFinetuned(m.runs[t]).model;
+    return evalAdapter(m.label, tm);
+  });
+  const textLen = (t: TaskName) => Number(cfg.finetune[t]!.textLen ?? 40);
+  const common = (t: TaskName) => ({ file: ds.file(TASK_DATA[t], cfg.split), tokenizer: ds.tokenizer, imageSize: cfg.imageSize, maxTextLen: textLen(t), batchSize: cfg.evalBatch, numWorkers: 1 });
+  const specs: TaskSpec[] = tasks.map((t) => {
+    const name = cfg.taskNames[t] ?? DEFAULT_BENCH.taskNames[t] ?? t;
+    if (t === 'vqa') return { kind: 'vqa', name, options: { ...common(t), answers: ds.answers } };
+    if (t === 'nlvr') return { kind: 'nlvr', name, options: common(t) };
+    return { kind: 'retrieval', name, options: common(t) };
+  });
+  const reportDir = path.join(root, 'report');
+  const report = await runBenchmarkSuite({
+    title: `vlmoe bench ${cfg.name} (${cfg.split} split of ${path.basename(cfg.data)})`,
+    models: adapters as unknown as Parameters<typeof runBenchmarkSuite>[0]['models'],
+    tasks: specs,
+    outDir: reportDir,
+    trainingRuns: models.map((m) => ({ name: `${m.label} pretraining`, metricsJsonl: path.join(m.pretrain, 'metrics.jsonl'), keys: ['loss', 'itc', 'itm', 'mlm'] })),
+  });
+  const table = report.markdown.split('\n').filter((l) => l.startsWith('|')).join('\n');
+  const seconds = (performance.now() - t0) / 1000;
+  console.log(`\n${report.title}\n\n${table}\n\nwall-clock ${fmtTime(seconds)}; report: ${path.join(reportDir, 'report.md')}`);
+  return { markdown: table, reportDir, seconds };
+}

@@ -1,0 +1,107 @@
+/**
+ * `vlmoe finetune --config ft.json [--resume]`: fine-tunes a pretrained VLMo / VL-MoE on one
+ * downstream task — `vqa` (soft-score BCE on the fused pass), `nlvr` (two fused passes,
+ * concatenated pooled outputs) or `retrieval` (dual-encoder contrastive loss, negatives
+ * gathered over data-parallel ranks) — through the same engine and run folder as pretraining
+ * (`config.json`, `metrics.jsonl`, `checkpoints/`, `--resume`), then evaluates the final
+ * weights on the validation (or test) split with @vlmoe/eval into `<run>/eval/<split>/`.
+ *
+ * `init` names the pretraining run (its folder) to start from; the model keys (preset,
+ * experts, k, imageSize, model) default to that run's. Without `init` the model starts from
+ * random weights (the "no pretraining" baseline).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as T from '@vlmoe/tensor';
+import { AnswerVocab, BertTokenizer } from '@vlmoe/data';
+import { RetrievalModel, TASKS, createTaskModel, resolveVLMoConfig, taskBatchFrom, type TaskBatch, type TaskName } from '@vlmoe/moe';
+import { allGatherRows, initProcessGroup, loadCheckpointWeights } from '@vlmoe/parallel';
+import { checkConfig, readConfig, type FieldType } from './config.js';
+import { openDataset, type Kind } from './dataset.js';
+import { evaluateRun } from './evaluate.js';
+import { describeModel } from './pretrain.js';
+import { COMMON_SCHEMA, MODEL_SCHEMA, checkName, modelConfig, train, usageOf, type CommonConfig, type ModelKeys, type TrainResult } from './trainer.js';
+
+export interface FinetuneConfig extends CommonConfig, ModelKeys {
+  task: TaskName;
+  /** The pretraining run folder (or its checkpoints folder) to start from; null: random init. */
+  init: string | null;
+  /** Split evaluated after training: 'val' (default), 'test', or 'none'. */
+  evalSplit: 'val' | 'test' | 'none';
+  evalBatch: number;
+}
+
+export const FINETUNE_SCHEMA: Record<string, [FieldType, unknown]> = {
+  ...COMMON_SCHEMA, task: ['string', undefined], init: ['string', null],
+  ...Object.fromEntries(Object.keys(MODEL_SCHEMA).map((k) => [k, [MODEL_SCHEMA[k as keyof ModelKeys][0], null]])),
+  evalSplit: ['string', 'val'], evalBatch: ['integer', 64],
+};
+
+export const FINETUNE_USAGE = `usage: vlmoe finetune --config ft.json [--resume]
+
+config keys (JSON): ${usageOf(FINETUNE_SCHEMA)}
+task: ${TASKS.join(' | ')}; init: a 'vlmoe pretrain' run folder (model keys default to its own)`;
+
+export const TASK_DATA: Record<TaskName, Kind> = { vqa: 'vqa', nlvr: 'nlvr2', retrieval: 'captions' };
+
+function checkpointsOf(init: string): string {
+  if (fs.existsSync(path.join(init, 'latest'))) return init;
+  if (fs.existsSync(path.join(init, 'checkpoints', 'latest'))) return path.join(init, 'checkpoints');
+  throw new Error(`init ${init}: neither a run folder with checkpoints/latest nor a checkpoints folder with 'latest'`);
+}
+
+/** Fills the model keys a fine-tuning config left out from its init run (else the defaults). */
+export function resolveModelKeys(cfg: FinetuneConfig, where: string): void {
+  let fromInit: Record<string, unknown> = {};
+  if (cfg.init) {
+    const runConfig = fs.existsSync(path.join(cfg.init, 'config.json')) ? path.join(cfg.init, 'config.json') : path.join(cfg.init, '..', 'config.json');
+    if (!fs.existsSync(runConfig)) throw new Error(`config ${where}: init ${cfg.init} has no config.json (is it a 'vlmoe pretrain' run folder?)`);
+    fromInit = JSON.parse(fs.readFileSync(runConfig, 'utf8')) as Record<string, unknown>;
+  }
+  const rec = cfg as unknown as Record<string, unknown>;
+  for (const [k, [, d]] of Object.entries(MODEL_SCHEMA)) rec[k] ??= fromInit[k] ?? d;
+}
+
+export async function finetune(configPath: string, opts: { resume?: boolean; stopAfter?: number; evaluate?: boolean } = {}): Promise<TrainResult & { evaluation: unknown }> {
+  const cfg = checkConfig<FinetuneConfig>(readConfig(configPath), FINETUNE_SCHEMA, configPath);
+  checkName(cfg.name, configPath);
+  if (!TASKS.includes(cfg.task)) throw new Error(`config ${configPath}: 'task' must be one of ${TASKS.join(', ')}, got ${JSON.stringify(cfg.task)}`);
+  if (!['val', 'test', 'none'].includes(cfg.evalSplit)) throw new Error(`config ${configPath}: 'evalSplit' must be val, test or none, got ${JSON.stringify(cfg.evalSplit)}`);
+  resolveModelKeys(cfg, configPath);
+  const pg = initProcessGroup();
+  let result: TrainResult;
+  try {
+    const ds = await openDataset(cfg.data);
+    const tokenizer = BertTokenizer.fromFile(ds.tokenizer);
+    const mc = modelConfig(cfg, tokenizer.vocabSize, configPath);
+    const numAnswers = cfg.task === 'vqa' ? AnswerVocab.load(ds.answers).size : undefined;
+    const modelGen = new T.Generator(cfg.seed);
+    const model = createTaskModel(cfg.task, mc, { generator: modelGen, numAnswers });
+    if (model instanceof RetrievalModel && pg.size > 1) model.gather = { fn: (t) => allGatherRows(pg, t), offset: pg.rank * (cfg.batch / pg.size) };
+    let initNote = 'random init';
+    if (cfg.init) {
+      const dir = checkpointsOf(cfg.init);
+      const ck = loadCheckpointWeights(dir);
+      const { missingKeys } = model.loadStateDict(ck.weights, { strict: false });
+      const headless = missingKeys.filter((k) => k.startsWith('backbone.'));
+      if (headless.length) throw new Error(`init ${cfg.init}: the checkpoint lacks backbone weights ${headless.slice(0, 5).join(', ')}${headless.length > 5 ? ', …' : ''} (a different model config?)`);
+      initNote = `from ${dir} (${ck.tag}; new: ${[...new Set(missingKeys.map((k) => k.split('.')[0]))].join(', ') || 'nothing'})`;
+      for (const t of Object.values(ck.weights)) t.dispose();
+    }
+    const r = resolveVLMoConfig(mc);
+    const images = cfg.task === 'nlvr' ? 2 : 1;
+    result = await train<TaskBatch>({
+      label: `finetune-${cfg.task}`, cfg, pg, model, record: { recipe: 'finetune', ...cfg, modelConfig: mc, numAnswers: numAnswers ?? null }, resume: opts.resume, stopAfter: opts.stopAfter,
+      loader: { files: ds.file(TASK_DATA[cfg.task], 'train'), tokenizer, image: { size: r.imageSize }, ...(numAnswers ? { numAnswers } : {}) },
+      toBatch: (b) => taskBatchFrom(cfg.task, b),
+      tokensPerSample: images * (cfg.textLen + r.numPatches + 1),
+      describe: `${describeModel(mc, cfg)}, ${initNote}`,
+      generators: { model: modelGen },
+    });
+  } finally {
+    pg.destroy();
+  }
+  let evaluation: unknown = null;
+  if (cfg.evalSplit !== 'none' && opts.evaluate !== false && pg.rank === 0) evaluation = await evaluateRun(result.runDir, { split: cfg.evalSplit });
+  return { ...result, evaluation };
+}

@@ -1,0 +1,194 @@
+/**
+ * What every training recipe shares: the model keys of a recipe config, the engine set-up
+ * (DeepSpeed keys merged over the recipe's), the run folder (`config.json`, `metrics.jsonl`,
+ * `checkpoints/` with the loader position and RNG state), `--resume`, and the step loop with
+ * its progress bar. `pretrain` and `finetune` differ only in the model, the data and how a
+ * loader batch becomes the model's input.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as T from '@vlmoe/tensor';
+import { DataLoader, Progress, type Batch, type DataLoaderOptions } from '@vlmoe/data';
+import { preset, type PresetName, type VLMoConfig } from '@vlmoe/moe';
+import { initialize, type ProcessGroup } from '@vlmoe/parallel';
+import type { FieldType } from './config.js';
+
+/** Keys shared by every training recipe. */
+export interface CommonConfig {
+  name: string;
+  /** Dataset folder (default: the shapes world, generated on first use). */
+  data: string;
+  runs: string;
+  steps: number;
+  /** Global batch (train_batch_size). */
+  batch: number;
+  /** Tokens per text fed to the model (≤ the model's maxTextLen, 40). */
+  textLen: number;
+  lr: number;
+  warmup: number;
+  weightDecay: number;
+  checkpointEvery: number;
+  seed: number;
+  /** DeepSpeed engine keys merged over the recipe's (e.g. zero_optimization, expert_parallel_size). */
+  engine: Record<string, unknown>;
+}
+
+/** The model keys (`null` in a fine-tuning config: taken from the pretraining run it starts from). */
+export interface ModelKeys {
+  preset: string;
+  /** Experts per MoE layer; 0 = dense. */
+  experts: number;
+  k: number;
+  imageSize: number;
+  /** VLMoConfig fields over the preset's (dim, depth, heads, mlpRatio, vlBlocks, dropPath, moe, …). */
+  model: Record<string, unknown>;
+}
+
+export const COMMON_SCHEMA: Record<keyof CommonConfig, [FieldType, unknown]> = {
+  name: ['string', undefined], data: ['string', 'data/shapes'], runs: ['string', 'runs'], steps: ['integer', 100], batch: ['integer', 16],
+  textLen: ['integer', 40], lr: ['number', 2e-3], warmup: ['integer', 10], weightDecay: ['number', 0.01], checkpointEvery: ['integer', 50],
+  seed: ['integer', 0], engine: ['object', {}],
+};
+
+export const MODEL_SCHEMA: Record<keyof ModelKeys, [FieldType, unknown]> = {
+  preset: ['string', 'tiny'], experts: ['integer', 4], k: ['integer', 1], imageSize: ['integer', 32], model: ['object', {}],
+};
+
+export function usageOf(schema: Record<string, [FieldType, unknown]>): string {
+  return Object.entries(schema).map(([k, [t, d]]) => `${k} (${t}${d === undefined ? ', required' : d === null ? ', optional' : `, default ${JSON.stringify(d)}`})`).join(', ');
+}
+
+const MODEL_FIELDS = new Set(['dim', 'depth', 'heads', 'mlpRatio', 'vlBlocks', 'patchSize', 'layerScale', 'dropPath', 'moe', 'dtype']);
+
+/** The VLMoConfig of a recipe: preset, overrides, experts; text positions fixed at 40. */
+export function modelConfig(m: ModelKeys, vocabSize: number, where: string): VLMoConfig {
+  for (const k of Object.keys(m.model)) if (!MODEL_FIELDS.has(k)) throw new Error(`config ${where}: unknown key 'model.${k}' (known: ${[...MODEL_FIELDS].join(', ')})`);
+  if (!['tiny', 'small', 'base', 'large'].includes(m.preset)) throw new Error(`config ${where}: 'preset' must be tiny, small, base or large, got ${JSON.stringify(m.preset)}`);
+  if (m.experts < 0) throw new Error(`config ${where}: 'experts' must be ≥ 0 (0 = dense), got ${m.experts}`);
+  if (m.experts && (m.k < 1 || m.k > m.experts)) throw new Error(`config ${where}: 'k' must be in [1, experts = ${m.experts}], got ${m.k}`);
+  return preset(m.preset as PresetName, { vocabSize, maxTextLen: 40, imageSize: m.imageSize, ...(m.model as Partial<VLMoConfig>), ...(m.experts ? { experts: m.experts, k: m.k } : {}) });
+}
+
+export function checkName(name: string, where: string): void {
+  if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`config ${where}: 'name' may only hold letters, digits, '_', '.', '-' (it names the run folder)`);
+}
+
+/** What a recipe's model returns from `forward`. */
+export interface StepOutput {
+  loss: T.Tensor;
+  parts: Record<string, number>;
+  expertCounts: Record<string, T.Tensor>;
+  dropped: number;
+}
+
+export interface TrainSpec<B> {
+  /** Progress-bar label and log prefix (e.g. 'pretrain', 'finetune-vqa'). */
+  label: string;
+  cfg: CommonConfig;
+  /** Everything written to the run's config.json (the resolved recipe config). */
+  record: Record<string, unknown>;
+  model: T.nn.Module;
+  pg: ProcessGroup;
+  /** Loader options except batch size, seed and sharding (shuffled, drop last). */
+  loader: Omit<DataLoaderOptions, 'batchSize' | 'seed' | 'rank' | 'worldSize' | 'shuffle'>;
+  toBatch(b: Batch, step: number): B;
+  /** Input tokens of one sample (text + image tokens of every image), for tokens/s. */
+  tokensPerSample: number;
+  /** Printed by rank 0 before training (model and data description). */
+  describe: string;
+  /** Generators whose positions are checkpointed (e.g. the model's dropout / hard-negative RNG). */
+  generators?: Record<string, T.Generator>;
+  resume?: boolean;
+  /** Simulate a crash (SIGKILL) after this many steps (the resume tests). */
+  stopAfter?: number;
+}
+
+export interface TrainResult {
+  runDir: string;
+  checkpoints: string;
+  losses: number[];
+  /** Steps done in this call (0 when the run was already complete). */
+  stepsRun: number;
+}
+
+/** Runs (or resumes) one recipe's training through the engine. */
+export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
+  const { cfg, pg } = spec;
+  const runDir = path.join(cfg.runs, cfg.name), ckptDir = path.join(runDir, 'checkpoints');
+  const { engine } = initialize({
+    model: spec.model, processGroup: pg,
+    config: {
+      train_batch_size: cfg.batch, gradient_clipping: 1.0,
+      optimizer: { type: 'AdamW', params: { lr: cfg.lr, betas: [0.9, 0.98], eps: 1e-8, weight_decay: cfg.weightDecay } },
+      scheduler: { type: 'WarmupDecayLR', params: { warmup_num_steps: cfg.warmup, total_num_steps: cfg.steps } },
+      ...cfg.engine,
+    },
+  });
+  const loader = await DataLoader.create({ ...spec.loader, batchSize: engine.config.microBatch, shuffle: true, seed: cfg.seed, rank: pg.rank, worldSize: pg.size, maxTextLen: cfg.textLen });
+  let step = 0;
+  const gens = spec.generators ?? {};
+  if (spec.resume && fs.existsSync(path.join(ckptDir, 'latest'))) {
+    const st = engine.loadCheckpoint(ckptDir) as { step: number; loader: Parameters<DataLoader['loadStateDict']>[0]; generators: Record<string, { seed: number; offset: number }> };
+    step = st.step;
+    loader.loadStateDict(st.loader);
+    for (const [k, g] of Object.entries(gens)) if (st.generators?.[k]) g.setState(st.generators[k]);
+  }
+  const metricsPath = path.join(runDir, 'metrics.jsonl');
+  if (pg.rank === 0) {
+    fs.mkdirSync(runDir, { recursive: true });
+    fs.writeFileSync(path.join(runDir, 'config.json'), JSON.stringify({ ...spec.record, resolvedEngine: engine.config, world: pg.size }, null, 2));
+    // metrics of steps after the checkpoint were never checkpointed: drop them on resume
+    const kept = fs.existsSync(metricsPath) && step > 0 ? fs.readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= step) : [];
+    fs.writeFileSync(metricsPath, kept.map((l) => `${l}\n`).join(''));
+    console.log(`${spec.label} ${cfg.name}: ${spec.describe}, ${pg.size} rank(s), global batch ${cfg.batch}${step ? `, resuming at step ${step}` : ''}`);
+  }
+  const losses: number[] = [];
+  const save = () => engine.saveCheckpoint(ckptDir, `step${step}`, { step, loader: loader.stateDict(), generators: Object.fromEntries(Object.entries(gens).map(([k, g]) => [k, g.getState()])) });
+  const bar = new Progress(`${spec.label} ${cfg.name}`, cfg.steps, { enabled: pg.rank === 0 ? undefined : false });
+  if (step) bar.tick(step);
+  const start = step;
+  let t0 = performance.now();
+  epochs: while (step < cfg.steps) {
+    for await (const b of loader) {
+      const tokens = b.size * spec.tokensPerSample;
+      const row = T.scope(() => {
+        const r = engine.forward<[B], StepOutput>(spec.toBatch(b, step));
+        const lr = engine.getLr()[0]!;
+        let loss = r.loss.item();
+        let parts = r.parts;
+        if (pg.size > 1) {
+          // log the global batch's mean loss (and parts), not rank 0's share
+          const keys = Object.keys(parts);
+          const v = T.tensor([loss, ...keys.map((k) => parts[k]!)], { dtype: 'float64' });
+          pg.allReduce(v, 'avg');
+          const a = v.dataSync() as Float64Array;
+          loss = a[0]!;
+          parts = Object.fromEntries(keys.map((k, i) => [k, a[i + 1]!]));
+        }
+        engine.backward(r.loss);
+        const gradNorm = engine.step();
+        const load: Record<string, { max: number; mean: number }> = {};
+        for (const [k, c] of Object.entries(r.expertCounts)) {
+          const v = Array.from(c.dataSync() as BigInt64Array, Number);
+          load[k] = { max: Math.max(...v), mean: v.reduce((a, x) => a + x, 0) / v.length };
+        }
+        return { loss, ...parts, lr, gradNorm, dropped: r.dropped, load };
+      });
+      b.release?.();
+      step++;
+      const dt = (performance.now() - t0) / 1000;
+      t0 = performance.now();
+      losses.push(row.loss);
+      if (pg.rank === 0) {
+        fs.appendFileSync(metricsPath, `${JSON.stringify({ step, ...row, samplesPerSec: cfg.batch / dt, tokensPerSec: (tokens * pg.size) / dt })}\n`);
+        bar.tick(1, `loss ${row.loss.toFixed(3)} (${Object.entries(row).filter(([k, v]) => typeof v === 'number' && !['loss', 'lr', 'gradNorm', 'dropped'].includes(k)).map(([k, v]) => `${k} ${(v as number).toFixed(3)}`).join(' ')})`);
+      }
+      if (step % cfg.checkpointEvery === 0 || step === cfg.steps) save();
+      if (spec.stopAfter !== undefined && step >= spec.stopAfter) process.kill(process.pid, 'SIGKILL'); // a crash, for the resume tests
+      if (step >= cfg.steps) break epochs;
+    }
+  }
+  bar.finish();
+  await loader.close();
+  return { runDir, checkpoints: ckptDir, losses, stepsRun: step - start };
+}

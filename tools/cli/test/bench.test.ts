@@ -1,0 +1,49 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, test } from 'vitest';
+
+const cli = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'vlmoe-bench-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const env = { ...process.env, VLMOE_PROGRESS: '0' };
+
+describe('vlmoe bench (the model comparison)', () => {
+  test('pretrains, fine-tunes and evaluates every model, prints the Table-1 rows; a rerun reuses the finished runs', () => {
+    const cfg = join(dir, 'bench.json');
+    const steps = { steps: 2, batch: 8, warmup: 1, checkpointEvery: 2 };
+    writeFileSync(cfg, JSON.stringify({
+      name: 'mini', data: join(dir, 'shapes'), runs: join(dir, 'runs'), evalBatch: 128,
+      models: [{ id: 'moe', label: 'MoE-2E', experts: 2 }, { id: 'dense', label: 'Dense' }],
+      pretrain: { ...steps, textLen: 24 },
+      finetune: { vqa: { ...steps, textLen: 16 }, nlvr: { ...steps, textLen: 24 }, retrieval: { ...steps, textLen: 24 } },
+    }));
+    const r = spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', timeout: 600_000, env });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const table = r.stdout.split('\n').filter((l) => l.startsWith('|'));
+    expect(table[0]).toBe('| Model | #Params per token | #Total params | VQA acc | NLVR acc | NLVR cons | Retrieval TR@1 | Retrieval IR@1 |');
+    expect(table.slice(2).map((l) => l.split(' | ')[0])).toEqual(['| MoE-2E', '| Dense']);
+    for (const row of table.slice(2)) for (const v of row.split('|').slice(4, -1)) expect(Number(v)).toBeGreaterThanOrEqual(0);
+    expect(r.stdout).toMatch(/wall-clock .*report: .*mini\/report\/report\.md/);
+    const report = JSON.parse(readFileSync(join(dir, 'runs', 'mini', 'report', 'report.json'), 'utf8')) as { results: unknown[] };
+    expect(report.results.length).toBe(2 * 3);
+    for (const f of ['tasks.svg', 'report.md']) expect(existsSync(join(dir, 'runs', 'mini', 'report', f))).toBe(true);
+    // rerun in this process (--jobs 1; the first run used one child process per model): nothing retrains, the same table
+    const again = spawnSync(process.execPath, [cli, 'bench', '--config', cfg, '--jobs', '1'], { encoding: 'utf8', timeout: 600_000, env });
+    expect(again.status, again.stdout + again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/moe-pretrain: .*resuming at step 2/);
+    expect(again.stdout.split('\n').filter((l) => l.startsWith('|'))).toEqual(table);
+  });
+
+  test('config errors are named', () => {
+    const cfg = join(dir, 'bad.json');
+    writeFileSync(cfg, JSON.stringify({ models: [] }));
+    expect(spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env }).stderr).toMatch(/'models' must be a non-empty list/);
+    writeFileSync(cfg, JSON.stringify({ models: [{ id: 'a' }, { id: 'a' }] }));
+    expect(spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env }).stderr).toMatch(/models\[1\]\.id 'a' is used twice/);
+    writeFileSync(cfg, JSON.stringify({ models: [{ id: 'a' }], finetune: { ocr: {} } }));
+    expect(spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env }).stderr).toMatch(/unknown task 'finetune\.ocr'/);
+  });
+});
