@@ -72,6 +72,8 @@ export interface Engine {
   /** Bytes of optimiser state this rank holds. */
   optimizerStateBytes(): number;
   getLr(): number[];
+  /** Frees the optimiser state, the ZeRO partitions and the module's parameters (DeepSpeed's `destroy`). */
+  destroy(): void;
 }
 
 function makeOptimizer(c: ResolvedConfig, params: T.Tensor[]): Optim {
@@ -295,6 +297,16 @@ export class DistributedEngine implements Engine {
     this.lrScheduler?.step();
     this.globalSteps++;
     return norm;
+  }
+
+  destroy(): void {
+    for (const st of this.optimizer.state.values()) for (const v of Object.values(st)) if (typeof v === 'object' && v) (v as T.Tensor).dispose();
+    this.optimizer.state.clear();
+    for (const s of this.sets) {
+      s.shard?.dispose();
+      s.shard = null;
+    }
+    this.module.dispose();
   }
 
   optimizerStateBytes(): number {

@@ -11,8 +11,9 @@ function train(nproc: number, config: object, steps = 5) {
   });
   const out = `${r.stdout}\n${r.stderr}`;
   expect(r.status, out).toBe(0);
-  const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; maxDiff: number; stateBytes: number; numel: number; steps: number });
+  const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; maxDiff: number; stateBytes: number; numel: number; steps: number; freed: boolean });
   expect(rows.length, out).toBe(nproc);
+  for (const r of rows) expect(r.freed, 'engine.destroy() frees the optimiser state and the parameters').toBe(true);
   return rows;
 }
 

@@ -20,7 +20,7 @@ describe('vlmoe bench (the model comparison)', () => {
       pretrain: { ...steps, textLen: 24 },
       finetune: { vqa: { ...steps, textLen: 16 }, nlvr: { ...steps, textLen: 24 }, retrieval: { ...steps, textLen: 24 } },
     }));
-    const r = spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', timeout: 600_000, env });
+    const r = spawnSync(process.execPath, [cli, 'bench', '--config', cfg, '--jobs', '2'], { encoding: 'utf8', timeout: 600_000, env });
     expect(r.status, r.stdout + r.stderr).toBe(0);
     const table = r.stdout.split('\n').filter((l) => l.startsWith('|'));
     expect(table[0]).toBe('| Model | #Params per token | #Total params | VQA acc | NLVR acc | NLVR cons | Retrieval TR@1 | Retrieval IR@1 |');
@@ -30,8 +30,8 @@ describe('vlmoe bench (the model comparison)', () => {
     const report = JSON.parse(readFileSync(join(dir, 'runs', 'mini', 'report', 'report.json'), 'utf8')) as { results: unknown[] };
     expect(report.results.length).toBe(2 * 3);
     for (const f of ['tasks.svg', 'report.md']) expect(existsSync(join(dir, 'runs', 'mini', 'report', f))).toBe(true);
-    // rerun in this process (--jobs 1; the first run used one child process per model): nothing retrains, the same table
-    const again = spawnSync(process.execPath, [cli, 'bench', '--config', cfg, '--jobs', '1'], { encoding: 'utf8', timeout: 600_000, env });
+    // rerun in this process (the first run trained in two lanes of child processes): nothing retrains, the same table
+    const again = spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', timeout: 600_000, env });
     expect(again.status, again.stdout + again.stderr).toBe(0);
     expect(again.stdout).toMatch(/moe-pretrain: .*resuming at step 2/);
     expect(again.stdout.split('\n').filter((l) => l.startsWith('|'))).toEqual(table);

@@ -57,5 +57,8 @@ a.forEach((p, i) => {
   for (let j = 0; j < x.length; j++) maxDiff = Math.max(maxDiff, Math.abs(x[j] - y[j]) / (1 + Math.abs(x[j])));
 });
 const numel = a.reduce((n, p) => n + p.numel, 0);
-console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps: engine.globalSteps }));
+const steps = engine.globalSteps;
+engine.destroy();
+const freed = engine.optimizerStateBytes() === 0 && b.every((p) => p.disposed);
+console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed }));
 pg.destroy();

@@ -29,6 +29,11 @@ export interface CommonConfig {
   weightDecay: number;
   checkpointEvery: number;
   seed: number;
+  /**
+   * Train-time image augmentation (random resized crop + horizontal flip). Off by default: a
+   * flip contradicts every "left of" / "right of" text, and crops cut away counted objects.
+   */
+  augment: boolean;
   /** DeepSpeed engine keys merged over the recipe's (e.g. zero_optimization, expert_parallel_size). */
   engine: Record<string, unknown>;
 }
@@ -47,7 +52,7 @@ export interface ModelKeys {
 export const COMMON_SCHEMA: Record<keyof CommonConfig, [FieldType, unknown]> = {
   name: ['string', undefined], data: ['string', 'data/shapes'], runs: ['string', 'runs'], steps: ['integer', 100], batch: ['integer', 16],
   textLen: ['integer', 40], lr: ['number', 2e-3], warmup: ['integer', 10], weightDecay: ['number', 0.01], checkpointEvery: ['integer', 50],
-  seed: ['integer', 0], engine: ['object', {}],
+  seed: ['integer', 0], augment: ['boolean', false], engine: ['object', {}],
 };
 
 export const MODEL_SCHEMA: Record<keyof ModelKeys, [FieldType, unknown]> = {
@@ -124,7 +129,7 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
       ...cfg.engine,
     },
   });
-  const loader = await DataLoader.create({ ...spec.loader, batchSize: engine.config.microBatch, shuffle: true, seed: cfg.seed, rank: pg.rank, worldSize: pg.size, maxTextLen: cfg.textLen });
+  const loader = await DataLoader.create({ ...spec.loader, image: { ...spec.loader.image, train: cfg.augment }, batchSize: engine.config.microBatch, shuffle: true, seed: cfg.seed, rank: pg.rank, worldSize: pg.size, maxTextLen: cfg.textLen });
   let step = 0;
   const gens = spec.generators ?? {};
   if (spec.resume && fs.existsSync(path.join(ckptDir, 'latest'))) {
@@ -190,5 +195,6 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
   }
   bar.finish();
   await loader.close();
+  engine.destroy();
   return { runDir, checkpoints: ckptDir, losses, stepsRun: step - start };
 }
