@@ -77,12 +77,16 @@ export interface NativeAddon {
   commAbort(id: number, why: string): void;
   commBarrier(id: number): void;
   /** op: 0 sum, 1 avg, 2 max, 3 min. Block: n, data. */
-  commAllReduce(id: number, dtype: number, op: number): void;
+  /** With async = 1: queued on the communication thread; returns the ticket for commWait / commDone. */
+  commAllReduce(id: number, dtype: number, op: number, async?: number): number | undefined;
   commBroadcast(id: number, dtype: number, root: number): void;
   commAllGather(id: number, dtype: number): void;
-  commReduceScatter(id: number, dtype: number, op: number): void;
+  commReduceScatter(id: number, dtype: number, op: number, async?: number): number | undefined;
   commAllToAll(id: number, dtype: number): void;
   commSendRecv(id: number, dtype: number, peer: number, isRecv: number): void;
+  /** Blocks until an async collective ran (rethrows its error); commDone polls. */
+  commWait(ticket: number): void;
+  commDone(ticket: number): boolean;
   expertFFNBackward(dtype: number, act: number, wantMask: number, reference: number): void;
   gemm(dtype: number, transA: number, transB: number): void;
   gemmReference(dtype: number, transA: number, transB: number): void;

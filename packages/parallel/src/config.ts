@@ -14,7 +14,7 @@ export interface DeepSpeedConfig {
     type: 'WarmupLR' | 'WarmupDecayLR' | 'WarmupCosineLR';
     params?: { warmup_num_steps?: number; total_num_steps?: number; warmup_min_lr?: number; warmup_max_lr?: number; cos_min_ratio?: number };
   };
-  zero_optimization?: { stage?: 0 | 1 | 2; reduce_bucket_size?: number };
+  zero_optimization?: { stage?: 0 | 1 | 2; reduce_bucket_size?: number; overlap_comm?: boolean };
   /** Size of the expert-parallel groups (DeepSpeed sets it per MoE layer as ep_size). Default 1. */
   expert_parallel_size?: number;
   bf16?: { enabled?: boolean };
@@ -28,6 +28,8 @@ export interface ResolvedConfig {
   clip: number;
   stage: 0 | 1 | 2;
   bucketElements: number;
+  /** All-reduce gradient buckets during backward as they fill (stages 0 and 1). */
+  overlapComm: boolean;
   expertParallel: number;
   optimizer: NonNullable<DeepSpeedConfig['optimizer']>;
   scheduler: DeepSpeedConfig['scheduler'] | null;
@@ -70,5 +72,7 @@ export function resolveConfig(c: DeepSpeedConfig, worldSize: number): ResolvedCo
   if (c.scheduler && !['WarmupLR', 'WarmupDecayLR', 'WarmupCosineLR'].includes(c.scheduler.type)) throw new Error(`config: scheduler.type '${c.scheduler.type}' is not one of WarmupLR, WarmupDecayLR, WarmupCosineLR`);
   const bucket = c.zero_optimization?.reduce_bucket_size ?? 5e8;
   if (!(bucket >= 1)) throw new Error(`config: zero_optimization.reduce_bucket_size must be ≥ 1, got ${bucket}`);
-  return { trainBatchSize: tb, microBatch: mb!, gradAccum: ga!, clip, stage: stage as 0 | 1 | 2, bucketElements: Math.floor(bucket), expertParallel: ep, optimizer, scheduler: c.scheduler ?? null };
+  const overlap = c.zero_optimization?.overlap_comm ?? true;
+  if (typeof overlap !== 'boolean') throw new Error(`config: zero_optimization.overlap_comm must be true or false, got ${JSON.stringify(overlap)}`);
+  return { trainBatchSize: tb, microBatch: mb!, gradAccum: ga!, clip, stage: stage as 0 | 1 | 2, bucketElements: Math.floor(bucket), overlapComm: overlap, expertParallel: ep, optimizer, scheduler: c.scheduler ?? null };
 }

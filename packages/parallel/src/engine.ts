@@ -4,9 +4,18 @@
  *
  * - Gradient accumulation: `backward(loss)` scales by 1 / gradient_accumulation_steps;
  *   `step()` is called every micro step and updates only at the accumulation boundary.
- * - Data parallel: after the boundary's backward, gradients are reduced in buckets of
- *   `reduce_bucket_size` elements, in parameter order (the same on every rank, whatever
- *   parameters a rank's batch left unused: those count as zeros). Dense parameters are
+ * - Data parallel: gradients are all-reduced in buckets of `reduce_bucket_size` elements.
+ *   With `zero_optimization.overlap_comm` (default on; stages 0 and 1) the buckets are fixed
+ *   in reverse parameter order (roughly the order backward finishes them, as DDP's) and a
+ *   post-accumulate-grad hook launches each bucket's async all-reduce on the communication
+ *   thread as soon as all its gradients are final — in bucket order, so every rank issues the
+ *   same collectives in the same order — while backward goes on; `step()` waits for them.
+ *   Parameters left without a gradient count as zeros (their buckets go after backward).
+ *   Like DDP without find_unused_parameters, overlap assumes that a backward's set of
+ *   gradients is the same on every rank when it also runs collectives of its own (expert
+ *   all-to-all); else turn it off. Without overlap (and in stage 2) the gradients are
+ *   reduced after backward, in parameter order. Either way the result is the same bits
+ *   (element-wise sums in rank order). Dense parameters are
  *   averaged over the world; expert parameters (tag `expert`) are summed over the
  *   expert-data-parallel group and divided by the world size (DeepSpeed's scaling: the
  *   all-to-all already brought every rank's tokens to the expert).
@@ -23,6 +32,7 @@ import * as T from '@vlmoe/tensor';
 import { resolveConfig, type DeepSpeedConfig, type ResolvedConfig } from './config.js';
 import { createParallelGroups, type ParallelGroups } from './groups.js';
 import type { ProcessGroup } from './process_group.js';
+import { OverlappedReducer } from './overlap.js';
 
 type Optim = T.optim.Optimizer<T.optim.BaseHyper>;
 
@@ -120,6 +130,8 @@ export class DistributedEngine implements Engine {
   globalSteps = 0;
   microSteps = 0;
   readonly sets: ParamSet[];
+  /** Buckets all-reduced during backward (overlap_comm, stages 0 and 1, more than one rank). */
+  private readonly overlap: OverlappedReducer | null;
 
   constructor(o: EngineOptions) {
     this.module = o.model;
@@ -162,6 +174,13 @@ export class DistributedEngine implements Engine {
       this.optimizer = makeOptimizer(this.config, named.map(([, p]) => p));
     }
     this.lrScheduler = makeScheduler(this.config, this.optimizer);
+    const reduces = this.sets.some((s) => s.group.size > 1);
+    this.overlap = this.config.overlapComm && this.config.stage < 2 && reduces ? new OverlappedReducer(this.sets, this.config.bucketElements) : null;
+  }
+
+  /** Gradient buckets per parameter set when reduction overlaps backward (else null). */
+  get overlapBuckets(): number[] | null {
+    return this.overlap ? this.overlap.bucketCounts : null;
   }
 
   forward<A extends unknown[], R>(...args: A): R {
@@ -175,7 +194,14 @@ export class DistributedEngine implements Engine {
   backward(loss: T.Tensor): void {
     if (loss.numel !== 1) throw new Error(`engine.backward: the loss must be a scalar, got shape [${loss.shape.join(', ')}]`);
     const scaled = this.config.gradAccum > 1 ? T.mul(loss, 1 / this.config.gradAccum) : loss;
-    scaled.backward();
+    const overlap = this.overlap !== null && this.isGradientAccumulationBoundary();
+    if (overlap) this.overlap!.begin();
+    try {
+      scaled.backward();
+    } finally {
+      // buckets whose parameters got no gradient (or all of them, if backward failed) go now
+      if (overlap) this.overlap!.finishBackward();
+    }
   }
 
   /** Concatenation of f(param) for the set's params (zeros where f gives null), float32 flat. */
@@ -259,7 +285,8 @@ export class DistributedEngine implements Engine {
           s.shard!.grad = T.keep(g);
         });
       } else {
-        this.allReduceGrads(s, 1 / W);
+        if (this.overlap) this.overlap.wait(s, 1 / W);
+        else this.allReduceGrads(s, 1 / W);
         if (s.shard) {
           T.noGrad(() => {
             const flat = this.flatten(s, (p) => p.grad);
@@ -300,6 +327,7 @@ export class DistributedEngine implements Engine {
   }
 
   destroy(): void {
+    this.overlap?.dispose();
     for (const st of this.optimizer.state.values()) for (const v of Object.values(st)) if (typeof v === 'object' && v) (v as T.Tensor).dispose();
     this.optimizer.state.clear();
     for (const s of this.sets) {

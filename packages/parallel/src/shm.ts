@@ -3,7 +3,8 @@
  * POSIX shared-memory segment managed by the native addon (packages/native-cuda/src/comm/
  * shm.h); needs no system package; reductions add in rank order, so every rank gets the same
  * bits. The `mpi` group (mpi.ts) shares the collectives below. Collectives complete before
- * returning (async ones return a completed Work).
+ * returning, except `allReduce(…, {async: true})`, queued on the native communication thread
+ * (NativeWork); the other async variants return a completed Work.
  */
 import { argBlock as A, native } from '@vlmoe/native-cuda';
 import * as T from '@vlmoe/tensor';
@@ -43,6 +44,29 @@ function inPlace(t: T.Tensor, fn: (c: T.Tensor) => void): void {
   fn(c);
   T.noGrad(() => T.copy_(t, c));
   c.dispose();
+}
+
+/**
+ * An async collective queued on the native communication thread (native-cuda's
+ * comm/async_queue): holds the tensors it reads and writes until `wait()`, then copies a
+ * strided target back.
+ */
+export class NativeWork implements Work {
+  private finished = false;
+  constructor(private readonly ticket: number, private readonly buffers: T.Tensor[], private readonly finish?: () => void) {}
+  wait(): void {
+    if (this.finished) return;
+    try {
+      native.commWait(this.ticket);
+    } finally {
+      this.finished = true;
+    }
+    this.finish?.();
+    this.buffers.length = 0;
+  }
+  isCompleted(): boolean {
+    return this.finished || native.commDone(this.ticket);
+  }
 }
 
 /**
@@ -87,12 +111,22 @@ export abstract class NativeProcessGroup implements ProcessGroup {
     checkTensor('allReduce', t);
     if (!(op in OPS)) throw new RangeError(`allReduce: op must be 'sum', 'avg', 'max' or 'min', got '${String(op)}'`);
     if (op === 'avg' && t.dtype !== 'float32' && t.dtype !== 'float64') throw new TypeError(`allReduce: 'avg' needs a floating tensor, got ${t.dtype}`);
+    if (opts?.async) {
+      // runs on the communication thread; `t` (or its contiguous copy) must live until wait()
+      const c = t.isContiguous() ? t : T.contiguous(t);
+      A[0] = c.numel;
+      put(1, c);
+      const ticket = native.commAllReduce(this.live, DTYPE_CODE[c.dtype]!, OPS[op], 1)!;
+      return new NativeWork(ticket, [t, c], c === t ? undefined : () => {
+        T.noGrad(() => T.copy_(t, c));
+        c.dispose();
+      });
+    }
     inPlace(t, (c) => {
       A[0] = c.numel;
       put(1, c);
       native.commAllReduce(this.live, DTYPE_CODE[c.dtype]!, OPS[op]);
     });
-    if (opts?.async) return new CompletedWork();
   }
 
   broadcast(t: T.Tensor, root: number): void;

@@ -11,7 +11,7 @@ function train(nproc: number, config: object, steps = 5) {
   });
   const out = `${r.stdout}\n${r.stderr}`;
   expect(r.status, out).toBe(0);
-  const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; maxDiff: number; stateBytes: number; numel: number; steps: number; freed: boolean });
+  const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; maxDiff: number; stateBytes: number; numel: number; steps: number; freed: boolean; buckets: number[] | null });
   expect(rows.length, out).toBe(nproc);
   for (const r of rows) expect(r.freed, 'engine.destroy() frees the optimiser state and the parameters').toBe(true);
   return rows;
@@ -46,6 +46,33 @@ describe('engine: data parallel and ZeRO give the single-process result', () => 
       for (const r of rows) expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(2e-5);
     });
   }
+
+  // all-reduce overlapped with backward: many small buckets launched from gradient hooks
+  for (const [n, stage] of [[2, 0], [4, 0], [4, 1]] as const) {
+    test(`overlap_comm, world ${n}, ZeRO-${stage}, a bucket per parameter: parameters match (same bits as the post-backward path)`, () => {
+      const rows = train(n, { train_batch_size: 8, optimizer: { type: 'SGD', params: { lr: 0.1, momentum: 0.9 } }, zero_optimization: { stage, reduce_bucket_size: 1 } });
+      for (const r of rows) {
+        expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(2e-5);
+        expect(r.buckets![0]!, 'a bucket per parameter').toBeGreaterThan(1);
+      }
+    });
+  }
+
+  test('overlap_comm off: the post-backward reduction, same parameters', () => {
+    const rows = train(2, { ...base, zero_optimization: { stage: 0, overlap_comm: false } });
+    for (const r of rows) {
+      expect(r.buckets).toBeNull();
+      expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(2e-5);
+    }
+  });
+
+  test('overlap_comm with gradient accumulation: world 2, 2 micro steps, ZeRO-1, small buckets', () => {
+    const rows = train(2, { ...base, gradient_accumulation_steps: 2, gradient_clipping: 0.5, zero_optimization: { stage: 1, reduce_bucket_size: 1 } });
+    for (const r of rows) {
+      expect(r.buckets![0]!).toBeGreaterThan(1);
+      expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(2e-5);
+    }
+  });
 
   test('gradient accumulation and clipping: world 2, 2 micro steps per step, ZeRO-2', () => {
     const rows = train(2, { ...base, gradient_accumulation_steps: 2, gradient_clipping: 0.5, zero_optimization: { stage: 2 } });

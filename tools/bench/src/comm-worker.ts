@@ -61,7 +61,7 @@ if (mode === 'collectives') {
     }
   }
   const model = new T.nn.Sequential(...Array.from({ length: blocks }, () => new Block()));
-  const { engine } = initialize({ model, config: { train_batch_size: global, optimizer: { type: 'AdamW', params: { lr: 1e-4 } } }, processGroup: pg });
+  const { engine } = initialize({ model, config: { train_batch_size: global, optimizer: { type: 'AdamW', params: { lr: 1e-4 } }, zero_optimization: JSON.parse(process.env.BENCH_ZERO ?? '{}') as object }, processGroup: pg });
   const micro = global / pg.size;
   const x = T.randn([micro, seq, d], { generator: gen }).keep(), y = T.randn([micro, seq, d], { generator: gen }).keep();
   const step = () => T.scope(() => {

@@ -64,6 +64,11 @@ export function benchComm(): void {
   const oneThread = launch<{ samplesPerSec: number }>('shm', 1, ['train'], { BENCH_THREADS: '1' })!;
   train.push(makeCase('DP training, 2 ranks × 1 thread vs 1 rank × 2 threads', 'samples/s', two.samplesPerSec, one.samplesPerSec, '1 rank, 2 threads', 'higher'));
   train.push(makeCase('DP training, 2 ranks × 1 thread vs 1 rank × 1 thread', 'samples/s', two.samplesPerSec, oneThread.samplesPerSec, '1 rank, 1 thread', 'higher'));
+  // gradient all-reduce overlapped with backward (hooks + communication thread) vs after it, same buckets
+  const zero = (overlap: boolean) => ({ BENCH_THREADS: '1', BENCH_ZERO: JSON.stringify({ reduce_bucket_size: 200_000, overlap_comm: overlap }) });
+  const ov = launch<{ samplesPerSec: number }>('shm', 2, ['train'], zero(true))!;
+  const post = launch<{ samplesPerSec: number }>('shm', 2, ['train'], zero(false))!;
+  train.push(makeCase('DP training, 2 ranks, all-reduce overlapped with backward vs after it (200k-element buckets)', 'samples/s', ov.samplesPerSec, post.samplesPerSec, 'reduce after backward', 'higher'));
   printTable(`Data-parallel training of the benchmark transformer (global batch 16), ${T.nativeInfo().threads} cores`, train);
   console.log(`\nbar (shm ≥ mpi bus bandwidth at ≥ 1 MiB):\n  ${bars.join('\n  ') || '— (no OpenMPI)'}`);
   console.log(`\nwrote ${writeResults('comm', [...cases, ...train], { bars })}`);

@@ -3,7 +3,10 @@
 // commInitShm(name, rank, world, slotBytes, timeoutMs) / commInitMpi(timeoutMs) → id;
 // commNewGroup(parent, ranks) (mpi) → id or −1 off the group; the collectives take the id,
 // small integers, and tensor views in the argument block (handle, offset pairs), checked
-// against their storages like every kernel's operands. Collectives block the caller.
+// against their storages like every kernel's operands. Collectives block the caller, after
+// every earlier async collective (commAllReduce / commReduceScatter with async = 1 return a
+// ticket at once and run on the communication thread, see async_queue.h; commWait(ticket)
+// blocks until it ran and rethrows its error, commDone(ticket) polls).
 #include <napi.h>
 
 #include <memory>
@@ -12,6 +15,7 @@
 
 #include "../args.h"
 #include "../napi_errors.h"
+#include "async_queue.h"
 #include "communicator.h"
 #include "nccl_loader.h"
 
@@ -22,11 +26,20 @@ std::vector<std::unique_ptr<Communicator>> g_comms;
 
 int I(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
 
-Communicator& comm(const Napi::CallbackInfo& info) {
+Communicator& comm_nodrain(const Napi::CallbackInfo& info) {
   const int id = I(info, 0);
   if (id < 0 || id >= static_cast<int>(g_comms.size()) || !g_comms[id]) throw std::invalid_argument("comm: communicator " + std::to_string(id) + " is closed or was never opened");
   return *g_comms[id];
 }
+
+/** The communicator of a blocking call: every async collective queued before it runs first. */
+Communicator& comm(const Napi::CallbackInfo& info) {
+  Communicator& c = comm_nodrain(info);
+  comm_queue().drain();
+  return c;
+}
+
+bool is_async(const Napi::CallbackInfo& info, size_t i) { return info.Length() > i && info[i].IsNumber() && info[i].As<Napi::Number>().Int32Value() != 0; }
 
 Napi::Value add(Napi::Env env, std::unique_ptr<Communicator> c) {
   g_comms.push_back(std::move(c));
@@ -98,6 +111,7 @@ Napi::Value CommClose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
   const int id = I(info, 0);
+  comm_queue().drain();
   if (id >= 0 && id < static_cast<int>(g_comms.size())) g_comms[id].reset();
   return env.Undefined();
   VLMOE_CATCH(env)
@@ -114,7 +128,7 @@ Napi::Value CommSetTimeout(const Napi::CallbackInfo& info) {
 Napi::Value CommAbort(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
-  comm(info).abort(info[1].As<Napi::String>().Utf8Value());
+  comm_nodrain(info).abort(info[1].As<Napi::String>().Utf8Value());
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -127,17 +141,23 @@ Napi::Value CommBarrier(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
-// commAllReduce(id, dtype, op): block: n, data
+// commAllReduce(id, dtype, op, async): block: n, data → ticket when async
 Napi::Value CommAllReduce(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
-  Communicator& c = comm(info);
+  const bool async = is_async(info, 3);
+  Communicator& c = async ? comm_nodrain(info) : comm(info);
   DType t = dtype_from_int(I(info, 1));
   const int op = I(info, 2);
   if (op < 0 || op > 3) throw std::invalid_argument("allReduce: unknown reduce op " + std::to_string(op));
   Reader r("allReduce");
   const int64_t n = r.n();
   Operand d = cpu_block(r, t, n, "allReduce");
+  if (async) {
+    Communicator* cp = &c;
+    void* ptr = d.ptr;
+    return Napi::Number::New(env, static_cast<double>(comm_queue().submit([cp, t, op, ptr, n] { cp->all_reduce(t, static_cast<ReduceOp>(op), ptr, n); })));
+  }
   c.all_reduce(t, static_cast<ReduceOp>(op), d.ptr, n);
   return env.Undefined();
   VLMOE_CATCH(env)
@@ -173,17 +193,24 @@ Napi::Value CommAllGather(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
-// commReduceScatter(id, dtype, op): block: n, in (world·n), out (n)
+// commReduceScatter(id, dtype, op, async): block: n, in (world·n), out (n) → ticket when async
 Napi::Value CommReduceScatter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
-  Communicator& c = comm(info);
+  const bool async = is_async(info, 3);
+  Communicator& c = async ? comm_nodrain(info) : comm(info);
   DType t = dtype_from_int(I(info, 1));
   const int op = I(info, 2);
   if (op < 0 || op > 3) throw std::invalid_argument("reduceScatter: unknown reduce op " + std::to_string(op));
   Reader r("reduceScatter");
   const int64_t n = r.n();
   Operand in = cpu_block(r, t, n * c.world(), "reduceScatter"), out = cpu_block(r, t, n, "reduceScatter");
+  if (async) {
+    Communicator* cp = &c;
+    const void* ip = in.ptr;
+    void* o = out.ptr;
+    return Napi::Number::New(env, static_cast<double>(comm_queue().submit([cp, t, op, ip, n, o] { cp->reduce_scatter(t, static_cast<ReduceOp>(op), ip, n, o); })));
+  }
   c.reduce_scatter(t, static_cast<ReduceOp>(op), in.ptr, n, out.ptr);
   return env.Undefined();
   VLMOE_CATCH(env)
@@ -224,6 +251,22 @@ Napi::Value CommSendRecv(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
+// commWait(ticket): blocks until the async collective ran; rethrows its error.
+Napi::Value CommWait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  comm_queue().wait(static_cast<int64_t>(info[0].As<Napi::Number>().DoubleValue()));
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+Napi::Value CommDone(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  return Napi::Boolean::New(env, comm_queue().done(static_cast<int64_t>(info[0].As<Napi::Number>().DoubleValue())));
+  VLMOE_CATCH(env)
+}
+
 }  // namespace
 
 void register_comm(Napi::Env env, Napi::Object exports) {
@@ -243,6 +286,8 @@ void register_comm(Napi::Env env, Napi::Object exports) {
   exports.Set("commReduceScatter", Napi::Function::New(env, CommReduceScatter, "commReduceScatter"));
   exports.Set("commAllToAll", Napi::Function::New(env, CommAllToAll, "commAllToAll"));
   exports.Set("commSendRecv", Napi::Function::New(env, CommSendRecv, "commSendRecv"));
+  exports.Set("commWait", Napi::Function::New(env, CommWait, "commWait"));
+  exports.Set("commDone", Napi::Function::New(env, CommDone, "commDone"));
 }
 
 }  // namespace vlmoe

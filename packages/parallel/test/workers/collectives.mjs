@@ -85,6 +85,26 @@ function checkAll(g, label) {
   const base = T.tensor(dataOf(me, 12), { dtype: 'float64', shape: [3, 4] });
   g.allReduce(base.t(), 'sum');
   expectEqual(values(base), reduce('sum', Array.from({ length: P }, (_, r) => dataOf(r, 12))), `${label} allReduce strided`);
+  // async all-reduces: several outstanding on the communication thread, a blocking collective
+  // behind them, completion in any wait order; a strided target is written back at wait()
+  const sizes = [1, 1001, 50_000, 0, 7];
+  const works = sizes.map((n, k) => {
+    const t = tensorOf(dataOf(me, n, 100 + k), 'float32');
+    return { t, n, k, w: g.allReduce(t, k === 2 ? 'max' : 'sum', { async: true }) };
+  });
+  const strided = T.tensor(dataOf(me, 12, 3), { dtype: 'float64', shape: [3, 4] });
+  const ws = g.allReduce(strided.t(), 'sum', { async: true });
+  const sync = tensorOf(dataOf(me, 5, 9), 'int64');
+  g.allReduce(sync, 'sum');
+  expectEqual(values(sync), reduce('sum', Array.from({ length: P }, (_, r) => dataOf(r, 5, 9))), `${label} blocking allReduce after async ones`);
+  if (!works.every((x) => x.w.isCompleted())) throw new Error(`${label}: a blocking collective returned before the async ones queued earlier`);
+  for (const x of [...works].reverse()) {
+    x.w.wait();
+    x.w.wait(); // idempotent
+    expectEqual(values(x.t), reduce(x.k === 2 ? 'max' : 'sum', Array.from({ length: P }, (_, r) => dataOf(r, x.n, 100 + x.k))), `${label} async allReduce n=${x.n}`);
+  }
+  ws.wait();
+  expectEqual(values(strided), reduce('sum', Array.from({ length: P }, (_, r) => dataOf(r, 12, 3))), `${label} async allReduce strided`);
   g.barrier();
 }
 

@@ -58,7 +58,8 @@ a.forEach((p, i) => {
 });
 const numel = a.reduce((n, p) => n + p.numel, 0);
 const steps = engine.globalSteps;
+const buckets = engine.overlapBuckets;
 engine.destroy();
 const freed = engine.optimizerStateBytes() === 0 && b.every((p) => p.disposed);
-console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed }));
+console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed, buckets }));
 pg.destroy();
