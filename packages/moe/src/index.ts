@@ -8,7 +8,7 @@ export { MoE, type MoEOptions, type MoEOutput, type ExpertGroup, type ExpertDisp
 export { ModalityFFN, ModalityFFN as ModalityMoE, DenseFFN, MoEFFN, NormedFFN, VISION, TEXT, type ModalityFFNOptions, type FFNSpec, type FFNLayer, type FFNOutput } from './layers/modality.js';
 export { VLMo, type VLMoInput, type VLMoOutput, type Pass } from './models/vlmo.js';
 export { preset, parameterCount, resolveVLMoConfig, type VLMoConfig, type MoEConfig, type PresetName, type ResolvedVLMoConfig } from './models/config.js';
-export { Pooler, ITCHead, ITMHead, MLMHead, VQAHead, NLVRHead, sampleHardNegatives } from './models/heads.js';
+export { Pooler, ITCHead, ITMHead, MLMHead, VQAHead, NLVRHead, sampleHardNegatives, type ITCGather } from './models/heads.js';
 export { VLMoPretrainer, pretrainBatchFrom, type PretrainBatch, type PretrainArrays, type PretrainLosses } from './models/pretrainer.js';
 export { VQAModel, NLVRModel, RetrievalModel, createTaskModel, taskBatchFrom, TASKS, type TaskName, type TaskArrays, type TaskBatch, type TaskOutput, type AnyTaskModel } from './models/tasks.js';
 export { evalAdapter, type TaskModels, type VLMoEvalAdapter } from './models/adapter.js';

@@ -26,6 +26,8 @@ const result = (name: string, split = 'val') => JSON.parse(readFileSync(join(run
 beforeAll(() => {
   const r = vlmoe('pretrain', '--config', config('pre', { experts: 2, steps: 4, textLen: 24 }));
   expect(r.status, r.stdout + r.stderr).toBe(0);
+  // the pretraining run's report: zero-shot retrieval with its ITC head
+  expect(r.stdout).toMatch(/eval pre \(retrieval, val, step 4\): TR@1 .* on 250 images \/ 1250 captions/);
 }, 300_000);
 
 describe('vlmoe finetune / eval', () => {
@@ -65,28 +67,32 @@ describe('vlmoe finetune / eval', () => {
     expect((t.tr as Record<string, number>)['10']).toBeGreaterThanOrEqual((t.tr as Record<string, number>)['1']!);
   });
 
-  test('2 shm ranks (vlmoe-run) train the same model as 1 process on the same global batch', () => {
-    const o = { task: 'vqa', experts: 0, model: { dropPath: 0 }, steps: 4, textLen: 16, evalSplit: 'none' };
-    const one = vlmoe('finetune', '--config', config('one', o));
-    expect(one.status, one.stdout + one.stderr).toBe(0);
-    const two = spawnSync(process.execPath, [launcher, '--nproc', '2', cli, 'finetune', '--config', config('two', o)], { encoding: 'utf8', timeout: 300_000, env });
-    expect(two.status, two.stdout + two.stderr).toBe(0);
-    expect(two.stdout).toMatch(/2 rank\(s\), global batch 8/);
-    const a = metrics('one'), b = metrics('two');
-    expect(b.length).toBe(4);
-    a.forEach((m, i) => expect(Math.abs(b[i]!.loss - m.loss), `step ${m.step}`).toBeLessThan(1e-4 * Math.abs(m.loss)));
-    const wa = loadCheckpointWeights(join(runs, 'one', 'checkpoints')).weights, wb = loadCheckpointWeights(join(runs, 'two', 'checkpoints')).weights;
-    expect(Object.keys(wb).sort()).toEqual(Object.keys(wa).sort());
-    let worst = 0;
-    for (const k of Object.keys(wa)) worst = Math.max(worst, T.max(T.abs(T.sub(wa[k]!, wb[k]!))).item());
-    expect(worst).toBeLessThan(1e-4);
-  });
+  // retrieval: the contrastive negatives are gathered over the ranks (allGatherRows), so the
+  // 2-rank loss over 2×4 pairs is the 1-process loss over 8 pairs
+  for (const task of ['vqa', 'retrieval']) {
+    test(`${task}: 2 shm ranks (vlmoe-run) train the same model as 1 process on the same global batch`, () => {
+      const o = { task, experts: 0, model: { dropPath: 0 }, steps: 4, textLen: 16, evalSplit: 'none' };
+      const one = vlmoe('finetune', '--config', config(`${task}-one`, o));
+      expect(one.status, one.stdout + one.stderr).toBe(0);
+      const two = spawnSync(process.execPath, [launcher, '--nproc', '2', cli, 'finetune', '--config', config(`${task}-two`, o)], { encoding: 'utf8', timeout: 300_000, env });
+      expect(two.status, two.stdout + two.stderr).toBe(0);
+      expect(two.stdout).toMatch(/2 rank\(s\), global batch 8/);
+      const a = metrics(`${task}-one`), b = metrics(`${task}-two`);
+      expect(b.length).toBe(4);
+      a.forEach((m, i) => expect(Math.abs(b[i]!.loss - m.loss), `step ${m.step}`).toBeLessThan(1e-4 * Math.abs(m.loss)));
+      const wa = loadCheckpointWeights(join(runs, `${task}-one`, 'checkpoints')).weights, wb = loadCheckpointWeights(join(runs, `${task}-two`, 'checkpoints')).weights;
+      expect(Object.keys(wb).sort()).toEqual(Object.keys(wa).sort());
+      let worst = 0;
+      for (const k of Object.keys(wa)) worst = Math.max(worst, T.max(T.abs(T.sub(wa[k]!, wb[k]!))).item());
+      expect(worst).toBeLessThan(1e-4);
+    });
+  }
 
   test('bad fine-tuning configs are named', () => {
     expect(vlmoe('finetune', '--config', config('bad', { task: 'captioning' })).stderr).toMatch(/'task' must be one of vqa, nlvr, retrieval, got "captioning"/);
     expect(vlmoe('finetune', '--config', config('bad', { task: 'vqa', init: join(dir, 'nope') })).stderr).toMatch(/init .*nope has no config\.json/);
     expect(vlmoe('finetune', '--config', config('bad', { task: 'vqa', init: join(runs, 'pre'), experts: 4 })).stderr).toMatch(/loadStateDict: '.*' has shape/);
     expect(vlmoe('finetune', '--config', config('bad', { task: 'vqa', model: { width: 3 } })).stderr).toMatch(/unknown key 'model\.width'/);
-    expect(vlmoe('eval', '--run', join(runs, 'pre')).stderr).toMatch(/a 'pretrain' run; evaluation needs a 'vlmoe finetune' run/);
+    expect(vlmoe('eval', '--run', join(dir, 'nope')).stderr).toMatch(/nope: no config\.json \(not a run folder\)/);
   });
 });

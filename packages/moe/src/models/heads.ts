@@ -32,6 +32,14 @@ export class Pooler extends T.nn.Module {
   }
 }
 
+/** How `ITCHead.loss` widens its negatives: an all-gather over ranks and where this rank's rows are. */
+export interface ITCGather {
+  fn: (t: T.Tensor) => T.Tensor;
+  /** Row of this rank's first pair in the gathered batch (default `rank` · local batch). */
+  offset?: number;
+  rank?: number;
+}
+
 export class ITCHead extends T.nn.Module {
   imageProj: T.nn.Linear;
   textProj: T.nn.Linear;
@@ -61,12 +69,13 @@ export class ITCHead extends T.nn.Module {
   }
   /**
    * Symmetric contrastive loss; pair i of the local batch is positive. `gather` maps a local
-   * [B, e] to the global [W·B, e] (this rank's rows at `offset`), widening the negatives.
+   * [B, e] to the global [W·B, e] (this rank's rows at `offset`, or at `rank`·B),
+   * widening the negatives.
    */
-  loss(img: T.Tensor, txt: T.Tensor, gather?: { fn: (t: T.Tensor) => T.Tensor; offset: number }): T.Tensor {
+  loss(img: T.Tensor, txt: T.Tensor, gather?: ITCGather): T.Tensor {
     const B = img.shape[0]!;
     const allTxt = gather ? gather.fn(txt) : txt, allImg = gather ? gather.fn(img) : img;
-    const off = gather?.offset ?? 0;
+    const off = gather ? (gather.offset ?? (gather.rank ?? 0) * B) : 0;
     const target = T.arange(off, off + B, 1, { dtype: 'int64' });
     const i2t = this.logits(img, allTxt), t2i = this.logits(txt, allImg);
     return T.mul(T.add(T.crossEntropy(i2t, target), T.crossEntropy(t2i, target)), 0.5);

@@ -5,7 +5,7 @@
  * the weighted MoE losses of every pass. Loss = wItc·ITC + wItm·ITM + wMlm·MLM + MoE.
  */
 import * as T from '@vlmoe/tensor';
-import { ITCHead, ITMHead, MLMHead, Pooler, sampleHardNegatives } from './heads.js';
+import { ITCHead, ITMHead, MLMHead, Pooler, sampleHardNegatives, type ITCGather } from './heads.js';
 import { VLMo } from './vlmo.js';
 import type { VLMoConfig } from './config.js';
 
@@ -55,6 +55,8 @@ export class VLMoPretrainer extends T.nn.Module {
   itc: ITCHead;
   itm: ITMHead;
   mlm: MLMHead;
+  /** Widens the ITC negatives over data-parallel ranks (see `ITCHead.loss`; e.g. `allGatherRows`). */
+  gather?: ITCGather;
   constructor(config: VLMoConfig, readonly weights: { itc?: number; itm?: number; mlm?: number } = {}, opts: { generator?: T.Generator } = {}) {
     super();
     const g = opts.generator ?? new T.Generator(0);
@@ -72,7 +74,7 @@ export class VLMoPretrainer extends T.nn.Module {
     const img = bb.forward({ image: x.image });
     const txt = bb.forward({ textIds: x.ids, textMask: x.mask });
     const { img: ie, txt: te } = this.itc.forward(img.hidden, txt.hidden);
-    const itc = this.itc.loss(ie, te);
+    const itc = this.itc.loss(ie, te, this.gather);
     const fusedMlm = bb.forward({ textIds: x.mlmIds, textMask: x.mask, image: x.image });
     const mlm = this.mlm.loss(fusedMlm.hidden.narrow(1, 0, fusedMlm.textLen), x.mlmLabels);
     const neg = sampleHardNegatives(T.noGrad(() => T.matmul(ie, te.t())), x.generator);

@@ -14,7 +14,7 @@
  * per-layer expert counts of its (first) fused or image pass for the run's metrics.
  */
 import * as T from '@vlmoe/tensor';
-import { ITCHead, NLVRHead, Pooler, VQAHead } from './heads.js';
+import { ITCHead, NLVRHead, Pooler, VQAHead, type ITCGather } from './heads.js';
 import { VLMo, type VLMoOutput } from './vlmo.js';
 import type { VLMoConfig } from './config.js';
 
@@ -161,14 +161,14 @@ export class NLVRModel extends TaskModel {
 export class RetrievalModel extends TaskModel {
   readonly task = 'retrieval';
   itc: ITCHead;
-  constructor(config: VLMoConfig, opts: Opts & { gather?: { fn: (t: T.Tensor) => T.Tensor; offset: number } } = {}) {
+  constructor(config: VLMoConfig, opts: Opts & { gather?: ITCGather } = {}) {
     const g = opts.generator ?? new T.Generator(0);
     super(config, g);
     this.itc = new ITCHead(this.backbone.config.dim, { generator: g, dtype: this.backbone.config.dtype });
     this.gather = opts.gather;
   }
   /** Widens the contrastive negatives over data-parallel ranks (see `ITCHead.loss`). */
-  gather?: { fn: (t: T.Tensor) => T.Tensor; offset: number };
+  gather?: ITCGather;
   /** L2-normalised image embeddings [B, e]. */
   encodeImages(x: TaskBatch): T.Tensor {
     need(x, ['image'], 'RetrievalModel.encodeImages');

@@ -1,6 +1,6 @@
 /**
  * `vlmoe eval --run runs/<name> [--split val|test]`: evaluates a fine-tuning run's newest
- * checkpoint on its task with @vlmoe/eval's harness (official VQA accuracy, NLVR accuracy and
+ * checkpoint on its task (a pretraining run: zero-shot retrieval with its ITC head) with @vlmoe/eval's harness (official VQA accuracy, NLVR accuracy and
  * consistency, retrieval TR/IR@1/5/10), writing `<run>/eval/<split>/` (predictions and
  * `result.json`). The model is rebuilt from the run's `config.json` on one process, whatever
  * world size, expert-parallel size and ZeRO stage trained it (checkpoints are global).
@@ -15,7 +15,8 @@ import { TASK_DATA } from './finetune.js';
 
 export const EVAL_USAGE = `usage: vlmoe eval --run runs/<name> [--split val|test] [--limit N] [--batch N]
 
-Evaluates a 'vlmoe finetune' run's newest checkpoint on its task; writes <run>/eval/<split>/.`;
+Evaluates a 'vlmoe finetune' run's newest checkpoint on its task (a 'vlmoe pretrain' run:
+zero-shot image-text retrieval with its ITC head); writes <run>/eval/<split>/.`;
 
 interface RunRecord {
   recipe: string;
@@ -32,7 +33,8 @@ export function readRunRecord(runDir: string): RunRecord {
   const p = path.join(runDir, 'config.json');
   if (!fs.existsSync(p)) throw new Error(`${runDir}: no config.json (not a run folder)`);
   const rec = JSON.parse(fs.readFileSync(p, 'utf8')) as RunRecord;
-  if (rec.recipe !== 'finetune') throw new Error(`${runDir}: a '${rec.recipe}' run; evaluation needs a 'vlmoe finetune' run`);
+  if (rec.recipe === 'pretrain') return { ...rec, task: 'retrieval', numAnswers: null }; // zero-shot retrieval
+  if (rec.recipe !== 'finetune') throw new Error(`${runDir}: a '${rec.recipe}' run; evaluation needs a 'vlmoe finetune' or 'vlmoe pretrain' run`);
   return rec;
 }
 
@@ -41,7 +43,9 @@ export function loadFinetuned(runDir: string): { record: RunRecord; model: AnyTa
   const record = readRunRecord(runDir);
   const model = createTaskModel(record.task, record.modelConfig, { numAnswers: record.numAnswers ?? undefined });
   const ck = loadCheckpointWeights(path.join(runDir, 'checkpoints'));
-  model.loadStateDict(ck.weights);
+  // a pretraining checkpoint also holds the ITM / MLM heads and the pooler: only missing keys are errors
+  const { missingKeys } = model.loadStateDict(ck.weights, { strict: record.recipe === 'finetune' });
+  if (missingKeys.length) throw new Error(`${runDir}: the checkpoint lacks ${missingKeys.slice(0, 5).join(', ')}`);
   for (const t of Object.values(ck.weights)) t.dispose();
   model.eval();
   return { record, model, step: ck.globalSteps };

@@ -77,7 +77,7 @@ export async function finetune(configPath: string, opts: { resume?: boolean; sto
     const numAnswers = cfg.task === 'vqa' ? AnswerVocab.load(ds.answers).size : undefined;
     const modelGen = new T.Generator(cfg.seed);
     const model = createTaskModel(cfg.task, mc, { generator: modelGen, numAnswers });
-    if (model instanceof RetrievalModel && pg.size > 1) model.gather = { fn: (t) => allGatherRows(pg, t), offset: pg.rank * (cfg.batch / pg.size) };
+    if (model instanceof RetrievalModel && pg.size > 1) model.gather = { fn: (t) => allGatherRows(pg, t), rank: pg.rank };
     let initNote = 'random init';
     if (cfg.init) {
       const dir = checkpointsOf(cfg.init);

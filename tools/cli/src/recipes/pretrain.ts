@@ -13,17 +13,20 @@
 import * as T from '@vlmoe/tensor';
 import { BertTokenizer } from '@vlmoe/data';
 import { VLMoPretrainer, parameterCount, pretrainBatchFrom, resolveVLMoConfig, type PretrainBatch } from '@vlmoe/moe';
-import { initProcessGroup } from '@vlmoe/parallel';
+import { allGatherRows, initProcessGroup } from '@vlmoe/parallel';
 import { checkConfig, readConfig, type FieldType } from './config.js';
 import { openDataset } from './dataset.js';
+import { evaluateRun } from './evaluate.js';
 import { COMMON_SCHEMA, MODEL_SCHEMA, checkName, modelConfig, train, usageOf, type CommonConfig, type ModelKeys, type TrainResult } from './trainer.js';
 
 export interface PretrainConfig extends CommonConfig, ModelKeys {
   /** Loss weights (default itc 1, itm 1, mlm 0.25). */
   weights: { itc?: number; itm?: number; mlm?: number };
+  /** Split of the captions for the final zero-shot retrieval report ('val', 'test' or 'none'). */
+  evalSplit: 'val' | 'test' | 'none';
 }
 
-export const PRETRAIN_SCHEMA: Record<string, [FieldType, unknown]> = { ...COMMON_SCHEMA, ...MODEL_SCHEMA, weights: ['object', {}] };
+export const PRETRAIN_SCHEMA: Record<string, [FieldType, unknown]> = { ...COMMON_SCHEMA, ...MODEL_SCHEMA, weights: ['object', {}], evalSplit: ['string', 'val'] };
 
 export const PRETRAIN_USAGE = `usage: vlmoe pretrain --config run.json [--resume]
 
@@ -35,19 +38,23 @@ export function describeModel(c: ReturnType<typeof modelConfig>, m: ModelKeys): 
   return `${m.preset} d${r.dim}×${r.depth}${m.experts ? ` / ${m.experts} experts top-${m.k}` : ' dense'}, ${(total / 1e6).toFixed(2)}M parameters (${(active / 1e6).toFixed(2)}M active)`;
 }
 
-export async function pretrain(configPath: string, opts: { resume?: boolean; stopAfter?: number } = {}): Promise<TrainResult> {
+export async function pretrain(configPath: string, opts: { resume?: boolean; stopAfter?: number } = {}): Promise<TrainResult & { evaluation: unknown }> {
   const cfg = checkConfig<PretrainConfig>(readConfig(configPath), PRETRAIN_SCHEMA, configPath);
   checkName(cfg.name, configPath);
   for (const k of Object.keys(cfg.weights)) if (!['itc', 'itm', 'mlm'].includes(k)) throw new Error(`config ${configPath}: unknown key 'weights.${k}' (known: itc, itm, mlm)`);
+  if (!['val', 'test', 'none'].includes(cfg.evalSplit)) throw new Error(`config ${configPath}: 'evalSplit' must be val, test or none, got ${JSON.stringify(cfg.evalSplit)}`);
   const pg = initProcessGroup();
+  let result: TrainResult;
   try {
     const ds = await openDataset(cfg.data);
     const tokenizer = BertTokenizer.fromFile(ds.tokenizer);
     const mc = modelConfig(cfg, tokenizer.vocabSize, configPath);
     const modelGen = new T.Generator(cfg.seed);
     const model = new VLMoPretrainer(mc, cfg.weights, { generator: modelGen });
+    // ITC negatives from every data-parallel rank (VLMo's GatherLayer)
+    if (pg.size > 1) model.gather = { fn: (t) => allGatherRows(pg, t), rank: pg.rank };
     const r = model.backbone.config;
-    return await train<PretrainBatch>({
+    result = await train<PretrainBatch>({
       label: 'pretrain', cfg, pg, model, record: { recipe: 'pretrain', ...cfg, modelConfig: mc }, resume: opts.resume, stopAfter: opts.stopAfter,
       loader: { files: ds.file('captions', 'train'), tokenizer, image: { size: r.imageSize }, mlm: { probability: 0.15 } },
       toBatch: (b, step) => pretrainBatchFrom(b, new T.Generator(cfg.seed * 1_000_003 + step * 97 + pg.rank)),
@@ -58,4 +65,8 @@ export async function pretrain(configPath: string, opts: { resume?: boolean; sto
   } finally {
     pg.destroy();
   }
+  // the run's report: zero-shot image-text retrieval with the ITC head
+  let evaluation: unknown = null;
+  if (cfg.evalSplit !== 'none' && pg.rank === 0) evaluation = await evaluateRun(result.runDir, { split: cfg.evalSplit });
+  return { ...result, evaluation };
 }
