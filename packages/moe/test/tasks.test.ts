@@ -71,6 +71,16 @@ describe('task models (VQA, NLVR, retrieval)', () => {
     expect(o.loss.item()).toBeCloseTo(o.parts.task + o.parts.moe, 5);
   });
 
+  test('per-layer drops: droppedBy has the expert-count keys and sums to dropped', () => {
+    const vqa = new VQAModel(cfg({ moe: { numExperts: 4, capacityFactor: 0.25, minCapacity: 1 } }), 6, { generator: gen(20) });
+    const o = vqa.forward(taskBatchFrom('vqa', arrays(6, 8, { answers: 6 })));
+    expect(Object.keys(o.droppedBy).sort()).toEqual(Object.keys(o.expertCounts).sort());
+    expect(Object.keys(o.droppedBy).sort()).toEqual(['blocks.1.text', 'blocks.1.vision']); // block 3 is a VL-FFN block in fused passes
+    const sum = Object.values(o.droppedBy).reduce((a, b) => a + b, 0);
+    expect(sum).toBe(o.dropped);
+    expect(sum).toBeGreaterThan(0);
+  });
+
   test('NLVR: the two images are distinguished (swapping them changes the logits)', () => {
     const nlvr = new NLVRModel(cfg({ experts: 0 }), { generator: gen(5) });
     nlvr.eval();

@@ -15,7 +15,7 @@ function config(name: string, extra: object = {}): string {
   return p;
 }
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'pretrain', ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, VLMOE_PROGRESS: '0' } });
-const losses = (name: string) => readFileSync(join(dir, 'runs', name, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number; lr: number; load: Record<string, { max: number; mean: number }> });
+const losses = (name: string) => readFileSync(join(dir, 'runs', name, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number; lr: number; load: Record<string, { max: number; mean: number; dropRate: number }> });
 
 describe('vlmoe pretrain', () => {
   test('20 steps straight = 12 steps, SIGKILL, resume from the step-10 checkpoint: identical losses and lrs', () => {
@@ -24,6 +24,7 @@ describe('vlmoe pretrain', () => {
     const straight = losses('straight');
     expect(straight.map((m) => m.step)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expect(Object.keys(straight[0]!.load).length).toBeGreaterThan(0);
+    for (const m of straight) for (const l of Object.values(m.load)) expect(l.dropRate >= 0 && l.dropRate <= 1 && l.max >= l.mean).toBe(true);
     const killed = run('--config', config('crash'), '--stop-after', '12');
     expect(killed.signal, killed.stdout + killed.stderr).toBe('SIGKILL');
     expect(losses('crash').length).toBe(12);

@@ -26,6 +26,8 @@ export interface FFNOutput {
   dropped: number;
   /** Per-expert counts of each MoE inside, by name ('vision', 'text', 'shared'). */
   expertCounts: Record<string, T.Tensor>;
+  /** Assignments dropped by each MoE inside, by the same names. */
+  droppedBy: Record<string, number>;
 }
 
 /** What a block's FFN slot accepts: tokens [S, d] → [S, d] plus the MoE bookkeeping. */
@@ -42,7 +44,7 @@ export class DenseFFN extends T.nn.Module implements FFNLayer {
   }
   forward(x: T.Tensor): FFNOutput {
     const zero = T.zeros([], { dtype: x.dtype });
-    return { output: this.ffn.forward(x), auxLoss: zero, zLoss: zero.clone(), dropped: 0, expertCounts: {} };
+    return { output: this.ffn.forward(x), auxLoss: zero, zLoss: zero.clone(), dropped: 0, expertCounts: {}, droppedBy: {} };
   }
 }
 
@@ -55,7 +57,7 @@ export class MoEFFN extends T.nn.Module implements FFNLayer {
   }
   forward(x: T.Tensor): FFNOutput {
     const r = this.moe.forward(x);
-    return { output: r.output, auxLoss: r.auxLoss, zLoss: r.zLoss, dropped: r.dropped, expertCounts: { [this._name]: r.expertCounts } };
+    return { output: r.output, auxLoss: r.auxLoss, zLoss: r.zLoss, dropped: r.dropped, expertCounts: { [this._name]: r.expertCounts }, droppedBy: { [this._name]: r.dropped } };
   }
 }
 
@@ -151,6 +153,7 @@ export class ModalityFFN extends T.nn.Module {
       let zLoss: T.Tensor = T.zeros([], { dtype: x.dtype });
       let dropped = 0;
       const expertCounts: Record<string, T.Tensor> = {};
+      const droppedBy: Record<string, number> = {};
       for (const [ids, ffn] of [[vis, this.vision!], [txt, this.text!]] as const) {
         if (!ids.length) continue;
         const r = ffn.forward(T.indexSelect(tokens, 0, T.tensor(ids, { dtype: 'int64' })));
@@ -159,6 +162,7 @@ export class ModalityFFN extends T.nn.Module {
         zLoss = T.add(zLoss, T.cast(r.zLoss, x.dtype));
         dropped += r.dropped;
         Object.assign(expertCounts, r.expertCounts);
+        Object.assign(droppedBy, r.droppedBy);
       }
       // outputs come back as [vision tokens; text tokens]: put them in token order
       const order = [...vis, ...txt];
@@ -166,7 +170,7 @@ export class ModalityFFN extends T.nn.Module {
       order.forEach((tok, pos) => (inverse[tok] = pos));
       const joined = parts.length === 1 ? parts[0]! : T.cat(parts, 0);
       const output = (order.every((tok, pos) => tok === pos) ? joined : T.indexSelect(joined, 0, T.tensor(inverse, { dtype: 'int64' }))).reshape(...x.shape);
-      return { output, auxLoss, zLoss, dropped, expertCounts };
+      return { output, auxLoss, zLoss, dropped, expertCounts, droppedBy };
     });
   }
 }

@@ -46,6 +46,8 @@ export interface PretrainLosses {
   parts: { itc: number; itm: number; mlm: number; moe: number };
   /** Per MoE layer of every pass: expert counts, and the assignments dropped in total. */
   expertCounts: Record<string, T.Tensor>;
+  /** Per MoE layer of that pass: assignments dropped. */
+  droppedBy: Record<string, number>;
   dropped: number;
 }
 
@@ -91,6 +93,6 @@ export class VLMoPretrainer extends T.nn.Module {
     const w = { itc: this.weights.itc ?? 1, itm: this.weights.itm ?? 1, mlm: this.weights.mlm ?? 0.25 };
     const loss = T.add(T.add(T.add(T.mul(itc, w.itc), T.mul(itm, w.itm)), T.mul(mlm, w.mlm)), moe);
     // expert load: the fused pass of the real pairs (vision and text pools of every MoE block)
-    return { loss, parts: { itc: itc.item(), itm: itm.item(), mlm: mlm.item(), moe: moe.item() }, expertCounts: pos.expertCounts, dropped: passes.reduce((a, o) => a + o.dropped, 0) };
+    return { loss, parts: { itc: itc.item(), itm: itm.item(), mlm: mlm.item(), moe: moe.item() }, expertCounts: pos.expertCounts, droppedBy: pos.droppedBy, dropped: passes.reduce((a, o) => a + o.dropped, 0) };
   }
 }

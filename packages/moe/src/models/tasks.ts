@@ -53,6 +53,8 @@ export interface TaskOutput {
   loss: T.Tensor;
   parts: { task: number; moe: number };
   expertCounts: Record<string, T.Tensor>;
+  /** Per MoE layer of the same pass: assignments dropped. */
+  droppedBy: Record<string, number>;
   dropped: number;
 }
 
@@ -98,7 +100,7 @@ abstract class TaskModel extends T.nn.Module {
   abstract override forward(x: TaskBatch): TaskOutput;
   protected out(task: T.Tensor, passes: VLMoOutput[]): TaskOutput {
     const moe = moeSum(passes, this.backbone.config.dtype);
-    return { loss: T.add(task, moe), parts: { task: task.item(), moe: moe.item() }, expertCounts: passes[0]!.expertCounts, dropped: passes.reduce((a, o) => a + o.dropped, 0) };
+    return { loss: T.add(task, moe), parts: { task: task.item(), moe: moe.item() }, expertCounts: passes[0]!.expertCounts, droppedBy: passes[0]!.droppedBy, dropped: passes.reduce((a, o) => a + o.dropped, 0) };
   }
 }
 

@@ -39,8 +39,10 @@ export interface VLMoOutput {
   moeLoss: T.Tensor;
   /** Assignments dropped over all MoE layers. */
   dropped: number;
-  /** Per-expert counts per MoE layer: `blocks.<i>.<vision|text>`. */
+  /** Per-expert counts per MoE layer (before capacity): `blocks.<i>.<vision|text>`. */
   expertCounts: Record<string, T.Tensor>;
+  /** Assignments dropped per MoE layer, same keys. */
+  droppedBy: Record<string, number>;
 }
 
 class VLMoBlock extends T.nn.Module {
@@ -70,7 +72,7 @@ class VLMoBlock extends T.nn.Module {
     if (index >= c.depth - c.vlBlocks) this.vl = new NormedFFN(d, new DenseFFN(d, c.ffnHidden, { dtype, generator: gen }), { eps: 1e-6, dtype });
   }
 
-  forward(x: T.Tensor, modality: number[], pass: Pass, mask: T.Tensor | undefined, acc: { aux: T.Tensor[]; z: T.Tensor[]; dropped: number; counts: Record<string, T.Tensor> }): T.Tensor {
+  forward(x: T.Tensor, modality: number[], pass: Pass, mask: T.Tensor | undefined, acc: { aux: T.Tensor[]; z: T.Tensor[]; dropped: number; counts: Record<string, T.Tensor>; drops: Record<string, number> }): T.Tensor {
     const [B, L, d] = x.shape as [number, number, number];
     let a = this.attn.forward(this.norm1.forward(x), mask);
     if (this.gamma1) a = this.gamma1.forward(a);
@@ -81,6 +83,7 @@ class VLMoBlock extends T.nn.Module {
     acc.z.push(r.zLoss);
     acc.dropped += r.dropped;
     for (const [k, v] of Object.entries(r.expertCounts)) acc.counts[`blocks.${this.index}.${k}`] = v;
+    for (const [k, v] of Object.entries(r.droppedBy)) acc.drops[`blocks.${this.index}.${k}`] = v;
     let f = r.output.reshape(B, L, d);
     if (this.gamma2) f = this.gamma2.forward(f);
     return T.add(x, this.dropPath.forward(f));
@@ -178,13 +181,13 @@ export class VLMo extends T.nn.Module {
     const rowModality = [...new Array<number>(textLen).fill(TEXT), ...new Array<number>(imageLen).fill(VISION)];
     const modality: number[] = [];
     for (let b = 0; b < B; b++) modality.push(...rowModality);
-    const acc = { aux: [] as T.Tensor[], z: [] as T.Tensor[], dropped: 0, counts: {} as Record<string, T.Tensor> };
+    const acc = { aux: [] as T.Tensor[], z: [] as T.Tensor[], dropped: 0, counts: {} as Record<string, T.Tensor>, drops: {} as Record<string, number> };
     for (const blk of this.blocks.children()) x = (blk as VLMoBlock).forward(x, modality, pass, mask, acc);
     const hidden = this.norm.forward(x);
     const sum = (ts: T.Tensor[]) => ts.reduce((a, b) => T.add(a, b), T.zeros([], { dtype: this.config.dtype }));
     const auxLoss = sum(acc.aux), zLoss = sum(acc.z);
     const m = this.config.moe;
     const moeLoss = m ? T.add(T.mul(auxLoss, m.auxLossWeight), T.mul(zLoss, m.zLossWeight)) : T.mul(auxLoss, 0);
-    return { hidden, textLen, imageLen, pass, auxLoss, zLoss, moeLoss, dropped: acc.dropped, expertCounts: acc.counts };
+    return { hidden, textLen, imageLen, pass, auxLoss, zLoss, moeLoss, dropped: acc.dropped, expertCounts: acc.counts, droppedBy: acc.drops };
   }
 }

@@ -83,6 +83,7 @@ export interface StepOutput {
   loss: T.Tensor;
   parts: Record<string, number>;
   expertCounts: Record<string, T.Tensor>;
+  droppedBy?: Record<string, number>;
   dropped: number;
 }
 
@@ -172,10 +173,12 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
         }
         engine.backward(r.loss);
         const gradNorm = engine.step();
-        const load: Record<string, { max: number; mean: number }> = {};
+        // per MoE layer: expert load (max and mean assignments per expert) and the drop rate
+        const load: Record<string, { max: number; mean: number; dropRate: number }> = {};
         for (const [k, c] of Object.entries(r.expertCounts)) {
           const v = Array.from(c.dataSync() as BigInt64Array, Number);
-          load[k] = { max: Math.max(...v), mean: v.reduce((a, x) => a + x, 0) / v.length };
+          const total = v.reduce((a, x) => a + x, 0);
+          load[k] = { max: Math.max(...v), mean: total / v.length, dropRate: total ? (r.droppedBy?.[k] ?? 0) / total : 0 };
         }
         return { loss, ...parts, lr, gradNorm, dropped: r.dropped, load };
       });
