@@ -76,7 +76,7 @@ export const DEFAULT_BENCH: BenchConfig = {
     { id: 'vlmo-tiny', label: 'VLMo-tiny (dense twin)', preset: 'tiny', experts: 0, k: 1, model: {} },
     { id: 'vlmo-tiny-3x', label: 'VLMo-tiny-3x (dense, d96 x 6)', preset: 'tiny', experts: 0, k: 1, model: { dim: 96, depth: 6, heads: 4 } },
   ],
-  pretrain: { steps: 150, batch: 32, lr: 2e-3, warmup: 15, textLen: 32, checkpointEvery: 50 },
+  pretrain: { steps: 150, batch: 32, lr: 1e-3, warmup: 15, textLen: 32, checkpointEvery: 50 },
   finetune: {
     vqa: { steps: 150, batch: 32, lr: 1e-3, warmup: 15, textLen: 16, checkpointEvery: 50 },
     nlvr: { steps: 150, batch: 32, lr: 1e-3, warmup: 15, textLen: 24, checkpointEvery: 50 },
@@ -94,16 +94,21 @@ models at once in child processes sharing the cores (default 1: one after the ot
 config keys (JSON): ${usageOf(SCHEMA)}
 models: [{id, label, preset, experts, k, model}], finetune: {vqa|nlvr|retrieval: recipe keys}`;
 
-/** Writes a run's recipe config; a changed recipe invalidates the run folder (it starts over). */
-function writeRecipe(configPath: string, runDir: string, recipe: object, fresh: boolean): void {
+/**
+ * Writes a run's recipe config; a changed recipe (or `fresh`) invalidates the run folder, which
+ * starts over. Returns whether the run starts over (its dependants must too).
+ */
+function writeRecipe(configPath: string, runDir: string, recipe: object, fresh: boolean, initChanged = false): boolean {
   const text = JSON.stringify(recipe, null, 2) + '\n';
   const same = fs.existsSync(configPath) && fs.readFileSync(configPath, 'utf8') === text;
-  if ((!same || fresh) && fs.existsSync(runDir)) {
-    if (!fresh) console.log(`${path.basename(runDir)}: its recipe changed, starting it over`);
+  const restart = (!same || fresh || initChanged) && fs.existsSync(runDir);
+  if (restart) {
+    if (!fresh) console.log(`${path.basename(runDir)}: starting over (${same ? 'its pretraining run does' : 'its recipe changed'})`);
     fs.rmSync(runDir, { recursive: true, force: true });
   }
   fs.mkdirSync(path.dirname(configPath), { recursive: true });
   fs.writeFileSync(configPath, text);
+  return restart || !same;
 }
 
 function fmtTime(s: number): string {
@@ -168,11 +173,12 @@ export async function bench(configPath: string | null, opts: { fresh?: boolean; 
     const modelKeys = { preset: m.preset, experts: m.experts, k: m.k, model: m.model, imageSize: cfg.imageSize };
     const pName = `${m.id}-pretrain`;
     const pConfig = path.join(runs, 'configs', `${pName}.json`);
-    writeRecipe(pConfig, path.join(runs, pName), { seed: cfg.seed, ...cfg.pretrain, ...modelKeys, name: pName, data, runs }, opts.fresh === true);
+    // a pretraining run that starts over takes its fine-tuning runs with it
+    const newPretrain = writeRecipe(pConfig, path.join(runs, pName), { seed: cfg.seed, ...cfg.pretrain, ...modelKeys, name: pName, data, runs }, opts.fresh === true);
     const ts = tasks.map((t) => {
       const name = `${m.id}-${t}`;
       const c = path.join(runs, 'configs', `${name}.json`);
-      writeRecipe(c, path.join(runs, name), { seed: cfg.seed, ...cfg.finetune[t], task: t, init: path.join(runs, pName), name, data, runs, evalSplit: 'none' }, opts.fresh === true);
+      writeRecipe(c, path.join(runs, name), { seed: cfg.seed, ...cfg.finetune[t], task: t, init: path.join(runs, pName), name, data, runs, evalSplit: 'none' }, opts.fresh === true, newPretrain);
       return { task: t, name, config: c };
     });
     return { m, label: m.label, pretrain: { name: pName, config: pConfig }, tasks: ts };
