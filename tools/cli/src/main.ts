@@ -22,7 +22,7 @@ const USAGE = `usage: vlmoe <command> [options]
 commands:
   pretrain pretrain VLMo / VL-MoE from a JSON recipe config (vlmoe pretrain --help)
   finetune fine-tune on vqa, nlvr or retrieval and evaluate (vlmoe finetune --help)
-  eval     evaluate a fine-tuning run on its task (vlmoe eval --help)
+  eval     evaluate a fine-tuning run on its task, a pretraining run zero-shot (vlmoe eval --help)
   bench    the model comparison: pretrain, fine-tune, evaluate, Table 1 (vlmoe bench --help)
   info     model shape and total / active parameters of a preset (vlmoe info --help)
   data     datasets: convert, inspect, synth, tokenizer (vlmoe data --help)`;

@@ -43,6 +43,8 @@ describe('vlmoe bench (the model comparison)', () => {
     expect(spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env }).stderr).toMatch(/'models' must be a non-empty list/);
     writeFileSync(cfg, JSON.stringify({ models: [{ id: 'a' }, { id: 'a' }] }));
     expect(spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env }).stderr).toMatch(/models\[1\]\.id 'a' is used twice/);
+    writeFileSync(cfg, JSON.stringify({ models: [{ id: 'a' }], split: 'train' }));
+    expect(spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env }).stderr).toMatch(/'split' must be val or test, got "train"/);
     writeFileSync(cfg, JSON.stringify({ models: [{ id: 'a' }], finetune: { ocr: {} } }));
     expect(spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env }).stderr).toMatch(/unknown task 'finetune\.ocr'/);
   });

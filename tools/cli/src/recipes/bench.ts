@@ -154,6 +154,7 @@ export async function bench(configPath: string | null, opts: { fresh?: boolean; 
     ids.add(full.id);
     cfg.models[i] = full;
   }
+  if (cfg.split !== 'val' && cfg.split !== 'test') throw new Error(`config ${where}: 'split' must be val or test, got ${JSON.stringify(cfg.split)}`);
   for (const k of Object.keys(cfg.finetune)) if (!TASKS.includes(k as TaskName)) throw new Error(`config ${where}: unknown task 'finetune.${k}' (${TASKS.join(', ')})`);
   const tasks = TASKS.filter((t) => cfg.finetune[t]);
   const root = path.join(cfg.runs, cfg.name);
