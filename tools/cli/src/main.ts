@@ -41,6 +41,31 @@ export function parseFlags(argv: string[], what: string): Record<string, string 
   return out;
 }
 
+/** A command's flags, or null after printing its usage for --help; unknown options are errors. */
+function commandFlags(rest: string[], name: string, usage: string, known: string[]): Record<string, string | boolean> | null {
+  if (rest.includes('--help')) {
+    console.log(usage);
+    return null;
+  }
+  const args = parseFlags(rest, `vlmoe ${name}`);
+  for (const k of Object.keys(args)) if (!known.includes(k)) throw new Error(`vlmoe ${name}: unknown option --${k}\n${usage}`);
+  return args;
+}
+
+/** `--config F [--resume] [--stop-after N]` of the training recipes. */
+function recipeFlags(args: Record<string, string | boolean>, name: string, usage: string): [string, { resume: boolean; stopAfter?: number }] {
+  if (typeof args.config !== 'string') throw new Error(`vlmoe ${name}: --config <file.json> is required\n${usage}`);
+  return [args.config, { resume: args.resume === true, stopAfter: args['stop-after'] === undefined ? undefined : Number(args['stop-after']) }];
+}
+
+/** A positive integer option (undefined when absent). */
+function intFlag(args: Record<string, string | boolean>, k: string, name: string): number | undefined {
+  if (args[k] === undefined) return undefined;
+  const v = Number(args[k]);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`vlmoe ${name}: --${k} must be a positive integer, got ${String(args[k])}`);
+  return v;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h') {
@@ -49,67 +74,33 @@ async function main(argv: string[]): Promise<number> {
   }
   switch (cmd) {
     case 'info': {
-      if (rest.includes('--help')) {
-        console.log(INFO_USAGE);
-        return 0;
-      }
-      const known = new Set(['preset', 'experts', 'k', 'json']);
-      const args = parseFlags(rest, 'vlmoe info');
-      for (const k of Object.keys(args)) if (!known.has(k)) throw new Error(`vlmoe info: unknown option --${k}\n${INFO_USAGE}`);
-      console.log(info(args));
+      const args = commandFlags(rest, 'info', INFO_USAGE, ['preset', 'experts', 'k', 'json']);
+      if (args) console.log(info(args));
       return 0;
     }
     case 'pretrain': {
-      if (rest.includes('--help')) {
-        console.log(PRETRAIN_USAGE);
-        return 0;
-      }
-      const args = parseFlags(rest, 'vlmoe pretrain');
-      for (const k of Object.keys(args)) if (!['config', 'resume', 'stop-after'].includes(k)) throw new Error(`vlmoe pretrain: unknown option --${k}\n${PRETRAIN_USAGE}`);
-      if (typeof args.config !== 'string') throw new Error(`vlmoe pretrain: --config run.json is required\n${PRETRAIN_USAGE}`);
-      await pretrain(args.config, { resume: args.resume === true, stopAfter: args['stop-after'] === undefined ? undefined : Number(args['stop-after']) });
+      const args = commandFlags(rest, 'pretrain', PRETRAIN_USAGE, ['config', 'resume', 'stop-after']);
+      if (args) await pretrain(...recipeFlags(args, 'pretrain', PRETRAIN_USAGE));
       return 0;
     }
     case 'finetune': {
-      if (rest.includes('--help')) {
-        console.log(FINETUNE_USAGE);
-        return 0;
-      }
-      const args = parseFlags(rest, 'vlmoe finetune');
-      for (const k of Object.keys(args)) if (!['config', 'resume', 'stop-after'].includes(k)) throw new Error(`vlmoe finetune: unknown option --${k}\n${FINETUNE_USAGE}`);
-      if (typeof args.config !== 'string') throw new Error(`vlmoe finetune: --config ft.json is required\n${FINETUNE_USAGE}`);
-      await finetune(args.config, { resume: args.resume === true, stopAfter: args['stop-after'] === undefined ? undefined : Number(args['stop-after']) });
+      const args = commandFlags(rest, 'finetune', FINETUNE_USAGE, ['config', 'resume', 'stop-after']);
+      if (args) await finetune(...recipeFlags(args, 'finetune', FINETUNE_USAGE));
       return 0;
     }
     case 'eval': {
-      if (rest.includes('--help')) {
-        console.log(EVAL_USAGE);
-        return 0;
-      }
-      const args = parseFlags(rest, 'vlmoe eval');
-      for (const k of Object.keys(args)) if (!['run', 'split', 'limit', 'batch'].includes(k)) throw new Error(`vlmoe eval: unknown option --${k}\n${EVAL_USAGE}`);
+      const args = commandFlags(rest, 'eval', EVAL_USAGE, ['run', 'split', 'limit', 'batch']);
+      if (!args) return 0;
       if (typeof args.run !== 'string') throw new Error(`vlmoe eval: --run runs/<name> is required\n${EVAL_USAGE}`);
       if (args.split !== undefined && args.split !== 'val' && args.split !== 'test') throw new Error(`vlmoe eval: --split must be val or test, got ${String(args.split)}`);
-      const num = (k: string) => {
-        if (args[k] === undefined) return undefined;
-        const v = Number(args[k]);
-        if (!Number.isInteger(v) || v < 1) throw new Error(`vlmoe eval: --${k} must be a positive integer, got ${String(args[k])}`);
-        return v;
-      };
-      await evaluateRun(args.run, { split: args.split as 'val' | 'test' | undefined, limit: num('limit'), batchSize: num('batch') });
+      await evaluateRun(args.run, { split: args.split as 'val' | 'test' | undefined, limit: intFlag(args, 'limit', 'eval'), batchSize: intFlag(args, 'batch', 'eval') });
       return 0;
     }
     case 'bench': {
-      if (rest.includes('--help')) {
-        console.log(BENCH_USAGE);
-        return 0;
-      }
-      const args = parseFlags(rest, 'vlmoe bench');
-      for (const k of Object.keys(args)) if (!['config', 'fresh', 'jobs'].includes(k)) throw new Error(`vlmoe bench: unknown option --${k}\n${BENCH_USAGE}`);
-      const jobs = args.jobs === undefined ? undefined : Number(args.jobs);
-      if (jobs !== undefined && !(Number.isInteger(jobs) && jobs >= 1)) throw new Error(`vlmoe bench: --jobs must be a positive integer, got ${String(args.jobs)}`);
+      const args = commandFlags(rest, 'bench', BENCH_USAGE, ['config', 'fresh', 'jobs']);
+      if (!args) return 0;
       if (args.config !== undefined && typeof args.config !== 'string') throw new Error(`vlmoe bench: --config needs a file\n${BENCH_USAGE}`);
-      await bench((args.config as string | undefined) ?? null, { fresh: args.fresh === true, jobs });
+      await bench((args.config as string | undefined) ?? null, { fresh: args.fresh === true, jobs: intFlag(args, 'jobs', 'bench') });
       return 0;
     }
     case 'data': {

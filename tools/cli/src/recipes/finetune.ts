@@ -13,14 +13,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
-import { AnswerVocab, BertTokenizer } from '@vlmoe/data';
+import { AnswerVocab } from '@vlmoe/data';
 import { RetrievalModel, TASKS, createTaskModel, resolveVLMoConfig, taskBatchFrom, type TaskBatch, type TaskName } from '@vlmoe/moe';
 import { allGatherRows, initProcessGroup, loadCheckpointWeights } from '@vlmoe/parallel';
 import { checkConfig, readConfig, type FieldType } from './config.js';
-import { openDataset, type Kind } from './dataset.js';
+import type { Kind } from './dataset.js';
 import { evaluateRun } from './evaluate.js';
 import { describeModel } from './pretrain.js';
-import { COMMON_SCHEMA, MODEL_SCHEMA, checkName, modelConfig, train, usageOf, type CommonConfig, type ModelKeys, type TrainResult } from './trainer.js';
+import { COMMON_SCHEMA, MODEL_SCHEMA, checkRecipe, openRecipeData, train, usageOf, type CommonConfig, type ModelKeys, type TrainResult } from './trainer.js';
 
 export interface FinetuneConfig extends CommonConfig, ModelKeys {
   task: TaskName;
@@ -64,16 +64,13 @@ export function resolveModelKeys(cfg: FinetuneConfig, where: string): void {
 
 export async function finetune(configPath: string, opts: { resume?: boolean; stopAfter?: number; evaluate?: boolean } = {}): Promise<TrainResult & { evaluation: unknown }> {
   const cfg = checkConfig<FinetuneConfig>(readConfig(configPath), FINETUNE_SCHEMA, configPath);
-  checkName(cfg.name, configPath);
+  checkRecipe(cfg, configPath);
   if (!TASKS.includes(cfg.task)) throw new Error(`config ${configPath}: 'task' must be one of ${TASKS.join(', ')}, got ${JSON.stringify(cfg.task)}`);
-  if (!['val', 'test', 'none'].includes(cfg.evalSplit)) throw new Error(`config ${configPath}: 'evalSplit' must be val, test or none, got ${JSON.stringify(cfg.evalSplit)}`);
   resolveModelKeys(cfg, configPath);
   const pg = initProcessGroup();
   let result: TrainResult;
   try {
-    const ds = await openDataset(cfg.data);
-    const tokenizer = BertTokenizer.fromFile(ds.tokenizer);
-    const mc = modelConfig(cfg, tokenizer.vocabSize, configPath);
+    const { ds, tokenizer, mc } = await openRecipeData(cfg, configPath);
     const numAnswers = cfg.task === 'vqa' ? AnswerVocab.load(ds.answers).size : undefined;
     const modelGen = new T.Generator(cfg.seed);
     const model = createTaskModel(cfg.task, mc, { generator: modelGen, numAnswers });

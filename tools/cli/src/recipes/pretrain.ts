@@ -11,13 +11,11 @@
  * newest checkpoint and reproduces the uninterrupted run's losses exactly.
  */
 import * as T from '@vlmoe/tensor';
-import { BertTokenizer } from '@vlmoe/data';
 import { VLMoPretrainer, parameterCount, pretrainBatchFrom, resolveVLMoConfig, type PretrainBatch } from '@vlmoe/moe';
 import { allGatherRows, initProcessGroup } from '@vlmoe/parallel';
 import { checkConfig, readConfig, type FieldType } from './config.js';
-import { openDataset } from './dataset.js';
 import { evaluateRun } from './evaluate.js';
-import { COMMON_SCHEMA, MODEL_SCHEMA, checkName, modelConfig, train, usageOf, type CommonConfig, type ModelKeys, type TrainResult } from './trainer.js';
+import { COMMON_SCHEMA, MODEL_SCHEMA, checkRecipe, openRecipeData, train, usageOf, type modelConfig, type CommonConfig, type ModelKeys, type TrainResult } from './trainer.js';
 
 export interface PretrainConfig extends CommonConfig, ModelKeys {
   /** Loss weights (default itc 1, itm 1, mlm 0.25). */
@@ -40,15 +38,12 @@ export function describeModel(c: ReturnType<typeof modelConfig>, m: ModelKeys): 
 
 export async function pretrain(configPath: string, opts: { resume?: boolean; stopAfter?: number } = {}): Promise<TrainResult & { evaluation: unknown }> {
   const cfg = checkConfig<PretrainConfig>(readConfig(configPath), PRETRAIN_SCHEMA, configPath);
-  checkName(cfg.name, configPath);
+  checkRecipe(cfg, configPath);
   for (const k of Object.keys(cfg.weights)) if (!['itc', 'itm', 'mlm'].includes(k)) throw new Error(`config ${configPath}: unknown key 'weights.${k}' (known: itc, itm, mlm)`);
-  if (!['val', 'test', 'none'].includes(cfg.evalSplit)) throw new Error(`config ${configPath}: 'evalSplit' must be val, test or none, got ${JSON.stringify(cfg.evalSplit)}`);
   const pg = initProcessGroup();
   let result: TrainResult;
   try {
-    const ds = await openDataset(cfg.data);
-    const tokenizer = BertTokenizer.fromFile(ds.tokenizer);
-    const mc = modelConfig(cfg, tokenizer.vocabSize, configPath);
+    const { ds, tokenizer, mc } = await openRecipeData(cfg, configPath);
     const modelGen = new T.Generator(cfg.seed);
     const model = new VLMoPretrainer(mc, cfg.weights, { generator: modelGen });
     // ITC negatives from every data-parallel rank (VLMo's GatherLayer)

@@ -8,10 +8,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
-import { DataLoader, Progress, type Batch, type DataLoaderOptions } from '@vlmoe/data';
+import { BertTokenizer, DataLoader, Progress, type Batch, type DataLoaderOptions } from '@vlmoe/data';
 import { preset, type PresetName, type VLMoConfig } from '@vlmoe/moe';
 import { initialize, type ProcessGroup } from '@vlmoe/parallel';
 import type { FieldType } from './config.js';
+import { openDataset, type RecipeDataset } from './dataset.js';
 
 /** Keys shared by every training recipe. */
 export interface CommonConfig {
@@ -74,8 +75,17 @@ export function modelConfig(m: ModelKeys, vocabSize: number, where: string): VLM
   return preset(m.preset as PresetName, { vocabSize, maxTextLen: 40, imageSize: m.imageSize, ...(m.model as Partial<VLMoConfig>), ...(m.experts ? { experts: m.experts, k: m.k } : {}) });
 }
 
-export function checkName(name: string, where: string): void {
-  if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`config ${where}: 'name' may only hold letters, digits, '_', '.', '-' (it names the run folder)`);
+/** The checks every recipe config gets beyond its schema: the run name and the eval split. */
+export function checkRecipe(cfg: { name: string; evalSplit: string }, where: string): void {
+  if (!/^[A-Za-z0-9_.-]+$/.test(cfg.name)) throw new Error(`config ${where}: 'name' may only hold letters, digits, '_', '.', '-' (it names the run folder)`);
+  if (!['val', 'test', 'none'].includes(cfg.evalSplit)) throw new Error(`config ${where}: 'evalSplit' must be val, test or none, got ${JSON.stringify(cfg.evalSplit)}`);
+}
+
+/** A recipe's dataset folder, its tokenizer and the model config it implies. */
+export async function openRecipeData(cfg: CommonConfig & ModelKeys, where: string): Promise<{ ds: RecipeDataset; tokenizer: BertTokenizer; mc: VLMoConfig }> {
+  const ds = await openDataset(cfg.data);
+  const tokenizer = BertTokenizer.fromFile(ds.tokenizer);
+  return { ds, tokenizer, mc: modelConfig(cfg, tokenizer.vocabSize, where) };
 }
 
 /** What a recipe's model returns from `forward`. */
