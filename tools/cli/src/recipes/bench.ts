@@ -162,8 +162,9 @@ export async function bench(configPath: string | null, opts: { fresh?: boolean; 
   const vocab = BertTokenizer.fromFile(ds.tokenizer).vocabSize;
   const data = path.resolve(cfg.data);
   console.log(`vlmoe bench ${cfg.name}: ${cfg.models.length} models × (pretrain + ${tasks.join(', ')}) on ${cfg.data}; runs in ${root}`);
+  const counts = new Map(cfg.models.map((m) => [m, parameterCount(modelConfig({ ...m, imageSize: cfg.imageSize }, vocab, where))]));
   for (const m of cfg.models) {
-    const pc = parameterCount(modelConfig({ ...m, imageSize: cfg.imageSize }, vocab, where));
+    const pc = counts.get(m)!;
     console.log(`  ${m.label}: ${(pc.active / 1e6).toFixed(2)}M active parameters per token, ${(pc.total / 1e6).toFixed(2)}M total`);
   }
   const runs = path.resolve(root);
@@ -191,7 +192,7 @@ export async function bench(configPath: string | null, opts: { fresh?: boolean; 
     }
   } else {
     // longest first onto the least loaded lane
-    const cost = (p: Plan) => parameterCount(modelConfig({ ...p.m, imageSize: cfg.imageSize }, vocab, where)).active;
+    const cost = (p: Plan) => counts.get(p.m)!.active;
     const lanes: { load: number; plans: Plan[] }[] = Array.from({ length: jobs }, () => ({ load: 0, plans: [] }));
     for (const p of [...plans].sort((a, b) => cost(b) - cost(a))) {
       const lane = lanes.reduce((a, b) => (b.load < a.load ? b : a));
