@@ -81,7 +81,8 @@ export interface NativeAddon {
   commAllReduce(id: number, dtype: number, op: number, async?: number): number | undefined;
   commBroadcast(id: number, dtype: number, root: number): void;
   commAllGather(id: number, dtype: number): void;
-  commReduceScatter(id: number, dtype: number, op: number): void;
+  /** Block: world counts (elements of each rank's block), in (Σ counts), out (counts[rank]). With async = 1: a ticket, as commAllReduce. */
+  commReduceScatter(id: number, dtype: number, op: number, async?: number): number | undefined;
   commAllToAll(id: number, dtype: number): void;
   commSendRecv(id: number, dtype: number, peer: number, isRecv: number): void;
   /** Blocks until an async collective ran (rethrows its error); commDone polls. */

@@ -40,6 +40,15 @@ export interface ProcessGroup {
   allGather(input: Tensor): Tensor[];
   /** `out` ← the reduction over ranks of block `rank` of `input` ([size · n, …] split along dim 0). */
   reduceScatterTensor(out: Tensor, input: Tensor, op?: ReduceOp): void;
+  reduceScatterTensor(out: Tensor, input: Tensor, op: ReduceOp | undefined, opts: AsyncOption & { async: true }): Work;
+  /**
+   * `out` ← the reduction over ranks of `inputList[rank]` (torch's reduce_scatter): block j of
+   * every rank goes to rank j; blocks may differ in size (as MPI_Reduce_scatter's counts), but
+   * every rank passes the same sizes. Consecutive views of one contiguous buffer are sent
+   * without a copy.
+   */
+  reduceScatter(out: Tensor, inputList: readonly Tensor[], op?: ReduceOp): void;
+  reduceScatter(out: Tensor, inputList: readonly Tensor[], op: ReduceOp | undefined, opts: AsyncOption & { async: true }): Work;
   /**
    * Rows of `input` (dim 0) go to ranks in order, `inputSplitSizes[j]` rows to rank j
    * (equal splits when omitted); `out` receives `outputSplitSizes[j]` rows from rank j.

@@ -3,8 +3,8 @@
  * POSIX shared-memory segment managed by the native addon (packages/native-cuda/src/comm/
  * shm.h); needs no system package; reductions add in rank order, so every rank gets the same
  * bits. The `mpi` group (mpi.ts) shares the collectives below. Collectives complete before
- * returning, except `allReduce(…, {async: true})`, queued on the native communication thread
- * (NativeWork); the other async variants return a completed Work.
+ * returning, except `allReduce` and the reduce-scatters with `{async: true}`, queued on the
+ * native communication thread (NativeWork); the other async variants return a completed Work.
  */
 import { argBlock as A, native } from '@vlmoe/native-cuda';
 import * as T from '@vlmoe/tensor';
@@ -162,19 +162,67 @@ export abstract class NativeProcessGroup implements ProcessGroup {
     return T.split(out.reshape(this.size, ...input.shape), 1, 0).map((p) => p.reshape(...input.shape));
   }
 
-  reduceScatterTensor(out: T.Tensor, input: T.Tensor, op: ReduceOp = 'sum'): void {
+  reduceScatterTensor(out: T.Tensor, input: T.Tensor, op?: ReduceOp): void;
+  reduceScatterTensor(out: T.Tensor, input: T.Tensor, op: ReduceOp | undefined, opts: AsyncOption & { async: true }): Work;
+  reduceScatterTensor(out: T.Tensor, input: T.Tensor, op: ReduceOp = 'sum', opts?: AsyncOption): void | Work {
     checkTensor('reduceScatter', input);
-    checkTensor('reduceScatter', out);
-    if (!(op in OPS)) throw new RangeError(`reduceScatter: op must be 'sum', 'avg', 'max' or 'min', got '${String(op)}'`);
-    if (out.dtype !== input.dtype) throw new TypeError(`reduceScatter: out is ${out.dtype}, input ${input.dtype}`);
     if (input.numel !== out.numel * this.size) throw new Error(`reduceScatter: input has ${input.numel} elements, expected size · out = ${this.size} · ${out.numel}`);
     const ic = T.contiguous(input);
-    inPlace(out, (oc) => {
-      A[0] = oc.numel;
-      put(put(1, ic), oc);
-      native.commReduceScatter(this.live, DTYPE_CODE[ic.dtype]!, OPS[op]);
+    return this.reduceScatterFlat(out, ic, new Array<number>(this.size).fill(out.numel), op, opts, ic === input ? undefined : ic);
+  }
+
+  reduceScatter(out: T.Tensor, inputList: readonly T.Tensor[], op?: ReduceOp): void;
+  reduceScatter(out: T.Tensor, inputList: readonly T.Tensor[], op: ReduceOp | undefined, opts: AsyncOption & { async: true }): Work;
+  reduceScatter(out: T.Tensor, inputList: readonly T.Tensor[], op: ReduceOp = 'sum', opts?: AsyncOption): void | Work {
+    if (inputList.length !== this.size) throw new Error(`reduceScatter: inputList has ${inputList.length} tensors, expected one per rank (${this.size})`);
+    inputList.forEach((t, j) => {
+      checkTensor(`reduceScatter (inputList[${j}])`, t);
+      if (t.dtype !== inputList[0]!.dtype) throw new TypeError(`reduceScatter: inputList[${j}] is ${t.dtype}, inputList[0] ${inputList[0]!.dtype}`);
     });
-    if (ic !== input) ic.dispose();
+    const counts = inputList.map((t) => t.numel);
+    if (out.numel !== counts[this.rank]) throw new Error(`reduceScatter: out has ${out.numel} elements, inputList[${this.rank}] (this rank's block) ${counts[this.rank]}`);
+    // consecutive contiguous views of one storage go as they are; anything else is concatenated
+    const first = inputList[0]!;
+    let at = first.offset;
+    const consecutive = inputList.every((t) => {
+      const ok = t.storage === first.storage && t.offset === at && (t.numel === 0 || t.isContiguous());
+      at += t.numel;
+      return ok;
+    });
+    if (consecutive) return this.reduceScatterFlat(out, first, counts, op, opts);
+    const flat = T.noGrad(() => T.cat(inputList.map((t) => t.reshape(-1)), 0));
+    return this.reduceScatterFlat(out, flat, counts, op, opts, flat);
+  }
+
+  /**
+   * `base`: its storage holds the blocks (counts[j] elements for rank j) one after another from
+   * base.offset on; `owned`: a temporary to free once the collective is done.
+   */
+  private reduceScatterFlat(out: T.Tensor, base: T.Tensor, counts: number[], op: ReduceOp, opts: AsyncOption | undefined, owned?: T.Tensor): void | Work {
+    checkTensor('reduceScatter', out);
+    if (!(op in OPS)) throw new RangeError(`reduceScatter: op must be 'sum', 'avg', 'max' or 'min', got '${String(op)}'`);
+    if (out.dtype !== base.dtype) throw new TypeError(`reduceScatter: out is ${out.dtype}, input ${base.dtype}`);
+    if (op === 'avg' && out.dtype !== 'float32' && out.dtype !== 'float64') throw new TypeError(`reduceScatter: 'avg' needs a floating tensor, got ${out.dtype}`);
+    const oc = out.isContiguous() ? out : T.contiguous(out);
+    counts.forEach((c, j) => (A[j] = c));
+    put(put(this.size, base), oc);
+    const finish = () => {
+      if (oc !== out) {
+        T.noGrad(() => T.copy_(out, oc));
+        oc.dispose();
+      }
+      owned?.dispose();
+    };
+    if (opts?.async) {
+      // runs on the communication thread: the buffers stay referenced until wait()
+      const ticket = native.commReduceScatter(this.live, DTYPE_CODE[base.dtype]!, OPS[op], 1)!;
+      return new NativeWork(ticket, [out, oc, base], finish);
+    }
+    try {
+      native.commReduceScatter(this.live, DTYPE_CODE[base.dtype]!, OPS[op]);
+    } finally {
+      finish();
+    }
   }
 
   allToAllSingle(out: T.Tensor, input: T.Tensor, outputSplitSizes?: readonly number[], inputSplitSizes?: readonly number[]): void;

@@ -4,7 +4,7 @@
 // commNewGroup(parent, ranks) (mpi) → id or −1 off the group; the collectives take the id,
 // small integers, and tensor views in the argument block (handle, offset pairs), checked
 // against their storages like every kernel's operands. Collectives block the caller, after
-// every earlier async collective (commAllReduce with async = 1 returns a ticket at once and runs
+// every earlier async collective (commAllReduce / commReduceScatter with async = 1 return a ticket at once and runs
 // on the communication thread, see async_queue.h; commWait(ticket)
 // blocks until it ran and rethrows its error, commDone(ticket) polls).
 #include <napi.h>
@@ -193,18 +193,32 @@ Napi::Value CommAllGather(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
-// commReduceScatter(id, dtype, op): block: n, in (world·n), out (n)
+// commReduceScatter(id, dtype, op, async): block: world counts (elements per rank's block),
+// in (Σ counts), out (counts[rank]) → ticket when async
 Napi::Value CommReduceScatter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
-  Communicator& c = comm(info);
+  const bool async = is_async(info, 3);
+  Communicator& c = async ? comm_nodrain(info) : comm(info);
   DType t = dtype_from_int(I(info, 1));
   const int op = I(info, 2);
   if (op < 0 || op > 3) throw std::invalid_argument("reduceScatter: unknown reduce op " + std::to_string(op));
   Reader r("reduceScatter");
-  const int64_t n = r.n();
-  Operand in = cpu_block(r, t, n * c.world(), "reduceScatter"), out = cpu_block(r, t, n, "reduceScatter");
-  c.reduce_scatter(t, static_cast<ReduceOp>(op), in.ptr, n, out.ptr);
+  std::vector<int64_t> counts(c.world());
+  int64_t total = 0;
+  for (int j = 0; j < c.world(); ++j) {
+    counts[j] = r.n();
+    if (counts[j] < 0) throw std::invalid_argument("reduceScatter: negative count for rank " + std::to_string(j));
+    total += counts[j];
+  }
+  Operand in = cpu_block(r, t, total, "reduceScatter"), out = cpu_block(r, t, counts[c.rank()], "reduceScatter");
+  if (async) {
+    Communicator* cp = &c;
+    const void* ip = in.ptr;
+    void* optr = out.ptr;
+    return Napi::Number::New(env, static_cast<double>(comm_queue().submit([cp, t, op, ip, optr, counts] { cp->reduce_scatter(t, static_cast<ReduceOp>(op), ip, counts.data(), optr); })));
+  }
+  c.reduce_scatter(t, static_cast<ReduceOp>(op), in.ptr, counts.data(), out.ptr);
   return env.Undefined();
   VLMOE_CATCH(env)
 }

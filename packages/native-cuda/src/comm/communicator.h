@@ -21,7 +21,8 @@ class Communicator {
   virtual void all_reduce(DType t, ReduceOp op, void* data, int64_t n) = 0;
   virtual void broadcast(DType t, void* data, int64_t n, int root) = 0;
   virtual void all_gather(DType t, const void* in, int64_t n, void* out) = 0;
-  virtual void reduce_scatter(DType t, ReduceOp op, const void* in, int64_t n, void* out) = 0;
+  // in: consecutive blocks of counts[j] elements for rank j; out: counts[rank] elements
+  virtual void reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t* counts, void* out) = 0;
   virtual void all_to_all(DType t, const void* in, const int64_t* send_counts, void* out, const int64_t* recv_counts) = 0;
   virtual void send(DType t, const void* data, int64_t n, int dst) = 0;
   virtual void recv(DType t, void* data, int64_t n, int src) = 0;
@@ -38,7 +39,7 @@ class ShmCommunicator final : public Communicator {
   void all_reduce(DType t, ReduceOp op, void* d, int64_t n) override { c_->all_reduce(t, op, d, n); }
   void broadcast(DType t, void* d, int64_t n, int root) override { c_->broadcast(d, n * es(t), root); }
   void all_gather(DType t, const void* in, int64_t n, void* out) override { c_->all_gather(in, n * es(t), out); }
-  void reduce_scatter(DType t, ReduceOp op, const void* in, int64_t n, void* out) override { c_->reduce_scatter(t, op, in, n, out); }
+  void reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t* counts, void* out) override { c_->reduce_scatter(t, op, in, counts, out); }
   void all_to_all(DType t, const void* in, const int64_t* sc, void* out, const int64_t* rc) override {
     std::unique_ptr<int64_t[]> sb(new int64_t[c_->world()]), rb(new int64_t[c_->world()]);
     for (int j = 0; j < c_->world(); ++j) sb[j] = sc[j] * es(t), rb[j] = rc[j] * es(t);
@@ -64,7 +65,7 @@ class MpiCommunicator final : public Communicator {
   void all_reduce(DType t, ReduceOp op, void* d, int64_t n) override { c_->all_reduce(t, op, d, n); }
   void broadcast(DType t, void* d, int64_t n, int root) override { c_->broadcast(t, d, n, root); }
   void all_gather(DType t, const void* in, int64_t n, void* out) override { c_->all_gather(t, in, n, out); }
-  void reduce_scatter(DType t, ReduceOp op, const void* in, int64_t n, void* out) override { c_->reduce_scatter(t, op, in, n, out); }
+  void reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t* counts, void* out) override { c_->reduce_scatter(t, op, in, counts, out); }
   void all_to_all(DType t, const void* in, const int64_t* sc, void* out, const int64_t* rc) override { c_->all_to_all(t, in, sc, out, rc); }
   void send(DType t, const void* d, int64_t n, int dst) override { c_->send(t, d, n, dst); }
   void recv(DType t, void* d, int64_t n, int src) override { c_->recv(t, d, n, src); }

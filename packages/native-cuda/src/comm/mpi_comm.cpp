@@ -163,11 +163,15 @@ void MpiComm::all_gather(DType t, const void* in, int64_t n, void* out) {
   wait(&r, "allGather");
 }
 
-void MpiComm::reduce_scatter(DType t, ReduceOp op, const void* in, int64_t n, void* out) {
+void MpiComm::reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t* counts, void* out) {
+  std::vector<int> rc(world_);
+  bool equal = true;
+  for (int j = 0; j < world_; ++j) rc[j] = to_int(counts[j], "reduceScatter"), equal = equal && counts[j] == counts[0];
   MPI_Request r;
-  check(MPI_Ireduce_scatter_block(in, out, to_int(n, "reduceScatter"), mpi_type(t), mpi_op(op), impl_->comm, &r), "reduceScatter");
+  if (equal) check(MPI_Ireduce_scatter_block(in, out, rc[0], mpi_type(t), mpi_op(op), impl_->comm, &r), "reduceScatter");
+  else check(MPI_Ireduce_scatter(in, out, rc.data(), mpi_type(t), mpi_op(op), impl_->comm, &r), "reduceScatter");
   wait(&r, "reduceScatter");
-  if (op == ReduceOp::avg) scale_for_avg(t, out, n, 1.0 / world_);
+  if (op == ReduceOp::avg) scale_for_avg(t, out, counts[rank_], 1.0 / world_);
 }
 
 void MpiComm::all_to_all(DType t, const void* in, const int64_t* send_counts, void* out, const int64_t* recv_counts) {
@@ -224,7 +228,7 @@ void MpiComm::barrier() { no_mpi(); }
 void MpiComm::all_reduce(DType, ReduceOp, void*, int64_t) { no_mpi(); }
 void MpiComm::broadcast(DType, void*, int64_t, int) { no_mpi(); }
 void MpiComm::all_gather(DType, const void*, int64_t, void*) { no_mpi(); }
-void MpiComm::reduce_scatter(DType, ReduceOp, const void*, int64_t, void*) { no_mpi(); }
+void MpiComm::reduce_scatter(DType, ReduceOp, const void*, const int64_t*, void*) { no_mpi(); }
 void MpiComm::all_to_all(DType, const void*, const int64_t*, void*, const int64_t*) { no_mpi(); }
 void MpiComm::send(DType, const void*, int64_t, int) { no_mpi(); }
 void MpiComm::recv(DType, void*, int64_t, int) { no_mpi(); }

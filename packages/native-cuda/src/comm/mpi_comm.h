@@ -33,7 +33,8 @@ class MpiComm {
   void all_reduce(DType t, ReduceOp op, void* data, int64_t n);
   void broadcast(DType t, void* data, int64_t n, int root);
   void all_gather(DType t, const void* in, int64_t n, void* out);
-  void reduce_scatter(DType t, ReduceOp op, const void* in, int64_t n, void* out);
+  // in: consecutive blocks of counts[j] elements for rank j; out: counts[rank] elements
+  void reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t* counts, void* out);
   // counts in elements
   void all_to_all(DType t, const void* in, const int64_t* send_counts, void* out, const int64_t* recv_counts);
   void send(DType t, const void* data, int64_t n, int dst);

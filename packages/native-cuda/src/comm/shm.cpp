@@ -328,24 +328,34 @@ void ShmComm::all_gather(const void* in, int64_t bytes, void* out) {
   }
 }
 
-void ShmComm::reduce_scatter(DType t, ReduceOp op, const void* in, int64_t n, void* out) {
+void ShmComm::reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t* counts, void* out) {
   ++ops_;
   const int64_t es = static_cast<int64_t>(elsize(t));
-  const int64_t per = static_cast<int64_t>(slot_bytes_) / (es * world_);  // elements of each block per chunk
+  const int64_t per = static_cast<int64_t>(slot_bytes_) / (es * world_);  // elements of each block per round
+  std::vector<int64_t> displ(world_ + 1, 0);
+  int64_t longest = 0;
+  for (int r = 0; r < world_; ++r) {
+    if (counts[r] < 0) throw std::invalid_argument("shm reduceScatter: negative count for rank " + std::to_string(r));
+    displ[r + 1] = displ[r] + counts[r];
+    longest = std::max(longest, counts[r]);
+  }
   const char* s = static_cast<const char*>(in);
   char* o = static_cast<char*>(out);
-  for (int64_t off = 0; off < n || (n == 0 && off == 0); off += per) {
-    const int64_t c = std::min(per, n - off);
-    if (c > 0)
-      for (int r = 0; r < world_; ++r) std::memcpy(slot(rank_) + r * c * es, s + (r * n + off) * es, static_cast<size_t>(c * es));
+  // round k: elements [k·per, (k+1)·per) of every block, block j at slot offset j·per
+  for (int64_t off = 0; off < longest || (longest == 0 && off == 0); off += per) {
+    for (int r = 0; r < world_; ++r) {
+      const int64_t c = std::min(per, counts[r] - off);
+      if (c > 0) std::memcpy(slot(rank_) + r * per * es, s + (displ[r] + off) * es, static_cast<size_t>(c * es));
+    }
     sync("reduceScatter");
+    const int64_t c = std::min(per, counts[rank_] - off);
     if (c > 0) {
-      std::memcpy(o + off * es, slot(0) + rank_ * c * es, static_cast<size_t>(c * es));
-      for (int q = 1; q < world_; ++q) reduce_typed(t, op, o + off * es, slot(q) + rank_ * c * es, c);
+      std::memcpy(o + off * es, slot(0) + rank_ * per * es, static_cast<size_t>(c * es));
+      for (int q = 1; q < world_; ++q) reduce_typed(t, op, o + off * es, slot(q) + rank_ * per * es, c);
       if (op == ReduceOp::avg) scale_for_avg(t, o + off * es, c, 1.0 / world_);
     }
     sync("reduceScatter");
-    if (n == 0) break;
+    if (longest == 0) break;
   }
 }
 

@@ -46,8 +46,9 @@ class ShmComm {
   void broadcast(void* data, int64_t bytes, int root);
   // out [world · bytes] ← every rank's in [bytes], in rank order.
   void all_gather(const void* in, int64_t bytes, void* out);
-  // in [world · n] → out [n]: the reduction of every rank's block `rank`.
-  void reduce_scatter(DType t, ReduceOp op, const void* in, int64_t n, void* out);
+  // in [Σ counts] (consecutive blocks, counts[j] elements for rank j) → out [counts[rank]]:
+  // the reduction over ranks of block `rank` (every rank passes the same counts).
+  void reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t* counts, void* out);
   // send_bytes[j]: bytes of `in` (consecutive blocks) for rank j; recv_bytes[j]: bytes `out`
   // receives from rank j (consecutive blocks). Checked against what the senders publish.
   void all_to_all(const void* in, const int64_t* send_bytes, void* out, const int64_t* recv_bytes);

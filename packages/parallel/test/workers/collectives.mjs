@@ -52,6 +52,21 @@ function checkAll(g, label) {
       const full = reduce('sum', Array.from({ length: P }, (_, r) => dataOf(r, P * n, 2)));
       expectEqual(values(out), full.slice(me * n, (me + 1) * n), `${label} reduceScatter ${dtype} n=${n}`);
     }
+    // reduce-scatter with uneven blocks (one empty, one larger than a slot), as views of one
+    // buffer (sent without a copy) and as separate tensors (concatenated), with max and avg
+    const counts = Array.from({ length: P }, (_, j) => [3, 0, 20_000, 1001][j % 4] + j);
+    const displ = counts.map((_, j) => counts.slice(0, j).reduce((a, b) => a + b, 0));
+    const total = counts.reduce((a, b) => a + b, 0);
+    for (const op of dtype.startsWith('int') ? ['sum', 'max'] : ['sum', 'max', 'avg']) {
+      const flatIn = tensorOf(dataOf(me, total, 4), dtype);
+      const want = reduce(op, Array.from({ length: P }, (_, r) => dataOf(r, total, 4))).slice(displ[me], displ[me] + counts[me]);
+      const o1 = T.zeros([counts[me]], { dtype });
+      g.reduceScatter(o1, counts.map((c, j) => flatIn.narrow(0, displ[j], c)), op);
+      expectEqual(values(o1), want, `${label} reduceScatter uneven views ${op} ${dtype}`);
+      const o2 = T.zeros([counts[me]], { dtype });
+      g.reduceScatter(o2, counts.map((c, j) => T.clone(flatIn.narrow(0, displ[j], c))), op);
+      expectEqual(values(o2), want, `${label} reduceScatter uneven copies ${op} ${dtype}`);
+    }
     // all-to-all with uneven splits: rank i sends (i + j) % 3 + j rows of width 3 to rank j
     const rows = (i, j) => ((i + j) % 3) + j + (dtype === 'float64' ? 400 : 0);
     const sendSplits = Array.from({ length: P }, (_, j) => rows(me, j));
@@ -105,6 +120,22 @@ function checkAll(g, label) {
   }
   ws.wait();
   expectEqual(values(strided), reduce('sum', Array.from({ length: P }, (_, r) => dataOf(r, 12, 3))), `${label} async allReduce strided`);
+  // async reduce-scatters (equal and uneven) interleaved with an async all-reduce, waited out of order
+  const rsIn = tensorOf(dataOf(me, P * 30_000, 11), 'float32');
+  const rsOut = T.zeros([30_000]);
+  const w1 = g.reduceScatterTensor(rsOut, rsIn, 'sum', { async: true });
+  const ar = tensorOf(dataOf(me, 777, 12), 'float64');
+  const w2 = g.allReduce(ar, 'sum', { async: true });
+  const uc = Array.from({ length: P }, (_, j) => 5 + 3 * j), ud = uc.map((_, j) => uc.slice(0, j).reduce((a, b) => a + b, 0));
+  const uIn = tensorOf(dataOf(me, ud[P - 1] + uc[P - 1], 13), 'float64');
+  const uOut = T.zeros([2, uc[me]], { dtype: 'float64' }).select(0, 1); // strided target: written back at wait()
+  const w3 = g.reduceScatter(uOut, uc.map((c, j) => uIn.narrow(0, ud[j], c)), 'sum', { async: true });
+  w3.wait();
+  w1.wait();
+  w2.wait();
+  expectEqual(values(rsOut), reduce('sum', Array.from({ length: P }, (_, r) => dataOf(r, P * 30_000, 11))).slice(me * 30_000, (me + 1) * 30_000), `${label} async reduceScatterTensor`);
+  expectEqual(values(ar), reduce('sum', Array.from({ length: P }, (_, r) => dataOf(r, 777, 12))), `${label} async allReduce among reduce-scatters`);
+  expectEqual(values(uOut), reduce('sum', Array.from({ length: P }, (_, r) => dataOf(r, ud[P - 1] + uc[P - 1], 13))).slice(ud[me], ud[me] + uc[me]), `${label} async reduceScatter uneven, strided out`);
   g.barrier();
 }
 
