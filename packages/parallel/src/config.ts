@@ -28,7 +28,7 @@ export interface ResolvedConfig {
   clip: number;
   stage: 0 | 1 | 2;
   bucketElements: number;
-  /** All-reduce gradient buckets during backward as they fill (stages 0 and 1). */
+  /** Reduce gradient buckets during backward as they fill (all-reduce in stages 0 and 1, reduce-scatter in stage 2). */
   overlapComm: boolean;
   expertParallel: number;
   optimizer: NonNullable<DeepSpeedConfig['optimizer']>;

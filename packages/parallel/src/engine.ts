@@ -5,24 +5,25 @@
  * - Gradient accumulation: `backward(loss)` scales by 1 / gradient_accumulation_steps;
  *   `step()` is called every micro step and updates only at the accumulation boundary.
  * - Data parallel: gradients are all-reduced in buckets of `reduce_bucket_size` elements.
- *   With `zero_optimization.overlap_comm` (default on; stages 0 and 1) the buckets are fixed
- *   in reverse parameter order (roughly the order backward finishes them, as DDP's) and a
- *   post-accumulate-grad hook launches each bucket's async all-reduce on the communication
+ *   With `zero_optimization.overlap_comm` (default on) the buckets are fixed in reverse
+ *   parameter order (roughly the order backward finishes them, as DDP's) and a
+ *   post-accumulate-grad hook launches each bucket's async collective on the communication
  *   thread as soon as all its gradients are final — in bucket order, so every rank issues the
  *   same collectives in the same order — while backward goes on; `step()` waits for them.
  *   Parameters left without a gradient count as zeros (their buckets go after backward).
  *   Like DDP without find_unused_parameters, overlap assumes that a backward's set of
  *   gradients is the same on every rank when it also runs collectives of its own (expert
- *   all-to-all); else turn it off. Without overlap (and in stage 2) the gradients are
- *   reduced after backward, in parameter order. Either way the result is the same bits
- *   (element-wise sums in rank order). Dense parameters are
- *   averaged over the world; expert parameters (tag `expert`) are summed over the
- *   expert-data-parallel group and divided by the world size (DeepSpeed's scaling: the
- *   all-to-all already brought every rank's tokens to the expert).
+ *   all-to-all); else turn it off. Without overlap the gradients are reduced after backward,
+ *   in parameter order. Either way the result is the same bits (element-wise sums in rank
+ *   order). Dense parameters are averaged over the world; expert parameters (tag `expert`)
+ *   are summed over the expert-data-parallel group and divided by the world size
+ *   (DeepSpeed's scaling: the all-to-all already brought every rank's tokens to the expert).
  * - ZeRO stage 1: each rank keeps optimiser state for 1/N of the flattened parameters only
  *   (dense: N = world; expert: N = expert-data-parallel size), steps its partition, and the
  *   partitions are all-gathered back into the parameters. Stage 2: the gradients are
- *   reduce-scattered instead of all-reduced, so each rank only receives its partition.
+ *   reduce-scattered instead of all-reduced, so each rank only receives its partition; with
+ *   overlap, a bucket (a contiguous range of the flat parameter space) is reduce-scattered
+ *   with uneven blocks as soon as it is ready and its `.grad`s are freed right away.
  * - Gradient clipping by the global norm over all parameters (expert partitions and shards
  *   included exactly once).
  * - Checkpoints by global parameter name and global expert index (checkpoint.ts), so they
@@ -130,7 +131,7 @@ export class DistributedEngine implements Engine {
   globalSteps = 0;
   microSteps = 0;
   readonly sets: ParamSet[];
-  /** Buckets all-reduced during backward (overlap_comm, stages 0 and 1, more than one rank). */
+  /** Buckets reduced during backward (overlap_comm, more than one rank): all-reduced (stages 0, 1) or reduce-scattered (stage 2). */
   private readonly overlap: OverlappedReducer | null;
 
   constructor(o: EngineOptions) {
@@ -175,7 +176,7 @@ export class DistributedEngine implements Engine {
     }
     this.lrScheduler = makeScheduler(this.config, this.optimizer);
     const reduces = this.sets.some((s) => s.group.size > 1);
-    this.overlap = this.config.overlapComm && this.config.stage < 2 && reduces ? new OverlappedReducer(this.sets, this.config.bucketElements) : null;
+    this.overlap = this.config.overlapComm && reduces ? new OverlappedReducer(this.sets, this.config.bucketElements, this.config.stage === 2) : null;
   }
 
   /** Gradient buckets per parameter set when reduction overlaps backward (else null). */
@@ -272,7 +273,13 @@ export class DistributedEngine implements Engine {
     if (!boundary) return null;
     const W = this.groups.world.size;
     for (const s of this.sets) {
-      if (this.config.stage === 2) {
+      if (this.config.stage === 2 && this.overlap) {
+        // buckets were reduce-scattered during backward: this rank's partition only
+        const g = this.overlap.wait(s, 1 / W)!;
+        for (const p of s.params) p.zeroGrad();
+        s.shard!.zeroGrad();
+        s.shard!.grad = T.keep(g);
+      } else if (this.config.stage === 2) {
         // reduce-scatter: this rank receives only its partition of the summed gradients
         T.noGrad(() => {
           const flat = this.flatten(s, (p) => p.grad);

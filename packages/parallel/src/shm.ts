@@ -185,7 +185,7 @@ export abstract class NativeProcessGroup implements ProcessGroup {
     const first = inputList[0]!;
     let at = first.offset;
     const consecutive = inputList.every((t) => {
-      const ok = t.storage === first.storage && t.offset === at && (t.numel === 0 || t.isContiguous());
+      const ok = t.numel === 0 || (t.storage === first.storage && t.offset === at && t.isContiguous());
       at += t.numel;
       return ok;
     });

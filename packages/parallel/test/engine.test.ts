@@ -11,7 +11,7 @@ function train(nproc: number, config: object, steps = 5) {
   });
   const out = `${r.stdout}\n${r.stderr}`;
   expect(r.status, out).toBe(0);
-  const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; maxDiff: number; stateBytes: number; numel: number; steps: number; freed: boolean; buckets: number[] | null });
+  const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; maxDiff: number; stateBytes: number; numel: number; steps: number; freed: boolean; buckets: number[] | null; gradsHeld: number });
   expect(rows.length, out).toBe(nproc);
   for (const r of rows) expect(r.freed, 'engine.destroy() frees the optimiser state and the parameters').toBe(true);
   return rows;
@@ -47,8 +47,9 @@ describe('engine: data parallel and ZeRO give the single-process result', () => 
     });
   }
 
-  // all-reduce overlapped with backward: many small buckets launched from gradient hooks
-  for (const [n, stage] of [[2, 0], [4, 0], [4, 1]] as const) {
+  // reduction overlapped with backward: many small buckets launched from gradient hooks
+  // (all-reduced in stages 0 and 1, reduce-scattered with uneven blocks in stage 2)
+  for (const [n, stage] of [[2, 0], [4, 0], [4, 1], [2, 2], [4, 2]] as const) {
     test(`overlap_comm, world ${n}, ZeRO-${stage}, a bucket per parameter: parameters match (same bits as the post-backward path)`, () => {
       const rows = train(n, { train_batch_size: 8, optimizer: { type: 'SGD', params: { lr: 0.1, momentum: 0.9 } }, zero_optimization: { stage, reduce_bucket_size: 1 } });
       for (const r of rows) {
@@ -77,5 +78,24 @@ describe('engine: data parallel and ZeRO give the single-process result', () => 
   test('gradient accumulation and clipping: world 2, 2 micro steps per step, ZeRO-2', () => {
     const rows = train(2, { ...base, gradient_accumulation_steps: 2, gradient_clipping: 0.5, zero_optimization: { stage: 2 } });
     for (const r of rows) expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(2e-5);
+  });
+
+  // two buckets of two parameters each ([b2, W2] = 68 and [b1, W1] = 144 elements), partitions of
+  // 53: blocks of every size, empty ones included, straddling the partition borders
+  test('ZeRO-2 overlap, multi-parameter buckets across partition borders: world 4, 2 micro steps; the module holds no gradient after backward', () => {
+    const rows = train(4, { ...base, gradient_accumulation_steps: 2, gradient_clipping: 0.5, zero_optimization: { stage: 2, reduce_bucket_size: 20 } });
+    for (const r of rows) {
+      expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(2e-5);
+      expect(r.buckets).toEqual([2]);
+      expect(r.gradsHeld, 'every bucket reduce-scattered and its .grads freed during backward').toBe(0);
+    }
+  });
+
+  test('ZeRO-2 without overlap: post-backward reduce-scatter, same parameters; ZeRO-0 keeps every gradient', () => {
+    for (const r of train(2, { ...base, zero_optimization: { stage: 2, overlap_comm: false } })) {
+      expect(r.buckets).toBeNull();
+      expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(2e-5);
+      expect(r.gradsHeld).toBe(r.numel);
+    }
   });
 });

@@ -69,6 +69,10 @@ export function benchComm(): void {
   const ov = launch<{ samplesPerSec: number }>('shm', 2, ['train'], zero(true))!;
   const post = launch<{ samplesPerSec: number }>('shm', 2, ['train'], zero(false))!;
   train.push(makeCase('DP training, 2 ranks, all-reduce overlapped with backward vs after it (200k-element buckets)', 'samples/s', ov.samplesPerSec, post.samplesPerSec, 'reduce after backward', 'higher'));
+  const zero2 = (overlap: boolean) => ({ BENCH_THREADS: '1', BENCH_ZERO: JSON.stringify({ stage: 2, reduce_bucket_size: 200_000, overlap_comm: overlap }) });
+  const ov2 = launch<{ samplesPerSec: number }>('shm', 2, ['train'], zero2(true))!;
+  const post2 = launch<{ samplesPerSec: number }>('shm', 2, ['train'], zero2(false))!;
+  train.push(makeCase('DP training, 2 ranks, ZeRO-2: reduce-scatter overlapped with backward vs after it (200k-element buckets)', 'samples/s', ov2.samplesPerSec, post2.samplesPerSec, 'reduce-scatter after backward', 'higher'));
   printTable(`Data-parallel training of the benchmark transformer (global batch 16), ${T.nativeInfo().threads} cores`, train);
   console.log(`\nbar (shm ≥ mpi bus bandwidth at ≥ 1 MiB):\n  ${bars.join('\n  ') || '— (no OpenMPI)'}`);
   console.log(`\nwrote ${writeResults('comm', [...cases, ...train], { bars })}`);

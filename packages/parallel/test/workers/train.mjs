@@ -38,13 +38,15 @@ for (let s = 0; s < STEPS; s++) {
 // the engine: rank r's share of each global batch, in gas micro batches
 const { engine } = initialize({ model: model(), config: cfg, processGroup: pg });
 const micro = GLOBAL / W / gas;
-let stateBytes = 0;
+let stateBytes = 0, gradsHeld = -1;
 for (let s = 0; s < STEPS; s++) {
   const { x, y } = batch(s);
   for (let m = 0; m < gas; m++) {
     T.scope(() => {
       const lo = me * (GLOBAL / W) + m * micro;
       engine.backward(lossOf(engine.module, x.narrow(0, lo, micro), y.narrow(0, lo, micro)));
+      // gradient elements the module still holds after the first boundary backward
+      if (s === 0 && m === gas - 1) gradsHeld = engine.module.parameters().reduce((n, p) => n + (p.grad ? p.numel : 0), 0);
       engine.step();
     });
   }
@@ -61,5 +63,5 @@ const steps = engine.globalSteps;
 const buckets = engine.overlapBuckets;
 engine.destroy();
 const freed = engine.optimizerStateBytes() === 0 && b.every((p) => p.disposed);
-console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed, buckets }));
+console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed, buckets, gradsHeld }));
 pg.destroy();
