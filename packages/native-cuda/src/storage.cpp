@@ -1,5 +1,7 @@
 #include "storage.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <map>
 #include <new>
@@ -30,6 +32,16 @@ size_t cache_limit() {
   return limit;
 }
 
+constexpr size_t kHuge = 2 << 20;
+
+bool thp_enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("VLMOE_CPU_THP");
+    return !(env && env[0] == '0');
+  }();
+  return on;
+}
+
 size_t size_class(size_t n) {
   if (n < kCacheMin) return (n + 63) / 64 * 64;
   if (n > (size_t(1) << 62)) throw std::bad_alloc();
@@ -49,12 +61,19 @@ void* cpu_alloc(size_t rounded) {
       return p;
     }
   }
-  void* p = std::aligned_alloc(64, rounded);
+  // Blocks of 2 MiB and more are 2 MiB-aligned and backed by transparent huge pages (as
+  // PyTorch's THP_MEM_ALLOC_ENABLE): 512× fewer page faults on first touch, fewer TLB misses,
+  // and cross-memory-attach copies (the shm all-to-all, OpenMPI's) pin 2 MiB at a time.
+  // VLMOE_CPU_THP=0 turns it off.
+  const bool huge = rounded >= kHuge && thp_enabled();
+  const size_t align = huge ? kHuge : 64;
+  void* p = std::aligned_alloc(align, rounded);
   if (!p) {
     storage_empty_cache();
-    p = std::aligned_alloc(64, rounded);
+    p = std::aligned_alloc(align, rounded);
     if (!p) throw std::bad_alloc();
   }
+  if (huge) madvise(p, rounded, MADV_HUGEPAGE);
   return p;
 }
 

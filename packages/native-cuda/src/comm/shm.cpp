@@ -366,19 +366,23 @@ void ShmComm::all_to_all(const void* in, const int64_t* send_bytes, void* out, c
     h_->counts[rank_][j] = send_bytes[j];
   }
   h_->addr[rank_] = reinterpret_cast<uint64_t>(in);
-  sync("allToAll");
   if (cma_) {
+    // announce this rank's input, then read each peer as soon as that peer has announced
+    // (no global barrier first: with more ranks than cores the early ranks get going)
+    ++epoch_;
+    h_->arrive[rank_].v.store(epoch_, std::memory_order_release);
+    futex_wake(&h_->arrive[rank_].v);
     // single copy: read every sender's block for me straight from its input buffer
-    for (int i = 0; i < world_; ++i)
-      if (h_->counts[i][rank_] != recv_bytes[i])
-        fail("shm allToAll (collective #" + std::to_string(ops_) + "): rank " + std::to_string(rank_) + " expects " + std::to_string(recv_bytes[i]) +
-             " bytes from rank " + std::to_string(i) + ", which sends " + std::to_string(h_->counts[i][rank_]));
     char* o = static_cast<char*>(out);
     std::vector<int64_t> roffs(world_ + 1, 0);
     for (int i = 0; i < world_; ++i) roffs[i + 1] = roffs[i] + recv_bytes[i];
     // staggered: rank r reads r+1, r+2, … first, so no sender is read by everyone at once
     for (int t = 0; t < world_; ++t) {
       const int i = (rank_ + 1 + t) % world_;
+      if (i != rank_) wait_word(&h_->arrive[i].v, epoch_, i, "allToAll");
+      if (h_->counts[i][rank_] != recv_bytes[i])
+        fail("shm allToAll (collective #" + std::to_string(ops_) + "): rank " + std::to_string(rank_) + " expects " + std::to_string(recv_bytes[i]) +
+             " bytes from rank " + std::to_string(i) + ", which sends " + std::to_string(h_->counts[i][rank_]));
       const int64_t roff = roffs[i];
       int64_t soff = 0;  // where sender i's block for me starts in its input
       for (int j = 0; j < rank_; ++j) soff += h_->counts[i][j];
@@ -401,6 +405,7 @@ void ShmComm::all_to_all(const void* in, const int64_t* send_bytes, void* out, c
     sync("allToAll");  // senders keep their input intact until every reader is done
     return;
   }
+  sync("allToAll");
   for (int i = 0; i < world_; ++i)
     if (h_->counts[i][rank_] != recv_bytes[i])
       fail("shm allToAll (collective #" + std::to_string(ops_) + "): rank " + std::to_string(rank_) + " expects " + std::to_string(recv_bytes[i]) +
