@@ -66,8 +66,11 @@ export interface NativeAddon {
   commInitMpi(timeoutMs: number): number;
   /** Whether this build has MPI. */
   mpiAvailable(): boolean;
-  /** Whether NCCL (libnccl.so.2) loads here, its version code, or why not. */
-  ncclInfo(): { available: boolean; version: number; reason: string };
+  /** Whether NCCL (libnccl.so.2) loads here, its version code and path, or why not (naming every place searched). */
+  ncclInfo(): { available: boolean; version: number; path: string; reason: string };
+  /** NCCL's 128-byte unique id (rank 0 makes it, every rank passes it to commInitNccl). */
+  ncclUniqueId(): Uint8Array;
+  commInitNccl(uniqueId: Uint8Array, rank: number, world: number, device: number, timeoutMs: number): number;
   /** mpi: a subgroup of the parent's ranks (collective over the parent); −1 off the group. */
   commNewGroup(parent: number, ranks: number[]): number;
   /** [rank, size]. */

@@ -5,6 +5,7 @@
 export { type ProcessGroup, type ReduceOp, type Work, type AsyncOption, CompletedWork } from './process_group.js';
 export { ShmProcessGroup, NativeProcessGroup, type ShmOptions } from './shm.js';
 export { MpiProcessGroup, mpiAvailable } from './mpi.js';
+export { NcclProcessGroup } from './nccl.js';
 export { initProcessGroup, resolveInit, ncclInfo, type InitOptions, type Backend } from './init.js';
 export { ExpertParallelGroup, allToAllRows, type ExpertDispatchResult } from './expert_parallel.js';
 export { allGatherRows } from './gather.js';

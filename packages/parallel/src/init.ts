@@ -7,6 +7,7 @@
 import { native } from '@vlmoe/native-cuda';
 import type { ProcessGroup } from './process_group.js';
 import { MpiProcessGroup } from './mpi.js';
+import { NcclProcessGroup } from './nccl.js';
 import { ShmProcessGroup } from './shm.js';
 
 export type Backend = 'shm' | 'mpi' | 'nccl';
@@ -22,6 +23,8 @@ export interface InitOptions {
   slotBytes?: number;
   /** shm: segment name shared by the ranks (default VLMOE_SHM_NAME, else derived from MASTER_ADDR:MASTER_PORT). */
   name?: string;
+  /** nccl: the CUDA ordinal of this rank (default LOCAL_RANK modulo the visible devices). */
+  device?: number;
 }
 
 function envInt(names: string[], what: string): number | undefined {
@@ -36,7 +39,7 @@ function envInt(names: string[], what: string): number | undefined {
 }
 
 /** What this process would join, read from options and the environment (no side effects). */
-export function resolveInit(o: InitOptions = {}): Required<InitOptions> {
+export function resolveInit(o: InitOptions = {}): Required<Omit<InitOptions, 'device'>> & { device?: number } {
   const rank = o.rank ?? envInt(['RANK', 'OMPI_COMM_WORLD_RANK', 'PMI_RANK'], 'rank') ?? 0;
   const worldSize = o.worldSize ?? envInt(['WORLD_SIZE', 'OMPI_COMM_WORLD_SIZE', 'PMI_SIZE'], 'world size') ?? 1;
   if (!(worldSize >= 1)) throw new Error(`initProcessGroup: world size must be ≥ 1, got ${worldSize}`);
@@ -46,7 +49,7 @@ export function resolveInit(o: InitOptions = {}): Required<InitOptions> {
   const slotBytes = o.slotBytes ?? envInt(['VLMOE_SHM_SLOT_BYTES'], 'slot size') ?? 4 << 20;
   const addr = process.env.MASTER_ADDR ?? '127.0.0.1', port = process.env.MASTER_PORT ?? '29500';
   const name = o.name ?? process.env.VLMOE_SHM_NAME ?? `/vlmoe-${addr.replace(/[^A-Za-z0-9]/g, '_')}-${port}`;
-  return { backend, rank, worldSize, timeoutMs, slotBytes, name };
+  return { backend, rank, worldSize, timeoutMs, slotBytes, name, device: o.device };
 }
 
 export function initProcessGroup(o: InitOptions = {}): ProcessGroup {
@@ -60,15 +63,23 @@ export function initProcessGroup(o: InitOptions = {}): ProcessGroup {
       return pg;
     }
     case 'nccl': {
+      // what is missing is reported before any peer is waited for
       const n = native.ncclInfo();
-      throw new Error(`initProcessGroup: the 'nccl' backend moves CUDA tensors and arrives with the CUDA build; NCCL here: ${n.available ? `version ${n.version}` : n.reason}. Use 'shm' or 'mpi' for CPU tensors`);
+      if (!n.available) throw new Error(`initProcessGroup: the 'nccl' backend needs NCCL: ${n.reason}`);
+      const devices = native.info().cudaDevices;
+      if (devices < 1) throw new Error(`initProcessGroup: the 'nccl' backend moves CUDA tensors, and no CUDA device is visible${native.info().cudaCompiled ? '' : ' (this build has no CUDA support)'}; use 'shm' or 'mpi' for CPU tensors`);
+      const device = r.device ?? (envInt(['LOCAL_RANK', 'OMPI_COMM_WORLD_LOCAL_RANK'], 'local rank') ?? r.rank) % devices;
+      if (!(Number.isInteger(device) && device >= 0 && device < devices)) throw new Error(`initProcessGroup: device cuda:${device} is not available (${devices} CUDA device(s) visible)`);
+      // the store that shares NCCL's unique id: mpi under mpirun (any number of machines), else shm
+      const store = process.env.OMPI_COMM_WORLD_SIZE ? MpiProcessGroup.world(r.timeoutMs) : new ShmProcessGroup({ name: `${r.name}.nccl`, rank: r.rank, size: r.worldSize, slotBytes: 1 << 16, timeoutMs: r.timeoutMs });
+      return NcclProcessGroup.create(store, device, r.timeoutMs);
     }
     default:
       throw new Error(`initProcessGroup: unknown backend '${String(r.backend)}' (shm, mpi, nccl)`);
   }
 }
 
-/** Whether NCCL loads on this machine (libnccl.so.2), its version code, or why not. */
-export function ncclInfo(): { available: boolean; version: number; reason: string } {
+/** Whether NCCL loads on this machine (libnccl.so.2, searched as the backend does), its version code and path, or why not. */
+export function ncclInfo(): { available: boolean; version: number; path: string; reason: string } {
   return native.ncclInfo();
 }

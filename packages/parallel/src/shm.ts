@@ -31,11 +31,6 @@ function put(i: number, t: T.Tensor): number {
   return i + 2;
 }
 
-function checkTensor(op: string, t: T.Tensor): void {
-  t.check(op);
-  if (t.device !== 'cpu') throw new Error(`${op}: the shm backend moves CPU tensors only (tensor on ${t.device})`);
-  if (!(t.dtype in DTYPE_CODE)) throw new TypeError(`${op}: unsupported dtype ${t.dtype}`);
-}
 
 /** Runs fn on a contiguous version of t, copying results back when t is a strided view. */
 function inPlace(t: T.Tensor, fn: (c: T.Tensor) => void): void {
@@ -93,6 +88,18 @@ export abstract class NativeProcessGroup implements ProcessGroup {
 
   abstract newGroup(ranks: readonly number[]): ProcessGroup | null;
 
+  /** Where this group's tensors live: 'cpu' (shm, mpi) or 'cuda:N' (nccl). */
+  get device(): string {
+    return 'cpu';
+  }
+
+  protected checkTensor(op: string, t: T.Tensor): void {
+    t.check(op);
+    if (t.device !== this.device)
+      throw new Error(`${op}: the ${this.backend} backend of this group moves tensors on ${this.device}, got one on ${t.device}${this.device === 'cpu' ? ' (nccl is for CUDA tensors)' : ' (shm and mpi are for CPU tensors)'}`);
+    if (!(t.dtype in DTYPE_CODE)) throw new TypeError(`${op}: unsupported dtype ${t.dtype}`);
+  }
+
   protected checkRanks(ranks: readonly number[]): number[] {
     const sorted = [...ranks];
     if (!sorted.length || new Set(sorted).size !== sorted.length || sorted.some((r) => !(Number.isInteger(r) && r >= 0 && r < this.size)))
@@ -108,7 +115,7 @@ export abstract class NativeProcessGroup implements ProcessGroup {
   allReduce(t: T.Tensor, op?: ReduceOp): void;
   allReduce(t: T.Tensor, op: ReduceOp | undefined, opts: AsyncOption & { async: true }): Work;
   allReduce(t: T.Tensor, op: ReduceOp = 'sum', opts?: AsyncOption): void | Work {
-    checkTensor('allReduce', t);
+    this.checkTensor('allReduce', t);
     if (!(op in OPS)) throw new RangeError(`allReduce: op must be 'sum', 'avg', 'max' or 'min', got '${String(op)}'`);
     if (op === 'avg' && t.dtype !== 'float32' && t.dtype !== 'float64') throw new TypeError(`allReduce: 'avg' needs a floating tensor, got ${t.dtype}`);
     if (opts?.async) {
@@ -132,7 +139,7 @@ export abstract class NativeProcessGroup implements ProcessGroup {
   broadcast(t: T.Tensor, root: number): void;
   broadcast(t: T.Tensor, root: number, opts: AsyncOption & { async: true }): Work;
   broadcast(t: T.Tensor, root: number, opts?: AsyncOption): void | Work {
-    checkTensor('broadcast', t);
+    this.checkTensor('broadcast', t);
     if (!(Number.isInteger(root) && root >= 0 && root < this.size)) throw new RangeError(`broadcast: root ${root} is outside [0, ${this.size})`);
     inPlace(t, (c) => {
       A[0] = c.numel;
@@ -143,8 +150,8 @@ export abstract class NativeProcessGroup implements ProcessGroup {
   }
 
   allGatherIntoTensor(out: T.Tensor, input: T.Tensor): void {
-    checkTensor('allGather', input);
-    checkTensor('allGather', out);
+    this.checkTensor('allGather', input);
+    this.checkTensor('allGather', out);
     if (out.dtype !== input.dtype) throw new TypeError(`allGather: out is ${out.dtype}, input ${input.dtype}`);
     if (out.numel !== input.numel * this.size) throw new Error(`allGather: out has ${out.numel} elements, expected size · input = ${this.size} · ${input.numel}`);
     const ic = T.contiguous(input);
@@ -165,7 +172,7 @@ export abstract class NativeProcessGroup implements ProcessGroup {
   reduceScatterTensor(out: T.Tensor, input: T.Tensor, op?: ReduceOp): void;
   reduceScatterTensor(out: T.Tensor, input: T.Tensor, op: ReduceOp | undefined, opts: AsyncOption & { async: true }): Work;
   reduceScatterTensor(out: T.Tensor, input: T.Tensor, op: ReduceOp = 'sum', opts?: AsyncOption): void | Work {
-    checkTensor('reduceScatter', input);
+    this.checkTensor('reduceScatter', input);
     if (input.numel !== out.numel * this.size) throw new Error(`reduceScatter: input has ${input.numel} elements, expected size · out = ${this.size} · ${out.numel}`);
     const ic = T.contiguous(input);
     return this.reduceScatterFlat(out, ic, new Array<number>(this.size).fill(out.numel), op, opts, ic === input ? undefined : ic);
@@ -176,7 +183,7 @@ export abstract class NativeProcessGroup implements ProcessGroup {
   reduceScatter(out: T.Tensor, inputList: readonly T.Tensor[], op: ReduceOp = 'sum', opts?: AsyncOption): void | Work {
     if (inputList.length !== this.size) throw new Error(`reduceScatter: inputList has ${inputList.length} tensors, expected one per rank (${this.size})`);
     inputList.forEach((t, j) => {
-      checkTensor(`reduceScatter (inputList[${j}])`, t);
+      this.checkTensor(`reduceScatter (inputList[${j}])`, t);
       if (t.dtype !== inputList[0]!.dtype) throw new TypeError(`reduceScatter: inputList[${j}] is ${t.dtype}, inputList[0] ${inputList[0]!.dtype}`);
     });
     const counts = inputList.map((t) => t.numel);
@@ -199,7 +206,7 @@ export abstract class NativeProcessGroup implements ProcessGroup {
    * base.offset on; `owned`: a temporary to free once the collective is done.
    */
   private reduceScatterFlat(out: T.Tensor, base: T.Tensor, counts: number[], op: ReduceOp, opts: AsyncOption | undefined, owned?: T.Tensor): void | Work {
-    checkTensor('reduceScatter', out);
+    this.checkTensor('reduceScatter', out);
     if (!(op in OPS)) throw new RangeError(`reduceScatter: op must be 'sum', 'avg', 'max' or 'min', got '${String(op)}'`);
     if (out.dtype !== base.dtype) throw new TypeError(`reduceScatter: out is ${out.dtype}, input ${base.dtype}`);
     if (op === 'avg' && out.dtype !== 'float32' && out.dtype !== 'float64') throw new TypeError(`reduceScatter: 'avg' needs a floating tensor, got ${out.dtype}`);
@@ -228,8 +235,8 @@ export abstract class NativeProcessGroup implements ProcessGroup {
   allToAllSingle(out: T.Tensor, input: T.Tensor, outputSplitSizes?: readonly number[], inputSplitSizes?: readonly number[]): void;
   allToAllSingle(out: T.Tensor, input: T.Tensor, outputSplitSizes: readonly number[] | undefined, inputSplitSizes: readonly number[] | undefined, opts: AsyncOption & { async: true }): Work;
   allToAllSingle(out: T.Tensor, input: T.Tensor, outputSplitSizes?: readonly number[], inputSplitSizes?: readonly number[], opts?: AsyncOption): void | Work {
-    checkTensor('allToAllSingle', input);
-    checkTensor('allToAllSingle', out);
+    this.checkTensor('allToAllSingle', input);
+    this.checkTensor('allToAllSingle', out);
     if (out.dtype !== input.dtype) throw new TypeError(`allToAllSingle: out is ${out.dtype}, input ${input.dtype}`);
     const P = this.size;
     const rowIn = input.ndim ? input.numel / (input.shape[0] || 1) : 1;
@@ -266,7 +273,7 @@ export abstract class NativeProcessGroup implements ProcessGroup {
 
   private p2p(t: T.Tensor, peer: number, recv: boolean): void {
     const op = recv ? 'recv' : 'send';
-    checkTensor(op, t);
+    this.checkTensor(op, t);
     if (!(Number.isInteger(peer) && peer >= 0 && peer < this.size) || peer === this.rank) throw new RangeError(`${op}: peer ${peer} must be another rank in [0, ${this.size})`);
     inPlace(t, (c) => {
       A[0] = c.numel;

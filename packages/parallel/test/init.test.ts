@@ -1,5 +1,13 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import * as T from '@vlmoe/tensor';
 import { describe, expect, test } from 'vitest';
 import { initProcessGroup, ncclInfo, resolveInit, resolveConfig } from '../src/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
 
 describe('initProcessGroup and config', () => {
   test('reads torchrun and mpirun variables, options win', () => {
@@ -26,12 +34,50 @@ describe('initProcessGroup and config', () => {
     }
   });
 
-  test('nccl: availability is reported; without the CUDA build the backend explains itself', () => {
+  test('nccl: availability is reported; what is missing is named before any peer is waited for', () => {
     const n = ncclInfo();
     expect(typeof n.available).toBe('boolean');
-    if (!n.available) expect(n.reason).toMatch(/NCCL|nccl/);
-    expect(() => initProcessGroup({ backend: 'nccl', rank: 0, worldSize: 1 })).toThrow(/'nccl' backend moves CUDA tensors/);
+    if (!n.available) {
+      expect(n.reason).toMatch(/\(libnccl\.so\.2\) was not found; searched:[\s\S]*nvidia\/nccl\/lib[\s\S]*VLMOE_NCCL_LIB/);
+      expect(() => initProcessGroup({ backend: 'nccl', rank: 0, worldSize: 1 })).toThrow(/the 'nccl' backend needs NCCL: NCCL \(libnccl\.so\.2\) was not found/);
+    } else if (!T.cudaAvailable()) {
+      expect(() => initProcessGroup({ backend: 'nccl', rank: 0, worldSize: 1 })).toThrow(/no CUDA device is visible/);
+    }
     expect(() => initProcessGroup({ backend: 'gloo' as never, rank: 0, worldSize: 1 })).toThrow(/unknown backend 'gloo'/);
+  });
+
+  // the run-time loader against stand-in libraries (a C compiler is all it needs)
+  const cc = spawnSync('cc', ['--version']).status === 0;
+  test.skipIf(!cc)('nccl loader: VLMOE_NCCL_LIB is found and its version read; a library without ncclSend is refused by name', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vlmoe-fake-nccl-'));
+    const src = fileURLToPath(new URL('./fixtures/fake_nccl.c', import.meta.url));
+    const build = (out: string, ...flags: string[]) => {
+      const r = spawnSync('cc', ['-shared', '-fPIC', '-o', join(dir, out), src, ...flags], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      return join(dir, out);
+    };
+    const probe = (lib: string) => {
+      const code = `import('${pathToFileURL(join(here, '../dist/index.js')).href}').then((p) => {
+        const info = p.ncclInfo();
+        let init = '';
+        try { p.initProcessGroup({ backend: 'nccl', rank: 0, worldSize: 1 }); } catch (e) { init = e.message; }
+        console.log(JSON.stringify({ info, init }));
+      })`;
+      const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', env: { ...process.env, VLMOE_NCCL_LIB: lib } });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout.trim().split('\n').pop()!) as { info: { available: boolean; version: number; path: string; reason: string }; init: string };
+    };
+    try {
+      const good = probe(build('libnccl.so.2'));
+      expect(good.info).toMatchObject({ available: true, version: 22105, path: join(dir, 'libnccl.so.2'), reason: '' });
+      if (!T.cudaAvailable()) expect(good.init).toMatch(/'nccl' backend moves CUDA tensors, and no CUDA device is visible/);
+      const old = probe(build('libnccl-old.so', '-DDROP_SEND'));
+      expect(old.info.available).toBe(false);
+      expect(old.info.reason).toMatch(/libnccl-old\.so has no ncclSend/);
+      expect(old.init).toMatch(/needs NCCL: .*has no ncclSend/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('DeepSpeed batch-size arithmetic and config errors', () => {

@@ -1,6 +1,7 @@
 // N-API bindings of the communicators (the shm and mpi backends of @vlmoe/parallel).
 //
-// commInitShm(name, rank, world, slotBytes, timeoutMs) / commInitMpi(timeoutMs) → id;
+// commInitShm(name, rank, world, slotBytes, timeoutMs) / commInitMpi(timeoutMs) /
+// commInitNccl(uniqueId, rank, world, device, timeoutMs) → id;
 // commNewGroup(parent, ranks) (mpi) → id or −1 off the group; the collectives take the id,
 // small integers, and tensor views in the argument block (handle, offset pairs), checked
 // against their storages like every kernel's operands. Collectives block the caller, after
@@ -15,6 +16,9 @@
 
 #include "../args.h"
 #include "../napi_errors.h"
+#include <cstring>
+
+#include "../cuda/cuda_backend.h"
 #include "async_queue.h"
 #include "communicator.h"
 #include "nccl_loader.h"
@@ -46,9 +50,14 @@ Napi::Value add(Napi::Env env, std::unique_ptr<Communicator> c) {
   return Napi::Number::New(env, static_cast<double>(g_comms.size() - 1));
 }
 
-Operand cpu_block(Reader& r, DType t, int64_t n, const char* op) {
+// A tensor operand of communicator c: on the CPU for shm and mpi, on c's CUDA device for nccl.
+Operand data_block(Reader& r, const Communicator& c, DType t, int64_t n, const char* op) {
   Operand o = r.block(t, n);
-  if (o.device != kCpu) throw std::invalid_argument(std::string(op) + ": the shm and mpi backends move CPU tensors only (nccl is for CUDA tensors)");
+  if (o.device != c.device()) {
+    auto where = [](int d) { return d == kCpu ? std::string("the CPU") : "cuda:" + std::to_string(d); };
+    throw std::invalid_argument(std::string(op) + ": the " + c.backend() + " backend of this group moves tensors on " + where(c.device()) + ", got one on " + where(o.device) +
+                                (c.device() == kCpu ? " (nccl is for CUDA tensors)" : " (shm and mpi are for CPU tensors)"));
+  }
   return o;
 }
 
@@ -70,8 +79,39 @@ Napi::Value NcclInfoJs(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("available", n.available);
   o.Set("version", n.version);
+  o.Set("path", n.path);
   o.Set("reason", n.reason);
   return o;
+}
+
+// ncclUniqueId() → 128 bytes (rank 0 makes it; the ranks share it over a CPU group)
+Napi::Value NcclUniqueIdJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  ncclUniqueId id{};
+  const ncclResult_t r = nccl_api().GetUniqueId(&id);
+  if (r != ncclSuccess) throw std::runtime_error(std::string("nccl: ncclGetUniqueId failed: ") + nccl_api().GetErrorString(r));
+  Napi::Uint8Array a = Napi::Uint8Array::New(env, sizeof(id.internal));
+  std::memcpy(a.Data(), id.internal, sizeof(id.internal));
+  return a;
+  VLMOE_CATCH(env)
+}
+
+// commInitNccl(uniqueId (Uint8Array of 128), rank, world, device, timeoutMs) → id
+Napi::Value CommInitNccl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  Napi::Uint8Array a = info[0].As<Napi::Uint8Array>();
+  ncclUniqueId id{};
+  if (a.ByteLength() != sizeof(id.internal)) throw std::invalid_argument("commInitNccl: the unique id must be " + std::to_string(sizeof(id.internal)) + " bytes, got " + std::to_string(a.ByteLength()));
+  std::memcpy(id.internal, a.Data(), sizeof(id.internal));
+  const int rank = I(info, 1), world = I(info, 2), device = I(info, 3);
+  const int64_t timeout = static_cast<int64_t>(info[4].As<Napi::Number>().DoubleValue());
+  if (device < 0 || device >= cuda_device_count())
+    throw std::invalid_argument("commInitNccl: device cuda:" + std::to_string(device) + " is not available (" + std::to_string(cuda_device_count()) + " CUDA device(s) visible" +
+                                (cuda_compiled() ? "" : "; this build has no CUDA support") + ")");
+  return add(env, std::make_unique<NcclCommunicator>(std::make_unique<NcclComm>(id, rank, world, device, timeout)));
+  VLMOE_CATCH(env)
 }
 
 Napi::Value MpiInit(const Napi::CallbackInfo& info) {
@@ -152,7 +192,7 @@ Napi::Value CommAllReduce(const Napi::CallbackInfo& info) {
   if (op < 0 || op > 3) throw std::invalid_argument("allReduce: unknown reduce op " + std::to_string(op));
   Reader r("allReduce");
   const int64_t n = r.n();
-  Operand d = cpu_block(r, t, n, "allReduce");
+  Operand d = data_block(r, c, t, n, "allReduce");
   if (async) {
     Communicator* cp = &c;
     void* ptr = d.ptr;
@@ -171,7 +211,7 @@ Napi::Value CommBroadcast(const Napi::CallbackInfo& info) {
   DType t = dtype_from_int(I(info, 1));
   Reader r("broadcast");
   const int64_t n = r.n();
-  Operand d = cpu_block(r, t, n, "broadcast");
+  Operand d = data_block(r, c, t, n, "broadcast");
   const int root = I(info, 2);
   if (root < 0 || root >= c.world()) throw std::invalid_argument("broadcast: root " + std::to_string(root) + " is outside [0, " + std::to_string(c.world()) + ")");
   c.broadcast(t, d.ptr, n, root);
@@ -187,7 +227,7 @@ Napi::Value CommAllGather(const Napi::CallbackInfo& info) {
   DType t = dtype_from_int(I(info, 1));
   Reader r("allGather");
   const int64_t n = r.n();
-  Operand in = cpu_block(r, t, n, "allGather"), out = cpu_block(r, t, n * c.world(), "allGather");
+  Operand in = data_block(r, c, t, n, "allGather"), out = data_block(r, c, t, n * c.world(), "allGather");
   c.all_gather(t, in.ptr, n, out.ptr);
   return env.Undefined();
   VLMOE_CATCH(env)
@@ -211,7 +251,7 @@ Napi::Value CommReduceScatter(const Napi::CallbackInfo& info) {
     if (counts[j] < 0) throw std::invalid_argument("reduceScatter: negative count for rank " + std::to_string(j));
     total += counts[j];
   }
-  Operand in = cpu_block(r, t, total, "reduceScatter"), out = cpu_block(r, t, counts[c.rank()], "reduceScatter");
+  Operand in = data_block(r, c, t, total, "reduceScatter"), out = data_block(r, c, t, counts[c.rank()], "reduceScatter");
   if (async) {
     Communicator* cp = &c;
     const void* ip = in.ptr;
@@ -234,7 +274,7 @@ Napi::Value CommAllToAll(const Napi::CallbackInfo& info) {
   int64_t ns = 0, nr = 0;
   for (int j = 0; j < c.world(); ++j) sb[j] = r.n(), ns += sb[j];
   for (int j = 0; j < c.world(); ++j) rb[j] = r.n(), nr += rb[j];
-  Operand in = cpu_block(r, t, ns, "allToAll"), out = cpu_block(r, t, nr, "allToAll");
+  Operand in = data_block(r, c, t, ns, "allToAll"), out = data_block(r, c, t, nr, "allToAll");
   c.all_to_all(t, in.ptr, sb.data(), out.ptr, rb.data());
   return env.Undefined();
   VLMOE_CATCH(env)
@@ -250,7 +290,7 @@ Napi::Value CommSendRecv(const Napi::CallbackInfo& info) {
   const bool isRecv = I(info, 3) != 0;
   Reader r(isRecv ? "recv" : "send");
   const int64_t n = r.n();
-  Operand d = cpu_block(r, t, n, isRecv ? "recv" : "send");
+  Operand d = data_block(r, c, t, n, isRecv ? "recv" : "send");
   if (peer < 0 || peer >= c.world() || peer == c.rank()) throw std::invalid_argument(std::string(isRecv ? "recv" : "send") + ": peer " + std::to_string(peer) + " must be another rank in [0, " + std::to_string(c.world()) + ")");
   if (isRecv) c.recv(t, d.ptr, n, peer);
   else c.send(t, d.ptr, n, peer);
@@ -281,6 +321,8 @@ void register_comm(Napi::Env env, Napi::Object exports) {
   exports.Set("commInitMpi", Napi::Function::New(env, MpiInit, "commInitMpi"));
   exports.Set("mpiAvailable", Napi::Function::New(env, MpiAvailable, "mpiAvailable"));
   exports.Set("ncclInfo", Napi::Function::New(env, NcclInfoJs, "ncclInfo"));
+  exports.Set("ncclUniqueId", Napi::Function::New(env, NcclUniqueIdJs, "ncclUniqueId"));
+  exports.Set("commInitNccl", Napi::Function::New(env, CommInitNccl, "commInitNccl"));
   exports.Set("commNewGroup", Napi::Function::New(env, MpiNewGroup, "commNewGroup"));
   exports.Set("commInfo", Napi::Function::New(env, CommInfo, "commInfo"));
   exports.Set("commClose", Napi::Function::New(env, CommClose, "commClose"));

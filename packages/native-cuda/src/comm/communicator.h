@@ -1,11 +1,13 @@
-// One interface over the communicators (shm, mpi) for the bindings: counts in elements.
+// One interface over the communicators (shm, mpi, nccl) for the bindings: counts in elements.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <string>
 
 #include "../dtype.h"
+#include "../storage.h"
 #include "mpi_comm.h"
+#include "nccl_comm.h"
 #include "reduce_op.h"
 #include "shm.h"
 
@@ -16,6 +18,9 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int world() const = 0;
+  /** Where the tensors it moves live: kCpu (shm, mpi) or a CUDA ordinal (nccl). */
+  virtual int device() const { return kCpu; }
+  virtual const char* backend() const = 0;
   virtual void set_timeout(int64_t ms) = 0;
   virtual void barrier() = 0;
   virtual void all_reduce(DType t, ReduceOp op, void* data, int64_t n) = 0;
@@ -34,6 +39,7 @@ class ShmCommunicator final : public Communicator {
   explicit ShmCommunicator(std::unique_ptr<ShmComm> c) : c_(std::move(c)) {}
   int rank() const override { return c_->rank(); }
   int world() const override { return c_->world(); }
+  const char* backend() const override { return "shm"; }
   void set_timeout(int64_t ms) override { c_->set_timeout(ms); }
   void barrier() override { c_->barrier(); }
   void all_reduce(DType t, ReduceOp op, void* d, int64_t n) override { c_->all_reduce(t, op, d, n); }
@@ -60,6 +66,7 @@ class MpiCommunicator final : public Communicator {
   MpiComm& raw() { return *c_; }
   int rank() const override { return c_->rank(); }
   int world() const override { return c_->world(); }
+  const char* backend() const override { return "mpi"; }
   void set_timeout(int64_t ms) override { c_->set_timeout(ms); }
   void barrier() override { c_->barrier(); }
   void all_reduce(DType t, ReduceOp op, void* d, int64_t n) override { c_->all_reduce(t, op, d, n); }
@@ -73,6 +80,28 @@ class MpiCommunicator final : public Communicator {
 
  private:
   std::unique_ptr<MpiComm> c_;
+};
+
+class NcclCommunicator final : public Communicator {
+ public:
+  explicit NcclCommunicator(std::unique_ptr<NcclComm> c) : c_(std::move(c)) {}
+  int rank() const override { return c_->rank(); }
+  int world() const override { return c_->world(); }
+  int device() const override { return c_->device(); }
+  const char* backend() const override { return "nccl"; }
+  void set_timeout(int64_t ms) override { c_->set_timeout(ms); }
+  void barrier() override { c_->barrier(); }
+  void all_reduce(DType t, ReduceOp op, void* d, int64_t n) override { c_->all_reduce(t, op, d, n); }
+  void broadcast(DType t, void* d, int64_t n, int root) override { c_->broadcast(t, d, n, root); }
+  void all_gather(DType t, const void* in, int64_t n, void* out) override { c_->all_gather(t, in, n, out); }
+  void reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t* counts, void* out) override { c_->reduce_scatter(t, op, in, counts, out); }
+  void all_to_all(DType t, const void* in, const int64_t* sc, void* out, const int64_t* rc) override { c_->all_to_all(t, in, sc, out, rc); }
+  void send(DType t, const void* d, int64_t n, int dst) override { c_->send(t, d, n, dst); }
+  void recv(DType t, void* d, int64_t n, int src) override { c_->recv(t, d, n, src); }
+  void abort(const std::string& why) override { c_->abort(why); }
+
+ private:
+  std::unique_ptr<NcclComm> c_;
 };
 
 }  // namespace vlmoe

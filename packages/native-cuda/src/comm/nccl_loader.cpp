@@ -1,39 +1,120 @@
-// NCCL, loaded at run time: the `nccl` process-group backend moves CUDA tensors, so it is
-// only usable with the CUDA build (issue 9). Today this reports whether libnccl.so.2 can be
-// loaded and its version, so users (and the GPU-machine checks) see what they would get.
-#include <dlfcn.h>
-
-#include <string>
-
+// NCCL, loaded at run time. Our build machines have no NCCL headers or libraries, and GPU
+// machines carry NCCL in different places (the CUDA toolkit's lib64, a distribution package,
+// PyTorch's pip wheel nvidia-nccl-cu12), so the library is searched in this order:
+//   1. VLMOE_NCCL_LIB (a file path), 2. libnccl.so.2 on the loader's path (LD_LIBRARY_PATH,
+//   ldconfig), 3. CUDA_HOME / /usr/local/cuda lib64, 4. nvidia/nccl/lib of the Python
+//   site-packages folders of the machine (pip wheels).
+// Not found: the error lists every place tried.
 #include "nccl_loader.h"
+
+#include <dlfcn.h>
+#include <glob.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <vector>
 
 namespace vlmoe {
 
+namespace {
+
+std::vector<std::string> candidates() {
+  std::vector<std::string> c;
+  if (const char* p = std::getenv("VLMOE_NCCL_LIB"); p && *p) c.push_back(p);
+  c.push_back("libnccl.so.2");
+  if (const char* h = std::getenv("CUDA_HOME"); h && *h) c.push_back(std::string(h) + "/lib64/libnccl.so.2");
+  c.push_back("/usr/local/cuda/lib64/libnccl.so.2");
+  const char* patterns[] = {"/usr/local/lib/python3*/dist-packages/nvidia/nccl/lib/libnccl.so.2", "/usr/lib/python3*/dist-packages/nvidia/nccl/lib/libnccl.so.2",
+                            "/usr/local/lib/python3*/site-packages/nvidia/nccl/lib/libnccl.so.2", "/opt/conda/lib/python3*/site-packages/nvidia/nccl/lib/libnccl.so.2",
+                            "/root/.local/lib/python3*/site-packages/nvidia/nccl/lib/libnccl.so.2"};
+  for (const char* pat : patterns) {
+    glob_t g{};
+    if (glob(pat, 0, nullptr, &g) == 0)
+      for (size_t i = 0; i < g.gl_pathc; ++i) c.push_back(g.gl_pathv[i]);
+    globfree(&g);
+    c.push_back(pat);  // named in the error even when nothing matched
+  }
+  return c;
+}
+
+struct Loaded {
+  NcclApi api;
+  std::string error;
+};
+
+Loaded load() {
+  Loaded out;
+  std::string tried;
+  void* lib = nullptr;
+  for (const std::string& path : candidates()) {
+    if (path.find('*') != std::string::npos) {
+      tried += "\n  " + path + " (no match)";
+      continue;
+    }
+    lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (lib) {
+      out.api.path = path;
+      break;
+    }
+    const char* e = dlerror();
+    tried += "\n  " + path + ": " + (e ? e : "not loadable");
+  }
+  if (!lib) {
+    out.error = "NCCL (libnccl.so.2) was not found; searched:" + tried + "\nset VLMOE_NCCL_LIB to the library's path";
+    return out;
+  }
+  auto sym = [&](const char* name, bool required) -> void* {
+    void* f = dlsym(lib, name);
+    if (!f && required && out.error.empty()) out.error = std::string(out.api.path) + " has no " + name + " (NCCL too old? 2.7 or later is needed)";
+    return f;
+  };
+  NcclApi& a = out.api;
+  using GetVersion = ncclResult_t (*)(int*);
+  auto get_version = reinterpret_cast<GetVersion>(sym("ncclGetVersion", true));
+  a.GetUniqueId = reinterpret_cast<decltype(a.GetUniqueId)>(sym("ncclGetUniqueId", true));
+  a.CommInitRank = reinterpret_cast<decltype(a.CommInitRank)>(sym("ncclCommInitRank", true));
+  a.CommDestroy = reinterpret_cast<decltype(a.CommDestroy)>(sym("ncclCommDestroy", true));
+  a.CommAbort = reinterpret_cast<decltype(a.CommAbort)>(sym("ncclCommAbort", true));
+  a.CommGetAsyncError = reinterpret_cast<decltype(a.CommGetAsyncError)>(sym("ncclCommGetAsyncError", true));
+  a.GetErrorString = reinterpret_cast<decltype(a.GetErrorString)>(sym("ncclGetErrorString", true));
+  a.GetLastError = reinterpret_cast<decltype(a.GetLastError)>(sym("ncclGetLastError", false));
+  a.AllReduce = reinterpret_cast<decltype(a.AllReduce)>(sym("ncclAllReduce", true));
+  a.Broadcast = reinterpret_cast<decltype(a.Broadcast)>(sym("ncclBroadcast", true));
+  a.AllGather = reinterpret_cast<decltype(a.AllGather)>(sym("ncclAllGather", true));
+  a.ReduceScatter = reinterpret_cast<decltype(a.ReduceScatter)>(sym("ncclReduceScatter", true));
+  a.Reduce = reinterpret_cast<decltype(a.Reduce)>(sym("ncclReduce", true));
+  a.Send = reinterpret_cast<decltype(a.Send)>(sym("ncclSend", true));
+  a.Recv = reinterpret_cast<decltype(a.Recv)>(sym("ncclRecv", true));
+  a.GroupStart = reinterpret_cast<decltype(a.GroupStart)>(sym("ncclGroupStart", true));
+  a.GroupEnd = reinterpret_cast<decltype(a.GroupEnd)>(sym("ncclGroupEnd", true));
+  if (out.error.empty() && get_version(&a.version) != ncclSuccess) out.error = out.api.path + ": ncclGetVersion failed";
+  if (out.error.empty() && a.version < 2700) out.error = out.api.path + ": NCCL version code " + std::to_string(a.version) + " is older than 2.7 (ncclSend / ncclRecv)";
+  // kept loaded for the life of the process
+  return out;
+}
+
+const Loaded& loaded() {
+  static const Loaded l = load();
+  return l;
+}
+
+}  // namespace
+
 NcclInfo nccl_info() {
   NcclInfo info;
-  void* lib = dlopen("libnccl.so.2", RTLD_LAZY | RTLD_LOCAL);
-  if (!lib) {
-    const char* e = dlerror();
-    info.reason = std::string("NCCL is not installed or not on the library path (") + (e ? e : "dlopen failed") + ")";
-    return info;
-  }
-  using GetVersion = int (*)(int*);
-  auto get = reinterpret_cast<GetVersion>(dlsym(lib, "ncclGetVersion"));
-  if (!get) {
-    info.reason = "libnccl has no ncclGetVersion";
-    dlclose(lib);
-    return info;
-  }
-  int v = 0;
-  if (get(&v) != 0) {
-    info.reason = "ncclGetVersion failed";
-    dlclose(lib);
-    return info;
-  }
-  info.available = true;
-  info.version = v;
-  // kept loaded: the CUDA backend will resolve the collectives from it
+  const Loaded& l = loaded();
+  info.available = l.error.empty();
+  info.version = l.api.version;
+  info.path = l.api.path;
+  info.reason = l.error;
   return info;
+}
+
+const NcclApi& nccl_api() {
+  const Loaded& l = loaded();
+  if (!l.error.empty()) throw std::runtime_error("nccl: " + l.error);
+  return l.api;
 }
 
 }  // namespace vlmoe

@@ -195,6 +195,16 @@ void cuda_synchronize(int device) {
   check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
 }
 
+void cuda_set_device(int device) { set_device(device); }
+
+bool cuda_stream_done(int device) {
+  set_device(device);
+  const cudaError_t e = cudaStreamQuery(nullptr);
+  if (e == cudaErrorNotReady) return false;
+  check(e, "cudaStreamQuery");
+  return true;
+}
+
 void cuda_fill(int device, DType t, void* dst, int64_t n, double value) {
   dispatch_dtype(t, [&](auto tag) {
     using T = decltype(tag);

@@ -16,6 +16,8 @@ void cuda_free(int, void*) { no_cuda(); }
 void cuda_copy_h2d(int, void*, const void*, size_t) { no_cuda(); }
 void cuda_copy_d2h(int, void*, const void*, size_t) { no_cuda(); }
 void cuda_synchronize(int) { no_cuda(); }
+void cuda_set_device(int) { no_cuda(); }
+bool cuda_stream_done(int) { no_cuda(); }
 void cuda_fill(int, DType, void*, int64_t, double) { no_cuda(); }
 void cuda_unary(int, UnaryOp, DType, DType, Iter&, const OpParams&) { no_cuda(); }
 void cuda_pred(int, PredOp, DType, Iter&) { no_cuda(); }

@@ -1,0 +1,52 @@
+// NCCL communicator: the `nccl` backend of @vlmoe/parallel, for CUDA tensors. NCCL itself is
+// loaded at run time (nccl_loader.h); the unique id is exchanged by the caller over a CPU
+// process group (the store, as torch's TCPStore). Every collective is queued on the device's
+// stream and then polled against the timeout: on expiry (a peer died or stalled) the
+// communicator is aborted and the call throws, naming the rank — never a hang.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "../dtype.h"
+#include "nccl_loader.h"
+#include "reduce_op.h"
+
+namespace vlmoe {
+
+class NcclComm {
+ public:
+  NcclComm(const ncclUniqueId& id, int rank, int world, int device, int64_t timeout_ms);
+  ~NcclComm();
+  NcclComm(const NcclComm&) = delete;
+  NcclComm& operator=(const NcclComm&) = delete;
+
+  int rank() const { return rank_; }
+  int world() const { return world_; }
+  int device() const { return device_; }
+  void set_timeout(int64_t ms) { timeout_ms_ = ms; }
+
+  void barrier();
+  void all_reduce(DType t, ReduceOp op, void* data, int64_t n);
+  void broadcast(DType t, void* data, int64_t n, int root);
+  void all_gather(DType t, const void* in, int64_t n, void* out);
+  // in: consecutive blocks of counts[j] elements for rank j; out: counts[rank] elements
+  void reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t* counts, void* out);
+  // counts in elements
+  void all_to_all(DType t, const void* in, const int64_t* send_counts, void* out, const int64_t* recv_counts);
+  void send(DType t, const void* data, int64_t n, int dst);
+  void recv(DType t, void* data, int64_t n, int src);
+  void abort(const std::string& why);
+
+ private:
+  void check(ncclResult_t r, const char* what);
+  // Waits for the collective just queued, against the timeout.
+  void finish(const char* what);
+  const NcclApi& api_;
+  ncclComm_t comm_ = nullptr;
+  int rank_, world_, device_;
+  int64_t timeout_ms_;
+  void* scratch_ = nullptr;  // one device word for barrier()
+  bool aborted_ = false;
+};
+
+}  // namespace vlmoe
