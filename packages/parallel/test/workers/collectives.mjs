@@ -82,6 +82,27 @@ function checkAll(g, label) {
     g.allToAllSingle(eqOut, eqIn);
     expectEqual(values(eqOut), Array.from({ length: P }, (_, i) => dataOf(i, P * 4, 9).slice(me * 4, me * 4 + 4)).flat(), `${label} allToAllSingle equal ${dtype}`);
   }
+  // a large all-to-all (each rank's input and output past the last-level cache, so the local
+  // block takes the streaming-store copy), odd block sizes and offsets; int32 values
+  // rank·2^24 + position tell every element's origin
+  if (label === 'world') {
+    const big = (i, j) => 1_000_003 * (1 + ((i + 2 * j) % 3)) + 7 * j + i;
+    const sendB = Array.from({ length: P }, (_, j) => big(me, j)), recvB = Array.from({ length: P }, (_, i) => big(i, me));
+    const sum = (a) => a.reduce((x, y) => x + y, 0);
+    const bigIn = T.add(T.arange(0, sum(sendB), 1, { dtype: 'int32' }), me * 2 ** 24);
+    const bigOut = T.full([sum(recvB)], -1, { dtype: 'int32' });
+    g.allToAllSingle(bigOut, bigIn, recvB, sendB);
+    const got = bigOut.dataSync();
+    let at = 0;
+    for (let i = 0; i < P; i++) {
+      let src = 0;
+      for (let j = 0; j < me; j++) src += big(i, j);
+      for (let k = 0; k < recvB[i]; k++, at++)
+        if (got[at] !== i * 2 ** 24 + src + k) throw new Error(`${label} large allToAll: element ${at} (from rank ${i}, #${k}) is ${got[at]}, want ${i * 2 ** 24 + src + k} (rank ${rank})`);
+    }
+    bigIn.dispose();
+    bigOut.dispose();
+  }
   // send / recv around a ring, larger than a slot
   if (P > 1) {
     const next = (me + 1) % P, prev = (me + P - 1) % P;
