@@ -138,6 +138,7 @@ void storage_free(int32_t h) {
 MemStats storage_stats(int device) {
   MemStats s = stats_for(device);
   if (device == kCpu) s.cached = static_cast<int64_t>(g_cached_bytes);
+  else s.cached = static_cast<int64_t>(cuda_mem_info(device).cached);
   return s;
 }
 
@@ -146,6 +147,7 @@ void storage_empty_cache() {
     for (void* p : kv.second) std::free(p);
   g_cache.clear();
   g_cached_bytes = 0;
+  for (auto& kv : g_cuda) cuda_empty_cache(kv.first);
 }
 
 int storage_max_device() { return g_cuda.empty() ? -1 : g_cuda.rbegin()->first; }

@@ -168,18 +168,6 @@ int cuda_device_count() {
   return n;
 }
 
-void* cuda_alloc(int device, size_t nbytes) {
-  set_device(device);
-  void* p = nullptr;
-  check(cudaMalloc(&p, nbytes), "cudaMalloc");
-  return p;
-}
-
-void cuda_free(int device, void* p) {
-  set_device(device);
-  check(cudaFree(p), "cudaFree");
-}
-
 void cuda_copy_h2d(int device, void* dst, const void* src, size_t n) {
   set_device(device);
   check(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice), "cudaMemcpy host to device");

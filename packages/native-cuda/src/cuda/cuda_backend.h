@@ -13,8 +13,17 @@ namespace vlmoe {
 
 bool cuda_compiled();
 int cuda_device_count();  // 0 when no driver or no GPU
+// The caching allocator (cuda/allocator.cu): size-class free lists per device.
 void* cuda_alloc(int device, size_t nbytes);
 void cuda_free(int device, void* p);
+// Returns the cached (free) blocks of `device` to the driver.
+void cuda_empty_cache(int device);
+struct CudaMemInfo {
+  size_t in_use = 0;         // bytes of live blocks (size classes)
+  size_t cached = 0;         // bytes of free blocks kept for reuse
+  size_t reserved_peak = 0;  // most bytes ever held from the driver
+};
+CudaMemInfo cuda_mem_info(int device);
 void cuda_copy_h2d(int device, void* dst, const void* src, size_t nbytes);
 void cuda_copy_d2h(int device, void* dst, const void* src, size_t nbytes);
 void cuda_synchronize(int device);

@@ -13,6 +13,8 @@ bool cuda_compiled() { return false; }
 int cuda_device_count() { return 0; }
 void* cuda_alloc(int, size_t) { no_cuda(); }
 void cuda_free(int, void*) { no_cuda(); }
+void cuda_empty_cache(int) {}
+CudaMemInfo cuda_mem_info(int) { return {}; }
 void cuda_copy_h2d(int, void*, const void*, size_t) { no_cuda(); }
 void cuda_copy_d2h(int, void*, const void*, size_t) { no_cuda(); }
 void cuda_synchronize(int) { no_cuda(); }
