@@ -2,5 +2,5 @@ import { defineProject } from 'vitest/config';
 
 export default defineProject({
   resolve: { conditions: ['development'] },
-  test: { name: 'moe', include: ['test/**/*.test.ts'], pool: 'forks', testTimeout: 120_000 },
+  test: { name: 'moe', env: { VLMOE_POISON: '1' }, include: ['test/**/*.test.ts'], pool: 'forks', testTimeout: 120_000 },
 });

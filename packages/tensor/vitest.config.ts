@@ -2,5 +2,5 @@ import { defineProject } from 'vitest/config';
 
 export default defineProject({
   resolve: { conditions: ['development'] },
-  test: { name: 'tensor', include: ['test/**/*.test.ts'], pool: 'forks', testTimeout: 60_000 },
+  test: { name: 'tensor', env: { VLMOE_POISON: '1' }, include: ['test/**/*.test.ts'], pool: 'forks', testTimeout: 60_000 },
 });

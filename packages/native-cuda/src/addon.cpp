@@ -67,6 +67,18 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// cublasInfo(): whether cuBLAS loads (first call searches), its version and path, or why not.
+Napi::Value CublasInfoJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const CublasInfo c = cuda_cublas_info();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("available", c.available);
+  o.Set("version", c.version);
+  o.Set("path", c.path);
+  o.Set("reason", c.reason);
+  return o;
+}
+
 Napi::Object OpTable(Napi::Env env) {
   Napi::Object ops = Napi::Object::New(env);
   int i;
@@ -577,7 +589,11 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   Operand A = r.ptr(t, 0, ta ? reach(K, M, lda, sA) : reach(M, K, lda, sA));
   Operand B = r.ptr(t, 0, tb ? reach(N, K, ldb, sB) : reach(K, N, ldb, sB));
   Operand C = r.ptr(t, 0, reach(M, N, ldc, sC));
-  if (A.device != kCpu) no_cuda_kernel("matmul");
+  if (A.device != kCpu || B.device != kCpu || C.device != kCpu) {
+    if (A.device != C.device || B.device != C.device) throw std::invalid_argument("matmul: operands are on different devices");
+    cuda_gemm(C.device, t, batch, ta, tb, M, N, K, alpha, A.ptr, lda, sA, B.ptr, ldb, sB, beta, C.ptr, ldc, sC, false);
+    return env.Undefined();
+  }
   if (t == DType::f32)
     gemm_batched_f32(batch, ta, tb, M, N, K, float(alpha), reinterpret_cast<const float*>(A.ptr), lda, sA,
                      reinterpret_cast<const float*>(B.ptr), ldb, sB, float(beta), reinterpret_cast<float*>(C.ptr), ldc, sC);
@@ -606,6 +622,11 @@ Napi::Value GemmReference(const Napi::CallbackInfo& info) {
   Operand A = r.ptr(t, 0, ta ? reach(K, M, lda, sA) : reach(M, K, lda, sA));
   Operand B = r.ptr(t, 0, tb ? reach(N, K, ldb, sB) : reach(K, N, ldb, sB));
   Operand C = r.ptr(t, 0, reach(M, N, ldc, sC));
+  if (A.device != kCpu || B.device != kCpu || C.device != kCpu) {
+    if (A.device != C.device || B.device != C.device) throw std::invalid_argument("gemm_reference: operands are on different devices");
+    cuda_gemm(C.device, t, batch, ta, tb, M, N, K, alpha, A.ptr, lda, sA, B.ptr, ldb, sB, beta, C.ptr, ldc, sC, true);  // our own kernel
+    return env.Undefined();
+  }
   for (int64_t b = 0; b < batch; ++b) {
     if (t == DType::f32)
       gemm_reference_f32(ta, tb, M, N, K, float(alpha), reinterpret_cast<const float*>(A.ptr) + b * sA, lda,
@@ -786,6 +807,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_comm(env, exports);
   exports.Set("ops", OpTable(env));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("cublasInfo", Napi::Function::New(env, CublasInfoJs, "cublasInfo"));
   exports.Set("alloc", Napi::Function::New(env, Alloc, "alloc"));
   exports.Set("free", Napi::Function::New(env, Free, "free"));
   exports.Set("arrayBuffer", Napi::Function::New(env, ArrayBufferOf, "arrayBuffer"));

@@ -66,6 +66,8 @@ export interface NativeAddon {
   commInitMpi(timeoutMs: number): number;
   /** Whether this build has MPI. */
   mpiAvailable(): boolean;
+  /** Whether cuBLAS loads here (searched on the first call), its version and path, or why not; without it CUDA matmuls use our own kernel. */
+  cublasInfo(): { available: boolean; version: number; path: string; reason: string };
   /** Whether NCCL (libnccl.so.2) loads here, its version code and path, or why not (naming every place searched). */
   ncclInfo(): { available: boolean; version: number; path: string; reason: string };
   /** NCCL's 128-byte unique id (rank 0 makes it, every rank passes it to commInitNccl). */

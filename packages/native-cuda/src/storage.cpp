@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <new>
 #include <stdexcept>
@@ -33,6 +34,14 @@ size_t cache_limit() {
 }
 
 constexpr size_t kHuge = 2 << 20;
+
+bool poison_enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("VLMOE_POISON");
+    return env && env[0] == '1';
+  }();
+  return on;
+}
 
 bool thp_enabled() {
   static const bool on = [] {
@@ -102,6 +111,12 @@ int32_t storage_alloc(int device, size_t nbytes) {
     p = cpu_alloc(rounded);
   } else {
     p = cuda_alloc(device, rounded);
+  }
+  // Tests poison fresh memory (VLMOE_POISON=1: every byte 0xFF, a NaN in every float, -1 in
+  // every integer) so a kernel that leaves output elements unwritten is caught.
+  if (poison_enabled() && nbytes) {
+    if (device == kCpu) std::memset(p, 0xFF, nbytes);
+    else cuda_memset(device, p, 0xFF, nbytes);
   }
   int32_t h;
   if (!g_free.empty()) {

@@ -41,7 +41,7 @@ export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads: expected a positive integer, got ${n}`);
   native.setNumThreads(n);
 }
-/** Forces the built-in GEMM even when OpenBLAS is available (benchmarks and tests). */
+/** Forces the built-in GEMM even when OpenBLAS (CPU) or cuBLAS (CUDA) is available (benchmarks and tests). */
 export function useBuiltinGemm(on: boolean): void {
   native.setGemmBuiltin(on);
 }

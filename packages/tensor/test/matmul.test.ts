@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import * as T from '../src/index.js';
 import { Rng, expectClose, flat, numel, refMatmul, refMm, refTranspose } from './helpers/ref-nn.js';
+import { describeDevices, tol, type TestDevice } from './helpers/devices.js';
 
 const rng = new Rng(42);
 type DT = 'float32' | 'float64';
@@ -333,3 +334,49 @@ describe('gradients (gradcheck, float64)', () => {
     expect(new Set(flat(w.grad!))).toEqual(new Set([6]));
   });
 });
+
+// The same products on every device (cuda:0 runs cuBLAS, then our own kernel via
+// useBuiltinGemm; both against the float64 reference), with fresh outputs poisoned.
+describeDevices('matmul', (device) => {
+  const on = (vals: number[], shape: number[], dtype: DT) => T.toDevice(T.tensor(vals, { dtype, shape }), device);
+  for (const builtin of [false, true]) {
+    for (const dtype of ['float32', 'float64'] as DT[]) {
+      it(`${builtin ? 'own kernel' : 'default path'}, ${dtype}: tile edges, transposed views, batches with a broadcast operand, K = 0`, () => {
+        T.useBuiltinGemm(builtin);
+        try {
+          for (const [M, K, N] of [[1, 1, 1], [33, 65, 17], [64, 32, 96], [130, 300, 70]] as const) {
+            for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+              const a = rng.uniforms(M * K), b = rng.uniforms(K * N);
+              // transposed views made on the device (stored [K, M] / [N, K])
+              const A = ta ? on(refTranspose(a, M, K), [K, M], dtype).t() : on(a, [M, K], dtype);
+              const B = tb ? on(refTranspose(b, K, N), [N, K], dtype).t() : on(b, [K, N], dtype);
+              const out = T.matmul(A, B);
+              expect(out.device).toBe(device === 'cpu' ? 'cpu' : 'cuda:0');
+              expectGemmCloseOn(flat(out), refMm(a, b, M, K, N), absBound(a, b, M, K, N), device, dtype, `${device} ${M}x${K}x${N} ta=${ta} tb=${tb}`);
+            }
+          }
+          // [3, M, K] · [K, N]: B broadcast over the batch (stride 0)
+          const M = 20, K = 40, N = 36;
+          const a = rng.uniforms(3 * M * K), b = rng.uniforms(K * N);
+          const got = flat(T.matmul(on(a, [3, M, K], dtype), on(b, [K, N], dtype)));
+          for (let i = 0; i < 3; i++) {
+            const ai = a.slice(i * M * K, (i + 1) * M * K);
+            expectGemmCloseOn(got.slice(i * M * N, (i + 1) * M * N), refMm(ai, b, M, K, N), absBound(ai, b, M, K, N), device, dtype, `${device} batch ${i}`);
+          }
+          // K = 0: zeros
+          expect(flat(T.matmul(on([], [4, 0], dtype), on([], [0, 5], dtype)))).toEqual(new Array(20).fill(0));
+        } finally {
+          T.useBuiltinGemm(false);
+        }
+      });
+    }
+  }
+});
+
+function expectGemmCloseOn(got: ArrayLike<number>, want: number[], bound: number[], device: TestDevice, dtype: DT, what: string): void {
+  const c = dtype === 'float64' ? 1e-14 : tol(device, dtype);
+  for (let i = 0; i < want.length; ++i) {
+    const err = Math.abs(Number(got[i]) - want[i]!);
+    if (!(err <= c * bound[i]! + 1e-30)) expect.fail(`${what}: element ${i} got ${got[i]} want ${want[i]} (err ${err}, bound ${c * bound[i]!})`);
+  }
+}

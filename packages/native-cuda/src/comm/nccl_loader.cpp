@@ -8,35 +8,14 @@
 #include "nccl_loader.h"
 
 #include <dlfcn.h>
-#include <glob.h>
 
-#include <cstdlib>
-#include <mutex>
 #include <stdexcept>
-#include <vector>
+
+#include "../dynlib.h"
 
 namespace vlmoe {
 
 namespace {
-
-std::vector<std::string> candidates() {
-  std::vector<std::string> c;
-  if (const char* p = std::getenv("VLMOE_NCCL_LIB"); p && *p) c.push_back(p);
-  c.push_back("libnccl.so.2");
-  if (const char* h = std::getenv("CUDA_HOME"); h && *h) c.push_back(std::string(h) + "/lib64/libnccl.so.2");
-  c.push_back("/usr/local/cuda/lib64/libnccl.so.2");
-  const char* patterns[] = {"/usr/local/lib/python3*/dist-packages/nvidia/nccl/lib/libnccl.so.2", "/usr/lib/python3*/dist-packages/nvidia/nccl/lib/libnccl.so.2",
-                            "/usr/local/lib/python3*/site-packages/nvidia/nccl/lib/libnccl.so.2", "/opt/conda/lib/python3*/site-packages/nvidia/nccl/lib/libnccl.so.2",
-                            "/root/.local/lib/python3*/site-packages/nvidia/nccl/lib/libnccl.so.2"};
-  for (const char* pat : patterns) {
-    glob_t g{};
-    if (glob(pat, 0, nullptr, &g) == 0)
-      for (size_t i = 0; i < g.gl_pathc; ++i) c.push_back(g.gl_pathv[i]);
-    globfree(&g);
-    c.push_back(pat);  // named in the error even when nothing matched
-  }
-  return c;
-}
 
 struct Loaded {
   NcclApi api;
@@ -45,23 +24,11 @@ struct Loaded {
 
 Loaded load() {
   Loaded out;
-  std::string tried;
-  void* lib = nullptr;
-  for (const std::string& path : candidates()) {
-    if (path.find('*') != std::string::npos) {
-      tried += "\n  " + path + " (no match)";
-      continue;
-    }
-    lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (lib) {
-      out.api.path = path;
-      break;
-    }
-    const char* e = dlerror();
-    tried += "\n  " + path + ": " + (e ? e : "not loadable");
-  }
+  const DynLib dl = load_cuda_library("VLMOE_NCCL_LIB", {"libnccl.so.2"}, "nccl");
+  void* lib = dl.handle;
+  out.api.path = dl.path;
   if (!lib) {
-    out.error = "NCCL (libnccl.so.2) was not found; searched:" + tried + "\nset VLMOE_NCCL_LIB to the library's path";
+    out.error = "NCCL (libnccl.so.2) was not found; searched:" + dl.tried + "\nset VLMOE_NCCL_LIB to the library's path";
     return out;
   }
   auto sym = [&](const char* name, bool required) -> void* {

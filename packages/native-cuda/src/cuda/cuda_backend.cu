@@ -185,6 +185,11 @@ void cuda_synchronize(int device) {
 
 void cuda_set_device(int device) { set_device(device); }
 
+void cuda_memset(int device, void* dst, int byte, size_t n) {
+  set_device(device);
+  check(cudaMemsetAsync(dst, byte, n, nullptr), "cudaMemsetAsync");
+}
+
 bool cuda_stream_done(int device) {
   set_device(device);
   const cudaError_t e = cudaStreamQuery(nullptr);

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "../dtype.h"
 #include "../iter.h"
@@ -27,6 +28,8 @@ CudaMemInfo cuda_mem_info(int device);
 void cuda_copy_h2d(int device, void* dst, const void* src, size_t nbytes);
 void cuda_copy_d2h(int device, void* dst, const void* src, size_t nbytes);
 void cuda_synchronize(int device);
+// Sets n bytes at dst to `byte` (stream-ordered).
+void cuda_memset(int device, void* dst, int byte, size_t n);
 // Makes `device` current for the calling thread (NCCL and kernels act on the current device).
 void cuda_set_device(int device);
 // Whether the work queued so far on the device's stream (the legacy default stream every
@@ -40,6 +43,16 @@ void cuda_pred(int device, PredOp op, DType in, Iter& it);
 void cuda_binary(int device, BinaryOp op, DType t, Iter& it, const OpParams& p);
 void cuda_compare(int device, CmpOp op, DType t, Iter& it);
 void cuda_where(int device, DType t, Iter& it);
+// GEMM (cuda/gemm.cu), the CPU GEMM's row-major strided-batched semantics (cpu/gemm.h):
+// cuBLAS when it loads, else (and with `reference`) our own tiled kernel.
+void cuda_gemm(int device, DType t, int64_t batch, bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha, const void* A, int64_t lda,
+               int64_t strideA, const void* B, int64_t ldb, int64_t strideB, double beta, void* C, int64_t ldc, int64_t strideC, bool reference);
+struct CublasInfo {
+  bool available = false;
+  int version = 0;
+  std::string path, reason;
+};
+CublasInfo cuda_cublas_info();
 void cuda_rand_uniform(int device, DType t, void* dst, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi);
 void cuda_rand_normal(int device, DType t, void* dst, int64_t n, uint64_t seed, uint64_t offset, double mean, double std);
 

@@ -18,6 +18,7 @@ CudaMemInfo cuda_mem_info(int) { return {}; }
 void cuda_copy_h2d(int, void*, const void*, size_t) { no_cuda(); }
 void cuda_copy_d2h(int, void*, const void*, size_t) { no_cuda(); }
 void cuda_synchronize(int) { no_cuda(); }
+void cuda_memset(int, void*, int, size_t) { no_cuda(); }
 void cuda_set_device(int) { no_cuda(); }
 bool cuda_stream_done(int) { no_cuda(); }
 void cuda_fill(int, DType, void*, int64_t, double) { no_cuda(); }
@@ -26,6 +27,11 @@ void cuda_pred(int, PredOp, DType, Iter&) { no_cuda(); }
 void cuda_binary(int, BinaryOp, DType, Iter&, const OpParams&) { no_cuda(); }
 void cuda_compare(int, CmpOp, DType, Iter&) { no_cuda(); }
 void cuda_where(int, DType, Iter&) { no_cuda(); }
+void cuda_gemm(int, DType, int64_t, bool, bool, int64_t, int64_t, int64_t, double, const void*, int64_t, int64_t, const void*, int64_t, int64_t, double, void*, int64_t,
+               int64_t, bool) {
+  no_cuda();
+}
+CublasInfo cuda_cublas_info() { return CublasInfo{false, 0, "", "this build has no CUDA support"}; }
 void cuda_rand_uniform(int, DType, void*, int64_t, uint64_t, uint64_t, double, double) { no_cuda(); }
 void cuda_rand_normal(int, DType, void*, int64_t, uint64_t, uint64_t, double, double) { no_cuda(); }
 }  // namespace vlmoe
