@@ -260,8 +260,8 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
   DType ts[3] = {t, t, DType::i64};
   int device;
   Iter it = r.iter(with_index ? 3 : 2, ts, &device);
-  if (device != kCpu) no_cuda_kernel("reduce");
-  VLMOE_CPU(reduce, op, t, it, nullptr, with_index, nullptr, nullptr);
+  if (device != kCpu) cuda_reduce(device, op, t, it, with_index);
+  else VLMOE_CPU(reduce, op, t, it, nullptr, with_index, nullptr, nullptr);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -276,8 +276,8 @@ Napi::Value Cumsum(const Napi::CallbackInfo& info) {
   int device;
   Iter it = r.iter(2, ts, &device);
   int64_t len = r.n(), sin = r.n(), sout = r.n();
-  if (device != kCpu) no_cuda_kernel("cumsum");
-  VLMOE_CPU(cumsum, t, it, len, sin, sout);
+  if (device != kCpu) cuda_cumsum(device, t, it, len, sin, sout);
+  else VLMOE_CPU(cumsum, t, it, len, sin, sout);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -297,7 +297,7 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   a.scale = r.f();
   const int64_t n = a.r.rows * a.r.cols;
   Operand x = r.block(t, n), y = r.block(t, n);
-  if (x.device != kCpu || y.device != kCpu) no_cuda_kernel("softmax");
+  if (x.device != y.device) throw std::invalid_argument("softmax: x and y are on different devices");
   a.x = x.ptr;
   a.y = y.ptr;
   if (mask_kind) {
@@ -317,12 +317,13 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
     (a.mask_col_stride < 0 ? lo : hi) += a.mask_col_stride * (a.r.cols - 1);
     const Buffer& b = storage_get(h);
     int64_t es = int64_t(dtype_size(mt));
-    if (b.device != kCpu) no_cuda_kernel("softmax");
+    if (b.device != x.device) throw std::invalid_argument("softmax: the mask is on another device than the scores");
     if (n > 0 && (off + lo < 0 || (off + hi + 1) * es > int64_t(b.nbytes)))
       throw std::out_of_range("softmax: mask view reaches outside its storage");
     a.mask = static_cast<char*>(b.ptr) + off * es;
   }
-  VLMOE_CPU(softmax_forward, t, a);
+  if (x.device != kCpu) cuda_softmax(x.device, t, a);
+  else VLMOE_CPU(softmax_forward, t, a);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -337,8 +338,9 @@ Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info) {
   RowArgs ra{r.n(), r.n()};
   const int64_t n = ra.rows * ra.cols;
   Operand y = r.block(t, n), g = r.block(t, n), dx = r.block(t, n);
-  if (y.device != kCpu) no_cuda_kernel("softmax_backward");
-  VLMOE_CPU(softmax_backward, t, ra, log, y.ptr, g.ptr, dx.ptr);
+  if (y.device != g.device || y.device != dx.device) throw std::invalid_argument("softmax_backward: operands are on different devices");
+  if (y.device != kCpu) cuda_softmax_backward(y.device, t, ra, log, y.ptr, g.ptr, dx.ptr);
+  else VLMOE_CPU(softmax_backward, t, ra, log, y.ptr, g.ptr, dx.ptr);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -357,8 +359,9 @@ Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
   void* w = hw ? r.block(t, ra.cols).ptr : nullptr;
   void* b = hb ? r.block(t, ra.cols).ptr : nullptr;
   Operand y = r.block(t, n), mean = r.block(t, ra.rows), rstd = r.block(t, ra.rows);
-  if (x.device != kCpu) no_cuda_kernel("layer_norm");
-  VLMOE_CPU(layernorm_forward, t, ra, eps, x.ptr, w, b, y.ptr, mean.ptr, rstd.ptr);
+  if (y.device != x.device || mean.device != x.device || rstd.device != x.device) throw std::invalid_argument("layer_norm: operands are on different devices");
+  if (x.device != kCpu) cuda_layernorm_forward(x.device, t, ra, eps, x.ptr, w, b, y.ptr, mean.ptr, rstd.ptr);
+  else VLMOE_CPU(layernorm_forward, t, ra, eps, x.ptr, w, b, y.ptr, mean.ptr, rstd.ptr);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -379,8 +382,9 @@ Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
   void* dx = wdx ? r.block(t, n).ptr : nullptr;
   void* dw = wdw ? r.block(t, ra.cols).ptr : nullptr;
   void* db = wdb ? r.block(t, ra.cols).ptr : nullptr;
-  if (x.device != kCpu) no_cuda_kernel("layer_norm_backward");
-  VLMOE_CPU(layernorm_backward, t, ra, x.ptr, w, mean.ptr, rstd.ptr, g.ptr, dx, dw, db);
+  if (g.device != x.device || mean.device != x.device) throw std::invalid_argument("layer_norm_backward: operands are on different devices");
+  if (x.device != kCpu) cuda_layernorm_backward(x.device, t, ra, x.ptr, w, mean.ptr, rstd.ptr, g.ptr, dx, dw, db);
+  else VLMOE_CPU(layernorm_backward, t, ra, x.ptr, w, mean.ptr, rstd.ptr, g.ptr, dx, dw, db);
   return env.Undefined();
   VLMOE_CATCH(env)
 }

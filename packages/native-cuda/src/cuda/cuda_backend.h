@@ -7,6 +7,7 @@
 #include <string>
 
 #include "../dtype.h"
+#include "../cpu/kernels.h"
 #include "../iter.h"
 #include "../ops.h"
 
@@ -47,6 +48,14 @@ void cuda_where(int device, DType t, Iter& it);
 // cuBLAS when it loads, else (and with `reference`) our own tiled kernel.
 void cuda_gemm(int device, DType t, int64_t batch, bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha, const void* A, int64_t lda,
                int64_t strideA, const void* B, int64_t ldb, int64_t strideB, double beta, void* C, int64_t ldc, int64_t strideC, bool reference);
+// Row kernels and reductions, the CPU kernels' semantics (cpu/kernels.h).
+void cuda_reduce(int device, int op, DType t, Iter& it, bool with_index);
+void cuda_cumsum(int device, DType t, Iter& it, int64_t len, int64_t in_stride, int64_t out_stride);
+void cuda_softmax(int device, DType t, const SoftmaxArgs& a);
+void cuda_softmax_backward(int device, DType t, RowArgs r, bool log, const void* y, const void* g, void* dx);
+void cuda_layernorm_forward(int device, DType t, RowArgs r, double eps, const void* x, const void* w, const void* b, void* y, void* mean, void* rstd);
+void cuda_layernorm_backward(int device, DType t, RowArgs r, const void* x, const void* w, const void* mean, const void* rstd, const void* g, void* dx, void* dw,
+                             void* db);
 struct CublasInfo {
   bool available = false;
   int version = 0;

@@ -31,6 +31,12 @@ void cuda_gemm(int, DType, int64_t, bool, bool, int64_t, int64_t, int64_t, doubl
                int64_t, bool) {
   no_cuda();
 }
+void cuda_reduce(int, int, DType, Iter&, bool) { no_cuda(); }
+void cuda_cumsum(int, DType, Iter&, int64_t, int64_t, int64_t) { no_cuda(); }
+void cuda_softmax(int, DType, const SoftmaxArgs&) { no_cuda(); }
+void cuda_softmax_backward(int, DType, RowArgs, bool, const void*, const void*, void*) { no_cuda(); }
+void cuda_layernorm_forward(int, DType, RowArgs, double, const void*, const void*, const void*, void*, void*, void*) { no_cuda(); }
+void cuda_layernorm_backward(int, DType, RowArgs, const void*, const void*, const void*, const void*, const void*, void*, void*, void*) { no_cuda(); }
 CublasInfo cuda_cublas_info() { return CublasInfo{false, 0, "", "this build has no CUDA support"}; }
 void cuda_rand_uniform(int, DType, void*, int64_t, uint64_t, uint64_t, double, double) { no_cuda(); }
 void cuda_rand_normal(int, DType, void*, int64_t, uint64_t, uint64_t, double, double) { no_cuda(); }

@@ -6,7 +6,7 @@
 import * as k from './kernels.js';
 import { missing, registerBackend, type Kernels } from './registry.js';
 
-const implemented = new Set(['unary', 'pred', 'binary', 'compare', 'where', 'fill', 'random', 'gemm', 'OPS']);
+const implemented = new Set(['unary', 'pred', 'binary', 'compare', 'where', 'fill', 'random', 'gemm', 'reduce', 'cumsum', 'softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'OPS']);
 const table = {} as Record<string, unknown>;
 for (const [name, fn] of Object.entries(k)) {
   table[name] = implemented.has(name) ? fn : () => missing(name, 'cuda');

@@ -1,0 +1,57 @@
+// Shared pieces of the CUDA kernels: error checks, launch helpers, block-wide reductions.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace vlmoe {
+namespace cu {
+
+inline void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA ") + what + ": " + cudaGetErrorString(e));
+}
+
+inline void set_device(int device) { check(cudaSetDevice(device), "cudaSetDevice"); }
+
+// After a launch: a bad configuration surfaces here, not at the next synchronisation.
+inline void launched(const char* what) { check(cudaGetLastError(), what); }
+
+inline unsigned blocks_for(int64_t n, int threads, int64_t cap = 65535LL * 8) {
+  int64_t g = (n + threads - 1) / threads;
+  return static_cast<unsigned>(g < 1 ? 1 : (g > cap ? cap : g));
+}
+
+constexpr int kBlock = 256;
+
+// Block-wide sum of v (every thread of a block of kBlock threads calls it); the result is
+// valid in every thread. `sh` holds kBlock / 32 values.
+template <class A>
+__device__ __forceinline__ A block_sum(A v, A* sh) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();  // sh may still be read by a previous call
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  A r = A(0);
+  for (int w = 0; w < int(blockDim.x >> 5); ++w) r += sh[w];
+  return r;
+}
+
+template <class A>
+__device__ __forceinline__ A block_max(A v, A* sh) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const A u = __shfl_xor_sync(0xffffffffu, v, o);
+    v = u > v ? u : v;
+  }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  A r = sh[0];
+  for (int w = 1; w < int(blockDim.x >> 5); ++w) r = sh[w] > r ? sh[w] : r;
+  return r;
+}
+
+}  // namespace cu
+}  // namespace vlmoe

@@ -1,0 +1,97 @@
+/**
+ * Reductions, cumsum, softmax and layer norm on every device (helpers/devices.ts), forward
+ * and backward, against the same computation on the CPU in float64; fresh outputs are
+ * poisoned (VLMOE_POISON), so an element a kernel skips fails the comparison.
+ */
+import { expect, it } from 'vitest';
+import * as T from '../src/index.js';
+import { describeDevices, tol, type TestDevice } from './helpers/devices.js';
+import { Rng, expectClose, flat } from './helpers/ref-nn.js';
+
+const rng = new Rng(7);
+type DT = 'float32' | 'float64';
+interface In { vals: number[]; shape: number[]; dtype?: 'bool' }
+
+const input = (shape: number[], lo = -2, hi = 2): In => ({ vals: rng.uniforms(shape.reduce((a, b) => a * b, 1), lo, hi), shape });
+
+/**
+ * Runs f on the device in `dtype` and on the CPU in float64; compares every output and, with
+ * `grad`, the gradients of Σ out·r (r random) with respect to the float inputs.
+ */
+function check(device: TestDevice, dtype: DT, what: string, inputs: In[], f: (xs: T.Tensor[]) => T.Tensor | T.Tensor[], grad = false): void {
+  const run = (dev: string, dt: DT) => {
+    const xs = inputs.map((x) => {
+      const t = T.toDevice(T.tensor(x.vals.map((v) => (x.dtype === 'bool' ? v > 0 : v)) as number[], { dtype: x.dtype ?? dt, shape: x.shape }), dev);
+      if (grad && x.dtype !== 'bool') t.requiresGrad = true;
+      return t;
+    });
+    const outs = [f(xs)].flat();
+    let grads: number[][] = [];
+    if (grad) {
+      const w = T.toDevice(T.tensor(weights.slice(0, outs[0]!.numel), { dtype: dt, shape: outs[0]!.shape }), dev);
+      T.sum(T.mul(outs[0]!, w)).backward();
+      grads = xs.filter((x) => x.requiresGrad).map((x) => flat(x.grad!));
+    }
+    return { outs: outs.map((o) => flat(T.toDevice(o, 'cpu'))), grads };
+  };
+  const weights = rng.uniforms(1 << 16);
+  const got = run(device, dtype), want = run('cpu', 'float64');
+  const rel = tol(device, dtype) * 10;
+  got.outs.forEach((o, i) => expectClose(o, want.outs[i]!, rel, rel, `${what} output ${i}`));
+  got.grads.forEach((g, i) => expectClose(g, want.grads[i]!, rel * 10, rel * 10, `${what} grad ${i}`));
+}
+
+describeDevices('reductions, softmax, layer norm', (device) => {
+  for (const dtype of ['float32', 'float64'] as DT[]) {
+    it(`${dtype}: sum / mean over dims, keepdim, empty reductions, long rows (block path) and short (thread path)`, () => {
+      const x = input([3, 70, 5]);
+      for (const dims of [[], [0], [1], [2], [0, 2], [1, 2]]) {
+        check(device, dtype, `sum ${JSON.stringify(dims)}`, [x], ([t]) => (dims.length ? T.sum(t!, dims) : T.sum(t!)), true);
+        check(device, dtype, `mean ${JSON.stringify(dims)} keepdim`, [x], ([t]) => T.mean(t!, dims.length ? dims : [0, 1, 2], true), true);
+      }
+      check(device, dtype, 'sum over an empty dim', [{ vals: [], shape: [4, 0] }], ([t]) => T.sum(t!, 1));
+      check(device, dtype, 'sum of a transposed view', [input([40, 90])], ([t]) => T.sum(t!.t(), 1), true);
+      check(device, dtype, 'prod', [input([6, 9], 0.5, 1.5)], ([t]) => T.prod(t!, 1));
+    });
+
+    it(`${dtype}: max / min with indices (ties keep the first, NaN wins), argmax, cumsum`, () => {
+      const vals = rng.uniforms(4 * 300).map((v) => Math.round(v * 4) / 4); // many ties
+      vals[5] = NaN;
+      const x: In = { vals, shape: [4, 300] };
+      for (const dim of [0, 1]) {
+        const run = (dev: string, dt: DT) => {
+          const t = T.toDevice(T.tensor(vals, { dtype: dt, shape: [4, 300] }), dev);
+          const mx = T.max(t, dim), mn = T.min(t, dim);
+          return [flat(mx.values), flat(mx.indices), flat(mn.values), flat(mn.indices), flat(T.argmax(t, dim))];
+        };
+        const got = run(device, dtype), want = run('cpu', 'float64');
+        got.forEach((g, i) => expect(g.map(String), `max/min dim ${dim} part ${i}`).toEqual(want[i]!.map(String)));
+      }
+      check(device, dtype, 'max over all', [x], ([t]) => T.max(t!));
+      for (const dim of [0, 1]) check(device, dtype, `cumsum dim ${dim}`, [input([5, 130])], ([t]) => T.cumsum(t!, dim), true);
+    });
+
+    it(`${dtype}: softmax and log-softmax with scale, bool and additive masks, a fully masked row; backward`, () => {
+      const [B, H, S] = [2, 3, 37];
+      const scores = input([B, H, S, S], -4, 4);
+      const keep: In = { vals: Array.from({ length: B * S }, (_, i) => (i % S < S - 5 || i < S ? 1 : -1)), shape: [B, 1, 1, S], dtype: 'bool' };
+      keep.vals.fill(-1, S, 2 * S); // batch 1: every key masked
+      const bias = input([1, 1, S, S], -1, 1);
+      for (const log of [false, true]) {
+        const sm = log ? T.logSoftmax : T.softmax;
+        check(device, dtype, `${log ? 'log' : ''}softmax`, [scores], ([x]) => sm(x!, -1), true);
+        check(device, dtype, `${log ? 'log' : ''}softmax scale 0.125 + bool mask`, [scores, keep], ([x, m]) => sm(x!, -1, { scale: 0.125, mask: m }), !log);
+        check(device, dtype, `${log ? 'log' : ''}softmax + additive mask`, [scores, bias], ([x, m]) => sm(x!, -1, { mask: m }), true);
+      }
+      check(device, dtype, 'softmax over 1000 columns', [input([3, 1000], -10, 10)], ([x]) => T.softmax(x!, -1), true);
+    });
+
+    it(`${dtype}: layer norm with and without affine parameters; gradients of x, weight and bias`, () => {
+      for (const [rows, cols] of [[7, 96], [130, 33], [3, 1000]] as const) {
+        const x = input([rows, cols], -3, 3), w = input([cols], 0.5, 1.5), b = input([cols]);
+        check(device, dtype, `layerNorm ${rows}x${cols}`, [x, w, b], ([t, wt, bt]) => T.layerNorm(t!, cols, wt, bt), true);
+        check(device, dtype, `layerNorm ${rows}x${cols} no affine`, [x], ([t]) => T.layerNorm(t!, cols), true);
+      }
+    });
+  }
+});
