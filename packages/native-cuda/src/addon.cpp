@@ -570,8 +570,9 @@ Napi::Value TopK(const Napi::CallbackInfo& info) {
   int64_t k = r.n();
   if (k < 0 || k > ra.cols) throw std::out_of_range("topk: k = " + std::to_string(k) + " is out of range for a dimension of size " + std::to_string(ra.cols));
   Operand x = r.block(t, ra.rows * ra.cols), v = r.block(t, ra.rows * k), ix = r.block(DType::i64, ra.rows * k);
-  if (x.device != kCpu) no_cuda_kernel("topk");
-  VLMOE_CPU(topk, t, ra, k, largest, x.ptr, v.ptr, reinterpret_cast<int64_t*>(ix.ptr));
+  if (v.device != x.device || ix.device != x.device) throw std::invalid_argument("topk: operands are on different devices");
+  if (x.device != kCpu) cuda_topk(x.device, t, ra, k, largest, x.ptr, v.ptr, reinterpret_cast<int64_t*>(ix.ptr));
+  else VLMOE_CPU(topk, t, ra, k, largest, x.ptr, v.ptr, reinterpret_cast<int64_t*>(ix.ptr));
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -675,8 +676,9 @@ Napi::Value IndexSelect(const Napi::CallbackInfo& info) {
   Reader r("index_select");
   int64_t outer = r.n(), size = r.n(), inner = r.n(), m = r.n();
   Operand x = r.block(t, outer * size * inner), idx = r.block(it, m), out = r.block(t, outer * m * inner);
-  if (x.device != kCpu) no_cuda_kernel("index_select");
-  index_select(t, x.ptr, outer, size, inner, it, idx.ptr, m, out.ptr);
+  if (x.device != idx.device || out.device != x.device) throw std::invalid_argument("index_select: operands are on different devices");
+  if (x.device != kCpu) cuda_index_select(x.device, t, x.ptr, outer, size, inner, it, idx.ptr, m, out.ptr);
+  else index_select(t, x.ptr, outer, size, inner, it, idx.ptr, m, out.ptr);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -689,8 +691,9 @@ Napi::Value IndexAdd(const Napi::CallbackInfo& info) {
   Reader r("index_add");
   int64_t outer = r.n(), size = r.n(), inner = r.n(), m = r.n();
   Operand out = r.block(t, outer * size * inner), idx = r.block(it, m), src = r.block(t, outer * m * inner);
-  if (out.device != kCpu) no_cuda_kernel("index_add");
-  index_add(t, out.ptr, outer, size, inner, it, idx.ptr, m, src.ptr);
+  if (out.device != idx.device || src.device != out.device) throw std::invalid_argument("index_add: operands are on different devices");
+  if (out.device != kCpu) cuda_index_add(out.device, t, out.ptr, outer, size, inner, it, idx.ptr, m, src.ptr);
+  else index_add(t, out.ptr, outer, size, inner, it, idx.ptr, m, src.ptr);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -705,9 +708,14 @@ Napi::Value GatherScatter(const Napi::CallbackInfo& info, bool scatter) {
   int device;
   Iter it = r.iter(3, ts, &device);
   int64_t ds = r.n(), dsize = r.n();
-  if (device != kCpu) no_cuda_kernel(scatter ? "scatter_add" : "gather");
-  if (scatter) scatter_add(t, itype, it, ds, dsize);
-  else gather(t, itype, it, ds, dsize);
+  if (device != kCpu) {
+    if (scatter) cuda_scatter_add(device, t, itype, it, ds, dsize);
+    else cuda_gather(device, t, itype, it, ds, dsize);
+  } else if (scatter) {
+    scatter_add(t, itype, it, ds, dsize);
+  } else {
+    gather(t, itype, it, ds, dsize);
+  }
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -734,7 +742,7 @@ Napi::Value Random(const Napi::CallbackInfo& info) {
   } else {
     if (kind == 0) cuda_rand_uniform(o.device, t, o.ptr, n, seed, off, a, b);
     else if (kind == 1) cuda_rand_normal(o.device, t, o.ptr, n, seed, off, a, b);
-    else no_cuda_kernel("randint");
+    else cuda_rand_int(o.device, t, o.ptr, n, seed, off, static_cast<int64_t>(a), static_cast<int64_t>(b));
   }
   return env.Undefined();
   VLMOE_CATCH(env)
@@ -750,8 +758,9 @@ Napi::Value Dropout(const Napi::CallbackInfo& info) {
   double p = r.f();
   uint64_t seed = static_cast<uint64_t>(r.f()), off = static_cast<uint64_t>(r.f());
   Operand x = r.block(t, n), y = r.block(t, n), m = r.block(DType::u8, n);
-  if (x.device != kCpu) no_cuda_kernel("dropout");
-  dropout(t, x.ptr, y.ptr, reinterpret_cast<uint8_t*>(m.ptr), n, p, seed, off);
+  if (x.device != y.device || m.device != x.device) throw std::invalid_argument("dropout: operands are on different devices");
+  if (x.device != kCpu) cuda_dropout(x.device, t, x.ptr, y.ptr, reinterpret_cast<uint8_t*>(m.ptr), n, p, seed, off);
+  else dropout(t, x.ptr, y.ptr, reinterpret_cast<uint8_t*>(m.ptr), n, p, seed, off);
   return env.Undefined();
   VLMOE_CATCH(env)
 }

@@ -41,7 +41,7 @@ function check(device: TestDevice, dtype: DT, what: string, inputs: In[], f: (xs
   got.grads.forEach((g, i) => expectClose(g, want.grads[i]!, rel * 10, rel * 10, `${what} grad ${i}`));
 }
 
-describeDevices('reductions, softmax, layer norm', (device) => {
+describeDevices('reductions, softmax, layer norm, indexing, dropout, top-k', (device) => {
   for (const dtype of ['float32', 'float64'] as DT[]) {
     it(`${dtype}: sum / mean over dims, keepdim, empty reductions, long rows (block path) and short (thread path)`, () => {
       const x = input([3, 70, 5]);
@@ -84,6 +84,45 @@ describeDevices('reductions, softmax, layer norm', (device) => {
         check(device, dtype, `${log ? 'log' : ''}softmax + additive mask`, [scores, bias], ([x, m]) => sm(x!, -1, { mask: m }), true);
       }
       check(device, dtype, 'softmax over 1000 columns', [input([3, 1000], -10, 10)], ([x]) => T.softmax(x!, -1), true);
+    });
+
+    it(`${dtype}: embedding / index_select with repeated indices and its index_add backward; gather and scatter_add`, () => {
+      const idx: number[] = [3, 0, 3, 7, 1, 1, 9, 3];
+      const toIdx = (dev: string, vals: number[], shape: number[]) => T.toDevice(T.tensor(vals, { dtype: 'int64', shape }), dev);
+      const run = (dev: string, dt: DT) => {
+        const w = T.toDevice(T.tensor(wv, { dtype: dt, shape: [10, 6] }), dev);
+        w.requiresGrad = true;
+        const e = T.embedding(toIdx(dev, idx, [2, 4]), w);
+        T.sum(T.mul(e, T.toDevice(T.tensor(gv, { dtype: dt, shape: [2, 4, 6] }), dev))).backward();
+        const x = T.toDevice(T.tensor(xv, { dtype: dt, shape: [4, 5] }), dev);
+        const gi = toIdx(dev, [0, 4, 4, 1, 2, 3, 0, 0], [4, 2]);
+        const g = T.gather(x, 1, gi);
+        const sa = T.scatterAdd(T.zeros([4, 5], { dtype: dt, device: dev }), 1, gi, T.toDevice(T.tensor(sv, { dtype: dt, shape: [4, 2] }), dev));
+        return [flat(e), flat(w.grad!), flat(g), flat(sa), flat(T.indexSelect(x, 0, toIdx(dev, [2, 2, 0], [3])))];
+      };
+      const wv = rng.uniforms(60), gv = rng.uniforms(48), xv = rng.uniforms(20), sv = rng.uniforms(8);
+      const got = run(device, dtype), want = run('cpu', 'float64');
+      got.forEach((g, i) => expectClose(g, want[i]!, tol(device, dtype) * 10, tol(device, dtype) * 10, `indexing part ${i}`));
+      // an index out of range is an error naming it (on cuda: at the next read back)
+      expect(() => flat(T.embedding(toIdx(device, [1, 10], [2]), T.toDevice(T.zeros([10, 2], { dtype }), device)))).toThrow(/index_select.*index 10 .*out of range for a dimension of size 10/);
+      expect(flat(T.embedding(toIdx(device, [9], [1]), T.toDevice(T.ones([10, 2], { dtype }), device)))).toEqual([1, 1]); // and the device works on
+    });
+
+    it(`${dtype}: dropout draws the CPU's mask for the same seed; top-k order (ties, NaN); randint`, () => {
+      const xv = rng.uniforms(5000);
+      const drop = (dev: string) => flat(T.dropout(T.toDevice(T.tensor(xv, { dtype }), dev), 0.3, true, new T.Generator(11)));
+      expect(drop(device)).toEqual(drop('cpu'));
+      const vals = rng.uniforms(6 * 40).map((v) => Math.round(v * 3));
+      vals[17] = NaN;
+      for (const largest of [true, false]) {
+        const tk = (dev: string) => {
+          const r = T.topk(T.toDevice(T.tensor(vals, { dtype, shape: [6, 40] }), dev), 5, -1, largest);
+          return [flat(r.values).map(String), flat(r.indices)];
+        };
+        expect(tk(device)).toEqual(tk('cpu'));
+      }
+      const ri = (dev: string) => flat(T.randint(-5, 17, [1000], { device: dev, generator: new T.Generator(3), dtype: 'int64' }));
+      expect(ri(device)).toEqual(ri('cpu'));
     });
 
     it(`${dtype}: layer norm with and without affine parameters; gradients of x, weight and bias`, () => {

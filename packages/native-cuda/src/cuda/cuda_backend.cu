@@ -176,11 +176,13 @@ void cuda_copy_h2d(int device, void* dst, const void* src, size_t n) {
 void cuda_copy_d2h(int device, void* dst, const void* src, size_t n) {
   set_device(device);
   check(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost), "cudaMemcpy device to host");
+  cuda_raise_kernel_errors(device);
 }
 
 void cuda_synchronize(int device) {
   set_device(device);
   check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  cuda_raise_kernel_errors(device);
 }
 
 void cuda_set_device(int device) { set_device(device); }

@@ -56,6 +56,16 @@ void cuda_softmax_backward(int device, DType t, RowArgs r, bool log, const void*
 void cuda_layernorm_forward(int device, DType t, RowArgs r, double eps, const void* x, const void* w, const void* b, void* y, void* mean, void* rstd);
 void cuda_layernorm_backward(int device, DType t, RowArgs r, const void* x, const void* w, const void* mean, const void* rstd, const void* g, void* dx, void* dw,
                              void* db);
+// Indexing (cpu/index.h semantics); a bad index is reported at the next synchronisation.
+void cuda_index_select(int device, DType t, const void* x, int64_t outer, int64_t size, int64_t inner, DType it, const void* idx, int64_t m, void* out);
+void cuda_index_add(int device, DType t, void* out, int64_t outer, int64_t size, int64_t inner, DType it, const void* idx, int64_t m, const void* src);
+void cuda_gather(int device, DType t, DType it_dtype, Iter& it, int64_t x_dim_stride, int64_t x_dim_size);
+void cuda_scatter_add(int device, DType t, DType it_dtype, Iter& it, int64_t out_dim_stride, int64_t out_dim_size);
+// Throws the first error a kernel reported on `device` since the last call (errors.cu).
+void cuda_raise_kernel_errors(int device);
+void cuda_rand_int(int device, DType t, void* dst, int64_t n, uint64_t seed, uint64_t offset, int64_t low, int64_t high);
+void cuda_dropout(int device, DType t, const void* x, void* y, uint8_t* mask, int64_t n, double p, uint64_t seed, uint64_t offset);
+void cuda_topk(int device, DType t, RowArgs r, int64_t k, bool largest, const void* x, void* values, int64_t* indices);
 struct CublasInfo {
   bool available = false;
   int version = 0;

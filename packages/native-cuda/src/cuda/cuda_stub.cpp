@@ -37,6 +37,14 @@ void cuda_softmax(int, DType, const SoftmaxArgs&) { no_cuda(); }
 void cuda_softmax_backward(int, DType, RowArgs, bool, const void*, const void*, void*) { no_cuda(); }
 void cuda_layernorm_forward(int, DType, RowArgs, double, const void*, const void*, const void*, void*, void*, void*) { no_cuda(); }
 void cuda_layernorm_backward(int, DType, RowArgs, const void*, const void*, const void*, const void*, const void*, void*, void*, void*) { no_cuda(); }
+void cuda_index_select(int, DType, const void*, int64_t, int64_t, int64_t, DType, const void*, int64_t, void*) { no_cuda(); }
+void cuda_index_add(int, DType, void*, int64_t, int64_t, int64_t, DType, const void*, int64_t, const void*) { no_cuda(); }
+void cuda_gather(int, DType, DType, Iter&, int64_t, int64_t) { no_cuda(); }
+void cuda_scatter_add(int, DType, DType, Iter&, int64_t, int64_t) { no_cuda(); }
+void cuda_raise_kernel_errors(int) {}
+void cuda_rand_int(int, DType, void*, int64_t, uint64_t, uint64_t, int64_t, int64_t) { no_cuda(); }
+void cuda_dropout(int, DType, const void*, void*, uint8_t*, int64_t, double, uint64_t, uint64_t) { no_cuda(); }
+void cuda_topk(int, DType, RowArgs, int64_t, bool, const void*, void*, int64_t*) { no_cuda(); }
 CublasInfo cuda_cublas_info() { return CublasInfo{false, 0, "", "this build has no CUDA support"}; }
 void cuda_rand_uniform(int, DType, void*, int64_t, uint64_t, uint64_t, double, double) { no_cuda(); }
 void cuda_rand_normal(int, DType, void*, int64_t, uint64_t, uint64_t, double, double) { no_cuda(); }
