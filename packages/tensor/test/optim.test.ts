@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import * as T from '../src/index.js';
+import { describeDevices } from './helpers/devices.js';
 import { optim } from '../src/index.js';
 
 interface Fixture {
@@ -105,11 +106,13 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rto
 const dataOf = (t: T.Tensor) => Array.from(t.dataSync() as Float32Array);
 const dispose = (ps: T.Tensor[]) => ps.forEach((p) => p.dispose());
 
-describe(`optimisers vs PyTorch ${fx.torch} (float32)`, () => {
+// every fixture on every device (helpers/devices.ts): the fused kernels (CPU or CUDA) and the
+// per-tensor reference path
+describeDevices(`optimisers vs PyTorch ${fx.torch} (float32)`, (device) => {
   for (const c of fx.cases) {
     for (const fused of [true, false]) {
       it(`${c.name} (${fused ? 'fused native' : 'per-tensor reference'})`, () => {
-        const ps = makeParams();
+        const ps = makeParams('float32', device);
         const b = build(c.name, ps, fused);
         runSteps(b, ps, 0, c.trajectory.length, (s) => {
           ps.forEach((p, i) => expectClose(dataOf(p), c.trajectory[s]![i]!, 1e-5, 1e-6, `${c.name} step ${s + 1} param ${i}`));
@@ -280,10 +283,10 @@ describe('stateDict / loadStateDict', () => {
   });
 });
 
-describe('clipGradNorm vs PyTorch', () => {
+describeDevices('clipGradNorm vs PyTorch', (device) => {
   for (const c of fx.clip.cases) {
     it(`maxNorm ${c.maxNorm}, normType ${c.normType}`, () => {
-      const ps = makeParams();
+      const ps = makeParams('float32', device);
       setGrads(ps, fx.clip.gradStep);
       for (const i of fx.clip.noGrad) ps[i]!.zeroGrad();
       const total = optim.clipGradNorm(ps, c.maxNorm, c.normType === 'inf' ? Infinity : c.normType);
@@ -411,13 +414,4 @@ describe('optimiser behaviour', () => {
     dispose(ps);
   });
 
-  it.skipIf(!T.cudaAvailable())('runs on CUDA (per-tensor path) like on the CPU', () => {
-    const c = fx.cases.find((x) => x.name === 'adamw_wd')!;
-    const ps = makeParams('float32', 'cuda');
-    const b = build(c.name, ps, true);
-    runSteps(b, ps, 0, 20);
-    ps.forEach((p, i) => expectClose(dataOf(p), c.trajectory[19]![i]!, 1e-5, 1e-6, `cuda param ${i}`));
-    b.opt.dispose();
-    dispose(ps);
-  });
 });

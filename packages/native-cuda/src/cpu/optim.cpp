@@ -4,6 +4,8 @@
 // template parameters (no per-element branches or function pointers), so the compiler
 // vectorises it. Work is split over the concatenation of all tensors of the call.
 #include "optim.h"
+
+#include "../cuda/cuda_backend.h"
 #include "../napi_errors.h"
 
 #include <algorithm>
@@ -257,9 +259,16 @@ void scale_typed(double scale, const PlainSegment* segs, int64_t count) {
   throw std::invalid_argument(std::string(op) + ": dtype " + dtype_name(t) + " is not supported (use float32 or float64)");
 }
 
-void require_cpu(const char* op, const Operand& o) {
-  if (o.device != kCpu) throw std::invalid_argument(std::string(op) + " is not implemented for CUDA tensors yet");
-}
+// Every tensor of one call lives on one device: the first one's (kCpu until one is seen).
+struct DeviceOf {
+  const char* op;
+  int device = kCpu;
+  bool seen = false;
+  void operator()(const Operand& o) {
+    if (!seen) device = o.device, seen = true;
+    else if (o.device != device) throw std::invalid_argument(std::string(op) + ": the tensors of one step are on different devices");
+  }
+};
 
 int arg_int(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
 
@@ -308,15 +317,16 @@ Napi::Value OptimAdamStep(const Napi::CallbackInfo& info) {
   h.decoupled = arg_int(info, 1) != 0;
   h.amsgrad = arg_int(info, 2) != 0;
   std::vector<AdamSegment> segs(static_cast<size_t>(count));
+  DeviceOf dev{"adamStep"};
   for (auto& s : segs) {
     s.step = r.f();
     s.n = r.n();
     if (s.n < 0) throw std::invalid_argument("adamStep: negative numel");
     Operand p = r.block(t, s.n), g = r.block(t, s.n), m = r.block(t, s.n), v = r.block(t, s.n);
-    require_cpu("adamStep", p);
-    require_cpu("adamStep", g);
-    require_cpu("adamStep", m);
-    require_cpu("adamStep", v);
+    dev(p);
+    dev(g);
+    dev(m);
+    dev(v);
     s.p = p.ptr;
     s.g = g.ptr;
     s.m = m.ptr;
@@ -324,11 +334,12 @@ Napi::Value OptimAdamStep(const Napi::CallbackInfo& info) {
     s.vmax = nullptr;
     if (h.amsgrad) {
       Operand vm = r.block(t, s.n);
-      require_cpu("adamStep", vm);
+      dev(vm);
       s.vmax = vm.ptr;
     }
   }
-  adam_step(t, h, segs.data(), count);
+  if (dev.device != kCpu) cuda_adam_step(dev.device, t, h, segs.data(), count);
+  else adam_step(t, h, segs.data(), count);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -351,12 +362,13 @@ Napi::Value OptimSgdStep(const Napi::CallbackInfo& info) {
   if (!has_mom) h.momentum = 0;
   else if (h.momentum == 0) throw std::invalid_argument("sgdStep: momentum buffers given with momentum 0");
   std::vector<SgdSegment> segs(static_cast<size_t>(count));
+  DeviceOf dev{"sgdStep"};
   for (auto& s : segs) {
     s.n = r.n();
     if (s.n < 0) throw std::invalid_argument("sgdStep: negative numel");
     Operand p = r.block(t, s.n), g = r.block(t, s.n);
-    require_cpu("sgdStep", p);
-    require_cpu("sgdStep", g);
+    dev(p);
+    dev(g);
     s.p = p.ptr;
     s.g = g.ptr;
     s.buf = nullptr;
@@ -364,26 +376,29 @@ Napi::Value OptimSgdStep(const Napi::CallbackInfo& info) {
     if (has_mom) {
       s.init = r.f() != 0;
       Operand b = r.block(t, s.n);
-      require_cpu("sgdStep", b);
+      dev(b);
       s.buf = b.ptr;
     }
   }
-  sgd_step(t, h, segs.data(), count);
+  if (dev.device != kCpu) cuda_sgd_step(dev.device, t, h, segs.data(), count);
+  else sgd_step(t, h, segs.data(), count);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
 
 namespace {
-std::vector<PlainSegment> read_plain(Reader& r, DType t, int64_t count, const char* op) {
+std::vector<PlainSegment> read_plain(Reader& r, DType t, int64_t count, const char* op, int& device) {
   if (count < 0) throw std::invalid_argument(std::string(op) + ": negative tensor count");
   std::vector<PlainSegment> segs(static_cast<size_t>(count));
+  DeviceOf dev{op};
   for (auto& s : segs) {
     s.n = r.n();
     if (s.n < 0) throw std::invalid_argument(std::string(op) + ": negative numel");
     Operand x = r.block(t, s.n);
-    require_cpu(op, x);
+    dev(x);
     s.x = x.ptr;
   }
+  device = dev.device;
   return segs;
 }
 }  // namespace
@@ -397,8 +412,9 @@ Napi::Value OptimMultiTensorNorm(const Napi::CallbackInfo& info) {
   Reader r("multiTensorNorm");
   const int64_t count = r.n();
   const double p = r.f();
-  std::vector<PlainSegment> segs = read_plain(r, t, count, "multiTensorNorm");
-  return Napi::Number::New(env, multi_tensor_norm(t, kind, p, segs.data(), count));
+  int device;
+  std::vector<PlainSegment> segs = read_plain(r, t, count, "multiTensorNorm", device);
+  return Napi::Number::New(env, device != kCpu ? cuda_multi_tensor_norm(device, t, kind, p, segs.data(), count) : multi_tensor_norm(t, kind, p, segs.data(), count));
   VLMOE_CATCH(env)
 }
 
@@ -409,8 +425,10 @@ Napi::Value OptimMultiTensorScale(const Napi::CallbackInfo& info) {
   Reader r("multiTensorScale");
   const int64_t count = r.n();
   const double scale = r.f();
-  std::vector<PlainSegment> segs = read_plain(r, t, count, "multiTensorScale");
-  multi_tensor_scale(t, scale, segs.data(), count);
+  int device;
+  std::vector<PlainSegment> segs = read_plain(r, t, count, "multiTensorScale", device);
+  if (device != kCpu) cuda_multi_tensor_scale(device, t, scale, segs.data(), count);
+  else multi_tensor_scale(t, scale, segs.data(), count);
   return env.Undefined();
   VLMOE_CATCH(env)
 }

@@ -10,6 +10,7 @@
 #include "../cpu/kernels.h"
 #include "../iter.h"
 #include "../ops.h"
+#include "../optim_types.h"
 
 namespace vlmoe {
 
@@ -66,6 +67,11 @@ void cuda_raise_kernel_errors(int device);
 void cuda_rand_int(int device, DType t, void* dst, int64_t n, uint64_t seed, uint64_t offset, int64_t low, int64_t high);
 void cuda_dropout(int device, DType t, const void* x, void* y, uint8_t* mask, int64_t n, double p, uint64_t seed, uint64_t offset);
 void cuda_topk(int device, DType t, RowArgs r, int64_t k, bool largest, const void* x, void* values, int64_t* indices);
+// The fused optimisers (cuda/optim.cu), cpu/optim.h's semantics.
+void cuda_adam_step(int device, DType t, const AdamHyper& h, const AdamSegment* segs, int64_t count);
+void cuda_sgd_step(int device, DType t, const SgdHyper& h, const SgdSegment* segs, int64_t count);
+double cuda_multi_tensor_norm(int device, DType t, int kind, double p, const PlainSegment* segs, int64_t count);
+void cuda_multi_tensor_scale(int device, DType t, double scale, const PlainSegment* segs, int64_t count);
 struct CublasInfo {
   bool available = false;
   int version = 0;

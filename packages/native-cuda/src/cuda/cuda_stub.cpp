@@ -45,6 +45,10 @@ void cuda_raise_kernel_errors(int) {}
 void cuda_rand_int(int, DType, void*, int64_t, uint64_t, uint64_t, int64_t, int64_t) { no_cuda(); }
 void cuda_dropout(int, DType, const void*, void*, uint8_t*, int64_t, double, uint64_t, uint64_t) { no_cuda(); }
 void cuda_topk(int, DType, RowArgs, int64_t, bool, const void*, void*, int64_t*) { no_cuda(); }
+void cuda_adam_step(int, DType, const AdamHyper&, const AdamSegment*, int64_t) { no_cuda(); }
+void cuda_sgd_step(int, DType, const SgdHyper&, const SgdSegment*, int64_t) { no_cuda(); }
+double cuda_multi_tensor_norm(int, DType, int, double, const PlainSegment*, int64_t) { no_cuda(); }
+void cuda_multi_tensor_scale(int, DType, double, const PlainSegment*, int64_t) { no_cuda(); }
 CublasInfo cuda_cublas_info() { return CublasInfo{false, 0, "", "this build has no CUDA support"}; }
 void cuda_rand_uniform(int, DType, void*, int64_t, uint64_t, uint64_t, double, double) { no_cuda(); }
 void cuda_rand_normal(int, DType, void*, int64_t, uint64_t, uint64_t, double, double) { no_cuda(); }

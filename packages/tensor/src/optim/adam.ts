@@ -10,16 +10,16 @@
  *   denom = sqrt(amsgrad ? vmax = max(vmax, v) : v) / sqrt(1 - beta2^step) + eps
  *   p -= lr / (1 - beta1^step) * m / denom
  *
- * With `fused` (default) every CPU float32/float64 contiguous parameter of a group is updated
- * by one native call (packages/native-cuda/src/cpu/optim.cpp); other parameters (CUDA,
- * non-contiguous) and `fused: false` use a per-tensor path of elementwise ops — the plain
- * reference the tests compare the fused kernel with.
+ * With `fused` (default) every float32/float64 contiguous parameter of a group is updated by
+ * one native call per device and dtype (packages/native-cuda/src/cpu/optim.cpp, cuda/optim.cu);
+ * other parameters (non-contiguous) and `fused: false` use a per-tensor path of elementwise
+ * ops — the plain reference the tests compare the fused kernel with.
  */
 import { zerosLike } from '../ops/creation.js';
 import { add, add_, copy_, div, maximum, mul, mul_, neg, sqrt } from '../ops/elementwise.js';
 import { keep, scope } from '../scope.js';
 import type { Tensor } from '../tensor.js';
-import { adamStep, fusable, groupBy, type AdamItem } from './fused.js';
+import { adamStep, fusable, fusedKey, groupBy, type AdamItem } from './fused.js';
 import { checkNonNegative, gradFor, Optimizer, type ParamGroup, type ParamsInput } from './optimizer.js';
 
 export interface AdamOptions {
@@ -77,7 +77,7 @@ export abstract class AdamBase extends Optimizer<AdamOptions> {
         else this.stepReference(item, g);
       }
       const h = { lr: g.lr, beta1, beta2, eps: g.eps, weightDecay: g.weightDecay, maximize: g.maximize, decoupled: this.decoupled, amsgrad: g.amsgrad };
-      for (const same of groupBy(items, (it) => it.param.dtype)) adamStep(same, h);
+      for (const same of groupBy(items, (it) => fusedKey(it.param))) adamStep(same, h);
     } finally {
       for (const t of temps) t.dispose();
     }

@@ -11,7 +11,7 @@
 import { noGrad } from '../autograd.js';
 import { contiguous, mul_ } from '../ops/elementwise.js';
 import type { Tensor } from '../tensor.js';
-import { fusable, groupBy, multiTensorNorm, multiTensorScale } from './fused.js';
+import { fusable, fusedKey, groupBy, multiTensorNorm, multiTensorScale } from './fused.js';
 
 export interface ClipGradNormOptions {
   /**
@@ -44,7 +44,7 @@ export function totalNorm(ts: readonly Tensor[], normType = 2): number {
       t.check('clipGradNorm');
       if (t.numel === 0) continue;
       if (fusable(t)) native.push(t);
-      else if (t.device === 'cpu' && (t.dtype === 'float32' || t.dtype === 'float64')) {
+      else if (t.dtype === 'float32' || t.dtype === 'float64') {
         const c = noGrad(() => contiguous(t));
         temps.push(c);
         native.push(c);
@@ -60,7 +60,7 @@ export function totalNorm(ts: readonly Tensor[], normType = 2): number {
         combine(r);
       }
     }
-    for (const same of groupBy(native, (t) => t.dtype)) combine(multiTensorNorm(same, kind, p));
+    for (const same of groupBy(native, fusedKey)) combine(multiTensorNorm(same, kind, p));
   } finally {
     for (const t of temps) t.dispose();
   }
@@ -89,7 +89,7 @@ export function clipGradNorm(params: Tensor | Iterable<Tensor>, maxNorm: number,
   if (coef >= 1) return total;
   noGrad(() => {
     const native = grads.filter(fusable);
-    for (const same of groupBy(native, (t) => t.dtype)) multiTensorScale(same, coef);
+    for (const same of groupBy(native, fusedKey)) multiTensorScale(same, coef);
     for (const g of grads) if (!fusable(g)) mul_(g, coef);
   });
   return total;

@@ -1,6 +1,6 @@
 /**
  * Writers for the addon's fused multi-tensor optimiser kernels
- * (packages/native-cuda/src/cpu/optim.cpp): one native call updates many tensors. Lists
+ * (packages/native-cuda/src/cpu/optim.cpp, cuda/optim.cu): one native call updates many tensors. Lists
  * longer than the argument block holds are split into several calls.
  */
 import { native } from '@vlmoe/native-cuda';
@@ -11,9 +11,17 @@ import type { Tensor } from '../tensor.js';
 /** Doubles in the argument block (packages/native-cuda/src/args.h, kArgsLen). */
 const ARGS_LEN = A.length;
 
-/** True when a tensor can go to the fused CPU kernels: contiguous float32/float64 on the CPU. */
+/**
+ * True when a tensor can go to the fused kernels: contiguous float32/float64 on the CPU or a
+ * CUDA device (one call takes the tensors of one device and dtype: group with `fusedKey`).
+ */
 export function fusable(t: Tensor): boolean {
-  return t.device === 'cpu' && (t.dtype === 'float32' || t.dtype === 'float64') && t.isContiguous();
+  return (t.dtype === 'float32' || t.dtype === 'float64') && t.isContiguous();
+}
+
+/** The grouping key of one fused call: dtype and device. */
+export function fusedKey(t: Tensor): string {
+  return `${t.dtype}@${t.device}`;
 }
 
 function chunks<T>(items: readonly T[], header: number, per: number): T[][] {

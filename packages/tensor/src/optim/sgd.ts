@@ -11,7 +11,7 @@ import { emptyLike } from '../ops/creation.js';
 import { add, add_, clone, mul_, neg } from '../ops/elementwise.js';
 import { keep, scope } from '../scope.js';
 import type { Tensor } from '../tensor.js';
-import { fusable, groupBy, sgdStep, type SgdHyper, type SgdItem } from './fused.js';
+import { fusable, fusedKey, groupBy, sgdStep, type SgdHyper, type SgdItem } from './fused.js';
 import { checkNonNegative, gradFor, Optimizer, type ParamGroup, type ParamsInput } from './optimizer.js';
 
 export interface SGDOptions extends SgdHyper {
@@ -57,7 +57,7 @@ export class SGD extends Optimizer<SGDOptions> {
         } else this.stepReference(item, g, s);
       }
       const h = { lr: g.lr, momentum: g.momentum, dampening: g.dampening, weightDecay: g.weightDecay, nesterov: g.nesterov, maximize: g.maximize };
-      for (const same of groupBy(items, (it) => it.param.dtype)) sgdStep(same, h);
+      for (const same of groupBy(items, (it) => fusedKey(it.param))) sgdStep(same, h);
     } finally {
       for (const t of temps) t.dispose();
     }
