@@ -406,7 +406,13 @@ Napi::Value MoeAssign(const Napi::CallbackInfo& info) {
   Operand sl = r.block(DType::i64, S * k), cb = r.block(DType::i64, E), ca = r.block(DType::i64, E);
   int64_t* cf = wantFirst ? reinterpret_cast<int64_t*>(r.block(DType::i64, E).ptr) : nullptr;
   int64_t* rw = wantRow ? reinterpret_cast<int64_t*>(r.block(DType::i64, S * k).ptr) : nullptr;
-  if (ex.device != kCpu) no_cuda_kernel("moe_assign");
+  if (ex.device != kCpu) {
+    if (sl.device != ex.device || cb.device != ex.device || ca.device != ex.device || (hasPriority && pr.device != ex.device))
+      throw std::invalid_argument("moe_assign: operands are on different devices");
+    cuda_moe_assign(ex.device, S, k, E, C, policy, reinterpret_cast<const int64_t*>(ex.ptr), hasPriority ? reinterpret_cast<const double*>(pr.ptr) : nullptr,
+                    reinterpret_cast<int64_t*>(sl.ptr), reinterpret_cast<int64_t*>(cb.ptr), reinterpret_cast<int64_t*>(ca.ptr), cf, rw);
+    return env.Undefined();
+  }
   moe_assign(S, k, E, C, policy, reinterpret_cast<const int64_t*>(ex.ptr), hasPriority ? reinterpret_cast<const double*>(pr.ptr) : nullptr,
              reinterpret_cast<int64_t*>(sl.ptr), reinterpret_cast<int64_t*>(cb.ptr), reinterpret_cast<int64_t*>(ca.ptr), cf, rw);
   return env.Undefined();
@@ -424,9 +430,10 @@ static PermuteArgs read_permute(Reader& r, const char* op) {
   if (p.S < 0 || p.k < 1 || p.d < 0 || p.R < 0)
     throw std::invalid_argument(std::string(op) + ": bad sizes S=" + std::to_string(p.S) + " k=" + std::to_string(p.k) + " d=" + std::to_string(p.d) + " R=" + std::to_string(p.R));
   Operand row = r.block(DType::i64, p.S * p.k);
-  if (row.device != kCpu) no_cuda_kernel(op);
   p.row = reinterpret_cast<const int64_t*>(row.ptr);
-  moe_check_rows(p.S, p.k, p.R, p.row, op);
+  p.device = row.device;
+  if (row.device != kCpu) cuda_moe_check_rows(row.device, p.S, p.k, p.R, p.row);  // reported at the next synchronisation
+  else moe_check_rows(p.S, p.k, p.R, p.row, op);
   return p;
 }
 
@@ -443,7 +450,9 @@ Napi::Value MoePermute(const Napi::CallbackInfo& info) {
   const void* w = hw ? r.block(t, p.S * p.k).ptr : nullptr;
   const int64_t tokens = p.S * p.d, rows = p.R * p.d;
   Operand src = r.block(t, un ? rows : tokens), dst = r.block(t, un ? tokens : rows);
-  (un ? moe_unpermute : moe_permute)(t, p.S, p.k, p.d, p.R, p.row, w, src.ptr, dst.ptr);
+  if (src.device != p.device || dst.device != p.device) throw std::invalid_argument(std::string(op) + ": operands are on different devices");
+  if (p.device != kCpu) cuda_moe_permute(p.device, t, un, p.S, p.k, p.d, p.R, p.row, w, src.ptr, dst.ptr);
+  else (un ? moe_unpermute : moe_permute)(t, p.S, p.k, p.d, p.R, p.row, w, src.ptr, dst.ptr);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -456,7 +465,9 @@ Napi::Value MoeUnpermuteWeightGrad(const Napi::CallbackInfo& info) {
   Reader r("moe_unpermute_weight_grad");
   PermuteArgs p = read_permute(r, "moe_unpermute_weight_grad");
   Operand dout = r.block(t, p.S * p.d), y = r.block(t, p.R * p.d), dw = r.block(t, p.S * p.k);
-  moe_unpermute_weight_grad(t, p.S, p.k, p.d, p.R, p.row, dout.ptr, y.ptr, dw.ptr);
+  if (dout.device != p.device || y.device != p.device || dw.device != p.device) throw std::invalid_argument("moe_unpermute_weight_grad: operands are on different devices");
+  if (p.device != kCpu) cuda_moe_unpermute_weight_grad(p.device, t, p.S, p.k, p.d, p.R, p.row, dout.ptr, y.ptr, dw.ptr);
+  else moe_unpermute_weight_grad(t, p.S, p.k, p.d, p.R, p.row, dout.ptr, y.ptr, dw.ptr);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -467,8 +478,13 @@ static const int64_t* read_groups(Reader& r, const char* op, int64_t& G, int64_t
   if (G < 1 || K < 0 || N < 0 || R < 0)
     throw std::invalid_argument(std::string(op) + ": bad sizes G=" + std::to_string(G) + " K=" + std::to_string(K) + " N=" + std::to_string(N) + " R=" + std::to_string(R));
   Operand sz = r.block(DType::i64, G);
-  if (sz.device != kCpu) no_cuda_kernel(op);
   const int64_t* sizes = reinterpret_cast<const int64_t*>(sz.ptr);
+  if (sz.device != kCpu) {  // the per-group GEMMs are launched from the host: read the sizes back
+    static thread_local std::vector<int64_t> host;
+    host.resize(static_cast<size_t>(G));
+    cuda_copy_d2h(sz.device, host.data(), sz.ptr, sizeof(int64_t) * static_cast<size_t>(G));
+    sizes = host.data();
+  }
   int64_t sum = 0;
   for (int64_t g = 0; g < G; ++g) {
     if (sizes[g] < 0) throw std::invalid_argument(std::string(op) + ": group " + std::to_string(g) + " has negative size " + std::to_string(sizes[g]));
@@ -490,7 +506,9 @@ Napi::Value GroupedLinear(const Napi::CallbackInfo& info) {
   Operand x = r.block(t, R * K), w = r.block(t, G * K * N);
   const void* b = hb ? r.block(t, G * N).ptr : nullptr;
   Operand y = r.block(t, R * N);
-  grouped_linear_forward(t, G, sizes, K, N, x.ptr, w.ptr, b, y.ptr, ref);
+  if (w.device != x.device || y.device != x.device) throw std::invalid_argument("grouped_linear: operands are on different devices");
+  if (x.device != kCpu) cuda_grouped_linear_forward(x.device, t, G, sizes, K, N, x.ptr, w.ptr, b, y.ptr, ref);
+  else grouped_linear_forward(t, G, sizes, K, N, x.ptr, w.ptr, b, y.ptr, ref);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -509,7 +527,9 @@ Napi::Value GroupedLinearBackward(const Napi::CallbackInfo& info) {
   void* dx = wdx ? r.block(t, R * K).ptr : nullptr;
   void* dw = wdw ? r.block(t, G * K * N).ptr : nullptr;
   void* db = wdb ? r.block(t, G * N).ptr : nullptr;
-  grouped_linear_backward(t, G, sizes, K, N, x.ptr, w.ptr, dy.ptr, dx, dw, db, ref);
+  if (w.device != x.device || dy.device != x.device) throw std::invalid_argument("grouped_linear_backward: operands are on different devices");
+  if (x.device != kCpu) cuda_grouped_linear_backward(x.device, t, G, sizes, K, N, x.ptr, w.ptr, dy.ptr, dx, dw, db, ref);
+  else grouped_linear_backward(t, G, sizes, K, N, x.ptr, w.ptr, dy.ptr, dx, dw, db, ref);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -530,7 +550,9 @@ Napi::Value ExpertFFN(const Napi::CallbackInfo& info) {
   Operand w2 = r.block(t, G * H * D);
   const void* b2 = hb2 ? r.block(t, G * D).ptr : nullptr;
   Operand pre = r.block(t, R * H), hid = r.block(t, R * H), y = r.block(t, R * D);
-  expert_ffn_forward(t, G, sizes, D, H, act, x.ptr, w1.ptr, b1, w2.ptr, b2, pre.ptr, hid.ptr, y.ptr, ref);
+  if (w1.device != x.device || w2.device != x.device || y.device != x.device || pre.device != x.device) throw std::invalid_argument("expert_ffn: operands are on different devices");
+  if (x.device != kCpu) cuda_expert_ffn_forward(x.device, t, G, sizes, D, H, act, x.ptr, w1.ptr, b1, w2.ptr, b2, pre.ptr, hid.ptr, y.ptr, ref);
+  else expert_ffn_forward(t, G, sizes, D, H, act, x.ptr, w1.ptr, b1, w2.ptr, b2, pre.ptr, hid.ptr, y.ptr, ref);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -554,7 +576,11 @@ Napi::Value ExpertFFNBackward(const Napi::CallbackInfo& info) {
   void* db1 = (want & 4) ? r.block(t, G * H).ptr : nullptr;
   void* dw2 = (want & 8) ? r.block(t, G * H * D).ptr : nullptr;
   void* db2 = (want & 16) ? r.block(t, G * D).ptr : nullptr;
-  expert_ffn_backward(t, G, sizes, D, H, act, x.ptr, w1.ptr, w2.ptr, pre.ptr, hid.ptr, dy.ptr, scratch.ptr, dx, dw1, db1, dw2, db2, ref);
+  if (w1.device != x.device || dy.device != x.device || scratch.device != x.device) throw std::invalid_argument("expert_ffn_backward: operands are on different devices");
+  if (x.device != kCpu)
+    cuda_expert_ffn_backward(x.device, t, G, sizes, D, H, act, x.ptr, w1.ptr, w2.ptr, pre.ptr, hid.ptr, dy.ptr, scratch.ptr, dx, dw1, db1, dw2, db2, ref);
+  else
+    expert_ffn_backward(t, G, sizes, D, H, act, x.ptr, w1.ptr, w2.ptr, pre.ptr, hid.ptr, dy.ptr, scratch.ptr, dx, dw1, db1, dw2, db2, ref);
   return env.Undefined();
   VLMOE_CATCH(env)
 }

@@ -10,7 +10,7 @@ import { Rng, expectClose, flat } from './helpers/ref-nn.js';
 
 const rng = new Rng(7);
 type DT = 'float32' | 'float64';
-interface In { vals: number[]; shape: number[]; dtype?: 'bool' }
+interface In { vals: number[]; shape: number[]; dtype?: 'bool' | 'int64' }
 
 const input = (shape: number[], lo = -2, hi = 2): In => ({ vals: rng.uniforms(shape.reduce((a, b) => a * b, 1), lo, hi), shape });
 
@@ -22,7 +22,7 @@ function check(device: TestDevice, dtype: DT, what: string, inputs: In[], f: (xs
   const run = (dev: string, dt: DT) => {
     const xs = inputs.map((x) => {
       const t = T.toDevice(T.tensor(x.vals.map((v) => (x.dtype === 'bool' ? v > 0 : v)) as number[], { dtype: x.dtype ?? dt, shape: x.shape }), dev);
-      if (grad && x.dtype !== 'bool') t.requiresGrad = true;
+      if (grad && !x.dtype) t.requiresGrad = true;
       return t;
     });
     const outs = [f(xs)].flat();
@@ -131,6 +131,33 @@ describeDevices('reductions, softmax, layer norm, indexing, dropout, top-k', (de
         check(device, dtype, `layerNorm ${rows}x${cols}`, [x, w, b], ([t, wt, bt]) => T.layerNorm(t!, cols, wt, bt), true);
         check(device, dtype, `layerNorm ${rows}x${cols} no affine`, [x], ([t]) => T.layerNorm(t!, cols), true);
       }
+    });
+
+    it(`${dtype}: MoE kernels — slot assignment (capacity and priority policies), permute / unpermute with combine weights, grouped linear, fused expert FFN; gradients`, () => {
+      const [S, k, E, C] = [50, 2, 6, 12];
+      const ex = Array.from({ length: S * k }, () => rng.int(0, E));
+      const pr = rng.uniforms(S * k);
+      const assign = (dev: string, priority: boolean) => {
+        const a = T.moeAssign(T.toDevice(T.tensor(ex, { dtype: 'int64', shape: [S, k] }), dev), {
+          numExperts: E, capacity: C, withRows: true, priority: priority ? T.toDevice(T.tensor(pr, { dtype: 'float64', shape: [S, k] }), dev) : undefined,
+        });
+        return [a.slot, a.countsBefore, a.countsAfter, a.countsFirst!, a.row!].map((t) => flat(t));
+      };
+      for (const priority of [false, true]) expect(assign(device, priority), `moeAssign priority=${priority}`).toEqual(assign('cpu', priority));
+      // permute / unpermute over the rows the assignment gave, weighted
+      const row = assign('cpu', false)[4]!;
+      const R = row.filter((r) => r >= 0).length;
+      const rowIn: In = { vals: row, shape: [S, k], dtype: 'int64' };
+      const d = 9;
+      check(device, dtype, 'moePermute', [input([S, d]), rowIn, input([S, k])], ([x, r, w]) => T.moePermute(x!, r!, R, w), true);
+      check(device, dtype, 'moeUnpermute', [input([R, d]), rowIn, input([S, k])], ([y, r, w]) => T.moeUnpermute(y!, r!, w), true);
+      // grouped linear and the fused expert FFN over uneven groups (an empty one included)
+      const sizes = [7, 0, 19, 1, 13];
+      const Rg = sizes.reduce((a, b) => a + b, 0), G = sizes.length, [D, H] = [24, 40];
+      check(device, dtype, 'groupedLinear', [input([Rg, D]), input([G, D, H]), input([G, H])], ([x, w, b]) => T.groupedLinear(x!, w!, b!, sizes), true);
+      for (const activation of ['gelu', 'gelu_tanh', 'relu'] as const)
+        check(device, dtype, `expertFFN ${activation}`, [input([Rg, D]), input([G, D, H]), input([G, H]), input([G, H, D]), input([G, D])],
+          ([x, w1, b1, w2, b2]) => T.expertFFN(x!, w1!, b1!, w2!, b2!, sizes, { activation }), true);
     });
   }
 });

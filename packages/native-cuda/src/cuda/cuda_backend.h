@@ -72,6 +72,21 @@ void cuda_adam_step(int device, DType t, const AdamHyper& h, const AdamSegment* 
 void cuda_sgd_step(int device, DType t, const SgdHyper& h, const SgdSegment* segs, int64_t count);
 double cuda_multi_tensor_norm(int device, DType t, int kind, double p, const PlainSegment* segs, int64_t count);
 void cuda_multi_tensor_scale(int device, DType t, double scale, const PlainSegment* segs, int64_t count);
+// The MoE kernels (cuda/moe.cu), the CPU kernels' semantics (cpu/moe_assign.h,
+// cpu/moe_permute.h, cpu/grouped_gemm.h); `sizes` are host arrays.
+void cuda_moe_assign(int device, int64_t S, int64_t k, int64_t E, int64_t C, int policy, const int64_t* expert, const double* priority, int64_t* slot,
+                     int64_t* countsBefore, int64_t* countsAfter, int64_t* countsFirst, int64_t* row);
+void cuda_moe_check_rows(int device, int64_t S, int64_t k, int64_t R, const int64_t* row);
+void cuda_moe_permute(int device, DType t, bool unpermute, int64_t S, int64_t k, int64_t d, int64_t R, const int64_t* row, const void* w, const void* src, void* dst);
+void cuda_moe_unpermute_weight_grad(int device, DType t, int64_t S, int64_t k, int64_t d, int64_t R, const int64_t* row, const void* dout, const void* y, void* dw);
+void cuda_grouped_linear_forward(int device, DType t, int64_t G, const int64_t* sizes, int64_t K, int64_t N, const void* x, const void* w, const void* b, void* y,
+                                 bool reference);
+void cuda_grouped_linear_backward(int device, DType t, int64_t G, const int64_t* sizes, int64_t K, int64_t N, const void* x, const void* w, const void* dy, void* dx,
+                                  void* dw, void* db, bool reference);
+void cuda_expert_ffn_forward(int device, DType t, int64_t G, const int64_t* sizes, int64_t D, int64_t H, int act, const void* x, const void* w1, const void* b1,
+                             const void* w2, const void* b2, void* pre, void* hid, void* y, bool reference);
+void cuda_expert_ffn_backward(int device, DType t, int64_t G, const int64_t* sizes, int64_t D, int64_t H, int act, const void* x, const void* w1, const void* w2,
+                              const void* pre, const void* hid, const void* dy, void* scratch, void* dx, void* dw1, void* db1, void* dw2, void* db2, bool reference);
 struct CublasInfo {
   bool available = false;
   int version = 0;

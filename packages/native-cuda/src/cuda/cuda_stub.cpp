@@ -49,6 +49,20 @@ void cuda_adam_step(int, DType, const AdamHyper&, const AdamSegment*, int64_t) {
 void cuda_sgd_step(int, DType, const SgdHyper&, const SgdSegment*, int64_t) { no_cuda(); }
 double cuda_multi_tensor_norm(int, DType, int, double, const PlainSegment*, int64_t) { no_cuda(); }
 void cuda_multi_tensor_scale(int, DType, double, const PlainSegment*, int64_t) { no_cuda(); }
+void cuda_moe_assign(int, int64_t, int64_t, int64_t, int64_t, int, const int64_t*, const double*, int64_t*, int64_t*, int64_t*, int64_t*, int64_t*) { no_cuda(); }
+void cuda_moe_check_rows(int, int64_t, int64_t, int64_t, const int64_t*) { no_cuda(); }
+void cuda_moe_permute(int, DType, bool, int64_t, int64_t, int64_t, int64_t, const int64_t*, const void*, const void*, void*) { no_cuda(); }
+void cuda_moe_unpermute_weight_grad(int, DType, int64_t, int64_t, int64_t, int64_t, const int64_t*, const void*, const void*, void*) { no_cuda(); }
+void cuda_grouped_linear_forward(int, DType, int64_t, const int64_t*, int64_t, int64_t, const void*, const void*, const void*, void*, bool) { no_cuda(); }
+void cuda_grouped_linear_backward(int, DType, int64_t, const int64_t*, int64_t, int64_t, const void*, const void*, const void*, void*, void*, void*, bool) { no_cuda(); }
+void cuda_expert_ffn_forward(int, DType, int64_t, const int64_t*, int64_t, int64_t, int, const void*, const void*, const void*, const void*, const void*, void*, void*,
+                             void*, bool) {
+  no_cuda();
+}
+void cuda_expert_ffn_backward(int, DType, int64_t, const int64_t*, int64_t, int64_t, int, const void*, const void*, const void*, const void*, const void*, const void*,
+                              void*, void*, void*, void*, void*, void*, bool) {
+  no_cuda();
+}
 CublasInfo cuda_cublas_info() { return CublasInfo{false, 0, "", "this build has no CUDA support"}; }
 void cuda_rand_uniform(int, DType, void*, int64_t, uint64_t, uint64_t, double, double) { no_cuda(); }
 void cuda_rand_normal(int, DType, void*, int64_t, uint64_t, uint64_t, double, double) { no_cuda(); }

@@ -3,15 +3,11 @@
  * memory, copies, fills, random numbers and dropout (the CPU's Philox streams), every
  * elementwise op, GEMM (cuBLAS or our own kernel), reductions and cumsum, softmax and layer
  * norm (fused, with backward), top-k, indexing (index_select / index_add / gather /
- * scatter_add). The rest — the MoE kernels, the grouped GEMMs — raise "not implemented on
- * cuda" until written.
+ * scatter_add), the fused optimisers, and the MoE kernels (slot assignment, permute /
+ * unpermute, grouped GEMMs, the fused expert FFN). Every kernel entry point dispatches on its
+ * operands' device natively, so the table is the CPU's.
  */
 import * as k from './kernels.js';
-import { missing, registerBackend, type Kernels } from './registry.js';
+import { registerBackend } from './registry.js';
 
-const implemented = new Set(['unary', 'pred', 'binary', 'compare', 'where', 'fill', 'random', 'gemm', 'reduce', 'cumsum', 'softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'indexSelect', 'indexAdd', 'gather', 'scatterAdd', 'dropout', 'topk', 'OPS']);
-const table = {} as Record<string, unknown>;
-for (const [name, fn] of Object.entries(k)) {
-  table[name] = implemented.has(name) ? fn : () => missing(name, 'cuda');
-}
-registerBackend('cuda', table as unknown as Kernels);
+registerBackend('cuda', k);

@@ -58,7 +58,6 @@ export function moeAssign(expert: Tensor, options: MoeAssignOptions): MoeAssignR
   expert.check('moeAssign');
   if (expert.ndim !== 2) throw new Error(`moeAssign: expert must be [S, k], got ${fmtShape(expert.shape)}`);
   if (expert.dtype !== 'int64' && expert.dtype !== 'int32') throw new TypeError(`moeAssign: expert must be int64 or int32, got ${expert.dtype}`);
-  if (expert.device !== 'cpu') throw new Error(`moeAssign: only the CPU kernel exists so far (tensor on ${expert.device})`);
   const E = options.numExperts;
   const C = options.capacity;
   if (!(Number.isInteger(E) && E >= 1)) throw new RangeError(`moeAssign: numExperts must be an integer ≥ 1, got ${E}`);
@@ -70,25 +69,30 @@ export function moeAssign(expert: Tensor, options: MoeAssignOptions): MoeAssignR
     const p = options.priority;
     p.check('moeAssign');
     if (p.shape.length !== 2 || p.shape[0] !== S || p.shape[1] !== k) throw new Error(`moeAssign: priority must be [${S}, ${k}] like expert, got ${fmtShape(p.shape)}`);
+    if (p.device !== expert.device) throw new Error(`moeAssign: priority is on ${p.device}, expert on ${expert.device}`);
     pr = contiguous(p.dtype === 'float64' ? p : cast(p, 'float64'));
   }
-  const slot = empty([S, k], 'int64');
-  const countsBefore = empty([E], 'int64');
-  const countsAfter = empty([E], 'int64');
-  const countsFirst = options.withRows ? empty([E], 'int64') : null;
-  const row = options.withRows ? empty([S, k], 'int64') : null;
+  const dev = expert.device;
+  const slot = empty([S, k], 'int64', dev);
+  const countsBefore = empty([E], 'int64', dev);
+  const countsAfter = empty([E], 'int64', dev);
+  const countsFirst = options.withRows ? empty([E], 'int64', dev) : null;
+  const row = options.withRows ? empty([S, k], 'int64', dev) : null;
   kernels.moeAssign(ex, pr, S, k, E, C, slot, countsBefore, countsAfter, countsFirst, row);
   if (ex !== expert) ex.dispose();
   if (pr && pr !== options.priority) pr.dispose();
   return row && countsFirst ? { slot, countsBefore, countsAfter, countsFirst, row } : { slot, countsBefore, countsAfter };
 }
 
-function checkCpuFloat(op: string, ...ts: (Tensor | null | undefined)[]): void {
+/** Float operands of one dtype on one device (the first one's). */
+function checkFloat(op: string, ...ts: (Tensor | null | undefined)[]): void {
   let dtype: string | null = null;
+  let device: string | null = null;
   for (const t of ts) {
     if (!t) continue;
     t.check(op);
-    if (t.device !== 'cpu') throw new Error(`${op}: only the CPU kernel exists so far (tensor on ${t.device})`);
+    if (device && t.device !== device) throw new Error(`${op}: operands are on ${device} and ${t.device}; move them to one device`);
+    device = t.device;
     if (t.dtype !== 'float32' && t.dtype !== 'float64') throw new TypeError(`${op}: expected float32 or float64 tensors, got ${t.dtype}`);
     if (dtype && t.dtype !== dtype) throw new TypeError(`${op}: all float operands must share one dtype, got ${dtype} and ${t.dtype}`);
     dtype = t.dtype;
@@ -103,6 +107,12 @@ function rowsOf(op: string, row: Tensor, S: number): { r: Tensor; k: number } {
   return { r: contiguous(row.dtype === 'int64' ? row : cast(row, 'int64')), k: row.shape[1]! };
 }
 
+/** row on the data's device. */
+function rowsOn(op: string, row: Tensor, S: number, device: string): { r: Tensor; k: number } {
+  if (row.device !== device) throw new Error(`${op}: row is on ${row.device}, the data on ${device}`);
+  return rowsOf(op, row, S);
+}
+
 function weightsOf(op: string, weight: Tensor | null | undefined, S: number, k: number): Tensor | null {
   if (!weight) return null;
   if (weight.ndim !== 2 || weight.shape[0] !== S || weight.shape[1] !== k) throw new Error(`${op}: weight must be [${S}, ${k}] like row, got ${fmtShape(weight.shape)}`);
@@ -110,19 +120,19 @@ function weightsOf(op: string, weight: Tensor | null | undefined, S: number, k: 
 }
 
 function permuteRaw(x: Tensor, r: Tensor, w: Tensor | null, S: number, k: number, d: number, R: number): Tensor {
-  const out = empty([R, d], x.dtype);
+  const out = empty([R, d], x.dtype, x.device);
   kernels.moePermute(out, x, r, w, S, k, d, R, false);
   return out;
 }
 
 function unpermuteRaw(y: Tensor, r: Tensor, w: Tensor | null, S: number, k: number, d: number, R: number): Tensor {
-  const out = empty([S, d], y.dtype);
+  const out = empty([S, d], y.dtype, y.device);
   kernels.moePermute(out, y, r, w, S, k, d, R, true);
   return out;
 }
 
 function weightGradRaw(dout: Tensor, y: Tensor, r: Tensor, S: number, k: number, d: number, R: number): Tensor {
-  const dw = empty([S, k], y.dtype);
+  const dw = empty([S, k], y.dtype, y.device);
   kernels.moeUnpermuteWeightGrad(dw, dout, y, r, S, k, d, R);
   return dw;
 }
@@ -134,11 +144,11 @@ function weightGradRaw(dout: Tensor, y: Tensor, r: Tensor, S: number, k: number,
  * Differentiable in `x` and `weight`.
  */
 export function moePermute(x: Tensor, row: Tensor, numRows: number, weight?: Tensor | null): Tensor {
-  checkCpuFloat('moePermute', x, weight);
+  checkFloat('moePermute', x, weight);
   if (x.ndim !== 2) throw new Error(`moePermute: x must be [S, d], got ${fmtShape(x.shape)}`);
   if (!(Number.isInteger(numRows) && numRows >= 0)) throw new RangeError(`moePermute: numRows must be an integer ≥ 0, got ${numRows}`);
   const [S, d] = x.shape as [number, number];
-  const { r, k } = rowsOf('moePermute', row, S);
+  const { r, k } = rowsOn('moePermute', row, S, x.device);
   const w = weightsOf('moePermute', weight, S, k);
   const xc = contiguous(x);
   const out = permuteRaw(xc, r, w, S, k, d, numRows);
@@ -161,12 +171,12 @@ export function moePermute(x: Tensor, row: Tensor, numRows: number, weight?: Ten
  * Returns [S, d]. Differentiable in `y` and `weight`.
  */
 export function moeUnpermute(y: Tensor, row: Tensor, weight?: Tensor | null): Tensor {
-  checkCpuFloat('moeUnpermute', y, weight);
+  checkFloat('moeUnpermute', y, weight);
   if (y.ndim !== 2) throw new Error(`moeUnpermute: y must be [R, d], got ${fmtShape(y.shape)}`);
   if (row.ndim !== 2) throw new Error(`moeUnpermute: row must be [S, k], got ${fmtShape(row.shape)}`);
   const [R, d] = y.shape as [number, number];
   const S = row.shape[0]!;
-  const { r, k } = rowsOf('moeUnpermute', row, S);
+  const { r, k } = rowsOn('moeUnpermute', row, S, y.device);
   const w = weightsOf('moeUnpermute', weight, S, k);
   const yc = contiguous(y);
   const out = unpermuteRaw(yc, r, w, S, k, d, R);
@@ -182,7 +192,7 @@ export function moeUnpermute(y: Tensor, row: Tensor, weight?: Tensor | null): Te
   return out;
 }
 
-/** Group sizes as a contiguous int64 CPU tensor of G entries. */
+/** Group sizes as a contiguous int64 tensor of G entries (on the CPU, or a device: read back by the kernel, which launches one GEMM per group). */
 function groupSizesOf(op: string, groupSizes: Tensor | ArrayLike<number>, G: number): Tensor {
   let sizes: Tensor;
   if (ArrayBuffer.isView(groupSizes) || Array.isArray(groupSizes) || !(groupSizes as Tensor).shape) {
@@ -190,7 +200,6 @@ function groupSizesOf(op: string, groupSizes: Tensor | ArrayLike<number>, G: num
   } else {
     const t = groupSizes as Tensor;
     t.check(op);
-    if (t.device !== 'cpu') throw new Error(`${op}: groupSizes must be on the CPU (got ${t.device})`);
     sizes = contiguous(t.dtype === 'int64' ? t : cast(t, 'int64'));
   }
   if (sizes.numel !== G) throw new Error(`${op}: ${sizes.numel} group sizes for ${G} weight matrices`);
@@ -209,7 +218,7 @@ export interface GroupedLinearOptions {
  * call, backward one more (dx, dweight, dbias together). Returns [R, out].
  */
 export function groupedLinear(x: Tensor, weight: Tensor, bias: Tensor | null, groupSizes: Tensor | ArrayLike<number>, options: GroupedLinearOptions = {}): Tensor {
-  checkCpuFloat('groupedLinear', x, weight, bias);
+  checkFloat('groupedLinear', x, weight, bias);
   if (x.ndim !== 2) throw new Error(`groupedLinear: x must be [R, in], got ${fmtShape(x.shape)}`);
   if (weight.ndim !== 3) throw new Error(`groupedLinear: weight must be [G, in, out], got ${fmtShape(weight.shape)}`);
   const [G, K, N] = weight.shape as [number, number, number];
@@ -219,14 +228,14 @@ export function groupedLinear(x: Tensor, weight: Tensor, bias: Tensor | null, gr
   const sizes = groupSizesOf('groupedLinear', groupSizes, G);
   const ref = options.reference ?? false;
   const xc = contiguous(x), wc = contiguous(weight), bc = bias ? contiguous(bias) : null;
-  const y = empty([R, N], x.dtype);
+  const y = empty([R, N], x.dtype, x.device);
   kernels.groupedLinear(y, xc, wc, bc, sizes, G, K, N, R, ref);
   if (needsGrad(x, weight, bias)) {
     record(y, 'groupedLinear', [x, weight, bias], (g) => {
       const gc = contiguous(g);
-      const dx = x.requiresGrad ? empty([R, K], x.dtype) : null;
-      const dw = weight.requiresGrad ? empty([G, K, N], x.dtype) : null;
-      const db = bias && bias.requiresGrad ? empty([G, N], x.dtype) : null;
+      const dx = x.requiresGrad ? empty([R, K], x.dtype, x.device) : null;
+      const dw = weight.requiresGrad ? empty([G, K, N], x.dtype, x.device) : null;
+      const db = bias && bias.requiresGrad ? empty([G, N], x.dtype, x.device) : null;
       kernels.groupedLinearBackward(xc, wc, gc, dx, dw, db, sizes, G, K, N, R, ref);
       return [dx, dw, db];
     }, [xc, wc, sizes]);
@@ -249,7 +258,7 @@ export interface ExpertFFNOptions extends GroupedLinearOptions {
  * the pre-activations and activations [R, H] for backward), one backward. Returns [R, D].
  */
 export function expertFFN(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2: Tensor | null, groupSizes: Tensor | ArrayLike<number>, options: ExpertFFNOptions = {}): Tensor {
-  checkCpuFloat('expertFFN', x, w1, b1, w2, b2);
+  checkFloat('expertFFN', x, w1, b1, w2, b2);
   if (x.ndim !== 2) throw new Error(`expertFFN: x must be [R, D], got ${fmtShape(x.shape)}`);
   if (w1.ndim !== 3) throw new Error(`expertFFN: w1 must be [G, D, H], got ${fmtShape(w1.shape)}`);
   const [G, D, H] = w1.shape as [number, number, number];
@@ -264,14 +273,14 @@ export function expertFFN(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, 
   const sizes = groupSizesOf('expertFFN', groupSizes, G);
   const ref = options.reference ?? false;
   const xc = contiguous(x), w1c = contiguous(w1), w2c = contiguous(w2), b1c = b1 ? contiguous(b1) : null, b2c = b2 ? contiguous(b2) : null;
-  const pre = empty([R, H], x.dtype), hid = empty([R, H], x.dtype), y = empty([R, D], x.dtype);
+  const pre = empty([R, H], x.dtype, x.device), hid = empty([R, H], x.dtype, x.device), y = empty([R, D], x.dtype, x.device);
   kernels.expertFFN(xc, w1c, b1c, w2c, b2c, pre, hid, y, sizes, G, D, H, R, act, ref);
   if (needsGrad(x, w1, b1, w2, b2)) {
     record(y, 'expertFFN', [x, w1, b1, w2, b2], (g) => {
       const gc = contiguous(g);
-      const want = (t: Tensor | null, shape: number[]) => (t && t.requiresGrad ? empty(shape, x.dtype) : null);
+      const want = (t: Tensor | null, shape: number[]) => (t && t.requiresGrad ? empty(shape, x.dtype, x.device) : null);
       const out = { dx: want(x, [R, D]), dw1: want(w1, [G, D, H]), db1: want(b1, [G, H]), dw2: want(w2, [G, H, D]), db2: want(b2, [G, D]) };
-      const scratch = empty([R, H], x.dtype);
+      const scratch = empty([R, H], x.dtype, x.device);
       kernels.expertFFNBackward(xc, w1c, w2c, pre, hid, gc, scratch, out, sizes, G, D, H, R, act, ref);
       scratch.dispose();
       return [out.dx, out.dw1, out.db1, out.dw2, out.db2];
