@@ -17,16 +17,20 @@ DynLib load_cuda_library(const char* env_var, const std::vector<std::string>& so
   for (const std::string& d : dirs)
     for (const std::string& s : sonames) c.push_back(d + "/" + s);
   const std::string site[] = {"/usr/local/lib/python3*/dist-packages", "/usr/lib/python3*/dist-packages", "/usr/local/lib/python3*/site-packages",
-                              "/opt/conda/lib/python3*/site-packages", "/root/.local/lib/python3*/site-packages"};
+                              "/opt/conda/lib/python3*/site-packages", "/opt/*/.venv/lib/python3*/site-packages", "/root/.local/lib/python3*/site-packages"};
+  // pip wheels: nvidia/<lib>/lib (CUDA 12 wheels) or nvidia/cu13/lib (CUDA 13 wheels, one folder)
+  const std::string sub[] = {std::string("/nvidia/") + pip_dir + "/lib/", "/nvidia/cu13/lib/"};
   for (const std::string& root : site) {
     for (const std::string& s : sonames) {
-      const std::string pat = root + "/nvidia/" + pip_dir + "/lib/" + s;
-      glob_t g{};
-      if (glob(pat.c_str(), 0, nullptr, &g) == 0)
-        for (size_t i = 0; i < g.gl_pathc; ++i) c.push_back(g.gl_pathv[i]);
-      else
-        c.push_back(pat);  // named in the error even though nothing matched
-      globfree(&g);
+      for (const std::string& dir : sub) {
+        const std::string pat = root + dir + s;
+        glob_t g{};
+        if (glob(pat.c_str(), 0, nullptr, &g) == 0)
+          for (size_t i = 0; i < g.gl_pathc; ++i) c.push_back(g.gl_pathv[i]);
+        else
+          c.push_back(pat);  // named in the error even though nothing matched
+        globfree(&g);
+      }
     }
   }
   DynLib out;

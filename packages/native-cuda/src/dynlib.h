@@ -13,7 +13,8 @@ struct DynLib {
 
 // Tries, in order: the file named by env var `env_var` (when set), each of `sonames` on the
 // loader path (LD_LIBRARY_PATH, ldconfig), $CUDA_HOME/lib64 and /usr/local/cuda/lib64, then
-// the `nvidia/<pip_dir>/lib` folders of Python's site-packages (PyTorch's pip wheels).
+// the `nvidia/<pip_dir>/lib` and `nvidia/cu13/lib` folders of Python's site-packages and
+// virtual environments under /opt (PyTorch's pip wheels).
 // The library stays loaded for the life of the process.
 DynLib load_cuda_library(const char* env_var, const std::vector<std::string>& sonames, const char* pip_dir);
 
