@@ -41,6 +41,16 @@ export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads: expected a positive integer, got ${n}`);
   native.setNumThreads(n);
 }
+/**
+ * Waits until every kernel queued on a CUDA device has run (torch.cuda.synchronize); raises
+ * an error a kernel reported (an index out of range) since the last synchronisation. For
+ * timing GPU work; reads to the host synchronise by themselves.
+ */
+export function synchronize(device = 'cuda:0'): void {
+  const m = /^cuda(?::(\d+))?$/.exec(device);
+  if (!m) throw new TypeError(`synchronize: expected a CUDA device ('cuda' or 'cuda:N'), got '${device}'`);
+  native.synchronize(m[1] === undefined ? 0 : Number(m[1]));
+}
 /** Forces the built-in GEMM even when OpenBLAS (CPU) or cuBLAS (CUDA) is available (benchmarks and tests). */
 export function useBuiltinGemm(on: boolean): void {
   native.setGemmBuiltin(on);
