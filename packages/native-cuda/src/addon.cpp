@@ -3,6 +3,8 @@
 // Errors carrying the kernel's message.
 #include <napi.h>
 
+#include <initializer_list>
+
 #ifdef VLMOE_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
@@ -65,6 +67,13 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("threads", num_threads());
   o.Set("simd", cpu_simd_name());
   return o;
+}
+
+// Every operand of one op on one device: `op` names the op in the error. Null (absent
+// optional) operands are skipped.
+static void same_device(const char* op, int device, std::initializer_list<const Operand*> ops) {
+  for (const Operand* o : ops)
+    if (o && o->ptr && o->device != device) throw std::invalid_argument(std::string(op) + ": operands are on different devices");
 }
 
 // cublasInfo(): whether cuBLAS loads (first call searches), its version and path, or why not.
@@ -356,10 +365,11 @@ Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
   double eps = r.f();
   const int64_t n = ra.rows * ra.cols;
   Operand x = r.block(t, n);
-  void* w = hw ? r.block(t, ra.cols).ptr : nullptr;
-  void* b = hb ? r.block(t, ra.cols).ptr : nullptr;
+  Operand wo = hw ? r.block(t, ra.cols) : Operand{}, bo = hb ? r.block(t, ra.cols) : Operand{};
+  void* w = wo.ptr;
+  void* b = bo.ptr;
   Operand y = r.block(t, n), mean = r.block(t, ra.rows), rstd = r.block(t, ra.rows);
-  if (y.device != x.device || mean.device != x.device || rstd.device != x.device) throw std::invalid_argument("layer_norm: operands are on different devices");
+  same_device("layer_norm", x.device, {&wo, &bo, &y, &mean, &rstd});
   if (x.device != kCpu) cuda_layernorm_forward(x.device, t, ra, eps, x.ptr, w, b, y.ptr, mean.ptr, rstd.ptr);
   else VLMOE_CPU(layernorm_forward, t, ra, eps, x.ptr, w, b, y.ptr, mean.ptr, rstd.ptr);
   return env.Undefined();
@@ -377,12 +387,14 @@ Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
   RowArgs ra{r.n(), r.n()};
   const int64_t n = ra.rows * ra.cols;
   Operand x = r.block(t, n);
-  const void* w = hw ? r.block(t, ra.cols).ptr : nullptr;
+  Operand wo = hw ? r.block(t, ra.cols) : Operand{};
+  const void* w = wo.ptr;
   Operand mean = r.block(t, ra.rows), rstd = r.block(t, ra.rows), g = r.block(t, n);
-  void* dx = wdx ? r.block(t, n).ptr : nullptr;
-  void* dw = wdw ? r.block(t, ra.cols).ptr : nullptr;
-  void* db = wdb ? r.block(t, ra.cols).ptr : nullptr;
-  if (g.device != x.device || mean.device != x.device) throw std::invalid_argument("layer_norm_backward: operands are on different devices");
+  Operand dxo = wdx ? r.block(t, n) : Operand{}, dwo = wdw ? r.block(t, ra.cols) : Operand{}, dbo = wdb ? r.block(t, ra.cols) : Operand{};
+  void* dx = dxo.ptr;
+  void* dw = dwo.ptr;
+  void* db = dbo.ptr;
+  same_device("layer_norm_backward", x.device, {&wo, &mean, &rstd, &g, &dxo, &dwo, &dbo});
   if (x.device != kCpu) cuda_layernorm_backward(x.device, t, ra, x.ptr, w, mean.ptr, rstd.ptr, g.ptr, dx, dw, db);
   else VLMOE_CPU(layernorm_backward, t, ra, x.ptr, w, mean.ptr, rstd.ptr, g.ptr, dx, dw, db);
   return env.Undefined();
@@ -404,11 +416,11 @@ Napi::Value MoeAssign(const Napi::CallbackInfo& info) {
   Operand ex = r.block(DType::i64, S * k);
   Operand pr = hasPriority ? r.block(DType::f64, S * k) : Operand{};
   Operand sl = r.block(DType::i64, S * k), cb = r.block(DType::i64, E), ca = r.block(DType::i64, E);
-  int64_t* cf = wantFirst ? reinterpret_cast<int64_t*>(r.block(DType::i64, E).ptr) : nullptr;
-  int64_t* rw = wantRow ? reinterpret_cast<int64_t*>(r.block(DType::i64, S * k).ptr) : nullptr;
+  Operand cfo = wantFirst ? r.block(DType::i64, E) : Operand{}, rwo = wantRow ? r.block(DType::i64, S * k) : Operand{};
+  int64_t* cf = reinterpret_cast<int64_t*>(cfo.ptr);
+  int64_t* rw = reinterpret_cast<int64_t*>(rwo.ptr);
+  same_device("moe_assign", ex.device, {&sl, &cb, &ca, hasPriority ? &pr : nullptr, &cfo, &rwo});
   if (ex.device != kCpu) {
-    if (sl.device != ex.device || cb.device != ex.device || ca.device != ex.device || (hasPriority && pr.device != ex.device))
-      throw std::invalid_argument("moe_assign: operands are on different devices");
     cuda_moe_assign(ex.device, S, k, E, C, policy, reinterpret_cast<const int64_t*>(ex.ptr), hasPriority ? reinterpret_cast<const double*>(pr.ptr) : nullptr,
                     reinterpret_cast<int64_t*>(sl.ptr), reinterpret_cast<int64_t*>(cb.ptr), reinterpret_cast<int64_t*>(ca.ptr), cf, rw);
     return env.Undefined();
@@ -447,10 +459,11 @@ Napi::Value MoePermute(const Napi::CallbackInfo& info) {
   const char* op = un ? "moe_unpermute" : "moe_permute";
   Reader r(op);
   PermuteArgs p = read_permute(r, op);
-  const void* w = hw ? r.block(t, p.S * p.k).ptr : nullptr;
+  Operand wo = hw ? r.block(t, p.S * p.k) : Operand{};
+  const void* w = wo.ptr;
   const int64_t tokens = p.S * p.d, rows = p.R * p.d;
   Operand src = r.block(t, un ? rows : tokens), dst = r.block(t, un ? tokens : rows);
-  if (src.device != p.device || dst.device != p.device) throw std::invalid_argument(std::string(op) + ": operands are on different devices");
+  same_device(op, p.device, {&wo, &src, &dst});
   if (p.device != kCpu) cuda_moe_permute(p.device, t, un, p.S, p.k, p.d, p.R, p.row, w, src.ptr, dst.ptr);
   else (un ? moe_unpermute : moe_permute)(t, p.S, p.k, p.d, p.R, p.row, w, src.ptr, dst.ptr);
   return env.Undefined();
@@ -504,9 +517,10 @@ Napi::Value GroupedLinear(const Napi::CallbackInfo& info) {
   int64_t G, K, N, R;
   const int64_t* sizes = read_groups(r, "grouped_linear", G, K, N, R);
   Operand x = r.block(t, R * K), w = r.block(t, G * K * N);
-  const void* b = hb ? r.block(t, G * N).ptr : nullptr;
+  Operand bo = hb ? r.block(t, G * N) : Operand{};
+  const void* b = bo.ptr;
   Operand y = r.block(t, R * N);
-  if (w.device != x.device || y.device != x.device) throw std::invalid_argument("grouped_linear: operands are on different devices");
+  same_device("grouped_linear", x.device, {&w, &bo, &y});
   if (x.device != kCpu) cuda_grouped_linear_forward(x.device, t, G, sizes, K, N, x.ptr, w.ptr, b, y.ptr, ref);
   else grouped_linear_forward(t, G, sizes, K, N, x.ptr, w.ptr, b, y.ptr, ref);
   return env.Undefined();
@@ -524,10 +538,11 @@ Napi::Value GroupedLinearBackward(const Napi::CallbackInfo& info) {
   int64_t G, K, N, R;
   const int64_t* sizes = read_groups(r, "grouped_linear_backward", G, K, N, R);
   Operand x = r.block(t, R * K), w = r.block(t, G * K * N), dy = r.block(t, R * N);
-  void* dx = wdx ? r.block(t, R * K).ptr : nullptr;
-  void* dw = wdw ? r.block(t, G * K * N).ptr : nullptr;
-  void* db = wdb ? r.block(t, G * N).ptr : nullptr;
-  if (w.device != x.device || dy.device != x.device) throw std::invalid_argument("grouped_linear_backward: operands are on different devices");
+  Operand dxo = wdx ? r.block(t, R * K) : Operand{}, dwo = wdw ? r.block(t, G * K * N) : Operand{}, dbo = wdb ? r.block(t, G * N) : Operand{};
+  void* dx = dxo.ptr;
+  void* dw = dwo.ptr;
+  void* db = dbo.ptr;
+  same_device("grouped_linear_backward", x.device, {&w, &dy, &dxo, &dwo, &dbo});
   if (x.device != kCpu) cuda_grouped_linear_backward(x.device, t, G, sizes, K, N, x.ptr, w.ptr, dy.ptr, dx, dw, db, ref);
   else grouped_linear_backward(t, G, sizes, K, N, x.ptr, w.ptr, dy.ptr, dx, dw, db, ref);
   return env.Undefined();
@@ -546,11 +561,13 @@ Napi::Value ExpertFFN(const Napi::CallbackInfo& info) {
   int64_t G, D, H, R;
   const int64_t* sizes = read_groups(r, "expert_ffn", G, D, H, R);
   Operand x = r.block(t, R * D), w1 = r.block(t, G * D * H);
-  const void* b1 = hb1 ? r.block(t, G * H).ptr : nullptr;
+  Operand b1o = hb1 ? r.block(t, G * H) : Operand{};
+  const void* b1 = b1o.ptr;
   Operand w2 = r.block(t, G * H * D);
-  const void* b2 = hb2 ? r.block(t, G * D).ptr : nullptr;
+  Operand b2o = hb2 ? r.block(t, G * D) : Operand{};
+  const void* b2 = b2o.ptr;
   Operand pre = r.block(t, R * H), hid = r.block(t, R * H), y = r.block(t, R * D);
-  if (w1.device != x.device || w2.device != x.device || y.device != x.device || pre.device != x.device) throw std::invalid_argument("expert_ffn: operands are on different devices");
+  same_device("expert_ffn", x.device, {&w1, &b1o, &w2, &b2o, &pre, &hid, &y});
   if (x.device != kCpu) cuda_expert_ffn_forward(x.device, t, G, sizes, D, H, act, x.ptr, w1.ptr, b1, w2.ptr, b2, pre.ptr, hid.ptr, y.ptr, ref);
   else expert_ffn_forward(t, G, sizes, D, H, act, x.ptr, w1.ptr, b1, w2.ptr, b2, pre.ptr, hid.ptr, y.ptr, ref);
   return env.Undefined();
@@ -571,12 +588,11 @@ Napi::Value ExpertFFNBackward(const Napi::CallbackInfo& info) {
   const int64_t* sizes = read_groups(r, "expert_ffn_backward", G, D, H, R);
   Operand x = r.block(t, R * D), w1 = r.block(t, G * D * H), w2 = r.block(t, G * H * D);
   Operand pre = r.block(t, R * H), hid = r.block(t, R * H), dy = r.block(t, R * D), scratch = r.block(t, R * H);
-  void* dx = (want & 1) ? r.block(t, R * D).ptr : nullptr;
-  void* dw1 = (want & 2) ? r.block(t, G * D * H).ptr : nullptr;
-  void* db1 = (want & 4) ? r.block(t, G * H).ptr : nullptr;
-  void* dw2 = (want & 8) ? r.block(t, G * H * D).ptr : nullptr;
-  void* db2 = (want & 16) ? r.block(t, G * D).ptr : nullptr;
-  if (w1.device != x.device || dy.device != x.device || scratch.device != x.device) throw std::invalid_argument("expert_ffn_backward: operands are on different devices");
+  Operand o[5];
+  const int64_t sizes_of[5] = {R * D, G * D * H, G * H, G * H * D, G * D};
+  for (int i = 0; i < 5; ++i) o[i] = (want & (1 << i)) ? r.block(t, sizes_of[i]) : Operand{};
+  void *dx = o[0].ptr, *dw1 = o[1].ptr, *db1 = o[2].ptr, *dw2 = o[3].ptr, *db2 = o[4].ptr;
+  same_device("expert_ffn_backward", x.device, {&w1, &w2, &pre, &hid, &dy, &scratch, &o[0], &o[1], &o[2], &o[3], &o[4]});
   if (x.device != kCpu)
     cuda_expert_ffn_backward(x.device, t, G, sizes, D, H, act, x.ptr, w1.ptr, w2.ptr, pre.ptr, hid.ptr, dy.ptr, scratch.ptr, dx, dw1, db1, dw2, db2, ref);
   else

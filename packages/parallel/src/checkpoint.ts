@@ -62,7 +62,7 @@ function perParamState(e: DistributedEngine, s: SetLike): Map<string, Record<str
   const scalars = st ? Object.fromEntries(Object.entries(st).filter(([, v]) => typeof v === 'number')) as Record<string, number> : {};
   const fulls: Record<string, T.Tensor> = {};
   for (const k of keys) {
-    const full = T.empty([s.chunk * s.group.size], { dtype: s.params[0]!.dtype });
+    const full = T.empty([s.chunk * s.group.size], { dtype: s.params[0]!.dtype, device: s.params[0]!.device });
     s.group.allGatherIntoTensor(full, st![k] as T.Tensor);
     fulls[k] = full;
   }
@@ -217,7 +217,7 @@ export function loadCheckpointImpl(e: DistributedEngine, dir: string, tag?: stri
         if (!keys.length) continue;
         const st: Record<string, T.Tensor | number> = { ...(index.scalars[s.names[0]!] ?? {}) };
         for (const k of keys) {
-          const full = T.zeros([s.chunk * s.group.size], { dtype: s.params[0]!.dtype });
+          const full = T.zeros([s.chunk * s.group.size], { dtype: s.params[0]!.dtype, device: s.params[0]!.device });
           s.params.forEach((p, i) => {
             const v = get(`${s.names[i]!}::${k}`);
             if (v) T.copy_(full.narrow(0, s.offsets[i]!, p.numel), localOf(s, v).reshape(-1));

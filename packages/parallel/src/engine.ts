@@ -164,7 +164,7 @@ export class DistributedEngine implements Engine {
       for (const s of this.sets) {
         const flat = this.flatten(s, (p) => p);
         const r = s.group.rank;
-        const part = T.noGrad(() => T.zeros([s.chunk], { dtype: s.params[0]!.dtype }));
+        const part = T.noGrad(() => T.zeros([s.chunk], { dtype: s.params[0]!.dtype, device: s.params[0]!.device }));
         const lo = Math.min(s.numel, r * s.chunk), hi = Math.min(s.numel, (r + 1) * s.chunk);
         if (hi > lo) T.noGrad(() => T.copy_(part.narrow(0, 0, hi - lo), flat.narrow(0, lo, hi - lo)));
         flat.dispose();
@@ -208,7 +208,7 @@ export class DistributedEngine implements Engine {
   /** Concatenation of f(param) for the set's params (zeros where f gives null), float32 flat. */
   private flatten(s: ParamSet, f: (p: T.nn.Parameter) => T.Tensor | null): T.Tensor {
     return T.noGrad(() => {
-      const out = T.zeros([s.chunk * s.group.size], { dtype: s.params[0]!.dtype });
+      const out = T.zeros([s.chunk * s.group.size], { dtype: s.params[0]!.dtype, device: s.params[0]!.device });
       s.params.forEach((p, i) => {
         const v = f(p);
         if (v) T.copy_(out.narrow(0, s.offsets[i]!, p.numel), v.reshape(-1));
@@ -237,7 +237,7 @@ export class DistributedEngine implements Engine {
         size = 0;
       };
       for (const p of s.params) {
-        if (!p.grad) p.grad = T.keep(T.zeros(p.shape.slice(), { dtype: p.dtype }));
+        if (!p.grad) p.grad = T.keep(T.zeros(p.shape.slice(), { dtype: p.dtype, device: p.device }));
         bucket.push(p);
         size += p.numel;
         if (size >= this.config.bucketElements) flush();
@@ -257,7 +257,7 @@ export class DistributedEngine implements Engine {
         };
         if (s.shard) acc(s.shard.grad);
         else for (const p of s.params) acc(p.grad);
-        const t = T.tensor([local], { dtype: 'float64' });
+        const t = T.tensor([local], { dtype: 'float64', device: s.group.device });
         // ZeRO partitions a set over its group; expert sets also differ across the EP group
         if (s.shard) s.group.allReduce(t, 'sum');
         if (s.kind === 'expert') this.groups.expertParallel.allReduce(t, 'sum');
@@ -284,7 +284,7 @@ export class DistributedEngine implements Engine {
         T.noGrad(() => {
           const flat = this.flatten(s, (p) => p.grad);
           for (const p of s.params) p.zeroGrad();
-          const g = T.zeros([s.chunk], { dtype: s.params[0]!.dtype });
+          const g = T.zeros([s.chunk], { dtype: s.params[0]!.dtype, device: s.params[0]!.device });
           s.group.reduceScatterTensor(g, flat, 'sum');
           flat.dispose();
           T.mul_(g, 1 / W);
@@ -320,7 +320,7 @@ export class DistributedEngine implements Engine {
       if (!s.shard) continue;
       // gather the updated partitions back into the parameters
       T.noGrad(() => {
-        const full = T.empty([s.chunk * s.group.size], { dtype: s.params[0]!.dtype });
+        const full = T.empty([s.chunk * s.group.size], { dtype: s.params[0]!.dtype, device: s.params[0]!.device });
         s.group.allGatherIntoTensor(full, s.shard!);
         s.params.forEach((p, i) => T.copy_(p, full.narrow(0, s.offsets[i]!, p.numel).reshape(...p.shape)));
         full.dispose();

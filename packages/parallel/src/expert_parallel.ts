@@ -19,7 +19,7 @@ import type { ProcessGroup } from './process_group.js';
 export function allToAllRows(pg: ProcessGroup, x: T.Tensor, rowsOut: readonly number[], rowsIn: readonly number[]): T.Tensor {
   const rest = x.shape.slice(1);
   const exchange = (src: T.Tensor, outRows: readonly number[], inRows: readonly number[]) => {
-    const out = T.empty([outRows.reduce((a, b) => a + b, 0), ...rest], { dtype: src.dtype });
+    const out = T.empty([outRows.reduce((a, b) => a + b, 0), ...rest], { dtype: src.dtype, device: src.device });
     pg.allToAllSingle(out, src, outRows, inRows);
     return out;
   };
@@ -42,7 +42,7 @@ export class ExpertParallelGroup {
 
   /** The largest per-expert count over the group (DeepSpeed max-reduces dropless capacity). */
   maxCount(localMax: number): number {
-    const t = T.tensor([localMax], { dtype: 'int64' });
+    const t = T.tensor([localMax], { dtype: 'int64', device: this.pg.device });
     this.pg.allReduce(t, 'max');
     return Number(t.item());
   }
@@ -54,8 +54,8 @@ export class ExpertParallelGroup {
     const total = countsPerExpert.reduce((a, b) => a + b, 0);
     if (x.shape[0] !== total) throw new Error(`expert parallel: the buffer has ${x.shape[0]} rows but the expert counts sum to ${total}`);
     // 1. how many rows each rank sends each of my local experts: [P sources × L experts]
-    const sent = T.tensor(countsPerExpert, { dtype: 'int64' });
-    const recv = T.zeros([E], { dtype: 'int64' });
+    const sent = T.tensor(countsPerExpert, { dtype: 'int64', device: this.pg.device });
+    const recv = T.zeros([E], { dtype: 'int64', device: this.pg.device });
     this.pg.allToAllSingle(recv, sent);
     const rc = Array.from(recv.dataSync() as BigInt64Array, Number); // rc[i·L + l]: rows from rank i for local expert l
     const rowsIn = Array.from({ length: P }, (_, q) => countsPerExpert.slice(q * L, (q + 1) * L).reduce((a, b) => a + b, 0));
@@ -84,7 +84,7 @@ export class ExpertParallelGroup {
     }
     const inverse = new Array<number>(perm.length);
     perm.forEach((src, dst) => (inverse[src] = dst));
-    const permT = T.tensor(perm, { dtype: 'int64' }), invT = T.tensor(inverse, { dtype: 'int64' });
+    const permT = T.tensor(perm, { dtype: 'int64', device: x.device }), invT = T.tensor(inverse, { dtype: 'int64', device: x.device });
     const local = perm.length ? T.indexSelect(got, 0, permT) : got;
     return {
       x: local,

@@ -13,7 +13,7 @@ export function allGatherRows(pg: ProcessGroup, x: T.Tensor): T.Tensor {
   const B = x.shape[0]!;
   const rest = x.shape.slice(1);
   return T.customOp('allGatherRows', [x], () => {
-    const out = T.empty([pg.size * B, ...rest], { dtype: x.dtype });
+    const out = T.empty([pg.size * B, ...rest], { dtype: x.dtype, device: x.device });
     pg.allGatherIntoTensor(out, T.contiguous(x));
     return out;
   }, (g) => {

@@ -105,7 +105,7 @@ export class OverlappedReducer {
 
   private launch(s: SetBuckets, b: Bucket): void {
     T.noGrad(() => {
-      const grads = (ps: T.nn.Parameter[]) => ps.map((p) => (p.grad ?? T.zeros(p.shape.slice(), { dtype: p.dtype })).reshape(-1));
+      const grads = (ps: T.nn.Parameter[]) => ps.map((p) => (p.grad ?? T.zeros(p.shape.slice(), { dtype: p.dtype, device: p.device })).reshape(-1));
       if (!this.scatter) {
         b.flat = T.keep(T.contiguous(T.cat(grads(b.params), 0)));
         b.work = s.set.group.allReduce(b.flat, 'sum', { async: true });
@@ -122,7 +122,7 @@ export class OverlappedReducer {
         pieces.push(b.flat.narrow(0, Math.min(Math.max(lo, b.lo), b.hi) - b.lo, len));
         if (r === group.rank) b.mine = lo;
       }
-      b.out = T.keep(T.empty([pieces[group.rank]!.numel], { dtype: b.flat.dtype }));
+      b.out = T.keep(T.empty([pieces[group.rank]!.numel], { dtype: b.flat.dtype, device: b.flat.device }));
       b.work = group.reduceScatter(b.out, pieces, 'sum', { async: true });
     });
   }
@@ -143,7 +143,7 @@ export class OverlappedReducer {
     const s = this.sets.find((x) => x.set.params === set.params);
     if (!s) throw new Error('engine: no overlapped buckets for this parameter set');
     return T.noGrad(() => {
-      const part = this.scatter ? T.zeros([set.chunk!], { dtype: set.params[0]!.dtype }) : null;
+      const part = this.scatter ? T.zeros([set.chunk!], { dtype: set.params[0]!.dtype, device: set.params[0]!.device }) : null;
       const base = set.group.rank * (set.chunk ?? 0);
       for (const b of s.buckets) {
         if (!b.work) throw new Error('engine: step() without a backward on the accumulation boundary');

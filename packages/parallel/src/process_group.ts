@@ -27,6 +27,8 @@ export interface ProcessGroup {
   readonly size: number;
   /** Ranks of the world group that form this group (index = group rank). */
   readonly ranks: readonly number[];
+  /** Where the tensors it moves live: 'cpu' (shm, mpi) or 'cuda:N' (nccl). */
+  readonly device: string;
 
   /** In place: every rank ends with the reduction of every rank's `t`. */
   allReduce(t: Tensor, op?: ReduceOp): void;

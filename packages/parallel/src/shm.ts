@@ -164,7 +164,7 @@ export abstract class NativeProcessGroup implements ProcessGroup {
   }
 
   allGather(input: T.Tensor): T.Tensor[] {
-    const out = T.empty([this.size * input.numel], { dtype: input.dtype });
+    const out = T.empty([this.size * input.numel], { dtype: input.dtype, device: input.device });
     this.allGatherIntoTensor(out, input);
     return T.split(out.reshape(this.size, ...input.shape), 1, 0).map((p) => p.reshape(...input.shape));
   }

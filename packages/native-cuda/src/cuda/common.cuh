@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "cuda_backend.h"
+
 namespace vlmoe {
 namespace cu {
 
@@ -23,6 +25,25 @@ inline unsigned blocks_for(int64_t n, int threads, int64_t cap = 65535LL * 8) {
 }
 
 constexpr int kBlock = 256;
+
+}  // namespace cu
+
+// A scratch block of the caching allocator, returned (stream-ordered) when it goes out of
+// scope, also when the op throws.
+struct DeviceBlock {
+  int device;
+  size_t bytes;
+  void* p;
+  DeviceBlock(int d, size_t n) : device(d), bytes(n), p(cuda_alloc(d, n)) {}
+  DeviceBlock(DeviceBlock&& o) noexcept : device(o.device), bytes(o.bytes), p(o.p) { o.p = nullptr; }
+  DeviceBlock(const DeviceBlock&) = delete;
+  DeviceBlock& operator=(const DeviceBlock&) = delete;
+  ~DeviceBlock() {
+    if (p) cuda_free(device, p);
+  }
+};
+
+namespace cu {
 
 // Block-wide sum of v (every thread of a block of kBlock threads calls it); the result is
 // valid in every thread. `sh` holds kBlock / 32 values.

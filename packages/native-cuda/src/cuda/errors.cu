@@ -27,7 +27,8 @@ const char* op_name(int code) {
     case kErrIndexAdd: return "index_add";
     case kErrGather: return "gather";
     case kErrScatterAdd: return "scatter_add";
-    case kErrMoeRow: return "moe permute";
+    case kErrMoeRow: return "moe permute (row)";
+    case kErrMoeExpert: return "moe_assign (expert)";
     default: return "a kernel";
   }
 }
@@ -63,6 +64,9 @@ void cuda_raise_kernel_errors(int device) {
   v->value = 0;
   v->bound = 0;
   v->code = 0;
+  if (code == kErrMoeDuplicateRow)
+    throw std::invalid_argument("moe permute (cuda:" + std::to_string(device) + "): row " + std::to_string(value) +
+                                " is the target of two assignments (rows must be distinct; found by a kernel since the last synchronisation)");
   throw std::out_of_range(std::string(op_name(code)) + " (cuda:" + std::to_string(device) + "): index " + std::to_string(value) +
                           " is out of range for a dimension of size " + std::to_string(bound) +
                           " (found by a kernel since the last synchronisation; the element was skipped)");

@@ -76,6 +76,7 @@ cublasHandle_t handle_for(int device) {
   Cublas& c = cublas();
   if (!c.error.empty() || device < 0 || device >= 64) return nullptr;
   if (!c.handle[device]) {
+    cuda_set_device(device);  // a handle belongs to the device current at its creation
     cublasHandle_t h = nullptr;
     if (c.Create(&h) != 0) {
       c.error = "cublasCreate failed on cuda:" + std::to_string(device);
@@ -178,8 +179,10 @@ void cuda_gemm(int device, DType t, int64_t batch, bool ta, bool tb, int64_t M, 
     if (s != 0) throw std::runtime_error("matmul (cuda): cuBLAS gemm failed with status " + std::to_string(s) + " (M=" + std::to_string(M) + ", N=" + std::to_string(N) + ", K=" + std::to_string(K) + ")");
     return;
   }
-  if (t == DType::f32) fallback<float>(device, batch, ta, tb, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC);
-  else fallback<double>(device, batch, ta, tb, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC);
+  // alpha == 0: no product; K = 0 makes the kernel only scale C (A and B are never read)
+  const int64_t Kr = alpha == 0 ? 0 : K;
+  if (t == DType::f32) fallback<float>(device, batch, ta, tb, M, N, Kr, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC);
+  else fallback<double>(device, batch, ta, tb, M, N, Kr, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC);
 }
 
 }  // namespace vlmoe

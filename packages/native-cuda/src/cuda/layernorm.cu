@@ -122,14 +122,13 @@ void cuda_layernorm_backward(int device, DType t, RowArgs r, const void* x, cons
                                                                static_cast<const T*>(rstd), static_cast<const T*>(g), static_cast<T*>(dx));
     if ((dw || db) && r.cols) {
       const size_t bytes = sizeof(double) * size_t(kChunks) * size_t(r.cols);
-      double* pw = static_cast<double*>(cuda_alloc(device, bytes));
-      double* pb = static_cast<double*>(cuda_alloc(device, bytes));
+      DeviceBlock bw(device, bytes), bb(device, bytes);  // returned, stream-ordered, at scope end
+      double* pw = static_cast<double*>(bw.p);
+      double* pb = static_cast<double*>(bb.p);
       const unsigned cb = static_cast<unsigned>((r.cols + cu::kBlock - 1) / cu::kBlock);
       k_ln_bwd_partial<T><<<dim3(cb, kChunks), cu::kBlock>>>(r.rows, r.cols, static_cast<const T*>(x), static_cast<const T*>(mean), static_cast<const T*>(rstd),
                                                            static_cast<const T*>(g), pw, pb);
       k_ln_bwd_final<T><<<cb, cu::kBlock>>>(r.cols, pw, pb, static_cast<T*>(dw), static_cast<T*>(db));
-      cuda_free(device, pw);  // stream-ordered: the kernels above run before any reuse
-      cuda_free(device, pb);
     }
   });
   cu::launched("layer_norm_backward");

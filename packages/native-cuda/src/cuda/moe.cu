@@ -43,7 +43,7 @@ __global__ void k_assign_first_c(int64_t S, int64_t k, int64_t E, int64_t C, con
       const int64_t j = q / S, s = q % S;
       a = s * k + j;
       const int64_t ex = expert[a];
-      if (e == 0 && (ex < 0 || ex >= E)) report(err, kErrMoeRow, ex, E);
+      if (e == 0 && (ex < 0 || ex >= E)) report(err, kErrMoeExpert, ex, E);
       mine = ex == e;
       if (mine && j == 0) ++nfirst;
     }
@@ -94,7 +94,7 @@ __global__ void k_check_rows(int64_t n, int64_t R, const int64_t* row, int* seen
   for (int64_t a = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; a < n; a += int64_t(blockDim.x) * gridDim.x) {
     const int64_t r = row[a];
     if (r < -1 || r >= R) report(err, kErrMoeRow, r, R);
-    else if (r >= 0 && atomicExch(seen + r, 1) != 0) report(err, kErrMoeRow, r, -1);
+    else if (r >= 0 && atomicExch(seen + r, 1) != 0) report(err, kErrMoeDuplicateRow, r, R);
   }
 }
 
@@ -191,19 +191,25 @@ void check_float(DType t, const char* op) {
   if (t != DType::f32 && t != DType::f64) throw std::invalid_argument(std::string(op) + " (cuda): expected float32 or float64, got " + dtype_name(t));
 }
 
-// The groups' row offsets: on the host, and a device copy (freed by the caller).
+// The groups' row offsets: on the host, and a device copy freed (stream-ordered) with it.
 struct Offsets {
   std::vector<int64_t> host;
+  int device = 0;
   int64_t* dev = nullptr;
+  Offsets() = default;
+  Offsets(const Offsets&) = delete;
+  Offsets& operator=(const Offsets&) = delete;
+  ~Offsets() {
+    if (dev) cuda_free(device, dev);
+  }
 };
 
-Offsets offsets(int device, int64_t G, const int64_t* sizes) {
-  Offsets o;
+void offsets(Offsets& o, int device, int64_t G, const int64_t* sizes) {
   o.host.assign(static_cast<size_t>(G) + 1, 0);
   for (int64_t g = 0; g < G; ++g) o.host[g + 1] = o.host[g] + sizes[g];
+  o.device = device;
   o.dev = static_cast<int64_t*>(cuda_alloc(device, sizeof(int64_t) * o.host.size()));
   cuda_copy_h2d(device, o.dev, o.host.data(), sizeof(int64_t) * o.host.size());
-  return o;
 }
 
 template <class T>
@@ -244,11 +250,10 @@ void cuda_moe_check_rows(int device, int64_t S, int64_t k, int64_t R, const int6
   const int64_t n = S * k;
   if (n == 0) return;
   KernelError* err = cuda_error_record(device);
-  int* seen = static_cast<int*>(cuda_alloc(device, sizeof(int) * size_t(R > 0 ? R : 1)));
-  cuda_memset(device, seen, 0, sizeof(int) * size_t(R > 0 ? R : 1));
-  k_check_rows<<<cu::blocks_for(n, cu::kBlock), cu::kBlock>>>(n, R, row, seen, err);
+  DeviceBlock seen(device, sizeof(int) * size_t(R > 0 ? R : 1));
+  cuda_memset(device, seen.p, 0, seen.bytes);
+  k_check_rows<<<cu::blocks_for(n, cu::kBlock), cu::kBlock>>>(n, R, row, static_cast<int*>(seen.p), err);
   cu::launched("moe rows check");
-  cuda_free(device, seen);
 }
 
 void cuda_moe_permute(int device, DType t, bool unpermute, int64_t S, int64_t k, int64_t d, int64_t R, const int64_t* row, const void* w, const void* src, void* dst) {
@@ -280,7 +285,8 @@ void cuda_moe_unpermute_weight_grad(int device, DType t, int64_t S, int64_t k, i
 void cuda_grouped_linear_forward(int device, DType t, int64_t G, const int64_t* sizes, int64_t K, int64_t N, const void* x, const void* w, const void* b, void* y,
                                  bool reference) {
   check_float(t, "grouped_linear");
-  Offsets o = offsets(device, G, sizes);
+  Offsets o;
+  offsets(o, device, G, sizes);
   const int64_t R = o.host[G], es = int64_t(dtype_size(t));
   for (int64_t g = 0; g < G; ++g) {
     const int64_t n = sizes[g];
@@ -296,13 +302,13 @@ void cuda_grouped_linear_forward(int device, DType t, int64_t G, const int64_t* 
     });
     cu::launched("grouped_linear (bias)");
   }
-  cuda_free(device, o.dev);
 }
 
 void cuda_grouped_linear_backward(int device, DType t, int64_t G, const int64_t* sizes, int64_t K, int64_t N, const void* x, const void* w, const void* dy, void* dx,
                                   void* dw, void* db, bool reference) {
   check_float(t, "grouped_linear_backward");
-  Offsets o = offsets(device, G, sizes);
+  Offsets o;
+  offsets(o, device, G, sizes);
   const int64_t es = int64_t(dtype_size(t));
   for (int64_t g = 0; g < G; ++g) {
     const int64_t n = sizes[g];
@@ -324,14 +330,14 @@ void cuda_grouped_linear_backward(int device, DType t, int64_t G, const int64_t*
     });
     cu::launched("grouped_linear_backward (bias)");
   }
-  cuda_free(device, o.dev);
 }
 
 void cuda_expert_ffn_forward(int device, DType t, int64_t G, const int64_t* sizes, int64_t D, int64_t H, int act, const void* x, const void* w1, const void* b1,
                              const void* w2, const void* b2, void* pre, void* hid, void* y, bool reference) {
   check_float(t, "expert_ffn");
   if (act < 0 || act > 2) throw std::invalid_argument("expert_ffn: activation code " + std::to_string(act) + " is not 0 (gelu), 1 (gelu_tanh) or 2 (relu)");
-  Offsets o = offsets(device, G, sizes);
+  Offsets o;
+  offsets(o, device, G, sizes);
   const int64_t R = o.host[G], es = int64_t(dtype_size(t));
   for (int64_t g = 0; g < G; ++g)  // pre = x · w1
     if (sizes[g])
@@ -355,7 +361,6 @@ void cuda_expert_ffn_forward(int device, DType t, int64_t G, const int64_t* size
     });
     cu::launched("expert_ffn (bias)");
   }
-  cuda_free(device, o.dev);
 }
 
 void cuda_expert_ffn_backward(int device, DType t, int64_t G, const int64_t* sizes, int64_t D, int64_t H, int act, const void* x, const void* w1, const void* w2,
@@ -364,6 +369,7 @@ void cuda_expert_ffn_backward(int device, DType t, int64_t G, const int64_t* siz
   if (act < 0 || act > 2) throw std::invalid_argument("expert_ffn_backward: activation code " + std::to_string(act) + " is not 0, 1 or 2");
   // second layer: dw2, db2 from (hid, dy); scratch = dy · w2ᵀ
   cuda_grouped_linear_backward(device, t, G, sizes, H, D, hid, w2, dy, scratch, dw2, db2, reference);
+  if (!dx && !dw1 && !db1) return;  // the first layer's gradients are not wanted: no dpre
   int64_t R = 0;
   for (int64_t g = 0; g < G; ++g) R += sizes[g];
   if (R * H) {

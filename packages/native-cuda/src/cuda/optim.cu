@@ -39,11 +39,11 @@ struct DevPlainSeg {
   void* x;
 };
 
-// Copies `host` to a fresh device block (freed, stream-ordered, by the caller).
+// `host` copied to a fresh device block (returned to the allocator with the block).
 template <class S>
-S* upload(int device, const std::vector<S>& host) {
-  S* d = static_cast<S*>(cuda_alloc(device, sizeof(S) * host.size()));
-  cuda_copy_h2d(device, d, host.data(), sizeof(S) * host.size());
+DeviceBlock upload(int device, const std::vector<S>& host) {
+  DeviceBlock d(device, sizeof(S) * host.size());
+  cuda_copy_h2d(device, d.p, host.data(), sizeof(S) * host.size());
   return d;
 }
 
@@ -177,8 +177,9 @@ void cuda_adam_step(int device, DType t, const AdamHyper& h, const AdamSegment* 
     const double bc1 = 1.0 - std::pow(h.beta1, segs[k].step), bc2 = 1.0 - std::pow(h.beta2, segs[k].step);
     ds[k] = DevAdamSeg{segs[k].p, segs[k].g, segs[k].m, segs[k].v, segs[k].vmax, std::sqrt(bc2), -(h.lr / bc1)};
   }
-  DevAdamSeg* dsegs = upload(device, ds);
-  int64_t* dstart = upload(device, start);
+  DeviceBlock bsegs = upload(device, ds), bstart = upload(device, start);
+  auto* dsegs = static_cast<DevAdamSeg*>(bsegs.p);
+  auto* dstart = static_cast<int64_t*>(bstart.p);
   const bool l2 = !h.decoupled && h.weight_decay != 0;
   cu::set_device(device);
   const unsigned grid = cu::blocks_for(total, cu::kBlock);
@@ -189,8 +190,6 @@ void cuda_adam_step(int device, DType t, const AdamHyper& h, const AdamSegment* 
     k_adam<double><<<grid, cu::kBlock>>>(dsegs, dstart, count, total, h.maximize ? -1.0 : 1.0, h.weight_decay, 1.0 - h.lr * h.weight_decay, h.beta1, 1.0 - h.beta1,
                                          h.beta2, 1.0 - h.beta2, h.eps, l2, h.decoupled, h.amsgrad);
   cu::launched("adamStep");
-  cuda_free(device, dsegs);
-  cuda_free(device, dstart);
 }
 
 void cuda_sgd_step(int device, DType t, const SgdHyper& h, const SgdSegment* segs, int64_t count) {
@@ -200,8 +199,9 @@ void cuda_sgd_step(int device, DType t, const SgdHyper& h, const SgdSegment* seg
   if (total == 0) return;
   std::vector<DevSgdSeg> ds(static_cast<size_t>(count));
   for (int64_t k = 0; k < count; ++k) ds[k] = DevSgdSeg{segs[k].p, segs[k].g, segs[k].buf, segs[k].init ? 1 : 0};
-  DevSgdSeg* dsegs = upload(device, ds);
-  int64_t* dstart = upload(device, start);
+  DeviceBlock bsegs = upload(device, ds), bstart = upload(device, start);
+  auto* dsegs = static_cast<DevSgdSeg*>(bsegs.p);
+  auto* dstart = static_cast<int64_t*>(bstart.p);
   cu::set_device(device);
   const unsigned grid = cu::blocks_for(total, cu::kBlock);
   const bool wd = h.weight_decay != 0, mom = h.momentum != 0;
@@ -212,8 +212,6 @@ void cuda_sgd_step(int device, DType t, const SgdHyper& h, const SgdSegment* seg
     k_sgd<double><<<grid, cu::kBlock>>>(dsegs, dstart, count, total, h.maximize ? -1.0 : 1.0, h.weight_decay, h.momentum, 1.0 - h.dampening, -h.lr, wd, mom,
                                         h.nesterov);
   cu::launched("sgdStep");
-  cuda_free(device, dsegs);
-  cuda_free(device, dstart);
 }
 
 double cuda_multi_tensor_norm(int device, DType t, int kind, double p, const PlainSegment* segs, int64_t count) {
@@ -223,19 +221,18 @@ double cuda_multi_tensor_norm(int device, DType t, int kind, double p, const Pla
   if (total == 0) return 0;
   std::vector<DevPlainSeg> ds(static_cast<size_t>(count));
   for (int64_t k = 0; k < count; ++k) ds[k] = DevPlainSeg{segs[k].x};
-  DevPlainSeg* dsegs = upload(device, ds);
-  int64_t* dstart = upload(device, start);
+  DeviceBlock bsegs = upload(device, ds), bstart = upload(device, start);
+  auto* dsegs = static_cast<DevPlainSeg*>(bsegs.p);
+  auto* dstart = static_cast<int64_t*>(bstart.p);
   const int64_t nblocks = (total + kNormBlock - 1) / kNormBlock;
-  double* dpart = static_cast<double*>(cuda_alloc(device, sizeof(double) * size_t(nblocks)));
+  DeviceBlock bpart(device, sizeof(double) * size_t(nblocks));
+  auto* dpart = static_cast<double*>(bpart.p);
   cu::set_device(device);
   if (t == DType::f32) k_norm<float><<<static_cast<unsigned>(nblocks), cu::kBlock>>>(dsegs, dstart, count, total, kind, p, dpart);
   else k_norm<double><<<static_cast<unsigned>(nblocks), cu::kBlock>>>(dsegs, dstart, count, total, kind, p, dpart);
   cu::launched("multiTensorNorm");
   std::vector<double> part(static_cast<size_t>(nblocks));
   cuda_copy_d2h(device, part.data(), dpart, sizeof(double) * part.size());
-  cuda_free(device, dsegs);
-  cuda_free(device, dstart);
-  cuda_free(device, dpart);
   double r = 0;
   for (double v : part) r = kind == 1 ? ((v > r || v != v) ? v : r) : r + v;
   return r;
@@ -248,15 +245,14 @@ void cuda_multi_tensor_scale(int device, DType t, double scale, const PlainSegme
   if (total == 0) return;
   std::vector<DevPlainSeg> ds(static_cast<size_t>(count));
   for (int64_t k = 0; k < count; ++k) ds[k] = DevPlainSeg{segs[k].x};
-  DevPlainSeg* dsegs = upload(device, ds);
-  int64_t* dstart = upload(device, start);
+  DeviceBlock bsegs = upload(device, ds), bstart = upload(device, start);
+  auto* dsegs = static_cast<DevPlainSeg*>(bsegs.p);
+  auto* dstart = static_cast<int64_t*>(bstart.p);
   cu::set_device(device);
   const unsigned grid = cu::blocks_for(total, cu::kBlock);
   if (t == DType::f32) k_scale<float><<<grid, cu::kBlock>>>(dsegs, dstart, count, total, float(scale));
   else k_scale<double><<<grid, cu::kBlock>>>(dsegs, dstart, count, total, scale);
   cu::launched("multiTensorScale");
-  cuda_free(device, dsegs);
-  cuda_free(device, dstart);
 }
 
 }  // namespace vlmoe

@@ -170,6 +170,7 @@ void cuda_reduce(int device, int op, DType t, Iter& it, bool with_index) {
     R.nd = 1;
   }
   const int64_t nK = K.numel(), nR = R.numel();
+  if ((op == 1 || op == 2) && nR == 0) throw std::invalid_argument(op == 1 ? "max: cannot reduce over an empty dimension" : "min: cannot reduce over an empty dimension");
   if (nK == 0) return;
   cu::set_device(device);
   int64_t* idx = with_index ? reinterpret_cast<int64_t*>(it.base[2]) : nullptr;
