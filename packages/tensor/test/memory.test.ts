@@ -8,8 +8,8 @@ describe('poisoned fresh memory (VLMOE_POISON=1, set for the kernel suites)', ()
   it('empty() gives NaN floats and -1 integers, so a kernel that skips an output element fails its test', () => {
     expect(process.env.VLMOE_POISON).toBe('1');
     for (const n of [3, 100_000]) {
-      expect(Array.from(T.empty([n]).dataSync()).every((v) => Number.isNaN(v))).toBe(true);
-      expect(Array.from(T.empty([n], { dtype: 'int32' }).dataSync()).every((v) => v === -1)).toBe(true);
+      expect(Array.from(T.empty([n]).dataSync() as Float32Array).every((v) => Number.isNaN(v))).toBe(true);
+      expect(Array.from(T.empty([n], { dtype: 'int32' }).dataSync() as Int32Array).every((v) => v === -1)).toBe(true);
     }
   });
 });

@@ -157,7 +157,7 @@ describe('expertFFN (fused grouped FFN)', () => {
 
   for (const [sizes, act] of [[[3, 0, 5, 1], 'gelu'], [[6], 'gelu_tanh'], [[0, 4, 2], 'relu'], [[1, 1, 1, 1, 1], 'gelu']] as const) {
     it(`equals groupedLinear → ${act} → groupedLinear for sizes ${sizes.join(',')}, forward and gradients`, () => {
-      const G = sizes.length, D = 5, H = 7, R = sizes.reduce((a, b) => a + b, 0);
+      const G = sizes.length, D = 5, H = 7, R = (sizes as readonly number[]).reduce((a, b) => a + b, 0);
       const mk = (shape: number[]) => f64(rand(shape.reduce((a, b) => a * b, 1)), shape, true);
       const x = mk([R, D]), w1 = mk([G, D, H]), b1 = mk([G, H]), w2 = mk([G, H, D]), b2 = mk([G, D]);
       const wts = f64(rand(R * D), [R, D]);
