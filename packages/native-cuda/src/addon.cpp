@@ -21,6 +21,7 @@
 #include "cpu/moe_assign.h"
 #include "cpu/moe_permute.h"
 #include "cpu/kernels.h"
+#include "cpu/half_ops.h"
 #include "cpu/optim.h"
 #include "cpu/random.h"
 #include "cuda/cuda_backend.h"
@@ -198,6 +199,12 @@ Napi::Value Elementwise(const Napi::CallbackInfo& info) {
     case 0: {
       DType ts[2] = {out, in};
       Iter it = r.iter(2, ts, &device);
+      if (is_half(in) || is_half(out)) {  // half precision: casts only
+        if (UnaryOp(op) != UnaryOp::copy) half_unsupported(is_half(in) ? in : out);
+        if (device == kCpu) half_cast(in, out, it);
+        else cuda_half_cast(device, in, out, it);
+        break;
+      }
       OpParams p{r.f(), r.f()};
       if (op < 0 || op >= int(UnaryOp::kCount)) throw std::invalid_argument("unknown unary op");
       if (device == kCpu) VLMOE_CPU(unary, UnaryOp(op), in, out, it, p);
@@ -252,6 +259,11 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
   Operand o = r.block(t, n);
   r.n();  // n, already read
   double v = r.f();
+  if (is_half(t)) {
+    if (o.device == kCpu) half_fill(t, o.ptr, n, v);
+    else cuda_half_fill(o.device, t, o.ptr, n, v);
+    return env.Undefined();
+  }
   if (o.device == kCpu) VLMOE_CPU(fill, t, o.ptr, n, v);
   else cuda_fill(o.device, t, o.ptr, n, v);
   return env.Undefined();
@@ -626,6 +638,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   VLMOE_TRY
   DType t = dtype_from_int(I(info, 0));
   bool ta = I(info, 1) != 0, tb = I(info, 2) != 0;
+  const DType ct = info.Length() > 3 ? dtype_from_int(I(info, 3)) : t;  // C's dtype (float32 for a mixed-precision product)
   Reader r("matmul");
   int64_t batch = r.n(), M = r.n(), N = r.n(), K = r.n();
   double alpha = r.f(), beta = r.f();
@@ -635,7 +648,13 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   };
   Operand A = r.ptr(t, 0, ta ? reach(K, M, lda, sA) : reach(M, K, lda, sA));
   Operand B = r.ptr(t, 0, tb ? reach(N, K, ldb, sB) : reach(K, N, ldb, sB));
-  Operand C = r.ptr(t, 0, reach(M, N, ldc, sC));
+  Operand C = r.ptr(ct, 0, reach(M, N, ldc, sC));
+  if (is_half(t) || ct != t) {
+    if (A.device != C.device || B.device != C.device) throw std::invalid_argument("matmul: operands are on different devices");
+    if (C.device != kCpu) cuda_gemm_half(C.device, t, ct, batch, ta, tb, M, N, K, alpha, A.ptr, lda, sA, B.ptr, ldb, sB, beta, C.ptr, ldc, sC, false);
+    else gemm_half_cpu(t, ct, batch, ta, tb, M, N, K, alpha, A.ptr, lda, sA, B.ptr, ldb, sB, beta, C.ptr, ldc, sC);
+    return env.Undefined();
+  }
   if (A.device != kCpu || B.device != kCpu || C.device != kCpu) {
     if (A.device != C.device || B.device != C.device) throw std::invalid_argument("matmul: operands are on different devices");
     cuda_gemm(C.device, t, batch, ta, tb, M, N, K, alpha, A.ptr, lda, sA, B.ptr, ldb, sB, beta, C.ptr, ldc, sC, false);

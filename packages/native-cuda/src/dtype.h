@@ -8,8 +8,10 @@
 
 namespace vlmoe {
 
-enum class DType : int { f32 = 0, f64 = 1, i32 = 2, i64 = 3, b8 = 4, u8 = 5 };
-constexpr int kNumDTypes = 6;
+// bf16 / f16 are storage types: casts, fill, matmul (float32 accumulation) and data moves
+// take them; the compute kernels dispatch over the other six and refuse them by name.
+enum class DType : int { f32 = 0, f64 = 1, i32 = 2, i64 = 3, b8 = 4, u8 = 5, bf16 = 6, f16 = 7 };
+constexpr int kNumDTypes = 8;
 
 inline const char* dtype_name(DType t) {
   switch (t) {
@@ -19,6 +21,8 @@ inline const char* dtype_name(DType t) {
     case DType::i64: return "int64";
     case DType::b8: return "bool";
     case DType::u8: return "uint8";
+    case DType::bf16: return "bfloat16";
+    case DType::f16: return "float16";
   }
   return "?";
 }
@@ -28,11 +32,18 @@ inline size_t dtype_size(DType t) {
     case DType::f32: case DType::i32: return 4;
     case DType::f64: case DType::i64: return 8;
     case DType::b8: case DType::u8: return 1;
+    case DType::bf16: case DType::f16: return 2;
   }
   return 0;
 }
 
 inline bool is_floating(DType t) { return t == DType::f32 || t == DType::f64; }
+inline bool is_half(DType t) { return t == DType::bf16 || t == DType::f16; }
+
+[[noreturn]] inline void half_unsupported(DType t) {
+  throw std::invalid_argument(std::string("dtype ") + dtype_name(t) +
+                              " is a storage type here: casts, fill and matmul take it; cast to float32 for this op");
+}
 
 inline DType dtype_from_int(int v) {
   if (v < 0 || v >= kNumDTypes) throw std::invalid_argument("unknown dtype code " + std::to_string(v));
@@ -49,6 +60,8 @@ auto dispatch_dtype(DType t, F&& f) {
     case DType::i64: return f(int64_t{});
     case DType::b8: return f(bool{});
     case DType::u8: return f(uint8_t{});
+    case DType::bf16:
+    case DType::f16: half_unsupported(t);
   }
   throw std::invalid_argument("unknown dtype");
 }

@@ -94,7 +94,8 @@ export interface NativeAddon {
   commWait(ticket: number): void;
   commDone(ticket: number): boolean;
   expertFFNBackward(dtype: number, act: number, wantMask: number, reference: number): void;
-  gemm(dtype: number, transA: number, transB: number): void;
+  /** dtype: A and B; outDtype: C (default dtype; float32 with bfloat16 / float16 operands: a mixed-precision product). */
+  gemm(dtype: number, transA: number, transB: number, outDtype?: number): void;
   gemmReference(dtype: number, transA: number, transB: number): void;
   /** cblas_sgemm called directly on contiguous storages (benchmark peer); false without OpenBLAS. */
   blasSgemmDirect(M: number, N: number, K: number, a: number, b: number, c: number): boolean;

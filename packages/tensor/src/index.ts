@@ -7,7 +7,8 @@ import './backend/cuda.js';
 import './methods.js';
 
 export { Tensor, contiguousStrides, shapeNumel, type Shape } from './tensor.js';
-export { type DType, DTYPES, dtypeSize, promoteTypes, isFloating, type TypedArray } from './dtype.js';
+export { type DType, DTYPES, dtypeSize, promoteTypes, isFloating, isHalf, type TypedArray } from './dtype.js';
+export { autocast, autocastDType, type AutocastDType } from './autocast.js';
 export { cudaAvailable, normalizeDevice, type Device } from './device.js';
 export { memory, type MemoryReport } from './storage.js';
 export { scope, tidy, keep, scopeDepth } from './scope.js';

@@ -1,5 +1,5 @@
 /** Tensor methods: PyTorch-style method forms of the functional ops. */
-import type { DType } from './dtype.js';
+import { DTYPES, type DType } from './dtype.js';
 import { Tensor, hooks } from './tensor.js';
 import * as ew from './ops/elementwise.js';
 import * as red from './ops/reduce.js';
@@ -169,7 +169,7 @@ P.clone = function () { return ew.clone(this); };
 P.gather = function (d, i) { return gather(this, d, i); };
 P.indexSelect = function (d, i) { return indexSelect(this, d, i); };
 P.scatterAdd = function (d, i, s) { return scatterAdd(this, d, i, s); };
-const DT = new Set(['float32', 'float64', 'int32', 'int64', 'bool', 'uint8']);
+const DT = new Set<string>(DTYPES);
 P.to = function (target) { return DT.has(target) ? ew.cast(this, target as DType) : toDevice(this, target); };
 P.float = function () { return ew.cast(this, 'float32'); };
 P.double = function () { return ew.cast(this, 'float64'); };
@@ -191,3 +191,4 @@ hooks.add = (a, b) => ew.add(a, b);
 hooks.accumulateInto = (grad, g) => noGrad(() => ew.add_(grad, g));
 hooks.cloneDetached = (g) => keep(noGrad(() => ew.clone(g)));
 hooks.contiguous = (t) => noGrad(() => ew.clone(t));
+hooks.cast = (t, d) => noGrad(() => ew.cast(t, d));

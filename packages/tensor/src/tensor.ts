@@ -139,7 +139,7 @@ export class Tensor {
     return readContiguous(this);
   }
 
-  /** A fresh copy of the elements (a typed array that outlives the tensor). */
+  /** A fresh copy of the elements (a typed array that outlives the tensor; bfloat16 / float16 come back as Float32Array). */
   dataSync(): TypedArray {
     this.check('dataSync');
     return readContiguous(this);
@@ -232,6 +232,9 @@ export const hooks = {
   cloneDetached: (_g: Tensor): Tensor => {
     throw new Error('ops not loaded');
   },
+  cast: (_t: Tensor, _d: DType): Tensor => {
+    throw new Error('ops not loaded');
+  },
   contiguous: (_t: Tensor): Tensor => {
     throw new Error('ops not loaded');
   },
@@ -269,6 +272,13 @@ export function empty(shape: Shape, dtype: DType = 'float32', device = 'cpu'): T
 }
 
 function readContiguous(t: Tensor): TypedArray {
+  if (t.dtype === 'bfloat16' || t.dtype === 'float16') {
+    // half precision reads back as float32 values (the cast runs where the tensor lives)
+    const f = hooks.cast(t, 'float32');
+    const out = readContiguous(f);
+    f.dispose();
+    return out;
+  }
   const src = t.isContiguous() ? t : hooks.contiguous(t);
   const bytes = src.numel * dtypeSize[t.dtype];
   const buf = new ArrayBuffer(bytes);

@@ -366,15 +366,18 @@ describe('random generation', () => {
 
 describe('dtypes and data access', () => {
   it('dtype table, sizes, floating check and promotion', () => {
-    expect([...T.DTYPES]).toEqual(['float32', 'float64', 'int32', 'int64', 'bool', 'uint8']);
-    expect(T.dtypeSize).toEqual({ float32: 4, float64: 8, int32: 4, int64: 8, bool: 1, uint8: 1 });
-    expect(T.DTYPES.filter(T.isFloating)).toEqual(['float32', 'float64']);
-    const order = ['bool', 'uint8', 'int32', 'int64', 'float32', 'float64'] as const;
-    for (let i = 0; i < order.length; ++i) {
-      for (let j = 0; j < order.length; ++j) {
-        expect(T.promoteTypes(order[i]!, order[j]!)).toBe(order[Math.max(i, j)]);
+    expect([...T.DTYPES]).toEqual(['float32', 'float64', 'int32', 'int64', 'bool', 'uint8', 'bfloat16', 'float16']);
+    expect(T.dtypeSize).toEqual({ float32: 4, float64: 8, int32: 4, int64: 8, bool: 1, uint8: 1, bfloat16: 2, float16: 2 });
+    expect(T.DTYPES.filter(T.isFloating)).toEqual(['float32', 'float64', 'bfloat16', 'float16']);
+    for (const half of ['bfloat16', 'float16'] as const) {
+      const order = ['bool', 'uint8', 'int32', 'int64', half, 'float32', 'float64'] as const;
+      for (let i = 0; i < order.length; ++i) {
+        for (let j = 0; j < order.length; ++j) {
+          expect(T.promoteTypes(order[i]!, order[j]!)).toBe(order[Math.max(i, j)]);
+        }
       }
     }
+    expect(T.promoteTypes('bfloat16', 'float16')).toBe('float32'); // as PyTorch
   });
 
   it('data() is a live view of contiguous CPU tensors (incl. offset views); a copy otherwise', () => {

@@ -24,6 +24,8 @@ ncclDataType_t nccl_type(DType t) {
     case DType::i64: return ncclInt64;
     case DType::u8:
     case DType::b8: return ncclUint8;
+    case DType::bf16: return ncclBfloat16;
+    case DType::f16: return ncclFloat16;
   }
   throw std::invalid_argument("nccl: unsupported dtype");
 }
@@ -33,7 +35,7 @@ ncclRedOp_t nccl_op(ReduceOp op, DType t) {
   switch (op) {
     case ReduceOp::sum: return ncclSum;
     case ReduceOp::avg:
-      if (t != DType::f32 && t != DType::f64) throw std::invalid_argument(std::string("nccl: 'avg' needs a floating dtype, got ") + dtype_name(t));
+      if (t != DType::f32 && t != DType::f64 && !is_half(t)) throw std::invalid_argument(std::string("nccl: 'avg' needs a floating dtype, got ") + dtype_name(t));
       return ncclAvg;
     case ReduceOp::max: return ncclMax;
     case ReduceOp::min: return ncclMin;

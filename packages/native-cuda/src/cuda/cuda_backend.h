@@ -87,6 +87,13 @@ void cuda_expert_ffn_forward(int device, DType t, int64_t G, const int64_t* size
                              const void* w2, const void* b2, void* pre, void* hid, void* y, bool reference);
 void cuda_expert_ffn_backward(int device, DType t, int64_t G, const int64_t* sizes, int64_t D, int64_t H, int act, const void* x, const void* w1, const void* w2,
                               const void* pre, const void* hid, const void* dy, void* scratch, void* dx, void* dw1, void* db1, void* dw2, void* db2, bool reference);
+// bfloat16 / float16 (cuda/half.cu): casts to and from every dtype (one side half), fill.
+void cuda_half_cast(int device, DType in, DType out, Iter& it);
+void cuda_half_fill(int device, DType t, void* dst, int64_t n, double value);
+// GEMM with bf16 / f16 operands A and B (same dtype), float32 accumulation, C in float32 or
+// the operands' dtype (cuBLAS GemmEx, else our kernel); the cuda_gemm conventions otherwise.
+void cuda_gemm_half(int device, DType ab, DType c, int64_t batch, bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
+                    int64_t lda, int64_t strideA, const void* B, int64_t ldb, int64_t strideB, double beta, void* C, int64_t ldc, int64_t strideC, bool reference);
 struct CublasInfo {
   bool available = false;
   int version = 0;

@@ -63,6 +63,12 @@ void cuda_expert_ffn_backward(int, DType, int64_t, const int64_t*, int64_t, int6
                               void*, void*, void*, void*, void*, void*, bool) {
   no_cuda();
 }
+void cuda_half_cast(int, DType, DType, Iter&) { no_cuda(); }
+void cuda_half_fill(int, DType, void*, int64_t, double) { no_cuda(); }
+void cuda_gemm_half(int, DType, DType, int64_t, bool, bool, int64_t, int64_t, int64_t, double, const void*, int64_t, int64_t, const void*, int64_t, int64_t, double, void*,
+                    int64_t, int64_t, bool) {
+  no_cuda();
+}
 CublasInfo cuda_cublas_info() { return CublasInfo{false, 0, "", "this build has no CUDA support"}; }
 void cuda_rand_uniform(int, DType, void*, int64_t, uint64_t, uint64_t, double, double) { no_cuda(); }
 void cuda_rand_normal(int, DType, void*, int64_t, uint64_t, uint64_t, double, double) { no_cuda(); }

@@ -303,7 +303,9 @@ export function gemm(batch: number, M: number, N: number, K: number, a: GemmOper
   i = put(i, a.t);
   i = put(i, b.t);
   put(i, c.t);
-  (reference ? native.gemmReference : native.gemm)(dtypeCode[c.t.dtype], a.trans ? 1 : 0, b.trans ? 1 : 0);
+  // A and B share a dtype; C may be float32 under bfloat16 / float16 operands (a mixed-precision product)
+  if (reference) native.gemmReference(dtypeCode[c.t.dtype], a.trans ? 1 : 0, b.trans ? 1 : 0);
+  else native.gemm(dtypeCode[a.t.dtype], a.trans ? 1 : 0, b.trans ? 1 : 0, dtypeCode[c.t.dtype]);
 }
 
 /** Block shared by indexSelect and indexAdd: outer, size, inner, m, then three operands. */

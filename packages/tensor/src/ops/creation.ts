@@ -3,7 +3,7 @@ import { native } from '@vlmoe/native-cuda';
 import { backendOf } from '../backend/registry.js';
 import { dtypeSize, isFloating, typedArrayFor, type DType } from '../dtype.js';
 import { defaultGenerator, type Generator } from '../generator.js';
-import { empty, fmtShape, type Shape, type Tensor } from '../tensor.js';
+import { empty, fmtShape, hooks, type Shape, type Tensor } from '../tensor.js';
 
 export interface TensorOptions {
   dtype?: DType;
@@ -71,6 +71,14 @@ export function tensor(data: Nested | ArrayLike<number> | ArrayBufferView, opts:
   let n = 1;
   for (const s of shape) n *= s;
   if (n !== flat.length) throw new Error(`tensor: ${flat.length} values do not fill shape ${fmtShape(shape)}`);
+  if (dtype === 'bfloat16' || dtype === 'float16') {
+    // rounded from float32 by the native cast (round to nearest even)
+    const f = tensor(flat as ArrayLike<number>, { ...opts, shape, dtype: 'float32', requiresGrad: false });
+    const h = hooks.cast(f, dtype);
+    f.dispose();
+    if (opts.requiresGrad) h.requiresGrad = true;
+    return h;
+  }
   const host = typedArrayFor(dtype, new ArrayBuffer(n * dtypeSize[dtype]), 0, n);
   if (dtype === 'int64') {
     const h = host as BigInt64Array;

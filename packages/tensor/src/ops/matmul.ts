@@ -8,7 +8,8 @@ import { backendOf } from '../backend/registry.js';
 import type { GemmOperand } from '../backend/kernels.js';
 import { isFloating } from '../dtype.js';
 import { empty, fmtShape, type Tensor } from '../tensor.js';
-import { clone, copy_ } from './elementwise.js';
+import { cast, clone, copy_ } from './elementwise.js';
+import { autocastDType } from '../autocast.js';
 import { noGrad } from '../autograd.js';
 import { sum, sumTo } from './reduce.js';
 import { checkSameDevice } from './util.js';
@@ -28,6 +29,17 @@ function operand(x: Tensor): GemmOperand {
   return asOperand(x) ?? asOperand(noGrad(() => clone(x)))!;
 }
 
+/**
+ * The operands a float32 product multiplies: under autocast, copies rounded to its half dtype
+ * (`temps`, disposed by the caller after the GEMM); otherwise a and b themselves.
+ */
+function productOperands(a: Tensor, b: Tensor, reference: boolean): { a: Tensor; b: Tensor; temps: Tensor[] } {
+  const half = autocastDType();
+  if (!half || reference || a.dtype !== 'float32' || b.dtype !== 'float32') return { a, b, temps: [] };
+  const ah = noGrad(() => cast(a, half)), bh = noGrad(() => cast(b, half));
+  return { a: ah, b: bh, temps: [ah, bh] };
+}
+
 /** Raw batched product of [B, M, K] and [B, K, N] views into a new [B, M, N] (no autograd). */
 function bmmRaw(a: Tensor, b: Tensor, reference = false): Tensor {
   const [B, M, K] = a.shape as [number, number, number];
@@ -38,7 +50,9 @@ function bmmRaw(a: Tensor, b: Tensor, reference = false): Tensor {
     backendOf(a.device).fill(out, 0);
     return out;
   });
-  backendOf(a.device).gemm(B, M, N, K, operand(a), operand(b), { t: out, ld: N, batchStride: M * N }, 1, 0, reference);
+  const p = productOperands(a, b, reference);
+  backendOf(a.device).gemm(B, M, N, K, operand(p.a), operand(p.b), { t: out, ld: N, batchStride: M * N }, 1, 0, reference);
+  for (const t of p.temps) t.dispose();
   return out;
 }
 
@@ -125,7 +139,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     if (inF === 0) {
       if (!bias) be.fill(out, 0);
     } else {
-      be.gemm(1, rows, outF, inF, operand(unsqueeze(x2, 0)), operand(unsqueeze(transpose(weight, 0, 1), 0)), { t: out, ld: outF, batchStride: 0 }, 1, bias ? 1 : 0);
+      const p = productOperands(x2, weight, false);
+      be.gemm(1, rows, outF, inF, operand(unsqueeze(p.a, 0)), operand(unsqueeze(transpose(p.b, 0, 1), 0)), { t: out, ld: outF, batchStride: 0 }, 1, bias ? 1 : 0);
+      for (const t of p.temps) t.dispose();
     }
   }
   const y = noGrad(() => reshape(out, [...lead, outF]));

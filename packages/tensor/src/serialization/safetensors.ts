@@ -103,6 +103,8 @@ const CONVERSIONS: Record<DType, readonly StorageDType[]> = {
   int64: ['int64'],
   uint8: ['uint8'],
   bool: ['bool'],
+  bfloat16: ['bfloat16', 'float32'],
+  float16: ['float16', 'float32'],
 };
 
 /**
@@ -296,7 +298,9 @@ function plan(tensors: Record<string, Tensor>, opts: SerializeOptions, source: s
 /** The little-endian bytes of one planned tensor (a view of its memory when nothing needs converting). */
 function encode(e: PlannedTensor, source: string): Uint8Array {
   const t = e.tensor;
-  const src = t.data(); // a view for contiguous CPU tensors, else a contiguous copy (non-contiguous, CUDA)
+  // a view for contiguous CPU tensors, else a contiguous copy (non-contiguous, CUDA); half
+  // precision as float32 values (re-rounding them to bfloat16 / float16 is exact)
+  const src = t.dtype === 'bfloat16' || t.dtype === 'float16' ? t.dataSync() : t.data();
   const expected = e.end - e.begin;
   let out: Uint8Array;
   switch (e.st) {
