@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
 import type { DistributedEngine } from './engine.js';
+import type { LossScalerState } from './loss_scaler.js';
 
 const MAX_SHARD_BYTES = 1 << 30;
 
@@ -30,6 +31,9 @@ interface Index {
   microSteps: number;
   lrs: number[];
   scheduler: unknown;
+  /** fp16: the loss scaler's state; steps skipped on overflow. */
+  lossScaler?: LossScalerState | null;
+  skippedSteps?: number;
   /** The caller's own resumable state (DeepSpeed's client_state): data position, RNG, … */
   clientState: unknown;
   /** Optimiser scalars per parameter name (e.g. Adam's step). */
@@ -132,7 +136,7 @@ export function saveCheckpointImpl(e: DistributedEngine, dir: string, tag = `glo
     const index: Index = {
       format: 'vlmoe-checkpoint', version: 1, tag,
       layout: { world: world.size, expertParallel: e.groups.expertParallelSize, stage: e.config.stage },
-      globalSteps: e.globalSteps, microSteps: e.microSteps, lrs: e.getLr(),
+      globalSteps: e.globalSteps, microSteps: e.microSteps, lrs: e.getLr(), lossScaler: e.lossScaler ? e.lossScaler.stateDict() : null, skippedSteps: e.skippedSteps,
       scheduler: e.lrScheduler ? e.lrScheduler.stateDict() : null, clientState, scalars, weightMap,
     };
     fs.writeFileSync(path.join(tmp, 'checkpoint.json'), JSON.stringify(index, null, 1));
@@ -238,6 +242,8 @@ export function loadCheckpointImpl(e: DistributedEngine, dir: string, tag?: stri
   });
   e.globalSteps = index.globalSteps;
   e.microSteps = index.microSteps;
+  e.skippedSteps = index.skippedSteps ?? 0;
+  if (e.lossScaler && index.lossScaler) e.lossScaler.loadStateDict(index.lossScaler);
   e.optimizer.paramGroups.forEach((g) => (g.lr = index.lrs[0] ?? g.lr));
   if (e.lrScheduler && index.scheduler) e.lrScheduler.loadStateDict(index.scheduler as T.optim.SchedulerStateDict);
   e.groups.world.barrier();

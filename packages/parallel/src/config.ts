@@ -3,6 +3,8 @@
  * Batch sizes follow DeepSpeed: train_batch_size = micro batch × gradient accumulation ×
  * data-parallel world size; give any two (or all three, consistent).
  */
+import type { LossScalerOptions } from './loss_scaler.js';
+
 export interface DeepSpeedConfig {
   train_batch_size?: number;
   train_micro_batch_size_per_gpu?: number;
@@ -17,8 +19,10 @@ export interface DeepSpeedConfig {
   zero_optimization?: { stage?: 0 | 1 | 2; reduce_bucket_size?: number; overlap_comm?: boolean };
   /** Size of the expert-parallel groups (DeepSpeed sets it per MoE layer as ep_size). Default 1. */
   expert_parallel_size?: number;
+  /** Mixed precision: float32 matrix products in bfloat16 (T.autocast), float32 master weights. */
   bf16?: { enabled?: boolean };
-  fp16?: { enabled?: boolean };
+  /** The same in float16, with loss scaling (DeepSpeed's keys; loss_scale 0 = dynamic). */
+  fp16?: { enabled?: boolean; loss_scale?: number; initial_scale_power?: number; loss_scale_window?: number; hysteresis?: number; min_loss_scale?: number };
 }
 
 export interface ResolvedConfig {
@@ -33,6 +37,10 @@ export interface ResolvedConfig {
   expertParallel: number;
   optimizer: NonNullable<DeepSpeedConfig['optimizer']>;
   scheduler: DeepSpeedConfig['scheduler'] | null;
+  /** bf16 / fp16: the dtype of the float32 products under autocast (null: full precision). */
+  mixedPrecision: 'bfloat16' | 'float16' | null;
+  /** fp16: the loss scaler's options. */
+  lossScale: LossScalerOptions | null;
 }
 
 const posInt = (v: unknown) => Number.isInteger(v) && (v as number) >= 1;
@@ -61,8 +69,15 @@ export function resolveConfig(c: DeepSpeedConfig, worldSize: number): ResolvedCo
   tb = mb! * ga! * worldSize;
   const stage = c.zero_optimization?.stage ?? 0;
   if (![0, 1, 2].includes(stage)) throw new Error(`config: zero_optimization.stage ${stage} is not supported (0, 1 or 2; stage 3 comes later)`);
-  if (c.bf16?.enabled) throw new Error('config: bf16 training is not available on the CPU backend yet');
-  if (c.fp16?.enabled) throw new Error('config: fp16 with loss scaling needs CUDA tensors (the CUDA backend is not built yet)');
+  if (c.bf16?.enabled && c.fp16?.enabled) throw new Error('config: bf16.enabled and fp16.enabled are both set; choose one');
+  let lossScale: LossScalerOptions | null = null;
+  if (c.fp16?.enabled) {
+    const f = c.fp16;
+    for (const k of ['loss_scale', 'initial_scale_power', 'loss_scale_window', 'hysteresis', 'min_loss_scale'] as const)
+      if (f[k] !== undefined && !(typeof f[k] === 'number' && f[k]! >= 0)) throw new Error(`config: fp16.${k} must be a number ≥ 0, got ${JSON.stringify(f[k])}`);
+    lossScale = { static: f.loss_scale ?? 0, initialScalePower: f.initial_scale_power ?? 16, window: f.loss_scale_window ?? 1000, hysteresis: f.hysteresis ?? 2, minScale: f.min_loss_scale ?? 1 };
+  }
+  const mixedPrecision = c.bf16?.enabled ? 'bfloat16' : c.fp16?.enabled ? 'float16' : null;
   const clip = c.gradient_clipping ?? 0;
   if (!(clip >= 0)) throw new Error(`config: gradient_clipping must be ≥ 0, got ${clip}`);
   const ep = c.expert_parallel_size ?? 1;
@@ -74,5 +89,8 @@ export function resolveConfig(c: DeepSpeedConfig, worldSize: number): ResolvedCo
   if (!(bucket >= 1)) throw new Error(`config: zero_optimization.reduce_bucket_size must be ≥ 1, got ${bucket}`);
   const overlap = c.zero_optimization?.overlap_comm ?? true;
   if (typeof overlap !== 'boolean') throw new Error(`config: zero_optimization.overlap_comm must be true or false, got ${JSON.stringify(overlap)}`);
-  return { trainBatchSize: tb, microBatch: mb!, gradAccum: ga!, clip, stage: stage as 0 | 1 | 2, bucketElements: Math.floor(bucket), overlapComm: overlap, expertParallel: ep, optimizer, scheduler: c.scheduler ?? null };
+  return {
+    trainBatchSize: tb, microBatch: mb!, gradAccum: ga!, clip, stage: stage as 0 | 1 | 2, bucketElements: Math.floor(bucket), overlapComm: overlap, expertParallel: ep, optimizer,
+    scheduler: c.scheduler ?? null, mixedPrecision, lossScale,
+  };
 }

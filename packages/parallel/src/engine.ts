@@ -34,6 +34,7 @@ import { resolveConfig, type DeepSpeedConfig, type ResolvedConfig } from './conf
 import { createParallelGroups, type ParallelGroups } from './groups.js';
 import type { ProcessGroup } from './process_group.js';
 import { OverlappedReducer } from './overlap.js';
+import { LossScaler } from './loss_scaler.js';
 
 type Optim = T.optim.Optimizer<T.optim.BaseHyper>;
 
@@ -130,6 +131,10 @@ export class DistributedEngine implements Engine {
   readonly lrScheduler: T.optim.LRScheduler | null;
   globalSteps = 0;
   microSteps = 0;
+  /** fp16: optimiser steps skipped because the gradients overflowed. */
+  skippedSteps = 0;
+  /** fp16: the loss scaler (null otherwise). */
+  readonly lossScaler: LossScaler | null;
   readonly sets: ParamSet[];
   /** Buckets reduced during backward (overlap_comm, more than one rank): all-reduced (stages 0, 1) or reduce-scattered (stage 2). */
   private readonly overlap: OverlappedReducer | null;
@@ -175,6 +180,7 @@ export class DistributedEngine implements Engine {
       this.optimizer = makeOptimizer(this.config, named.map(([, p]) => p));
     }
     this.lrScheduler = makeScheduler(this.config, this.optimizer);
+    this.lossScaler = this.config.lossScale ? new LossScaler(this.config.lossScale) : null;
     const reduces = this.sets.some((s) => s.group.size > 1);
     this.overlap = this.config.overlapComm && reduces ? new OverlappedReducer(this.sets, this.config.bucketElements, this.config.stage === 2) : null;
   }
@@ -184,8 +190,14 @@ export class DistributedEngine implements Engine {
     return this.overlap ? this.overlap.bucketCounts : null;
   }
 
+  /** The module's forward; with bf16 / fp16 its float32 matrix products run in that dtype (T.autocast). */
   forward<A extends unknown[], R>(...args: A): R {
-    return (this.module as unknown as { forward: (...a: A) => R }).forward(...args);
+    return T.autocast(this.config.mixedPrecision, () => (this.module as unknown as { forward: (...a: A) => R }).forward(...args));
+  }
+
+  /** The current fp16 loss scale (1 without fp16). */
+  get lossScale(): number {
+    return this.lossScaler?.scale ?? 1;
   }
 
   isGradientAccumulationBoundary(): boolean {
@@ -194,11 +206,13 @@ export class DistributedEngine implements Engine {
 
   backward(loss: T.Tensor): void {
     if (loss.numel !== 1) throw new Error(`engine.backward: the loss must be a scalar, got shape [${loss.shape.join(', ')}]`);
-    const scaled = this.config.gradAccum > 1 ? T.mul(loss, 1 / this.config.gradAccum) : loss;
+    // 1 / accumulation steps, times the fp16 loss scale (undone in step())
+    const factor = this.lossScale / this.config.gradAccum;
+    const scaled = factor !== 1 ? T.mul(loss, factor) : loss;
     const overlap = this.overlap !== null && this.isGradientAccumulationBoundary();
     if (overlap) this.overlap!.begin();
     try {
-      scaled.backward();
+      T.autocast(this.config.mixedPrecision, () => scaled.backward());
     } finally {
       // buckets whose parameters got no gradient (or all of them, if backward failed) go now
       if (overlap) this.overlap!.finishBackward();
@@ -305,7 +319,32 @@ export class DistributedEngine implements Engine {
         }
       }
     }
+    if (this.lossScaler && this.lossScaler.scale !== 1) {
+      // fp16: back to the true gradients
+      const inv = 1 / this.lossScaler.scale;
+      T.noGrad(() => {
+        for (const s of this.sets) {
+          if (s.shard) {
+            if (s.shard.grad) T.mul_(s.shard.grad, inv);
+          } else for (const p of s.params) if (p.grad) T.mul_(p.grad, inv);
+        }
+      });
+    }
     const norm = Math.sqrt(this.gradNormSq());
+    if (this.lossScaler) {
+      // an overflow (the norm is reduced over every group, so all ranks agree) skips the step
+      const overflow = !Number.isFinite(norm);
+      this.lossScaler.update(overflow);
+      if (overflow) {
+        for (const s of this.sets) {
+          s.shard?.zeroGrad();
+          for (const p of s.params) p.zeroGrad();
+        }
+        this.skippedSteps++;
+        this.globalSteps++;
+        return norm;
+      }
+    }
     if (this.config.clip > 0 && norm > this.config.clip) {
       const coef = this.config.clip / (norm + 1e-6);
       T.noGrad(() => {

@@ -12,4 +12,5 @@ export { allGatherRows } from './gather.js';
 export { initialize, DistributedEngine, type Engine, type EngineOptions, type InitializeResult } from './engine.js';
 export { loadCheckpointWeights } from './checkpoint.js';
 export { resolveConfig, type DeepSpeedConfig, type ResolvedConfig } from './config.js';
+export { LossScaler, type LossScalerOptions, type LossScalerState } from './loss_scaler.js';
 export { createParallelGroups, type ParallelGroups } from './groups.js';

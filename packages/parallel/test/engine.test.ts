@@ -11,7 +11,7 @@ function train(nproc: number, config: object, steps = 5) {
   });
   const out = `${r.stdout}\n${r.stderr}`;
   expect(r.status, out).toBe(0);
-  const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; maxDiff: number; stateBytes: number; numel: number; steps: number; freed: boolean; buckets: number[] | null; gradsHeld: number });
+  const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; maxDiff: number; stateBytes: number; numel: number; steps: number; freed: boolean; buckets: number[] | null; gradsHeld: number; skipped: number });
   expect(rows.length, out).toBe(nproc);
   for (const r of rows) expect(r.freed, 'engine.destroy() frees the optimiser state and the parameters').toBe(true);
   return rows;
@@ -79,6 +79,21 @@ describe('engine: data parallel and ZeRO give the single-process result', () => 
     const rows = train(2, { ...base, gradient_accumulation_steps: 2, gradient_clipping: 0.5, zero_optimization: { stage: 2 } });
     for (const r of rows) expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(2e-5);
   });
+
+  // mixed precision: every rank's products in bfloat16 / float16 (float32 master weights), the
+  // same as one process multiplying in that dtype; fp16 with a static loss scale of 2^8 (exact)
+  for (const [n, stage, mp] of [[2, 0, 'bf16'], [4, 2, 'bf16'], [2, 1, 'fp16']] as const) {
+    test(`${mp}, world ${n}, ZeRO-${stage}: parameters match one process multiplying in ${mp === 'bf16' ? 'bfloat16' : 'float16'}`, () => {
+      // (the products' rounding moves the result by ~6e-4 (bf16) / ~6e-5 (fp16) from float32 here:
+      // the tolerances tell the precisions apart; SGD, whose step follows the gradient)
+      const cfgMp = mp === 'bf16' ? { bf16: { enabled: true } } : { fp16: { enabled: true, loss_scale: 256 } };
+      const rows = train(n, { train_batch_size: 8, optimizer: { type: 'SGD', params: { lr: 0.1, momentum: 0.9 } }, ...cfgMp, zero_optimization: { stage } });
+      for (const r of rows) {
+        expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(mp === 'bf16' ? 2e-5 : 5e-6);
+        expect(r.skipped).toBe(0);
+      }
+    });
+  }
 
   // two buckets of two parameters each ([b2, W2] = 68 and [b1, W1] = 144 elements), partitions of
   // 53: blocks of every size, empty ones included, straddling the partition borders

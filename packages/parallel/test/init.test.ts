@@ -88,7 +88,10 @@ describe('initProcessGroup and config', () => {
     expect(() => resolveConfig({ train_batch_size: 8, train_micro_batch_size_per_gpu: 2, gradient_accumulation_steps: 2 }, 4)).toThrow(/!= train_micro_batch_size_per_gpu 2 × gradient_accumulation_steps 2 × world size 4/);
     expect(() => resolveConfig({ train_batch_size: 8, zero_optimization: { stage: 3 as never } }, 1)).toThrow(/stage 3 is not supported/);
     expect(() => resolveConfig({ train_batch_size: 8, expert_parallel_size: 3 }, 4)).toThrow(/expert_parallel_size 3 does not divide the world size 4/);
-    expect(() => resolveConfig({ train_batch_size: 8, bf16: { enabled: true } }, 1)).toThrow(/bf16/);
+    expect(resolveConfig({ train_batch_size: 8, bf16: { enabled: true } }, 1)).toMatchObject({ mixedPrecision: 'bfloat16', lossScale: null });
+    expect(resolveConfig({ train_batch_size: 8, fp16: { enabled: true, initial_scale_power: 8 } }, 1)).toMatchObject({ mixedPrecision: 'float16', lossScale: { initialScalePower: 8, window: 1000, hysteresis: 2, minScale: 1 } });
+    expect(() => resolveConfig({ train_batch_size: 8, bf16: { enabled: true }, fp16: { enabled: true } }, 1)).toThrow(/both set/);
+    expect(() => resolveConfig({ train_batch_size: 8, fp16: { enabled: true, hysteresis: -1 } }, 1)).toThrow(/fp16.hysteresis must be a number ≥ 0/);
     expect(() => resolveConfig({}, 1)).toThrow(/give train_batch_size or train_micro_batch_size_per_gpu/);
   });
 });

@@ -18,6 +18,8 @@ const batch = (step) => ({
   y: T.randn([GLOBAL, OUT], { generator: new T.Generator(2000 + step) }),
 });
 const lossOf = (m, x, y) => T.nn.mseLoss(m.forward(x), y);
+// bf16 / fp16: the reference multiplies in that dtype too (T.autocast), without loss scaling
+const mixed = cfg.bf16?.enabled ? 'bfloat16' : cfg.fp16?.enabled ? 'float16' : null;
 
 // reference: one process, the whole global batch, same optimiser and clipping
 const ref = model();
@@ -29,7 +31,7 @@ for (let s = 0; s < STEPS; s++) {
   T.scope(() => {
     opt.zeroGrad();
     const { x, y } = batch(s);
-    lossOf(ref, x, y).backward();
+    T.autocast(mixed, () => lossOf(ref, x, y).backward());
     if (cfg.gradient_clipping) T.optim.clipGradNorm(ref.parameters(), cfg.gradient_clipping);
     opt.step();
   });
@@ -44,7 +46,7 @@ for (let s = 0; s < STEPS; s++) {
   for (let m = 0; m < gas; m++) {
     T.scope(() => {
       const lo = me * (GLOBAL / W) + m * micro;
-      engine.backward(lossOf(engine.module, x.narrow(0, lo, micro), y.narrow(0, lo, micro)));
+      engine.backward(T.nn.mseLoss(engine.forward(x.narrow(0, lo, micro)), y.narrow(0, lo, micro)));
       // gradient elements the module still holds after the first boundary backward
       if (s === 0 && m === gas - 1) gradsHeld = engine.module.parameters().reduce((n, p) => n + (p.grad ? p.numel : 0), 0);
       engine.step();
@@ -63,5 +65,5 @@ const steps = engine.globalSteps;
 const buckets = engine.overlapBuckets;
 engine.destroy();
 const freed = engine.optimizerStateBytes() === 0 && b.every((p) => p.disposed);
-console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed, buckets, gradsHeld }));
+console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed, buckets, gradsHeld, skipped: engine.skippedSteps }));
 pg.destroy();
