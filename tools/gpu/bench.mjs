@@ -33,9 +33,11 @@ const gemmShapes = quick ? { sq: [128, 128, 128] } : { sq: [4096, 4096, 4096], u
 for (const [name, [M, K, N]] of Object.entries(gemmShapes)) {
   const a = randn([M, K]), b = randn([K, N]);
   const s = timeit(() => T.scope(() => { T.matmul(a, b); }), { iters: quick ? 2 : 20 });
-  out.gemm[name] = { M, K, N, seconds: s, tflops: (2 * M * N * K) / s / 1e12 };
-  a.dispose();
-  b.dispose();
+  // bfloat16 operands and result, float32 accumulation (cuBLAS GemmEx)
+  const ah = a.to('bfloat16').keep(), bh = b.to('bfloat16').keep();
+  const sh = timeit(() => T.scope(() => { T.matmul(ah, bh); }), { iters: quick ? 2 : 20 });
+  out.gemm[name] = { M, K, N, seconds: s, tflops: (2 * M * N * K) / s / 1e12, bf16_seconds: sh, bf16_tflops: (2 * M * N * K) / sh / 1e12 };
+  for (const t of [a, b, ah, bh]) t.dispose();
 }
 
 // 2. memory-bound: GELU over 256M float32 elements (1 GiB in, 1 GiB out) and a copy (clone)
@@ -92,6 +94,8 @@ out.moe = {};
     opt.step();
   });
   out.train = { seconds: timeit(step, { warmup: 3, iters: quick ? 2 : 20 }) };
+  // the same step with bfloat16 matrix products (T.autocast; float32 master weights)
+  out.train.bf16_seconds = timeit(() => T.autocast('bfloat16', step), { warmup: 3, iters: quick ? 2 : 20 });
 }
 
 console.log(JSON.stringify(out));

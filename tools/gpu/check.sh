@@ -14,7 +14,8 @@ t0=$(date +%s)
 step() { echo; echo "== [$(( $(date +%s) - t0 ))s] $*"; }
 
 step "unpacking"
-if [ -f .gpu/bundle.tar.xz ]; then tar -xJf .gpu/bundle.tar.xz || exit 1; fi
+# (a dry run uses this checkout's own builds: unpacking would overwrite them)
+if [ "$dry" != 1 ] && [ -f .gpu/bundle.tar.xz ]; then tar -xJf .gpu/bundle.tar.xz || exit 1; fi
 [ -x .gpu/bin/node ] && export PATH="$PWD/.gpu/bin:$PATH"
 node --version || { echo "no node"; exit 1; }
 PY=${VLMOE_PYTHON:-python3}

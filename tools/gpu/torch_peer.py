@@ -147,6 +147,15 @@ def main():
         opt.step()
 
     out["train"] = {"seconds": timeit(train, warmup=3, iters=2 if quick else 20)}
+
+    def train_bf16():
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16):
+            loss = F.mse_loss(model(xt), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    out["train"]["bf16_seconds"] = timeit(train_bf16, warmup=3, iters=2 if quick else 20)
     print(json.dumps(out))
 
 
