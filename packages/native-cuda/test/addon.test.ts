@@ -13,7 +13,7 @@ describe('addon', () => {
   });
 
   it('exports dtype and op codes', () => {
-    expect(native.dtypes).toEqual({ float32: 0, float64: 1, int32: 2, int64: 3, bool: 4, uint8: 5 });
+    expect(native.dtypes).toEqual({ float32: 0, float64: 1, int32: 2, int64: 3, bool: 4, uint8: 5, bfloat16: 6, float16: 7 });
     expect(native.ops.unary.copy).toBe(0);
     expect(Object.keys(native.ops.binary)).toContain('add');
     expect(Object.keys(native.ops.compare)).toEqual(['eq', 'ne', 'lt', 'le', 'gt', 'ge']);

@@ -45,6 +45,18 @@ struct DeviceBlock {
 
 namespace cu {
 
+// The segment of element i of a concatenation: the largest k < count with start[k] <= i
+// (start: the count + 1 prefix sums; empty segments are skipped past).
+__device__ __forceinline__ int64_t segment_of(const int64_t* start, int64_t count, int64_t i) {
+  int64_t lo = 0, hi = count;  // start[lo] <= i < start[hi]
+  while (hi - lo > 1) {
+    const int64_t mid = (lo + hi) / 2;
+    if (start[mid] <= i) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
 // Block-wide sum of v (every thread of a block of kBlock threads calls it); the result is
 // valid in every thread. `sh` holds kBlock / 32 values.
 template <class A>

@@ -143,16 +143,6 @@ __global__ void k_unpermute_wgrad(int64_t S, int64_t k, int64_t d, int64_t R, co
 
 // ---- grouped GEMM helpers ---------------------------------------------------------------
 
-__device__ __forceinline__ int64_t group_of(const int64_t* off, int64_t G, int64_t r) {
-  int64_t lo = 0, hi = G;  // off[lo] <= r < off[hi]
-  while (hi - lo > 1) {
-    const int64_t mid = (lo + hi) / 2;
-    if (off[mid] <= r) lo = mid;
-    else hi = mid;
-  }
-  return lo;
-}
-
 // y[r, :] (+)= b[group(r), :]; with act, also hid = act(y) (the expert FFN's first layer)
 template <class T>
 __global__ void k_bias_act(int64_t R, int64_t N, int64_t G, const int64_t* off, const T* b, T* y, T* hid, int act) {
@@ -162,7 +152,7 @@ __global__ void k_bias_act(int64_t R, int64_t N, int64_t G, const int64_t* off, 
     const int64_t r = i / N, c = i % N;
     T v = y[i];
     if (b) {
-      v += b[group_of(off, G, r) * N + c];
+      v += b[cu::segment_of(off, G, r) * N + c];
       y[i] = v;
     }
     if (hid) hid[i] = act == 0 ? opfn::gelu{}(v, p) : act == 1 ? opfn::gelu_tanh{}(v, p) : opfn::relu{}(v, p);

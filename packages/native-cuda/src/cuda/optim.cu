@@ -47,21 +47,11 @@ DeviceBlock upload(int device, const std::vector<S>& host) {
   return d;
 }
 
-__device__ __forceinline__ int64_t segment_of(const int64_t* start, int64_t count, int64_t i) {
-  int64_t lo = 0, hi = count;  // start[lo] <= i < start[hi]
-  while (hi - lo > 1) {
-    const int64_t mid = (lo + hi) / 2;
-    if (start[mid] <= i) lo = mid;
-    else hi = mid;
-  }
-  return lo;
-}
-
 template <class T>
 __global__ void k_adam(const DevAdamSeg* segs, const int64_t* start, int64_t count, int64_t total, T sign, T wd, T decay, T b1, T a1, T b2, T a2, T eps, bool l2,
                        bool decoupled, bool ams) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
-    const int64_t k = segment_of(start, count, i);
+    const int64_t k = cu::segment_of(start, count, i);
     const DevAdamSeg s = segs[k];
     const int64_t j = i - start[k];
     T* p = static_cast<T*>(s.p);
@@ -94,7 +84,7 @@ template <class T>
 __global__ void k_sgd(const DevSgdSeg* segs, const int64_t* start, int64_t count, int64_t total, T sign, T wd, T mom, T a, T neg_lr, bool has_wd, bool has_mom,
                       bool nesterov) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
-    const int64_t k = segment_of(start, count, i);
+    const int64_t k = cu::segment_of(start, count, i);
     const DevSgdSeg s = segs[k];
     const int64_t j = i - start[k];
     T* p = static_cast<T*>(s.p);
@@ -124,7 +114,7 @@ __global__ void k_norm(const DevPlainSeg* segs, const int64_t* start, int64_t co
   const int64_t b0 = blockIdx.x * kNormBlock, b1 = b0 + kNormBlock < total ? b0 + kNormBlock : total;
   double acc = 0;
   for (int64_t i = b0 + threadIdx.x; i < b1; i += blockDim.x) {
-    const int64_t k = segment_of(start, count, i);
+    const int64_t k = cu::segment_of(start, count, i);
     const double y = double(static_cast<const T*>(segs[k].x)[i - start[k]]);
     if (kind == 0) acc += y * y;
     else if (kind == 1) {
@@ -150,7 +140,7 @@ __global__ void k_norm(const DevPlainSeg* segs, const int64_t* start, int64_t co
 template <class T>
 __global__ void k_scale(const DevPlainSeg* segs, const int64_t* start, int64_t count, int64_t total, T s) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
-    const int64_t k = segment_of(start, count, i);
+    const int64_t k = cu::segment_of(start, count, i);
     T* x = static_cast<T*>(segs[k].x);
     x[i - start[k]] = x[i - start[k]] * s;
   }
