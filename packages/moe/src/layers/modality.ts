@@ -43,7 +43,7 @@ export class DenseFFN extends T.nn.Module implements FFNLayer {
     this.ffn = new T.nn.FeedForward(hiddenSize, ffnHiddenSize, opts);
   }
   forward(x: T.Tensor): FFNOutput {
-    const zero = T.zeros([], { dtype: x.dtype });
+    const zero = T.zeros([], { dtype: x.dtype, device: x.device });
     return { output: this.ffn.forward(x), auxLoss: zero, zLoss: zero.clone(), dropped: 0, expertCounts: {}, droppedBy: {} };
   }
 }
@@ -149,14 +149,14 @@ export class ModalityFFN extends T.nn.Module {
         else throw new RangeError(`ModalityFFN: modality of token ${i} is ${v}; expected 0 (vision) or 1 (text)`);
       });
       const parts: T.Tensor[] = [];
-      let auxLoss: T.Tensor = T.zeros([], { dtype: x.dtype });
-      let zLoss: T.Tensor = T.zeros([], { dtype: x.dtype });
+      let auxLoss: T.Tensor = T.zeros([], { dtype: x.dtype, device: x.device });
+      let zLoss: T.Tensor = T.zeros([], { dtype: x.dtype, device: x.device });
       let dropped = 0;
       const expertCounts: Record<string, T.Tensor> = {};
       const droppedBy: Record<string, number> = {};
       for (const [ids, ffn] of [[vis, this.vision!], [txt, this.text!]] as const) {
         if (!ids.length) continue;
-        const r = ffn.forward(T.indexSelect(tokens, 0, T.tensor(ids, { dtype: 'int64' })));
+        const r = ffn.forward(T.indexSelect(tokens, 0, T.tensor(ids, { dtype: 'int64', device: x.device })));
         parts.push(r.output);
         auxLoss = T.add(auxLoss, T.cast(r.auxLoss, x.dtype));
         zLoss = T.add(zLoss, T.cast(r.zLoss, x.dtype));
@@ -169,7 +169,7 @@ export class ModalityFFN extends T.nn.Module {
       const inverse = new Array<number>(S);
       order.forEach((tok, pos) => (inverse[tok] = pos));
       const joined = parts.length === 1 ? parts[0]! : T.cat(parts, 0);
-      const output = (order.every((tok, pos) => tok === pos) ? joined : T.indexSelect(joined, 0, T.tensor(inverse, { dtype: 'int64' }))).reshape(...x.shape);
+      const output = (order.every((tok, pos) => tok === pos) ? joined : T.indexSelect(joined, 0, T.tensor(inverse, { dtype: 'int64', device: x.device }))).reshape(...x.shape);
       return { output, auxLoss, zLoss, dropped, expertCounts, droppedBy };
     });
   }

@@ -76,7 +76,7 @@ export class ITCHead extends T.nn.Module {
     const B = img.shape[0]!;
     const allTxt = gather ? gather.fn(txt) : txt, allImg = gather ? gather.fn(img) : img;
     const off = gather ? (gather.offset ?? (gather.rank ?? 0) * B) : 0;
-    const target = T.arange(off, off + B, 1, { dtype: 'int64' });
+    const target = T.arange(off, off + B, 1, { dtype: 'int64', device: img.device });
     const i2t = this.logits(img, allTxt), t2i = this.logits(txt, allImg);
     return T.mul(T.add(T.crossEntropy(i2t, target), T.crossEntropy(t2i, target)), 0.5);
   }

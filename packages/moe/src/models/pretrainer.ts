@@ -80,16 +80,16 @@ export class VLMoPretrainer extends T.nn.Module {
     const fusedMlm = bb.forward({ textIds: x.mlmIds, textMask: x.mask, image: x.image });
     const mlm = this.mlm.loss(fusedMlm.hidden.narrow(1, 0, fusedMlm.textLen), x.mlmLabels);
     const neg = sampleHardNegatives(T.noGrad(() => T.matmul(ie, te.t())), x.generator);
-    const idx = (a: number[]) => T.tensor(a, { dtype: 'int64' });
+    const idx = (a: number[]) => T.tensor(a, { dtype: 'int64', device: x.ids.device });
     const pos = bb.forward({ textIds: x.ids, textMask: x.mask, image: x.image });
     const negImg = bb.forward({ textIds: x.ids, textMask: x.mask, image: T.indexSelect(x.image, 0, idx(neg.imageForText)) });
     const ti = idx(neg.textForImage);
     const negTxt = bb.forward({ textIds: T.indexSelect(x.ids, 0, ti), textMask: T.indexSelect(x.mask, 0, ti), image: x.image });
     const pooled = T.cat([pos, negImg, negTxt].map((o) => this.pooler.forward(o.hidden)), 0);
-    const labels = T.tensor([...new Array<number>(B).fill(1), ...new Array<number>(2 * B).fill(0)], { dtype: 'int64' });
+    const labels = T.tensor([...new Array<number>(B).fill(1), ...new Array<number>(2 * B).fill(0)], { dtype: 'int64', device: pooled.device });
     const itm = this.itm.loss(pooled, labels);
     const passes = [img, txt, fusedMlm, pos, negImg, negTxt];
-    const moe = passes.reduce((a, o) => T.add(a, o.moeLoss), T.zeros([], { dtype: bb.config.dtype }));
+    const moe = passes.reduce((a, o) => T.add(a, o.moeLoss), T.zeros([], { dtype: bb.config.dtype, device: pooled.device }));
     const w = { itc: this.weights.itc ?? 1, itm: this.weights.itm ?? 1, mlm: this.weights.mlm ?? 0.25 };
     const loss = T.add(T.add(T.add(T.mul(itc, w.itc), T.mul(itm, w.itm)), T.mul(mlm, w.mlm)), moe);
     // expert load: the fused pass of the real pairs (vision and text pools of every MoE block)

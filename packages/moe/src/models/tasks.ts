@@ -87,7 +87,7 @@ function need<K extends keyof TaskBatch>(x: TaskBatch, keys: K[], who: string): 
 }
 
 function moeSum(passes: VLMoOutput[], dtype: 'float32' | 'float64'): T.Tensor {
-  return passes.reduce((a, o) => T.add(a, o.moeLoss), T.zeros([], { dtype }));
+  return passes.reduce((a, o) => T.add(a, o.moeLoss), T.zeros([], { dtype, device: passes[0]?.hidden.device ?? 'cpu' }));
 }
 
 abstract class TaskModel extends T.nn.Module {

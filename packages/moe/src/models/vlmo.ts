@@ -176,7 +176,7 @@ export class VLMo extends T.nn.Module {
     let mask: T.Tensor | undefined;
     if (textIds && input.textMask) {
       const keep = T.ne(input.textMask, 0);
-      mask = (imageLen ? T.cat([keep, T.full([B, imageLen], 1, { dtype: 'bool' })], 1) : keep).reshape(B, 1, 1, L);
+      mask = (imageLen ? T.cat([keep, T.full([B, imageLen], 1, { dtype: 'bool', device: keep.device })], 1) : keep).reshape(B, 1, 1, L);
     }
     const rowModality = [...new Array<number>(textLen).fill(TEXT), ...new Array<number>(imageLen).fill(VISION)];
     const modality: number[] = [];
@@ -184,7 +184,7 @@ export class VLMo extends T.nn.Module {
     const acc = { aux: [] as T.Tensor[], z: [] as T.Tensor[], dropped: 0, counts: {} as Record<string, T.Tensor>, drops: {} as Record<string, number> };
     for (const blk of this.blocks.children()) x = (blk as VLMoBlock).forward(x, modality, pass, mask, acc);
     const hidden = this.norm.forward(x);
-    const sum = (ts: T.Tensor[]) => ts.reduce((a, b) => T.add(a, b), T.zeros([], { dtype: this.config.dtype }));
+    const sum = (ts: T.Tensor[]) => ts.reduce((a, b) => T.add(a, b), T.zeros([], { dtype: this.config.dtype, device: hidden.device }));
     const auxLoss = sum(acc.aux), zLoss = sum(acc.z);
     const m = this.config.moe;
     const moeLoss = m ? T.add(T.mul(auxLoss, m.auxLossWeight), T.mul(zLoss, m.zLossWeight)) : T.mul(auxLoss, 0);

@@ -148,9 +148,10 @@ function expertChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, opt
   const tok = picked.dataSync() as BigInt64Array;
   const slots = new Array<number>(S * E).fill(-1);
   for (let e = 0; e < E; e++) for (let c = 0; c < C; c++) slots[Number(tok[e * C + c]) * E + e] = c;
-  const slot = T.tensor(slots, { dtype: 'int64', shape: [S, E] });
-  const row = T.tensor(slots.map((c, a) => (c < 0 ? -1 : (a % E) * C + c)), { dtype: 'int64', shape: [S, E] });
-  const expertIndex = T.noGrad(() => T.arange(0, E, 1, { dtype: 'int64' }).reshape(1, E).expand(S, E).contiguous());
+  const dev = logits.device;
+  const slot = T.tensor(slots, { dtype: 'int64', shape: [S, E], device: dev });
+  const row = T.tensor(slots.map((c, a) => (c < 0 ? -1 : (a % E) * C + c)), { dtype: 'int64', shape: [S, E], device: dev });
+  const expertIndex = T.noGrad(() => T.arange(0, E, 1, { dtype: 'int64', device: dev }).reshape(1, E).expand(S, E).contiguous());
   const combineWeight = T.where(T.ge(slot, 0), gates, 0);
   let dropped = 0;
   for (let s = 0; s < S; s++) {
@@ -158,7 +159,7 @@ function expertChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, opt
     for (let e = 0; e < E && !any; e++) any = slots[s * E + e]! >= 0;
     if (!any) dropped++;
   }
-  const counts = T.full([E], C, { dtype: 'int64' });
+  const counts = T.full([E], C, { dtype: 'int64', device: dev });
   return {
     numTokens: S, numExperts: E, k: E, capacity: C, expertIndex, slot, row, combineWeight, gates,
     countsBefore: counts, countsAfter: counts.clone(), expCounts: counts.clone(), dropped,
