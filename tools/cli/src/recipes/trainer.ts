@@ -190,7 +190,9 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
           const total = v.reduce((a, x) => a + x, 0);
           load[k] = { max: Math.max(...v), mean: total / v.length, dropRate: total ? (r.droppedBy?.[k] ?? 0) / total : 0 };
         }
-        return { loss, ...parts, lr, gradNorm, dropped: r.dropped, load };
+        // fp16: the loss scale and the steps skipped on overflow so far
+        const fp16 = engine.lossScaler ? { lossScale: engine.lossScale, skippedSteps: engine.skippedSteps } : {};
+        return { loss, ...parts, lr, gradNorm, dropped: r.dropped, load, ...fp16 };
       });
       b.release?.();
       step++;
@@ -199,7 +201,7 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
       losses.push(row.loss);
       if (pg.rank === 0) {
         fs.appendFileSync(metricsPath, `${JSON.stringify({ step, ...row, samplesPerSec: cfg.batch / dt, tokensPerSec: (tokens * pg.size) / dt })}\n`);
-        bar.tick(1, `loss ${row.loss.toFixed(3)} (${Object.entries(row).filter(([k, v]) => typeof v === 'number' && !['loss', 'lr', 'gradNorm', 'dropped'].includes(k)).map(([k, v]) => `${k} ${(v as number).toFixed(3)}`).join(' ')})`);
+        bar.tick(1, `loss ${row.loss.toFixed(3)} (${Object.entries(row).filter(([k, v]) => typeof v === 'number' && !['loss', 'lr', 'gradNorm', 'dropped', 'lossScale', 'skippedSteps'].includes(k)).map(([k, v]) => `${k} ${(v as number).toFixed(3)}`).join(' ')})`);
       }
       if (step % cfg.checkpointEvery === 0 || step === cfg.steps) save();
       if (spec.stopAfter !== undefined && step >= spec.stopAfter) process.kill(process.pid, 'SIGKILL'); // a crash, for the resume tests
