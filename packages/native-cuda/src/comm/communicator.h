@@ -60,13 +60,15 @@ class ShmCommunicator final : public Communicator {
   std::unique_ptr<ShmComm> c_;
 };
 
-class MpiCommunicator final : public Communicator {
+// A communicator class C with the interface's collectives under the same names and
+// element counts (MpiComm, NcclComm): forwarded as they are.
+template <class C>
+class ForwardingCommunicator : public Communicator {
  public:
-  explicit MpiCommunicator(std::unique_ptr<MpiComm> c) : c_(std::move(c)) {}
-  MpiComm& raw() { return *c_; }
+  explicit ForwardingCommunicator(std::unique_ptr<C> c) : c_(std::move(c)) {}
+  C& raw() { return *c_; }
   int rank() const override { return c_->rank(); }
   int world() const override { return c_->world(); }
-  const char* backend() const override { return "mpi"; }
   void set_timeout(int64_t ms) override { c_->set_timeout(ms); }
   void barrier() override { c_->barrier(); }
   void all_reduce(DType t, ReduceOp op, void* d, int64_t n) override { c_->all_reduce(t, op, d, n); }
@@ -78,30 +80,21 @@ class MpiCommunicator final : public Communicator {
   void recv(DType t, void* d, int64_t n, int src) override { c_->recv(t, d, n, src); }
   void abort(const std::string& why) override { c_->abort(why); }
 
- private:
-  std::unique_ptr<MpiComm> c_;
+ protected:
+  std::unique_ptr<C> c_;
 };
 
-class NcclCommunicator final : public Communicator {
+class MpiCommunicator final : public ForwardingCommunicator<MpiComm> {
  public:
-  explicit NcclCommunicator(std::unique_ptr<NcclComm> c) : c_(std::move(c)) {}
-  int rank() const override { return c_->rank(); }
-  int world() const override { return c_->world(); }
+  using ForwardingCommunicator::ForwardingCommunicator;
+  const char* backend() const override { return "mpi"; }
+};
+
+class NcclCommunicator final : public ForwardingCommunicator<NcclComm> {
+ public:
+  using ForwardingCommunicator::ForwardingCommunicator;
   int device() const override { return c_->device(); }
   const char* backend() const override { return "nccl"; }
-  void set_timeout(int64_t ms) override { c_->set_timeout(ms); }
-  void barrier() override { c_->barrier(); }
-  void all_reduce(DType t, ReduceOp op, void* d, int64_t n) override { c_->all_reduce(t, op, d, n); }
-  void broadcast(DType t, void* d, int64_t n, int root) override { c_->broadcast(t, d, n, root); }
-  void all_gather(DType t, const void* in, int64_t n, void* out) override { c_->all_gather(t, in, n, out); }
-  void reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t* counts, void* out) override { c_->reduce_scatter(t, op, in, counts, out); }
-  void all_to_all(DType t, const void* in, const int64_t* sc, void* out, const int64_t* rc) override { c_->all_to_all(t, in, sc, out, rc); }
-  void send(DType t, const void* d, int64_t n, int dst) override { c_->send(t, d, n, dst); }
-  void recv(DType t, void* d, int64_t n, int src) override { c_->recv(t, d, n, src); }
-  void abort(const std::string& why) override { c_->abort(why); }
-
- private:
-  std::unique_ptr<NcclComm> c_;
 };
 
 }  // namespace vlmoe
