@@ -45,8 +45,11 @@ for (const [name, [M, K, N]] of Object.entries(gemmShapes)) {
   const n = quick ? 1 << 16 : 256 * (1 << 20);
   const x = randn([n]);
   const gelu = timeit(() => T.scope(() => { T.gelu(x); }), { iters: quick ? 2 : 10 });
+  // bias + GELU fused (one pass): x as [n / 1024, 1024] plus a bias of 1024
+  const xb = x.reshape(-1, 1024), bias = randn([1024]);
+  const biasGelu = timeit(() => T.scope(() => { T.biasGelu(xb, bias); }), { iters: quick ? 2 : 10 });
   const copy = timeit(() => T.scope(() => { T.clone(x); }), { iters: quick ? 2 : 10 });
-  out.memory = { n, gelu_seconds: gelu, gelu_gbps: (8 * n) / gelu / 1e9, copy_seconds: copy, copy_gbps: (8 * n) / copy / 1e9 };
+  out.memory = { n, gelu_seconds: gelu, gelu_gbps: (8 * n) / gelu / 1e9, bias_gelu_gbps: (8 * n) / biasGelu / 1e9, copy_seconds: copy, copy_gbps: (8 * n) / copy / 1e9 };
   x.dispose();
 }
 

@@ -23,6 +23,8 @@ if (ours.memory) {
   const ceiling = torch?.memory?.copy_gbps ?? ours.memory.copy_gbps;
   const r = ours.memory.gelu_gbps / ceiling;
   add(`GELU over ${ours.memory.n} float32`, 'GB/s', ours.memory.gelu_gbps, torch?.memory?.gelu_gbps, 'F.gelu', torch ? ours.memory.gelu_gbps / torch.memory.gelu_gbps : null, `≥ 70% of the copy ceiling (${f(ceiling, 0)} GB/s): ${f(100 * r, 0)}%`, r >= 0.7);
+  const rb = ours.memory.bias_gelu_gbps / ceiling;
+  add(`bias + GELU over ${ours.memory.n} float32 (fused)`, 'GB/s', ours.memory.bias_gelu_gbps, torch?.memory?.bias_gelu_gbps, 'F.gelu(x + b)', torch ? ours.memory.bias_gelu_gbps / torch.memory.bias_gelu_gbps : null, `≥ 70% of the copy ceiling: ${f(100 * rb, 0)}%`, rb >= 0.7);
   add('copy (clone)', 'GB/s', ours.memory.copy_gbps, torch?.memory?.copy_gbps, 'x.clone()', torch ? ours.memory.copy_gbps / torch.memory.copy_gbps : null, 'the ceiling', null);
 }
 for (const [key, m] of Object.entries(ours.moe ?? {})) {

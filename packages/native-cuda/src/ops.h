@@ -65,6 +65,9 @@ struct OpParams {
     a * (T(0.5) * (T(1) + sm::erf_(b * T(0.70710678118654752440))) +                            \
          b * T(0.39894228040143267794) * sm::exp_(T(-0.5) * b * b)))                            \
   X(gelu_tanh_backward, FLOAT, gelu_tanh_grad(a, b))                                            \
+  X(bias_gelu, FLOAT, T(0.5) * (a + b) * (T(1) + sm::erf_((a + b) * T(0.70710678118654752440))))  \
+  X(bias_gelu_tanh, FLOAT,                                                                      \
+    T(0.5) * (a + b) * (T(1) + sm::tanh_(T(0.79788456080286535588) * ((a + b) + T(0.044715) * (a + b) * (a + b) * (a + b))))) \
   X(logical_and, BOOL, a && b)                                                                  \
   X(logical_or, BOOL, a || b)                                                                   \
   X(logical_xor, BOOL, a != b)

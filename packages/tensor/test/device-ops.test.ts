@@ -161,3 +161,21 @@ describeDevices('reductions, softmax, layer norm, indexing, dropout, top-k', (de
     });
   }
 });
+
+describeDevices('biasGelu (fused bias + GELU)', (device) => {
+  for (const dtype of ['float32', 'float64'] as DT[]) {
+    for (const approximate of ['none', 'tanh'] as const) {
+      it(`${dtype}, ${approximate}: equals gelu(x + bias) forward and backward, bias broadcast over rows`, () => {
+        const x = input([33, 70], -4, 4), b = input([70]);
+        check(device, dtype, `biasGelu ${approximate}`, [x, b], ([t, bt]) => T.biasGelu(t!, bt!, approximate), true);
+        // against the unfused composition on the same device and dtype
+        const on = (v: In) => T.toDevice(T.tensor(v.vals, { dtype, shape: v.shape }), device);
+        expectClose(flat(T.biasGelu(on(x), on(b), approximate)), flat(T.gelu(T.add(on(x), on(b)), approximate)), 1e-6, 1e-6, 'fused = composed');
+      });
+    }
+  }
+  it('gradients agree with finite differences (float64, CPU)', () => {
+    const r = T.gradcheck((x, b) => T.biasGelu(x!, b!), [T.tensor(rng.uniforms(12, -3, 3), { dtype: 'float64', shape: [3, 4], requiresGrad: true }), T.tensor(rng.uniforms(4), { dtype: 'float64', requiresGrad: true })]);
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+  });
+});

@@ -183,9 +183,35 @@ void pred(PredOp op, DType in, Iter& it) {
   }
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+// gelu(x + bias) / gelu_tanh(x + bias): the add and the 8-lane GELU in one pass (the bias
+// row is contiguous within each row of x).
+template <bool Tanh>
+void bias_gelu_vec8(Iter& it, const OpParams& p) {
+  run_rows(it, kElementwiseGrain / 4, [&](char** ptr, int64_t n, const int64_t* s) {
+    float* o = reinterpret_cast<float*>(ptr[0]);
+    const float* x = reinterpret_cast<const float*>(ptr[1]);
+    const float* b = reinterpret_cast<const float*>(ptr[2]);
+    auto scalar = [&](float a, float c) { return Tanh ? opfn::bias_gelu_tanh{}(a, c, p) : opfn::bias_gelu{}(a, c, p); };
+    if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
+      int64_t i = 0;
+      for (; i + 8 <= n; i += 8) {
+        const __m256 z = _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(b + i));
+        _mm256_storeu_ps(o + i, Tanh ? v8::gelu_tanh(z) : v8::gelu(z));
+      }
+      for (; i < n; ++i) o[i] = scalar(x[i], b[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i * s[0]] = scalar(x[i * s[1]], b[i * s[2]]);
+    }
+  });
+}
+#endif
+
 void binary(BinaryOp op, DType t, Iter& it, const OpParams& p) {
 #if defined(__AVX2__) && defined(__FMA__)
   if (op == BinaryOp::gelu_backward && t == DType::f32) return gelu_backward_vec8(it, p);
+  if (op == BinaryOp::bias_gelu && t == DType::f32) return bias_gelu_vec8<false>(it, p);
+  if (op == BinaryOp::bias_gelu_tanh && t == DType::f32) return bias_gelu_vec8<true>(it, p);
 #endif
   switch (op) {
 #define VLMOE_CASE(name, kind, expr)                                        \

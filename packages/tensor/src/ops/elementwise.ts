@@ -161,6 +161,20 @@ export function add(a: Tensor, b: TensorOrScalar, alpha = 1): Tensor {
   return binaryOp('add', a, b, B.add!, 0, (g) => [g, g], false);
 }
 
+/**
+ * gelu(x + bias) in one pass (bias broadcast against x, e.g. [N] over [..., N]): the FFN's
+ * bias + activation without writing x + bias first. Backward: d(x + bias) = g · gelu'(x + bias),
+ * reduced to bias's shape for its gradient.
+ */
+export function biasGelu(x: Tensor, bias: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
+  const op = approximate === 'tanh' ? B.bias_gelu_tanh! : B.bias_gelu!;
+  const back = approximate === 'tanh' ? B.gelu_tanh_backward! : B.gelu_backward!;
+  return binaryOp('biasGelu', x, bias, op, 0, (g, a, b) => {
+    const dz = binaryRaw(back, g, noGrad(() => add(a, b)));
+    return [dz, dz]; // binaryOp reduces each to its operand's shape
+  }, true);
+}
+
 export function sub(a: Tensor, b: TensorOrScalar): Tensor {
   if (typeof b === 'number') return affine(a, 1, -b);
   return binaryOp('sub', a, b, B.sub!, 0, (g) => [g, neg(g)], false);
