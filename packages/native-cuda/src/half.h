@@ -2,31 +2,14 @@
 // round to nearest even, NaN kept quiet, float16 overflow to ±inf, subnormals exact.
 #pragma once
 #include <cstdint>
-#include <cstring>
 
 #include "scalar_math.h"
 
 namespace vlmoe {
 
-VLMOE_HD uint32_t f32_bits(float f) {
-#ifdef __CUDA_ARCH__
-  return __float_as_uint(f);
-#else
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-#endif
-}
-
-VLMOE_HD float bits_f32(uint32_t u) {
-#ifdef __CUDA_ARCH__
-  return __uint_as_float(u);
-#else
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-#endif
-}
+// the project's bit casts (scalar_math.h), unsigned
+VLMOE_HD uint32_t f32_bits(float f) { return static_cast<uint32_t>(sm::float_to_bits(f)); }
+VLMOE_HD float bits_f32(uint32_t u) { return sm::bits_to_float(static_cast<int32_t>(u)); }
 
 VLMOE_HD float bf16_to_f32(uint16_t h) { return bits_f32(uint32_t(h) << 16); }
 
