@@ -29,6 +29,10 @@ struct DevIter {
   int64_t stride[kMaxOps][kMaxDims];
   int elsize[kMaxOps];
   bool contiguous;
+  // a [rows, cols] binary op whose operand `row_bcast` (1 or 2) is one row broadcast over the
+  // rows (x + bias, the FFN's bias + activation) and the others contiguous: 0 otherwise
+  int row_bcast;
+  int64_t cols;
 };
 
 DevIter to_dev(Iter& it) {
@@ -43,6 +47,14 @@ DevIter to_dev(Iter& it) {
     if (it.ndim == 1 && it.stride[k][0] != 1) d.contiguous = false;
   }
   for (int i = 0; i < it.ndim; ++i) d.shape[i] = it.shape[i];
+  if (it.nops == 3 && it.ndim == 2) {
+    const int64_t c = it.shape[1];
+    auto dense = [&](int k) { return it.stride[k][0] == c && it.stride[k][1] == 1; };
+    auto row = [&](int k) { return it.stride[k][0] == 0 && it.stride[k][1] == 1; };
+    if (dense(0) && dense(1) && row(2)) d.row_bcast = 2;
+    else if (dense(0) && row(1) && dense(2)) d.row_bcast = 1;
+    d.cols = c;
+  }
   return d;
 }
 
@@ -73,6 +85,10 @@ __global__ void k_binary(DevIter it, int64_t n, To* o, const T* a, const T* b, F
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(blockDim.x) * gridDim.x) {
     if (it.contiguous) {
       o[i] = f(a[i], b[i]);
+    } else if (it.row_bcast == 2) {
+      o[i] = f(a[i], b[i % it.cols]);
+    } else if (it.row_bcast == 1) {
+      o[i] = f(a[i % it.cols], b[i]);
     } else {
       int64_t off[kMaxOps];
       offsets(it, i, off);
