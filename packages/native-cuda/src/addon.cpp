@@ -21,6 +21,7 @@
 #include "cpu/moe_assign.h"
 #include "cpu/moe_permute.h"
 #include "cpu/kernels.h"
+#include "napi_library.h"
 #include "cpu/half_ops.h"
 #include "cpu/optim.h"
 #include "cpu/random.h"
@@ -78,16 +79,7 @@ static void same_device(const char* op, int device, std::initializer_list<const 
 }
 
 // cublasInfo(): whether cuBLAS loads (first call searches), its version and path, or why not.
-Napi::Value CublasInfoJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const CublasInfo c = cuda_cublas_info();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("available", c.available);
-  o.Set("version", c.version);
-  o.Set("path", c.path);
-  o.Set("reason", c.reason);
-  return o;
-}
+Napi::Value CublasInfoJs(const Napi::CallbackInfo& info) { return library_info_js(info.Env(), cuda_cublas_info()); }
 
 Napi::Object OpTable(Napi::Env env) {
   Napi::Object ops = Napi::Object::New(env);

@@ -11,6 +11,14 @@ struct DynLib {
   std::string tried;       // every place tried and why it failed, one per line
 };
 
+// What a run-time library search found (cuBLAS, NCCL), as `cublasInfo()` / `ncclInfo()` report it.
+struct LibraryInfo {
+  bool available = false;
+  int version = 0;     // the library's version code (e.g. NCCL_VERSION_CODE 22105 for 2.21.5)
+  std::string path;    // the library that loaded
+  std::string reason;  // why not, naming every place searched
+};
+
 // Tries, in order: the file named by env var `env_var` (when set), each of `sonames` on the
 // loader path (LD_LIBRARY_PATH, ldconfig), $CUDA_HOME/lib64 and /usr/local/cuda/lib64, then
 // the `nvidia/<pip_dir>/lib` and `nvidia/cu13/lib` folders of Python's site-packages and

@@ -21,6 +21,7 @@
 #include "../cuda/cuda_backend.h"
 #include "async_queue.h"
 #include "communicator.h"
+#include "../napi_library.h"
 #include "nccl_loader.h"
 
 namespace vlmoe {
@@ -73,16 +74,7 @@ Napi::Value CommInitShm(const Napi::CallbackInfo& info) {
 
 Napi::Value MpiAvailable(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), mpi_available()); }
 
-Napi::Value NcclInfoJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const NcclInfo n = nccl_info();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("available", n.available);
-  o.Set("version", n.version);
-  o.Set("path", n.path);
-  o.Set("reason", n.reason);
-  return o;
-}
+Napi::Value NcclInfoJs(const Napi::CallbackInfo& info) { return library_info_js(info.Env(), nccl_info()); }
 
 // ncclUniqueId() → 128 bytes (rank 0 makes it; the ranks share it over a CPU group)
 Napi::Value NcclUniqueIdJs(const Napi::CallbackInfo& info) {

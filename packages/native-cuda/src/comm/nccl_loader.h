@@ -4,14 +4,11 @@
 #include <cstddef>
 #include <string>
 
+#include "../dynlib.h"
+
 namespace vlmoe {
 
-struct NcclInfo {
-  bool available = false;
-  int version = 0;  // NCCL_VERSION_CODE, e.g. 22105 for 2.21.5
-  std::string path;    // the library that loaded
-  std::string reason;  // why not, naming every place searched
-};
+using NcclInfo = LibraryInfo;
 
 /** Whether libnccl.so.2 loads (searched as nccl_api() does), its version and path, or why not. */
 NcclInfo nccl_info();

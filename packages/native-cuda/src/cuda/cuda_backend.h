@@ -7,6 +7,7 @@
 #include <string>
 
 #include "../dtype.h"
+#include "../dynlib.h"
 #include "../cpu/kernels.h"
 #include "../iter.h"
 #include "../ops.h"
@@ -94,11 +95,7 @@ void cuda_half_fill(int device, DType t, void* dst, int64_t n, double value);
 // the operands' dtype (cuBLAS GemmEx, else our kernel); the cuda_gemm conventions otherwise.
 void cuda_gemm_half(int device, DType ab, DType c, int64_t batch, bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
                     int64_t lda, int64_t strideA, const void* B, int64_t ldb, int64_t strideB, double beta, void* C, int64_t ldc, int64_t strideC, bool reference);
-struct CublasInfo {
-  bool available = false;
-  int version = 0;
-  std::string path, reason;
-};
+using CublasInfo = LibraryInfo;
 CublasInfo cuda_cublas_info();
 void cuda_rand_uniform(int device, DType t, void* dst, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi);
 void cuda_rand_normal(int device, DType t, void* dst, int64_t n, uint64_t seed, uint64_t offset, double mean, double std);

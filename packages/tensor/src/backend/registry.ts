@@ -20,8 +20,3 @@ export function backendOf(device: string): Kernels {
   if (!t) throw new Error(`no backend is registered for device '${device}'`);
   return t;
 }
-
-/** A table entry that raises a clear error: for kernels a backend does not have yet. */
-export function missing(op: string, backend: BackendName): never {
-  throw new Error(`${op} is not implemented on ${backend} yet; move the tensors to the CPU with .to('cpu')`);
-}
