@@ -12,6 +12,21 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** Which path a shm communicator's all-to-alls took (bytes received by this rank). */
+export interface ShmTransferStats {
+  /** Read with memcpy from a mapping of the sender's shareable (memfd) block. */
+  mappedBytes: number;
+  /** Read with process_vm_readv (cross-memory attach: the sender's block was not shareable). */
+  cmaBytes: number;
+  /** Through the segment's slots (cross-memory attach unavailable, VLMOE_SHM_NO_CMA=1). */
+  stagedBytes: number;
+  /** This rank's own block. */
+  localBytes: number;
+  /** Peers' blocks mapped here now, and their bytes (bounded by VLMOE_SHM_MAP_CACHE_MB). */
+  mappings: number;
+  mappedNowBytes: number;
+}
+
 export interface NativeInfo {
   cudaCompiled: boolean;
   cudaDevices: number;
@@ -77,6 +92,8 @@ export interface NativeAddon {
   commNewGroup(parent: number, ranks: number[]): number;
   /** [rank, size]. */
   commInfo(id: number): [number, number];
+  /** Bytes a shm communicator's all-to-alls received by each path, and the peers' blocks it maps now. */
+  commShmStats(id: number): ShmTransferStats;
   commClose(id: number): void;
   commSetTimeout(id: number, timeoutMs: number): void;
   commAbort(id: number, why: string): void;

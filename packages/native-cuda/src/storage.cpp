@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "cuda/cuda_backend.h"
+#include "shared_blocks.h"
 
 namespace vlmoe {
 
@@ -60,14 +61,32 @@ size_t size_class(size_t n) {
   return (n + step - 1) / step * step;
 }
 
+// Cache key of a block: its size class, with the low bit set for shareable blocks (size
+// classes of cached blocks are multiples of 64), so the two kinds never stand in for each other.
+size_t cache_key(size_t rounded, bool shared) { return rounded | (shared ? 1 : 0); }
+
+void free_block(void* p, size_t key) {
+  if (!(key & 1) || !shared_block_release(p)) std::free(p);
+}
+
 void* cpu_alloc(size_t rounded) {
   if (rounded >= kCacheMin) {
-    auto it = g_cache.find(rounded);
+    const bool share = shared_blocks_wanted(rounded);
+    auto it = g_cache.find(cache_key(rounded, share));
     if (it != g_cache.end() && !it->second.empty()) {
       void* p = it->second.back();
       it->second.pop_back();
       g_cached_bytes -= rounded;
       return p;
+    }
+    if (share) {
+      // a memfd block a peer process can map (shared_blocks.h); private memory when refused
+      void* p = shared_block_alloc((rounded + 4095) / 4096 * 4096);
+      if (!p) {
+        storage_empty_cache();
+        p = shared_block_alloc((rounded + 4095) / 4096 * 4096);
+      }
+      if (p) return p;
     }
   }
   // Blocks of 2 MiB and more are 2 MiB-aligned and backed by transparent huge pages (as
@@ -87,12 +106,13 @@ void* cpu_alloc(size_t rounded) {
 }
 
 void cpu_release(void* p, size_t rounded) {
+  const size_t key = cache_key(rounded, rounded >= kCacheMin && shared_block_is_base(p));
   if (rounded >= kCacheMin && g_cached_bytes + rounded <= cache_limit()) {
-    g_cache[rounded].push_back(p);
+    g_cache[key].push_back(p);
     g_cached_bytes += rounded;
     return;
   }
-  std::free(p);
+  free_block(p, key);
 }
 
 std::vector<Buffer> g_buffers(1);  // handle 0 is never used
@@ -159,7 +179,7 @@ MemStats storage_stats(int device) {
 
 void storage_empty_cache() {
   for (auto& kv : g_cache)
-    for (void* p : kv.second) std::free(p);
+    for (void* p : kv.second) free_block(p, kv.first);
   g_cache.clear();
   g_cached_bytes = 0;
   for (auto& kv : g_cuda) cuda_empty_cache(kv.first);

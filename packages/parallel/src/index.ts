@@ -4,6 +4,7 @@
  */
 export { type ProcessGroup, type ReduceOp, type Work, type AsyncOption, CompletedWork } from './process_group.js';
 export { ShmProcessGroup, NativeProcessGroup, type ShmOptions } from './shm.js';
+export type { ShmTransferStats } from '@vlmoe/native-cuda';
 export { MpiProcessGroup, mpiAvailable } from './mpi.js';
 export { NcclProcessGroup } from './nccl.js';
 export { initProcessGroup, resolveInit, ncclInfo, type InitOptions, type Backend } from './init.js';

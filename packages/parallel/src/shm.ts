@@ -6,7 +6,7 @@
  * returning, except `allReduce` and the reduce-scatters with `{async: true}`, queued on the
  * native communication thread (NativeWork); the other async variants return a completed Work.
  */
-import { argBlock as A, native } from '@vlmoe/native-cuda';
+import { argBlock as A, native, type ShmTransferStats } from '@vlmoe/native-cuda';
 import * as T from '@vlmoe/tensor';
 import { CompletedWork, type AsyncOption, type ProcessGroup, type ReduceOp, type Work } from './process_group.js';
 
@@ -317,6 +317,16 @@ export class ShmProcessGroup extends NativeProcessGroup {
     super(native.commInitShm(o.name, o.rank, o.size, slotBytes, timeoutMs), o.ranks, timeoutMs);
     this.name = o.name;
     this.slotBytes = slotBytes;
+  }
+
+  /**
+   * Which path this rank's all-to-alls took so far (bytes received by each) and the peers'
+   * blocks it maps now: tensors allocated after the group was created live in shareable
+   * memory, which peers map once and then read with a memcpy; older ones are read with
+   * cross-memory attach.
+   */
+  transferStats(): ShmTransferStats {
+    return native.commShmStats(this.live);
   }
 
   newGroup(ranks: readonly number[]): ShmProcessGroup | null {

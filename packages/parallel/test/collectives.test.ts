@@ -34,6 +34,37 @@ describe('shm process group', () => {
     expect(r.status, r.out).toBe(0);
   });
 
+  const pathStats = (out: string) => JSON.parse(out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).find((l) => l.startsWith('{"stats"'))!).stats;
+
+  test('all-to-all inputs in shareable blocks are read through mappings of the senders\' blocks (views, reuse, replaced blocks)', () => {
+    for (const n of [2, 3]) {
+      const r = launch(n, 'alltoall_paths.mjs');
+      expect(r.out.match(/paths ok/g)?.length, r.out).toBe(n);
+      expect(r.status, r.out).toBe(0);
+      const s = pathStats(r.out);
+      expect(s.mappedBytes, r.out).toBeGreaterThan(0);
+      expect(s.cmaBytes + s.stagedBytes, 'every block the test sends is shareable').toBe(0);
+      expect(s.localBytes).toBeGreaterThan(0);
+    }
+  });
+
+  test('a mapping cache smaller than the blocks falls back to cross-memory attach and evicts; sharing off reads everything with it', () => {
+    const small = launch(3, 'alltoall_paths.mjs', { VLMOE_SHM_MAP_CACHE_MB: '1' });
+    expect(small.status, small.out).toBe(0);
+    const s = pathStats(small.out);
+    expect(s.cmaBytes, small.out).toBeGreaterThan(0); // blocks over 1 MiB
+    expect(s.mappedBytes, small.out).toBeGreaterThan(0); // the smaller ones, evicted as needed
+    expect(s.mappedNowBytes).toBeLessThanOrEqual(1 << 20);
+    const off = launch(2, 'alltoall_paths.mjs', { VLMOE_SHM_SHARE: '0' });
+    expect(off.status, off.out).toBe(0);
+    const o = pathStats(off.out);
+    expect(o.mappedBytes).toBe(0);
+    expect(o.cmaBytes).toBeGreaterThan(0);
+    const staged = launch(2, 'alltoall_paths.mjs', { VLMOE_SHM_NO_CMA: '1' });
+    expect(staged.status, staged.out).toBe(0);
+    expect(pathStats(staged.out).stagedBytes).toBeGreaterThan(0);
+  });
+
   test('a rank that dies makes every other rank fail within the timeout, naming it; the launcher exits non-zero', () => {
     const r = launch(3, 'die.mjs', { VICTIM: '1' }, ['--timeout-ms', '20000']);
     expect(r.status, r.out).not.toBe(0);

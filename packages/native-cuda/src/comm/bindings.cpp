@@ -62,6 +62,26 @@ Operand data_block(Reader& r, const Communicator& c, DType t, int64_t n, const c
   return o;
 }
 
+// commShmStats(id) → {mappedBytes, cmaBytes, stagedBytes, localBytes, mappings, mappedNowBytes}
+// of a shm communicator (which path its all-to-alls took, shm.h).
+Napi::Value CommShmStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  Communicator& c = comm(info);
+  const auto* shm = dynamic_cast<const ShmCommunicator*>(&c);
+  if (!shm) throw std::invalid_argument(std::string("commShmStats: communicator ") + std::to_string(I(info, 0)) + " is " + c.backend() + ", not shm");
+  const ShmComm::TransferStats s = shm->raw().transfer_stats();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("mappedBytes", static_cast<double>(s.mapped_bytes));
+  o.Set("cmaBytes", static_cast<double>(s.cma_bytes));
+  o.Set("stagedBytes", static_cast<double>(s.staged_bytes));
+  o.Set("localBytes", static_cast<double>(s.local_bytes));
+  o.Set("mappings", static_cast<double>(s.mappings));
+  o.Set("mappedNowBytes", static_cast<double>(s.mapped_now_bytes));
+  return o;
+  VLMOE_CATCH(env)
+}
+
 Napi::Value CommInitShm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
@@ -310,6 +330,7 @@ Napi::Value CommDone(const Napi::CallbackInfo& info) {
 
 void register_comm(Napi::Env env, Napi::Object exports) {
   exports.Set("commInitShm", Napi::Function::New(env, CommInitShm, "commInitShm"));
+  exports.Set("commShmStats", Napi::Function::New(env, CommShmStats, "commShmStats"));
   exports.Set("commInitMpi", Napi::Function::New(env, MpiInit, "commInitMpi"));
   exports.Set("mpiAvailable", Napi::Function::New(env, MpiAvailable, "mpiAvailable"));
   exports.Set("ncclInfo", Napi::Function::New(env, NcclInfoJs, "ncclInfo"));

@@ -54,6 +54,7 @@ class ShmCommunicator final : public Communicator {
   void send(DType t, const void* d, int64_t n, int dst) override { c_->send(d, n * es(t), dst); }
   void recv(DType t, void* d, int64_t n, int src) override { c_->recv(d, n * es(t), src); }
   void abort(const std::string& why) override { c_->abort(why); }
+  const ShmComm& raw() const { return *c_; }
 
  private:
   static int64_t es(DType t) { return static_cast<int64_t>(dtype_size(t)); }

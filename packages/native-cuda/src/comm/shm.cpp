@@ -26,6 +26,8 @@
 #include <thread>
 #include <vector>
 
+#include "../shared_blocks.h"
+
 namespace vlmoe {
 
 namespace {
@@ -141,6 +143,8 @@ struct ShmComm::Header {
   std::atomic<uint32_t> taken[kShmMaxWorld][kShmMaxWorld];  // [src][dst] chunks taken
   int64_t counts[kShmMaxWorld][kShmMaxWorld];               // all-to-all bytes [src][dst]
   uint64_t addr[kShmMaxWorld];                              // all-to-all input address per rank (CMA)
+  int32_t blk_fd[kShmMaxWorld];                             // its shareable block (fd −1: none), ...
+  uint64_t blk_id[kShmMaxWorld], blk_off[kShmMaxWorld], blk_bytes[kShmMaxWorld];  // ... id, input's offset, size
   int32_t cma_ok[kShmMaxWorld];                             // this rank can read its peer's memory
 };
 
@@ -231,9 +235,17 @@ ShmComm::ShmComm(const std::string& name, int rank, int world, size_t slot_bytes
   sync("attach");
   cma_ = std::getenv("VLMOE_SHM_NO_CMA") == nullptr;
   for (int r = 0; r < world; ++r) cma_ = cma_ && h_->cma_ok[r] == 1;
+  if (cma_ && world > 1) {
+    // from now on CPU blocks are memfd-backed, so peers can map what this rank sends
+    const char* min = std::getenv("VLMOE_SHM_SHARE_MIN_BYTES");
+    shared_blocks_enable(min ? static_cast<size_t>(std::atoll(min)) : size_t(64) << 10);
+    const char* cap = std::getenv("VLMOE_SHM_MAP_CACHE_MB");
+    map_cap_ = static_cast<size_t>(cap ? std::atoll(cap) : 1024) << 20;
+  }
 }
 
 ShmComm::~ShmComm() {
+  for (const PeerMapping& m : maps_) munmap(const_cast<char*>(m.p), m.bytes);
   if (base_) munmap(base_, map_bytes_);
   if (fd_ >= 0) close(fd_);
 }
@@ -256,6 +268,42 @@ void ShmComm::abort(const std::string& why) {
     std::snprintf(h_->abort_msg, sizeof(h_->abort_msg), "rank %d aborted the group: %s", rank_, why.c_str());
     for (int r = 0; r < world_; ++r) futex_wake(&h_->arrive[r].v);
   }
+}
+
+const char* ShmComm::peer_block(int peer, uint64_t id, int fd, uint64_t bytes) {
+  for (PeerMapping& m : maps_)
+    if (m.peer == peer && m.id == id) {
+      m.used = ++use_clock_;
+      return m.p;
+    }
+  if (map_failed_[peer] || bytes > map_cap_) return nullptr;
+  // the block's memfd, reopened through the owner's descriptor table (same user; the owner
+  // keeps the block, and so the descriptor, alive until every reader has passed the
+  // collective's last sync point)
+  const std::string path = "/proc/" + std::to_string(h_->pid[peer].load()) + "/fd/" + std::to_string(fd);
+  const int f = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (f < 0) {
+    map_failed_[peer] = true;
+    return nullptr;
+  }
+  struct stat st {};
+  void* p = MAP_FAILED;
+  if (fstat(f, &st) == 0 && static_cast<uint64_t>(st.st_size) >= bytes) p = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, f, 0);
+  close(f);  // the mapping keeps the memory
+  if (p == MAP_FAILED) {
+    map_failed_[peer] = true;
+    return nullptr;
+  }
+  // least recently used mappings go first; a freed block's pages live on while mapped here
+  while (mapped_bytes_ + bytes > map_cap_ && !maps_.empty()) {
+    auto lru = std::min_element(maps_.begin(), maps_.end(), [](const PeerMapping& a, const PeerMapping& b) { return a.used < b.used; });
+    munmap(const_cast<char*>(lru->p), lru->bytes);
+    mapped_bytes_ -= lru->bytes;
+    maps_.erase(lru);
+  }
+  maps_.push_back(PeerMapping{peer, id, static_cast<const char*>(p), static_cast<size_t>(bytes), ++use_clock_});
+  mapped_bytes_ += bytes;
+  return static_cast<const char*>(p);
 }
 
 void ShmComm::wait_word(std::atomic<uint32_t>* w, uint32_t target, int peer, const char* what) {
@@ -402,6 +450,15 @@ void ShmComm::all_to_all(const void* in, const int64_t* send_bytes, void* out, c
     h_->counts[rank_][j] = send_bytes[j];
   }
   h_->addr[rank_] = reinterpret_cast<uint64_t>(in);
+  SharedBlockRef blk;
+  if (cma_ && shared_block_find(in, &blk)) {
+    h_->blk_fd[rank_] = blk.fd;
+    h_->blk_id[rank_] = blk.id;
+    h_->blk_off[rank_] = reinterpret_cast<uintptr_t>(in) - blk.base;
+    h_->blk_bytes[rank_] = blk.bytes;
+  } else {
+    h_->blk_fd[rank_] = -1;
+  }
   if (cma_) {
     // announce this rank's input, then read each peer as soon as that peer has announced
     // (no global barrier first: with more ranks than cores the early ranks get going)
@@ -430,6 +487,15 @@ void ShmComm::all_to_all(const void* in, const int64_t* send_bytes, void* out, c
         if (i == rank_) {
           if (stream) copy_streaming(o + roff, static_cast<const char*>(in) + soff, static_cast<size_t>(n));
           else std::memcpy(o + roff, static_cast<const char*>(in) + soff, static_cast<size_t>(n));
+          stats_.local_bytes += n;
+        } else if (const char* src = h_->blk_fd[i] >= 0 && h_->blk_off[i] + static_cast<uint64_t>(soff + n) <= h_->blk_bytes[i]
+                                         ? peer_block(i, h_->blk_id[i], h_->blk_fd[i], h_->blk_bytes[i])
+                                         : nullptr) {
+          // the sender's block is mapped here: a plain copy, no system call
+          src += h_->blk_off[i] + static_cast<uint64_t>(soff);
+          if (stream) copy_streaming(o + roff, src, static_cast<size_t>(n));
+          else std::memcpy(o + roff, src, static_cast<size_t>(n));
+          stats_.mapped_bytes += n;
         } else {
           int64_t done = 0;
           while (done < n) {
@@ -439,6 +505,7 @@ void ShmComm::all_to_all(const void* in, const int64_t* send_bytes, void* out, c
             if (got <= 0) fail("shm allToAll on rank " + std::to_string(rank_) + ": reading rank " + std::to_string(i) + "'s buffer failed: " + std::strerror(errno));
             done += got;
           }
+          stats_.cma_bytes += n;
         }
       }
     }
@@ -469,6 +536,7 @@ void ShmComm::all_to_all(const void* in, const int64_t* send_bytes, void* out, c
     for (int i = 0; i < world_; ++i) {
       const int64_t c = std::min(sub, recv_bytes[i] - base);
       if (c > 0) std::memcpy(o + roff[i] + base, slot(i) + rank_ * sub, static_cast<size_t>(c));
+      if (c > 0) stats_.staged_bytes += c;
     }
     sync("allToAll");
   }

@@ -12,13 +12,17 @@
 // result. A sync point is a per-rank counter; waiters spin briefly, then sleep on a futex,
 // waking every few milliseconds to check the deadline and whether the awaited ranks are
 // still alive — a dead or stuck rank yields an error that names it, never a hang.
-// All-to-all reads each sender's input directly (process_vm_readv, one copy) when every rank
-// may (probed at start; VLMOE_SHM_NO_CMA=1 turns it off), else goes through the slots.
+// All-to-all reads each sender's input directly when every rank may (probed at start;
+// VLMOE_SHM_NO_CMA=1 turns it off), else goes through the slots. Directly means: from a
+// mapping of the sender's block when the input lives in a shareable block (creating a group
+// makes later CPU blocks shareable, ../shared_blocks.h) — mapped once, then a plain memcpy
+// per call — and otherwise with process_vm_readv (one copy, but every page pinned per call).
 #pragma once
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "../dtype.h"
 #include "reduce_op.h"
@@ -58,6 +62,18 @@ class ShmComm {
   // Marks this group failed: every rank waiting in it errors out at once.
   void abort(const std::string& why);
 
+  // Bytes this rank's all-to-alls received by each path, and the peers' blocks it maps now.
+  struct TransferStats {
+    int64_t mapped_bytes = 0, cma_bytes = 0, staged_bytes = 0, local_bytes = 0;
+    int64_t mappings = 0, mapped_now_bytes = 0;
+  };
+  TransferStats transfer_stats() const {
+    TransferStats s = stats_;
+    s.mappings = static_cast<int64_t>(maps_.size());
+    s.mapped_now_bytes = static_cast<int64_t>(mapped_bytes_);
+    return s;
+  }
+
  private:
   struct Header;
   char* slot(int r) const;
@@ -69,6 +85,9 @@ class ShmComm {
   // with a message naming `peer` if it exits or the timeout passes.
   void wait_word(std::atomic<uint32_t>* w, uint32_t target, int peer, const char* what);
   [[noreturn]] void fail(const std::string& msg);
+  // Peer `peer`'s shareable block `id` (its descriptor fd, `bytes` long) mapped read-only
+  // here, from the cache or mapped now; nullptr when it cannot be mapped (use CMA).
+  const char* peer_block(int peer, uint64_t id, int fd, uint64_t bytes);
 
   std::string name_;
   int rank_, world_;
@@ -81,6 +100,18 @@ class ShmComm {
   uint64_t ops_ = 0;      // collectives started (for messages)
   uint32_t p2p_seq_[kShmMaxWorld] = {};
   bool cma_ = false;  // every rank can read every other's memory (process_vm_readv)
+  struct PeerMapping {
+    int peer;
+    uint64_t id;
+    const char* p;
+    size_t bytes;
+    uint64_t used;  // LRU clock
+  };
+  std::vector<PeerMapping> maps_;  // peers' blocks mapped here, bounded by map_cap_ bytes
+  size_t mapped_bytes_ = 0, map_cap_ = 0;
+  uint64_t use_clock_ = 0;
+  bool map_failed_[kShmMaxWorld] = {};
+  TransferStats stats_;  // opening a block of this peer failed once: CMA only
 };
 
 }  // namespace vlmoe
