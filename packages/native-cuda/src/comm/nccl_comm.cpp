@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../cuda/cuda_backend.h"
+#include "../cuda/streams.h"
 
 namespace vlmoe {
 
@@ -57,6 +58,9 @@ NcclComm::NcclComm(const ncclUniqueId& id, int rank, int world, int device, int6
   cuda_set_device(device);
   check(api_.CommInitRank(&comm_, world, id, rank), "ncclCommInitRank");
   scratch_ = cuda_alloc(device, 256);
+  stream_ = cuda_stream_create(device);
+  ready_ = cuda_event_create(device);
+  done_ = cuda_event_create(device);
 }
 
 NcclComm::~NcclComm() {
@@ -70,6 +74,18 @@ NcclComm::~NcclComm() {
     if (aborted_) api_.CommAbort(comm_);
     else api_.CommDestroy(comm_);
   }
+  try {
+    cuda_event_destroy(device_, done_);
+    cuda_event_destroy(device_, ready_);
+    cuda_stream_destroy(device_, stream_);
+  } catch (...) {
+  }
+}
+
+void NcclComm::begin() {
+  cuda_set_device(device_);
+  cuda_event_record(device_, ready_, nullptr);
+  cuda_stream_wait_event(device_, stream_, ready_);
 }
 
 void NcclComm::check(ncclResult_t r, const char* what) {
@@ -83,9 +99,10 @@ void NcclComm::check(ncclResult_t r, const char* what) {
 }
 
 void NcclComm::finish(const char* what) {
+  cuda_event_record(device_, done_, stream_);
   const int64_t deadline = now_ms() + timeout_ms_;
   for (int spins = 0;; ++spins) {
-    if (cuda_stream_done(device_)) return;
+    if (cuda_event_done(device_, done_)) return;
     ncclResult_t async = ncclSuccess;
     check(api_.CommGetAsyncError(comm_, &async), "ncclCommGetAsyncError");
     if (async != ncclSuccess && async != ncclInProgress) {
@@ -112,39 +129,39 @@ void NcclComm::finish(const char* what) {
 
 void NcclComm::barrier() {
   VLMOE_NCCL_LIVE("barrier");
-  cuda_set_device(device_);
-  check(api_.AllReduce(scratch_, scratch_, 1, ncclInt32, ncclSum, comm_, nullptr), "barrier");
+  begin();
+  check(api_.AllReduce(scratch_, scratch_, 1, ncclInt32, ncclSum, comm_, stream_), "barrier");
   finish("barrier");
 }
 
 void NcclComm::all_reduce(DType t, ReduceOp op, void* data, int64_t n) {
   VLMOE_NCCL_LIVE("allReduce");
-  cuda_set_device(device_);
-  check(api_.AllReduce(data, data, count(n), nccl_type(t), nccl_op(op, t), comm_, nullptr), "allReduce");
+  begin();
+  check(api_.AllReduce(data, data, count(n), nccl_type(t), nccl_op(op, t), comm_, stream_), "allReduce");
   finish("allReduce");
 }
 
 void NcclComm::broadcast(DType t, void* data, int64_t n, int root) {
   VLMOE_NCCL_LIVE("broadcast");
-  cuda_set_device(device_);
-  check(api_.Broadcast(data, data, count(n), nccl_type(t), root, comm_, nullptr), "broadcast");
+  begin();
+  check(api_.Broadcast(data, data, count(n), nccl_type(t), root, comm_, stream_), "broadcast");
   finish("broadcast");
 }
 
 void NcclComm::all_gather(DType t, const void* in, int64_t n, void* out) {
   VLMOE_NCCL_LIVE("allGather");
-  cuda_set_device(device_);
-  check(api_.AllGather(in, out, count(n), nccl_type(t), comm_, nullptr), "allGather");
+  begin();
+  check(api_.AllGather(in, out, count(n), nccl_type(t), comm_, stream_), "allGather");
   finish("allGather");
 }
 
 void NcclComm::reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t* counts, void* out) {
   VLMOE_NCCL_LIVE("reduceScatter");
-  cuda_set_device(device_);
+  begin();
   bool equal = true;
   for (int j = 0; j < world_; ++j) equal = equal && counts[j] == counts[0];
   if (equal) {
-    check(api_.ReduceScatter(in, out, count(counts[0]), nccl_type(t), nccl_op(op, t), comm_, nullptr), "reduceScatter");
+    check(api_.ReduceScatter(in, out, count(counts[0]), nccl_type(t), nccl_op(op, t), comm_, stream_), "reduceScatter");
   } else {
     // uneven blocks: one ncclReduce per block, rooted at its owner, fused in a group
     const size_t es = dtype_size(t);
@@ -152,7 +169,7 @@ void NcclComm::reduce_scatter(DType t, ReduceOp op, const void* in, const int64_
     check(api_.GroupStart(), "reduceScatter (group start)");
     size_t off = 0;
     for (int j = 0; j < world_; ++j) {
-      const ncclResult_t r = api_.Reduce(s + off * es, j == rank_ ? out : nullptr, count(counts[j]), nccl_type(t), nccl_op(op, t), j, comm_, nullptr);
+      const ncclResult_t r = api_.Reduce(s + off * es, j == rank_ ? out : nullptr, count(counts[j]), nccl_type(t), nccl_op(op, t), j, comm_, stream_);
       if (r != ncclSuccess && r != ncclInProgress) {
         api_.GroupEnd();
         check(r, "reduceScatter");
@@ -166,15 +183,15 @@ void NcclComm::reduce_scatter(DType t, ReduceOp op, const void* in, const int64_
 
 void NcclComm::all_to_all(DType t, const void* in, const int64_t* send_counts, void* out, const int64_t* recv_counts) {
   VLMOE_NCCL_LIVE("allToAll");
-  cuda_set_device(device_);
+  begin();
   const size_t es = dtype_size(t);
   const char* s = static_cast<const char*>(in);
   char* o = static_cast<char*>(out);
   size_t so = 0, ro = 0;
   check(api_.GroupStart(), "allToAll (group start)");
   for (int j = 0; j < world_; ++j) {
-    ncclResult_t r = api_.Send(s + so * es, count(send_counts[j]), nccl_type(t), j, comm_, nullptr);
-    if (r == ncclSuccess || r == ncclInProgress) r = api_.Recv(o + ro * es, count(recv_counts[j]), nccl_type(t), j, comm_, nullptr);
+    ncclResult_t r = api_.Send(s + so * es, count(send_counts[j]), nccl_type(t), j, comm_, stream_);
+    if (r == ncclSuccess || r == ncclInProgress) r = api_.Recv(o + ro * es, count(recv_counts[j]), nccl_type(t), j, comm_, stream_);
     if (r != ncclSuccess && r != ncclInProgress) {
       api_.GroupEnd();
       check(r, "allToAll");
@@ -188,15 +205,15 @@ void NcclComm::all_to_all(DType t, const void* in, const int64_t* send_counts, v
 
 void NcclComm::send(DType t, const void* data, int64_t n, int dst) {
   VLMOE_NCCL_LIVE("send");
-  cuda_set_device(device_);
-  check(api_.Send(data, count(n), nccl_type(t), dst, comm_, nullptr), "send");
+  begin();
+  check(api_.Send(data, count(n), nccl_type(t), dst, comm_, stream_), "send");
   finish("send");
 }
 
 void NcclComm::recv(DType t, void* data, int64_t n, int src) {
   VLMOE_NCCL_LIVE("recv");
-  cuda_set_device(device_);
-  check(api_.Recv(data, count(n), nccl_type(t), src, comm_, nullptr), "recv");
+  begin();
+  check(api_.Recv(data, count(n), nccl_type(t), src, comm_, stream_), "recv");
   finish("recv");
 }
 

@@ -3,6 +3,10 @@
 // process group (the store, as torch's TCPStore). Every collective is queued on the device's
 // stream and then polled against the timeout: on expiry (a peer died or stalled) the
 // communicator is aborted and the call throws, naming the rank — never a hang.
+// The communicator's stream is its own (non-blocking, high priority; cuda/streams.h): a
+// collective first waits for what the compute stream has queued (an event), then runs beside
+// it, so an async all-reduce on the communication thread overlaps the rest of backward;
+// completion is polled on an event recorded after it, never on the compute stream.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -39,6 +43,8 @@ class NcclComm {
 
  private:
   void check(ncclResult_t r, const char* what);
+  // Orders the communication stream after the work queued so far on the compute stream.
+  void begin();
   // Waits for the collective just queued, against the timeout.
   void finish(const char* what);
   const NcclApi& api_;
@@ -46,6 +52,9 @@ class NcclComm {
   int rank_, world_, device_;
   int64_t timeout_ms_;
   void* scratch_ = nullptr;  // one device word for barrier()
+  void* stream_ = nullptr;   // the communication stream
+  void* ready_ = nullptr;    // recorded on the compute stream before a collective
+  void* done_ = nullptr;     // recorded on stream_ after it
   bool aborted_ = false;
 };
 

@@ -208,14 +208,6 @@ void cuda_memset(int device, void* dst, int byte, size_t n) {
   check(cudaMemsetAsync(dst, byte, n, nullptr), "cudaMemsetAsync");
 }
 
-bool cuda_stream_done(int device) {
-  set_device(device);
-  const cudaError_t e = cudaStreamQuery(nullptr);
-  if (e == cudaErrorNotReady) return false;
-  check(e, "cudaStreamQuery");
-  return true;
-}
-
 void cuda_fill(int device, DType t, void* dst, int64_t n, double value) {
   dispatch_dtype(t, [&](auto tag) {
     using T = decltype(tag);

@@ -35,10 +35,6 @@ void cuda_synchronize(int device);
 void cuda_memset(int device, void* dst, int byte, size_t n);
 // Makes `device` current for the calling thread (NCCL and kernels act on the current device).
 void cuda_set_device(int device);
-// Whether the work queued so far on the device's stream (the legacy default stream every
-// kernel and copy uses) has finished; throws on a CUDA error. Polled by the NCCL backend so
-// a collective waits against its timeout instead of blocking for ever.
-bool cuda_stream_done(int device);
 void cuda_fill(int device, DType t, void* dst, int64_t n, double value);
 // Elementwise families, same operand conventions as the CPU kernels (kernels.h).
 void cuda_unary(int device, UnaryOp op, DType in, DType out, Iter& it, const OpParams& p);

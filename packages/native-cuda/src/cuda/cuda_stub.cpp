@@ -2,6 +2,7 @@
 #include <stdexcept>
 
 #include "cuda_backend.h"
+#include "streams.h"
 
 namespace vlmoe {
 namespace {
@@ -20,7 +21,6 @@ void cuda_copy_d2h(int, void*, const void*, size_t) { no_cuda(); }
 void cuda_synchronize(int) { no_cuda(); }
 void cuda_memset(int, void*, int, size_t) { no_cuda(); }
 void cuda_set_device(int) { no_cuda(); }
-bool cuda_stream_done(int) { no_cuda(); }
 void cuda_fill(int, DType, void*, int64_t, double) { no_cuda(); }
 void cuda_unary(int, UnaryOp, DType, DType, Iter&, const OpParams&) { no_cuda(); }
 void cuda_pred(int, PredOp, DType, Iter&) { no_cuda(); }
@@ -72,4 +72,11 @@ void cuda_gemm_half(int, DType, DType, int64_t, bool, bool, int64_t, int64_t, in
 CublasInfo cuda_cublas_info() { return CublasInfo{false, 0, "", "this build has no CUDA support"}; }
 void cuda_rand_uniform(int, DType, void*, int64_t, uint64_t, uint64_t, double, double) { no_cuda(); }
 void cuda_rand_normal(int, DType, void*, int64_t, uint64_t, uint64_t, double, double) { no_cuda(); }
+void* cuda_stream_create(int) { no_cuda(); }
+void cuda_stream_destroy(int, void*) {}
+void* cuda_event_create(int) { no_cuda(); }
+void cuda_event_destroy(int, void*) {}
+void cuda_event_record(int, void*, void*) { no_cuda(); }
+void cuda_stream_wait_event(int, void*, void*) { no_cuda(); }
+bool cuda_event_done(int, void*) { no_cuda(); }
 }  // namespace vlmoe
