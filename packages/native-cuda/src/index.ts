@@ -22,6 +22,8 @@ export interface ShmTransferStats {
   stagedBytes: number;
   /** This rank's own block. */
   localBytes: number;
+  /** Copied by this rank between two other ranks' blocks (it had a core while they waited for one). */
+  helpedBytes: number;
   /** Peers' blocks mapped here now, and their bytes (bounded by VLMOE_SHM_MAP_CACHE_MB). */
   mappings: number;
   mappedNowBytes: number;

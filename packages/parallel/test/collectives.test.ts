@@ -34,7 +34,17 @@ describe('shm process group', () => {
     expect(r.status, r.out).toBe(0);
   });
 
-  const pathStats = (out: string) => JSON.parse(out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).find((l) => l.startsWith('{"stats"'))!).stats;
+  // every rank's transfer stats, by rank
+  const rankStats = (out: string) => {
+    const lines = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{"rank"'));
+    const by: Record<number, { mappedBytes: number; cmaBytes: number; stagedBytes: number; localBytes: number; helpedBytes: number; mappedNowBytes: number }> = {};
+    for (const l of lines) {
+      const { rank, stats } = JSON.parse(l);
+      by[rank] = stats;
+    }
+    return by;
+  };
+  const pathStats = (out: string) => rankStats(out)[0]!;
 
   test('all-to-all inputs in shareable blocks are read through mappings of the senders\' blocks (views, reuse, replaced blocks)', () => {
     for (const n of [2, 3]) {
@@ -46,6 +56,15 @@ describe('shm process group', () => {
       expect(s.cmaBytes + s.stagedBytes, 'every block the test sends is shareable').toBe(0);
       expect(s.localBytes).toBeGreaterThan(0);
     }
+  });
+
+  test('a rank stalled after announcing has its copies made by the others (any rank may copy between two shareable blocks, each copy once)', () => {
+    const r = launch(3, 'alltoall_paths.mjs', { VLMOE_SHM_DEBUG_STALL: '1:40' });
+    expect(r.out.match(/paths ok/g)?.length, r.out).toBe(3);
+    expect(r.status, r.out).toBe(0);
+    const s = rankStats(r.out);
+    expect(s[0]!.helpedBytes + s[2]!.helpedBytes, r.out).toBeGreaterThan(0);
+    expect(s[1]!.mappedBytes + s[1]!.localBytes, 'the stalled rank finds its copies done').toBeLessThan(s[0]!.mappedBytes + s[0]!.localBytes);
   });
 
   test('a mapping cache smaller than the blocks falls back to cross-memory attach and evicts; sharing off reads everything with it', () => {

@@ -37,7 +37,12 @@ constexpr size_t kHeaderBytes = 128 << 10;
 
 struct alignas(64) Counter {
   std::atomic<uint32_t> v;
+  std::atomic<uint32_t> sleepers;  // waiters asleep on v's futex: the owner wakes only when > 0
 };
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -145,6 +150,10 @@ struct ShmComm::Header {
   uint64_t addr[kShmMaxWorld];                              // all-to-all input address per rank (CMA)
   int32_t blk_fd[kShmMaxWorld];                             // its shareable block (fd −1: none), ...
   uint64_t blk_id[kShmMaxWorld], blk_off[kShmMaxWorld], blk_bytes[kShmMaxWorld];  // ... id, input's offset, size
+  int32_t out_fd[kShmMaxWorld];                             // the same of its all-to-all output
+  uint64_t out_id[kShmMaxWorld], out_off[kShmMaxWorld], out_bytes[kShmMaxWorld];
+  std::atomic<uint32_t> claim[kShmMaxWorld][kShmMaxWorld];  // [src][dst]: the epoch whose copy is claimed
+  int64_t rdispl[kShmMaxWorld][kShmMaxWorld];               // [dst][src]: where src's block starts in dst's output
   int32_t cma_ok[kShmMaxWorld];                             // this rank can read its peer's memory
 };
 
@@ -235,6 +244,17 @@ ShmComm::ShmComm(const std::string& name, int rank, int world, size_t slot_bytes
   sync("attach");
   cma_ = std::getenv("VLMOE_SHM_NO_CMA") == nullptr;
   for (int r = 0; r < world; ++r) cma_ = cma_ && h_->cma_ok[r] == 1;
+  if (const char* stall = std::getenv("VLMOE_SHM_DEBUG_STALL")) {
+    // "rank:ms": that rank sleeps after announcing each all-to-all, as if it waited for a core
+    // (the tests use it to check that the others do its copies)
+    stall_rank_ = std::atoi(stall);
+    const char* colon = std::strchr(stall, ':');
+    stall_ms_ = colon ? std::atoi(colon + 1) : 0;
+  }
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  oversubscribed_ = cpus > 0 && world > cpus;
+  const char* spin = std::getenv("VLMOE_SHM_SPIN_US");
+  spin_us_ = spin ? std::atoll(spin) : 100;
   if (cma_ && world > 1) {
     // from now on CPU blocks are memfd-backed, so peers can map what this rank sends
     const char* min = std::getenv("VLMOE_SHM_SHARE_MIN_BYTES");
@@ -245,7 +265,7 @@ ShmComm::ShmComm(const std::string& name, int rank, int world, size_t slot_bytes
 }
 
 ShmComm::~ShmComm() {
-  for (const PeerMapping& m : maps_) munmap(const_cast<char*>(m.p), m.bytes);
+  for (const PeerMapping& m : maps_) munmap(m.p, m.bytes);
   if (base_) munmap(base_, map_bytes_);
   if (fd_ >= 0) close(fd_);
 }
@@ -270,7 +290,7 @@ void ShmComm::abort(const std::string& why) {
   }
 }
 
-const char* ShmComm::peer_block(int peer, uint64_t id, int fd, uint64_t bytes) {
+char* ShmComm::peer_block(int peer, uint64_t id, int fd, uint64_t bytes) {
   for (PeerMapping& m : maps_)
     if (m.peer == peer && m.id == id) {
       m.used = ++use_clock_;
@@ -281,14 +301,14 @@ const char* ShmComm::peer_block(int peer, uint64_t id, int fd, uint64_t bytes) {
   // keeps the block, and so the descriptor, alive until every reader has passed the
   // collective's last sync point)
   const std::string path = "/proc/" + std::to_string(h_->pid[peer].load()) + "/fd/" + std::to_string(fd);
-  const int f = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int f = open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (f < 0) {
     map_failed_[peer] = true;
     return nullptr;
   }
   struct stat st {};
   void* p = MAP_FAILED;
-  if (fstat(f, &st) == 0 && static_cast<uint64_t>(st.st_size) >= bytes) p = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, f, 0);
+  if (fstat(f, &st) == 0 && static_cast<uint64_t>(st.st_size) >= bytes) p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
   close(f);  // the mapping keeps the memory
   if (p == MAP_FAILED) {
     map_failed_[peer] = true;
@@ -297,24 +317,29 @@ const char* ShmComm::peer_block(int peer, uint64_t id, int fd, uint64_t bytes) {
   // least recently used mappings go first; a freed block's pages live on while mapped here
   while (mapped_bytes_ + bytes > map_cap_ && !maps_.empty()) {
     auto lru = std::min_element(maps_.begin(), maps_.end(), [](const PeerMapping& a, const PeerMapping& b) { return a.used < b.used; });
-    munmap(const_cast<char*>(lru->p), lru->bytes);
+    munmap(lru->p, lru->bytes);
     mapped_bytes_ -= lru->bytes;
     maps_.erase(lru);
   }
-  maps_.push_back(PeerMapping{peer, id, static_cast<const char*>(p), static_cast<size_t>(bytes), ++use_clock_});
+  maps_.push_back(PeerMapping{peer, id, static_cast<char*>(p), static_cast<size_t>(bytes), ++use_clock_});
   mapped_bytes_ += bytes;
-  return static_cast<const char*>(p);
+  return static_cast<char*>(p);
 }
 
-void ShmComm::wait_word(std::atomic<uint32_t>* w, uint32_t target, int peer, const char* what) {
-  // Spin briefly, then yield (the peer may be waiting for our core when ranks outnumber
-  // cores), then sleep on the futex. Liveness (a /proc read) is checked at most every
-  // 20 ms, so a healthy wait costs no system calls beyond the futex.
-  for (int i = 0; i < 128; ++i)
+void ShmComm::wait_word(std::atomic<uint32_t>* w, uint32_t target, int peer, const char* what, std::atomic<uint32_t>* sleepers) {
+  // Spin for up to spin_us_ — a few pauses, then yielding the core (the peer may be waiting
+  // for it: more ranks than cores, or other work on the machine; pure spinning measured up to
+  // 10x slower then) — before sleeping on the futex: a wake-up costs tens of microseconds on a
+  // virtual machine, more than most copies between two sync points.
+  // Liveness (a /proc read) is checked at most every 20 ms, so a healthy wait costs no
+  // system calls beyond the futex.
+  if (reached(w->load(std::memory_order_acquire), target)) return;
+  const int64_t spin_end = now_us() + spin_us_;
+  for (int i = 1;; ++i) {
+    if (oversubscribed_ || i > 64) sched_yield();
+    else _mm_pause();
     if (reached(w->load(std::memory_order_acquire), target)) return;
-  for (int i = 0; i < 16; ++i) {
-    sched_yield();
-    if (reached(w->load(std::memory_order_acquire), target)) return;
+    if (i % 16 == 0 && now_us() > spin_end) break;
   }
   const int64_t start = now_ms(), deadline = start + timeout_ms_;
   int64_t next_check = start;
@@ -333,19 +358,34 @@ void ShmComm::wait_word(std::atomic<uint32_t>* w, uint32_t target, int peer, con
         fail("shm " + std::string(what) + " (collective #" + std::to_string(ops_) + ") on rank " + std::to_string(rank_) + ": timed out after " +
              std::to_string(timeout_ms_) + " ms waiting for rank " + std::to_string(peer));
     }
-    futex_wait(w, v, 5);
+    if (sleepers) {
+      // announce the sleep, then look again: the owner either sees a sleeper and wakes us,
+      // or stored before our second look (both sides sequentially consistent)
+      sleepers->fetch_add(1);
+      if (!reached(w->load(), target)) futex_wait(w, v, 5);
+      sleepers->fetch_sub(1);
+    } else {
+      futex_wait(w, v, 5);
+    }
   }
 }
 
-void ShmComm::sync(const char* what, const int* peers, int npeers) {
+void ShmComm::arrive() {
   ++epoch_;
-  h_->arrive[rank_].v.store(epoch_, std::memory_order_release);
-  futex_wake(&h_->arrive[rank_].v);
+  Counter& c = h_->arrive[rank_];
+  c.v.store(epoch_);  // sequentially consistent, paired with the sleepers' check
+  if (c.sleepers.load() != 0) futex_wake(&c.v);
+}
+
+void ShmComm::wait_arrival(int peer, const char* what) { wait_word(&h_->arrive[peer].v, epoch_, peer, what, &h_->arrive[peer].sleepers); }
+
+void ShmComm::sync(const char* what, const int* peers, int npeers) {
+  arrive();
   if (peers) {
-    for (int i = 0; i < npeers; ++i) wait_word(&h_->arrive[peers[i]].v, epoch_, peers[i], what);
+    for (int i = 0; i < npeers; ++i) wait_arrival(peers[i], what);
   } else {
     for (int r = 0; r < world_; ++r)
-      if (r != rank_) wait_word(&h_->arrive[r].v, epoch_, r, what);
+      if (r != rank_) wait_arrival(r, what);
   }
 }
 
@@ -445,9 +485,12 @@ void ShmComm::reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t
 
 void ShmComm::all_to_all(const void* in, const int64_t* send_bytes, void* out, const int64_t* recv_bytes) {
   ++ops_;
+  int64_t rd = 0;
   for (int j = 0; j < world_; ++j) {
     if (send_bytes[j] < 0 || recv_bytes[j] < 0) throw std::invalid_argument("shm allToAll: negative split size for rank " + std::to_string(j));
     h_->counts[rank_][j] = send_bytes[j];
+    h_->rdispl[rank_][j] = rd;
+    rd += recv_bytes[j];
   }
   h_->addr[rank_] = reinterpret_cast<uint64_t>(in);
   SharedBlockRef blk;
@@ -459,54 +502,126 @@ void ShmComm::all_to_all(const void* in, const int64_t* send_bytes, void* out, c
   } else {
     h_->blk_fd[rank_] = -1;
   }
+  if (cma_ && shared_block_find(out, &blk)) {
+    h_->out_fd[rank_] = blk.fd;
+    h_->out_id[rank_] = blk.id;
+    h_->out_off[rank_] = reinterpret_cast<uintptr_t>(out) - blk.base;
+    h_->out_bytes[rank_] = blk.bytes;
+  } else {
+    h_->out_fd[rank_] = -1;
+  }
   if (cma_) {
-    // announce this rank's input, then read each peer as soon as that peer has announced
-    // (no global barrier first: with more ranks than cores the early ranks get going)
-    ++epoch_;
-    h_->arrive[rank_].v.store(epoch_, std::memory_order_release);
-    futex_wake(&h_->arrive[rank_].v);
-    // single copy: read every sender's block for me straight from its input buffer
-    char* o = static_cast<char*>(out);
-    int64_t moved = 0;  // this rank's input and output: past the cache, stream the local block
+    // announce this rank's input and output, then copy as soon as the ranks involved have
+    // announced (no global barrier first: with more ranks than cores the early ranks get going)
+    arrive();
+    const uint32_t epoch = epoch_;
+    if (rank_ == stall_rank_) std::this_thread::sleep_for(std::chrono::milliseconds(stall_ms_));
+    int64_t moved = 0;  // this rank's input and output: past the cache, stream
     for (int j = 0; j < world_; ++j) moved += send_bytes[j] + recv_bytes[j];
     const bool stream = static_cast<size_t>(moved) >= stream_threshold();
-    std::vector<int64_t> roffs(world_ + 1, 0);
-    for (int i = 0; i < world_; ++i) roffs[i + 1] = roffs[i] + recv_bytes[i];
-    // staggered: rank r reads r+1, r+2, … first, so no sender is read by everyone at once
-    for (int t = 0; t < world_; ++t) {
-      const int i = (rank_ + t) % world_;
-      if (i != rank_) wait_word(&h_->arrive[i].v, epoch_, i, "allToAll");
-      if (h_->counts[i][rank_] != recv_bytes[i])
-        fail("shm allToAll (collective #" + std::to_string(ops_) + "): rank " + std::to_string(rank_) + " expects " + std::to_string(recv_bytes[i]) +
-             " bytes from rank " + std::to_string(i) + ", which sends " + std::to_string(h_->counts[i][rank_]));
-      const int64_t roff = roffs[i];
-      int64_t soff = 0;  // where sender i's block for me starts in its input
-      for (int j = 0; j < rank_; ++j) soff += h_->counts[i][j];
-      const int64_t n = recv_bytes[i];
-      if (n > 0) {
-        if (i == rank_) {
-          if (stream) copy_streaming(o + roff, static_cast<const char*>(in) + soff, static_cast<size_t>(n));
-          else std::memcpy(o + roff, static_cast<const char*>(in) + soff, static_cast<size_t>(n));
-          stats_.local_bytes += n;
-        } else if (const char* src = h_->blk_fd[i] >= 0 && h_->blk_off[i] + static_cast<uint64_t>(soff + n) <= h_->blk_bytes[i]
-                                         ? peer_block(i, h_->blk_id[i], h_->blk_fd[i], h_->blk_bytes[i])
-                                         : nullptr) {
-          // the sender's block is mapped here: a plain copy, no system call
-          src += h_->blk_off[i] + static_cast<uint64_t>(soff);
-          if (stream) copy_streaming(o + roff, src, static_cast<size_t>(n));
-          else std::memcpy(o + roff, src, static_cast<size_t>(n));
-          stats_.mapped_bytes += n;
-        } else {
-          int64_t done = 0;
-          while (done < n) {
-            iovec local{o + roff + done, static_cast<size_t>(n - done)};
-            iovec remote{reinterpret_cast<void*>(h_->addr[i] + static_cast<uint64_t>(soff + done)), static_cast<size_t>(n - done)};
-            const ssize_t got = process_vm_readv(h_->pid[i].load(), &local, 1, &remote, 1, 0);
-            if (got <= 0) fail("shm allToAll on rank " + std::to_string(rank_) + ": reading rank " + std::to_string(i) + "'s buffer failed: " + std::strerror(errno));
-            done += got;
-          }
-          stats_.cma_bytes += n;
+    auto arrived = [&](int r) { return r == rank_ || reached(h_->arrive[r].v.load(std::memory_order_acquire), epoch); };
+    // sender i's block for receiver j: at soff in i's input, at roff in j's output (both
+    // published by the rank they belong to, so known once i and j have announced)
+    auto soff = [&](int i, int j) {
+      int64_t o = 0;
+      for (int k = 0; k < j; ++k) o += h_->counts[i][k];
+      return o;
+    };
+    auto roff = [&](int i, int j) { return h_->rdispl[j][i]; };
+    auto copy = [&](char* dst, const char* src, int64_t n) {
+      if (stream) copy_streaming(dst, src, static_cast<size_t>(n));
+      else std::memcpy(dst, src, static_cast<size_t>(n));
+    };
+    // where sender i's input / receiver j's output can be reached from here (nullptr: not mapped)
+    auto input_of = [&](int i, int64_t off, int64_t n) -> const char* {
+      if (i == rank_) return static_cast<const char*>(in) + off;
+      if (h_->blk_fd[i] < 0 || h_->blk_off[i] + static_cast<uint64_t>(off + n) > h_->blk_bytes[i]) return nullptr;
+      const char* b = peer_block(i, h_->blk_id[i], h_->blk_fd[i], h_->blk_bytes[i]);
+      return b ? b + h_->blk_off[i] + off : nullptr;
+    };
+    auto output_of = [&](int j, int64_t off, int64_t n) -> char* {
+      if (j == rank_) return static_cast<char*>(out) + off;
+      if (h_->out_fd[j] < 0 || h_->out_off[j] + static_cast<uint64_t>(off + n) > h_->out_bytes[j]) return nullptr;
+      char* b = peer_block(j, h_->out_id[j], h_->out_fd[j], h_->out_bytes[j]);
+      return b ? b + h_->out_off[j] + off : nullptr;
+    };
+    auto claim = [&](int i, int j) {
+      uint32_t c = h_->claim[i][j].load();
+      while (c != epoch)
+        if (h_->claim[i][j].compare_exchange_weak(c, epoch)) return true;
+      return false;
+    };
+    // The copy i → j, by this rank; false (and nothing done) when it cannot reach both ends.
+    // Receiver j itself can always make it (process_vm_readv when i's input is not mapped).
+    auto try_copy = [&](int i, int j) {
+      const int64_t n = h_->counts[i][j];
+      const int64_t so = soff(i, j), ro = roff(i, j);
+      const char* src = n > 0 ? input_of(i, so, n) : nullptr;
+      char* dst = n > 0 && (src || j == rank_) ? output_of(j, ro, n) : nullptr;
+      if (n > 0 && !(src && dst) && j != rank_) return false;
+      if (!claim(i, j)) return true;  // another rank has it
+      if (n == 0) return true;
+      if (src && dst) {
+        copy(dst, src, n);
+        if (i == rank_ && j == rank_) stats_.local_bytes += n;
+        else if (j == rank_) stats_.mapped_bytes += n;
+        else stats_.helped_bytes += n;
+        return true;
+      }
+      for (int64_t done = 0; done < n;) {  // j == rank_, input not mapped
+        iovec local{static_cast<char*>(out) + ro + done, static_cast<size_t>(n - done)};
+        iovec remote{reinterpret_cast<void*>(h_->addr[i] + static_cast<uint64_t>(so + done)), static_cast<size_t>(n - done)};
+        const ssize_t got = process_vm_readv(h_->pid[i].load(), &local, 1, &remote, 1, 0);
+        if (got <= 0) fail("shm allToAll on rank " + std::to_string(rank_) + ": reading rank " + std::to_string(i) + "'s buffer failed: " + std::strerror(errno));
+        done += got;
+      }
+      stats_.cma_bytes += n;
+      return true;
+    };
+    // This rank's own receives come first, senders in staggered order (rank r reads r+1, r+2,
+    // … first, so no sender is read by everyone at once), each as soon as its sender has
+    // announced; then it helps with the copies into other ranks' outputs that it can reach
+    // (both ends in shareable blocks): with more ranks than cores, the ranks that have a core
+    // do the work of those waiting for one. Claims make every copy happen exactly once; the
+    // final sync point makes them all finish before anyone returns.
+    std::vector<char> mine(world_, 0);
+    for (int left = world_; left > 0;) {
+      int pending = -1;
+      for (int t = 0; t < world_; ++t) {
+        const int i = (rank_ + t) % world_;
+        if (mine[i]) continue;
+        if (!arrived(i)) {
+          if (pending < 0) pending = i;
+          continue;
         }
+        if (h_->counts[i][rank_] != recv_bytes[i])
+          fail("shm allToAll (collective #" + std::to_string(ops_) + "): rank " + std::to_string(rank_) + " expects " + std::to_string(recv_bytes[i]) +
+               " bytes from rank " + std::to_string(i) + ", which sends " + std::to_string(h_->counts[i][rank_]));
+        try_copy(i, rank_);
+        mine[i] = 1;
+        --left;
+      }
+      if (left == 0) break;
+      // waiting for a sender: help the ranks that are here meanwhile
+      bool helped = false;
+      for (int t = 1; t < world_ && !helped; ++t) {
+        const int j = (rank_ + t) % world_;
+        if (!arrived(j)) continue;
+        for (int u = 0; u < world_ && !helped; ++u) {
+          const int i = (j + u) % world_;
+          if (i == j || !arrived(i) || h_->claim[i][j].load() == epoch) continue;
+          helped = try_copy(i, j) && h_->counts[i][j] > 0;
+        }
+      }
+      if (!helped && !arrived(pending)) wait_arrival(pending, "allToAll");
+    }
+    // done with its own: help with what is still unclaimed among the ranks that are here
+    for (int t = 1; t < world_; ++t) {
+      const int j = (rank_ + t) % world_;
+      if (!arrived(j)) continue;
+      for (int u = 0; u < world_; ++u) {
+        const int i = (j + u) % world_;
+        if (arrived(i) && h_->claim[i][j].load() != epoch) try_copy(i, j);
       }
     }
     sync("allToAll");  // senders keep their input intact until every reader is done

@@ -9,7 +9,8 @@
 // of at most one slot: every rank copies its chunk into its own slot, all ranks meet at a
 // sync point, each reads what it needs from the others' slots, and they meet again before a
 // slot is reused. Reductions add in rank order 0..N−1, so every rank gets bitwise the same
-// result. A sync point is a per-rank counter; waiters spin briefly, then sleep on a futex,
+// result. A sync point is a per-rank counter; waiters spin up to 100 µs (VLMOE_SHM_SPIN_US;
+// mostly yielding the core), then sleep on a futex (woken only if asleep),
 // waking every few milliseconds to check the deadline and whether the awaited ranks are
 // still alive — a dead or stuck rank yields an error that names it, never a hang.
 // All-to-all reads each sender's input directly when every rank may (probed at start;
@@ -17,6 +18,9 @@
 // mapping of the sender's block when the input lives in a shareable block (creating a group
 // makes later CPU blocks shareable, ../shared_blocks.h) — mapped once, then a plain memcpy
 // per call — and otherwise with process_vm_readv (one copy, but every page pinned per call).
+// When a sender's input and a receiver's output are both shareable, any rank may make that
+// copy (claimed once per collective): ranks that have a core do the copies of ranks waiting
+// for one, which is what more ranks than cores needs.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -65,6 +69,7 @@ class ShmComm {
   // Bytes this rank's all-to-alls received by each path, and the peers' blocks it maps now.
   struct TransferStats {
     int64_t mapped_bytes = 0, cma_bytes = 0, staged_bytes = 0, local_bytes = 0;
+    int64_t helped_bytes = 0;  // copied between two other ranks' blocks (both mapped here)
     int64_t mappings = 0, mapped_now_bytes = 0;
   };
   TransferStats transfer_stats() const {
@@ -83,11 +88,14 @@ class ShmComm {
   void sync(const char* what, const int* peers = nullptr, int npeers = 0);
   // Waits until *w reaches target (sync counters, point-to-point sequence numbers), failing
   // with a message naming `peer` if it exits or the timeout passes.
-  void wait_word(std::atomic<uint32_t>* w, uint32_t target, int peer, const char* what);
+  // With `sleepers` (the word's sleeper count), the owner skips the wake-up call when nobody sleeps.
+  void wait_word(std::atomic<uint32_t>* w, uint32_t target, int peer, const char* what, std::atomic<uint32_t>* sleepers = nullptr);
+  // This rank reaches its next sync point / waits for `peer` to reach the current one.
+  void arrive();
+  void wait_arrival(int peer, const char* what);
   [[noreturn]] void fail(const std::string& msg);
-  // Peer `peer`'s shareable block `id` (its descriptor fd, `bytes` long) mapped read-only
-  // here, from the cache or mapped now; nullptr when it cannot be mapped (use CMA).
-  const char* peer_block(int peer, uint64_t id, int fd, uint64_t bytes);
+  // Peer `peer`'s shareable block `id` (its descriptor fd, `bytes` long) mapped here, from the cache or mapped now; nullptr when it cannot be mapped (use CMA).
+  char* peer_block(int peer, uint64_t id, int fd, uint64_t bytes);
 
   std::string name_;
   int rank_, world_;
@@ -98,12 +106,15 @@ class ShmComm {
   char* base_ = nullptr;
   uint32_t epoch_ = 0;    // sync points this rank has passed
   uint64_t ops_ = 0;      // collectives started (for messages)
+  int64_t spin_us_ = 100;  // a wait spins this long before sleeping (VLMOE_SHM_SPIN_US)
+  bool oversubscribed_ = false;  // more ranks than online CPUs: spin by yielding
+  int stall_rank_ = -1, stall_ms_ = 0;  // VLMOE_SHM_DEBUG_STALL=rank:ms (tests)
   uint32_t p2p_seq_[kShmMaxWorld] = {};
   bool cma_ = false;  // every rank can read every other's memory (process_vm_readv)
   struct PeerMapping {
     int peer;
     uint64_t id;
-    const char* p;
+    char* p;
     size_t bytes;
     uint64_t used;  // LRU clock
   };
