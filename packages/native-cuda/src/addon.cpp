@@ -10,6 +10,7 @@
 #endif
 
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -354,6 +355,92 @@ Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info) {
   if (y.device != g.device || y.device != dx.device) throw std::invalid_argument("softmax_backward: operands are on different devices");
   if (y.device != kCpu) cuda_softmax_backward(y.device, t, ra, log, y.ptr, g.ptr, dx.ptr);
   else VLMOE_CPU(softmax_backward, t, ra, log, y.ptr, g.ptr, dx.ptr);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// The attention entries' common block: B, H, Lq, Lk, D, Dv, scale, then q, k, v, out, lse
+// (contiguous; lse float64 for float64 inputs, else float32). The mask (maskKind 1 bool
+// keep / 2 additive in q's dtype) follows the call's other operands: handle, offset, then
+// its strides over (b, h, query, key), 0 on broadcast dims.
+static void attention_header(Reader& r, const char* op, DType t, AttentionArgs& a, Operand* ops) {
+  a.B = r.n(), a.H = r.n(), a.Lq = r.n(), a.Lk = r.n(), a.D = r.n(), a.Dv = r.n();
+  a.scale = r.f();
+  if (a.B < 0 || a.H < 0 || a.Lq < 0 || a.Lk < 0 || a.D < 0 || a.Dv < 0) throw std::invalid_argument(std::string(op) + ": negative size");
+  if (!std::isfinite(a.scale)) throw std::invalid_argument(std::string(op) + ": scale must be finite");
+  const int64_t BH = a.B * a.H;
+  const DType lt = t == DType::f64 ? DType::f64 : DType::f32;
+  ops[0] = r.block(t, BH * a.Lq * a.D);
+  ops[1] = r.block(t, BH * a.Lk * a.D);
+  ops[2] = r.block(t, BH * a.Lk * a.Dv);
+  ops[3] = r.block(t, BH * a.Lq * a.Dv);
+  ops[4] = r.block(lt, BH * a.Lq);
+  a.q = ops[0].ptr, a.k = ops[1].ptr, a.v = ops[2].ptr, a.out = ops[3].ptr, a.lse = ops[4].ptr;
+}
+
+static void attention_mask(Reader& r, const char* op, DType t, int mask_kind, int device, AttentionArgs& a) {
+  if (mask_kind == 0) return;
+  if (mask_kind != 1 && mask_kind != 2) throw std::invalid_argument(std::string(op) + ": unknown mask kind");
+  a.mask_bool = mask_kind == 1;
+  const DType mt = a.mask_bool ? DType::b8 : t;
+  const int32_t h = static_cast<int32_t>(r.n());
+  const int64_t off = r.n();
+  const int64_t ext[4] = {a.B, a.H, a.Lq, a.Lk};
+  int64_t lo = 0, hi = 0;
+  bool empty = false;
+  for (int d = 0; d < 4; ++d) {
+    a.mask_stride[d] = r.n();
+    if (ext[d] == 0) empty = true;
+    else (a.mask_stride[d] < 0 ? lo : hi) += a.mask_stride[d] * (ext[d] - 1);
+  }
+  const Buffer& b = storage_get(h);
+  const int64_t es = int64_t(dtype_size(mt));
+  if (b.device != device) throw std::invalid_argument(std::string(op) + ": the mask is on another device than q");
+  if (!empty && (off + lo < 0 || (off + hi + 1) * es > int64_t(b.nbytes))) throw std::out_of_range(std::string(op) + ": mask view reaches outside its storage");
+  a.mask = static_cast<char*>(b.ptr) + off * es;
+}
+
+// attention(dtype, maskKind 0 none / 1 bool / 2 additive, causal):
+// block: the attention header (above), [mask]
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  const int mask_kind = I(info, 1);
+  AttentionArgs a;
+  a.causal = I(info, 2) != 0;
+  Reader r("attention");
+  Operand ops[5];
+  attention_header(r, "attention", t, a, ops);
+  attention_mask(r, "attention", t, mask_kind, ops[0].device, a);
+  if (a.B * a.H * a.Lq == 0) return env.Undefined();
+  if (ops[0].device != kCpu) cuda_attention_forward(ops[0].device, t, a);
+  else VLMOE_CPU(attention_forward, t, a);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// attentionBackward(dtype, maskKind, causal):
+// block: the attention header (above), dout, dq, dk, dv, [mask]
+Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  const int mask_kind = I(info, 1);
+  AttentionArgs a;
+  a.causal = I(info, 2) != 0;
+  Reader r("attention_backward");
+  Operand ops[5];
+  attention_header(r, "attention_backward", t, a, ops);
+  const int64_t BH = a.B * a.H;
+  a.dout = r.block(t, BH * a.Lq * a.Dv).ptr;
+  a.dq = r.block(t, BH * a.Lq * a.D).ptr;
+  a.dk = r.block(t, BH * a.Lk * a.D).ptr;
+  a.dv = r.block(t, BH * a.Lk * a.Dv).ptr;
+  attention_mask(r, "attention_backward", t, mask_kind, ops[0].device, a);
+  if (BH == 0) return env.Undefined();
+  if (ops[0].device != kCpu) cuda_attention_backward(ops[0].device, t, a);
+  else VLMOE_CPU(attention_backward, t, a);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -886,6 +973,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cumsum", Napi::Function::New(env, Cumsum, "cumsum"));
   exports.Set("softmax", Napi::Function::New(env, Softmax, "softmax"));
   exports.Set("softmaxBackward", Napi::Function::New(env, SoftmaxBackward, "softmaxBackward"));
+  exports.Set("attention", Napi::Function::New(env, Attention, "attention"));
+  exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward, "attentionBackward"));
   exports.Set("layerNorm", Napi::Function::New(env, LayerNorm, "layerNorm"));
   exports.Set("layerNormBackward", Napi::Function::New(env, LayerNormBackward, "layerNormBackward"));
   exports.Set("topk", Napi::Function::New(env, TopK, "topk"));

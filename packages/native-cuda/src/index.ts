@@ -68,6 +68,14 @@ export interface NativeAddon {
   cumsum(dtype: number): void;
   softmax(dtype: number, log: number, maskKind: number): void;
   softmaxBackward(dtype: number, log: number): void;
+  /**
+   * Fused attention over contiguous q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv]; maskKind 0 none,
+   * 1 bool keep, 2 additive. Block: B, H, Lq, Lk, D, Dv, scale, q, k, v, out, lse, [mask
+   * handle, offset, strides over (b, h, query, key)].
+   */
+  attention(dtype: number, maskKind: number, causal: number): void;
+  /** Block: the attention header, then dout, dq, dk, dv, [mask]. */
+  attentionBackward(dtype: number, maskKind: number, causal: number): void;
   layerNorm(dtype: number, hasWeight: number, hasBias: number): void;
   layerNormBackward(dtype: number, hasWeight: number, wantDx: number, wantDw: number, wantDb: number): void;
   topk(dtype: number, largest: number): void;

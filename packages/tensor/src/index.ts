@@ -28,6 +28,7 @@ export { moeAssign, moePermute, moeUnpermute, groupedLinear, expertFFN, type Moe
 export * from './ops/join.js';
 export * from './ops/loss.js';
 export * from './ops/attention.js';
+export { flashAttention, type FlashAttentionOptions } from './ops/flash-attention.js';
 export { toDevice } from './ops/device.js';
 export * from './serialization/safetensors.js';
 /** Uninitialised tensor (like torch.empty). */

@@ -34,6 +34,31 @@ struct SoftmaxArgs {
   int64_t mask_col_stride = 0;
 };
 
+// Fused scaled-dot-product attention (flash style: no [Lq, Lk] matrix is stored) over
+// contiguous q [B, H, Lq, D], k [B, H, Lk, D], v [B, H, Lk, Dv]:
+//   s_ij = scale · q_i·k_j (+ mask_ij if additive; −inf where a bool mask is false or, when
+//   causal, where j > i), out_i = softmax_j(s_i) · v, lse_i = log Σ_j exp(s_ij).
+// A row whose keys are all masked gets out = 0 and lse = −inf (softmax's fully-masked rule),
+// and passes no gradient. lse is float64 for float64 inputs, else float32. Backward (the
+// FlashAttention-2 recurrence) reads q, k, v, out, lse, dout and writes dq, dk, dv.
+struct AttentionArgs {
+  int64_t B = 0, H = 0, Lq = 0, Lk = 0, D = 0, Dv = 0;
+  double scale = 1.0;
+  bool causal = false;
+  const void* mask = nullptr;  // null: no mask
+  bool mask_bool = false;      // true: bool keep-mask; false: additive, same dtype as q
+  int64_t mask_stride[4] = {}; // over (b, h, query, key); 0 on broadcast dims
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  void* out = nullptr;  // forward output; backward input
+  void* lse = nullptr;  // forward output; backward input
+  const void* dout = nullptr;
+  void* dq = nullptr;
+  void* dk = nullptr;
+  void* dv = nullptr;
+};
+
 #define VLMOE_DECLARE_CPU_KERNELS                                                                  \
   void unary(UnaryOp op, DType in, DType out, Iter& it, const OpParams& p);                        \
   void pred(PredOp op, DType in, Iter& it);                                                        \
@@ -53,7 +78,9 @@ struct SoftmaxArgs {
   void layernorm_backward(DType t, RowArgs r, const void* x, const void* w, const void* mean,      \
                           const void* rstd, const void* g, void* dx, void* dw, void* db);          \
   void topk(DType t, RowArgs r, int64_t k, bool largest, const void* x, void* values,              \
-            int64_t* indices);
+            int64_t* indices);                                                                     \
+  void attention_forward(DType t, const AttentionArgs& a);                                         \
+  void attention_backward(DType t, const AttentionArgs& a);
 
 namespace cpu_portable {
 VLMOE_DECLARE_CPU_KERNELS

@@ -51,6 +51,10 @@ void cuda_reduce(int device, int op, DType t, Iter& it, bool with_index);
 void cuda_cumsum(int device, DType t, Iter& it, int64_t len, int64_t in_stride, int64_t out_stride);
 void cuda_softmax(int device, DType t, const SoftmaxArgs& a);
 void cuda_softmax_backward(int device, DType t, RowArgs r, bool log, const void* y, const void* g, void* dx);
+// Fused flash attention (cuda/attention.cu), cpu/kernels.h's AttentionArgs semantics; takes
+// float32, float64 and bf16 / f16 storage (float32 accumulation), head dims up to 128.
+void cuda_attention_forward(int device, DType t, const AttentionArgs& a);
+void cuda_attention_backward(int device, DType t, const AttentionArgs& a);
 void cuda_layernorm_forward(int device, DType t, RowArgs r, double eps, const void* x, const void* w, const void* b, void* y, void* mean, void* rstd);
 void cuda_layernorm_backward(int device, DType t, RowArgs r, const void* x, const void* w, const void* mean, const void* rstd, const void* g, void* dx, void* dw,
                              void* db);

@@ -35,6 +35,8 @@ void cuda_reduce(int, int, DType, Iter&, bool) { no_cuda(); }
 void cuda_cumsum(int, DType, Iter&, int64_t, int64_t, int64_t) { no_cuda(); }
 void cuda_softmax(int, DType, const SoftmaxArgs&) { no_cuda(); }
 void cuda_softmax_backward(int, DType, RowArgs, bool, const void*, const void*, void*) { no_cuda(); }
+void cuda_attention_forward(int, DType, const AttentionArgs&) { no_cuda(); }
+void cuda_attention_backward(int, DType, const AttentionArgs&) { no_cuda(); }
 void cuda_layernorm_forward(int, DType, RowArgs, double, const void*, const void*, const void*, void*, void*, void*) { no_cuda(); }
 void cuda_layernorm_backward(int, DType, RowArgs, const void*, const void*, const void*, const void*, const void*, void*, void*, void*) { no_cuda(); }
 void cuda_index_select(int, DType, const void*, int64_t, int64_t, int64_t, DType, const void*, int64_t, void*) { no_cuda(); }

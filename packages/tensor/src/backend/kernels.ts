@@ -124,6 +124,50 @@ export function softmaxBackward(dx: Tensor, y: Tensor, g: Tensor, log: boolean):
   native.softmaxBackward(dtypeCode[y.dtype], log ? 1 : 0);
 }
 
+/**
+ * The attention header: B, H, Lq, Lk, D, Dv, scale, q, k, v, out, lse (all contiguous,
+ * q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv]).
+ */
+function attentionHeader(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, scale: number): number {
+  const [B, H, Lq, D] = q.shape as [number, number, number, number];
+  A[0] = B;
+  A[1] = H;
+  A[2] = Lq;
+  A[3] = k.shape[2]!;
+  A[4] = D;
+  A[5] = v.shape[3]!;
+  A[6] = scale;
+  return put(put(put(put(put(7, q), k), v), out), lse);
+}
+
+/** The mask operand (broadcastable to [B, H, Lq, Lk]): handle, offset, 4 strides; returns [slot, kind]. */
+function attentionMask(i: number, q: Tensor, k: Tensor, mask: Tensor | null): [number, number] {
+  if (!mask) return [i, 0];
+  const shape = [q.shape[0]!, q.shape[1]!, q.shape[2]!, k.shape[2]!];
+  const off = 4 - mask.ndim;
+  A[i++] = mask.storage.handle;
+  A[i++] = mask.offset;
+  for (let d = 0; d < 4; ++d) {
+    const md = d - off;
+    A[i++] = md < 0 || mask.shape[md] === 1 || shape[d] === 1 ? 0 : mask.strides[md]!;
+  }
+  return [i, mask.dtype === 'bool' ? 1 : 2];
+}
+
+/** Fused attention forward: out [B,H,Lq,Dv] and lse [B,H,Lq] (float64 for float64 inputs, else float32). */
+export function attention(out: Tensor, lse: Tensor, q: Tensor, k: Tensor, v: Tensor, scale: number, mask: Tensor | null, causal: boolean): void {
+  const [, kind] = attentionMask(attentionHeader(q, k, v, out, lse, scale), q, k, mask);
+  native.attention(dtypeCode[q.dtype], kind, causal ? 1 : 0);
+}
+
+/** Fused attention backward: dq, dk, dv from q, k, v, out, lse and dout (all contiguous). */
+export function attentionBackward(dq: Tensor, dk: Tensor, dv: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dout: Tensor,
+  scale: number, mask: Tensor | null, causal: boolean): void {
+  const i = put(put(put(put(attentionHeader(q, k, v, out, lse, scale), dout), dq), dk), dv);
+  const [, kind] = attentionMask(i, q, k, mask);
+  native.attentionBackward(dtypeCode[q.dtype], kind, causal ? 1 : 0);
+}
+
 /** Writes rows and cols of x seen as contiguous rows of its last dim; returns the next slot. */
 function rowHeader(x: Tensor): number {
   const cols = x.shape[x.shape.length - 1] ?? 1;

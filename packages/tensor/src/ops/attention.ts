@@ -1,6 +1,12 @@
 /**
- * Scaled dot-product attention: softmax(q·kᵀ·scale + mask)·v with the scale, mask and
- * softmax fused in one native pass (torch.nn.functional.scaled_dot_product_attention).
+ * Scaled dot-product attention: softmax(q·kᵀ·scale + mask)·v
+ * (torch.nn.functional.scaled_dot_product_attention).
+ *
+ * On a CUDA device, with dropout off (dropoutP 0 or not training) and 4-D [B, H, L, D]
+ * operands that flashAttention takes (head dims ≤ 128, a mask that needs no gradient), it runs
+ * the fused flash kernel (ops/flash-attention.ts). Everywhere else — the CPU always, so CPU
+ * numbers stay those of the composed path — it composes matmul, softmax (scale and mask fused
+ * in one native pass), dropout and matmul.
  */
 import { fmtShape, type Tensor } from '../tensor.js';
 import { defaultGenerator, type Generator } from '../generator.js';
@@ -11,6 +17,7 @@ import { softmax } from './softmax.js';
 import { transpose, unsqueeze } from './views.js';
 import { arange } from './creation.js';
 import { broadcastShapes } from './util.js';
+import { flashAttention, flashAttentionUnsupported } from './flash-attention.js';
 
 export interface AttentionOptions {
   /** bool (true = attend) or additive float, broadcastable to [..., Lq, Lk]. */
@@ -38,6 +45,9 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
     if (off < 0 || mask.shape.some((m, i) => m !== 1 && m !== scoreShape[off + i]))
       throw new Error(`scaledDotProductAttention: attnMask ${fmtShape(mask.shape)} does not broadcast to the scores [..., Lq, Lk] = ${fmtShape(scoreShape)}`);
   }
+  const dropoutOn = !!opts.dropoutP && (opts.training ?? true);
+  if (q.device !== 'cpu' && !dropoutOn && q.ndim === 4 && !flashAttentionUnsupported(q, k, v, opts.attnMask) && Math.max(D, v.shape[3]!) <= 128)
+    return flashAttention(q, k, v, { attnMask: opts.attnMask, isCausal: opts.isCausal, scale });
   if (opts.isCausal) {
     const Lq = q.shape[q.ndim - 2]!, Lk = k.shape[k.ndim - 2]!;
     const row = unsqueeze(arange(0, Lq, 1, { device: q.device }), 1);
@@ -46,6 +56,6 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   }
   const scores = matmul(q, transpose(k, -2, -1));
   let p = softmax(scores, -1, { scale, mask });
-  if (opts.dropoutP && (opts.training ?? true)) p = dropout(p, opts.dropoutP, true, opts.generator ?? defaultGenerator);
+  if (dropoutOn) p = dropout(p, opts.dropoutP, true, opts.generator ?? defaultGenerator);
   return matmul(p, v);
 }
