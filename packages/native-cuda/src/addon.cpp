@@ -15,6 +15,7 @@
 
 #include "args.h"
 #include "napi_errors.h"
+#include "cpu/cross_entropy.h"
 #include "cpu/gemm.h"
 #include "cpu/index.h"
 #include "cpu/grouped_gemm.h"
@@ -354,6 +355,58 @@ Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info) {
   if (y.device != g.device || y.device != dx.device) throw std::invalid_argument("softmax_backward: operands are on different devices");
   if (y.device != kCpu) cuda_softmax_backward(y.device, t, ra, log, y.ptr, g.ptr, dx.ptr);
   else VLMOE_CPU(softmax_backward, t, ra, log, y.ptr, g.ptr, dx.ptr);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// The float dtype of cross entropy's loss, lse and g rows: float64 logits keep float64,
+// the others (float32, bfloat16, float16) use float32.
+static DType cross_entropy_row_dtype(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
+
+static CrossEntropyArgs cross_entropy_header(Reader& r, DType target_dtype) {
+  CrossEntropyArgs a;
+  a.N = r.n();
+  a.C = r.n();
+  a.ignore_index = r.n();
+  a.smoothing = r.f();
+  a.target_dtype = target_dtype;
+  if (a.N < 0 || a.C < 0) throw std::invalid_argument("cross_entropy: negative sizes");
+  if (!(a.smoothing >= 0 && a.smoothing <= 1)) throw std::invalid_argument("cross_entropy: label smoothing must be in [0, 1], got " + std::to_string(a.smoothing));
+  if (target_dtype != DType::i64 && target_dtype != DType::i32)
+    throw std::invalid_argument(std::string("cross_entropy: targets must be int32 or int64, got ") + dtype_name(target_dtype));
+  return a;
+}
+
+// crossEntropy(dtype, targetDtype): block: N, C, ignoreIndex, smoothing, logits [N, C],
+// target [N], loss [N], lse [N] (loss and lse: float64 for float64 logits, else float32)
+Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0)), tt = dtype_from_int(I(info, 1));
+  Reader r("cross_entropy");
+  CrossEntropyArgs a = cross_entropy_header(r, tt);
+  const DType rt = cross_entropy_row_dtype(t);
+  Operand x = r.block(t, a.N * a.C), tg = r.block(tt, a.N), loss = r.block(rt, a.N), lse = r.block(rt, a.N);
+  same_device("cross_entropy", x.device, {&tg, &loss, &lse});
+  if (x.device != kCpu) cuda_cross_entropy_forward(x.device, t, a, x.ptr, tg.ptr, loss.ptr, lse.ptr);
+  else cross_entropy_forward(t, a, x.ptr, tg.ptr, loss.ptr, lse.ptr);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// crossEntropyBackward(dtype, targetDtype): block: N, C, ignoreIndex, smoothing, logits,
+// target, lse [N], g [N] (the loss rows' gradient), dlogits [N, C] (the logits' dtype)
+Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0)), tt = dtype_from_int(I(info, 1));
+  Reader r("cross_entropy_backward");
+  CrossEntropyArgs a = cross_entropy_header(r, tt);
+  const DType rt = cross_entropy_row_dtype(t);
+  Operand x = r.block(t, a.N * a.C), tg = r.block(tt, a.N), lse = r.block(rt, a.N), g = r.block(rt, a.N), dx = r.block(t, a.N * a.C);
+  same_device("cross_entropy_backward", x.device, {&tg, &lse, &g, &dx});
+  if (x.device != kCpu) cuda_cross_entropy_backward(x.device, t, a, x.ptr, tg.ptr, lse.ptr, g.ptr, dx.ptr);
+  else cross_entropy_backward(t, a, x.ptr, tg.ptr, lse.ptr, g.ptr, dx.ptr);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -886,6 +939,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cumsum", Napi::Function::New(env, Cumsum, "cumsum"));
   exports.Set("softmax", Napi::Function::New(env, Softmax, "softmax"));
   exports.Set("softmaxBackward", Napi::Function::New(env, SoftmaxBackward, "softmaxBackward"));
+  exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy, "crossEntropy"));
+  exports.Set("crossEntropyBackward", Napi::Function::New(env, CrossEntropyBackward, "crossEntropyBackward"));
   exports.Set("layerNorm", Napi::Function::New(env, LayerNorm, "layerNorm"));
   exports.Set("layerNormBackward", Napi::Function::New(env, LayerNormBackward, "layerNormBackward"));
   exports.Set("topk", Napi::Function::New(env, TopK, "topk"));

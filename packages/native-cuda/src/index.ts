@@ -51,6 +51,15 @@ export interface NativeAddon {
   cumsum(dtype: number): void;
   softmax(dtype: number, log: number, maskKind: number): void;
   softmaxBackward(dtype: number, log: number): void;
+  /**
+   * Fused cross entropy over rows. Block: N, C, ignoreIndex, labelSmoothing, logits [N, C],
+   * target [N] (int32 / int64), loss [N], lse [N] (loss and lse: float64 for float64 logits,
+   * float32 otherwise — bfloat16 / float16 logits on CUDA). A target outside [0, C) that is
+   * not ignoreIndex raises an error naming it (on CUDA at the next synchronisation).
+   */
+  crossEntropy(dtype: number, targetDtype: number): void;
+  /** Block: N, C, ignoreIndex, labelSmoothing, logits, target, lse, g [N], dlogits [N, C] (the logits' dtype). */
+  crossEntropyBackward(dtype: number, targetDtype: number): void;
   layerNorm(dtype: number, hasWeight: number, hasBias: number): void;
   layerNormBackward(dtype: number, hasWeight: number, wantDx: number, wantDw: number, wantDb: number): void;
   topk(dtype: number, largest: number): void;

@@ -8,6 +8,7 @@
 
 #include "../dtype.h"
 #include "../dynlib.h"
+#include "../cpu/cross_entropy.h"
 #include "../cpu/kernels.h"
 #include "../iter.h"
 #include "../ops.h"
@@ -58,6 +59,11 @@ void cuda_softmax_backward(int device, DType t, RowArgs r, bool log, const void*
 void cuda_layernorm_forward(int device, DType t, RowArgs r, double eps, const void* x, const void* w, const void* b, void* y, void* mean, void* rstd);
 void cuda_layernorm_backward(int device, DType t, RowArgs r, const void* x, const void* w, const void* mean, const void* rstd, const void* g, void* dx, void* dw,
                              void* db);
+// Fused cross entropy (cpu/cross_entropy.h semantics; also bfloat16 / float16 logits with
+// float32 loss, lse and g); a bad target is reported at the next synchronisation.
+void cuda_cross_entropy_forward(int device, DType t, const CrossEntropyArgs& a, const void* logits, const void* target, void* loss, void* lse);
+void cuda_cross_entropy_backward(int device, DType t, const CrossEntropyArgs& a, const void* logits, const void* target, const void* lse, const void* g,
+                                 void* dlogits);
 // Indexing (cpu/index.h semantics); a bad index is reported at the next synchronisation.
 void cuda_index_select(int device, DType t, const void* x, int64_t outer, int64_t size, int64_t inner, DType it, const void* idx, int64_t m, void* out);
 void cuda_index_add(int device, DType t, void* out, int64_t outer, int64_t size, int64_t inner, DType it, const void* idx, int64_t m, const void* src);
