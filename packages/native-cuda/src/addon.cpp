@@ -564,6 +564,11 @@ static const int64_t* read_groups(Reader& r, const char* op, int64_t& G, int64_t
   return sizes;
 }
 
+// The grouped ops' dtype argument names the GEMM operands (x and the weights). bfloat16 /
+// float16 operands (autocast, CUDA only) multiply with float32 accumulation, and every other
+// operand (biases, outputs, activations, gradients) is float32; otherwise all share it.
+static DType grouped_acc_dtype(DType t) { return is_half(t) ? DType::f32 : t; }
+
 // groupedLinear(dtype, hasBias, reference): block: G, K, N, R, sizes, x (R·K), w (G·K·N), [b (G·N)], y (R·N)
 Napi::Value GroupedLinear(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -573,10 +578,11 @@ Napi::Value GroupedLinear(const Napi::CallbackInfo& info) {
   Reader r("grouped_linear");
   int64_t G, K, N, R;
   const int64_t* sizes = read_groups(r, "grouped_linear", G, K, N, R);
+  const DType at = grouped_acc_dtype(t);
   Operand x = r.block(t, R * K), w = r.block(t, G * K * N);
-  Operand bo = hb ? r.block(t, G * N) : Operand{};
+  Operand bo = hb ? r.block(at, G * N) : Operand{};
   const void* b = bo.ptr;
-  Operand y = r.block(t, R * N);
+  Operand y = r.block(at, R * N);
   same_device("grouped_linear", x.device, {&w, &bo, &y});
   if (x.device != kCpu) cuda_grouped_linear_forward(x.device, t, G, sizes, K, N, x.ptr, w.ptr, b, y.ptr, ref);
   else grouped_linear_forward(t, G, sizes, K, N, x.ptr, w.ptr, b, y.ptr, ref);
@@ -594,8 +600,9 @@ Napi::Value GroupedLinearBackward(const Napi::CallbackInfo& info) {
   Reader r("grouped_linear_backward");
   int64_t G, K, N, R;
   const int64_t* sizes = read_groups(r, "grouped_linear_backward", G, K, N, R);
-  Operand x = r.block(t, R * K), w = r.block(t, G * K * N), dy = r.block(t, R * N);
-  Operand dxo = wdx ? r.block(t, R * K) : Operand{}, dwo = wdw ? r.block(t, G * K * N) : Operand{}, dbo = wdb ? r.block(t, G * N) : Operand{};
+  const DType at = grouped_acc_dtype(t);
+  Operand x = r.block(t, R * K), w = r.block(t, G * K * N), dy = r.block(at, R * N);
+  Operand dxo = wdx ? r.block(at, R * K) : Operand{}, dwo = wdw ? r.block(at, G * K * N) : Operand{}, dbo = wdb ? r.block(at, G * N) : Operand{};
   void* dx = dxo.ptr;
   void* dw = dwo.ptr;
   void* db = dbo.ptr;
@@ -617,13 +624,14 @@ Napi::Value ExpertFFN(const Napi::CallbackInfo& info) {
   Reader r("expert_ffn");
   int64_t G, D, H, R;
   const int64_t* sizes = read_groups(r, "expert_ffn", G, D, H, R);
+  const DType at = grouped_acc_dtype(t);
   Operand x = r.block(t, R * D), w1 = r.block(t, G * D * H);
-  Operand b1o = hb1 ? r.block(t, G * H) : Operand{};
+  Operand b1o = hb1 ? r.block(at, G * H) : Operand{};
   const void* b1 = b1o.ptr;
   Operand w2 = r.block(t, G * H * D);
-  Operand b2o = hb2 ? r.block(t, G * D) : Operand{};
+  Operand b2o = hb2 ? r.block(at, G * D) : Operand{};
   const void* b2 = b2o.ptr;
-  Operand pre = r.block(t, R * H), hid = r.block(t, R * H), y = r.block(t, R * D);
+  Operand pre = r.block(at, R * H), hid = r.block(at, R * H), y = r.block(at, R * D);
   same_device("expert_ffn", x.device, {&w1, &b1o, &w2, &b2o, &pre, &hid, &y});
   if (x.device != kCpu) cuda_expert_ffn_forward(x.device, t, G, sizes, D, H, act, x.ptr, w1.ptr, b1, w2.ptr, b2, pre.ptr, hid.ptr, y.ptr, ref);
   else expert_ffn_forward(t, G, sizes, D, H, act, x.ptr, w1.ptr, b1, w2.ptr, b2, pre.ptr, hid.ptr, y.ptr, ref);
@@ -643,11 +651,12 @@ Napi::Value ExpertFFNBackward(const Napi::CallbackInfo& info) {
   Reader r("expert_ffn_backward");
   int64_t G, D, H, R;
   const int64_t* sizes = read_groups(r, "expert_ffn_backward", G, D, H, R);
+  const DType at = grouped_acc_dtype(t);
   Operand x = r.block(t, R * D), w1 = r.block(t, G * D * H), w2 = r.block(t, G * H * D);
-  Operand pre = r.block(t, R * H), hid = r.block(t, R * H), dy = r.block(t, R * D), scratch = r.block(t, R * H);
+  Operand pre = r.block(at, R * H), hid = r.block(at, R * H), dy = r.block(at, R * D), scratch = r.block(at, R * H);
   Operand o[5];
   const int64_t sizes_of[5] = {R * D, G * D * H, G * H, G * H * D, G * D};
-  for (int i = 0; i < 5; ++i) o[i] = (want & (1 << i)) ? r.block(t, sizes_of[i]) : Operand{};
+  for (int i = 0; i < 5; ++i) o[i] = (want & (1 << i)) ? r.block(at, sizes_of[i]) : Operand{};
   void *dx = o[0].ptr, *dw1 = o[1].ptr, *db1 = o[2].ptr, *dw2 = o[3].ptr, *db2 = o[4].ptr;
   same_device("expert_ffn_backward", x.device, {&w1, &w2, &pre, &hid, &dy, &scratch, &o[0], &o[1], &o[2], &o[3], &o[4]});
   if (x.device != kCpu)

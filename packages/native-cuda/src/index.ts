@@ -67,6 +67,12 @@ export interface NativeAddon {
   moeAssign(policy: number, hasPriority: number, wantFirst?: number, wantRow?: number): void;
   moePermute(dtype: number, hasWeight: number, unpermute: number): void;
   moeUnpermuteWeightGrad(dtype: number): void;
+  /**
+   * dtype names the GEMM operands (x and the weights); bfloat16 / float16 operands (CUDA,
+   * autocast) multiply with float32 accumulation and every other operand — bias, output,
+   * pre-activations, activations, gradients, dy — is float32. Likewise for the backward and
+   * expertFFN / expertFFNBackward.
+   */
   groupedLinear(dtype: number, hasBias: number, reference: number): void;
   groupedLinearBackward(dtype: number, wantDx: number, wantDw: number, wantDb: number, reference: number): void;
   expertFFN(dtype: number, act: number, hasB1: number, hasB2: number, reference: number): void;

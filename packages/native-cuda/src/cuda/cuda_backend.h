@@ -80,7 +80,10 @@ void cuda_sgd_step(int device, DType t, const SgdHyper& h, const SgdSegment* seg
 double cuda_multi_tensor_norm(int device, DType t, int kind, double p, const PlainSegment* segs, int64_t count);
 void cuda_multi_tensor_scale(int device, DType t, double scale, const PlainSegment* segs, int64_t count);
 // The MoE kernels (cuda/moe.cu), the CPU kernels' semantics (cpu/moe_assign.h,
-// cpu/moe_permute.h, cpu/grouped_gemm.h); `sizes` are host arrays.
+// cpu/moe_permute.h, cpu/grouped_gemm.h); `sizes` are host arrays. For the grouped GEMMs `t`
+// is the dtype of x and the weights: with bfloat16 / float16 they multiply with float32
+// accumulation and every other operand (biases, outputs, pre / hid, dy, scratch, gradients)
+// is float32 (mixed precision, autocast).
 void cuda_moe_assign(int device, int64_t S, int64_t k, int64_t E, int64_t C, int policy, const int64_t* expert, const double* priority, int64_t* slot,
                      int64_t* countsBefore, int64_t* countsAfter, int64_t* countsFirst, int64_t* row);
 void cuda_moe_check_rows(int device, int64_t S, int64_t k, int64_t R, const int64_t* row);
