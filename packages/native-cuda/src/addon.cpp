@@ -16,6 +16,7 @@
 
 #include "args.h"
 #include "napi_errors.h"
+#include "cpu/cross_entropy.h"
 #include "cpu/gemm.h"
 #include "cpu/index.h"
 #include "cpu/grouped_gemm.h"
@@ -420,6 +421,41 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
+// The float dtype of cross entropy's loss, lse and g rows: float64 logits keep float64,
+// the others (float32, bfloat16, float16) use float32.
+static DType cross_entropy_row_dtype(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
+
+static CrossEntropyArgs cross_entropy_header(Reader& r, DType target_dtype) {
+  CrossEntropyArgs a;
+  a.N = r.n();
+  a.C = r.n();
+  a.ignore_index = r.n();
+  a.smoothing = r.f();
+  a.target_dtype = target_dtype;
+  if (a.N < 0 || a.C < 0) throw std::invalid_argument("cross_entropy: negative sizes");
+  if (!(a.smoothing >= 0 && a.smoothing <= 1)) throw std::invalid_argument("cross_entropy: label smoothing must be in [0, 1], got " + std::to_string(a.smoothing));
+  if (target_dtype != DType::i64 && target_dtype != DType::i32)
+    throw std::invalid_argument(std::string("cross_entropy: targets must be int32 or int64, got ") + dtype_name(target_dtype));
+  return a;
+}
+
+// crossEntropy(dtype, targetDtype): block: N, C, ignoreIndex, smoothing, logits [N, C],
+// target [N], loss [N], lse [N] (loss and lse: float64 for float64 logits, else float32)
+Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0)), tt = dtype_from_int(I(info, 1));
+  Reader r("cross_entropy");
+  CrossEntropyArgs a = cross_entropy_header(r, tt);
+  const DType rt = cross_entropy_row_dtype(t);
+  Operand x = r.block(t, a.N * a.C), tg = r.block(tt, a.N), loss = r.block(rt, a.N), lse = r.block(rt, a.N);
+  same_device("cross_entropy", x.device, {&tg, &loss, &lse});
+  if (x.device != kCpu) cuda_cross_entropy_forward(x.device, t, a, x.ptr, tg.ptr, loss.ptr, lse.ptr);
+  else cross_entropy_forward(t, a, x.ptr, tg.ptr, loss.ptr, lse.ptr);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
 // attentionBackward(dtype, maskKind, causal):
 // block: the attention header (above), dout, dq, dk, dv, [mask]
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
@@ -441,6 +477,23 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   if (BH == 0) return env.Undefined();
   if (ops[0].device != kCpu) cuda_attention_backward(ops[0].device, t, a);
   else VLMOE_CPU(attention_backward, t, a);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// crossEntropyBackward(dtype, targetDtype): block: N, C, ignoreIndex, smoothing, logits,
+// target, lse [N], g [N] (the loss rows' gradient), dlogits [N, C] (the logits' dtype)
+Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0)), tt = dtype_from_int(I(info, 1));
+  Reader r("cross_entropy_backward");
+  CrossEntropyArgs a = cross_entropy_header(r, tt);
+  const DType rt = cross_entropy_row_dtype(t);
+  Operand x = r.block(t, a.N * a.C), tg = r.block(tt, a.N), lse = r.block(rt, a.N), g = r.block(rt, a.N), dx = r.block(t, a.N * a.C);
+  same_device("cross_entropy_backward", x.device, {&tg, &lse, &g, &dx});
+  if (x.device != kCpu) cuda_cross_entropy_backward(x.device, t, a, x.ptr, tg.ptr, lse.ptr, g.ptr, dx.ptr);
+  else cross_entropy_backward(t, a, x.ptr, tg.ptr, lse.ptr, g.ptr, dx.ptr);
   return env.Undefined();
   VLMOE_CATCH(env)
 }
@@ -598,6 +651,11 @@ static const int64_t* read_groups(Reader& r, const char* op, int64_t& G, int64_t
   return sizes;
 }
 
+// The grouped ops' dtype argument names the GEMM operands (x and the weights). bfloat16 /
+// float16 operands (autocast, CUDA only) multiply with float32 accumulation, and every other
+// operand (biases, outputs, activations, gradients) is float32; otherwise all share it.
+static DType grouped_acc_dtype(DType t) { return is_half(t) ? DType::f32 : t; }
+
 // groupedLinear(dtype, hasBias, reference): block: G, K, N, R, sizes, x (R·K), w (G·K·N), [b (G·N)], y (R·N)
 Napi::Value GroupedLinear(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -607,10 +665,11 @@ Napi::Value GroupedLinear(const Napi::CallbackInfo& info) {
   Reader r("grouped_linear");
   int64_t G, K, N, R;
   const int64_t* sizes = read_groups(r, "grouped_linear", G, K, N, R);
+  const DType at = grouped_acc_dtype(t);
   Operand x = r.block(t, R * K), w = r.block(t, G * K * N);
-  Operand bo = hb ? r.block(t, G * N) : Operand{};
+  Operand bo = hb ? r.block(at, G * N) : Operand{};
   const void* b = bo.ptr;
-  Operand y = r.block(t, R * N);
+  Operand y = r.block(at, R * N);
   same_device("grouped_linear", x.device, {&w, &bo, &y});
   if (x.device != kCpu) cuda_grouped_linear_forward(x.device, t, G, sizes, K, N, x.ptr, w.ptr, b, y.ptr, ref);
   else grouped_linear_forward(t, G, sizes, K, N, x.ptr, w.ptr, b, y.ptr, ref);
@@ -628,8 +687,9 @@ Napi::Value GroupedLinearBackward(const Napi::CallbackInfo& info) {
   Reader r("grouped_linear_backward");
   int64_t G, K, N, R;
   const int64_t* sizes = read_groups(r, "grouped_linear_backward", G, K, N, R);
-  Operand x = r.block(t, R * K), w = r.block(t, G * K * N), dy = r.block(t, R * N);
-  Operand dxo = wdx ? r.block(t, R * K) : Operand{}, dwo = wdw ? r.block(t, G * K * N) : Operand{}, dbo = wdb ? r.block(t, G * N) : Operand{};
+  const DType at = grouped_acc_dtype(t);
+  Operand x = r.block(t, R * K), w = r.block(t, G * K * N), dy = r.block(at, R * N);
+  Operand dxo = wdx ? r.block(at, R * K) : Operand{}, dwo = wdw ? r.block(at, G * K * N) : Operand{}, dbo = wdb ? r.block(at, G * N) : Operand{};
   void* dx = dxo.ptr;
   void* dw = dwo.ptr;
   void* db = dbo.ptr;
@@ -651,13 +711,14 @@ Napi::Value ExpertFFN(const Napi::CallbackInfo& info) {
   Reader r("expert_ffn");
   int64_t G, D, H, R;
   const int64_t* sizes = read_groups(r, "expert_ffn", G, D, H, R);
+  const DType at = grouped_acc_dtype(t);
   Operand x = r.block(t, R * D), w1 = r.block(t, G * D * H);
-  Operand b1o = hb1 ? r.block(t, G * H) : Operand{};
+  Operand b1o = hb1 ? r.block(at, G * H) : Operand{};
   const void* b1 = b1o.ptr;
   Operand w2 = r.block(t, G * H * D);
-  Operand b2o = hb2 ? r.block(t, G * D) : Operand{};
+  Operand b2o = hb2 ? r.block(at, G * D) : Operand{};
   const void* b2 = b2o.ptr;
-  Operand pre = r.block(t, R * H), hid = r.block(t, R * H), y = r.block(t, R * D);
+  Operand pre = r.block(at, R * H), hid = r.block(at, R * H), y = r.block(at, R * D);
   same_device("expert_ffn", x.device, {&w1, &b1o, &w2, &b2o, &pre, &hid, &y});
   if (x.device != kCpu) cuda_expert_ffn_forward(x.device, t, G, sizes, D, H, act, x.ptr, w1.ptr, b1, w2.ptr, b2, pre.ptr, hid.ptr, y.ptr, ref);
   else expert_ffn_forward(t, G, sizes, D, H, act, x.ptr, w1.ptr, b1, w2.ptr, b2, pre.ptr, hid.ptr, y.ptr, ref);
@@ -677,11 +738,12 @@ Napi::Value ExpertFFNBackward(const Napi::CallbackInfo& info) {
   Reader r("expert_ffn_backward");
   int64_t G, D, H, R;
   const int64_t* sizes = read_groups(r, "expert_ffn_backward", G, D, H, R);
+  const DType at = grouped_acc_dtype(t);
   Operand x = r.block(t, R * D), w1 = r.block(t, G * D * H), w2 = r.block(t, G * H * D);
-  Operand pre = r.block(t, R * H), hid = r.block(t, R * H), dy = r.block(t, R * D), scratch = r.block(t, R * H);
+  Operand pre = r.block(at, R * H), hid = r.block(at, R * H), dy = r.block(at, R * D), scratch = r.block(at, R * H);
   Operand o[5];
   const int64_t sizes_of[5] = {R * D, G * D * H, G * H, G * H * D, G * D};
-  for (int i = 0; i < 5; ++i) o[i] = (want & (1 << i)) ? r.block(t, sizes_of[i]) : Operand{};
+  for (int i = 0; i < 5; ++i) o[i] = (want & (1 << i)) ? r.block(at, sizes_of[i]) : Operand{};
   void *dx = o[0].ptr, *dw1 = o[1].ptr, *db1 = o[2].ptr, *dw2 = o[3].ptr, *db2 = o[4].ptr;
   same_device("expert_ffn_backward", x.device, {&w1, &w2, &pre, &hid, &dy, &scratch, &o[0], &o[1], &o[2], &o[3], &o[4]});
   if (x.device != kCpu)
@@ -975,6 +1037,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("softmaxBackward", Napi::Function::New(env, SoftmaxBackward, "softmaxBackward"));
   exports.Set("attention", Napi::Function::New(env, Attention, "attention"));
   exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward, "attentionBackward"));
+  exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy, "crossEntropy"));
+  exports.Set("crossEntropyBackward", Napi::Function::New(env, CrossEntropyBackward, "crossEntropyBackward"));
   exports.Set("layerNorm", Napi::Function::New(env, LayerNorm, "layerNorm"));
   exports.Set("layerNormBackward", Napi::Function::New(env, LayerNormBackward, "layerNormBackward"));
   exports.Set("topk", Napi::Function::New(env, TopK, "topk"));

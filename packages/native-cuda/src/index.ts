@@ -76,6 +76,15 @@ export interface NativeAddon {
   attention(dtype: number, maskKind: number, causal: number): void;
   /** Block: the attention header, then dout, dq, dk, dv, [mask]. */
   attentionBackward(dtype: number, maskKind: number, causal: number): void;
+  /**
+   * Fused cross entropy over rows. Block: N, C, ignoreIndex, labelSmoothing, logits [N, C],
+   * target [N] (int32 / int64), loss [N], lse [N] (loss and lse: float64 for float64 logits,
+   * float32 otherwise — bfloat16 / float16 logits on CUDA). A target outside [0, C) that is
+   * not ignoreIndex raises an error naming it (on CUDA at the next synchronisation).
+   */
+  crossEntropy(dtype: number, targetDtype: number): void;
+  /** Block: N, C, ignoreIndex, labelSmoothing, logits, target, lse, g [N], dlogits [N, C] (the logits' dtype). */
+  crossEntropyBackward(dtype: number, targetDtype: number): void;
   layerNorm(dtype: number, hasWeight: number, hasBias: number): void;
   layerNormBackward(dtype: number, hasWeight: number, wantDx: number, wantDw: number, wantDb: number): void;
   topk(dtype: number, largest: number): void;
@@ -83,6 +92,12 @@ export interface NativeAddon {
   moeAssign(policy: number, hasPriority: number, wantFirst?: number, wantRow?: number): void;
   moePermute(dtype: number, hasWeight: number, unpermute: number): void;
   moeUnpermuteWeightGrad(dtype: number): void;
+  /**
+   * dtype names the GEMM operands (x and the weights); bfloat16 / float16 operands (CUDA,
+   * autocast) multiply with float32 accumulation and every other operand — bias, output,
+   * pre-activations, activations, gradients, dy — is float32. Likewise for the backward and
+   * expertFFN / expertFFNBackward.
+   */
   groupedLinear(dtype: number, hasBias: number, reference: number): void;
   groupedLinearBackward(dtype: number, wantDx: number, wantDw: number, wantDb: number, reference: number): void;
   expertFFN(dtype: number, act: number, hasB1: number, hasB2: number, reference: number): void;

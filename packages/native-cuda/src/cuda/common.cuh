@@ -2,6 +2,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -25,6 +26,24 @@ inline unsigned blocks_for(int64_t n, int threads, int64_t cap = 65535LL * 8) {
 }
 
 constexpr int kBlock = 256;
+
+// V elements of T moved as one unit: aligned to min(16, V·sizeof(T)) bytes, so the compiler
+// emits 16-byte (or 8-, 4-byte) vector loads and stores. Valid at element index i·V of a
+// base pointer that is 16-byte aligned (see aligned16).
+template <class T, int V>
+struct alignas(sizeof(T) * V < 16 ? sizeof(T) * V : 16) Vec {
+  T v[V];
+};
+
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Elements per thread of a vector path over operands of types A and B: 16 bytes of the
+// narrower type, at most 32 bytes (two 16-byte accesses) of the wider.
+// (A variable, not a function: a constexpr host function is not callable from device code.)
+template <class A, class B>
+constexpr int vec_width = int(16 / (sizeof(A) < sizeof(B) ? sizeof(A) : sizeof(B)) < 32 / (sizeof(A) < sizeof(B) ? sizeof(B) : sizeof(A))
+                                  ? 16 / (sizeof(A) < sizeof(B) ? sizeof(A) : sizeof(B))
+                                  : 32 / (sizeof(A) < sizeof(B) ? sizeof(B) : sizeof(A)));
 
 }  // namespace cu
 

@@ -8,6 +8,7 @@
 
 #include "../dtype.h"
 #include "../dynlib.h"
+#include "../cpu/cross_entropy.h"
 #include "../cpu/kernels.h"
 #include "../iter.h"
 #include "../ops.h"
@@ -58,6 +59,11 @@ void cuda_attention_backward(int device, DType t, const AttentionArgs& a);
 void cuda_layernorm_forward(int device, DType t, RowArgs r, double eps, const void* x, const void* w, const void* b, void* y, void* mean, void* rstd);
 void cuda_layernorm_backward(int device, DType t, RowArgs r, const void* x, const void* w, const void* mean, const void* rstd, const void* g, void* dx, void* dw,
                              void* db);
+// Fused cross entropy (cpu/cross_entropy.h semantics; also bfloat16 / float16 logits with
+// float32 loss, lse and g); a bad target is reported at the next synchronisation.
+void cuda_cross_entropy_forward(int device, DType t, const CrossEntropyArgs& a, const void* logits, const void* target, void* loss, void* lse);
+void cuda_cross_entropy_backward(int device, DType t, const CrossEntropyArgs& a, const void* logits, const void* target, const void* lse, const void* g,
+                                 void* dlogits);
 // Indexing (cpu/index.h semantics); a bad index is reported at the next synchronisation.
 void cuda_index_select(int device, DType t, const void* x, int64_t outer, int64_t size, int64_t inner, DType it, const void* idx, int64_t m, void* out);
 void cuda_index_add(int device, DType t, void* out, int64_t outer, int64_t size, int64_t inner, DType it, const void* idx, int64_t m, const void* src);
@@ -74,7 +80,10 @@ void cuda_sgd_step(int device, DType t, const SgdHyper& h, const SgdSegment* seg
 double cuda_multi_tensor_norm(int device, DType t, int kind, double p, const PlainSegment* segs, int64_t count);
 void cuda_multi_tensor_scale(int device, DType t, double scale, const PlainSegment* segs, int64_t count);
 // The MoE kernels (cuda/moe.cu), the CPU kernels' semantics (cpu/moe_assign.h,
-// cpu/moe_permute.h, cpu/grouped_gemm.h); `sizes` are host arrays.
+// cpu/moe_permute.h, cpu/grouped_gemm.h); `sizes` are host arrays. For the grouped GEMMs `t`
+// is the dtype of x and the weights: with bfloat16 / float16 they multiply with float32
+// accumulation and every other operand (biases, outputs, pre / hid, dy, scratch, gradients)
+// is float32 (mixed precision, autocast).
 void cuda_moe_assign(int device, int64_t S, int64_t k, int64_t E, int64_t C, int policy, const int64_t* expert, const double* priority, int64_t* slot,
                      int64_t* countsBefore, int64_t* countsAfter, int64_t* countsFirst, int64_t* row);
 void cuda_moe_check_rows(int device, int64_t S, int64_t k, int64_t R, const int64_t* row);

@@ -39,6 +39,8 @@ void cuda_attention_forward(int, DType, const AttentionArgs&) { no_cuda(); }
 void cuda_attention_backward(int, DType, const AttentionArgs&) { no_cuda(); }
 void cuda_layernorm_forward(int, DType, RowArgs, double, const void*, const void*, const void*, void*, void*, void*) { no_cuda(); }
 void cuda_layernorm_backward(int, DType, RowArgs, const void*, const void*, const void*, const void*, const void*, void*, void*, void*) { no_cuda(); }
+void cuda_cross_entropy_forward(int, DType, const CrossEntropyArgs&, const void*, const void*, void*, void*) { no_cuda(); }
+void cuda_cross_entropy_backward(int, DType, const CrossEntropyArgs&, const void*, const void*, const void*, const void*, void*) { no_cuda(); }
 void cuda_index_select(int, DType, const void*, int64_t, int64_t, int64_t, DType, const void*, int64_t, void*) { no_cuda(); }
 void cuda_index_add(int, DType, void*, int64_t, int64_t, int64_t, DType, const void*, int64_t, const void*) { no_cuda(); }
 void cuda_gather(int, DType, DType, Iter&, int64_t, int64_t) { no_cuda(); }

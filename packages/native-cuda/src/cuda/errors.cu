@@ -29,6 +29,7 @@ const char* op_name(int code) {
     case kErrScatterAdd: return "scatter_add";
     case kErrMoeRow: return "moe permute (row)";
     case kErrMoeExpert: return "moe_assign (expert)";
+    case kErrCrossEntropyTarget: return "cross_entropy (target)";
     default: return "a kernel";
   }
 }
@@ -67,6 +68,9 @@ void cuda_raise_kernel_errors(int device) {
   if (code == kErrMoeDuplicateRow)
     throw std::invalid_argument("moe permute (cuda:" + std::to_string(device) + "): row " + std::to_string(value) +
                                 " is the target of two assignments (rows must be distinct; found by a kernel since the last synchronisation)");
+  if (code == kErrCrossEntropyTarget)
+    throw std::out_of_range("cross_entropy (cuda:" + std::to_string(device) + "): target " + std::to_string(value) + " is out of range for " +
+                            std::to_string(bound) + " classes and is not ignore_index (found by a kernel since the last synchronisation; the row's loss and gradient were set to 0)");
   throw std::out_of_range(std::string(op_name(code)) + " (cuda:" + std::to_string(device) + "): index " + std::to_string(value) +
                           " is out of range for a dimension of size " + std::to_string(bound) +
                           " (found by a kernel since the last synchronisation; the element was skipped)");

@@ -11,7 +11,7 @@ struct KernelError {
   long long bound;
 };
 
-enum KernelErrorCode : int { kErrIndexSelect = 1, kErrIndexAdd = 2, kErrGather = 3, kErrScatterAdd = 4, kErrMoeRow = 5, kErrMoeExpert = 6, kErrMoeDuplicateRow = 7 };
+enum KernelErrorCode : int { kErrIndexSelect = 1, kErrIndexAdd = 2, kErrGather = 3, kErrScatterAdd = 4, kErrMoeRow = 5, kErrMoeExpert = 6, kErrMoeDuplicateRow = 7, kErrCrossEntropyTarget = 8 };
 
 // The device's record (mapped host memory), made on first use.
 KernelError* cuda_error_record(int device);

@@ -12,6 +12,8 @@
 //   sums. Group sizes are read on the host (copied back when they live on the device).
 #include <cuda_runtime.h>
 
+#include <optional>
+
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -21,6 +23,7 @@
 #include "common.cuh"
 #include "cuda_backend.h"
 #include "errors.cuh"
+#include "half.cuh"
 
 namespace vlmoe {
 
@@ -207,6 +210,76 @@ const T* at(const void* p, int64_t off) {
   return static_cast<const T*>(p) + off;
 }
 
+// ---- mixed precision (bfloat16 / float16 GEMM operands) ---------------------------------
+//
+// The grouped ops take `t`, the dtype of the GEMM operands (x and the weights). With
+// t = float32 / float64 everything is in t. With t = bfloat16 / float16 (autocast) the GEMMs
+// multiply half operands with float32 accumulation (cuBLAS GemmEx, else our kernel) into
+// float32, and every other operand — biases, outputs, pre-activations, activations,
+// gradients — is float32; a float32 value a later GEMM multiplies (dy, the FFN's hidden
+// activations, dpre) is rounded to t into a scratch copy first, as torch.autocast does.
+
+DType acc_dtype(DType t) { return is_half(t) ? DType::f32 : t; }
+
+void check_grouped(DType t, const char* op) {
+  if (t != DType::f32 && t != DType::f64 && !is_half(t))
+    throw std::invalid_argument(std::string(op) + " (cuda): expected float32, float64, bfloat16 or float16 operands, got " + dtype_name(t));
+}
+
+// C[M, N] = op(A) · op(B), row-major, A and B in t, C in acc_dtype(t).
+void group_gemm(int device, DType t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B, int64_t ldb, void* C, int64_t ldc,
+                bool reference) {
+  if (is_half(t)) cuda_gemm_half(device, t, DType::f32, 1, ta, tb, M, N, K, 1.0, A, lda, 0, B, ldb, 0, 0.0, C, ldc, 0, reference);
+  else cuda_gemm(device, t, 1, ta, tb, M, N, K, 1.0, A, lda, 0, B, ldb, 0, 0.0, C, ldc, 0, reference);
+}
+
+template <class H>
+__global__ void k_round_to(int64_t n, const float* src, H* dst) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(blockDim.x) * gridDim.x) dst[i] = cu::narrow<H>(src[i]);
+}
+
+// n float32 values rounded to the half dtype `h` in a scratch block (freed stream-ordered).
+DeviceBlock rounded_copy(int device, DType h, const void* src, int64_t n) {
+  DeviceBlock b(device, sizeof(uint16_t) * size_t(n > 0 ? n : 1));
+  if (n > 0) {
+    cu::set_device(device);
+    const float* s = static_cast<const float*>(src);
+    if (h == DType::bf16) k_round_to<cu::bf16><<<cu::blocks_for(n, cu::kBlock), cu::kBlock>>>(n, s, static_cast<cu::bf16*>(b.p));
+    else k_round_to<cu::f16><<<cu::blocks_for(n, cu::kBlock), cu::kBlock>>>(n, s, static_cast<cu::f16*>(b.p));
+    cu::launched("grouped GEMM (rounding to half precision)");
+  }
+  return b;
+}
+
+// The grouped linear backward with dy given twice: `dy` in acc_dtype(t) (for db) and `dyg` in
+// t (the GEMMs' operand; the same pointer unless t is a half type). x and w in t.
+void grouped_backward(int device, DType t, int64_t G, const int64_t* sizes, int64_t K, int64_t N, const void* x, const void* w, const void* dy, const void* dyg,
+                      void* dx, void* dw, void* db, bool reference) {
+  Offsets o;
+  offsets(o, device, G, sizes);
+  const DType at = acc_dtype(t);
+  const int64_t es = int64_t(dtype_size(t)), ea = int64_t(dtype_size(at));
+  for (int64_t g = 0; g < G; ++g) {
+    const int64_t n = sizes[g];
+    const char* dyg_g = static_cast<const char*>(dyg) + o.host[g] * N * es;
+    if (dx && n) group_gemm(device, t, false, true, n, K, N, dyg_g, N, static_cast<const char*>(w) + g * K * N * es, N, static_cast<char*>(dx) + o.host[g] * K * ea, K, reference);
+    if (dw) {
+      char* dwg = static_cast<char*>(dw) + g * K * N * ea;
+      if (n == 0) cuda_memset(device, dwg, 0, size_t(K * N * ea));
+      else group_gemm(device, t, true, false, K, N, n, static_cast<const char*>(x) + o.host[g] * K * es, K, dyg_g, N, dwg, N, reference);
+    }
+  }
+  if (db && G * N) {
+    cu::set_device(device);
+    dispatch_float(at, "grouped_linear_backward", [&](auto tag) {
+      using T = decltype(tag);
+      k_group_col_sums<T><<<dim3(static_cast<unsigned>((N + cu::kBlock - 1) / cu::kBlock), static_cast<unsigned>(G)), cu::kBlock>>>(N, o.dev, static_cast<const T*>(dy),
+                                                                                                                                   static_cast<T*>(db));
+    });
+    cu::launched("grouped_linear_backward (bias)");
+  }
+}
+
 }  // namespace
 
 void cuda_moe_assign(int device, int64_t S, int64_t k, int64_t E, int64_t C, int policy, const int64_t* expert, const double* priority, int64_t* slot,
@@ -274,19 +347,20 @@ void cuda_moe_unpermute_weight_grad(int device, DType t, int64_t S, int64_t k, i
 
 void cuda_grouped_linear_forward(int device, DType t, int64_t G, const int64_t* sizes, int64_t K, int64_t N, const void* x, const void* w, const void* b, void* y,
                                  bool reference) {
-  check_float(t, "grouped_linear");
+  check_grouped(t, "grouped_linear");
   Offsets o;
   offsets(o, device, G, sizes);
-  const int64_t R = o.host[G], es = int64_t(dtype_size(t));
+  const DType at = acc_dtype(t);
+  const int64_t R = o.host[G], es = int64_t(dtype_size(t)), ea = int64_t(dtype_size(at));
   for (int64_t g = 0; g < G; ++g) {
     const int64_t n = sizes[g];
     if (n == 0) continue;
-    cuda_gemm(device, t, 1, false, false, n, N, K, 1.0, static_cast<const char*>(x) + o.host[g] * K * es, K, 0, static_cast<const char*>(w) + g * K * N * es, N, 0,
-              0.0, static_cast<char*>(y) + o.host[g] * N * es, N, 0, reference);
+    group_gemm(device, t, false, false, n, N, K, static_cast<const char*>(x) + o.host[g] * K * es, K, static_cast<const char*>(w) + g * K * N * es, N,
+               static_cast<char*>(y) + o.host[g] * N * ea, N, reference);
   }
   if (b && R * N) {
     cu::set_device(device);
-    dispatch_float(t, "grouped_linear", [&](auto tag) {
+    dispatch_float(at, "grouped_linear", [&](auto tag) {
       using T = decltype(tag);
       k_bias_act<T><<<cu::blocks_for(R * N, cu::kBlock), cu::kBlock>>>(R, N, G, o.dev, static_cast<const T*>(b), static_cast<T*>(y), nullptr, 0);
     });
@@ -296,56 +370,43 @@ void cuda_grouped_linear_forward(int device, DType t, int64_t G, const int64_t* 
 
 void cuda_grouped_linear_backward(int device, DType t, int64_t G, const int64_t* sizes, int64_t K, int64_t N, const void* x, const void* w, const void* dy, void* dx,
                                   void* dw, void* db, bool reference) {
-  check_float(t, "grouped_linear_backward");
-  Offsets o;
-  offsets(o, device, G, sizes);
-  const int64_t es = int64_t(dtype_size(t));
-  for (int64_t g = 0; g < G; ++g) {
-    const int64_t n = sizes[g];
-    const char* dyg = static_cast<const char*>(dy) + o.host[g] * N * es;
-    if (dx && n) cuda_gemm(device, t, 1, false, true, n, K, N, 1.0, dyg, N, 0, static_cast<const char*>(w) + g * K * N * es, N, 0, 0.0,
-                           static_cast<char*>(dx) + o.host[g] * K * es, K, 0, reference);
-    if (dw) {
-      char* dwg = static_cast<char*>(dw) + g * K * N * es;
-      if (n == 0) cuda_memset(device, dwg, 0, size_t(K * N * es));
-      else cuda_gemm(device, t, 1, true, false, K, N, n, 1.0, static_cast<const char*>(x) + o.host[g] * K * es, K, 0, dyg, N, 0, 0.0, dwg, N, 0, reference);
-    }
-  }
-  if (db && G * N) {
-    cu::set_device(device);
-    dispatch_float(t, "grouped_linear_backward", [&](auto tag) {
-      using T = decltype(tag);
-      k_group_col_sums<T><<<dim3(static_cast<unsigned>((N + cu::kBlock - 1) / cu::kBlock), static_cast<unsigned>(G)), cu::kBlock>>>(N, o.dev, static_cast<const T*>(dy),
-                                                                                                                                   static_cast<T*>(db));
-    });
-    cu::launched("grouped_linear_backward (bias)");
-  }
+  check_grouped(t, "grouped_linear_backward");
+  if (!is_half(t)) return grouped_backward(device, t, G, sizes, K, N, x, w, dy, dy, dx, dw, db, reference);
+  int64_t R = 0;
+  for (int64_t g = 0; g < G; ++g) R += sizes[g];
+  const DeviceBlock dyh = rounded_copy(device, t, dy, R * N);
+  grouped_backward(device, t, G, sizes, K, N, x, w, dy, dyh.p, dx, dw, db, reference);
 }
 
 void cuda_expert_ffn_forward(int device, DType t, int64_t G, const int64_t* sizes, int64_t D, int64_t H, int act, const void* x, const void* w1, const void* b1,
                              const void* w2, const void* b2, void* pre, void* hid, void* y, bool reference) {
-  check_float(t, "expert_ffn");
+  check_grouped(t, "expert_ffn");
   if (act < 0 || act > 2) throw std::invalid_argument("expert_ffn: activation code " + std::to_string(act) + " is not 0 (gelu), 1 (gelu_tanh) or 2 (relu)");
   Offsets o;
   offsets(o, device, G, sizes);
-  const int64_t R = o.host[G], es = int64_t(dtype_size(t));
+  const DType at = acc_dtype(t);
+  const int64_t R = o.host[G], es = int64_t(dtype_size(t)), ea = int64_t(dtype_size(at));
   for (int64_t g = 0; g < G; ++g)  // pre = x · w1
     if (sizes[g])
-      cuda_gemm(device, t, 1, false, false, sizes[g], H, D, 1.0, static_cast<const char*>(x) + o.host[g] * D * es, D, 0, static_cast<const char*>(w1) + g * D * H * es,
-                H, 0, 0.0, static_cast<char*>(pre) + o.host[g] * H * es, H, 0, reference);
+      group_gemm(device, t, false, false, sizes[g], H, D, static_cast<const char*>(x) + o.host[g] * D * es, D, static_cast<const char*>(w1) + g * D * H * es, H,
+                 static_cast<char*>(pre) + o.host[g] * H * ea, H, reference);
   cu::set_device(device);
-  dispatch_float(t, "expert_ffn", [&](auto tag) {  // pre += b1, hid = act(pre): one launch
+  dispatch_float(at, "expert_ffn", [&](auto tag) {  // pre += b1, hid = act(pre): one launch
     using T = decltype(tag);
     if (R * H) k_bias_act<T><<<cu::blocks_for(R * H, cu::kBlock), cu::kBlock>>>(R, H, G, o.dev, static_cast<const T*>(b1), static_cast<T*>(pre), static_cast<T*>(hid), act);
   });
   cu::launched("expert_ffn (bias, activation)");
+  // the second GEMM's operand: hid itself, or (half operands) hid rounded to t
+  std::optional<DeviceBlock> hid_h;
+  if (is_half(t)) hid_h.emplace(rounded_copy(device, t, hid, R * H));
+  const void* hg = hid_h ? hid_h->p : hid;
   for (int64_t g = 0; g < G; ++g)  // y = hid · w2
     if (sizes[g])
-      cuda_gemm(device, t, 1, false, false, sizes[g], D, H, 1.0, static_cast<const char*>(hid) + o.host[g] * H * es, H, 0, static_cast<const char*>(w2) + g * H * D * es,
-                D, 0, 0.0, static_cast<char*>(y) + o.host[g] * D * es, D, 0, reference);
+      group_gemm(device, t, false, false, sizes[g], D, H, static_cast<const char*>(hg) + o.host[g] * H * es, H, static_cast<const char*>(w2) + g * H * D * es, D,
+                 static_cast<char*>(y) + o.host[g] * D * ea, D, reference);
   if (b2 && R * D) {
     cu::set_device(device);
-    dispatch_float(t, "expert_ffn", [&](auto tag) {
+    dispatch_float(at, "expert_ffn", [&](auto tag) {
       using T = decltype(tag);
       k_bias_act<T><<<cu::blocks_for(R * D, cu::kBlock), cu::kBlock>>>(R, D, G, o.dev, static_cast<const T*>(b2), static_cast<T*>(y), nullptr, 0);
     });
@@ -355,23 +416,34 @@ void cuda_expert_ffn_forward(int device, DType t, int64_t G, const int64_t* size
 
 void cuda_expert_ffn_backward(int device, DType t, int64_t G, const int64_t* sizes, int64_t D, int64_t H, int act, const void* x, const void* w1, const void* w2,
                               const void* pre, const void* hid, const void* dy, void* scratch, void* dx, void* dw1, void* db1, void* dw2, void* db2, bool reference) {
-  check_float(t, "expert_ffn_backward");
+  check_grouped(t, "expert_ffn_backward");
   if (act < 0 || act > 2) throw std::invalid_argument("expert_ffn_backward: activation code " + std::to_string(act) + " is not 0, 1 or 2");
-  // second layer: dw2, db2 from (hid, dy); scratch = dy · w2ᵀ
-  cuda_grouped_linear_backward(device, t, G, sizes, H, D, hid, w2, dy, scratch, dw2, db2, reference);
-  if (!dx && !dw1 && !db1) return;  // the first layer's gradients are not wanted: no dpre
+  const DType at = acc_dtype(t);
+  const bool half = is_half(t);
   int64_t R = 0;
   for (int64_t g = 0; g < G; ++g) R += sizes[g];
+  // second layer: dw2, db2 from (hid, dy); scratch = dy · w2ᵀ (half operands: hid and dy rounded to t)
+  {
+    std::optional<DeviceBlock> hid_h, dy_h;
+    if (half) {
+      hid_h.emplace(rounded_copy(device, t, hid, R * H));
+      dy_h.emplace(rounded_copy(device, t, dy, R * D));
+    }
+    grouped_backward(device, t, G, sizes, H, D, half ? hid_h->p : hid, w2, dy, half ? dy_h->p : dy, scratch, dw2, db2, reference);
+  }
+  if (!dx && !dw1 && !db1) return;  // the first layer's gradients are not wanted: no dpre
   if (R * H) {
     cu::set_device(device);
-    dispatch_float(t, "expert_ffn_backward", [&](auto tag) {  // dpre = scratch · act'(pre)
+    dispatch_float(at, "expert_ffn_backward", [&](auto tag) {  // dpre = scratch · act'(pre)
       using T = decltype(tag);
       k_act_grad<T><<<cu::blocks_for(R * H, cu::kBlock), cu::kBlock>>>(R * H, act, static_cast<T*>(scratch), static_cast<const T*>(pre));
     });
     cu::launched("expert_ffn_backward (activation)");
   }
   // first layer: dx, dw1, db1 from (x, dpre)
-  cuda_grouped_linear_backward(device, t, G, sizes, D, H, x, w1, scratch, dx, dw1, db1, reference);
+  std::optional<DeviceBlock> dpre_h;
+  if (half) dpre_h.emplace(rounded_copy(device, t, scratch, R * H));
+  grouped_backward(device, t, G, sizes, D, H, x, w1, scratch, half ? dpre_h->p : scratch, dx, dw1, db1, reference);
 }
 
 }  // namespace vlmoe

@@ -176,6 +176,37 @@ function rowHeader(x: Tensor): number {
   return 2;
 }
 
+function crossEntropyHeader(N: number, C: number, ignoreIndex: number, smoothing: number): number {
+  A[0] = N;
+  A[1] = C;
+  A[2] = ignoreIndex;
+  A[3] = smoothing;
+  return 4;
+}
+
+/**
+ * Fused cross entropy of contiguous logits [N, C] against contiguous targets [N] (int32 /
+ * int64): per-row loss and lse [N] (float64 for float64 logits, else float32).
+ */
+export function crossEntropy(loss: Tensor, lse: Tensor, logits: Tensor, target: Tensor, N: number, C: number, ignoreIndex: number, smoothing: number): void {
+  let i = crossEntropyHeader(N, C, ignoreIndex, smoothing);
+  i = put(i, logits);
+  i = put(i, target);
+  i = put(i, loss);
+  put(i, lse);
+  native.crossEntropy(dtypeCode[logits.dtype], dtypeCode[target.dtype]);
+}
+
+/** dlogits [N, C] = (softmax − (1 − ε)·onehot − ε/C)·g (0 rows where ignored); g, lse [N] contiguous. */
+export function crossEntropyBackward(dlogits: Tensor, logits: Tensor, target: Tensor, lse: Tensor, g: Tensor, N: number, C: number, ignoreIndex: number, smoothing: number): void {
+  let i = crossEntropyHeader(N, C, ignoreIndex, smoothing);
+  i = put(i, logits);
+  i = put(i, target);
+  i = put(i, lse);
+  i = put(i, g);
+  put(i, dlogits);
+  native.crossEntropyBackward(dtypeCode[logits.dtype], dtypeCode[target.dtype]);
+}
 
 export function layerNorm(y: Tensor, mean: Tensor, rstd: Tensor, x: Tensor, w: Tensor | null, b: Tensor | null, eps: number): void {
   let i = rowHeader(x);

@@ -1,12 +1,14 @@
-/** Losses and similarity: crossEntropy, binaryCrossEntropyWithLogits, normalize, cosineSimilarity. */
-import { fmtShape, type Tensor } from '../tensor.js';
+/** Losses and similarity: crossEntropy (and its fused kernel), binaryCrossEntropyWithLogits, normalize, cosineSimilarity. */
+import { needsGrad, noGrad, record } from '../autograd.js';
+import { backendOf } from '../backend/registry.js';
+import { empty, fmtShape, type Tensor } from '../tensor.js';
 import { isFloating } from '../dtype.js';
-import { abs, add, affine, cast, clamp, div, exp, log, maximum, mul, ne, neg, sqrt, sub, where } from './elementwise.js';
+import { abs, add, affine, cast, clamp, contiguous, div, exp, log, maximum, mul, ne, neg, sqrt, sub, where } from './elementwise.js';
 import { broadcastShapes } from './util.js';
 import { gather } from './indexing.js';
 import { mean, sum } from './reduce.js';
 import { logSoftmax } from './softmax.js';
-import { squeeze, unsqueeze } from './views.js';
+import { reshape, squeeze, unsqueeze } from './views.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -23,13 +25,10 @@ export interface CrossEntropyOptions {
  * torch.nn.functional.cross_entropy with the class dim last).
  */
 export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
-  const ignore = opts.ignoreIndex ?? -100;
-  const eps = opts.labelSmoothing ?? 0;
-  const reduction = opts.reduction ?? 'mean';
-  if (eps < 0 || eps > 1) throw new RangeError(`crossEntropy: labelSmoothing must be in [0, 1], got ${eps}`);
-  if (target.dtype !== 'int64' && target.dtype !== 'int32') throw new TypeError(`crossEntropy: targets must be int64 or int32 class indices, got ${target.dtype}`);
-  if (logits.ndim !== target.ndim + 1 || target.shape.some((s, i) => s !== logits.shape[i]))
-    throw new Error(`crossEntropy: logits ${fmtShape(logits.shape)} and targets ${fmtShape(target.shape)} do not match (expected logits = targets + [C])`);
+  const { ignore, eps, reduction } = crossEntropyArgs('crossEntropy', logits, target, opts);
+  // On CUDA: the fused kernel (one pass per row, lse saved for the backward). On the CPU the
+  // composed path below (its numbers are the reference the CPU runs are pinned to).
+  if (logits.device !== 'cpu') return fusedCrossEntropy(logits, target, opts);
   const lp = logSoftmax(logits, -1);
   const valid = ne(target, ignore);
   const safe = where(valid, target, 0);
@@ -40,6 +39,57 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
   if (reduction === 'none') return loss;
   if (reduction === 'sum') return sum(loss);
   return div(sum(loss), clamp(sum(vf), 1));
+}
+
+function crossEntropyArgs(name: string, logits: Tensor, target: Tensor, opts: CrossEntropyOptions): { ignore: number; eps: number; reduction: Reduction } {
+  const ignore = opts.ignoreIndex ?? -100;
+  const eps = opts.labelSmoothing ?? 0;
+  const reduction = opts.reduction ?? 'mean';
+  if (eps < 0 || eps > 1) throw new RangeError(`${name}: labelSmoothing must be in [0, 1], got ${eps}`);
+  if (target.dtype !== 'int64' && target.dtype !== 'int32') throw new TypeError(`${name}: targets must be int64 or int32 class indices, got ${target.dtype}`);
+  if (logits.ndim !== target.ndim + 1 || target.shape.some((s, i) => s !== logits.shape[i]))
+    throw new Error(`${name}: logits ${fmtShape(logits.shape)} and targets ${fmtShape(target.shape)} do not match (expected logits = targets + [C])`);
+  return { ignore, eps, reduction };
+}
+
+/**
+ * Cross entropy in one fused kernel per direction (`crossEntropy`'s semantics and options):
+ * per row of logits [..., C], lse = log Σ exp(x) and loss = (1 − ε)·(lse − x_t) + ε·(lse −
+ * mean x), 0 where the target is ignoreIndex; the backward writes (softmax(x) − (1 − ε)·onehot(t)
+ * − ε/C)·g from the saved lse in one pass. `crossEntropy` uses it for CUDA logits; on the CPU
+ * it is the same kernel's reference (float32 / float64). Logits may be bfloat16 / float16 on
+ * CUDA (float32 math, float32 loss, gradient in the logits' dtype). A target outside [0, C)
+ * that is not ignoreIndex raises an error naming it (on CUDA at the next read back).
+ */
+export function fusedCrossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  const { ignore, eps, reduction } = crossEntropyArgs('fusedCrossEntropy', logits, target, opts);
+  logits.check('fusedCrossEntropy');
+  target.check('fusedCrossEntropy');
+  if (!isFloating(logits.dtype)) throw new TypeError(`fusedCrossEntropy: expected floating logits, got ${logits.dtype}`);
+  if (target.device !== logits.device) throw new Error(`fusedCrossEntropy: targets are on ${target.device}, the logits on ${logits.device}`);
+  if (!Number.isSafeInteger(ignore)) throw new RangeError(`fusedCrossEntropy: ignoreIndex must be an integer, got ${ignore}`);
+  const device = logits.device;
+  const C = logits.shape[logits.ndim - 1]!;
+  const N = target.numel;
+  const rowDtype = logits.dtype === 'float64' ? 'float64' : 'float32';
+  const xc = noGrad(() => reshape(contiguous(logits), [N, C]));
+  const tc = noGrad(() => reshape(contiguous(target), [N]));
+  const rows = empty([N], rowDtype, device);
+  const lse = empty([N], rowDtype, device);
+  if (N > 0) backendOf(device).crossEntropy(rows, lse, xc, tc, N, C, ignore, eps);
+  const loss = noGrad(() => reshape(rows, target.shape));
+  if (needsGrad(logits)) {
+    record(loss, 'fusedCrossEntropy', [logits], (g) => {
+      const gc = reshape(contiguous(g), [N]);
+      const dx = empty([N, C], logits.dtype, device);
+      if (dx.numel > 0) backendOf(device).crossEntropyBackward(dx, xc, tc, lse, gc, N, C, ignore, eps);
+      return [reshape(dx, logits.shape)];
+    }, [xc, tc, lse]);
+  }
+  if (reduction === 'none') return loss;
+  if (reduction === 'sum') return sum(loss);
+  // mean over the rows whose target is not ignored (at least 1)
+  return div(sum(loss), clamp(sum(cast(ne(target, ignore), loss.dtype)), 1));
 }
 
 /** Numerically stable BCE on logits: max(x,0) - x·y + log(1 + exp(-|x|)). */

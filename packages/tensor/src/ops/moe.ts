@@ -12,10 +12,17 @@
  * - `expertFFN` fuses a pool of two-layer expert FFNs (grouped GEMM → activation → grouped
  *   GEMM) into one native call forward and one backward, each group's hidden activations
  *   still in cache between its two GEMMs.
+ *
+ * Under `autocast` on CUDA, groupedLinear and expertFFN multiply float32 operands as
+ * linear does: x and the weights rounded to the autocast dtype, float32 accumulation,
+ * float32 results (and float32 biases, activations and gradients; the backward rounds dy
+ * and the hidden activations for its GEMMs). The mode is fixed at the forward call. The CPU's
+ * grouped GEMM is float32 / float64 only: there they stay float32 under autocast.
  */
 import { empty, fmtShape, type Tensor } from '../tensor.js';
 import * as kernels from '../backend/kernels.js';
-import { needsGrad, record } from '../autograd.js';
+import { needsGrad, noGrad, record } from '../autograd.js';
+import { autocastDType, type AutocastDType } from '../autocast.js';
 import { contiguous, cast } from './elementwise.js';
 import { tensor } from './creation.js';
 
@@ -206,6 +213,20 @@ function groupSizesOf(op: string, groupSizes: Tensor | ArrayLike<number>, G: num
   return sizes;
 }
 
+/**
+ * The dtype the grouped GEMMs multiply in under autocast: its half dtype for float32
+ * operands on CUDA (not for the reference path); null elsewhere (the CPU keeps float32).
+ */
+function groupedHalf(x: Tensor, reference: boolean): AutocastDType | null {
+  const half = autocastDType();
+  return half && !reference && x.device !== 'cpu' && x.dtype === 'float32' ? half : null;
+}
+
+/** The contiguous GEMM operand: t (copied if strided), or (autocast) a contiguous copy rounded to the half dtype. */
+function gemmOperand(t: Tensor, half: AutocastDType | null): Tensor {
+  return half ? noGrad(() => cast(t, half)) : contiguous(t);
+}
+
 export interface GroupedLinearOptions {
   /** Run every group through the plain triple-loop GEMM (tests' ground truth). */
   reference?: boolean;
@@ -227,7 +248,8 @@ export function groupedLinear(x: Tensor, weight: Tensor, bias: Tensor | null, gr
   if (bias && (bias.ndim !== 2 || bias.shape[0] !== G || bias.shape[1] !== N)) throw new Error(`groupedLinear: bias must be [${G}, ${N}], got ${fmtShape(bias.shape)}`);
   const sizes = groupSizesOf('groupedLinear', groupSizes, G);
   const ref = options.reference ?? false;
-  const xc = contiguous(x), wc = contiguous(weight), bc = bias ? contiguous(bias) : null;
+  const half = groupedHalf(x, ref);
+  const xc = gemmOperand(x, half), wc = gemmOperand(weight, half), bc = bias ? contiguous(bias) : null;
   const y = empty([R, N], x.dtype, x.device);
   kernels.groupedLinear(y, xc, wc, bc, sizes, G, K, N, R, ref);
   if (needsGrad(x, weight, bias)) {
@@ -239,6 +261,9 @@ export function groupedLinear(x: Tensor, weight: Tensor, bias: Tensor | null, gr
       kernels.groupedLinearBackward(xc, wc, gc, dx, dw, db, sizes, G, K, N, R, ref);
       return [dx, dw, db];
     }, [xc, wc, sizes]);
+  } else if (half) {
+    xc.dispose();
+    wc.dispose();
   }
   return y;
 }
@@ -272,7 +297,9 @@ export function expertFFN(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, 
   if (act === undefined) throw new RangeError(`expertFFN: activation must be 'gelu', 'gelu_tanh' or 'relu', got '${String(actName)}'`);
   const sizes = groupSizesOf('expertFFN', groupSizes, G);
   const ref = options.reference ?? false;
-  const xc = contiguous(x), w1c = contiguous(w1), w2c = contiguous(w2), b1c = b1 ? contiguous(b1) : null, b2c = b2 ? contiguous(b2) : null;
+  const half = groupedHalf(x, ref);
+  const xc = gemmOperand(x, half), w1c = gemmOperand(w1, half), w2c = gemmOperand(w2, half);
+  const b1c = b1 ? contiguous(b1) : null, b2c = b2 ? contiguous(b2) : null;
   const pre = empty([R, H], x.dtype, x.device), hid = empty([R, H], x.dtype, x.device), y = empty([R, D], x.dtype, x.device);
   kernels.expertFFN(xc, w1c, b1c, w2c, b2c, pre, hid, y, sizes, G, D, H, R, act, ref);
   if (needsGrad(x, w1, b1, w2, b2)) {
@@ -288,6 +315,7 @@ export function expertFFN(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, 
   } else {
     pre.dispose();
     hid.dispose();
+    if (half) for (const t of [xc, w1c, w2c]) t.dispose();
   }
   return y;
 }
