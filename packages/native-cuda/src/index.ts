@@ -24,6 +24,8 @@ export interface ShmTransferStats {
   localBytes: number;
   /** Copied by this rank between two other ranks' blocks (it had a core while they waited for one). */
   helpedBytes: number;
+  /** Sent by this rank with process_vm_writev into a receiver that had not copied it yet. */
+  cmaWrittenBytes: number;
   /** Peers' blocks mapped here now, and their bytes (bounded by VLMOE_SHM_MAP_CACHE_MB). */
   mappings: number;
   mappedNowBytes: number;

@@ -62,7 +62,7 @@ Operand data_block(Reader& r, const Communicator& c, DType t, int64_t n, const c
   return o;
 }
 
-// commShmStats(id) → {mappedBytes, cmaBytes, stagedBytes, localBytes, helpedBytes, mappings, mappedNowBytes}
+// commShmStats(id) → {mappedBytes, cmaBytes, stagedBytes, localBytes, helpedBytes, cmaWrittenBytes, mappings, mappedNowBytes}
 // of a shm communicator (which path its all-to-alls took, shm.h).
 Napi::Value CommShmStats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -77,6 +77,7 @@ Napi::Value CommShmStats(const Napi::CallbackInfo& info) {
   o.Set("stagedBytes", static_cast<double>(s.staged_bytes));
   o.Set("localBytes", static_cast<double>(s.local_bytes));
   o.Set("helpedBytes", static_cast<double>(s.helped_bytes));
+  o.Set("cmaWrittenBytes", static_cast<double>(s.cma_written_bytes));
   o.Set("mappings", static_cast<double>(s.mappings));
   o.Set("mappedNowBytes", static_cast<double>(s.mapped_now_bytes));
   return o;

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "../shared_blocks.h"
+#include "../storage.h"
 
 namespace vlmoe {
 
@@ -150,6 +151,7 @@ struct ShmComm::Header {
   uint64_t addr[kShmMaxWorld];                              // all-to-all input address per rank (CMA)
   int32_t blk_fd[kShmMaxWorld];                             // its shareable block (fd −1: none), ...
   uint64_t blk_id[kShmMaxWorld], blk_off[kShmMaxWorld], blk_bytes[kShmMaxWorld];  // ... id, input's offset, size
+  uint64_t out_addr[kShmMaxWorld];                          // all-to-all output address per rank (CMA writes)
   int32_t out_fd[kShmMaxWorld];                             // the same of its all-to-all output
   uint64_t out_id[kShmMaxWorld], out_off[kShmMaxWorld], out_bytes[kShmMaxWorld];
   std::atomic<uint32_t> claim[kShmMaxWorld][kShmMaxWorld];  // [src][dst]: the epoch whose copy is claimed
@@ -258,7 +260,13 @@ ShmComm::ShmComm(const std::string& name, int rank, int world, size_t slot_bytes
   if (cma_ && world > 1) {
     // from now on CPU blocks are memfd-backed, so peers can map what this rank sends
     const char* min = std::getenv("VLMOE_SHM_SHARE_MIN_BYTES");
-    shared_blocks_enable(min ? static_cast<size_t>(std::atoll(min)) : size_t(64) << 10);
+    // Up to which size: every size when each rank has a core (memcpy with streaming stores
+    // from a mapping beat cross-memory attach at every size, 1.1–1.3x from 4 MiB up on 2
+    // ranks); below huge-page blocks when ranks outnumber cores (there cross-memory attach
+    // between huge-page blocks won from 4 MiB up). VLMOE_SHM_SHARE_MAX_BYTES overrides.
+    const char* max = std::getenv("VLMOE_SHM_SHARE_MAX_BYTES");
+    const size_t max_bytes = max ? static_cast<size_t>(std::atoll(max)) : oversubscribed_ ? storage_cpu_huge_bytes() : ~size_t(0);
+    shared_blocks_enable(min ? static_cast<size_t>(std::atoll(min)) : size_t(64) << 10, max_bytes);
     const char* cap = std::getenv("VLMOE_SHM_MAP_CACHE_MB");
     map_cap_ = static_cast<size_t>(cap ? std::atoll(cap) : 1024) << 20;
   }
@@ -493,6 +501,7 @@ void ShmComm::all_to_all(const void* in, const int64_t* send_bytes, void* out, c
     rd += recv_bytes[j];
   }
   h_->addr[rank_] = reinterpret_cast<uint64_t>(in);
+  h_->out_addr[rank_] = reinterpret_cast<uint64_t>(out);
   SharedBlockRef blk;
   if (cma_ && shared_block_find(in, &blk)) {
     h_->blk_fd[rank_] = blk.fd;
@@ -551,16 +560,17 @@ void ShmComm::all_to_all(const void* in, const int64_t* send_bytes, void* out, c
         if (h_->claim[i][j].compare_exchange_weak(c, epoch)) return true;
       return false;
     };
-    // The copy i → j, by this rank; false (and nothing done) when it cannot reach both ends.
-    // Receiver j itself can always make it (process_vm_readv when i's input is not mapped).
+    // The copy i → j, by this rank; false (and nothing done) when it cannot reach both ends:
+    // memcpy when both are here (own or mapped), else cross-memory attach when this rank is
+    // one end — the receiver reads (process_vm_readv), the sender writes (process_vm_writev).
     auto try_copy = [&](int i, int j) {
       const int64_t n = h_->counts[i][j];
+      if (n == 0) return claim(i, j), true;
       const int64_t so = soff(i, j), ro = roff(i, j);
-      const char* src = n > 0 ? input_of(i, so, n) : nullptr;
-      char* dst = n > 0 && (src || j == rank_) ? output_of(j, ro, n) : nullptr;
-      if (n > 0 && !(src && dst) && j != rank_) return false;
+      const char* src = input_of(i, so, n);
+      char* dst = src || i == rank_ || j == rank_ ? output_of(j, ro, n) : nullptr;
+      if (!(src && dst) && i != rank_ && j != rank_) return false;
       if (!claim(i, j)) return true;  // another rank has it
-      if (n == 0) return true;
       if (src && dst) {
         copy(dst, src, n);
         if (i == rank_ && j == rank_) stats_.local_bytes += n;
@@ -568,22 +578,29 @@ void ShmComm::all_to_all(const void* in, const int64_t* send_bytes, void* out, c
         else stats_.helped_bytes += n;
         return true;
       }
-      for (int64_t done = 0; done < n;) {  // j == rank_, input not mapped
-        iovec local{static_cast<char*>(out) + ro + done, static_cast<size_t>(n - done)};
-        iovec remote{reinterpret_cast<void*>(h_->addr[i] + static_cast<uint64_t>(so + done)), static_cast<size_t>(n - done)};
-        const ssize_t got = process_vm_readv(h_->pid[i].load(), &local, 1, &remote, 1, 0);
-        if (got <= 0) fail("shm allToAll on rank " + std::to_string(rank_) + ": reading rank " + std::to_string(i) + "'s buffer failed: " + std::strerror(errno));
+      const bool reading = j == rank_;
+      const int peer = reading ? i : j;
+      for (int64_t done = 0; done < n;) {
+        iovec local{reading ? static_cast<char*>(out) + ro + done : const_cast<char*>(static_cast<const char*>(in)) + so + done, static_cast<size_t>(n - done)};
+        iovec remote{reinterpret_cast<void*>((reading ? h_->addr[i] + static_cast<uint64_t>(so) : h_->out_addr[j] + static_cast<uint64_t>(ro)) + static_cast<uint64_t>(done)),
+                     static_cast<size_t>(n - done)};
+        const pid_t pid = h_->pid[peer].load();
+        const ssize_t got = reading ? process_vm_readv(pid, &local, 1, &remote, 1, 0) : process_vm_writev(pid, &local, 1, &remote, 1, 0);
+        if (got <= 0)
+          fail("shm allToAll on rank " + std::to_string(rank_) + ": " + (reading ? "reading" : "writing") + " rank " + std::to_string(peer) + "'s buffer failed: " + std::strerror(errno));
         done += got;
       }
-      stats_.cma_bytes += n;
+      if (reading) stats_.cma_bytes += n;
+      else stats_.cma_written_bytes += n;
       return true;
     };
     // This rank's own receives come first, senders in staggered order (rank r reads r+1, r+2,
     // … first, so no sender is read by everyone at once), each as soon as its sender has
-    // announced; then it helps with the copies into other ranks' outputs that it can reach
-    // (both ends in shareable blocks): with more ranks than cores, the ranks that have a core
-    // do the work of those waiting for one. Claims make every copy happen exactly once; the
-    // final sync point makes them all finish before anyone returns.
+    // announced; then it helps with the other copies it can make — its own sends (written
+    // into the receiver), and copies between two shareable blocks: with more ranks than
+    // cores, the ranks that have a core do the work of those waiting for one. Claims make
+    // every copy happen exactly once; the final sync point makes them all finish before
+    // anyone returns.
     std::vector<char> mine(world_, 0);
     for (int left = world_; left > 0;) {
       int pending = -1;

@@ -18,9 +18,10 @@
 // mapping of the sender's block when the input lives in a shareable block (creating a group
 // makes later CPU blocks shareable, ../shared_blocks.h) — mapped once, then a plain memcpy
 // per call — and otherwise with process_vm_readv (one copy, but every page pinned per call).
-// When a sender's input and a receiver's output are both shareable, any rank may make that
-// copy (claimed once per collective): ranks that have a core do the copies of ranks waiting
-// for one, which is what more ranks than cores needs.
+// Every copy may be made by its sender too (process_vm_writev), and, when the sender's input
+// and the receiver's output are both shareable, by any rank (claimed once per collective):
+// ranks that have a core do the copies of ranks waiting for one — what more ranks than cores
+// needs.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -70,6 +71,7 @@ class ShmComm {
   struct TransferStats {
     int64_t mapped_bytes = 0, cma_bytes = 0, staged_bytes = 0, local_bytes = 0;
     int64_t helped_bytes = 0;  // copied between two other ranks' blocks (both mapped here)
+    int64_t cma_written_bytes = 0;  // sent: written into a receiver with process_vm_writev
     int64_t mappings = 0, mapped_now_bytes = 0;
   };
   TransferStats transfer_stats() const {
