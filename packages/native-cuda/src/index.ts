@@ -22,10 +22,6 @@ export interface ShmTransferStats {
   stagedBytes: number;
   /** This rank's own block. */
   localBytes: number;
-  /** Copied by this rank between two other ranks' blocks (it had a core while they waited for one). */
-  helpedBytes: number;
-  /** Sent by this rank with process_vm_writev into a receiver that had not copied it yet. */
-  cmaWrittenBytes: number;
   /** Peers' blocks mapped here now, and their bytes (bounded by VLMOE_SHM_MAP_CACHE_MB). */
   mappings: number;
   mappedNowBytes: number;

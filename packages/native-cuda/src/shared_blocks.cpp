@@ -15,7 +15,6 @@ namespace {
 std::mutex g_mu;
 std::map<uintptr_t, SharedBlockRef> g_blocks;  // by base address
 std::atomic<size_t> g_min{0};                  // 0: off
-std::atomic<size_t> g_max{~size_t(0)};
 uint64_t g_next_id = 1;
 
 bool allowed() {
@@ -27,7 +26,7 @@ bool allowed() {
 }
 }  // namespace
 
-void shared_blocks_enable(size_t min_bytes, size_t max_bytes) {
+void shared_blocks_enable(size_t min_bytes) {
   if (!allowed()) return;
   // one descriptor per block: let the process open as many as its hard limit allows
   rlimit rl{};
@@ -35,13 +34,12 @@ void shared_blocks_enable(size_t min_bytes, size_t max_bytes) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  g_max.store(max_bytes);
   g_min.store(min_bytes < 4096 ? 4096 : min_bytes);
 }
 
 bool shared_blocks_wanted(size_t bytes) {
   const size_t m = g_min.load(std::memory_order_relaxed);
-  return m != 0 && bytes >= m && bytes < g_max.load(std::memory_order_relaxed);
+  return m != 0 && bytes >= m;
 }
 
 void* shared_block_alloc(size_t bytes) {

@@ -11,10 +11,10 @@
 // Ids are unique for the life of the process (never reused), so a peer's cached mapping of
 // a block can never alias another block; a block the owner freed stays alive in a peer that
 // still maps it until that peer evicts the mapping (bounded by its cache size).
-// Cost: shmem pages are 4 KiB (transparent huge pages are off for shmem on most kernels);
-// when ranks outnumber cores the shm group keeps blocks that would get huge pages (2 MiB and
-// more, storage.cpp) private, as cross-memory attach between huge-page blocks measured
-// faster there from 4 MiB up (comm/shm.cpp). VLMOE_SHM_SHARE=0 turns sharing off.
+// Cost: shmem pages are 4 KiB (transparent huge pages are off for shmem on most kernels),
+// and their first touch faults 4 KiB at a time; the caching allocator above reuses blocks,
+// so that is paid once (data-parallel training measured no slower). VLMOE_SHM_SHARE=0 turns
+// sharing off.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -28,8 +28,8 @@ struct SharedBlockRef {
   uint64_t bytes = 0;   // the block's mapped size
 };
 
-// Future CPU blocks of [min_bytes, max_bytes) become shareable (unless VLMOE_SHM_SHARE=0).
-void shared_blocks_enable(size_t min_bytes, size_t max_bytes);
+// Future CPU blocks of at least min_bytes become shareable (unless VLMOE_SHM_SHARE=0).
+void shared_blocks_enable(size_t min_bytes);
 // Whether a new block of `bytes` should be shareable.
 bool shared_blocks_wanted(size_t bytes);
 // A new shareable block of `bytes` (a multiple of the page size), or nullptr when the system

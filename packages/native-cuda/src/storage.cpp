@@ -185,8 +185,6 @@ void storage_empty_cache() {
   for (auto& kv : g_cuda) cuda_empty_cache(kv.first);
 }
 
-size_t storage_cpu_huge_bytes() { return thp_enabled() ? kHuge : ~size_t(0); }
-
 int storage_max_device() { return g_cuda.empty() ? -1 : g_cuda.rbegin()->first; }
 
 }  // namespace vlmoe

@@ -30,8 +30,6 @@ void storage_free(int32_t handle);
 const Buffer& storage_get(int32_t handle);
 MemStats storage_stats(int device);  // kCpu or a CUDA ordinal
 int storage_max_device();
-// Size from which CPU blocks are backed by transparent huge pages (SIZE_MAX when off).
-size_t storage_cpu_huge_bytes();
 // Returns every cached free CPU block to the system.
 void storage_empty_cache();           // highest CUDA ordinal that ever allocated, or -1
 

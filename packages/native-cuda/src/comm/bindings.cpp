@@ -44,6 +44,13 @@ Communicator& comm(const Napi::CallbackInfo& info) {
   return c;
 }
 
+// An async collective's fence (Communicator::mark_submitted) for the length of its job.
+struct FenceScope {
+  Communicator* c;
+  FenceScope(Communicator* cp, void* fence) : c(cp) { c->run_after(fence); }
+  ~FenceScope() { c->run_after(nullptr); }
+};
+
 bool is_async(const Napi::CallbackInfo& info, size_t i) { return info.Length() > i && info[i].IsNumber() && info[i].As<Napi::Number>().Int32Value() != 0; }
 
 Napi::Value add(Napi::Env env, std::unique_ptr<Communicator> c) {
@@ -62,7 +69,7 @@ Operand data_block(Reader& r, const Communicator& c, DType t, int64_t n, const c
   return o;
 }
 
-// commShmStats(id) → {mappedBytes, cmaBytes, stagedBytes, localBytes, helpedBytes, cmaWrittenBytes, mappings, mappedNowBytes}
+// commShmStats(id) → {mappedBytes, cmaBytes, stagedBytes, localBytes, mappings, mappedNowBytes}
 // of a shm communicator (which path its all-to-alls took, shm.h).
 Napi::Value CommShmStats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -76,8 +83,6 @@ Napi::Value CommShmStats(const Napi::CallbackInfo& info) {
   o.Set("cmaBytes", static_cast<double>(s.cma_bytes));
   o.Set("stagedBytes", static_cast<double>(s.staged_bytes));
   o.Set("localBytes", static_cast<double>(s.local_bytes));
-  o.Set("helpedBytes", static_cast<double>(s.helped_bytes));
-  o.Set("cmaWrittenBytes", static_cast<double>(s.cma_written_bytes));
   o.Set("mappings", static_cast<double>(s.mappings));
   o.Set("mappedNowBytes", static_cast<double>(s.mapped_now_bytes));
   return o;
@@ -210,7 +215,11 @@ Napi::Value CommAllReduce(const Napi::CallbackInfo& info) {
   if (async) {
     Communicator* cp = &c;
     void* ptr = d.ptr;
-    return Napi::Number::New(env, static_cast<double>(comm_queue().submit([cp, t, op, ptr, n] { cp->all_reduce(t, static_cast<ReduceOp>(op), ptr, n); })));
+    void* fence = cp->mark_submitted();
+    return Napi::Number::New(env, static_cast<double>(comm_queue().submit([cp, t, op, ptr, n, fence] {
+      FenceScope f(cp, fence);
+      cp->all_reduce(t, static_cast<ReduceOp>(op), ptr, n);
+    })));
   }
   c.all_reduce(t, static_cast<ReduceOp>(op), d.ptr, n);
   return env.Undefined();
@@ -270,7 +279,11 @@ Napi::Value CommReduceScatter(const Napi::CallbackInfo& info) {
     Communicator* cp = &c;
     const void* ip = in.ptr;
     void* optr = out.ptr;
-    return Napi::Number::New(env, static_cast<double>(comm_queue().submit([cp, t, op, ip, optr, counts] { cp->reduce_scatter(t, static_cast<ReduceOp>(op), ip, counts.data(), optr); })));
+    void* fence = cp->mark_submitted();
+    return Napi::Number::New(env, static_cast<double>(comm_queue().submit([cp, t, op, ip, optr, counts, fence] {
+      FenceScope f(cp, fence);
+      cp->reduce_scatter(t, static_cast<ReduceOp>(op), ip, counts.data(), optr);
+    })));
   }
   c.reduce_scatter(t, static_cast<ReduceOp>(op), in.ptr, counts.data(), out.ptr);
   return env.Undefined();

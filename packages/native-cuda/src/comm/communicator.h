@@ -32,6 +32,12 @@ class Communicator {
   virtual void send(DType t, const void* data, int64_t n, int dst) = 0;
   virtual void recv(DType t, void* data, int64_t n, int src) = 0;
   virtual void abort(const std::string& why) = 0;
+  // Async collectives on a device: mark_submitted() runs on the submitting thread and returns
+  // a fence of the work queued so far (nullptr when the backend needs none); run_after(fence)
+  // runs on the communication thread just before the collective, so it waits for exactly
+  // that work, not for what was queued later; run_after(nullptr) after it (or on error).
+  virtual void* mark_submitted() { return nullptr; }
+  virtual void run_after(void*) {}
 };
 
 class ShmCommunicator final : public Communicator {
@@ -96,6 +102,8 @@ class NcclCommunicator final : public ForwardingCommunicator<NcclComm> {
   using ForwardingCommunicator::ForwardingCommunicator;
   int device() const override { return c_->device(); }
   const char* backend() const override { return "nccl"; }
+  void* mark_submitted() override { return c_->mark_submitted(); }
+  void run_after(void* fence) override { c_->run_after(fence); }
 };
 
 }  // namespace vlmoe

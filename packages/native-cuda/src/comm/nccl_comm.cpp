@@ -75,6 +75,8 @@ NcclComm::~NcclComm() {
     else api_.CommDestroy(comm_);
   }
   try {
+    if (fence_) spare_events_.push_back(fence_);
+    for (void* e : spare_events_) cuda_event_destroy(device_, e);
     cuda_event_destroy(device_, done_);
     cuda_event_destroy(device_, ready_);
     cuda_stream_destroy(device_, stream_);
@@ -84,8 +86,37 @@ NcclComm::~NcclComm() {
 
 void NcclComm::begin() {
   cuda_set_device(device_);
-  cuda_event_record(device_, ready_, nullptr);
-  cuda_stream_wait_event(device_, stream_, ready_);
+  if (fence_) {
+    // an async collective: wait for the work queued when it was submitted, not for the
+    // backward kernels JavaScript queued since (the overlap this stream exists for)
+    cuda_stream_wait_event(device_, stream_, fence_);
+  } else {
+    cuda_event_record(device_, ready_, nullptr);
+    cuda_stream_wait_event(device_, stream_, ready_);
+  }
+}
+
+void* NcclComm::mark_submitted() {
+  void* ev = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(events_mu_);
+    if (!spare_events_.empty()) {
+      ev = spare_events_.back();
+      spare_events_.pop_back();
+    }
+  }
+  if (!ev) ev = cuda_event_create(device_);
+  cuda_event_record(device_, ev, nullptr);
+  return ev;
+}
+
+void NcclComm::run_after(void* fence) {
+  if (fence_) {
+    // the stream's wait was enqueued already: the event may be recorded again (CUDA semantics)
+    std::lock_guard<std::mutex> lock(events_mu_);
+    spare_events_.push_back(fence_);
+  }
+  fence_ = fence;
 }
 
 void NcclComm::check(ncclResult_t r, const char* what) {
@@ -157,11 +188,13 @@ void NcclComm::all_gather(DType t, const void* in, int64_t n, void* out) {
 
 void NcclComm::reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t* counts, void* out) {
   VLMOE_NCCL_LIVE("reduceScatter");
+  const ncclDataType_t ty = nccl_type(t);  // before any group starts: these may throw
+  const ncclRedOp_t ro = nccl_op(op, t);
   begin();
   bool equal = true;
   for (int j = 0; j < world_; ++j) equal = equal && counts[j] == counts[0];
   if (equal) {
-    check(api_.ReduceScatter(in, out, count(counts[0]), nccl_type(t), nccl_op(op, t), comm_, stream_), "reduceScatter");
+    check(api_.ReduceScatter(in, out, count(counts[0]), ty, ro, comm_, stream_), "reduceScatter");
   } else {
     // uneven blocks: one ncclReduce per block, rooted at its owner, fused in a group
     const size_t es = dtype_size(t);
@@ -169,7 +202,7 @@ void NcclComm::reduce_scatter(DType t, ReduceOp op, const void* in, const int64_
     check(api_.GroupStart(), "reduceScatter (group start)");
     size_t off = 0;
     for (int j = 0; j < world_; ++j) {
-      const ncclResult_t r = api_.Reduce(s + off * es, j == rank_ ? out : nullptr, count(counts[j]), nccl_type(t), nccl_op(op, t), j, comm_, stream_);
+      const ncclResult_t r = api_.Reduce(s + off * es, j == rank_ ? out : nullptr, count(counts[j]), ty, ro, j, comm_, stream_);
       if (r != ncclSuccess && r != ncclInProgress) {
         api_.GroupEnd();
         check(r, "reduceScatter");
@@ -183,6 +216,8 @@ void NcclComm::reduce_scatter(DType t, ReduceOp op, const void* in, const int64_
 
 void NcclComm::all_to_all(DType t, const void* in, const int64_t* send_counts, void* out, const int64_t* recv_counts) {
   VLMOE_NCCL_LIVE("allToAll");
+  const ncclDataType_t ty = nccl_type(t);  // before the group starts: it may throw
+  for (int j = 0; j < world_; ++j) (void)count(send_counts[j]), (void)count(recv_counts[j]);
   begin();
   const size_t es = dtype_size(t);
   const char* s = static_cast<const char*>(in);
@@ -190,8 +225,8 @@ void NcclComm::all_to_all(DType t, const void* in, const int64_t* send_counts, v
   size_t so = 0, ro = 0;
   check(api_.GroupStart(), "allToAll (group start)");
   for (int j = 0; j < world_; ++j) {
-    ncclResult_t r = api_.Send(s + so * es, count(send_counts[j]), nccl_type(t), j, comm_, stream_);
-    if (r == ncclSuccess || r == ncclInProgress) r = api_.Recv(o + ro * es, count(recv_counts[j]), nccl_type(t), j, comm_, stream_);
+    ncclResult_t r = api_.Send(s + so * es, count(send_counts[j]), ty, j, comm_, stream_);
+    if (r == ncclSuccess || r == ncclInProgress) r = api_.Recv(o + ro * es, count(recv_counts[j]), ty, j, comm_, stream_);
     if (r != ncclSuccess && r != ncclInProgress) {
       api_.GroupEnd();
       check(r, "allToAll");

@@ -9,7 +9,9 @@
 // completion is polled on an event recorded after it, never on the compute stream.
 #pragma once
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "../dtype.h"
 #include "nccl_loader.h"
@@ -40,6 +42,11 @@ class NcclComm {
   void send(DType t, const void* data, int64_t n, int dst);
   void recv(DType t, void* data, int64_t n, int src);
   void abort(const std::string& why);
+  // An event recorded now on the compute stream (submitting thread), for run_after.
+  void* mark_submitted();
+  // The next collective's stream waits for `fence` (from mark_submitted) instead of for
+  // everything queued on the compute stream when it starts; nullptr: done with it.
+  void run_after(void* fence);
 
  private:
   void check(ncclResult_t r, const char* what);
@@ -55,6 +62,9 @@ class NcclComm {
   void* stream_ = nullptr;   // the communication stream
   void* ready_ = nullptr;    // recorded on the compute stream before a collective
   void* done_ = nullptr;     // recorded on stream_ after it
+  void* fence_ = nullptr;    // set by run_after for the collective about to run
+  std::mutex events_mu_;
+  std::vector<void*> spare_events_;  // fences to reuse (recorded again by mark_submitted)
   bool aborted_ = false;
 };
 

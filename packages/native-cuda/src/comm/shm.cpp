@@ -27,7 +27,6 @@
 #include <vector>
 
 #include "../shared_blocks.h"
-#include "../storage.h"
 
 namespace vlmoe {
 
@@ -151,11 +150,6 @@ struct ShmComm::Header {
   uint64_t addr[kShmMaxWorld];                              // all-to-all input address per rank (CMA)
   int32_t blk_fd[kShmMaxWorld];                             // its shareable block (fd −1: none), ...
   uint64_t blk_id[kShmMaxWorld], blk_off[kShmMaxWorld], blk_bytes[kShmMaxWorld];  // ... id, input's offset, size
-  uint64_t out_addr[kShmMaxWorld];                          // all-to-all output address per rank (CMA writes)
-  int32_t out_fd[kShmMaxWorld];                             // the same of its all-to-all output
-  uint64_t out_id[kShmMaxWorld], out_off[kShmMaxWorld], out_bytes[kShmMaxWorld];
-  std::atomic<uint32_t> claim[kShmMaxWorld][kShmMaxWorld];  // [src][dst]: the epoch whose copy is claimed
-  int64_t rdispl[kShmMaxWorld][kShmMaxWorld];               // [dst][src]: where src's block starts in dst's output
   int32_t cma_ok[kShmMaxWorld];                             // this rank can read its peer's memory
 };
 
@@ -246,13 +240,6 @@ ShmComm::ShmComm(const std::string& name, int rank, int world, size_t slot_bytes
   sync("attach");
   cma_ = std::getenv("VLMOE_SHM_NO_CMA") == nullptr;
   for (int r = 0; r < world; ++r) cma_ = cma_ && h_->cma_ok[r] == 1;
-  if (const char* stall = std::getenv("VLMOE_SHM_DEBUG_STALL")) {
-    // "rank:ms": that rank sleeps after announcing each all-to-all, as if it waited for a core
-    // (the tests use it to check that the others do its copies)
-    stall_rank_ = std::atoi(stall);
-    const char* colon = std::strchr(stall, ':');
-    stall_ms_ = colon ? std::atoi(colon + 1) : 0;
-  }
   const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   oversubscribed_ = cpus > 0 && world > cpus;
   const char* spin = std::getenv("VLMOE_SHM_SPIN_US");
@@ -260,13 +247,7 @@ ShmComm::ShmComm(const std::string& name, int rank, int world, size_t slot_bytes
   if (cma_ && world > 1) {
     // from now on CPU blocks are memfd-backed, so peers can map what this rank sends
     const char* min = std::getenv("VLMOE_SHM_SHARE_MIN_BYTES");
-    // Up to which size: every size when each rank has a core (memcpy with streaming stores
-    // from a mapping beat cross-memory attach at every size, 1.1–1.3x from 4 MiB up on 2
-    // ranks); below huge-page blocks when ranks outnumber cores (there cross-memory attach
-    // between huge-page blocks won from 4 MiB up). VLMOE_SHM_SHARE_MAX_BYTES overrides.
-    const char* max = std::getenv("VLMOE_SHM_SHARE_MAX_BYTES");
-    const size_t max_bytes = max ? static_cast<size_t>(std::atoll(max)) : oversubscribed_ ? storage_cpu_huge_bytes() : ~size_t(0);
-    shared_blocks_enable(min ? static_cast<size_t>(std::atoll(min)) : size_t(64) << 10, max_bytes);
+    shared_blocks_enable(min ? static_cast<size_t>(std::atoll(min)) : size_t(64) << 10);
     const char* cap = std::getenv("VLMOE_SHM_MAP_CACHE_MB");
     map_cap_ = static_cast<size_t>(cap ? std::atoll(cap) : 1024) << 20;
   }
@@ -298,7 +279,7 @@ void ShmComm::abort(const std::string& why) {
   }
 }
 
-char* ShmComm::peer_block(int peer, uint64_t id, int fd, uint64_t bytes) {
+const char* ShmComm::peer_block(int peer, uint64_t id, int fd, uint64_t bytes) {
   for (PeerMapping& m : maps_)
     if (m.peer == peer && m.id == id) {
       m.used = ++use_clock_;
@@ -309,14 +290,14 @@ char* ShmComm::peer_block(int peer, uint64_t id, int fd, uint64_t bytes) {
   // keeps the block, and so the descriptor, alive until every reader has passed the
   // collective's last sync point)
   const std::string path = "/proc/" + std::to_string(h_->pid[peer].load()) + "/fd/" + std::to_string(fd);
-  const int f = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  const int f = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (f < 0) {
     map_failed_[peer] = true;
     return nullptr;
   }
   struct stat st {};
   void* p = MAP_FAILED;
-  if (fstat(f, &st) == 0 && static_cast<uint64_t>(st.st_size) >= bytes) p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+  if (fstat(f, &st) == 0 && static_cast<uint64_t>(st.st_size) >= bytes) p = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, f, 0);
   close(f);  // the mapping keeps the memory
   if (p == MAP_FAILED) {
     map_failed_[peer] = true;
@@ -331,7 +312,7 @@ char* ShmComm::peer_block(int peer, uint64_t id, int fd, uint64_t bytes) {
   }
   maps_.push_back(PeerMapping{peer, id, static_cast<char*>(p), static_cast<size_t>(bytes), ++use_clock_});
   mapped_bytes_ += bytes;
-  return static_cast<char*>(p);
+  return static_cast<const char*>(p);
 }
 
 void ShmComm::wait_word(std::atomic<uint32_t>* w, uint32_t target, int peer, const char* what, std::atomic<uint32_t>* sleepers) {
@@ -493,15 +474,11 @@ void ShmComm::reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t
 
 void ShmComm::all_to_all(const void* in, const int64_t* send_bytes, void* out, const int64_t* recv_bytes) {
   ++ops_;
-  int64_t rd = 0;
   for (int j = 0; j < world_; ++j) {
     if (send_bytes[j] < 0 || recv_bytes[j] < 0) throw std::invalid_argument("shm allToAll: negative split size for rank " + std::to_string(j));
     h_->counts[rank_][j] = send_bytes[j];
-    h_->rdispl[rank_][j] = rd;
-    rd += recv_bytes[j];
   }
   h_->addr[rank_] = reinterpret_cast<uint64_t>(in);
-  h_->out_addr[rank_] = reinterpret_cast<uint64_t>(out);
   SharedBlockRef blk;
   if (cma_ && shared_block_find(in, &blk)) {
     h_->blk_fd[rank_] = blk.fd;
@@ -511,135 +488,71 @@ void ShmComm::all_to_all(const void* in, const int64_t* send_bytes, void* out, c
   } else {
     h_->blk_fd[rank_] = -1;
   }
-  if (cma_ && shared_block_find(out, &blk)) {
-    h_->out_fd[rank_] = blk.fd;
-    h_->out_id[rank_] = blk.id;
-    h_->out_off[rank_] = reinterpret_cast<uintptr_t>(out) - blk.base;
-    h_->out_bytes[rank_] = blk.bytes;
-  } else {
-    h_->out_fd[rank_] = -1;
-  }
   if (cma_) {
-    // announce this rank's input and output, then copy as soon as the ranks involved have
-    // announced (no global barrier first: with more ranks than cores the early ranks get going)
+    // announce this rank's input, then read each sender as soon as it has announced (no
+    // global barrier first: with more ranks than cores the early ranks get going)
     arrive();
-    const uint32_t epoch = epoch_;
-    if (rank_ == stall_rank_) std::this_thread::sleep_for(std::chrono::milliseconds(stall_ms_));
+    char* o = static_cast<char*>(out);
     int64_t moved = 0;  // this rank's input and output: past the cache, stream
     for (int j = 0; j < world_; ++j) moved += send_bytes[j] + recv_bytes[j];
     const bool stream = static_cast<size_t>(moved) >= stream_threshold();
-    auto arrived = [&](int r) { return r == rank_ || reached(h_->arrive[r].v.load(std::memory_order_acquire), epoch); };
-    // sender i's block for receiver j: at soff in i's input, at roff in j's output (both
-    // published by the rank they belong to, so known once i and j have announced)
-    auto soff = [&](int i, int j) {
-      int64_t o = 0;
-      for (int k = 0; k < j; ++k) o += h_->counts[i][k];
-      return o;
-    };
-    auto roff = [&](int i, int j) { return h_->rdispl[j][i]; };
-    auto copy = [&](char* dst, const char* src, int64_t n) {
-      if (stream) copy_streaming(dst, src, static_cast<size_t>(n));
-      else std::memcpy(dst, src, static_cast<size_t>(n));
-    };
-    // where sender i's input / receiver j's output can be reached from here (nullptr: not mapped)
-    auto input_of = [&](int i, int64_t off, int64_t n) -> const char* {
-      if (i == rank_) return static_cast<const char*>(in) + off;
-      if (h_->blk_fd[i] < 0 || h_->blk_off[i] + static_cast<uint64_t>(off + n) > h_->blk_bytes[i]) return nullptr;
-      const char* b = peer_block(i, h_->blk_id[i], h_->blk_fd[i], h_->blk_bytes[i]);
-      return b ? b + h_->blk_off[i] + off : nullptr;
-    };
-    auto output_of = [&](int j, int64_t off, int64_t n) -> char* {
-      if (j == rank_) return static_cast<char*>(out) + off;
-      if (h_->out_fd[j] < 0 || h_->out_off[j] + static_cast<uint64_t>(off + n) > h_->out_bytes[j]) return nullptr;
-      char* b = peer_block(j, h_->out_id[j], h_->out_fd[j], h_->out_bytes[j]);
-      return b ? b + h_->out_off[j] + off : nullptr;
-    };
-    auto claim = [&](int i, int j) {
-      uint32_t c = h_->claim[i][j].load();
-      while (c != epoch)
-        if (h_->claim[i][j].compare_exchange_weak(c, epoch)) return true;
-      return false;
-    };
-    // The copy i → j, by this rank; false (and nothing done) when it cannot reach both ends:
-    // memcpy when both are here (own or mapped), else cross-memory attach when this rank is
-    // one end — the receiver reads (process_vm_readv), the sender writes (process_vm_writev).
-    auto try_copy = [&](int i, int j) {
-      const int64_t n = h_->counts[i][j];
-      if (n == 0) return claim(i, j), true;
-      const int64_t so = soff(i, j), ro = roff(i, j);
-      const char* src = input_of(i, so, n);
-      char* dst = src || i == rank_ || j == rank_ ? output_of(j, ro, n) : nullptr;
-      if (!(src && dst) && i != rank_ && j != rank_) return false;
-      if (!claim(i, j)) return true;  // another rank has it
-      if (src && dst) {
-        copy(dst, src, n);
-        if (i == rank_ && j == rank_) stats_.local_bytes += n;
-        else if (j == rank_) stats_.mapped_bytes += n;
-        else stats_.helped_bytes += n;
-        return true;
+    std::vector<int64_t> roffs(world_ + 1, 0);
+    for (int i = 0; i < world_; ++i) roffs[i + 1] = roffs[i] + recv_bytes[i];
+    // sender i's block for me, one copy: from my own input, from a mapping of i's shareable
+    // block, else with process_vm_readv
+    auto take = [&](int i) {
+      if (h_->counts[i][rank_] != recv_bytes[i])
+        fail("shm allToAll (collective #" + std::to_string(ops_) + "): rank " + std::to_string(rank_) + " expects " + std::to_string(recv_bytes[i]) +
+             " bytes from rank " + std::to_string(i) + ", which sends " + std::to_string(h_->counts[i][rank_]));
+      const int64_t n = recv_bytes[i];
+      if (n == 0) return;
+      int64_t soff = 0;  // where sender i's block for me starts in its input
+      for (int j = 0; j < rank_; ++j) soff += h_->counts[i][j];
+      char* dst = o + roffs[i];
+      const char* src = nullptr;
+      if (i == rank_) {
+        src = static_cast<const char*>(in) + soff;
+        stats_.local_bytes += n;
+      } else if (h_->blk_fd[i] >= 0 && h_->blk_off[i] + static_cast<uint64_t>(soff + n) <= h_->blk_bytes[i]) {
+        if (const char* b = peer_block(i, h_->blk_id[i], h_->blk_fd[i], h_->blk_bytes[i])) {
+          src = b + h_->blk_off[i] + soff;
+          stats_.mapped_bytes += n;
+        }
       }
-      const bool reading = j == rank_;
-      const int peer = reading ? i : j;
+      if (src) {
+        if (stream) copy_streaming(dst, src, static_cast<size_t>(n));
+        else std::memcpy(dst, src, static_cast<size_t>(n));
+        return;
+      }
       for (int64_t done = 0; done < n;) {
-        iovec local{reading ? static_cast<char*>(out) + ro + done : const_cast<char*>(static_cast<const char*>(in)) + so + done, static_cast<size_t>(n - done)};
-        iovec remote{reinterpret_cast<void*>((reading ? h_->addr[i] + static_cast<uint64_t>(so) : h_->out_addr[j] + static_cast<uint64_t>(ro)) + static_cast<uint64_t>(done)),
-                     static_cast<size_t>(n - done)};
-        const pid_t pid = h_->pid[peer].load();
-        const ssize_t got = reading ? process_vm_readv(pid, &local, 1, &remote, 1, 0) : process_vm_writev(pid, &local, 1, &remote, 1, 0);
-        if (got <= 0)
-          fail("shm allToAll on rank " + std::to_string(rank_) + ": " + (reading ? "reading" : "writing") + " rank " + std::to_string(peer) + "'s buffer failed: " + std::strerror(errno));
+        iovec local{dst + done, static_cast<size_t>(n - done)};
+        iovec remote{reinterpret_cast<void*>(h_->addr[i] + static_cast<uint64_t>(soff + done)), static_cast<size_t>(n - done)};
+        const ssize_t got = process_vm_readv(h_->pid[i].load(), &local, 1, &remote, 1, 0);
+        if (got <= 0) fail("shm allToAll on rank " + std::to_string(rank_) + ": reading rank " + std::to_string(i) + "'s buffer failed: " + std::strerror(errno));
         done += got;
       }
-      if (reading) stats_.cma_bytes += n;
-      else stats_.cma_written_bytes += n;
-      return true;
+      stats_.cma_bytes += n;
     };
-    // This rank's own receives come first, senders in staggered order (rank r reads r+1, r+2,
-    // … first, so no sender is read by everyone at once), each as soon as its sender has
-    // announced; then it helps with the other copies it can make — its own sends (written
-    // into the receiver), and copies between two shareable blocks: with more ranks than
-    // cores, the ranks that have a core do the work of those waiting for one. Claims make
-    // every copy happen exactly once; the final sync point makes them all finish before
-    // anyone returns.
-    std::vector<char> mine(world_, 0);
+    // senders in staggered order (rank r reads r+1, r+2, … first, so no sender is read by
+    // everyone at once), but whichever has announced first: with more ranks than cores a
+    // descheduled sender does not hold up the copies that are ready. (Letting any rank make
+    // any copy between two mapped blocks, or senders write with process_vm_writev, measured
+    // slower: the copies then run on cores whose caches hold neither end.)
+    std::vector<char> taken(world_, 0);
     for (int left = world_; left > 0;) {
       int pending = -1;
       for (int t = 0; t < world_; ++t) {
         const int i = (rank_ + t) % world_;
-        if (mine[i]) continue;
-        if (!arrived(i)) {
+        if (taken[i]) continue;
+        if (i != rank_ && !reached(h_->arrive[i].v.load(std::memory_order_acquire), epoch_)) {
           if (pending < 0) pending = i;
           continue;
         }
-        if (h_->counts[i][rank_] != recv_bytes[i])
-          fail("shm allToAll (collective #" + std::to_string(ops_) + "): rank " + std::to_string(rank_) + " expects " + std::to_string(recv_bytes[i]) +
-               " bytes from rank " + std::to_string(i) + ", which sends " + std::to_string(h_->counts[i][rank_]));
-        try_copy(i, rank_);
-        mine[i] = 1;
+        take(i);
+        taken[i] = 1;
         --left;
       }
-      if (left == 0) break;
-      // waiting for a sender: help the ranks that are here meanwhile
-      bool helped = false;
-      for (int t = 1; t < world_ && !helped; ++t) {
-        const int j = (rank_ + t) % world_;
-        if (!arrived(j)) continue;
-        for (int u = 0; u < world_ && !helped; ++u) {
-          const int i = (j + u) % world_;
-          if (i == j || !arrived(i) || h_->claim[i][j].load() == epoch) continue;
-          helped = try_copy(i, j) && h_->counts[i][j] > 0;
-        }
-      }
-      if (!helped && !arrived(pending)) wait_arrival(pending, "allToAll");
-    }
-    // done with its own: help with what is still unclaimed among the ranks that are here
-    for (int t = 1; t < world_; ++t) {
-      const int j = (rank_ + t) % world_;
-      if (!arrived(j)) continue;
-      for (int u = 0; u < world_; ++u) {
-        const int i = (j + u) % world_;
-        if (arrived(i) && h_->claim[i][j].load() != epoch) try_copy(i, j);
-      }
+      if (left > 0 && !reached(h_->arrive[pending].v.load(std::memory_order_acquire), epoch_)) wait_arrival(pending, "allToAll");
     }
     sync("allToAll");  // senders keep their input intact until every reader is done
     return;

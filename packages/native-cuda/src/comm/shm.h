@@ -18,10 +18,7 @@
 // mapping of the sender's block when the input lives in a shareable block (creating a group
 // makes later CPU blocks shareable, ../shared_blocks.h) — mapped once, then a plain memcpy
 // per call — and otherwise with process_vm_readv (one copy, but every page pinned per call).
-// Every copy may be made by its sender too (process_vm_writev), and, when the sender's input
-// and the receiver's output are both shareable, by any rank (claimed once per collective):
-// ranks that have a core do the copies of ranks waiting for one — what more ranks than cores
-// needs.
+// A receiver takes its senders' blocks in whichever order they announce.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -70,8 +67,6 @@ class ShmComm {
   // Bytes this rank's all-to-alls received by each path, and the peers' blocks it maps now.
   struct TransferStats {
     int64_t mapped_bytes = 0, cma_bytes = 0, staged_bytes = 0, local_bytes = 0;
-    int64_t helped_bytes = 0;  // copied between two other ranks' blocks (both mapped here)
-    int64_t cma_written_bytes = 0;  // sent: written into a receiver with process_vm_writev
     int64_t mappings = 0, mapped_now_bytes = 0;
   };
   TransferStats transfer_stats() const {
@@ -96,8 +91,9 @@ class ShmComm {
   void arrive();
   void wait_arrival(int peer, const char* what);
   [[noreturn]] void fail(const std::string& msg);
-  // Peer `peer`'s shareable block `id` (its descriptor fd, `bytes` long) mapped here, from the cache or mapped now; nullptr when it cannot be mapped (use CMA).
-  char* peer_block(int peer, uint64_t id, int fd, uint64_t bytes);
+  // Peer `peer`'s shareable block `id` (its descriptor fd, `bytes` long) mapped read-only
+  // here, from the cache or mapped now; nullptr when it cannot be mapped (use CMA).
+  const char* peer_block(int peer, uint64_t id, int fd, uint64_t bytes);
 
   std::string name_;
   int rank_, world_;
@@ -110,7 +106,6 @@ class ShmComm {
   uint64_t ops_ = 0;      // collectives started (for messages)
   int64_t spin_us_ = 100;  // a wait spins this long before sleeping (VLMOE_SHM_SPIN_US)
   bool oversubscribed_ = false;  // more ranks than online CPUs: spin by yielding
-  int stall_rank_ = -1, stall_ms_ = 0;  // VLMOE_SHM_DEBUG_STALL=rank:ms (tests)
   uint32_t p2p_seq_[kShmMaxWorld] = {};
   bool cma_ = false;  // every rank can read every other's memory (process_vm_readv)
   struct PeerMapping {
