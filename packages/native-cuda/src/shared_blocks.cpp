@@ -15,6 +15,8 @@ namespace {
 std::mutex g_mu;
 std::map<uintptr_t, SharedBlockRef> g_blocks;  // by base address
 std::atomic<size_t> g_min{0};                  // 0: off
+std::atomic<size_t> g_live{0};                 // shareable blocks alive (one descriptor each)
+size_t g_fd_budget = 0;                        // at most this many: half the descriptor limit
 uint64_t g_next_id = 1;
 
 bool allowed() {
@@ -34,12 +36,16 @@ void shared_blocks_enable(size_t min_bytes) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
+  // never take more than half of the descriptors: files, pipes and sockets need the rest
+  // (past the budget, blocks are private again and move by cross-memory attach)
+  const rlim_t lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+  g_fd_budget = lim == RLIM_INFINITY || lim > (rlim_t(1) << 20) ? size_t(1) << 19 : static_cast<size_t>(lim / 2);
   g_min.store(min_bytes < 4096 ? 4096 : min_bytes);
 }
 
 bool shared_blocks_wanted(size_t bytes) {
   const size_t m = g_min.load(std::memory_order_relaxed);
-  return m != 0 && bytes >= m;
+  return m != 0 && bytes >= m && g_live.load(std::memory_order_relaxed) < g_fd_budget;
 }
 
 void* shared_block_alloc(size_t bytes) {
@@ -56,6 +62,7 @@ void* shared_block_alloc(size_t bytes) {
   }
   std::lock_guard<std::mutex> lock(g_mu);
   g_blocks[reinterpret_cast<uintptr_t>(p)] = SharedBlockRef{fd, g_next_id++, reinterpret_cast<uintptr_t>(p), bytes};
+  g_live.fetch_add(1);
   return p;
 }
 
@@ -70,6 +77,7 @@ bool shared_block_release(void* p) {
   }
   munmap(p, b.bytes);
   close(b.fd);
+  g_live.fetch_sub(1);
   return true;
 }
 

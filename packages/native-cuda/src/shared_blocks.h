@@ -30,7 +30,8 @@ struct SharedBlockRef {
 
 // Future CPU blocks of at least min_bytes become shareable (unless VLMOE_SHM_SHARE=0).
 void shared_blocks_enable(size_t min_bytes);
-// Whether a new block of `bytes` should be shareable.
+// Whether a new block of `bytes` should be shareable (sharing on, big enough, and fewer live
+// shareable blocks than half the process's descriptor limit).
 bool shared_blocks_wanted(size_t bytes);
 // A new shareable block of `bytes` (a multiple of the page size), or nullptr when the system
 // refuses (no descriptors left, no memory): the caller falls back to private memory.

@@ -59,6 +59,18 @@ describe('shm process group', () => {
     }
   });
 
+  test('shareable blocks take at most half the descriptor limit; past it blocks are private and move by cross-memory attach', () => {
+    // 64 descriptors: a budget of 32 blocks, fewer than the worker keeps alive at once
+    const r = spawnSync('bash', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${launcher}" --nproc 2 "${worker('alltoall_paths.mjs')}"`], {
+      encoding: 'utf8', env: { ...process.env, VLMOE_SHM_SLOT_BYTES: String(64 << 10) }, timeout: 170_000,
+    });
+    const out = `${r.stdout}\n${r.stderr}`;
+    expect(out.match(/paths ok/g)?.length, out).toBe(2);
+    expect(r.status, out).toBe(0);
+    expect(total(out, 'cmaBytes'), out).toBeGreaterThan(0);
+    expect(total(out, 'mappedBytes'), out).toBeGreaterThan(0);
+  });
+
   test('a mapping cache smaller than the blocks falls back to cross-memory attach and evicts; sharing off reads everything with it', () => {
     const small = launch(3, 'alltoall_paths.mjs', { VLMOE_SHM_MAP_CACHE_MB: '1' });
     expect(small.status, small.out).toBe(0);
