@@ -9,6 +9,7 @@
 #include <cblas.h>
 #endif
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include "cpu/index.h"
 #include "cpu/grouped_gemm.h"
 #include "cpu/moe_assign.h"
+#include "cpu/moe_gate.h"
 #include "cpu/moe_permute.h"
 #include "cpu/kernels.h"
 #include "napi_library.h"
@@ -575,6 +577,96 @@ Napi::Value MoeAssign(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
+// The fused gating's header: S, E, k, P, eps, auxScale (semantics in cpu/moe_gate.h).
+static MoeGateArgs moe_gate_header(Reader& r, const char* op) {
+  MoeGateArgs a;
+  a.S = r.n();
+  a.E = r.n();
+  a.k = r.n();
+  a.P = r.n();
+  a.eps = r.f();
+  a.aux_scale = r.f();
+  if (a.S < 0 || a.E < 1 || a.k < 1 || a.k > std::min(a.E, kMoeGateMaxK) || a.P < 1 || a.P > 65535)
+    throw std::invalid_argument(std::string(op) + ": bad sizes S=" + std::to_string(a.S) + " E=" + std::to_string(a.E) + " k=" + std::to_string(a.k) +
+                                " P=" + std::to_string(a.P) + " (need E ≥ 1, 1 ≤ k ≤ min(E, 8), 1 ≤ P ≤ 65535)");
+  return a;
+}
+
+// moeGate(dtype, wantTopval, wantLse): block: the header, logits [S·E] (dtype), gates [S·E],
+// index (i64 [S·k]), [topval (f64 [S·k])], colPartial (f64 [P·E]), [lse [S]]; gates and lse
+// float64 for float64 logits, else float32.
+Napi::Value MoeGate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  const bool wantTop = I(info, 1) != 0, wantLse = I(info, 2) != 0;
+  Reader r("moe_gate");
+  MoeGateArgs a = moe_gate_header(r, "moe_gate");
+  const DType rt = moe_gate_row_dtype(t);
+  Operand x = r.block(t, a.S * a.E), g = r.block(rt, a.S * a.E), ix = r.block(DType::i64, a.S * a.k);
+  Operand tv = wantTop ? r.block(DType::f64, a.S * a.k) : Operand{};
+  Operand cp = r.block(DType::f64, a.P * a.E);
+  Operand ls = wantLse ? r.block(rt, a.S) : Operand{};
+  same_device("moe_gate", x.device, {&g, &ix, &tv, &cp, &ls});
+  if (x.device != kCpu)
+    cuda_moe_gate_forward(x.device, t, a, x.ptr, g.ptr, reinterpret_cast<int64_t*>(ix.ptr), reinterpret_cast<double*>(tv.ptr), reinterpret_cast<double*>(cp.ptr), ls.ptr);
+  else moe_gate_forward(t, a, x.ptr, g.ptr, reinterpret_cast<int64_t*>(ix.ptr), reinterpret_cast<double*>(tv.ptr), reinterpret_cast<double*>(cp.ptr), ls.ptr);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// moeCombine(dtype, wantZ): block: the header, gates [S·E] (dtype: float32 / float64),
+// index, slot (i64 [S·k]), colPartial (f64 [P·E]), counts (i64 [E]), [lse [S]], cw [S·k],
+// aux [1], [z [1]].
+Napi::Value MoeCombine(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  const bool wantZ = I(info, 1) != 0;
+  Reader r("moe_combine");
+  MoeGateArgs a = moe_gate_header(r, "moe_combine");
+  Operand g = r.block(t, a.S * a.E), ix = r.block(DType::i64, a.S * a.k), sl = r.block(DType::i64, a.S * a.k), cp = r.block(DType::f64, a.P * a.E);
+  Operand cn = r.block(DType::i64, a.E);
+  Operand ls = wantZ ? r.block(t, a.S) : Operand{};
+  Operand cw = r.block(t, a.S * a.k), ax = r.block(t, 1);
+  Operand zz = wantZ ? r.block(t, 1) : Operand{};
+  same_device("moe_combine", g.device, {&ix, &sl, &cp, &cn, &ls, &cw, &ax, &zz});
+  const auto* pix = reinterpret_cast<const int64_t*>(ix.ptr);
+  const auto* psl = reinterpret_cast<const int64_t*>(sl.ptr);
+  const auto* pcp = reinterpret_cast<const double*>(cp.ptr);
+  const auto* pcn = reinterpret_cast<const int64_t*>(cn.ptr);
+  if (g.device != kCpu) cuda_moe_combine_forward(g.device, t, a, g.ptr, pix, psl, pcp, pcn, ls.ptr, cw.ptr, ax.ptr, zz.ptr);
+  else moe_combine_forward(t, a, g.ptr, pix, psl, pcp, pcn, ls.ptr, cw.ptr, ax.ptr, zz.ptr);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
+// moeGateBackward(dtype, hasGGates, hasGcw, hasGaux, hasGz): block: the header, gates [S·E],
+// index, slot (i64 [S·k]), counts (i64 [E]), [lse [S], with gz], [gGates [S·E]], [gcw [S·k]],
+// [gaux [1]], [gz [1]], dlogits [S·E] (dtype, the logits'; the rest in its row dtype).
+Napi::Value MoeGateBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  DType t = dtype_from_int(I(info, 0));
+  const bool hG = I(info, 1) != 0, hC = I(info, 2) != 0, hA = I(info, 3) != 0, hZ = I(info, 4) != 0;
+  Reader r("moe_gate_backward");
+  MoeGateArgs a = moe_gate_header(r, "moe_gate_backward");
+  const DType rt = moe_gate_row_dtype(t);
+  Operand g = r.block(rt, a.S * a.E), ix = r.block(DType::i64, a.S * a.k), sl = r.block(DType::i64, a.S * a.k), cn = r.block(DType::i64, a.E);
+  Operand ls = hZ ? r.block(rt, a.S) : Operand{};
+  Operand gG = hG ? r.block(rt, a.S * a.E) : Operand{}, gC = hC ? r.block(rt, a.S * a.k) : Operand{};
+  Operand gA = hA ? r.block(rt, 1) : Operand{}, gZ = hZ ? r.block(rt, 1) : Operand{};
+  Operand dx = r.block(t, a.S * a.E);
+  same_device("moe_gate_backward", g.device, {&ix, &sl, &cn, &ls, &gG, &gC, &gA, &gZ, &dx});
+  const auto* pix = reinterpret_cast<const int64_t*>(ix.ptr);
+  const auto* psl = reinterpret_cast<const int64_t*>(sl.ptr);
+  const auto* pcn = reinterpret_cast<const int64_t*>(cn.ptr);
+  if (g.device != kCpu) cuda_moe_gate_backward(g.device, t, a, g.ptr, pix, psl, pcn, ls.ptr, gG.ptr, gC.ptr, gA.ptr, gZ.ptr, dx.ptr);
+  else moe_gate_backward(t, a, g.ptr, pix, psl, pcn, ls.ptr, gG.ptr, gC.ptr, gA.ptr, gZ.ptr, dx.ptr);
+  return env.Undefined();
+  VLMOE_CATCH(env)
+}
+
 // The shared header of the permute ops: S, k, d, R, row (i64 [S·k], checked: distinct, in [-1, R)).
 struct PermuteArgs {
   int64_t S, k, d, R;
@@ -1043,6 +1135,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("layerNormBackward", Napi::Function::New(env, LayerNormBackward, "layerNormBackward"));
   exports.Set("topk", Napi::Function::New(env, TopK, "topk"));
   exports.Set("moeAssign", Napi::Function::New(env, MoeAssign, "moeAssign"));
+  exports.Set("moeGate", Napi::Function::New(env, MoeGate, "moeGate"));
+  exports.Set("moeCombine", Napi::Function::New(env, MoeCombine, "moeCombine"));
+  exports.Set("moeGateBackward", Napi::Function::New(env, MoeGateBackward, "moeGateBackward"));
   exports.Set("moePermute", Napi::Function::New(env, MoePermute, "moePermute"));
   exports.Set("moeUnpermuteWeightGrad", Napi::Function::New(env, MoeUnpermuteWeightGrad, "moeUnpermuteWeightGrad"));
   exports.Set("groupedLinear", Napi::Function::New(env, GroupedLinear, "groupedLinear"));

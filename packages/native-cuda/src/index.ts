@@ -88,6 +88,16 @@ export interface NativeAddon {
   topk(dtype: number, largest: number): void;
   /** MoE slot assignment (policy 0 = position, 1 = priority); block: S, k, E, C, expert, [priority], slot, countsBefore, countsAfter. */
   moeAssign(policy: number, hasPriority: number, wantFirst?: number, wantRow?: number): void;
+  /**
+   * Fused MoE gating (cpu/moe_gate.h). Block: S, E, k, P, eps, auxScale, logits [S·E], gates
+   * [S·E], index (i64 [S·k]), [topval (f64 [S·k])], colPartial (f64 [P·E]), [lse [S]]; gates
+   * and lse float64 for float64 logits, else float32 (bfloat16 / float16 logits on CUDA).
+   */
+  moeGate(dtype: number, wantTopval: number, wantLse: number): void;
+  /** Block: the header, gates, index, slot, colPartial, counts (i64 [E]), [lse], cw [S·k], aux [1], [z [1]] (dtype: the gates'). */
+  moeCombine(dtype: number, wantZ: number): void;
+  /** Block: the header, gates, index, slot, counts, [lse], [gGates], [gcw], [gaux], [gz], dlogits (dtype: the logits'). */
+  moeGateBackward(dtype: number, hasGGates: number, hasGcw: number, hasGaux: number, hasGz: number): void;
   moePermute(dtype: number, hasWeight: number, unpermute: number): void;
   moeUnpermuteWeightGrad(dtype: number): void;
   /**

@@ -9,6 +9,7 @@
 #include "../dtype.h"
 #include "../dynlib.h"
 #include "../cpu/cross_entropy.h"
+#include "../cpu/moe_gate.h"
 #include "../cpu/kernels.h"
 #include "../iter.h"
 #include "../ops.h"
@@ -86,6 +87,13 @@ void cuda_multi_tensor_scale(int device, DType t, double scale, const PlainSegme
 // is float32 (mixed precision, autocast).
 void cuda_moe_assign(int device, int64_t S, int64_t k, int64_t E, int64_t C, int policy, const int64_t* expert, const double* priority, int64_t* slot,
                      int64_t* countsBefore, int64_t* countsAfter, int64_t* countsFirst, int64_t* row);
+// The fused gating (cuda/moe_gate.cu), cpu/moe_gate.h's semantics; the forward also takes
+// bfloat16 / float16 logits (float32 math, float32 gates and lse), E ≤ 1024.
+void cuda_moe_gate_forward(int device, DType t, const MoeGateArgs& a, const void* logits, void* gates, int64_t* index, double* topval, double* col_partial, void* lse);
+void cuda_moe_combine_forward(int device, DType g, const MoeGateArgs& a, const void* gates, const int64_t* index, const int64_t* slot, const double* col_partial,
+                              const int64_t* counts, const void* lse, void* cw, void* aux, void* z);
+void cuda_moe_gate_backward(int device, DType t, const MoeGateArgs& a, const void* gates, const int64_t* index, const int64_t* slot, const int64_t* counts,
+                            const void* lse, const void* g_gates, const void* g_cw, const void* g_aux, const void* g_z, void* dlogits);
 void cuda_moe_check_rows(int device, int64_t S, int64_t k, int64_t R, const int64_t* row);
 void cuda_moe_permute(int device, DType t, bool unpermute, int64_t S, int64_t k, int64_t d, int64_t R, const int64_t* row, const void* w, const void* src, void* dst);
 void cuda_moe_unpermute_weight_grad(int device, DType t, int64_t S, int64_t k, int64_t d, int64_t R, const int64_t* row, const void* dout, const void* y, void* dw);

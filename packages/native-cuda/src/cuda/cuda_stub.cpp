@@ -54,6 +54,15 @@ void cuda_sgd_step(int, DType, const SgdHyper&, const SgdSegment*, int64_t) { no
 double cuda_multi_tensor_norm(int, DType, int, double, const PlainSegment*, int64_t) { no_cuda(); }
 void cuda_multi_tensor_scale(int, DType, double, const PlainSegment*, int64_t) { no_cuda(); }
 void cuda_moe_assign(int, int64_t, int64_t, int64_t, int64_t, int, const int64_t*, const double*, int64_t*, int64_t*, int64_t*, int64_t*, int64_t*) { no_cuda(); }
+void cuda_moe_gate_forward(int, DType, const MoeGateArgs&, const void*, void*, int64_t*, double*, double*, void*) { no_cuda(); }
+void cuda_moe_combine_forward(int, DType, const MoeGateArgs&, const void*, const int64_t*, const int64_t*, const double*, const int64_t*, const void*, void*, void*,
+                              void*) {
+  no_cuda();
+}
+void cuda_moe_gate_backward(int, DType, const MoeGateArgs&, const void*, const int64_t*, const int64_t*, const int64_t*, const void*, const void*, const void*,
+                            const void*, const void*, void*) {
+  no_cuda();
+}
 void cuda_moe_check_rows(int, int64_t, int64_t, int64_t, const int64_t*) { no_cuda(); }
 void cuda_moe_permute(int, DType, bool, int64_t, int64_t, int64_t, int64_t, const int64_t*, const void*, const void*, void*) { no_cuda(); }
 void cuda_moe_unpermute_weight_grad(int, DType, int64_t, int64_t, int64_t, int64_t, const int64_t*, const void*, const void*, void*) { no_cuda(); }
