@@ -24,6 +24,7 @@ export * from './ops/softmax.js';
 export * from './ops/layernorm.js';
 export * from './ops/dropout.js';
 export * from './ops/indexing.js';
+export { moeGate, moeCombine, moeGateBackward, MOE_GATE_MAX_K, type MoeGateResult, type MoeGateOptions, type MoeCombineOptions, type MoeCombineResult, type MoeGateGrads } from './ops/moe_gate.js';
 export { moeAssign, moePermute, moeUnpermute, groupedLinear, expertFFN, type MoeAssignOptions, type MoeAssignResult, type GroupedLinearOptions, type ExpertFFNOptions, type ExpertActivation } from './ops/moe.js';
 export * from './ops/join.js';
 export * from './ops/loss.js';

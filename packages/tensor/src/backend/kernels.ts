@@ -267,6 +267,65 @@ export function moeAssign(expert: Tensor, priority: Tensor | null, S: number, k:
   native.moeAssign(priority ? 1 : 0, priority ? 1 : 0, countsFirst ? 1 : 0, row ? 1 : 0);
 }
 
+function moeGateHeader(S: number, E: number, k: number, P: number, eps: number, auxScale: number): number {
+  A[0] = S;
+  A[1] = E;
+  A[2] = k;
+  A[3] = P;
+  A[4] = eps;
+  A[5] = auxScale;
+  return 6;
+}
+
+/**
+ * Fused MoE gating forward (native-cuda cpu/moe_gate.h): softmax gates [S, E], top-k expert
+ * index (int64 [S, k]), optional gate values of the choices (float64 [S, k]), P partial
+ * column sums of the gates (float64 [P, E]) and optional lse [S]; all contiguous.
+ */
+export function moeGate(logits: Tensor, gates: Tensor, index: Tensor, topval: Tensor | null, colPartial: Tensor, lse: Tensor | null, S: number, E: number, k: number, P: number): void {
+  let i = moeGateHeader(S, E, k, P, 0, 0);
+  i = put(i, logits);
+  i = put(i, gates);
+  i = put(i, index);
+  i = put(i, topval);
+  i = put(i, colPartial);
+  put(i, lse);
+  native.moeGate(dtypeCode[logits.dtype], topval ? 1 : 0, lse ? 1 : 0);
+}
+
+/** Combine weights [S, k], balance loss [1] and optional z-loss [1] from moeGate's outputs and moeAssign's slots. */
+export function moeCombine(gates: Tensor, index: Tensor, slot: Tensor, colPartial: Tensor, counts: Tensor, lse: Tensor | null, cw: Tensor, aux: Tensor, z: Tensor | null,
+  S: number, E: number, k: number, P: number, eps: number, auxScale: number): void {
+  let i = moeGateHeader(S, E, k, P, eps, auxScale);
+  i = put(i, gates);
+  i = put(i, index);
+  i = put(i, slot);
+  i = put(i, colPartial);
+  i = put(i, counts);
+  if (z) i = put(i, lse);
+  i = put(i, cw);
+  i = put(i, aux);
+  put(i, z);
+  native.moeCombine(dtypeCode[gates.dtype], z ? 1 : 0);
+}
+
+/** dlogits [S, E] of the fused gating from the gradients of gates, combine weights, aux and z (each optional). */
+export function moeGateBackward(dlogits: Tensor, gates: Tensor, index: Tensor, slot: Tensor, counts: Tensor, lse: Tensor | null, gGates: Tensor | null, gCw: Tensor | null,
+  gAux: Tensor | null, gZ: Tensor | null, S: number, E: number, k: number, eps: number, auxScale: number): void {
+  let i = moeGateHeader(S, E, k, 1, eps, auxScale);
+  i = put(i, gates);
+  i = put(i, index);
+  i = put(i, slot);
+  i = put(i, counts);
+  if (gZ) i = put(i, lse);
+  i = put(i, gGates);
+  i = put(i, gCw);
+  i = put(i, gAux);
+  i = put(i, gZ);
+  put(i, dlogits);
+  native.moeGateBackward(dtypeCode[dlogits.dtype], gGates ? 1 : 0, gCw ? 1 : 0, gAux ? 1 : 0, gZ ? 1 : 0);
+}
+
 function permuteHeader(S: number, k: number, d: number, R: number, row: Tensor): number {
   A[0] = S;
   A[1] = k;
