@@ -1,7 +1,8 @@
 /** @vlmoe/moe — routers, experts and MoE layers with DeepSpeed semantics; VL-MoE's modality FFNs. */
 export { referenceRoute, referenceExpertChoice, type RouteResult, type ReferenceRouteOptions } from './router/reference.js';
-export { resolveRouterOptions, capacity, type RouterOptions, type ResolvedRouterOptions, type DropPolicy, type NoisyGatePolicy } from './router/options.js';
+export { resolveRouterOptions, capacity, gateEps, type RouterOptions, type ResolvedRouterOptions, type DropPolicy, type NoisyGatePolicy } from './router/options.js';
 export { route, compactRows, type RouteOptions, type GateOutput, type RoutingPolicy } from './router/route.js';
+export { routeFused, fusedGateEnabled, fusedGateUnsupported } from './router/route_fused.js';
 export { TopKGate, type TopKGateOptions } from './router/gate.js';
 export { Experts, type ExpertsOptions, type ExpertActivation } from './layers/experts.js';
 export { MoE, type MoEOptions, type MoEOutput, type ExpertGroup, type ExpertDispatch } from './layers/moe_layer.js';

@@ -60,3 +60,8 @@ export function resolveRouterOptions(o: RouterOptions): ResolvedRouterOptions {
 export function capacity(numTokens: number, numExperts: number, capacityFactor: number, k: number, minCapacity: number): number {
   return Math.max(Math.ceil((numTokens / numExperts) * capacityFactor * k), minCapacity);
 }
+
+/** Largest representable relative step of the gates' dtype (DeepSpeed clamps the top-k denominator to it). */
+export function gateEps(dtype: string): number {
+  return dtype === 'float64' ? Number.EPSILON : 1.1920928955078125e-7;
+}

@@ -12,7 +12,8 @@
  * same permute / combine kernels serve both.
  */
 import * as T from '@vlmoe/tensor';
-import { capacity, resolveRouterOptions, type ResolvedRouterOptions, type RouterOptions } from './options.js';
+import { capacity, gateEps, resolveRouterOptions, type ResolvedRouterOptions, type RouterOptions } from './options.js';
+import { fusedGateEnabled, tokenChoiceFused } from './route_fused.js';
 
 export type RoutingPolicy = 'token-choice' | 'expert-choice';
 
@@ -69,7 +70,7 @@ function checkScores(name: string, t: T.Tensor | null | undefined, shape: readon
 }
 
 /** Largest representable relative step of the gates' dtype (DeepSpeed clamps the top-k denominator to it). */
-const epsOf = (dtype: T.DType) => (dtype === 'float64' ? Number.EPSILON : 1.1920928955078125e-7);
+const epsOf = (dtype: T.DType) => gateEps(dtype);
 
 /** Routes S tokens given router logits [S, E]. */
 export function route(logits: T.Tensor, options: RouteOptions): GateOutput {
@@ -89,6 +90,9 @@ function zLossOf(logits: T.Tensor): T.Tensor {
 }
 
 function tokenChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, options: RouteOptions): GateOutput {
+  // CUDA: the fused gating (route_fused.ts; VLMOE_FUSED_GATE=0 turns it off); the CPU keeps
+  // the composed ops below, the reference its numbers are pinned to
+  if (fusedGateEnabled(logits, o, options)) return tokenChoiceFused(logits, S, o, options);
   const E = o.numExperts, k = o.k;
   const training = options.training ?? true;
   const gates = T.softmax(logits, -1);
