@@ -14,6 +14,7 @@
 import * as T from '@vlmoe/tensor';
 import { capacity, gateEps, resolveRouterOptions, type ResolvedRouterOptions, type RouterOptions } from './options.js';
 import { fusedGateEnabled, tokenChoiceFused } from './route_fused.js';
+import { assignTokenSlots } from './assign.js';
 
 export type RoutingPolicy = 'token-choice' | 'expert-choice';
 
@@ -94,7 +95,6 @@ function tokenChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, opti
   // the composed ops below, the reference its numbers are pinned to
   if (fusedGateEnabled(logits, o, options)) return tokenChoiceFused(logits, S, o, options);
   const E = o.numExperts, k = o.k;
-  const training = options.training ?? true;
   const gates = T.softmax(logits, -1);
   const sel = options.selectLogits ?? logits;
 
@@ -116,16 +116,8 @@ function tokenChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, opti
     checkScores('rtsPriorities', pr, [S, k]);
     priority = pr;
   } else if (o.dropPolicy === 'probs') priority = T.noGrad(() => T.gather(gates, 1, expertIndex));
-  const C0 = o.dropTokens ? capacity(S, E, training ? o.capacityFactor : o.evalCapacityFactor, k, o.minCapacity) : S * k;
-  const a = T.moeAssign(expertIndex, { numExperts: E, capacity: C0, priority, withRows: true });
+  const { assigned: a, capacity: C, dropped } = assignTokenSlots(expertIndex, priority, S, o, options);
   const { slot, countsBefore, countsAfter } = a;
-  const before = countsBefore.dataSync() as BigInt64Array, after = countsAfter.dataSync() as BigInt64Array;
-  let C = C0, dropped = 0, maxCount = 0;
-  for (let e = 0; e < E; e++) {
-    dropped += Number(before[e]! - after[e]!);
-    maxCount = Math.max(maxCount, Number(before[e]));
-  }
-  if (!o.dropTokens) C = options.reduceCapacity ? options.reduceCapacity(maxCount) : maxCount;
 
   // balance loss from the counts before dropping: first choices for k ≤ 2, all for k > 2
   const expCounts = k > 2 ? countsBefore : a.countsFirst!;

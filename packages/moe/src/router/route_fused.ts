@@ -13,8 +13,9 @@
  * any device.
  */
 import * as T from '@vlmoe/tensor';
-import { capacity, gateEps, resolveRouterOptions, type ResolvedRouterOptions } from './options.js';
+import { gateEps, resolveRouterOptions, type ResolvedRouterOptions } from './options.js';
 import type { GateOutput, RouteOptions } from './route.js';
+import { assignTokenSlots } from './assign.js';
 
 /** Why the fused gating cannot serve these logits and options, or null when it can. */
 export function fusedGateUnsupported(logits: T.Tensor, o: ResolvedRouterOptions, options: RouteOptions): string | null {
@@ -50,19 +51,10 @@ export function routeFused(logits: T.Tensor, options: RouteOptions): GateOutput 
 /** The fused token-choice path (options already checked). */
 export function tokenChoiceFused(logits: T.Tensor, S: number, o: ResolvedRouterOptions, options: RouteOptions): GateOutput {
   const E = o.numExperts, k = o.k;
-  const training = options.training ?? true;
   const g = T.moeGate(logits, k, { withTopValue: o.dropPolicy === 'probs', withLse: true });
-  const C0 = o.dropTokens ? capacity(S, E, training ? o.capacityFactor : o.evalCapacityFactor, k, o.minCapacity) : S * k;
-  const a = T.moeAssign(g.expertIndex, { numExperts: E, capacity: C0, priority: g.topValue, withRows: true });
+  const { assigned: a, capacity: C, dropped } = assignTokenSlots(g.expertIndex, g.topValue ?? null, S, o, options);
   g.topValue?.dispose();
   const { slot, countsBefore, countsAfter } = a;
-  const before = countsBefore.dataSync() as BigInt64Array, after = countsAfter.dataSync() as BigInt64Array;
-  let C = C0, dropped = 0, maxCount = 0;
-  for (let e = 0; e < E; e++) {
-    dropped += Number(before[e]! - after[e]!);
-    maxCount = Math.max(maxCount, Number(before[e]));
-  }
-  if (!o.dropTokens) C = options.reduceCapacity ? options.reduceCapacity(maxCount) : maxCount;
 
   // balance loss from the counts before dropping: first choices for k ≤ 2, all for k > 2;
   // route.ts's k = 1 (E·Σ me·ce) and k ≥ 2 (mean(me·ce)·E²/(k > 2 ? k : 1)) as one scale

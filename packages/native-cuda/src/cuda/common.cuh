@@ -90,6 +90,22 @@ __device__ __forceinline__ A block_sum(A v, A* sh) {
   return r;
 }
 
+// Warp-wide max / sum (every lane gets the result; all 32 lanes must call).
+template <class A>
+__device__ __forceinline__ A warp_max(A v) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const A u = __shfl_xor_sync(0xffffffffu, v, o);
+    v = u > v ? u : v;
+  }
+  return v;
+}
+
+template <class A>
+__device__ __forceinline__ A warp_sum(A v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
 template <class A>
 __device__ __forceinline__ A block_max(A v, A* sh) {
   for (int o = 16; o > 0; o >>= 1) {

@@ -26,20 +26,8 @@ constexpr int kWarps = cu::kBlock / 32;
 constexpr int kPerLane = int(kMoeGateMaxExpertsCuda / 32);
 constexpr int kNone = 0x7fffffff;
 
-template <class A>
-__device__ __forceinline__ A warp_max(A v) {
-  for (int o = 16; o > 0; o >>= 1) {
-    const A u = __shfl_xor_sync(0xffffffffu, v, o);
-    v = u > v ? u : v;
-  }
-  return v;
-}
-
-template <class A>
-__device__ __forceinline__ A warp_sum(A v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
+using cu::warp_max;
+using cu::warp_sum;
 
 struct GateParams {
   int64_t S, E, k, P;
