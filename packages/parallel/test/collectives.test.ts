@@ -95,6 +95,32 @@ describe('shm process group', () => {
     expect(r.out).toMatch(/vlmoe-run: rank 1 exited with status 7/);
   });
 
+  test('single-process groups started side by side with the same name do not collide, nor touch another job\'s segment', async () => {
+    // as `vlmoe bench` lanes: every one a world of 1 on the default MASTER_ADDR / MASTER_PORT,
+    // while another job's segment of that name exists (a group of one maps private memory)
+    const { spawn } = await import('node:child_process');
+    const { writeFileSync, readFileSync, rmSync } = await import('node:fs');
+    writeFileSync('/dev/shm/vlmoe-test-same-name', 'another job');
+    const script = `import { ShmProcessGroup } from ${JSON.stringify(fileURLToPath(new URL('../dist/index.js', import.meta.url)))};
+      import * as T from '@vlmoe/tensor';
+      const pg = new ShmProcessGroup({ name: '/vlmoe-test-same-name', rank: 0, size: 1 });
+      const t = T.tensor([1, 2]); pg.allReduce(t, 'sum'); pg.barrier(); pg.destroy();
+      console.log('ok', Array.from(t.dataSync()).join(','));`;
+    const runs = Array.from({ length: 6 }, () => new Promise<{ code: number | null; out: string }>((resolve) => {
+      const p = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('..', import.meta.url)) });
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      p.stderr.on('data', (d) => (out += d));
+      p.on('close', (code) => resolve({ code, out }));
+    }));
+    for (const r of await Promise.all(runs)) {
+      expect(r.code, r.out).toBe(0);
+      expect(r.out).toContain('ok 1,2');
+    }
+    expect(readFileSync('/dev/shm/vlmoe-test-same-name', 'utf8')).toBe('another job');
+    rmSync('/dev/shm/vlmoe-test-same-name');
+  });
+
   test('the launcher rejects bad arguments with its usage', () => {
     const r = spawnSync(process.execPath, [launcher, '--nproc', '0', 'x.js'], { encoding: 'utf8' });
     expect(r.status).toBe(2);

@@ -163,9 +163,14 @@ ShmComm::ShmComm(const std::string& name, int rank, int world, size_t slot_bytes
   static_assert(sizeof(Header) <= kHeaderBytes, "shm header too large");
   map_bytes_ = kHeaderBytes + 2 * slot_bytes_ * static_cast<size_t>(world);
   const int64_t deadline = now_ms() + timeout_ms;
-  if (rank == 0) {
+  if (world == 1) {
+    // nobody to share with: private memory, no name (single-process jobs started side by
+    // side with the same MASTER_PORT would otherwise race for one segment name)
+  } else if (rank == 0) {
     shm_unlink(name.c_str());  // a stale segment of a crashed job with the same name
     fd_ = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    if (fd_ < 0 && errno == EEXIST)
+      throw std::runtime_error("shm: cannot create segment " + name + ": another job on this machine is creating it right now (same MASTER_ADDR / MASTER_PORT?): give each job its own MASTER_PORT");
     if (fd_ < 0) throw std::runtime_error("shm: cannot create segment " + name + ": " + std::strerror(errno));
     if (ftruncate(fd_, static_cast<off_t>(map_bytes_)) != 0) {
       const std::string err = std::strerror(errno);
@@ -186,11 +191,12 @@ ShmComm::ShmComm(const std::string& name, int rank, int world, size_t slot_bytes
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   }
-  void* p = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  void* p = world == 1 ? mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
+                        : mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
   if (p == MAP_FAILED) {
     const std::string err = std::strerror(errno);
-    close(fd_);
-    if (rank == 0) shm_unlink(name.c_str());
+    if (fd_ >= 0) close(fd_);
+    if (rank == 0 && world > 1) shm_unlink(name.c_str());
     throw std::runtime_error("shm: cannot map segment " + name + ": " + err);
   }
   base_ = static_cast<char*>(p);
@@ -221,7 +227,7 @@ ShmComm::ShmComm(const std::string& name, int rank, int world, size_t slot_bytes
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  if (rank == 0) shm_unlink(name.c_str());  // mapped by everyone: the name is no longer needed
+  if (rank == 0 && world > 1) shm_unlink(name.c_str());  // mapped by everyone: the name is no longer needed
   // Single-copy transfers (Linux cross-memory attach, as OpenMPI's vader uses): a receiver
   // reads the sender's buffer with process_vm_readv. Allowed between our own processes once
   // each lets any process trace it (Yama); probed here, used only if every rank can.

@@ -3,6 +3,8 @@
 // The ranks of one group are separate processes on one machine. Rank 0 creates a POSIX
 // shared-memory segment (shm_open + mmap), the others attach to it by name; once all are
 // attached rank 0 unlinks the name, so nothing is left in /dev/shm even if the job crashes.
+// A group of one maps private memory instead: no name, so single-process jobs started side
+// by side with the same name never collide.
 //
 // Segment: a header (per-rank arrival counters, pids, published split sizes) and, per rank,
 // a staging slot and a result slot of `slot_bytes` each. A collective moves data in chunks
