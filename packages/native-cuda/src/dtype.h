@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace vlmoe {
 
@@ -73,6 +74,14 @@ auto dispatch_float(DType t, const char* op, F&& f) {
     case DType::f64: return f(double{});
     default: throw std::invalid_argument(std::string(op) + ": expected a floating dtype, got " + dtype_name(t));
   }
+}
+
+// dispatch_float for a CPU kernel whose CUDA twin also takes bfloat16 / float16 storage: the
+// error for a half dtype says where it is supported.
+template <class F>
+auto dispatch_float_cpu(DType t, const char* op, F&& f) {
+  if (is_half(t)) throw std::invalid_argument(std::string(op) + ": " + dtype_name(t) + " is supported on CUDA only; cast to float32 on the CPU");
+  return dispatch_float(t, op, std::forward<F>(f));
 }
 
 }  // namespace vlmoe

@@ -69,15 +69,6 @@ void backward_rows(const CrossEntropyArgs& a, const T* x, const I* tgt, const T*
   });
 }
 
-template <class F>
-void with_float(DType t, const char* op, F&& f) {
-  if (t == DType::f32) f(float{});
-  else if (t == DType::f64) f(double{});
-  else if (is_half(t))
-    throw std::invalid_argument(std::string(op) + ": " + dtype_name(t) + " logits are supported on CUDA only; cast them to float32 on the CPU");
-  else throw std::invalid_argument(std::string(op) + ": expected floating logits, got " + dtype_name(t));
-}
-
 }  // namespace
 
 void cross_entropy_check_targets(const CrossEntropyArgs& a, const void* target) {
@@ -94,7 +85,7 @@ void cross_entropy_check_targets(const CrossEntropyArgs& a, const void* target) 
 }
 
 void cross_entropy_forward(DType t, const CrossEntropyArgs& a, const void* logits, const void* target, void* loss, void* lse) {
-  with_float(t, "cross_entropy", [&](auto ttag) {
+  dispatch_float_cpu(t, "cross_entropy", [&](auto ttag) {
     using T = decltype(ttag);
     cross_entropy_check_targets(a, target);
     with_target_type(a.target_dtype, [&](auto itag) {
@@ -105,7 +96,7 @@ void cross_entropy_forward(DType t, const CrossEntropyArgs& a, const void* logit
 }
 
 void cross_entropy_backward(DType t, const CrossEntropyArgs& a, const void* logits, const void* target, const void* lse, const void* g, void* dlogits) {
-  with_float(t, "cross_entropy_backward", [&](auto ttag) {
+  dispatch_float_cpu(t, "cross_entropy_backward", [&](auto ttag) {
     using T = decltype(ttag);
     cross_entropy_check_targets(a, target);
     with_target_type(a.target_dtype, [&](auto itag) {

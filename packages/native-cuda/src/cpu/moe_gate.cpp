@@ -16,15 +16,6 @@ namespace vlmoe {
 
 namespace {
 
-template <class F>
-void with_float(DType t, const char* op, F&& f) {
-  if (t == DType::f32) f(float{});
-  else if (t == DType::f64) f(double{});
-  else if (is_half(t))
-    throw std::invalid_argument(std::string(op) + ": " + dtype_name(t) + " logits are supported on CUDA only; cast them to float32 on the CPU");
-  else throw std::invalid_argument(std::string(op) + ": expected floating logits, got " + dtype_name(t));
-}
-
 int64_t row_grain(int64_t E) { return std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, E)); }
 
 template <class T>
@@ -143,7 +134,7 @@ void backward_rows(const MoeGateArgs& a, const T* gates, const int64_t* index, c
 }  // namespace
 
 void moe_gate_forward(DType t, const MoeGateArgs& a, const void* logits, void* gates, int64_t* index, double* topval, double* col_partial, void* lse) {
-  with_float(t, "moe_gate", [&](auto tag) {
+  dispatch_float_cpu(t, "moe_gate", [&](auto tag) {
     using T = decltype(tag);
     gate_rows<T>(a, static_cast<const T*>(logits), static_cast<T*>(gates), index, topval, static_cast<T*>(lse));
     column_partials<T>(a, static_cast<const T*>(gates), col_partial);
@@ -152,7 +143,7 @@ void moe_gate_forward(DType t, const MoeGateArgs& a, const void* logits, void* g
 
 void moe_combine_forward(DType g, const MoeGateArgs& a, const void* gates, const int64_t* index, const int64_t* slot, const double* col_partial,
                          const int64_t* counts, const void* lse, void* cw, void* aux, void* z) {
-  with_float(g, "moe_combine", [&](auto tag) {
+  dispatch_float_cpu(g, "moe_combine", [&](auto tag) {
     using T = decltype(tag);
     combine_rows<T>(a, static_cast<const T*>(gates), index, slot, static_cast<T*>(cw));
     const double S = double(a.S);
@@ -174,7 +165,7 @@ void moe_combine_forward(DType g, const MoeGateArgs& a, const void* gates, const
 
 void moe_gate_backward(DType t, const MoeGateArgs& a, const void* gates, const int64_t* index, const int64_t* slot, const int64_t* counts, const void* lse,
                        const void* g_gates, const void* g_cw, const void* g_aux, const void* g_z, void* dlogits) {
-  with_float(t, "moe_gate_backward", [&](auto tag) {
+  dispatch_float_cpu(t, "moe_gate_backward", [&](auto tag) {
     using T = decltype(tag);
     backward_rows<T>(a, static_cast<const T*>(gates), index, slot, counts, static_cast<const T*>(lse), static_cast<const T*>(g_gates), static_cast<const T*>(g_cw),
                      static_cast<const T*>(g_aux), static_cast<const T*>(g_z), static_cast<T*>(dlogits));
