@@ -112,6 +112,29 @@ describe('DataLoader on captions (COCO-mini)', () => {
     expect(new Set(seen).size).toBe(650);
   });
 
+  test('W ranks with batch B hold the global batch of one process with batch B·W: same samples at the same global rows, same MLM masks', async () => {
+    const W = 3, B = 4, L = 40;
+    const one = await DataLoader.create(opts({ files: files.captions, batchSize: B * W, shuffle: true, mlm: { probability: 0.15 } }));
+    const global = await collect(one, 3);
+    await one.close();
+    for (let rank = 0; rank < W; rank++) {
+      const loader = await DataLoader.create(opts({ files: files.captions, batchSize: B, shuffle: true, rank, worldSize: W, mlm: { probability: 0.15 } }));
+      const mine = await collect(loader, 3);
+      await loader.close();
+      mine.forEach((b, i) => {
+        const g = global[i]!;
+        expect(b.globalSize).toBe(B * W);
+        expect(g.globalRow).toEqual(Int32Array.from({ length: B * W }, (_, j) => j));
+        expect(Array.from(b.globalRow)).toEqual(Array.from({ length: B }, (_, j) => j * W + rank));
+        b.globalRow.forEach((row, j) => {
+          expect([b.rowIndex[j], b.textIndex[j]]).toEqual([g.rowIndex[row], g.textIndex[row]]);
+          expect(b.mlmIds!.subarray(j * L, (j + 1) * L)).toEqual(g.mlmIds!.subarray(row * L, (row + 1) * L));
+          expect(b.mlmLabels!.subarray(j * L, (j + 1) * L)).toEqual(g.mlmLabels!.subarray(row * L, (row + 1) * L));
+        });
+      });
+    }
+  });
+
   test('resume: a loader restored from stateDict yields exactly the batches that would have come next', async () => {
     const a = await DataLoader.create(opts({ files: files.captions, mlm: { probability: 0.15 } }));
     const full = [...(await collect(a)), ...(await collect(a))]; // two epochs

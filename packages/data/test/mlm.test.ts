@@ -172,6 +172,24 @@ describe('maskTokens (token level)', () => {
     expect(same(b.labels.subarray(0, L), a.labels.subarray(0, L))).toBe(false);
   });
 
+  it('rowKeys: a row keyed k is masked as row k of an unkeyed batch, wherever it sits', () => {
+    const L = batch.length;
+    const a = maskTokens(batch, base(9));
+    // rows 5, 2, 9 taken out and keyed by their original index
+    const rows = [5, 2, 9];
+    const sub = { batchSize: 3, length: L, inputIds: new Int32Array(3 * L), specialTokensMask: new Uint8Array(3 * L) };
+    rows.forEach((r, j) => {
+      sub.inputIds.set(batch.inputIds.subarray(r * L, (r + 1) * L), j * L);
+      sub.specialTokensMask.set(batch.specialTokensMask.subarray(r * L, (r + 1) * L), j * L);
+    });
+    const b = maskTokens(sub, base(9, { rowKeys: rows }));
+    rows.forEach((r, j) => {
+      expect(same(b.labels.subarray(j * L, (j + 1) * L), a.labels.subarray(r * L, (r + 1) * L))).toBe(true);
+      expect(same(b.inputIds.subarray(j * L, (j + 1) * L), a.inputIds.subarray(r * L, (r + 1) * L))).toBe(true);
+    });
+    expect(() => maskTokens(sub, base(9, { rowKeys: [1, 2] }))).toThrow(/rowKeys has 2 entries for 3 rows/);
+  });
+
   it('edge cases: all-pad rows, length 1, empty batch', () => {
     const out = maskTokens(batch, base(1, { probability: 1 }));
     for (let b = 7; b < batch.batchSize; b += 50) {

@@ -92,6 +92,15 @@ export interface Batch {
   questionIds?: Float64Array;
   /** NLVR2: 1 for "True", 0 for "False". */
   labels?: Int32Array;
+  /**
+   * Where each row sits in the global batch — every rank's batch `index` of this epoch taken
+   * together, dealt the way the sampler deals (row j of rank r is global row j·W + r) — and
+   * that global batch's size. One process with batch B·W sees the same samples as W ranks
+   * with batch B, with row i at global row i. Randomness that must not depend on the layout
+   * (MLM masks, hard negatives, drop path) is keyed on it.
+   */
+  globalRow: Int32Array;
+  globalSize: number;
   /** Where each sample came from: file index, global row, and caption/question index. */
   fileIndex: Int32Array;
   rowIndex: Int32Array;
@@ -356,6 +365,8 @@ export class DataLoader implements AsyncIterable<Batch> {
       textMask: enc.attentionMask,
       specialTokensMask: enc.specialTokensMask,
       textShape: [m, L],
+      globalRow: Int32Array.from(keep, (k) => k * this.sampler.worldSize + this.sampler.rank),
+      globalSize: n * this.sampler.worldSize,
       fileIndex: Int32Array.from(keep, (k) => this.index.file[ids[k]!]!),
       rowIndex: Int32Array.from(keep, (k) => this.index.row[ids[k]!]!),
       textIndex: Int32Array.from(keep, (k) => this.index.sub[ids[k]!]!),
@@ -379,7 +390,9 @@ export class DataLoader implements AsyncIterable<Batch> {
         // a vocabulary with its special tokens first (ours) never draws them as random replacements
         numSpecialTokens: Math.max(t.padId, t.unkId, t.clsId, t.sepId, t.maskId) < 5 ? 5 : 0,
         seed: this.sampler.seed,
-        keys: [epoch, this.sampler.rank, b],
+        // a sample's mask depends on its position in the epoch's order, not on its rank or batch
+        keys: [epoch],
+        rowKeys: Int32Array.from(keep, (k) => (start + k) * this.sampler.worldSize + this.sampler.rank),
       });
       out.mlmIds = masked.inputIds;
       out.mlmLabels = masked.labels;

@@ -9,7 +9,7 @@
  * original id at selected positions and -100 elsewhere. Special tokens and padding
  * (specialTokensMask = 1) are never selected.
  *
- * Randomness: row b uses `Rng.forKey(seed, ...keys, b)`, so a row's masking depends only on the
+ * Randomness: row b uses `Rng.forKey(seed, ...keys, rowKeys?.[b] ?? b)`, so a row's masking depends only on the
  * seed, the keys and the row's own content (not on the other rows of the batch). Draw order within
  * a row: for each position left to right, one uniform for the selection (per word in whole-word
  * mode, drawn at the word's first piece) and, for a selected token, one uniform for the
@@ -31,6 +31,12 @@ export interface MaskOptions {
   seed: number;
   /** Extra integers mixed into the seed, e.g. [epoch, batchIndex]. */
   keys?: number[];
+  /**
+   * One integer per row that replaces the row's index as the last key (e.g. the sample's
+   * position in the epoch's order), so a row's masking does not depend on which batch or
+   * rank it landed in.
+   */
+  rowKeys?: ArrayLike<number>;
   /** Share of selected tokens replaced by [MASK] (default 0.8). */
   replaceProb?: number;
   /** Share of selected tokens replaced by a random token (default 0.1); the rest are kept. */
@@ -70,6 +76,8 @@ export function maskTokens(batch: MaskableBatch, options: MaskOptions): MaskedBa
   if (inputIds.length !== n) throw new RangeError(`maskTokens: inputIds has ${inputIds.length} elements, expected ${B}x${L}=${n}`);
   if (specialTokensMask.length !== n) throw new RangeError(`maskTokens: specialTokensMask has ${specialTokensMask.length} elements, expected ${n}`);
   if (wholeWord && !wordIds) throw new RangeError('maskTokens: wholeWord needs wordIds');
+  const rowKeys = options.rowKeys;
+  if (rowKeys && rowKeys.length !== B) throw new RangeError(`maskTokens: rowKeys has ${rowKeys.length} entries for ${B} rows`);
   if (wordIds && wordIds.length !== n) throw new RangeError(`maskTokens: wordIds has ${wordIds.length} elements, expected ${n}`);
   checkProb('probability', p);
   checkProb('replaceProb', replaceProb);
@@ -84,7 +92,7 @@ export function maskTokens(batch: MaskableBatch, options: MaskOptions): MaskedBa
   const selectedWords = new Map<number, boolean>();
 
   for (let b = 0; b < B; b++) {
-    const rng = Rng.forKey(seed, ...keys, b);
+    const rng = Rng.forKey(seed, ...keys, rowKeys ? rowKeys[b]! : b);
     const off = b * L;
     selectedWords.clear();
     for (let i = off; i < off + L; i++) {

@@ -73,6 +73,8 @@ export function textOnlyBatch(tokenizer: BertTokenizer, texts: string[], maxText
     textMask: enc.attentionMask,
     specialTokensMask: enc.specialTokensMask,
     textShape: [n, enc.length],
+    globalRow: Int32Array.from({ length: n }, (_, i) => i),
+    globalSize: n,
     fileIndex: new Int32Array(n),
     rowIndex: new Int32Array(n),
     textIndex: new Int32Array(n),
