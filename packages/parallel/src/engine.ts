@@ -35,6 +35,7 @@ import { createParallelGroups, type ParallelGroups } from './groups.js';
 import type { ProcessGroup } from './process_group.js';
 import { OverlappedReducer } from './overlap.js';
 import { LossScaler } from './loss_scaler.js';
+import { wireModel } from './wiring.js';
 
 type Optim = T.optim.Optimizer<T.optim.BaseHyper>;
 
@@ -146,6 +147,8 @@ export class DistributedEngine implements Engine {
     if (o.groups && o.groups.expertParallelSize !== this.config.expertParallel)
       throw new Error(`initialize: the given groups have expert-parallel size ${o.groups.expertParallelSize}, the config says ${this.config.expertParallel}`);
     this.groups = o.groups ?? createParallelGroups(world, this.config.expertParallel);
+    // the layout goes into the model before its parameters are listed (MoE layers keep their share of the experts)
+    wireModel(o.model, this.groups);
     const named = [...o.model.namedParameters()];
     if (!named.length) throw new Error('initialize: the model has no parameters');
     const dense = named.filter(([, p]) => !p.tags.expert), expert = named.filter(([, p]) => p.tags.expert);

@@ -15,3 +15,4 @@ export { loadCheckpointWeights } from './checkpoint.js';
 export { resolveConfig, type DeepSpeedConfig, type ResolvedConfig } from './config.js';
 export { LossScaler, type LossScalerOptions, type LossScalerState } from './loss_scaler.js';
 export { createParallelGroups, type ParallelGroups } from './groups.js';
+export { wireModel, isExpertParallelLayer, isDataParallelModule, type ExpertParallelLayer, type DataParallelModule } from './wiring.js';

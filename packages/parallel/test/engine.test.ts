@@ -114,3 +114,12 @@ describe('engine: data parallel and ZeRO give the single-process result', () => 
     }
   });
 });
+
+describe('engine: wiring the expert-parallel layout into the model', () => {
+  test('refuses what it cannot honour (no MoE layer, stray expert parameters, experts not divisible) before any step; hands the groups to a model that takes them', () => {
+    const r = spawnSync(process.execPath, [launcher, '--nproc', '2', worker('wiring.mjs')], { encoding: 'utf8', timeout: 120_000 });
+    const out = `${r.stdout}\n${r.stderr}`;
+    expect(out.match(/wiring ok/g)?.length, out).toBe(2);
+    expect(r.status, out).toBe(0);
+  });
+});

@@ -118,6 +118,30 @@ describe('nn.Module', () => {
     expect(ls.forward(T.ones([3, 2])).toArray()).toEqual([[0.1, 0.1], [0.1, 0.1], [0.1, 0.1]].map((r) => r.map((v) => Math.fround(v))));
   });
 
+  it('DropPath with a sample index: W ranks drop the samples one process drops (rows of a global batch)', () => {
+    const W = 3, B = 4, p = 0.5;
+    const x = T.arange(1, W * B + 1, 1, { dtype: 'float32' }).reshape(W * B, 1, 1).expand(W * B, 2, 2).contiguous();
+    const one = new nn.DropPath(p, new T.Generator(5));
+    // one process: rows 0..11 of 12, twice (the generator advances by the global batch each call)
+    const whole = [0, 1].map(() => one.forward(x, { rows: Array.from({ length: W * B }, (_, i) => i), total: W * B }).toArray() as number[][][]);
+    // the default path draws per local row: the same draws when the batch is the global one
+    expect(new nn.DropPath(p, new T.Generator(5)).forward(x).toArray()).toEqual(whole[0]);
+    for (let r = 0; r < W; r++) {
+      const dp = new nn.DropPath(p, new T.Generator(5));
+      const rows = Array.from({ length: B }, (_, j) => j * W + r);
+      const local = T.indexSelect(x, 0, T.tensor(rows, { dtype: 'int64' }));
+      for (const call of [0, 1]) {
+        const y = dp.forward(local, { rows, total: W * B }).toArray() as number[][][];
+        rows.forEach((g, j) => expect(y[j]).toEqual(whole[call]![g]));
+      }
+    }
+    const kept = whole[0]!.filter((s) => s[0]![0] !== 0).length;
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThan(W * B);
+    expect(() => one.forward(x, { rows: [0, 1], total: 12 })).toThrow(/2 entries for a batch of 12/);
+    expect(() => one.forward(x.narrow(0, 0, 1), { rows: [12], total: 12 })).toThrow(/outside \[0, total = 12\)/);
+  });
+
   it('init functions are seeded and have the right statistics', () => {
     const t = T.empty([200, 300]);
     nn.init.truncNormal_(t, { std: 0.02, a: -0.04, b: 0.04, generator: new T.Generator(1) });

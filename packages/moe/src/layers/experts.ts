@@ -33,7 +33,10 @@ export class Experts extends T.nn.Module {
   b1: T.nn.Parameter;
   w2: T.nn.Parameter;
   b2: T.nn.Parameter;
-  readonly numExperts: number;
+  /** Experts held here (all of them, or this rank's share under expert parallelism). */
+  numExperts: number;
+  /** Global index of the first expert held here (0 unless `keepExperts` cut the pool). */
+  firstExpert = 0;
   readonly hiddenSize: number;
   readonly ffnHiddenSize: number;
   readonly activation: ExpertActivation;
@@ -80,6 +83,23 @@ export class Experts extends T.nn.Module {
       else T.fill_(ex.b2, 0);
     });
     return ex;
+  }
+
+  /**
+   * Keeps experts [first, first + count) and frees the rest (expert parallelism: each rank
+   * keeps its slice of the pool it built, so the initial weights do not depend on the layout).
+   */
+  keepExperts(first: number, count: number): void {
+    if (!(Number.isInteger(first) && Number.isInteger(count) && first >= 0 && count >= 1 && first + count <= this.numExperts))
+      throw new RangeError(`Experts.keepExperts: [${first}, ${first + count}) is not a range of the ${this.numExperts} experts held`);
+    if (count === this.numExperts) return;
+    for (const k of ['w1', 'b1', 'w2', 'b2'] as const) {
+      const old = this[k];
+      this[k] = new T.nn.Parameter(T.noGrad(() => T.clone(old.narrow(0, first, count))), { tags: old.tags });
+      old.dispose();
+    }
+    this.firstExpert += first;
+    this.numExperts = count;
   }
 
   /**

@@ -16,6 +16,7 @@
  * experts are local.
  */
 import * as T from '@vlmoe/tensor';
+import type { ExpertParallelLayer } from '@vlmoe/parallel';
 import { TopKGate } from '../router/gate.js';
 import type { DropPolicy, NoisyGatePolicy } from '../router/options.js';
 import { compactRows, type GateOutput, type RoutingPolicy } from '../router/route.js';
@@ -88,15 +89,19 @@ export interface MoEOutput {
   capacity: number;
 }
 
-export class MoE extends T.nn.Module {
+function reduceCapacityOf(group: ExpertGroup | null): ((localMax: number) => number) | undefined {
+  return group?.maxCount ? (m: number) => group.maxCount!(m) : undefined;
+}
+
+export class MoE extends T.nn.Module implements ExpertParallelLayer {
   gate: TopKGate;
   experts: Experts;
   mlp: T.nn.FeedForward | null = null;
   coefficient: T.nn.Linear | null = null;
   readonly hiddenSize: number;
   readonly numExperts: number;
-  readonly numLocalExperts: number;
-  private readonly _group: ExpertGroup | null;
+  numLocalExperts: number;
+  private _group: ExpertGroup | null;
 
   constructor(o: MoEOptions) {
     super();
@@ -109,9 +114,8 @@ export class MoE extends T.nn.Module {
     const P = this._group?.size ?? 1;
     if (!(Number.isInteger(P) && P >= 1 && o.numExperts % P === 0)) throw new Error(`MoE: numExperts = ${o.numExperts} must divide evenly over the expert-parallel group of size ${P}`);
     this.numLocalExperts = o.numExperts / P;
-    const group = this._group;
-    const reduceCapacity = group?.maxCount ? (m: number) => group.maxCount!(m) : undefined;
-    this.gate = new TopKGate({ ...o, hiddenSize: o.hiddenSize, dtype: o.dtype === 'float64' ? 'float64' : 'float32', reduceCapacity });
+    this.gate = new TopKGate({ ...o, hiddenSize: o.hiddenSize, dtype: o.dtype === 'float64' ? 'float64' : 'float32' });
+    this.gate.setReduceCapacity(reduceCapacityOf(this._group));
     const h = o.expert ? o.expert.hidden : o.ffnHiddenSize!;
     this.experts = o.expert
       ? Experts.fromFeedForward(o.expert, this.numLocalExperts, { dropout: o.dropout, generator: o.generator })
@@ -126,6 +130,33 @@ export class MoE extends T.nn.Module {
       });
       this.coefficient = new T.nn.Linear(o.hiddenSize, 2, { dtype: o.dtype, generator: o.generator });
     }
+  }
+
+  /** The expert-parallel group this layer dispatches through (null: every expert is local). */
+  get expertGroup(): ExpertGroup | null {
+    return this._group;
+  }
+
+  /**
+   * Spreads the experts over an expert-parallel group after construction — what the engine
+   * does for every MoE layer of the model it wraps (DeepSpeed's `set_deepspeed_parallelism`):
+   * this rank keeps experts [rank·L, (rank+1)·L), L = numExperts / P, of the E it built and
+   * frees the others, and tokens go to their experts by all-to-all from now on. Building
+   * every expert and keeping a slice gives the same initial weights on any layout.
+   */
+  setExpertParallelGroup(group: ExpertGroup): void {
+    const P = group.size;
+    if (this._group) {
+      if (this._group.size === P && this._group.rank === group.rank) return;
+      throw new Error(`MoE: the layer already spreads its experts over a group of ${this._group.size}; cannot move it to a group of ${P}`);
+    }
+    if (!(Number.isInteger(P) && P >= 1 && this.numExperts % P === 0)) throw new Error(`MoE: numExperts = ${this.numExperts} must divide evenly over the expert-parallel group of size ${P}`);
+    if (P === 1) return;
+    const L = this.numExperts / P;
+    this.experts.keepExperts(group.rank * L, L);
+    this.numLocalExperts = L;
+    this._group = group;
+    this.gate.setReduceCapacity(reduceCapacityOf(group));
   }
 
   /** Routing only (no experts run): the gate's decisions for tokens x [..., d]. */

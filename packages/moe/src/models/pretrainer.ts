@@ -5,7 +5,8 @@
  * the weighted MoE losses of every pass. Loss = wItc·ITC + wItm·ITM + wMlm·MLM + MoE.
  */
 import * as T from '@vlmoe/tensor';
-import { ITCHead, ITMHead, MLMHead, Pooler, sampleHardNegatives, type ITCGather } from './heads.js';
+import { allGatherRows, type DataParallelModule, type ProcessGroup } from '@vlmoe/parallel';
+import { ITCHead, ITMHead, MLMHead, Pooler, sampleHardNegatives } from './heads.js';
 import { VLMo } from './vlmo.js';
 import type { VLMoConfig } from './config.js';
 
@@ -17,8 +18,10 @@ export interface PretrainBatch {
   mask: T.Tensor;
   mlmIds: T.Tensor;
   mlmLabels: T.Tensor;
-  /** Draws the hard negatives. */
+  /** Draws the hard negatives (seed it by the step, the same on every rank). */
   generator: T.Generator;
+  /** Where the rows sit in the global batch (default: rows 0..B−1 of B, one process). */
+  samples?: T.nn.SampleIndex;
 }
 
 /** The typed-array batch a data loader yields (structurally @vlmoe/data's `Batch`). */
@@ -30,6 +33,8 @@ export interface PretrainArrays {
   textShape: [number, number];
   mlmIds?: Int32Array;
   mlmLabels?: Int32Array;
+  globalRow?: Int32Array;
+  globalSize?: number;
 }
 
 /** Tensors of a loader batch (MLM ids and labels required). */
@@ -38,7 +43,8 @@ export function pretrainBatchFrom(b: PretrainArrays, generator: T.Generator): Pr
   const [n, c, H, W] = b.imageShape;
   const L = b.textShape[1];
   const ints = (a: ArrayLike<number>) => T.tensor(a, { dtype: 'int64', shape: [n, L] });
-  return { image: T.tensor(b.images, { shape: [n, c, H, W] }), ids: ints(b.textIds), mask: ints(b.textMask), mlmIds: ints(b.mlmIds), mlmLabels: ints(b.mlmLabels), generator };
+  const samples = b.globalRow && b.globalSize !== undefined ? { rows: b.globalRow, total: b.globalSize } : undefined;
+  return { image: T.tensor(b.images, { shape: [n, c, H, W] }), ids: ints(b.textIds), mask: ints(b.textMask), mlmIds: ints(b.mlmIds), mlmLabels: ints(b.mlmLabels), generator, samples };
 }
 
 export interface PretrainLosses {
@@ -51,14 +57,32 @@ export interface PretrainLosses {
   dropped: number;
 }
 
-export class VLMoPretrainer extends T.nn.Module {
+/** Local rows → the same tensor's rows of every rank, rank after rank (no gradient). */
+function gatherRows(pg: ProcessGroup | null, x: T.Tensor): T.Tensor {
+  if (!pg || pg.size === 1) return x;
+  const out = T.empty([pg.size * x.shape[0]!, ...x.shape.slice(1)], { dtype: x.dtype, device: x.device });
+  pg.allGatherIntoTensor(out, T.contiguous(x));
+  return out;
+}
+
+/**
+ * VLMo / VL-MoE pretraining. On N data-parallel ranks (the engine hands it the group, or call
+ * `setDataParallelGroup`) every objective is computed over the global batch, so any layout
+ * gives the loss of one process on the whole batch (DESIGN principle 7):
+ * - ITC: negatives from every rank (VLMo's GatherLayer);
+ * - ITM: hard negatives drawn from the global batch's similarities (images and texts of
+ *   other ranks included, as VLMo gathers them), each sample's draw keyed by its global row;
+ * - MLM: the cross-entropy summed and divided by the global count of masked tokens;
+ * - stochastic depth by global row (`samples`).
+ * The MoE balance loss stays per rank (as DeepSpeed's `l_aux`): it is not linear in the tokens.
+ */
+export class VLMoPretrainer extends T.nn.Module implements DataParallelModule {
   backbone: VLMo;
   pooler: Pooler;
   itc: ITCHead;
   itm: ITMHead;
   mlm: MLMHead;
-  /** Widens the ITC negatives over data-parallel ranks (see `ITCHead.loss`; e.g. `allGatherRows`). */
-  gather?: ITCGather;
+  private _dp: ProcessGroup | null = null;
   constructor(config: VLMoConfig, readonly weights: { itc?: number; itm?: number; mlm?: number } = {}, opts: { generator?: T.Generator } = {}) {
     super();
     const g = opts.generator ?? new T.Generator(0);
@@ -70,21 +94,30 @@ export class VLMoPretrainer extends T.nn.Module {
     this.mlm = new MLMHead(d, this.backbone.config.vocabSize, { generator: g, dtype: this.backbone.config.dtype });
   }
 
+  /** The data-parallel group whose ranks' samples make up the global batch. */
+  setDataParallelGroup(group: ProcessGroup): void {
+    this._dp = group;
+  }
+
+  get dataParallelGroup(): ProcessGroup | null {
+    return this._dp;
+  }
+
   forward(x: PretrainBatch): PretrainLosses {
     const B = x.ids.shape[0]!;
     const bb = this.backbone;
-    const img = bb.forward({ image: x.image });
-    const txt = bb.forward({ textIds: x.ids, textMask: x.mask });
+    const dp = this._dp && this._dp.size > 1 ? this._dp : null;
+    const samples = x.samples ?? { rows: Array.from({ length: B }, (_, i) => i), total: B };
+    const img = bb.forward({ image: x.image, samples });
+    const txt = bb.forward({ textIds: x.ids, textMask: x.mask, samples });
     const { img: ie, txt: te } = this.itc.forward(img.hidden, txt.hidden);
-    const itc = this.itc.loss(ie, te, this.gather);
-    const fusedMlm = bb.forward({ textIds: x.mlmIds, textMask: x.mask, image: x.image });
-    const mlm = this.mlm.loss(fusedMlm.hidden.narrow(1, 0, fusedMlm.textLen), x.mlmLabels);
-    const neg = sampleHardNegatives(T.noGrad(() => T.matmul(ie, te.t())), x.generator);
-    const idx = (a: number[]) => T.tensor(a, { dtype: 'int64', device: x.ids.device });
-    const pos = bb.forward({ textIds: x.ids, textMask: x.mask, image: x.image });
-    const negImg = bb.forward({ textIds: x.ids, textMask: x.mask, image: T.indexSelect(x.image, 0, idx(neg.imageForText)) });
-    const ti = idx(neg.textForImage);
-    const negTxt = bb.forward({ textIds: T.indexSelect(x.ids, 0, ti), textMask: T.indexSelect(x.mask, 0, ti), image: x.image });
+    const itc = this.itc.loss(ie, te, dp ? { fn: (t) => allGatherRows(dp, t), rank: dp.rank } : undefined);
+    const fusedMlm = bb.forward({ textIds: x.mlmIds, textMask: x.mask, image: x.image, samples });
+    const mlm = this.mlmLoss(fusedMlm.hidden.narrow(1, 0, fusedMlm.textLen), x.mlmLabels, dp);
+    const neg = this.hardNegatives(ie, te, x, samples, dp);
+    const pos = bb.forward({ textIds: x.ids, textMask: x.mask, image: x.image, samples });
+    const negImg = bb.forward({ textIds: x.ids, textMask: x.mask, image: neg.image, samples });
+    const negTxt = bb.forward({ textIds: neg.ids, textMask: neg.mask, image: x.image, samples });
     const pooled = T.cat([pos, negImg, negTxt].map((o) => this.pooler.forward(o.hidden)), 0);
     const labels = T.tensor([...new Array<number>(B).fill(1), ...new Array<number>(2 * B).fill(0)], { dtype: 'int64', device: pooled.device });
     const itm = this.itm.loss(pooled, labels);
@@ -94,5 +127,41 @@ export class VLMoPretrainer extends T.nn.Module {
     const loss = T.add(T.add(T.add(T.mul(itc, w.itc), T.mul(itm, w.itm)), T.mul(mlm, w.mlm)), moe);
     // expert load: the fused pass of the real pairs (vision and text pools of every MoE block)
     return { loss, parts: { itc: itc.item(), itm: itm.item(), mlm: mlm.item(), moe: moe.item() }, expertCounts: pos.expertCounts, droppedBy: pos.droppedBy, dropped: passes.reduce((a, o) => a + o.dropped, 0) };
+  }
+
+  /**
+   * MLM cross-entropy over the masked tokens of the global batch: this rank's sum divided by
+   * the global count, times the world size (the engine averages gradients over the ranks).
+   */
+  private mlmLoss(textHidden: T.Tensor, labels: T.Tensor, dp: ProcessGroup | null): T.Tensor {
+    if (!dp) return this.mlm.loss(textHidden, labels);
+    const logits = this.mlm.forward(textHidden);
+    const V = logits.shape[2]!;
+    const sum = T.crossEntropy(logits.reshape(-1, V), labels.reshape(-1), { ignoreIndex: -100, reduction: 'sum' });
+    const count = T.noGrad(() => T.cast(T.sum(T.cast(T.ne(labels, -100), 'int64')), 'float64').reshape(1));
+    dp.allReduce(count, 'sum');
+    return T.mul(sum, dp.size / Math.max(1, count.item()));
+  }
+
+  /**
+   * One hard negative image per text and one text per image (VLMo), drawn from the ITC
+   * similarities of the global batch: rows are put in global-row order, so every layout
+   * draws the same negatives. Returns this rank's rows' negative inputs.
+   */
+  private hardNegatives(ie: T.Tensor, te: T.Tensor, x: PretrainBatch, samples: T.nn.SampleIndex, dp: ProcessGroup | null): { image: T.Tensor; ids: T.Tensor; mask: T.Tensor } {
+    return T.noGrad(() => {
+      const B = ie.shape[0]!, rank = dp?.rank ?? 0;
+      const rows = gatherRows(dp, T.tensor(Array.from(samples.rows), { dtype: 'int64', device: ie.device }));
+      const all = Array.from(rows.dataSync() as BigInt64Array, Number); // gathered index → global row
+      const order = all.map((_, i) => i).sort((a, b) => all[a]! - all[b]!); // global-row order → gathered index
+      const orderT = T.tensor(order, { dtype: 'int64', device: ie.device });
+      const sim = T.matmul(T.indexSelect(gatherRows(dp, ie.detach()), 0, orderT), T.indexSelect(gatherRows(dp, te.detach()), 0, orderT).t());
+      const neg = sampleHardNegatives(sim, x.generator);
+      const at = new Array<number>(order.length);
+      order.forEach((g, c) => (at[g] = c));
+      const mine = Array.from({ length: B }, (_, j) => at[rank * B + j]!);
+      const pick = (t: T.Tensor, list: number[]) => T.indexSelect(gatherRows(dp, t), 0, T.tensor(mine.map((c) => order[list[c]!]!), { dtype: 'int64', device: t.device }));
+      return { image: pick(x.image, neg.imageForText), ids: pick(x.ids, neg.textForImage), mask: pick(x.mask, neg.textForImage) };
+    });
   }
 }

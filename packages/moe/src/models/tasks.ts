@@ -14,7 +14,8 @@
  * per-layer expert counts of its (first) fused or image pass for the run's metrics.
  */
 import * as T from '@vlmoe/tensor';
-import { ITCHead, NLVRHead, Pooler, VQAHead, type ITCGather } from './heads.js';
+import { allGatherRows, type DataParallelModule, type ProcessGroup } from '@vlmoe/parallel';
+import { ITCHead, NLVRHead, Pooler, VQAHead } from './heads.js';
 import { VLMo, type VLMoOutput } from './vlmo.js';
 import type { VLMoConfig } from './config.js';
 
@@ -32,6 +33,8 @@ export interface TaskArrays {
   textShape: [number, number];
   vqaTargets?: Float32Array;
   labels?: Int32Array;
+  globalRow?: Int32Array;
+  globalSize?: number;
 }
 
 /** Tensors of one fine-tuning batch (what a task model's `forward` takes). */
@@ -47,6 +50,8 @@ export interface TaskBatch {
   targets?: T.Tensor;
   /** NLVR: [B] int, 1 = True. */
   labels?: T.Tensor;
+  /** Where the rows sit in the global batch of a data-parallel step (stochastic depth by sample). */
+  samples?: T.nn.SampleIndex;
 }
 
 export interface TaskOutput {
@@ -69,6 +74,7 @@ export function taskBatchFrom(task: TaskName, b: TaskArrays): TaskBatch {
     out.ids = T.tensor(b.textIds.subarray(0, n * L), { dtype: 'int64', shape: [n, L] });
     out.mask = T.tensor(b.textMask.subarray(0, n * L), { dtype: 'int64', shape: [n, L] });
   }
+  if (b.globalRow && b.globalSize !== undefined) out.samples = { rows: b.globalRow.subarray(0, n), total: b.globalSize };
   if (task === 'vqa' && b.vqaTargets) {
     const A = b.vqaTargets.length / b.imageShape[0];
     out.targets = T.tensor(b.vqaTargets.subarray(0, n * A), { shape: [n, A] });
@@ -117,7 +123,7 @@ export class VQAModel extends TaskModel {
   }
   private pass(x: TaskBatch): VLMoOutput {
     need(x, ['image', 'ids'], 'VQAModel');
-    return this.backbone.forward({ textIds: x.ids, textMask: x.mask, image: x.image });
+    return this.backbone.forward({ textIds: x.ids, textMask: x.mask, image: x.image, samples: x.samples });
   }
   /** Answer logits [B, answers]. */
   logits(x: TaskBatch): T.Tensor {
@@ -144,8 +150,8 @@ export class NLVRModel extends TaskModel {
   private passes(x: TaskBatch): [VLMoOutput, VLMoOutput] {
     need(x, ['image', 'image2', 'ids'], 'NLVRModel');
     return [
-      this.backbone.forward({ textIds: x.ids, textMask: x.mask, image: x.image, imageTokenType: 1 }),
-      this.backbone.forward({ textIds: x.ids, textMask: x.mask, image: x.image2, imageTokenType: 2 }),
+      this.backbone.forward({ textIds: x.ids, textMask: x.mask, image: x.image, imageTokenType: 1, samples: x.samples }),
+      this.backbone.forward({ textIds: x.ids, textMask: x.mask, image: x.image2, imageTokenType: 2, samples: x.samples }),
     ];
   }
   /** Logits [B, 2] (False, True). */
@@ -160,17 +166,19 @@ export class NLVRModel extends TaskModel {
   }
 }
 
-export class RetrievalModel extends TaskModel {
+export class RetrievalModel extends TaskModel implements DataParallelModule {
   readonly task = 'retrieval';
   itc: ITCHead;
-  constructor(config: VLMoConfig, opts: Opts & { gather?: ITCGather } = {}) {
+  private _dp: ProcessGroup | null = null;
+  constructor(config: VLMoConfig, opts: Opts = {}) {
     const g = opts.generator ?? new T.Generator(0);
     super(config, g);
     this.itc = new ITCHead(this.backbone.config.dim, { generator: g, dtype: this.backbone.config.dtype });
-    this.gather = opts.gather;
   }
-  /** Widens the contrastive negatives over data-parallel ranks (see `ITCHead.loss`). */
-  gather?: ITCGather;
+  /** The contrastive negatives come from every rank of this data-parallel group (the engine hands it over). */
+  setDataParallelGroup(group: ProcessGroup): void {
+    this._dp = group;
+  }
   /** L2-normalised image embeddings [B, e]. */
   encodeImages(x: TaskBatch): T.Tensor {
     need(x, ['image'], 'RetrievalModel.encodeImages');
@@ -183,10 +191,11 @@ export class RetrievalModel extends TaskModel {
   }
   forward(x: TaskBatch): TaskOutput {
     need(x, ['image', 'ids'], 'RetrievalModel');
-    const img = this.backbone.forward({ image: x.image });
-    const txt = this.backbone.forward({ textIds: x.ids, textMask: x.mask });
+    const img = this.backbone.forward({ image: x.image, samples: x.samples });
+    const txt = this.backbone.forward({ textIds: x.ids, textMask: x.mask, samples: x.samples });
     const { img: ie, txt: te } = this.itc.forward(img.hidden, txt.hidden);
-    return this.out(this.itc.loss(ie, te, this.gather), [img, txt]);
+    const dp = this._dp && this._dp.size > 1 ? this._dp : null;
+    return this.out(this.itc.loss(ie, te, dp ? { fn: (t) => allGatherRows(dp, t), rank: dp.rank } : undefined), [img, txt]);
   }
 }
 

@@ -25,6 +25,11 @@ export interface VLMoInput {
   image?: T.Tensor;
   /** Token type of the image tokens (default 1; NLVR's second image uses 2). */
   imageTokenType?: number;
+  /**
+   * Where the batch's rows sit in the global batch of a data-parallel step: stochastic depth
+   * then drops a sample the same way on any number of ranks (see `T.nn.SampleIndex`).
+   */
+  samples?: T.nn.SampleIndex;
 }
 
 export interface VLMoOutput {
@@ -72,11 +77,11 @@ class VLMoBlock extends T.nn.Module {
     if (index >= c.depth - c.vlBlocks) this.vl = new NormedFFN(d, new DenseFFN(d, c.ffnHidden, { dtype, generator: gen }), { eps: 1e-6, dtype });
   }
 
-  forward(x: T.Tensor, modality: number[], pass: Pass, mask: T.Tensor | undefined, acc: { aux: T.Tensor[]; z: T.Tensor[]; dropped: number; counts: Record<string, T.Tensor>; drops: Record<string, number> }): T.Tensor {
+  forward(x: T.Tensor, modality: number[], pass: Pass, mask: T.Tensor | undefined, samples: T.nn.SampleIndex | undefined, acc: { aux: T.Tensor[]; z: T.Tensor[]; dropped: number; counts: Record<string, T.Tensor>; drops: Record<string, number> }): T.Tensor {
     const [B, L, d] = x.shape as [number, number, number];
     let a = this.attn.forward(this.norm1.forward(x), mask);
     if (this.gamma1) a = this.gamma1.forward(a);
-    x = T.add(x, this.dropPath.forward(a));
+    x = T.add(x, this.dropPath.forward(a, samples));
     const flat = x.reshape(B * L, d);
     const r = pass === 'fused' && this.vl ? this.vl.forward(flat) : this.ffn.forward(flat, modality);
     acc.aux.push(r.auxLoss);
@@ -86,7 +91,7 @@ class VLMoBlock extends T.nn.Module {
     for (const [k, v] of Object.entries(r.droppedBy)) acc.drops[`blocks.${this.index}.${k}`] = v;
     let f = r.output.reshape(B, L, d);
     if (this.gamma2) f = this.gamma2.forward(f);
-    return T.add(x, this.dropPath.forward(f));
+    return T.add(x, this.dropPath.forward(f, samples));
   }
 }
 
@@ -182,7 +187,7 @@ export class VLMo extends T.nn.Module {
     const modality: number[] = [];
     for (let b = 0; b < B; b++) modality.push(...rowModality);
     const acc = { aux: [] as T.Tensor[], z: [] as T.Tensor[], dropped: 0, counts: {} as Record<string, T.Tensor>, drops: {} as Record<string, number> };
-    for (const blk of this.blocks.children()) x = (blk as VLMoBlock).forward(x, modality, pass, mask, acc);
+    for (const blk of this.blocks.children()) x = (blk as VLMoBlock).forward(x, modality, pass, mask, input.samples, acc);
     const hidden = this.norm.forward(x);
     const sum = (ts: T.Tensor[]) => ts.reduce((a, b) => T.add(a, b), T.zeros([], { dtype: this.config.dtype, device: hidden.device }));
     const auxLoss = sum(acc.aux), zLoss = sum(acc.z);

@@ -48,6 +48,11 @@ export class TopKGate extends T.nn.Module {
     this.wg = new T.nn.Linear(options.hiddenSize, this.options.numExperts, { bias: false, dtype: options.dtype ?? 'float32', generator: options.generator });
   }
 
+  /** Dropless capacity over an expert-parallel group: maps this rank's largest per-expert count to the group's. */
+  setReduceCapacity(fn: ((localMax: number) => number) | undefined): void {
+    this._o.reduceCapacity = fn;
+  }
+
   /** Router logits [S, E] for tokens x [S, d] (with Jitter noise in training). */
   logits(x: T.Tensor): T.Tensor {
     const dtype = this.wg.weight.dtype;

@@ -2,9 +2,9 @@
 import { type Generator } from '../generator.js';
 import { empty } from '../tensor.js';
 import { dropout } from '../ops/dropout.js';
-import { rand } from '../ops/creation.js';
+import { rand, tensor } from '../ops/creation.js';
 import { cast, div, gelu, lt, mul } from '../ops/elementwise.js';
-import { embedding } from '../ops/indexing.js';
+import { embedding, indexSelect } from '../ops/indexing.js';
 import { layerNorm } from '../ops/layernorm.js';
 import { linear } from '../ops/matmul.js';
 import { defaultGenerator } from '../generator.js';
@@ -112,18 +112,41 @@ export class LayerScale extends Module {
 }
 
 /**
+ * Where the rows of a local batch sit in the global batch of a data-parallel step: row i is
+ * sample `rows[i]` of `total`. A per-sample random draw made over the whole global batch
+ * and then picked by `rows` is the same whatever the number of ranks (DESIGN principle 7).
+ */
+export interface SampleIndex {
+  rows: ArrayLike<number>;
+  total: number;
+}
+
+/**
  * Stochastic depth: in training, zeroes the whole residual branch of a sample with
- * probability p and scales the kept ones by 1/(1-p); identity in eval.
+ * probability p and scales the kept ones by 1/(1-p); identity in eval. With `samples` the
+ * draws are made for the whole global batch and picked by row, so a sample is dropped the
+ * same way on any number of ranks (without it: one draw per local row, rows in order).
  */
 export class DropPath extends Module {
   constructor(readonly p = 0, readonly generator: Generator = defaultGenerator) {
     super();
     if (!(p >= 0 && p < 1)) throw new RangeError(`DropPath: p must be in [0, 1), got ${p}`);
   }
-  forward(x: Tensor): Tensor {
+  forward(x: Tensor, samples?: SampleIndex): Tensor {
     if (!this.training || this.p === 0) return x;
-    const shape = [x.shape[0]!, ...x.shape.slice(1).map(() => 1)];
-    const keep = cast(lt(rand(shape, { generator: this.generator, device: x.device, dtype: x.dtype as 'float32' }), 1 - this.p), x.dtype);
+    const B = x.shape[0]!;
+    const shape = [B, ...x.shape.slice(1).map(() => 1)];
+    const opts = { generator: this.generator, device: x.device, dtype: x.dtype as 'float32' };
+    let u: Tensor;
+    if (samples) {
+      if (samples.rows.length !== B) throw new Error(`DropPath: samples.rows has ${samples.rows.length} entries for a batch of ${B}`);
+      for (let i = 0; i < B; i++) {
+        const r = samples.rows[i]!;
+        if (!(Number.isInteger(r) && r >= 0 && r < samples.total)) throw new RangeError(`DropPath: samples.rows[${i}] = ${r} is outside [0, total = ${samples.total})`);
+      }
+      u = indexSelect(rand([samples.total], opts), 0, tensor(Array.from(samples.rows), { dtype: 'int64', device: x.device })).reshape(...shape);
+    } else u = rand(shape, opts);
+    const keep = cast(lt(u, 1 - this.p), x.dtype);
     return mul(x, div(keep, 1 - this.p));
   }
 }

@@ -14,8 +14,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
 import { AnswerVocab } from '@vlmoe/data';
-import { RetrievalModel, TASKS, createTaskModel, resolveVLMoConfig, taskBatchFrom, type TaskBatch, type TaskName } from '@vlmoe/moe';
-import { allGatherRows, initProcessGroup, loadCheckpointWeights } from '@vlmoe/parallel';
+import { TASKS, createTaskModel, resolveVLMoConfig, taskBatchFrom, type TaskBatch, type TaskName } from '@vlmoe/moe';
+import { initProcessGroup, loadCheckpointWeights } from '@vlmoe/parallel';
 import { checkConfig, readConfig, type FieldType } from './config.js';
 import type { Kind } from './dataset.js';
 import { evaluateRun } from './evaluate.js';
@@ -74,7 +74,6 @@ export async function finetune(configPath: string, opts: { resume?: boolean; sto
     const numAnswers = cfg.task === 'vqa' ? AnswerVocab.load(ds.answers).size : undefined;
     const modelGen = new T.Generator(cfg.seed);
     const model = createTaskModel(cfg.task, mc, { generator: modelGen, numAnswers });
-    if (model instanceof RetrievalModel && pg.size > 1) model.gather = { fn: (t) => allGatherRows(pg, t), rank: pg.rank };
     let initNote = 'random init';
     if (cfg.init) {
       const dir = checkpointsOf(cfg.init);

@@ -12,7 +12,7 @@
  */
 import * as T from '@vlmoe/tensor';
 import { VLMoPretrainer, parameterCount, pretrainBatchFrom, resolveVLMoConfig, type PretrainBatch } from '@vlmoe/moe';
-import { allGatherRows, initProcessGroup } from '@vlmoe/parallel';
+import { initProcessGroup } from '@vlmoe/parallel';
 import { checkConfig, readConfig, type FieldType } from './config.js';
 import { evaluateRun } from './evaluate.js';
 import { COMMON_SCHEMA, MODEL_SCHEMA, checkRecipe, openRecipeData, train, usageOf, type modelConfig, type CommonConfig, type ModelKeys, type TrainResult } from './trainer.js';
@@ -46,13 +46,12 @@ export async function pretrain(configPath: string, opts: { resume?: boolean; sto
     const { ds, tokenizer, mc } = await openRecipeData(cfg, configPath);
     const modelGen = new T.Generator(cfg.seed);
     const model = new VLMoPretrainer(mc, cfg.weights, { generator: modelGen });
-    // ITC negatives from every data-parallel rank (VLMo's GatherLayer)
-    if (pg.size > 1) model.gather = { fn: (t) => allGatherRows(pg, t), rank: pg.rank };
     const r = model.backbone.config;
     result = await train<PretrainBatch>({
       label: 'pretrain', cfg, pg, model, record: { recipe: 'pretrain', ...cfg, modelConfig: mc }, resume: opts.resume, stopAfter: opts.stopAfter,
       loader: { files: ds.file('captions', 'train'), tokenizer, image: { size: r.imageSize }, mlm: { probability: 0.15 } },
-      toBatch: (b, step) => pretrainBatchFrom(b, new T.Generator(cfg.seed * 1_000_003 + step * 97 + pg.rank)),
+      // the hard negatives' draws: a function of the seed and the step, the same on every rank
+      toBatch: (b, step) => pretrainBatchFrom(b, new T.Generator(cfg.seed * 1_000_003 + step * 97)),
       tokensPerSample: cfg.textLen + r.numPatches + 1,
       describe: describeModel(mc, cfg),
       generators: { model: modelGen },
