@@ -102,14 +102,17 @@ export async function run(a: Args): Promise<number> {
   return firstFailure || codes.find((c) => c !== 0) || 0;
 }
 
-const isMain = !!process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
-if (isMain) {
+/** The command: parses argv, runs the ranks, exits with their status. */
+export function main(argv: string[]): void {
   let args: Args;
   try {
-    args = parseArgs(process.argv.slice(2));
+    args = parseArgs(argv);
   } catch (e) {
     console.error((e as Error).message);
     process.exit(2);
   }
   run(args).then((code) => process.exit(code));
 }
+
+const isMain = !!process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+if (isMain) main(process.argv.slice(2));

@@ -94,6 +94,20 @@ describe('vlmoe pretrain: N ranks with expert parallelism and ZeRO = one process
     }
   }
 
+  test("the CLI README's expert-parallel smoke run, exactly as typed there, from the repository root", () => {
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    const readme = readFileSync(join(root, 'tools/cli/README.md'), 'utf8');
+    const line = readme.split('\n').find((l) => l.includes('recipes/ep-smoke.json') && l.startsWith('npx '));
+    expect(line, 'the README shows the smoke command').toBeDefined();
+    rmSync(join(root, 'runs', 'ep-smoke'), { recursive: true, force: true });
+    const r = spawnSync('bash', ['-c', line!], { cwd: root, encoding: 'utf8', env, timeout: 300_000 });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const rec = JSON.parse(readFileSync(join(root, 'runs', 'ep-smoke', 'config.json'), 'utf8')) as { world: number; experts: number; resolvedEngine: { expertParallel: number; stage: number } };
+    expect([rec.world, rec.experts, rec.resolvedEngine.expertParallel, rec.resolvedEngine.stage]).toEqual([2, 8, 2, 1]);
+    expect(readFileSync(join(root, 'runs', 'ep-smoke', 'metrics.jsonl'), 'utf8').trim().split('\n').length).toBe(6);
+    rmSync(join(root, 'runs', 'ep-smoke'), { recursive: true, force: true });
+  });
+
   test('an expert_parallel_size that does not divide the experts is refused before step 1, naming the layer', () => {
     const p = join(dir, 'odd.json');
     writeFileSync(p, JSON.stringify({ name: 'odd', data: join(dir, 'shapes'), runs, experts: 3, steps: 2, batch: 4, evalSplit: 'none', engine: { expert_parallel_size: 2 } }));
