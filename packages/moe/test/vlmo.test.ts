@@ -1,8 +1,55 @@
 import { describe, expect, test } from 'vitest';
 import * as T from '@vlmoe/tensor';
-import { VLMo, parameterCount, preset } from '../src/index.js';
+import { MoE, VLMo, VLMOE_ROUTING, parameterCount, parseVLMoConfig, preset, resolveRouterOptions, resolveVLMoConfig } from '../src/index.js';
 
 const gen = (s: number) => new T.Generator(s);
+
+describe('model config: one MoE option type, parsed strictly', () => {
+  const moeLayers = (m: VLMo) => [...m.modules()].filter((x): x is MoE => x instanceof MoE);
+
+  test('every MoE layer option reaches every MoE layer from the model config (router, policy, residual, sampling, activation, dropout)', () => {
+    const cfg = preset('tiny', { experts: 4, k: 2, moe: { numExperts: 4, k: 2, policy: 'token-choice', useResidual: true, top2SecondExpertSampling: true, activation: 'relu', dropout: 0.1, capacityFactor: 1.5, evalCapacityFactor: 3, minCapacity: 2, noisyGatePolicy: 'Jitter', dropTokens: false, blocks: [0, 2] } });
+    const m = new VLMo(cfg, { generator: gen(2) });
+    const layers = moeLayers(m);
+    expect(layers.length).toBe(2 * 2); // vision and text pools of blocks 0 and 2
+    for (const l of layers) {
+      expect(l.gate.policy).toBe('token-choice');
+      expect(l.gate.options).toMatchObject({ k: 2, capacityFactor: 1.5, evalCapacityFactor: 3, minCapacity: 2, noisyGatePolicy: 'Jitter', dropTokens: false });
+      expect(l.mlp).not.toBeNull();
+      expect(l.coefficient).not.toBeNull();
+      expect([l.experts.activation, l.experts.dropout]).toEqual(['relu', 0.1]);
+    }
+    // the residual MLP is counted
+    expect(parameterCount(cfg).total).toBe(m.parameterCount().total);
+    const ec = new VLMo(preset('tiny', { experts: 4, moe: { numExperts: 4, policy: 'expert-choice' } }), { generator: gen(2) });
+    for (const l of moeLayers(ec)) expect(l.gate.policy).toBe('expert-choice');
+  });
+
+  test('defaults are defined once: a bare MoE block gets the router defaults (DeepSpeed), a preset adds VL-MoE routing on top', () => {
+    const bare = resolveVLMoConfig({ ...preset('tiny'), moe: { numExperts: 4 } }).moe!;
+    expect(bare).toMatchObject(resolveRouterOptions({ numExperts: 4 }));
+    expect(bare).toMatchObject({ policy: 'token-choice', useResidual: false, top2SecondExpertSampling: false, activation: 'gelu', dropout: 0, blocks: [1, 3], auxLossWeight: 0.01, zLossWeight: 0.001 });
+    const p = resolveVLMoConfig(preset('tiny', { experts: 4 })).moe!;
+    expect(p).toMatchObject({ ...VLMOE_ROUTING, numExperts: 4, k: 1 });
+    // the layer built from the preset uses exactly the resolved options
+    for (const l of moeLayers(new VLMo(preset('tiny', { experts: 4 })))) expect(l.gate.options).toMatchObject({ capacityFactor: 1.25, evalCapacityFactor: 2, dropPolicy: 'probs' });
+  });
+
+  test('parseVLMoConfig: unknown keys name the key, the file and the nearest key; types and values are checked', () => {
+    const ok = { ...preset('tiny'), moe: { numExperts: 4, noisyGatePolicy: null }, layerScale: null };
+    expect(parseVLMoConfig(JSON.parse(JSON.stringify(ok)), 'run.json')).toEqual(ok);
+    const bad = (o: object, re: RegExp) => expect(() => parseVLMoConfig({ ...preset('tiny'), ...o }, 'run.json', 'model.')).toThrow(re);
+    bad({ detph: 4 }, /^run\.json: unknown key 'model\.detph' \(did you mean 'depth'\?\); known: dim, depth/);
+    bad({ moe: { numExperts: 4, Capacity_Factor: 2 } }, /unknown key 'model\.moe\.Capacity_Factor' \(did you mean 'capacityFactor'\?\)/);
+    bad({ moe: { numExperts: 4, routing: 'x' } }, /unknown key 'model\.moe\.routing'; known: numExperts/);
+    bad({ dim: '64' }, /'model\.dim' must be an integer, got "64"/);
+    bad({ moe: { numExperts: 4, k: 1.5 } }, /'model\.moe\.k' must be an integer, got 1\.5/);
+    bad({ moe: { numExperts: 4, policy: 'random' } }, /^run\.json: .*policy must be 'token-choice' or 'expert-choice', got 'random'/);
+    bad({ moe: { numExperts: 4, blocks: [9] } }, /run\.json: VLMo config: moe\.blocks has 9, outside \[0, 4\)/);
+    bad({ dim: 65 }, /run\.json: VLMo config: dim 65 is not divisible by heads 4/);
+    expect(() => parseVLMoConfig([1, 2], 'run.json')).toThrow(/run\.json: the model config must be a JSON object/);
+  });
+});
 
 describe('VLMo / VL-MoE backbone', () => {
   test('parameter arithmetic equals the built module (dense, MoE top-1, MoE top-2 with chosen blocks)', () => {

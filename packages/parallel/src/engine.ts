@@ -57,7 +57,10 @@ interface ParamSet {
 
 export interface EngineOptions {
   model: T.nn.Module;
-  config: DeepSpeedConfig;
+  /** DeepSpeed's config: an object or the path of a JSON file (as deepspeed.initialize takes). */
+  config: DeepSpeedConfig | string;
+  /** Names the config in errors (default: the file's path, or 'config'), e.g. "run.json: engine". */
+  configSource?: string;
   /** The world group (initProcessGroup()). */
   processGroup: ProcessGroup;
   /** Groups made beforehand with createParallelGroups (needed when the model's MoE layers take the expert-parallel group at construction). */
@@ -113,8 +116,7 @@ function makeScheduler(c: ResolvedConfig, opt: Optim): T.optim.LRScheduler | nul
   const span = maxLr > 0 ? minLr / maxLr : 0;
   const warm = (step: number) => (warmup > 0 && step < warmup ? span + (1 - span) * (step / warmup) : 1);
   if (s.type === 'WarmupLR') return new T.optim.LambdaLR(opt, (step) => warm(step));
-  const total = p.total_num_steps;
-  if (!total) throw new Error(`config: scheduler ${s.type} needs params.total_num_steps`);
+  const total = p.total_num_steps!;
   if (s.type === 'WarmupDecayLR') return new T.optim.LambdaLR(opt, (step) => (step < warmup ? warm(step) : Math.max(0, (total - step) / Math.max(1, total - warmup))));
   const minRatio = p.cos_min_ratio ?? 0;
   return new T.optim.LambdaLR(opt, (step) => {
@@ -143,7 +145,8 @@ export class DistributedEngine implements Engine {
   constructor(o: EngineOptions) {
     this.module = o.model;
     const world = o.processGroup;
-    this.config = resolveConfig(o.config, world.size);
+    const source = o.configSource ?? (typeof o.config === 'string' ? o.config : 'config');
+    this.config = resolveConfig(typeof o.config === 'string' ? (T.readJsonFile(o.config, 'DeepSpeed config') as DeepSpeedConfig) : o.config, world.size, source);
     if (o.groups && o.groups.expertParallelSize !== this.config.expertParallel)
       throw new Error(`initialize: the given groups have expert-parallel size ${o.groups.expertParallelSize}, the config says ${this.config.expertParallel}`);
     this.groups = o.groups ?? createParallelGroups(world, this.config.expertParallel);

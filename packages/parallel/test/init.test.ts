@@ -94,4 +94,31 @@ describe('initProcessGroup and config', () => {
     expect(() => resolveConfig({ train_batch_size: 8, fp16: { enabled: true, hysteresis: -1 } }, 1)).toThrow(/fp16.hysteresis must be a number ≥ 0/);
     expect(() => resolveConfig({}, 1)).toThrow(/give train_batch_size or train_micro_batch_size_per_gpu/);
   });
+
+  test('every DeepSpeed config key is checked: misspelt keys name the nearest one, DeepSpeed keys we do not implement are refused, types are checked', () => {
+    const bad = (c: object) => () => resolveConfig({ train_batch_size: 8, ...c } as never, 1, 'run.json: engine');
+    // a misspelt key used to train silently at stage 0
+    expect(bad({ zero_optimisation: { stage: 2 } })).toThrow(/^run\.json: engine: unknown key 'zero_optimisation' \(did you mean 'zero_optimization'\?\)/);
+    expect(bad({ zero_optimization: { stgae: 2 } })).toThrow(/unknown key 'zero_optimization\.stgae' \(did you mean 'stage'\?\)/);
+    expect(bad({ optimizer: { type: 'AdamW', params: { weight_decy: 0.1 } } })).toThrow(/unknown key 'optimizer\.params\.weight_decy' \(did you mean 'weight_decay'\?\)/);
+    expect(bad({ Train_Batch_Size: 8 })).toThrow(/did you mean 'train_batch_size'/);
+    expect(bad({ frobnicate: 1 })).toThrow(/unknown key 'frobnicate'; known: train_batch_size/);
+    // DeepSpeed accepts these; this engine does not implement them: refused by name, never ignored
+    expect(bad({ steps_per_print: 10 })).toThrow(/'steps_per_print' is a DeepSpeed key this engine does not implement; remove it/);
+    expect(bad({ zero_optimization: { stage: 2, offload_optimizer: { device: 'cpu' } } })).toThrow(/'zero_optimization\.offload_optimizer' is a DeepSpeed key this engine does not implement/);
+    expect(bad({ fp16: { enabled: true, auto_cast: true } })).toThrow(/'fp16\.auto_cast' is a DeepSpeed key/);
+    expect(bad({ scheduler: { type: 'WarmupLR', params: { warmup_type: 'log' } } })).toThrow(/'scheduler\.params\.warmup_type' is a DeepSpeed key/);
+    // types and shapes
+    expect(bad({ gradient_clipping: '1.0' })).toThrow(/'gradient_clipping' must be a number, got "1\.0"/);
+    expect(bad({ zero_optimization: 2 })).toThrow(/zero_optimization must be a JSON object, got 2/);
+    expect(bad({ zero_optimization: { overlap_comm: 'yes' } })).toThrow(/'zero_optimization\.overlap_comm' must be a boolean/);
+    expect(bad({ scheduler: { type: 'WarmupDecayLR', params: { warmup_num_steps: 3 } } })).toThrow(/scheduler WarmupDecayLR needs params\.total_num_steps/);
+    // a complete, valid config passes
+    expect(resolveConfig({
+      train_batch_size: 8, gradient_accumulation_steps: 2, gradient_clipping: 1, expert_parallel_size: 1,
+      optimizer: { type: 'AdamW', params: { lr: 1e-3, betas: [0.9, 0.98], eps: 1e-8, weight_decay: 0.01 } },
+      scheduler: { type: 'WarmupCosineLR', params: { warmup_num_steps: 2, total_num_steps: 10, cos_min_ratio: 0.1 } },
+      zero_optimization: { stage: 2, reduce_bucket_size: 1000, overlap_comm: false }, bf16: { enabled: false }, fp16: { enabled: false },
+    }, 1)).toMatchObject({ stage: 2, gradAccum: 2, overlapComm: false });
+  });
 });

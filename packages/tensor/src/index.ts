@@ -32,6 +32,7 @@ export * from './ops/attention.js';
 export { flashAttention, type FlashAttentionOptions } from './ops/flash-attention.js';
 export { toDevice } from './ops/device.js';
 export * from './serialization/safetensors.js';
+export { readJsonFile, checkKnownKeys, checkFields, didYouMean, nearestKey, hasFieldType, asObject, typeError, type FieldType, type FieldSpec } from './serialization/json_config.js';
 /** Uninitialised tensor (like torch.empty). */
 export { emptyTensor as empty } from './ops/creation.js';
 export { info as nativeInfo } from '@vlmoe/native-cuda';

@@ -47,4 +47,27 @@ describe('vlmoe pretrain', () => {
     expect(run('--config', bad).stderr).toMatch(/'name' is required/);
     expect(run('--config', join(dir, 'nope.json')).stderr).toMatch(/nope\.json does not exist/);
   });
+
+  test('a misspelt key anywhere — recipe, weights, model, model.moe, engine — exits non-zero naming the key, the file and the nearest valid key', () => {
+    const bad = join(dir, 'bad.json');
+    const fails = (o: object, re: RegExp) => {
+      writeFileSync(bad, JSON.stringify({ name: 'x', data: join(dir, 'shapes'), runs: join(dir, 'runs'), steps: 1, ...o }));
+      const r = run('--config', bad);
+      expect(r.status, r.stdout + r.stderr).not.toBe(0);
+      expect(r.stderr).toMatch(re);
+      expect(r.stderr).toContain(bad);
+      expect(r.stdout).not.toMatch(/loss/);
+    };
+    fails({ stepz: 3 }, /unknown key 'stepz' \(did you mean 'steps'\?\)/);
+    fails({ weights: { itm: 1, mlmm: 0.5 } }, /unknown key 'weights\.mlmm' \(did you mean 'mlm'\?\)/);
+    fails({ model: { dim: 64, dropPth: 0 } }, /unknown key 'model\.dropPth' \(did you mean 'dropPath'\?\)/);
+    fails({ model: { moe: { capacityFactr: 2 } } }, /unknown key 'model\.moe\.capacityFactr' \(did you mean 'capacityFactor'\?\)/);
+    fails({ model: { moe: { dropPolicy: 'biggest' } } }, /dropPolicy must be 'position' or 'probs', got 'biggest'/);
+    fails({ model: { moe: { useResidual: 'yes' } } }, /'model\.moe\.useResidual' must be a boolean, got "yes"/);
+    fails({ model: { imageSize: 64 } }, /'model\.imageSize' is set by the recipe/);
+    // a misspelt ZeRO key used to train silently at stage 0
+    fails({ engine: { zero_optimisation: { stage: 2 } } }, /engine: unknown key 'zero_optimisation' \(did you mean 'zero_optimization'\?\)/);
+    fails({ engine: { zero_optimization: { stage: 1, offload_optimizer: { device: 'cpu' } } } }, /engine: 'zero_optimization\.offload_optimizer' is a DeepSpeed key this engine does not implement/);
+    fails({ engine: { expert_parallel_size: 3 } }, /engine: expert_parallel_size 3 does not divide the world size 1/);
+  });
 });

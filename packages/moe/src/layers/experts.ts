@@ -23,6 +23,10 @@ export interface ExpertsOptions {
   generator?: T.Generator;
 }
 
+/** The experts' default activation and dropout. */
+export const DEFAULT_EXPERT_ACTIVATION: ExpertActivation = 'gelu';
+export const DEFAULT_EXPERT_DROPOUT = 0;
+
 function param(shape: number[], bound: number, o: ExpertsOptions): T.nn.Parameter {
   const t = T.uniform(shape, -bound, bound, { dtype: o.dtype ?? 'float32', generator: o.generator });
   return new T.nn.Parameter(t, { tags: { expert: true } });
@@ -48,9 +52,9 @@ export class Experts extends T.nn.Module {
     super();
     for (const f of ['numExperts', 'hiddenSize', 'ffnHiddenSize'] as const)
       if (!(Number.isInteger(o[f]) && o[f] >= 1)) throw new RangeError(`Experts: ${f} must be an integer ≥ 1, got ${o[f]}`);
-    const act = o.activation ?? 'gelu';
+    const act = o.activation ?? DEFAULT_EXPERT_ACTIVATION;
     if (!['gelu', 'gelu_tanh', 'relu'].includes(act)) throw new RangeError(`Experts: activation must be 'gelu', 'gelu_tanh' or 'relu', got '${act}'`);
-    const drop = o.dropout ?? 0;
+    const drop = o.dropout ?? DEFAULT_EXPERT_DROPOUT;
     if (!(drop >= 0 && drop < 1)) throw new RangeError(`Experts: dropout must be in [0, 1), got ${drop}`);
     this.numExperts = o.numExperts;
     this.hiddenSize = o.hiddenSize;

@@ -16,11 +16,12 @@
  * experts are local.
  */
 import * as T from '@vlmoe/tensor';
+import type { FieldType } from '@vlmoe/tensor';
 import type { ExpertParallelLayer } from '@vlmoe/parallel';
-import { TopKGate } from '../router/gate.js';
-import type { DropPolicy, NoisyGatePolicy } from '../router/options.js';
+import { DEFAULT_ROUTING_POLICY, TopKGate } from '../router/gate.js';
+import { ROUTER_OPTION_TYPES, resolveRouterOptions, type ResolvedRouterOptions, type RouterOptions } from '../router/options.js';
 import { compactRows, type GateOutput, type RoutingPolicy } from '../router/route.js';
-import { Experts, type ExpertActivation } from './experts.js';
+import { DEFAULT_EXPERT_ACTIVATION, DEFAULT_EXPERT_DROPOUT, Experts, type ExpertActivation } from './experts.js';
 
 /** What an expert-parallel all-to-all returns for one forward. */
 export interface ExpertDispatch {
@@ -47,29 +48,60 @@ export interface ExpertGroup {
   dispatch(x: T.Tensor, countsPerExpert: number[]): ExpertDispatch;
 }
 
-export interface MoEOptions {
+/**
+ * The options of an MoE layer that a JSON config can hold: the router's (DeepSpeed's names)
+ * plus what the layer adds. The model config's MoE block extends this type, so a new option
+ * here reaches the model config, its parser and the CLI without touching them.
+ */
+export interface MoELayerConfig extends RouterOptions {
+  /** Routing policy: DeepSpeed's token choice (default) or expert choice. */
+  policy?: RoutingPolicy;
+  /** Gumbel-sample choices 2..k in training (DeepSpeed `top2_2nd_expert_sampling`). Default false. */
+  top2SecondExpertSampling?: boolean;
+  /** Residual MoE: a dense FFN beside the experts, mixed by a learned coefficient. Default false. */
+  useResidual?: boolean;
+  /** Expert activation (default gelu). */
+  activation?: ExpertActivation;
+  /** Expert dropout in training (default 0). */
+  dropout?: number;
+}
+
+export interface ResolvedMoELayerConfig extends ResolvedRouterOptions {
+  policy: RoutingPolicy;
+  top2SecondExpertSampling: boolean;
+  useResidual: boolean;
+  activation: ExpertActivation;
+  dropout: number;
+}
+
+/** The JSON type of every MoE layer option (the compiler keeps it complete). */
+export const MOE_LAYER_CONFIG_TYPES: { readonly [K in keyof Required<MoELayerConfig>]: FieldType } = {
+  ...ROUTER_OPTION_TYPES, policy: 'string', top2SecondExpertSampling: 'boolean', useResidual: 'boolean', activation: 'string', dropout: 'number',
+};
+
+/** Every MoE layer option with its default filled in (the defaults of the router, the gate and the experts). */
+export function resolveMoELayerConfig(o: MoELayerConfig): ResolvedMoELayerConfig {
+  const r: ResolvedMoELayerConfig = {
+    ...resolveRouterOptions(o),
+    policy: o.policy ?? DEFAULT_ROUTING_POLICY,
+    top2SecondExpertSampling: o.top2SecondExpertSampling ?? false,
+    useResidual: o.useResidual ?? false,
+    activation: o.activation ?? DEFAULT_EXPERT_ACTIVATION,
+    dropout: o.dropout ?? DEFAULT_EXPERT_DROPOUT,
+  };
+  if (r.policy !== 'token-choice' && r.policy !== 'expert-choice') throw new RangeError(`MoE: policy must be 'token-choice' or 'expert-choice', got '${String(o.policy)}'`);
+  if (!['gelu', 'gelu_tanh', 'relu'].includes(r.activation)) throw new RangeError(`MoE: activation must be 'gelu', 'gelu_tanh' or 'relu', got '${r.activation}'`);
+  if (!(r.dropout >= 0 && r.dropout < 1)) throw new RangeError(`MoE: dropout must be in [0, 1), got ${r.dropout}`);
+  return r;
+}
+
+export interface MoEOptions extends MoELayerConfig {
   hiddenSize: number;
   /** A dense FFN every expert starts as a copy of (DeepSpeed's `expert`); or give `ffnHiddenSize`. */
   expert?: T.nn.FeedForward;
   /** Expert hidden size when no `expert` is given (experts initialised independently). */
   ffnHiddenSize?: number;
-  numExperts: number;
-  k?: number;
-  capacityFactor?: number;
-  evalCapacityFactor?: number;
-  minCapacity?: number;
-  noisyGatePolicy?: NoisyGatePolicy;
-  dropTokens?: boolean;
-  useRts?: boolean;
-  dropPolicy?: DropPolicy;
-  /** Routing policy: DeepSpeed's token choice (default) or expert choice. */
-  policy?: RoutingPolicy;
-  top2SecondExpertSampling?: boolean;
-  useResidual?: boolean;
   expertGroup?: ExpertGroup | null;
-  activation?: ExpertActivation;
-  /** Expert dropout in training (default 0). */
-  dropout?: number;
   dtype?: 'float32' | 'float64';
   generator?: T.Generator;
 }
@@ -108,20 +140,21 @@ export class MoE extends T.nn.Module implements ExpertParallelLayer {
     if (!(Number.isInteger(o.hiddenSize) && o.hiddenSize >= 1)) throw new RangeError(`MoE: hiddenSize must be an integer ≥ 1, got ${o.hiddenSize}`);
     if (o.expert && o.expert.dim !== o.hiddenSize) throw new Error(`MoE: expert maps ${o.expert.dim} features but hiddenSize is ${o.hiddenSize}`);
     if (!o.expert && o.ffnHiddenSize === undefined) throw new Error('MoE: give either expert (a FeedForward to copy) or ffnHiddenSize');
+    const c = resolveMoELayerConfig(o);
     this.hiddenSize = o.hiddenSize;
     this.numExperts = o.numExperts;
     this._group = o.expertGroup ?? null;
     const P = this._group?.size ?? 1;
     if (!(Number.isInteger(P) && P >= 1 && o.numExperts % P === 0)) throw new Error(`MoE: numExperts = ${o.numExperts} must divide evenly over the expert-parallel group of size ${P}`);
     this.numLocalExperts = o.numExperts / P;
-    this.gate = new TopKGate({ ...o, hiddenSize: o.hiddenSize, dtype: o.dtype === 'float64' ? 'float64' : 'float32' });
+    this.gate = new TopKGate({ ...c, hiddenSize: o.hiddenSize, generator: o.generator, dtype: o.dtype === 'float64' ? 'float64' : 'float32' });
     this.gate.setReduceCapacity(reduceCapacityOf(this._group));
     const h = o.expert ? o.expert.hidden : o.ffnHiddenSize!;
     this.experts = o.expert
       ? Experts.fromFeedForward(o.expert, this.numLocalExperts, { dropout: o.dropout, generator: o.generator })
-      : new Experts({ numExperts: this.numLocalExperts, hiddenSize: o.hiddenSize, ffnHiddenSize: h, activation: o.activation, dropout: o.dropout, dtype: o.dtype, generator: o.generator });
-    if (o.useResidual) {
-      this.mlp = new T.nn.FeedForward(o.hiddenSize, h, { dtype: o.dtype, generator: o.generator, dropout: o.dropout });
+      : new Experts({ numExperts: this.numLocalExperts, hiddenSize: o.hiddenSize, ffnHiddenSize: h, activation: c.activation, dropout: c.dropout, dtype: o.dtype, generator: o.generator });
+    if (c.useResidual) {
+      this.mlp = new T.nn.FeedForward(o.hiddenSize, h, { dtype: o.dtype, generator: o.generator, dropout: c.dropout });
       if (o.expert) T.noGrad(() => {
         T.copy_(this.mlp!.fc1.weight, o.expert!.fc1.weight);
         T.copy_(this.mlp!.fc2.weight, o.expert!.fc2.weight);

@@ -9,24 +9,33 @@
  * experts (only the blocks below the VL-FFN blocks would give 1.6B); in the top blocks the
  * MoE layers serve the image-only and text-only passes.
  */
+import * as T from '@vlmoe/tensor';
+import type { FieldType } from '@vlmoe/tensor';
+import { MOE_LAYER_CONFIG_TYPES, resolveMoELayerConfig, type MoELayerConfig, type ResolvedMoELayerConfig } from '../layers/moe_layer.js';
 
-export interface MoEConfig {
-  numExperts: number;
-  /** Experts per token (default 1: VL-MoE's "180M per token" is top-1). */
-  k?: number;
-  capacityFactor?: number;
-  evalCapacityFactor?: number;
-  minCapacity?: number;
+/**
+ * The MoE block of a model config: every option of an MoE layer (`MoELayerConfig`: the
+ * router's and the layer's, with their defaults defined there) plus where the layers go and
+ * how their losses are weighted.
+ */
+export interface MoEConfig extends MoELayerConfig {
   /** Which blocks get MoE FFNs (default: every other block, 1, 3, 5, …). */
   blocks?: number[];
-  noisyGatePolicy?: 'Jitter' | 'RSample' | null;
-  dropPolicy?: 'position' | 'probs';
-  useRts?: boolean;
-  dropTokens?: boolean;
   /** Weights of the summed auxiliary losses (default 0.01 balance, 0.001 z). */
   auxLossWeight?: number;
   zLossWeight?: number;
 }
+
+/** What the model adds to the layer options, with its defaults. */
+const MOE_MODEL_DEFAULTS = { auxLossWeight: 0.01, zLossWeight: 0.001 } as const;
+
+/**
+ * The routing our presets use for VL-MoE (a choice: the paper fixes only top-1): capacity
+ * factor 1.25 in training and 2.0 in eval, over-full experts keep their most confident
+ * tokens (batch priority routing, V-MoE). A config written without a preset gets the
+ * router's defaults (DeepSpeed's).
+ */
+export const VLMOE_ROUTING: Readonly<Omit<MoELayerConfig, 'numExperts'>> = { capacityFactor: 1.25, evalCapacityFactor: 2, dropPolicy: 'probs' };
 
 export interface VLMoConfig {
   dim: number;
@@ -49,6 +58,44 @@ export interface VLMoConfig {
   dtype?: 'float32' | 'float64';
 }
 
+/** The JSON type of every model config key (the compiler keeps it complete); `moe` is checked by MOE_CONFIG_TYPES. */
+const VLMO_CONFIG_TYPES: { readonly [K in keyof Required<VLMoConfig>]: FieldType } = {
+  dim: 'integer', depth: 'integer', heads: 'integer', mlpRatio: 'number', vlBlocks: 'integer', imageSize: 'integer', patchSize: 'integer', vocabSize: 'integer',
+  maxTextLen: 'integer', layerScale: 'number', dropPath: 'number', moe: 'object', dtype: 'string',
+};
+
+const MOE_CONFIG_TYPES: { readonly [K in keyof Required<MoEConfig>]: FieldType } = { ...MOE_LAYER_CONFIG_TYPES, blocks: 'array', auxLossWeight: 'number', zLossWeight: 'number' };
+
+/** Keys whose JSON value may be null (null: none). */
+const NULLABLE = new Set(['layerScale', 'moe', 'noisyGatePolicy']);
+
+function checkTypes(o: Record<string, unknown>, types: Readonly<Record<string, FieldType>>, where: string, prefix: string): void {
+  T.checkKnownKeys(o, Object.keys(types), where, prefix);
+  for (const [k, v] of Object.entries(o)) {
+    if (v === undefined || (v === null && NULLABLE.has(k))) continue;
+    if (!T.hasFieldType(v, types[k]!)) throw T.typeError(`${prefix}${k}`, types[k]!, v, where);
+  }
+}
+
+/**
+ * A model config from JSON (a recipe's, a run's config.json): every key checked — an unknown
+ * key is an error naming it, `where` and the nearest known key — then resolved, so a bad
+ * value is an error before any weight is built. `prefix` is how the config's keys are named
+ * in `where` (e.g. 'model.'). Returns the config as given (unresolved).
+ */
+export function parseVLMoConfig(json: unknown, where: string, prefix = ''): VLMoConfig {
+  const o = T.asObject(json, `${where}: ${prefix ? prefix.slice(0, -1) : 'the model config'}`);
+  checkTypes(o, VLMO_CONFIG_TYPES, where, prefix);
+  if (o.moe) checkTypes(o.moe as Record<string, unknown>, MOE_CONFIG_TYPES, where, `${prefix}moe.`);
+  const c = o as unknown as VLMoConfig;
+  try {
+    resolveVLMoConfig(c);
+  } catch (e) {
+    throw new Error(`${where}: ${(e as Error).message}`);
+  }
+  return c;
+}
+
 export type PresetName = 'tiny' | 'small' | 'base' | 'large';
 
 const PRESETS: Record<PresetName, VLMoConfig> = {
@@ -58,19 +105,28 @@ const PRESETS: Record<PresetName, VLMoConfig> = {
   large: { dim: 1024, depth: 24, heads: 16, vlBlocks: 3, imageSize: 224, patchSize: 16, vocabSize: 30522, maxTextLen: 40 },
 };
 
-/** A preset, dense or with `experts` experts per MoE layer (top-1 unless `k`). */
+/**
+ * A preset, dense or with `experts` experts per MoE layer (top-1 unless `k`, VLMOE_ROUTING
+ * unless `moe` overrides it).
+ */
 export function preset(name: PresetName, opts: { experts?: number; k?: number } & Partial<VLMoConfig> = {}): VLMoConfig {
   const p = PRESETS[name];
   if (!p) throw new Error(`unknown preset '${name}' (tiny, small, base, large)`);
   const { experts, k, ...rest } = opts;
   const c: VLMoConfig = { ...p, ...rest };
-  if (experts) c.moe = { numExperts: experts, k: k ?? 1, ...(rest.moe ?? {}) };
+  if (experts) c.moe = { ...VLMOE_ROUTING, numExperts: experts, k: k ?? 1, ...(rest.moe ?? {}) };
   return c;
+}
+
+export interface ResolvedMoEConfig extends ResolvedMoELayerConfig {
+  blocks: number[];
+  auxLossWeight: number;
+  zLossWeight: number;
 }
 
 export interface ResolvedVLMoConfig extends Required<Omit<VLMoConfig, 'moe' | 'layerScale'>> {
   layerScale: number | null;
-  moe: (Required<Omit<MoEConfig, 'noisyGatePolicy'>> & { noisyGatePolicy: 'Jitter' | 'RSample' | null }) | null;
+  moe: ResolvedMoEConfig | null;
   numPatches: number;
   ffnHidden: number;
 }
@@ -88,12 +144,12 @@ export function resolveVLMoConfig(c: VLMoConfig): ResolvedVLMoConfig {
     if (!(Number.isInteger(m.numExperts) && m.numExperts >= 1)) throw new Error(`VLMo config: moe.numExperts must be a positive integer, got ${m.numExperts}`);
     const blocks = m.blocks ?? Array.from({ length: c.depth }, (_, i) => i).filter((i) => i % 2 === 1);
     for (const b of blocks) if (!(Number.isInteger(b) && b >= 0 && b < c.depth)) throw new Error(`VLMo config: moe.blocks has ${b}, outside [0, ${c.depth})`);
+    const { blocks: _b, auxLossWeight, zLossWeight, ...layer } = m;
     moe = {
-      numExperts: m.numExperts, k: m.k ?? 1, capacityFactor: m.capacityFactor ?? 1.25, evalCapacityFactor: m.evalCapacityFactor ?? 2,
-      minCapacity: m.minCapacity ?? 4, blocks: [...new Set(blocks)].sort((a, b) => a - b), noisyGatePolicy: m.noisyGatePolicy ?? null,
-      dropPolicy: m.dropPolicy ?? 'probs', useRts: m.useRts ?? false, dropTokens: m.dropTokens ?? true,
-      auxLossWeight: m.auxLossWeight ?? 0.01, zLossWeight: m.zLossWeight ?? 0.001,
+      ...resolveMoELayerConfig(layer), blocks: [...new Set(blocks)].sort((a, b) => a - b),
+      auxLossWeight: auxLossWeight ?? MOE_MODEL_DEFAULTS.auxLossWeight, zLossWeight: zLossWeight ?? MOE_MODEL_DEFAULTS.zLossWeight,
     };
+    for (const f of ['auxLossWeight', 'zLossWeight'] as const) if (!(moe[f] >= 0)) throw new Error(`VLMo config: moe.${f} must be ≥ 0, got ${moe[f]}`);
   }
   const mlpRatio = c.mlpRatio ?? 4;
   return {
@@ -124,6 +180,7 @@ export function parameterCount(c: VLMoConfig): { total: number; active: number; 
       total += ln;
       if (moeHere) {
         total += r.moe!.numExperts * d /* router */ + r.moe!.numExperts * ffn;
+        if (r.moe!.useResidual) total += ffn + 2 * d + 2; /* residual MLP and its mixing coefficient */
         inactive += (r.moe!.numExperts - r.moe!.k) * ffn;
       } else total += ffn;
     }

@@ -68,11 +68,11 @@ class VLMoBlock extends T.nn.Module {
     this.gamma2 = c.layerScale === null ? null : new T.nn.LayerScale(d, c.layerScale, { dtype });
     this.dropPath = new T.nn.DropPath(c.depth > 1 ? (c.dropPath * index) / (c.depth - 1) : 0, gen);
     const moe = c.moe && c.moe.blocks.includes(index) ? c.moe : null;
-    const side = (): FFNSpec =>
-      moe
-        ? { kind: 'moe', numExperts: moe.numExperts, k: moe.k, ffnHiddenSize: c.ffnHidden, capacityFactor: moe.capacityFactor, evalCapacityFactor: moe.evalCapacityFactor,
-          minCapacity: moe.minCapacity, noisyGatePolicy: moe.noisyGatePolicy, dropPolicy: moe.dropPolicy, useRts: moe.useRts, dropTokens: moe.dropTokens }
-        : { kind: 'dense', ffnHiddenSize: c.ffnHidden };
+    const side = (): FFNSpec => {
+      if (!moe) return { kind: 'dense', ffnHiddenSize: c.ffnHidden };
+      const { blocks: _blocks, auxLossWeight: _aux, zLossWeight: _z, ...layer } = moe; // every layer option, resolved
+      return { kind: 'moe', ...layer, ffnHiddenSize: c.ffnHidden };
+    };
     this.ffn = new ModalityFFN({ hiddenSize: d, mode: 'split', vision: side(), text: side(), preNorm: { eps: 1e-6 }, dtype, generator: gen });
     if (index >= c.depth - c.vlBlocks) this.vl = new NormedFFN(d, new DenseFFN(d, c.ffnHidden, { dtype, generator: gen }), { eps: 1e-6, dtype });
   }

@@ -33,6 +33,9 @@ function gumbel(shape: number[], dtype: T.DType, generator?: T.Generator): T.Ten
   return T.noGrad(() => T.neg(T.log(T.neg(T.log(T.uniform(shape, 1e-12, 1, { dtype, generator }))))));
 }
 
+/** The default routing policy (DeepSpeed's token choice). */
+export const DEFAULT_ROUTING_POLICY: RoutingPolicy = 'token-choice';
+
 export class TopKGate extends T.nn.Module {
   wg: T.nn.Linear;
   readonly options: ResolvedRouterOptions;
@@ -43,7 +46,8 @@ export class TopKGate extends T.nn.Module {
     super();
     this.options = resolveRouterOptions(options);
     if (!(Number.isInteger(options.hiddenSize) && options.hiddenSize >= 1)) throw new RangeError(`TopKGate: hiddenSize must be an integer ≥ 1, got ${options.hiddenSize}`);
-    this.policy = options.policy ?? 'token-choice';
+    this.policy = options.policy ?? DEFAULT_ROUTING_POLICY;
+    if (this.policy !== 'token-choice' && this.policy !== 'expert-choice') throw new RangeError(`TopKGate: policy must be 'token-choice' or 'expert-choice', got '${String(this.policy)}'`);
     this._o = { ...options };
     this.wg = new T.nn.Linear(options.hiddenSize, this.options.numExperts, { bias: false, dtype: options.dtype ?? 'float32', generator: options.generator });
   }

@@ -1,4 +1,5 @@
-/** Router options with DeepSpeed's names (camelCase) and their checks. */
+/** Router options with DeepSpeed's names (camelCase), their defaults (defined here, once) and their checks. */
+import type { FieldType } from '@vlmoe/tensor';
 
 export type DropPolicy = 'position' | 'probs';
 export type NoisyGatePolicy = 'Jitter' | 'RSample' | null;
@@ -21,6 +22,12 @@ export interface RouterOptions {
   dropPolicy?: DropPolicy;
   noisyGatePolicy?: NoisyGatePolicy;
 }
+
+/** The JSON type of every router option (a config parser checks keys and types with it; the compiler keeps it complete). */
+export const ROUTER_OPTION_TYPES: { readonly [K in keyof Required<RouterOptions>]: FieldType } = {
+  numExperts: 'integer', k: 'integer', capacityFactor: 'number', evalCapacityFactor: 'number', minCapacity: 'integer',
+  dropTokens: 'boolean', useRts: 'boolean', dropPolicy: 'string', noisyGatePolicy: 'string',
+};
 
 export interface ResolvedRouterOptions {
   numExperts: number;

@@ -27,11 +27,12 @@ import { fileURLToPath } from 'node:url';
 import { runBenchmarkSuite, type TaskSpec } from '@vlmoe/eval';
 import { evalAdapter, parameterCount, TASKS, type TaskModels, type TaskName } from '@vlmoe/moe';
 import { BertTokenizer } from '@vlmoe/data';
+import * as T from '@vlmoe/tensor';
 import { checkConfig, readConfig, type FieldType } from './config.js';
 import { openDataset } from './dataset.js';
 import { loadFinetuned } from './evaluate.js';
-import { finetune, TASK_DATA } from './finetune.js';
-import { pretrain } from './pretrain.js';
+import { FINETUNE_SCHEMA, finetune, TASK_DATA } from './finetune.js';
+import { PRETRAIN_SCHEMA, pretrain } from './pretrain.js';
 import { modelConfig, usageOf } from './trainer.js';
 
 export interface BenchModel {
@@ -155,7 +156,10 @@ export async function bench(configPath: string | null, opts: { fresh?: boolean; 
     cfg.models[i] = full;
   }
   if (cfg.split !== 'val' && cfg.split !== 'test') throw new Error(`config ${where}: 'split' must be val or test, got ${JSON.stringify(cfg.split)}`);
-  for (const k of Object.keys(cfg.finetune)) if (!TASKS.includes(k as TaskName)) throw new Error(`config ${where}: unknown task 'finetune.${k}' (${TASKS.join(', ')})`);
+  T.checkKnownKeys(cfg.finetune, TASKS, `config ${where}`, 'finetune.');
+  // the recipe keys are checked here, before anything runs (the bench sets the run and model keys itself)
+  T.checkKnownKeys(cfg.pretrain, Object.keys(PRETRAIN_SCHEMA), `config ${where}`, 'pretrain.');
+  for (const [t, o] of Object.entries(cfg.finetune)) T.checkKnownKeys(o, Object.keys(FINETUNE_SCHEMA), `config ${where}`, `finetune.${t}.`);
   const tasks = TASKS.filter((t) => cfg.finetune[t]);
   const root = path.join(cfg.runs, cfg.name);
   const ds = await openDataset(cfg.data);

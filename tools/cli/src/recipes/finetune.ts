@@ -87,7 +87,7 @@ export async function finetune(configPath: string, opts: { resume?: boolean; sto
     const r = resolveVLMoConfig(mc);
     const images = cfg.task === 'nlvr' ? 2 : 1;
     result = await train<TaskBatch>({
-      label: `finetune-${cfg.task}`, cfg, pg, model, record: { recipe: 'finetune', ...cfg, modelConfig: mc, numAnswers: numAnswers ?? null }, resume: opts.resume, stopAfter: opts.stopAfter,
+      label: `finetune-${cfg.task}`, where: configPath, cfg, pg, model, record: { recipe: 'finetune', ...cfg, modelConfig: mc, numAnswers: numAnswers ?? null }, resume: opts.resume, stopAfter: opts.stopAfter,
       loader: { files: ds.file(TASK_DATA[cfg.task], 'train'), tokenizer, image: { size: r.imageSize }, ...(numAnswers ? { numAnswers } : {}) },
       toBatch: (b) => taskBatchFrom(cfg.task, b),
       tokensPerSample: images * (cfg.textLen + r.numPatches + 1),

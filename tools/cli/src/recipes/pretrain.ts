@@ -39,7 +39,7 @@ export function describeModel(c: ReturnType<typeof modelConfig>, m: ModelKeys): 
 export async function pretrain(configPath: string, opts: { resume?: boolean; stopAfter?: number } = {}): Promise<TrainResult & { evaluation: unknown }> {
   const cfg = checkConfig<PretrainConfig>(readConfig(configPath), PRETRAIN_SCHEMA, configPath);
   checkRecipe(cfg, configPath);
-  for (const k of Object.keys(cfg.weights)) if (!['itc', 'itm', 'mlm'].includes(k)) throw new Error(`config ${configPath}: unknown key 'weights.${k}' (known: itc, itm, mlm)`);
+  T.checkKnownKeys(cfg.weights, ['itc', 'itm', 'mlm'], `config ${configPath}`, 'weights.');
   const pg = initProcessGroup();
   let result: TrainResult;
   try {
@@ -48,7 +48,7 @@ export async function pretrain(configPath: string, opts: { resume?: boolean; sto
     const model = new VLMoPretrainer(mc, cfg.weights, { generator: modelGen });
     const r = model.backbone.config;
     result = await train<PretrainBatch>({
-      label: 'pretrain', cfg, pg, model, record: { recipe: 'pretrain', ...cfg, modelConfig: mc }, resume: opts.resume, stopAfter: opts.stopAfter,
+      label: 'pretrain', where: configPath, cfg, pg, model, record: { recipe: 'pretrain', ...cfg, modelConfig: mc }, resume: opts.resume, stopAfter: opts.stopAfter,
       loader: { files: ds.file('captions', 'train'), tokenizer, image: { size: r.imageSize }, mlm: { probability: 0.15 } },
       // the hard negatives' draws: a function of the seed and the step, the same on every rank
       toBatch: (b, step) => pretrainBatchFrom(b, new T.Generator(cfg.seed * 1_000_003 + step * 97)),

@@ -9,8 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
 import { BertTokenizer, DataLoader, Progress, type Batch, type DataLoaderOptions } from '@vlmoe/data';
-import { preset, type PresetName, type VLMoConfig } from '@vlmoe/moe';
-import { initialize, type ProcessGroup } from '@vlmoe/parallel';
+import { parseVLMoConfig, preset, type PresetName, type VLMoConfig } from '@vlmoe/moe';
+import { initialize, resolveConfig, resolveInit, type DeepSpeedConfig, type ProcessGroup } from '@vlmoe/parallel';
 import type { FieldType } from './config.js';
 import { openDataset, type RecipeDataset } from './dataset.js';
 
@@ -64,21 +64,40 @@ export function usageOf(schema: Record<string, [FieldType, unknown]>): string {
   return Object.entries(schema).map(([k, [t, d]]) => `${k} (${t}${d === undefined ? ', required' : d === null ? ', optional' : `, default ${JSON.stringify(d)}`})`).join(', ');
 }
 
-const MODEL_FIELDS = new Set(['dim', 'depth', 'heads', 'mlpRatio', 'vlBlocks', 'patchSize', 'layerScale', 'dropPath', 'moe', 'dtype']);
+/** The keys of a recipe's `model` object: the model config's own, except what the recipe sets itself. */
+const RECIPE_SET = ['vocabSize', 'maxTextLen', 'imageSize'];
 
-/** The VLMoConfig of a recipe: preset, overrides, experts; text positions fixed at 40. */
+/**
+ * The VLMoConfig of a recipe: preset, `model` overrides (any VLMoConfig key, `moe` any MoE
+ * option — checked by @vlmoe/moe's parseVLMoConfig), experts; text positions fixed at 40.
+ */
 export function modelConfig(m: ModelKeys, vocabSize: number, where: string): VLMoConfig {
-  for (const k of Object.keys(m.model)) if (!MODEL_FIELDS.has(k)) throw new Error(`config ${where}: unknown key 'model.${k}' (known: ${[...MODEL_FIELDS].join(', ')})`);
   if (!['tiny', 'small', 'base', 'large'].includes(m.preset)) throw new Error(`config ${where}: 'preset' must be tiny, small, base or large, got ${JSON.stringify(m.preset)}`);
   if (m.experts < 0) throw new Error(`config ${where}: 'experts' must be ≥ 0 (0 = dense), got ${m.experts}`);
   if (m.experts && (m.k < 1 || m.k > m.experts)) throw new Error(`config ${where}: 'k' must be in [1, experts = ${m.experts}], got ${m.k}`);
-  return preset(m.preset as PresetName, { vocabSize, maxTextLen: 40, imageSize: m.imageSize, ...(m.model as Partial<VLMoConfig>), ...(m.experts ? { experts: m.experts, k: m.k } : {}) });
+  for (const k of RECIPE_SET) if (k in m.model) throw new Error(`config ${where}: 'model.${k}' is set by the recipe (${k === 'imageSize' ? "use the recipe's 'imageSize'" : k === 'vocabSize' ? "the dataset's tokenizer" : 'fixed at 40'}), not under 'model'`);
+  const c = preset(m.preset as PresetName, { vocabSize, maxTextLen: 40, imageSize: m.imageSize, ...(m.model as Partial<VLMoConfig>), ...(m.experts ? { experts: m.experts, k: m.k } : {}) });
+  return parseVLMoConfig(c, `config ${where}`, 'model.');
 }
 
-/** The checks every recipe config gets beyond its schema: the run name and the eval split. */
-export function checkRecipe(cfg: { name: string; evalSplit: string }, where: string): void {
+/** The DeepSpeed config of a recipe: its own keys (batch, lr, warmup, …) with `engine`'s merged over them. */
+export function engineConfig(cfg: CommonConfig): DeepSpeedConfig {
+  return {
+    train_batch_size: cfg.batch, gradient_clipping: 1.0,
+    optimizer: { type: 'AdamW', params: { lr: cfg.lr, betas: [0.9, 0.98], eps: 1e-8, weight_decay: cfg.weightDecay } },
+    scheduler: { type: 'WarmupDecayLR', params: { warmup_num_steps: cfg.warmup, total_num_steps: cfg.steps } },
+    ...(cfg.engine as DeepSpeedConfig),
+  };
+}
+
+/**
+ * The checks every recipe config gets beyond its schema, before any data or model is built:
+ * the run name, the eval split, and every engine key (at the world size it will run with).
+ */
+export function checkRecipe(cfg: CommonConfig & { evalSplit: string }, where: string): void {
   if (!/^[A-Za-z0-9_.-]+$/.test(cfg.name)) throw new Error(`config ${where}: 'name' may only hold letters, digits, '_', '.', '-' (it names the run folder)`);
   if (!['val', 'test', 'none'].includes(cfg.evalSplit)) throw new Error(`config ${where}: 'evalSplit' must be val, test or none, got ${JSON.stringify(cfg.evalSplit)}`);
+  resolveConfig(engineConfig(cfg), resolveInit().worldSize, `config ${where}: engine`);
 }
 
 /** A recipe's dataset folder, its tokenizer and the model config it implies. */
@@ -100,6 +119,8 @@ export interface StepOutput {
 export interface TrainSpec<B> {
   /** Progress-bar label and log prefix (e.g. 'pretrain', 'finetune-vqa'). */
   label: string;
+  /** The recipe file (names it in errors). */
+  where: string;
   cfg: CommonConfig;
   /** Everything written to the run's config.json (the resolved recipe config). */
   record: Record<string, unknown>;
@@ -132,13 +153,7 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
   const { cfg, pg } = spec;
   const runDir = path.join(cfg.runs, cfg.name), ckptDir = path.join(runDir, 'checkpoints');
   const { engine } = initialize({
-    model: spec.model, processGroup: pg,
-    config: {
-      train_batch_size: cfg.batch, gradient_clipping: 1.0,
-      optimizer: { type: 'AdamW', params: { lr: cfg.lr, betas: [0.9, 0.98], eps: 1e-8, weight_decay: cfg.weightDecay } },
-      scheduler: { type: 'WarmupDecayLR', params: { warmup_num_steps: cfg.warmup, total_num_steps: cfg.steps } },
-      ...cfg.engine,
-    },
+    model: spec.model, processGroup: pg, configSource: `config ${spec.where}: engine`, config: engineConfig(cfg),
   });
   const loader = await DataLoader.create({ ...spec.loader, image: { ...spec.loader.image, train: cfg.augment }, batchSize: engine.config.microBatch, shuffle: true, seed: cfg.seed, rank: pg.rank, worldSize: pg.size, maxTextLen: cfg.textLen });
   let step = 0;
