@@ -11,72 +11,48 @@
  *                                                      scheduler, optimiser scalars, layout
  *   <dir>/latest                                      the newest tag
  *
- * Rank 0 writes into `<tag>.tmp-<pid>` and renames it into place, then replaces `latest`
- * atomically: a crash mid-save never leaves a half checkpoint under the tag.
+ * The tensors in the global layout come from the ZeRO optimizer (zero.ts), which also takes
+ * them back at any layout; this file only writes and reads the folder. Rank 0 writes into
+ * `<tag>.tmp-<pid>` and renames it into place, then replaces `latest` atomically: a crash
+ * mid-save never leaves a half checkpoint under the tag.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
-import type { DistributedEngine } from './engine.js';
 import type { LossScalerState } from './loss_scaler.js';
+import type { ProcessGroup } from './process_group.js';
+import type { ZeroOptimizer } from './zero.js';
 
 const MAX_SHARD_BYTES = 1 << 30;
 
-interface Index {
-  format: 'vlmoe-checkpoint';
-  version: 1;
-  tag: string;
-  layout: { world: number; expertParallel: number; stage: number };
+/** The layout a checkpoint was written at (informational: it loads at any layout). */
+export interface CheckpointLayout {
+  world: number;
+  expertParallel: number;
+  stage: number;
+}
+
+/** The engine's training state that a checkpoint carries beside the tensors. */
+export interface TrainingState {
   globalSteps: number;
   microSteps: number;
   lrs: number[];
   scheduler: unknown;
   /** fp16: the loss scaler's state; steps skipped on overflow. */
-  lossScaler?: LossScalerState | null;
-  skippedSteps?: number;
+  lossScaler: LossScalerState | null;
+  skippedSteps: number;
   /** The caller's own resumable state (DeepSpeed's client_state): data position, RNG, … */
   clientState: unknown;
+}
+
+interface Index extends TrainingState {
+  format: 'vlmoe-checkpoint';
+  version: 1;
+  tag: string;
+  layout: CheckpointLayout;
   /** Optimiser scalars per parameter name (e.g. Adam's step). */
   scalars: Record<string, Record<string, number>>;
   weightMap: Record<string, string>;
-}
-
-type SetLike = DistributedEngine['sets'][number];
-
-/** Gathers expert tensors (local experts first along dim 0) over the expert-parallel group. */
-function globalExperts(e: DistributedEngine, local: T.Tensor): T.Tensor {
-  const ep = e.groups.expertParallel;
-  if (ep.size === 1) return local;
-  return T.cat(ep.allGather(T.contiguous(local)), 0);
-}
-
-/** Per-parameter optimiser state of a set, in the parameters' local shapes. */
-function perParamState(e: DistributedEngine, s: SetLike): Map<string, Record<string, T.Tensor | number>> {
-  const out = new Map<string, Record<string, T.Tensor | number>>();
-  if (!s.shard) {
-    s.params.forEach((p, i) => {
-      const st = e.optimizer.state.get(p);
-      if (st) out.set(s.names[i]!, { ...st } as Record<string, T.Tensor | number>);
-    });
-    return out;
-  }
-  const st = e.optimizer.state.get(s.shard);
-  // every rank of the group calls the same gathers: agree on the keys first
-  const keys = st ? Object.keys(st).filter((k) => typeof st[k] === 'object').sort() : [];
-  const scalars = st ? Object.fromEntries(Object.entries(st).filter(([, v]) => typeof v === 'number')) as Record<string, number> : {};
-  const fulls: Record<string, T.Tensor> = {};
-  for (const k of keys) {
-    const full = T.empty([s.chunk * s.group.size], { dtype: s.params[0]!.dtype, device: s.params[0]!.device });
-    s.group.allGatherIntoTensor(full, st![k] as T.Tensor);
-    fulls[k] = full;
-  }
-  if (!keys.length) return out;
-  s.params.forEach((p, i) => {
-    const rec: Record<string, T.Tensor | number> = { ...scalars };
-    for (const k of keys) rec[k] = fulls[k]!.narrow(0, s.offsets[i]!, p.numel).reshape(...p.shape);
-    out.set(s.names[i]!, rec);
-  });
-  return out;
 }
 
 function writeShards(dir: string, prefix: string, tensors: [string, T.Tensor][], weightMap: Record<string, string>): void {
@@ -99,31 +75,10 @@ function writeShards(dir: string, prefix: string, tensors: [string, T.Tensor][],
   });
 }
 
-export function saveCheckpointImpl(e: DistributedEngine, dir: string, tag = `global_step${e.globalSteps}`, clientState: unknown = null): void {
+/** Writes `<dir>/<tag>/` (collective: every rank calls it; rank 0 writes). */
+export function saveCheckpoint(dir: string, tag: string, zero: ZeroOptimizer, world: ProcessGroup, layout: CheckpointLayout, state: TrainingState): void {
   if (!/^[A-Za-z0-9_.-]+$/.test(tag)) throw new Error(`saveCheckpoint: tag '${tag}' may only hold letters, digits, '_', '.', '-'`);
-  const world = e.groups.world;
-  const model: [string, T.Tensor][] = [];
-  const optim: [string, T.Tensor][] = [];
-  const scalars: Record<string, Record<string, number>> = {};
-  T.noGrad(() => {
-    for (const s of e.sets) {
-      const states = perParamState(e, s);
-      s.params.forEach((p, i) => {
-        const name = s.names[i]!;
-        model.push([name, s.kind === 'expert' ? globalExperts(e, p) : p]);
-      });
-      // optimiser tensors: the same keys on every rank (a step has happened everywhere or nowhere)
-      for (let i = 0; i < s.params.length; i++) {
-        const name = s.names[i]!;
-        const st = states.get(name);
-        if (!st) continue;
-        for (const [k, v] of Object.entries(st)) {
-          if (typeof v === 'number') (scalars[name] ??= {})[k] = v;
-          else optim.push([`${name}::${k}`, s.kind === 'expert' ? globalExperts(e, v) : v]);
-        }
-      }
-    }
-  });
+  const global = zero.globalState();
   if (world.rank === 0) {
     fs.mkdirSync(dir, { recursive: true });
     const final = path.join(dir, tag);
@@ -131,14 +86,9 @@ export function saveCheckpointImpl(e: DistributedEngine, dir: string, tag = `glo
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(tmp);
     const weightMap: Record<string, string> = {};
-    writeShards(tmp, 'model', model, weightMap);
-    writeShards(tmp, 'optim', optim, weightMap);
-    const index: Index = {
-      format: 'vlmoe-checkpoint', version: 1, tag,
-      layout: { world: world.size, expertParallel: e.groups.expertParallelSize, stage: e.config.stage },
-      globalSteps: e.globalSteps, microSteps: e.microSteps, lrs: e.getLr(), lossScaler: e.lossScaler ? e.lossScaler.stateDict() : null, skippedSteps: e.skippedSteps,
-      scheduler: e.lrScheduler ? e.lrScheduler.stateDict() : null, clientState, scalars, weightMap,
-    };
+    writeShards(tmp, 'model', global.params, weightMap);
+    writeShards(tmp, 'optim', global.optimizer, weightMap);
+    const index: Index = { format: 'vlmoe-checkpoint', version: 1, tag, layout, ...state, scalars: global.scalars, weightMap };
     fs.writeFileSync(path.join(tmp, 'checkpoint.json'), JSON.stringify(index, null, 1));
     const old = `${final}.old-${process.pid}`;
     if (fs.existsSync(final)) fs.renameSync(final, old);
@@ -162,7 +112,7 @@ function openCheckpoint(dir: string, tag: string | undefined, who: string): Open
   const root = path.join(dir, t);
   const indexPath = path.join(root, 'checkpoint.json');
   if (!fs.existsSync(indexPath)) throw new Error(`${who}: ${indexPath} does not exist`);
-  const index = JSON.parse(fs.readFileSync(indexPath, 'utf8')) as Index;
+  const index = T.readJsonFile(indexPath, 'checkpoint index') as Index;
   if (index.format !== 'vlmoe-checkpoint') throw new Error(`${who}: ${indexPath} is not a vlmoe checkpoint`);
   const files = new Map<string, Record<string, T.Tensor>>();
   const get = (name: string): T.Tensor | null => {
@@ -186,66 +136,14 @@ export function loadCheckpointWeights(dir: string, tag?: string): { tag: string;
   return { tag: c.index.tag, globalSteps: c.index.globalSteps, clientState: c.index.clientState ?? null, weights };
 }
 
-export function loadCheckpointImpl(e: DistributedEngine, dir: string, tag?: string): unknown {
+/** Loads the latest (or `tag`) checkpoint into the ZeRO optimizer's parameters and state; returns the training state it holds (collective). */
+export function loadCheckpoint(dir: string, tag: string | undefined, zero: ZeroOptimizer, world: ProcessGroup): TrainingState {
   const { root, index, get } = openCheckpoint(dir, tag, 'loadCheckpoint');
-  const ep = e.groups.expertParallel;
-  const localOf = (s: SetLike, g: T.Tensor): T.Tensor => {
-    if (s.kind !== 'expert') return g;
-    const L = g.shape[0]! / ep.size;
-    if (!Number.isInteger(L)) throw new Error(`loadCheckpoint: ${g.shape[0]} experts do not divide over expert-parallel size ${ep.size}`);
-    return g.narrow(0, ep.rank * L, L);
+  const keysOf = (name: string) => Object.keys(index.weightMap).filter((k) => k.startsWith(`${name}::`)).map((k) => k.slice(name.length + 2));
+  zero.loadGlobalState(get, keysOf, index.scalars, `loadCheckpoint: ${root}`);
+  world.barrier();
+  return {
+    globalSteps: index.globalSteps, microSteps: index.microSteps, lrs: index.lrs, scheduler: index.scheduler,
+    lossScaler: index.lossScaler ?? null, skippedSteps: index.skippedSteps ?? 0, clientState: index.clientState ?? null,
   };
-  T.noGrad(() => {
-    for (const s of e.sets) {
-      s.params.forEach((p, i) => {
-        const name = s.names[i]!;
-        const g = get(name);
-        if (!g) throw new Error(`loadCheckpoint: ${root} has no parameter '${name}'`);
-        const v = localOf(s, g);
-        if (v.shape.join() !== p.shape.join()) throw new Error(`loadCheckpoint: '${name}' is [${v.shape}] in the checkpoint (local part), the model has [${p.shape}]`);
-        T.copy_(p, v);
-      });
-      // optimiser state
-      const keysOf = (name: string) => Object.keys(index.weightMap).filter((k) => k.startsWith(`${name}::`)).map((k) => k.slice(name.length + 2));
-      if (!s.shard) {
-        s.params.forEach((p, i) => {
-          const name = s.names[i]!;
-          const keys = keysOf(name);
-          if (!keys.length) return;
-          const st: Record<string, T.Tensor | number> = { ...(index.scalars[name] ?? {}) };
-          for (const k of keys) st[k] = T.keep(T.clone(localOf(s, get(`${name}::${k}`)!)));
-          e.optimizer.state.set(p, st);
-        });
-      } else {
-        const keys = s.names.length ? keysOf(s.names[0]!) : [];
-        if (!keys.length) continue;
-        const st: Record<string, T.Tensor | number> = { ...(index.scalars[s.names[0]!] ?? {}) };
-        for (const k of keys) {
-          const full = T.zeros([s.chunk * s.group.size], { dtype: s.params[0]!.dtype, device: s.params[0]!.device });
-          s.params.forEach((p, i) => {
-            const v = get(`${s.names[i]!}::${k}`);
-            if (v) T.copy_(full.narrow(0, s.offsets[i]!, p.numel), localOf(s, v).reshape(-1));
-          });
-          st[k] = T.keep(T.contiguous(full.narrow(0, s.group.rank * s.chunk, s.chunk)));
-          full.dispose();
-        }
-        e.optimizer.state.set(s.shard, st);
-        // the shard's values follow the loaded parameters
-        const lo = s.group.rank * s.chunk;
-        T.fill_(s.shard, 0);
-        s.params.forEach((p, i) => {
-          const a = Math.max(lo, s.offsets[i]!), b = Math.min(lo + s.chunk, s.offsets[i]! + p.numel);
-          if (b > a) T.copy_(s.shard!.narrow(0, a - lo, b - a), p.reshape(-1).narrow(0, a - s.offsets[i]!, b - a));
-        });
-      }
-    }
-  });
-  e.globalSteps = index.globalSteps;
-  e.microSteps = index.microSteps;
-  e.skippedSteps = index.skippedSteps ?? 0;
-  if (e.lossScaler && index.lossScaler) e.lossScaler.loadStateDict(index.lossScaler);
-  e.optimizer.paramGroups.forEach((g) => (g.lr = index.lrs[0] ?? g.lr));
-  if (e.lrScheduler && index.scheduler) e.lrScheduler.loadStateDict(index.scheduler as T.optim.SchedulerStateDict);
-  e.groups.world.barrier();
-  return index.clientState ?? null;
 }

@@ -28,32 +28,19 @@
  *   included exactly once).
  * - Checkpoints by global parameter name and global expert index (checkpoint.ts), so they
  *   load at another world size, expert-parallel size or ZeRO stage.
+ *
+ * What is partitioned and how gradients are reduced at each stage is the ZeRO optimizer's
+ * (zero.ts); the engine wires the layout into the model (wiring.ts), counts micro steps,
+ * scales the loss, and drives the ZeRO optimizer, the loss scaler and the scheduler.
  */
 import * as T from '@vlmoe/tensor';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { resolveConfig, type DeepSpeedConfig, type ResolvedConfig } from './config.js';
 import { createParallelGroups, type ParallelGroups } from './groups.js';
-import type { ProcessGroup } from './process_group.js';
-import { OverlappedReducer } from './overlap.js';
 import { LossScaler } from './loss_scaler.js';
+import type { ProcessGroup } from './process_group.js';
 import { wireModel } from './wiring.js';
-
-type Optim = T.optim.Optimizer<T.optim.BaseHyper>;
-
-/** A set of parameters reduced over one group, optionally flattened and partitioned (ZeRO). */
-interface ParamSet {
-  kind: 'dense' | 'expert';
-  names: string[];
-  params: T.nn.Parameter[];
-  /** Group the gradients are summed over. */
-  group: ProcessGroup;
-  /** Flat offsets (ZeRO): params[i] occupies [offsets[i], offsets[i] + numel). */
-  offsets: number[];
-  numel: number;
-  /** ZeRO: elements per rank partition (numel padded up to a multiple of group size). */
-  chunk: number;
-  /** ZeRO: this rank's partition as a trainable flat tensor (the optimiser's only parameter). */
-  shard: T.nn.Parameter | null;
-}
+import { ZeroOptimizer, type Optim } from './zero.js';
 
 export interface EngineOptions {
   model: T.nn.Module;
@@ -130,7 +117,8 @@ export class DistributedEngine implements Engine {
   readonly module: T.nn.Module;
   readonly config: ResolvedConfig;
   readonly groups: ParallelGroups;
-  readonly optimizer: Optim;
+  /** Partitioning, gradient reduction and the optimiser (zero.ts). */
+  readonly zero: ZeroOptimizer;
   readonly lrScheduler: T.optim.LRScheduler | null;
   globalSteps = 0;
   microSteps = 0;
@@ -138,9 +126,6 @@ export class DistributedEngine implements Engine {
   skippedSteps = 0;
   /** fp16: the loss scaler (null otherwise). */
   readonly lossScaler: LossScaler | null;
-  readonly sets: ParamSet[];
-  /** Buckets reduced during backward (overlap_comm, more than one rank): all-reduced (stages 0, 1) or reduce-scattered (stage 2). */
-  private readonly overlap: OverlappedReducer | null;
 
   constructor(o: EngineOptions) {
     this.module = o.model;
@@ -152,48 +137,21 @@ export class DistributedEngine implements Engine {
     this.groups = o.groups ?? createParallelGroups(world, this.config.expertParallel);
     // the layout goes into the model before its parameters are listed (MoE layers keep their share of the experts)
     wireModel(o.model, this.groups);
-    const named = [...o.model.namedParameters()];
-    if (!named.length) throw new Error('initialize: the model has no parameters');
-    const dense = named.filter(([, p]) => !p.tags.expert), expert = named.filter(([, p]) => p.tags.expert);
-    const mk = (kind: 'dense' | 'expert', list: [string, T.nn.Parameter][], group: ProcessGroup): ParamSet => {
-      const offsets: number[] = [];
-      let n = 0;
-      for (const [, p] of list) {
-        offsets.push(n);
-        n += p.numel;
-      }
-      const chunk = Math.ceil(n / group.size);
-      return { kind, names: list.map(([k]) => k), params: list.map(([, p]) => p), group, offsets, numel: n, chunk, shard: null };
-    };
-    this.sets = [mk('dense', dense, world)];
-    if (expert.length) this.sets.push(mk('expert', expert, this.groups.expertDataParallel));
-    // every rank starts from rank 0's dense parameters and its expert-data-parallel peers' experts
-    T.noGrad(() => {
-      for (const s of this.sets) for (const p of s.params) s.group.broadcast(p, 0);
+    this.zero = new ZeroOptimizer([...o.model.namedParameters()], this.groups, {
+      stage: this.config.stage, bucketElements: this.config.bucketElements, overlapComm: this.config.overlapComm,
+      makeOptimizer: (params) => makeOptimizer(this.config, params),
     });
-    if (this.config.stage >= 1) {
-      for (const s of this.sets) {
-        const flat = this.flatten(s, (p) => p);
-        const r = s.group.rank;
-        const part = T.noGrad(() => T.zeros([s.chunk], { dtype: s.params[0]!.dtype, device: s.params[0]!.device }));
-        const lo = Math.min(s.numel, r * s.chunk), hi = Math.min(s.numel, (r + 1) * s.chunk);
-        if (hi > lo) T.noGrad(() => T.copy_(part.narrow(0, 0, hi - lo), flat.narrow(0, lo, hi - lo)));
-        flat.dispose();
-        s.shard = new T.nn.Parameter(part);
-      }
-      this.optimizer = makeOptimizer(this.config, this.sets.map((s) => s.shard!));
-    } else {
-      this.optimizer = makeOptimizer(this.config, named.map(([, p]) => p));
-    }
-    this.lrScheduler = makeScheduler(this.config, this.optimizer);
+    this.lrScheduler = makeScheduler(this.config, this.zero.optimizer);
     this.lossScaler = this.config.lossScale ? new LossScaler(this.config.lossScale) : null;
-    const reduces = this.sets.some((s) => s.group.size > 1);
-    this.overlap = this.config.overlapComm && reduces ? new OverlappedReducer(this.sets, this.config.bucketElements, this.config.stage === 2) : null;
   }
 
-  /** Gradient buckets per parameter set when reduction overlaps backward (else null). */
+  get optimizer(): Optim {
+    return this.zero.optimizer;
+  }
+
+  /** Gradient buckets per parameter group when reduction overlaps backward (else null). */
   get overlapBuckets(): number[] | null {
-    return this.overlap ? this.overlap.bucketCounts : null;
+    return this.zero.overlapBuckets;
   }
 
   /** The module's forward; with bf16 / fp16 its float32 matrix products run in that dtype (T.autocast). */
@@ -215,196 +173,70 @@ export class DistributedEngine implements Engine {
     // 1 / accumulation steps, times the fp16 loss scale (undone in step())
     const factor = this.lossScale / this.config.gradAccum;
     const scaled = factor !== 1 ? T.mul(loss, factor) : loss;
-    const overlap = this.overlap !== null && this.isGradientAccumulationBoundary();
-    if (overlap) this.overlap!.begin();
+    const boundary = this.isGradientAccumulationBoundary();
+    this.zero.beginBackward(boundary);
     try {
       T.autocast(this.config.mixedPrecision, () => scaled.backward());
     } finally {
-      // buckets whose parameters got no gradient (or all of them, if backward failed) go now
-      if (overlap) this.overlap!.finishBackward();
+      this.zero.endBackward(boundary);
     }
-  }
-
-  /** Concatenation of f(param) for the set's params (zeros where f gives null), float32 flat. */
-  private flatten(s: ParamSet, f: (p: T.nn.Parameter) => T.Tensor | null): T.Tensor {
-    return T.noGrad(() => {
-      const out = T.zeros([s.chunk * s.group.size], { dtype: s.params[0]!.dtype, device: s.params[0]!.device });
-      s.params.forEach((p, i) => {
-        const v = f(p);
-        if (v) T.copy_(out.narrow(0, s.offsets[i]!, p.numel), v.reshape(-1));
-      });
-      return out;
-    });
-  }
-
-  /** Reduces the gradients of a set in place (plain data parallel / ZeRO-1): buckets in parameter order. */
-  private allReduceGrads(s: ParamSet, scale: number): void {
-    T.noGrad(() => {
-      let bucket: T.nn.Parameter[] = [];
-      let size = 0;
-      const flush = () => {
-        if (!bucket.length) return;
-        const flat = T.cat(bucket.map((p) => p.grad!.reshape(-1)), 0);
-        s.group.allReduce(flat, 'sum');
-        T.mul_(flat, scale);
-        let off = 0;
-        for (const p of bucket) {
-          T.copy_(p.grad!, flat.narrow(0, off, p.numel).reshape(...p.shape));
-          off += p.numel;
-        }
-        flat.dispose();
-        bucket = [];
-        size = 0;
-      };
-      for (const p of s.params) {
-        if (!p.grad) p.grad = T.keep(T.zeros(p.shape.slice(), { dtype: p.dtype, device: p.device }));
-        bucket.push(p);
-        size += p.numel;
-        if (size >= this.config.bucketElements) flush();
-      }
-      flush();
-    });
-  }
-
-  /** The squared global gradient norm: every gradient entry of the model counted once. */
-  private gradNormSq(): number {
-    let total = 0;
-    T.noGrad(() => {
-      for (const s of this.sets) {
-        let local = 0;
-        const acc = (g: T.Tensor | null) => {
-          if (g) local += T.sum(T.mul(g, g)).item();
-        };
-        if (s.shard) acc(s.shard.grad);
-        else for (const p of s.params) acc(p.grad);
-        const t = T.tensor([local], { dtype: 'float64', device: s.group.device });
-        // ZeRO partitions a set over its group; expert sets also differ across the EP group
-        if (s.shard) s.group.allReduce(t, 'sum');
-        if (s.kind === 'expert') this.groups.expertParallel.allReduce(t, 'sum');
-        total += t.item();
-      }
-    });
-    return total;
   }
 
   step(): number | null {
     const boundary = this.isGradientAccumulationBoundary();
     this.microSteps++;
     if (!boundary) return null;
-    const W = this.groups.world.size;
-    for (const s of this.sets) {
-      if (this.config.stage === 2 && this.overlap) {
-        // buckets were reduce-scattered during backward: this rank's partition only
-        const g = this.overlap.wait(s, 1 / W)!;
-        for (const p of s.params) p.zeroGrad();
-        s.shard!.zeroGrad();
-        s.shard!.grad = T.keep(g);
-      } else if (this.config.stage === 2) {
-        // reduce-scatter: this rank receives only its partition of the summed gradients
-        T.noGrad(() => {
-          const flat = this.flatten(s, (p) => p.grad);
-          for (const p of s.params) p.zeroGrad();
-          const g = T.zeros([s.chunk], { dtype: s.params[0]!.dtype, device: s.params[0]!.device });
-          s.group.reduceScatterTensor(g, flat, 'sum');
-          flat.dispose();
-          T.mul_(g, 1 / W);
-          s.shard!.zeroGrad();
-          s.shard!.grad = T.keep(g);
-        });
-      } else {
-        if (this.overlap) this.overlap.wait(s, 1 / W);
-        else this.allReduceGrads(s, 1 / W);
-        if (s.shard) {
-          T.noGrad(() => {
-            const flat = this.flatten(s, (p) => p.grad);
-            for (const p of s.params) p.zeroGrad();
-            s.shard!.zeroGrad();
-            s.shard!.grad = T.keep(T.contiguous(flat.narrow(0, s.group.rank * s.chunk, s.chunk)));
-            flat.dispose();
-          });
-        }
-      }
-    }
-    if (this.lossScaler && this.lossScaler.scale !== 1) {
-      // fp16: back to the true gradients
-      const inv = 1 / this.lossScaler.scale;
-      T.noGrad(() => {
-        for (const s of this.sets) {
-          if (s.shard) {
-            if (s.shard.grad) T.mul_(s.shard.grad, inv);
-          } else for (const p of s.params) if (p.grad) T.mul_(p.grad, inv);
-        }
-      });
-    }
-    const norm = Math.sqrt(this.gradNormSq());
+    this.zero.reduceGradients(1 / this.groups.world.size);
+    // fp16: back to the true gradients
+    if (this.lossScaler && this.lossScaler.scale !== 1) this.zero.scaleGradients(1 / this.lossScaler.scale);
+    const norm = Math.sqrt(this.zero.gradNormSq());
     if (this.lossScaler) {
       // an overflow (the norm is reduced over every group, so all ranks agree) skips the step
       const overflow = !Number.isFinite(norm);
       this.lossScaler.update(overflow);
       if (overflow) {
-        for (const s of this.sets) {
-          s.shard?.zeroGrad();
-          for (const p of s.params) p.zeroGrad();
-        }
+        this.zero.zeroGrad();
         this.skippedSteps++;
         this.globalSteps++;
         return norm;
       }
     }
-    if (this.config.clip > 0 && norm > this.config.clip) {
-      const coef = this.config.clip / (norm + 1e-6);
-      T.noGrad(() => {
-        for (const s of this.sets) {
-          if (s.shard) T.mul_(s.shard.grad!, coef);
-          else for (const p of s.params) if (p.grad) T.mul_(p.grad, coef);
-        }
-      });
-    }
-    this.optimizer.step();
-    for (const s of this.sets) {
-      if (!s.shard) continue;
-      // gather the updated partitions back into the parameters
-      T.noGrad(() => {
-        const full = T.empty([s.chunk * s.group.size], { dtype: s.params[0]!.dtype, device: s.params[0]!.device });
-        s.group.allGatherIntoTensor(full, s.shard!);
-        s.params.forEach((p, i) => T.copy_(p, full.narrow(0, s.offsets[i]!, p.numel).reshape(...p.shape)));
-        full.dispose();
-      });
-      s.shard.zeroGrad();
-    }
-    for (const s of this.sets) for (const p of s.params) p.zeroGrad();
+    if (this.config.clip > 0 && norm > this.config.clip) this.zero.scaleGradients(this.config.clip / (norm + 1e-6));
+    this.zero.step();
     this.lrScheduler?.step();
     this.globalSteps++;
     return norm;
   }
 
   destroy(): void {
-    this.overlap?.dispose();
-    for (const st of this.optimizer.state.values()) for (const v of Object.values(st)) if (typeof v === 'object' && v) (v as T.Tensor).dispose();
-    this.optimizer.state.clear();
-    for (const s of this.sets) {
-      s.shard?.dispose();
-      s.shard = null;
-    }
+    this.zero.destroy();
     this.module.dispose();
   }
 
   optimizerStateBytes(): number {
-    let bytes = 0;
-    for (const st of this.optimizer.state.values()) for (const v of Object.values(st)) if (typeof v === 'object' && v) bytes += (v as T.Tensor).numel * T.dtypeSize[(v as T.Tensor).dtype];
-    return bytes;
+    return this.zero.stateBytes();
   }
 
   getLr(): number[] {
     return this.optimizer.paramGroups.map((g) => g.lr);
   }
 
-  saveCheckpoint(dir: string, tag?: string, clientState?: unknown): void {
-    saveCheckpointImpl(this, dir, tag, clientState ?? null);
+  saveCheckpoint(dir: string, tag = `global_step${this.globalSteps}`, clientState?: unknown): void {
+    saveCheckpoint(dir, tag, this.zero, this.groups.world, { world: this.groups.world.size, expertParallel: this.groups.expertParallelSize, stage: this.config.stage }, {
+      globalSteps: this.globalSteps, microSteps: this.microSteps, lrs: this.getLr(), scheduler: this.lrScheduler ? this.lrScheduler.stateDict() : null,
+      lossScaler: this.lossScaler ? this.lossScaler.stateDict() : null, skippedSteps: this.skippedSteps, clientState: clientState ?? null,
+    });
   }
 
   loadCheckpoint(dir: string, tag?: string): unknown {
-    return loadCheckpointImpl(this, dir, tag);
+    const s = loadCheckpoint(dir, tag, this.zero, this.groups.world);
+    this.globalSteps = s.globalSteps;
+    this.microSteps = s.microSteps;
+    this.skippedSteps = s.skippedSteps;
+    if (this.lossScaler && s.lossScaler) this.lossScaler.loadStateDict(s.lossScaler);
+    this.optimizer.paramGroups.forEach((g) => (g.lr = s.lrs[0] ?? g.lr));
+    if (this.lrScheduler && s.scheduler) this.lrScheduler.loadStateDict(s.scheduler as T.optim.SchedulerStateDict);
+    return s.clientState;
   }
 }
 
@@ -419,5 +251,3 @@ export function initialize(o: EngineOptions): InitializeResult {
   const engine = new DistributedEngine(o);
   return { engine, optimizer: engine.optimizer, lrScheduler: engine.lrScheduler };
 }
-
-import { loadCheckpointImpl, saveCheckpointImpl } from './checkpoint.js';

@@ -156,7 +156,7 @@ export async function bench(configPath: string | null, opts: { fresh?: boolean; 
     cfg.models[i] = full;
   }
   if (cfg.split !== 'val' && cfg.split !== 'test') throw new Error(`config ${where}: 'split' must be val or test, got ${JSON.stringify(cfg.split)}`);
-  T.checkKnownKeys(cfg.finetune, TASKS, `config ${where}`, 'finetune.');
+  for (const k of Object.keys(cfg.finetune)) if (!TASKS.includes(k as TaskName)) throw new Error(`config ${where}: unknown task 'finetune.${k}'${T.didYouMean(k, TASKS)} (${TASKS.join(', ')})`);
   // the recipe keys are checked here, before anything runs (the bench sets the run and model keys itself)
   T.checkKnownKeys(cfg.pretrain, Object.keys(PRETRAIN_SCHEMA), `config ${where}`, 'pretrain.');
   for (const [t, o] of Object.entries(cfg.finetune)) T.checkKnownKeys(o, Object.keys(FINETUNE_SCHEMA), `config ${where}`, `finetune.${t}.`);

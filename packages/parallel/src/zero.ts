@@ -1,0 +1,407 @@
+/**
+ * The ZeRO optimizer (DeepSpeed's `DeepSpeedZeroOptimizer`): it owns how parameters are
+ * grouped, flattened and partitioned, how their gradients are reduced at each stage, how the
+ * partitions are stepped and gathered back, and how all of it is read and written in the
+ * global layout of a checkpoint. The engine drives it; checkpoints talk to it.
+ *
+ * - Parameter groups: the dense parameters, reduced over the world, and the expert
+ *   parameters (tag `expert`), reduced over the expert-data-parallel group (the ranks that
+ *   hold the same experts). Gradients are summed over the group and scaled by the caller
+ *   (1 / world size: for experts DeepSpeed's scaling, the all-to-all already brought every
+ *   rank's tokens to the expert).
+ * - Stage 0: the optimiser steps every parameter; gradients are all-reduced in buckets.
+ * - Stage 1: each rank keeps optimiser state for its 1/N of a group's flattened parameters
+ *   (N = the group's size), steps that partition (a flat `shard` parameter) and the
+ *   partitions are all-gathered back into the parameters.
+ * - Stage 2: as stage 1, and the gradients are reduce-scattered, so a rank only ever
+ *   receives its partition's gradient.
+ * - With `overlapComm` the buckets are reduced during backward (overlap.ts).
+ * - Global layout (checkpoints): every parameter by name, expert tensors with all E experts
+ *   (gathered over the expert-parallel group), optimiser state per parameter (partitions
+ *   gathered and cut back into parameters); `loadGlobalState` takes the same at any layout.
+ */
+import * as T from '@vlmoe/tensor';
+import type { ParallelGroups } from './groups.js';
+import { OverlappedReducer } from './overlap.js';
+import type { ProcessGroup } from './process_group.js';
+
+export type Optim = T.optim.Optimizer<T.optim.BaseHyper>;
+
+/** Parameters reduced over one process group, optionally flattened and partitioned. */
+export interface ParamGroup {
+  kind: 'dense' | 'expert';
+  names: string[];
+  params: T.nn.Parameter[];
+  /** Group the gradients are summed over. */
+  group: ProcessGroup;
+  /** Flat offsets: params[i] occupies [offsets[i], offsets[i] + numel). */
+  offsets: number[];
+  numel: number;
+  /** Elements per rank partition (numel padded up to a multiple of the group size). */
+  chunk: number;
+  /** Stages 1, 2: this rank's partition as a trainable flat tensor (the optimiser's only parameter of the group). */
+  shard: T.nn.Parameter | null;
+}
+
+export interface ZeroOptions {
+  stage: 0 | 1 | 2;
+  /** Gradient bucket size in elements. */
+  bucketElements: number;
+  /** Reduce buckets during backward as they fill. */
+  overlapComm: boolean;
+  /** Builds the optimiser over the tensors it steps (the parameters, or the partitions). */
+  makeOptimizer(params: T.Tensor[]): Optim;
+}
+
+/** A model's state in the global layout (collective: every rank gets the same). */
+export interface GlobalState {
+  /** Parameters by name; expert tensors hold all experts. */
+  params: [string, T.Tensor][];
+  /** Optimiser tensors as ['<param>::<key>', tensor]. */
+  optimizer: [string, T.Tensor][];
+  /** Optimiser scalars per parameter name (e.g. Adam's step). */
+  scalars: Record<string, Record<string, number>>;
+}
+
+export class ZeroOptimizer {
+  readonly stage: 0 | 1 | 2;
+  readonly paramGroups: ParamGroup[];
+  readonly optimizer: Optim;
+  private readonly overlap: OverlappedReducer | null;
+  private readonly bucketElements: number;
+
+  constructor(named: [string, T.nn.Parameter][], readonly groups: ParallelGroups, o: ZeroOptions) {
+    if (!named.length) throw new Error('initialize: the model has no parameters');
+    this.stage = o.stage;
+    this.bucketElements = o.bucketElements;
+    const dense = named.filter(([, p]) => !p.tags.expert), expert = named.filter(([, p]) => p.tags.expert);
+    const mk = (kind: 'dense' | 'expert', list: [string, T.nn.Parameter][], group: ProcessGroup): ParamGroup => {
+      const offsets: number[] = [];
+      let n = 0;
+      for (const [, p] of list) {
+        offsets.push(n);
+        n += p.numel;
+      }
+      return { kind, names: list.map(([k]) => k), params: list.map(([, p]) => p), group, offsets, numel: n, chunk: Math.ceil(n / group.size), shard: null };
+    };
+    this.paramGroups = [mk('dense', dense, groups.world)];
+    if (expert.length) this.paramGroups.push(mk('expert', expert, groups.expertDataParallel));
+    // every rank starts from rank 0's dense parameters and its expert-data-parallel peers' experts
+    T.noGrad(() => {
+      for (const g of this.paramGroups) for (const p of g.params) g.group.broadcast(p, 0);
+    });
+    if (this.stage >= 1) {
+      for (const g of this.paramGroups) {
+        const flat = this.flatten(g, (p) => p);
+        const part = T.noGrad(() => T.zeros([g.chunk], { dtype: g.params[0]!.dtype, device: g.params[0]!.device }));
+        const { lo, hi } = this.range(g);
+        if (hi > lo) T.noGrad(() => T.copy_(part.narrow(0, 0, hi - lo), flat.narrow(0, lo, hi - lo)));
+        flat.dispose();
+        g.shard = new T.nn.Parameter(part);
+      }
+      this.optimizer = o.makeOptimizer(this.paramGroups.map((g) => g.shard!));
+    } else {
+      this.optimizer = o.makeOptimizer(named.map(([, p]) => p));
+    }
+    const reduces = this.paramGroups.some((g) => g.group.size > 1);
+    this.overlap = o.overlapComm && reduces ? new OverlappedReducer(this.paramGroups, o.bucketElements, this.stage === 2) : null;
+  }
+
+  /** Gradient buckets per parameter group when reduction overlaps backward (else null). */
+  get overlapBuckets(): number[] | null {
+    return this.overlap ? this.overlap.bucketCounts : null;
+  }
+
+  /** This rank's partition [lo, hi) of a group's flat space (clipped to the parameters). */
+  private range(g: ParamGroup): { lo: number; hi: number } {
+    const r = g.group.rank;
+    return { lo: Math.min(g.numel, r * g.chunk), hi: Math.min(g.numel, (r + 1) * g.chunk) };
+  }
+
+  /** Before a backward: on the accumulation boundary, the buckets start reducing as gradients finish. */
+  beginBackward(boundary: boolean): void {
+    if (boundary) this.overlap?.begin();
+  }
+
+  /** After a backward (also a failed one): buckets whose parameters got no gradient go now. */
+  endBackward(boundary: boolean): void {
+    if (boundary) this.overlap?.finishBackward();
+  }
+
+  /** Concatenation of f(param) for the group's params (zeros where f gives null), flat, padded to chunk · size. */
+  private flatten(g: ParamGroup, f: (p: T.nn.Parameter) => T.Tensor | null): T.Tensor {
+    return T.noGrad(() => {
+      const out = T.zeros([g.chunk * g.group.size], { dtype: g.params[0]!.dtype, device: g.params[0]!.device });
+      g.params.forEach((p, i) => {
+        const v = f(p);
+        if (v) T.copy_(out.narrow(0, g.offsets[i]!, p.numel), v.reshape(-1));
+      });
+      return out;
+    });
+  }
+
+  /** All-reduces a group's gradients in place (stages 0, 1 without overlap): buckets in parameter order. */
+  private allReduceGrads(g: ParamGroup, scale: number): void {
+    T.noGrad(() => {
+      let bucket: T.nn.Parameter[] = [];
+      let size = 0;
+      const flush = () => {
+        if (!bucket.length) return;
+        const flat = T.cat(bucket.map((p) => p.grad!.reshape(-1)), 0);
+        g.group.allReduce(flat, 'sum');
+        T.mul_(flat, scale);
+        let off = 0;
+        for (const p of bucket) {
+          T.copy_(p.grad!, flat.narrow(0, off, p.numel).reshape(...p.shape));
+          off += p.numel;
+        }
+        flat.dispose();
+        bucket = [];
+        size = 0;
+      };
+      for (const p of g.params) {
+        if (!p.grad) p.grad = T.keep(T.zeros(p.shape.slice(), { dtype: p.dtype, device: p.device }));
+        bucket.push(p);
+        size += p.numel;
+        if (size >= this.bucketElements) flush();
+      }
+      flush();
+    });
+  }
+
+  /**
+   * Sums every group's gradients over its group and multiplies them by `scale`: into the
+   * parameters' `.grad` (stage 0) or into this rank's partition's `.grad` (stages 1, 2).
+   */
+  reduceGradients(scale: number): void {
+    for (const g of this.paramGroups) {
+      if (this.stage === 2 && this.overlap) {
+        // buckets were reduce-scattered during backward: this rank's partition only
+        const part = this.overlap.wait(g, scale)!;
+        for (const p of g.params) p.zeroGrad();
+        g.shard!.zeroGrad();
+        g.shard!.grad = T.keep(part);
+      } else if (this.stage === 2) {
+        // reduce-scatter: this rank receives only its partition of the summed gradients
+        T.noGrad(() => {
+          const flat = this.flatten(g, (p) => p.grad);
+          for (const p of g.params) p.zeroGrad();
+          const part = T.zeros([g.chunk], { dtype: g.params[0]!.dtype, device: g.params[0]!.device });
+          g.group.reduceScatterTensor(part, flat, 'sum');
+          flat.dispose();
+          T.mul_(part, scale);
+          g.shard!.zeroGrad();
+          g.shard!.grad = T.keep(part);
+        });
+      } else {
+        if (this.overlap) this.overlap.wait(g, scale);
+        else this.allReduceGrads(g, scale);
+        if (g.shard) {
+          T.noGrad(() => {
+            const flat = this.flatten(g, (p) => p.grad);
+            for (const p of g.params) p.zeroGrad();
+            g.shard!.zeroGrad();
+            g.shard!.grad = T.keep(T.contiguous(flat.narrow(0, g.group.rank * g.chunk, g.chunk)));
+            flat.dispose();
+          });
+        }
+      }
+    }
+  }
+
+  /** The reduced gradients this rank steps (the partitions, or the parameters' gradients). */
+  private *steppedGrads(): Generator<T.Tensor> {
+    for (const g of this.paramGroups) {
+      if (g.shard) {
+        if (g.shard.grad) yield g.shard.grad;
+      } else for (const p of g.params) if (p.grad) yield p.grad;
+    }
+  }
+
+  /** Multiplies the reduced gradients in place (unscaling, clipping). */
+  scaleGradients(factor: number): void {
+    T.noGrad(() => {
+      for (const grad of this.steppedGrads()) T.mul_(grad, factor);
+    });
+  }
+
+  /** The squared global gradient norm: every gradient entry of the model counted once (collective). */
+  gradNormSq(): number {
+    let total = 0;
+    T.noGrad(() => {
+      for (const g of this.paramGroups) {
+        let local = 0;
+        const acc = (x: T.Tensor | null) => {
+          if (x) local += T.sum(T.mul(x, x)).item();
+        };
+        if (g.shard) acc(g.shard.grad);
+        else for (const p of g.params) acc(p.grad);
+        const t = T.tensor([local], { dtype: 'float64', device: g.group.device });
+        // a partitioned group is spread over its group; expert groups also differ across the EP group
+        if (g.shard) g.group.allReduce(t, 'sum');
+        if (g.kind === 'expert') this.groups.expertParallel.allReduce(t, 'sum');
+        total += t.item();
+      }
+    });
+    return total;
+  }
+
+  /** Drops every gradient (a skipped step). */
+  zeroGrad(): void {
+    for (const g of this.paramGroups) {
+      g.shard?.zeroGrad();
+      for (const p of g.params) p.zeroGrad();
+    }
+  }
+
+  /** Steps the optimiser and gathers the updated partitions back into the parameters. */
+  step(): void {
+    this.optimizer.step();
+    for (const g of this.paramGroups) {
+      if (!g.shard) continue;
+      T.noGrad(() => {
+        const full = T.empty([g.chunk * g.group.size], { dtype: g.params[0]!.dtype, device: g.params[0]!.device });
+        g.group.allGatherIntoTensor(full, g.shard!);
+        g.params.forEach((p, i) => T.copy_(p, full.narrow(0, g.offsets[i]!, p.numel).reshape(...p.shape)));
+        full.dispose();
+      });
+    }
+    this.zeroGrad();
+  }
+
+  /** Bytes of optimiser state this rank holds. */
+  stateBytes(): number {
+    let bytes = 0;
+    for (const st of this.optimizer.state.values()) for (const v of Object.values(st)) if (typeof v === 'object' && v) bytes += (v as T.Tensor).numel * T.dtypeSize[(v as T.Tensor).dtype];
+    return bytes;
+  }
+
+  /** Gathers expert tensors (local experts first along dim 0) over the expert-parallel group. */
+  private globalExperts(local: T.Tensor): T.Tensor {
+    const ep = this.groups.expertParallel;
+    if (ep.size === 1) return local;
+    return T.cat(ep.allGather(T.contiguous(local)), 0);
+  }
+
+  /** This rank's experts of a global expert tensor (all experts along dim 0). */
+  private localExperts(g: ParamGroup, global: T.Tensor, where: string): T.Tensor {
+    if (g.kind !== 'expert') return global;
+    const ep = this.groups.expertParallel;
+    const L = global.shape[0]! / ep.size;
+    if (!Number.isInteger(L)) throw new Error(`${where}: ${global.shape[0]} experts do not divide over expert-parallel size ${ep.size}`);
+    return global.narrow(0, ep.rank * L, L);
+  }
+
+  /** Per-parameter optimiser state of a group, in the parameters' local shapes. */
+  private perParamState(g: ParamGroup): Map<string, Record<string, T.Tensor | number>> {
+    const out = new Map<string, Record<string, T.Tensor | number>>();
+    if (!g.shard) {
+      g.params.forEach((p, i) => {
+        const st = this.optimizer.state.get(p);
+        if (st) out.set(g.names[i]!, { ...st } as Record<string, T.Tensor | number>);
+      });
+      return out;
+    }
+    const st = this.optimizer.state.get(g.shard);
+    // every rank of the group calls the same gathers: agree on the keys first
+    const keys = st ? Object.keys(st).filter((k) => typeof st[k] === 'object').sort() : [];
+    const scalars = st ? (Object.fromEntries(Object.entries(st).filter(([, v]) => typeof v === 'number')) as Record<string, number>) : {};
+    const fulls: Record<string, T.Tensor> = {};
+    for (const k of keys) {
+      const full = T.empty([g.chunk * g.group.size], { dtype: g.params[0]!.dtype, device: g.params[0]!.device });
+      g.group.allGatherIntoTensor(full, st![k] as T.Tensor);
+      fulls[k] = full;
+    }
+    if (!keys.length) return out;
+    g.params.forEach((p, i) => {
+      const rec: Record<string, T.Tensor | number> = { ...scalars };
+      for (const k of keys) rec[k] = fulls[k]!.narrow(0, g.offsets[i]!, p.numel).reshape(...p.shape);
+      out.set(g.names[i]!, rec);
+    });
+    return out;
+  }
+
+  /** The parameters and optimiser state in the global layout (collective: every rank calls it). */
+  globalState(): GlobalState {
+    const s: GlobalState = { params: [], optimizer: [], scalars: {} };
+    T.noGrad(() => {
+      for (const g of this.paramGroups) {
+        const states = this.perParamState(g);
+        g.params.forEach((p, i) => s.params.push([g.names[i]!, g.kind === 'expert' ? this.globalExperts(p) : p]));
+        // optimiser tensors: the same keys on every rank (a step has happened everywhere or nowhere)
+        for (const name of g.names) {
+          const st = states.get(name);
+          if (!st) continue;
+          for (const [k, v] of Object.entries(st)) {
+            if (typeof v === 'number') (s.scalars[name] ??= {})[k] = v;
+            else s.optimizer.push([`${name}::${k}`, g.kind === 'expert' ? this.globalExperts(v) : v]);
+          }
+        }
+      }
+    });
+    return s;
+  }
+
+  /**
+   * Loads parameters and optimiser state from the global layout: `get(name)` gives a
+   * parameter ('<param>::<key>' an optimiser tensor) or null, `optimizerKeys(name)` the
+   * optimiser keys stored for a parameter. `where` names the source in errors.
+   */
+  loadGlobalState(get: (name: string) => T.Tensor | null, optimizerKeys: (name: string) => string[], scalars: Record<string, Record<string, number>>, where: string): void {
+    T.noGrad(() => {
+      for (const g of this.paramGroups) {
+        g.params.forEach((p, i) => {
+          const name = g.names[i]!;
+          const v = get(name);
+          if (!v) throw new Error(`${where} has no parameter '${name}'`);
+          const local = this.localExperts(g, v, where);
+          if (local.shape.join() !== p.shape.join()) throw new Error(`${where}: '${name}' is [${local.shape}] there (this rank's part), the model has [${p.shape}]`);
+          T.copy_(p, local);
+        });
+        if (!g.shard) {
+          g.params.forEach((p, i) => {
+            const name = g.names[i]!;
+            const keys = optimizerKeys(name);
+            if (!keys.length) return;
+            const st: Record<string, T.Tensor | number> = { ...(scalars[name] ?? {}) };
+            for (const k of keys) st[k] = T.keep(T.clone(this.localExperts(g, get(`${name}::${k}`)!, where)));
+            this.optimizer.state.set(p, st);
+          });
+          continue;
+        }
+        const keys = g.names.length ? optimizerKeys(g.names[0]!) : [];
+        if (keys.length) {
+          const st: Record<string, T.Tensor | number> = { ...(scalars[g.names[0]!] ?? {}) };
+          for (const k of keys) {
+            const full = T.zeros([g.chunk * g.group.size], { dtype: g.params[0]!.dtype, device: g.params[0]!.device });
+            g.params.forEach((p, i) => {
+              const v = get(`${g.names[i]!}::${k}`);
+              if (v) T.copy_(full.narrow(0, g.offsets[i]!, p.numel), this.localExperts(g, v, where).reshape(-1));
+            });
+            st[k] = T.keep(T.contiguous(full.narrow(0, g.group.rank * g.chunk, g.chunk)));
+            full.dispose();
+          }
+          this.optimizer.state.set(g.shard, st);
+        }
+        // the partition's values follow the loaded parameters
+        const lo = g.group.rank * g.chunk;
+        T.fill_(g.shard, 0);
+        g.params.forEach((p, i) => {
+          const a = Math.max(lo, g.offsets[i]!), b = Math.min(lo + g.chunk, g.offsets[i]! + p.numel);
+          if (b > a) T.copy_(g.shard!.narrow(0, a - lo, b - a), p.reshape(-1).narrow(0, a - g.offsets[i]!, b - a));
+        });
+      }
+    });
+  }
+
+  /** Frees the optimiser state and the partitions. */
+  destroy(): void {
+    this.overlap?.dispose();
+    for (const st of this.optimizer.state.values()) for (const v of Object.values(st)) if (typeof v === 'object' && v) (v as T.Tensor).dispose();
+    this.optimizer.state.clear();
+    for (const g of this.paramGroups) {
+      g.shard?.dispose();
+      g.shard = null;
+    }
+  }
+}
