@@ -5,7 +5,7 @@
  * model fails to learn. Options: --steps N --hidden N --lr X --seed N.
  */
 import * as T from '@vlmoe/tensor';
-import { Progress } from './progress.js';
+import { Progress } from '@vlmoe/data';
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -50,7 +50,7 @@ const forward = (inp: T.Tensor) => T.linear(T.gelu(T.linear(inp, w1, b1)), w2, b
 
 console.log(`native: ${JSON.stringify(T.nativeInfo())}`);
 console.log(`training a ${2}-${hidden}-${classes} MLP on ${classes * perClass} spiral points for ${steps} steps (batch ${batch}, lr ${lr})`);
-const progress = new Progress(steps, 'train');
+const progress = new Progress('train', steps);
 let liveAfterFirst = 0;
 let lastLoss = NaN;
 for (let step = 1; step <= steps; ++step) {
@@ -68,8 +68,9 @@ for (let step = 1; step <= steps; ++step) {
     return loss.item();
   });
   if (step === 1) liveAfterFirst = T.memory().cpu.live;
-  progress.update(step, `loss ${lastLoss.toFixed(4)}`);
+  progress.tick(1, `loss ${lastLoss.toFixed(4)}`);
 }
+progress.finish();
 const acc = T.scope(() => T.noGrad(() => forward(x).argmax(-1).eq(y).float().mean().item()));
 console.log(`final loss ${lastLoss.toFixed(4)}, train accuracy ${(acc * 100).toFixed(1)}%`);
 console.log(`live CPU bytes after step 1: ${liveAfterFirst}, after step ${steps}: ${T.memory().cpu.live} (flat memory)`);

@@ -29,9 +29,9 @@ import { evalAdapter, parameterCount, TASKS, type TaskModels, type TaskName } fr
 import { BertTokenizer } from '@vlmoe/data';
 import * as T from '@vlmoe/tensor';
 import { checkConfig, readConfig, type FieldType } from './config.js';
-import { openDataset } from './dataset.js';
+import { TASK_DATA, openDataset } from './dataset.js';
 import { loadFinetuned } from './evaluate.js';
-import { FINETUNE_SCHEMA, finetune, TASK_DATA } from './finetune.js';
+import { FINETUNE_SCHEMA, finetune } from './finetune.js';
 import { PRETRAIN_SCHEMA, pretrain } from './pretrain.js';
 import { modelConfig, usageOf } from './trainer.js';
 
@@ -229,7 +229,7 @@ export async function bench(configPath: string | null, opts: { fresh?: boolean; 
   const reportDir = path.join(root, 'report');
   const report = await runBenchmarkSuite({
     title: `vlmoe bench ${cfg.name} (${cfg.split} split of ${path.basename(cfg.data)})`,
-    models: adapters as unknown as Parameters<typeof runBenchmarkSuite>[0]['models'],
+    models: adapters,
     tasks: specs,
     outDir: reportDir,
     trainingRuns: models.map((m) => ({ name: `${m.label} pretraining`, metricsJsonl: path.join(m.pretrain, 'metrics.jsonl'), keys: ['loss', 'itc', 'itm', 'mlm'] })),

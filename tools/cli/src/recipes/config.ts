@@ -19,3 +19,13 @@ export function readConfig(path: string): Record<string, unknown> {
 export function checkConfig<R>(o: Record<string, unknown>, schema: Record<string, [FieldType, unknown]>, where: string): R {
   return T.checkFields<R>(o, schema, `config ${where}`);
 }
+
+/**
+ * A recipe's config from a file path or from an object (a library caller), checked against
+ * `schema`; `where` names it in errors.
+ */
+export function recipeConfig<R>(config: string | object, schema: Record<string, [FieldType, unknown]>): { cfg: R; where: string } {
+  if (typeof config === 'string') return { cfg: checkConfig<R>(readConfig(config), schema, config), where: config };
+  const where = '(recipe object)';
+  return { cfg: checkConfig<R>(T.asObject(JSON.parse(JSON.stringify(config)), `config ${where}`), schema, where), where };
+}

@@ -8,8 +8,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ensureDefaultDataset } from '@vlmoe/data';
+import type { TaskName } from '@vlmoe/moe';
 
 export type Kind = 'captions' | 'vqa' | 'nlvr2';
+
+/** The dataset kind each task trains and evaluates on. */
+export const TASK_DATA: Record<TaskName, Kind> = { vqa: 'vqa', nlvr: 'nlvr2', retrieval: 'captions' };
 export type Split = 'train' | 'val' | 'test';
 
 export interface RecipeDataset {

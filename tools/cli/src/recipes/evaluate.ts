@@ -7,11 +7,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { evaluateNlvr, evaluateRetrieval, evaluateVqa, type NlvrEvalResult, type RetrievalEvalResult, type VqaEvalResult } from '@vlmoe/eval';
+import { evaluateNlvr, evaluateRetrieval, evaluateVqa, type ModelAdapter, type NlvrEvalResult, type RetrievalEvalResult, type VqaEvalResult } from '@vlmoe/eval';
 import { createTaskModel, evalAdapter, resolveVLMoConfig, type AnyTaskModel, type TaskName, type VLMoConfig, type VLMoEvalAdapter } from '@vlmoe/moe';
 import { loadCheckpointWeights } from '@vlmoe/parallel';
-import { openDataset } from './dataset.js';
-import { TASK_DATA } from './finetune.js';
+import { TASK_DATA, openDataset } from './dataset.js';
 
 export const EVAL_USAGE = `usage: vlmoe eval --run runs/<name> [--split val|test] [--limit N] [--batch N]
 
@@ -57,8 +56,8 @@ export type TaskEvalResult = VqaEvalResult | NlvrEvalResult | RetrievalEvalResul
 export async function evaluateTask(adapter: VLMoEvalAdapter, task: TaskName, o: { data: string; split: 'val' | 'test'; imageSize: number; textLen: number; batchSize: number; outDir: string; limit?: number }): Promise<TaskEvalResult> {
   const ds = await openDataset(o.data);
   const common = { file: ds.file(TASK_DATA[task], o.split), tokenizer: ds.tokenizer, imageSize: o.imageSize, maxTextLen: o.textLen, batchSize: o.batchSize, outDir: o.outDir, numWorkers: 1 };
-  // @vlmoe/moe's adapter takes the loader's batches structurally (it does not depend on @vlmoe/eval)
-  const a = adapter as unknown as Parameters<typeof evaluateVqa>[0];
+  // @vlmoe/moe's adapter takes the loader's batches structurally (it does not depend on @vlmoe/eval): no cast needed
+  const a: ModelAdapter = adapter;
   fs.mkdirSync(o.outDir, { recursive: true });
   if (task === 'vqa') return evaluateVqa(a, { ...common, answers: ds.answers, limitBatches: o.limit });
   if (task === 'nlvr') return evaluateNlvr(a, { ...common, limitBatches: o.limit });

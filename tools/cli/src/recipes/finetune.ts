@@ -16,11 +16,10 @@ import * as T from '@vlmoe/tensor';
 import { AnswerVocab } from '@vlmoe/data';
 import { TASKS, createTaskModel, resolveVLMoConfig, taskBatchFrom, type TaskBatch, type TaskName } from '@vlmoe/moe';
 import { initProcessGroup, loadCheckpointWeights } from '@vlmoe/parallel';
-import { checkConfig, readConfig, type FieldType } from './config.js';
-import type { Kind } from './dataset.js';
+import { recipeConfig, type FieldType } from './config.js';
+import { TASK_DATA } from './dataset.js';
 import { evaluateRun } from './evaluate.js';
-import { describeModel } from './pretrain.js';
-import { COMMON_SCHEMA, MODEL_SCHEMA, checkRecipe, openRecipeData, train, usageOf, type CommonConfig, type ModelKeys, type TrainResult } from './trainer.js';
+import { COMMON_SCHEMA, MODEL_SCHEMA, checkRecipe, describeModel, openRecipeData, train, usageOf, type CommonConfig, type ModelKeys, type TrainResult } from './trainer.js';
 
 export interface FinetuneConfig extends CommonConfig, ModelKeys {
   task: TaskName;
@@ -42,8 +41,6 @@ export const FINETUNE_USAGE = `usage: vlmoe finetune --config ft.json [--resume]
 config keys (JSON): ${usageOf(FINETUNE_SCHEMA)}
 task: ${TASKS.join(' | ')}; init: a 'vlmoe pretrain' run folder (model keys default to its own)`;
 
-export const TASK_DATA: Record<TaskName, Kind> = { vqa: 'vqa', nlvr: 'nlvr2', retrieval: 'captions' };
-
 function checkpointsOf(init: string): string {
   if (fs.existsSync(path.join(init, 'latest'))) return init;
   if (fs.existsSync(path.join(init, 'checkpoints', 'latest'))) return path.join(init, 'checkpoints');
@@ -62,8 +59,9 @@ export function resolveModelKeys(cfg: FinetuneConfig, where: string): void {
   for (const [k, [, d]] of Object.entries(MODEL_SCHEMA)) rec[k] ??= fromInit[k] ?? d;
 }
 
-export async function finetune(configPath: string, opts: { resume?: boolean; stopAfter?: number; evaluate?: boolean } = {}): Promise<TrainResult & { evaluation: unknown }> {
-  const cfg = checkConfig<FinetuneConfig>(readConfig(configPath), FINETUNE_SCHEMA, configPath);
+/** Runs the recipe from a config file, or from a config object (the same keys; a library call). */
+export async function finetune(config: string | Partial<FinetuneConfig>, opts: { resume?: boolean; stopAfter?: number; evaluate?: boolean } = {}): Promise<TrainResult & { evaluation: unknown }> {
+  const { cfg, where: configPath } = recipeConfig<FinetuneConfig>(config, FINETUNE_SCHEMA);
   checkRecipe(cfg, configPath);
   if (!TASKS.includes(cfg.task)) throw new Error(`config ${configPath}: 'task' must be one of ${TASKS.join(', ')}, got ${JSON.stringify(cfg.task)}`);
   resolveModelKeys(cfg, configPath);

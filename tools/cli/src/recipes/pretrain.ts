@@ -11,11 +11,11 @@
  * newest checkpoint and reproduces the uninterrupted run's losses exactly.
  */
 import * as T from '@vlmoe/tensor';
-import { VLMoPretrainer, parameterCount, pretrainBatchFrom, resolveVLMoConfig, type PretrainBatch } from '@vlmoe/moe';
+import { VLMoPretrainer, pretrainBatchFrom, type PretrainBatch } from '@vlmoe/moe';
 import { initProcessGroup } from '@vlmoe/parallel';
-import { checkConfig, readConfig, type FieldType } from './config.js';
+import { recipeConfig, type FieldType } from './config.js';
 import { evaluateRun } from './evaluate.js';
-import { COMMON_SCHEMA, MODEL_SCHEMA, checkRecipe, openRecipeData, train, usageOf, type modelConfig, type CommonConfig, type ModelKeys, type TrainResult } from './trainer.js';
+import { COMMON_SCHEMA, MODEL_SCHEMA, checkRecipe, describeModel, openRecipeData, train, usageOf, type CommonConfig, type ModelKeys, type TrainResult } from './trainer.js';
 
 export interface PretrainConfig extends CommonConfig, ModelKeys {
   /** Loss weights (default itc 1, itm 1, mlm 0.25). */
@@ -30,14 +30,9 @@ export const PRETRAIN_USAGE = `usage: vlmoe pretrain --config run.json [--resume
 
 config keys (JSON): ${usageOf(PRETRAIN_SCHEMA)}`;
 
-export function describeModel(c: ReturnType<typeof modelConfig>, m: ModelKeys): string {
-  const { total, active } = parameterCount(c);
-  const r = resolveVLMoConfig(c);
-  return `${m.preset} d${r.dim}×${r.depth}${m.experts ? ` / ${m.experts} experts top-${m.k}` : ' dense'}, ${(total / 1e6).toFixed(2)}M parameters (${(active / 1e6).toFixed(2)}M active)`;
-}
-
-export async function pretrain(configPath: string, opts: { resume?: boolean; stopAfter?: number } = {}): Promise<TrainResult & { evaluation: unknown }> {
-  const cfg = checkConfig<PretrainConfig>(readConfig(configPath), PRETRAIN_SCHEMA, configPath);
+/** Runs the recipe from a config file, or from a config object (the same keys; a library call). */
+export async function pretrain(config: string | Partial<PretrainConfig>, opts: { resume?: boolean; stopAfter?: number } = {}): Promise<TrainResult & { evaluation: unknown }> {
+  const { cfg, where: configPath } = recipeConfig<PretrainConfig>(config, PRETRAIN_SCHEMA);
   checkRecipe(cfg, configPath);
   T.checkKnownKeys(cfg.weights, ['itc', 'itm', 'mlm'], `config ${configPath}`, 'weights.');
   const pg = initProcessGroup();

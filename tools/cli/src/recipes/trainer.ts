@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
 import { BertTokenizer, DataLoader, Progress, type Batch, type DataLoaderOptions } from '@vlmoe/data';
-import { parseVLMoConfig, preset, type PresetName, type VLMoConfig } from '@vlmoe/moe';
+import { parameterCount, parseVLMoConfig, preset, resolveVLMoConfig, type PresetName, type VLMoConfig } from '@vlmoe/moe';
 import { initialize, resolveConfig, resolveInit, type DeepSpeedConfig, type ProcessGroup } from '@vlmoe/parallel';
 import type { FieldType } from './config.js';
 import { openDataset, type RecipeDataset } from './dataset.js';
@@ -98,6 +98,13 @@ export function checkRecipe(cfg: CommonConfig & { evalSplit: string }, where: st
   if (!/^[A-Za-z0-9_.-]+$/.test(cfg.name)) throw new Error(`config ${where}: 'name' may only hold letters, digits, '_', '.', '-' (it names the run folder)`);
   if (!['val', 'test', 'none'].includes(cfg.evalSplit)) throw new Error(`config ${where}: 'evalSplit' must be val, test or none, got ${JSON.stringify(cfg.evalSplit)}`);
   resolveConfig(engineConfig(cfg), resolveInit().worldSize, `config ${where}: engine`);
+}
+
+/** One line about a recipe's model: preset, shape, experts, total and active parameters. */
+export function describeModel(c: VLMoConfig, m: ModelKeys): string {
+  const { total, active } = parameterCount(c);
+  const r = resolveVLMoConfig(c);
+  return `${m.preset} d${r.dim}×${r.depth}${m.experts ? ` / ${m.experts} experts top-${m.k}` : ' dense'}, ${(total / 1e6).toFixed(2)}M parameters (${(active / 1e6).toFixed(2)}M active)`;
 }
 
 /** A recipe's dataset folder, its tokenizer and the model config it implies. */

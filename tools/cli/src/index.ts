@@ -1,0 +1,10 @@
+/**
+ * @vlmoe/cli as a library: the training recipes behind `vlmoe pretrain | finetune | eval |
+ * bench`, and the trainer they share (run folder, metrics, checkpoints, --resume, progress),
+ * for programs that train without the command line (tools/examples does).
+ */
+export { pretrain, PRETRAIN_SCHEMA, type PretrainConfig } from './recipes/pretrain.js';
+export { finetune, FINETUNE_SCHEMA, type FinetuneConfig } from './recipes/finetune.js';
+export { evaluateRun, loadFinetuned } from './recipes/evaluate.js';
+export { bench, DEFAULT_BENCH, type BenchConfig, type BenchModel } from './recipes/bench.js';
+export { train, engineConfig, modelConfig, describeModel, COMMON_SCHEMA, MODEL_SCHEMA, type TrainSpec, type TrainResult, type CommonConfig, type ModelKeys, type StepOutput } from './recipes/trainer.js';
