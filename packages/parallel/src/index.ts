@@ -3,7 +3,8 @@
  * and the `vlmoe-run` launcher; the training engine (data and expert parallel, ZeRO 1/2, checkpoints).
  */
 export { type ProcessGroup, type ReduceOp, type Work, type AsyncOption, CompletedWork } from './process_group.js';
-export { ShmProcessGroup, NativeProcessGroup, type ShmOptions } from './shm.js';
+export { ShmProcessGroup, type ShmOptions } from './shm.js';
+export { NativeProcessGroup, NativeWork } from './native_process_group.js';
 export type { ShmTransferStats } from '@vlmoe/native-cuda';
 export { MpiProcessGroup, mpiAvailable } from './mpi.js';
 export { NcclProcessGroup } from './nccl.js';

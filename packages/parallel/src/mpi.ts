@@ -6,7 +6,7 @@
  * cancel a collective), and mpirun stops every rank when one dies.
  */
 import { native } from '@vlmoe/native-cuda';
-import { NativeProcessGroup } from './shm.js';
+import { NativeProcessGroup } from './native_process_group.js';
 
 let world: MpiProcessGroup | null = null;
 

@@ -10,7 +10,7 @@
 import { native } from '@vlmoe/native-cuda';
 import * as T from '@vlmoe/tensor';
 import type { ProcessGroup } from './process_group.js';
-import { NativeProcessGroup } from './shm.js';
+import { NativeProcessGroup } from './native_process_group.js';
 
 export class NcclProcessGroup extends NativeProcessGroup {
   readonly backend = 'nccl';

@@ -21,6 +21,9 @@
 #include "../cuda/cuda_backend.h"
 #include "async_queue.h"
 #include "communicator.h"
+#include "mpi_comm.h"
+#include "nccl_comm.h"
+#include "shm_communicator.h"
 #include "../napi_library.h"
 #include "nccl_loader.h"
 
@@ -129,14 +132,14 @@ Napi::Value CommInitNccl(const Napi::CallbackInfo& info) {
   if (device < 0 || device >= cuda_device_count())
     throw std::invalid_argument("commInitNccl: device cuda:" + std::to_string(device) + " is not available (" + std::to_string(cuda_device_count()) + " CUDA device(s) visible" +
                                 (cuda_compiled() ? "" : "; this build has no CUDA support") + ")");
-  return add(env, std::make_unique<NcclCommunicator>(std::make_unique<NcclComm>(id, rank, world, device, timeout)));
+  return add(env, std::make_unique<NcclComm>(id, rank, world, device, timeout));
   VLMOE_CATCH(env)
 }
 
 Napi::Value MpiInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
-  return add(env, std::make_unique<MpiCommunicator>(std::make_unique<MpiComm>(static_cast<int64_t>(info[0].As<Napi::Number>().DoubleValue()))));
+  return add(env, std::make_unique<MpiComm>(static_cast<int64_t>(info[0].As<Napi::Number>().DoubleValue())));
   VLMOE_CATCH(env)
 }
 
@@ -144,14 +147,14 @@ Napi::Value MpiInit(const Napi::CallbackInfo& info) {
 Napi::Value MpiNewGroup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
-  auto* parent = dynamic_cast<MpiCommunicator*>(&comm(info));
+  auto* parent = dynamic_cast<MpiComm*>(&comm(info));
   if (!parent) throw std::invalid_argument("commNewGroup: only mpi communicators make subgroups natively");
   Napi::Array arr = info[1].As<Napi::Array>();
   std::vector<int> ranks(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); ++i) ranks[i] = arr.Get(i).As<Napi::Number>().Int32Value();
-  auto c = std::make_unique<MpiComm>(parent->raw(), ranks);
+  auto c = std::make_unique<MpiComm>(*parent, ranks);
   if (!c->member()) return Napi::Number::New(env, -1);
-  return add(env, std::make_unique<MpiCommunicator>(std::move(c)));
+  return add(env, std::move(c));
   VLMOE_CATCH(env)
 }
 

@@ -7,39 +7,40 @@
 #include <vector>
 
 #include "../dtype.h"
+#include "communicator.h"
 #include "reduce_op.h"
 
 namespace vlmoe {
 
 bool mpi_available();
 
-class MpiComm {
+class MpiComm final : public Communicator {
  public:
   // The world (MPI_Init on first use; ranks come from mpirun).
   explicit MpiComm(int64_t timeout_ms);
   // Collective over `parent`: a communicator of the parent ranks `ranks` (member() is false
   // on the other ranks).
   MpiComm(MpiComm& parent, const std::vector<int>& ranks);
-  ~MpiComm();
+  ~MpiComm() override;
   MpiComm(const MpiComm&) = delete;
   MpiComm& operator=(const MpiComm&) = delete;
 
   bool member() const;
-  int rank() const { return rank_; }
-  int world() const { return world_; }
-  void set_timeout(int64_t ms) { timeout_ms_ = ms; }
+  int rank() const override { return rank_; }
+  int world() const override { return world_; }
+  const char* backend() const override { return "mpi"; }
+  void set_timeout(int64_t ms) override { timeout_ms_ = ms; }
 
-  void barrier();
-  void all_reduce(DType t, ReduceOp op, void* data, int64_t n);
-  void broadcast(DType t, void* data, int64_t n, int root);
-  void all_gather(DType t, const void* in, int64_t n, void* out);
-  // in: consecutive blocks of counts[j] elements for rank j; out: counts[rank] elements
-  void reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t* counts, void* out);
-  // counts in elements
-  void all_to_all(DType t, const void* in, const int64_t* send_counts, void* out, const int64_t* recv_counts);
-  void send(DType t, const void* data, int64_t n, int dst);
-  void recv(DType t, void* data, int64_t n, int src);
-  [[noreturn]] void abort(const std::string& why);
+  void barrier() override;
+  void all_reduce(DType t, ReduceOp op, void* data, int64_t n) override;
+  void broadcast(DType t, void* data, int64_t n, int root) override;
+  void all_gather(DType t, const void* in, int64_t n, void* out) override;
+  void reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t* counts, void* out) override;
+  void all_to_all(DType t, const void* in, const int64_t* send_counts, void* out, const int64_t* recv_counts) override;
+  void send(DType t, const void* data, int64_t n, int dst) override;
+  void recv(DType t, void* data, int64_t n, int src) override;
+  // MPI cannot cancel a collective: aborts the whole job (MPI_Abort)
+  [[noreturn]] void abort(const std::string& why) override;
 
  private:
   struct Impl;

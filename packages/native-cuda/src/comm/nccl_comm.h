@@ -14,39 +14,39 @@
 #include <vector>
 
 #include "../dtype.h"
+#include "communicator.h"
 #include "nccl_loader.h"
 #include "reduce_op.h"
 
 namespace vlmoe {
 
-class NcclComm {
+class NcclComm final : public Communicator {
  public:
   NcclComm(const ncclUniqueId& id, int rank, int world, int device, int64_t timeout_ms);
-  ~NcclComm();
+  ~NcclComm() override;
   NcclComm(const NcclComm&) = delete;
   NcclComm& operator=(const NcclComm&) = delete;
 
-  int rank() const { return rank_; }
-  int world() const { return world_; }
-  int device() const { return device_; }
-  void set_timeout(int64_t ms) { timeout_ms_ = ms; }
+  int rank() const override { return rank_; }
+  int world() const override { return world_; }
+  int device() const override { return device_; }
+  const char* backend() const override { return "nccl"; }
+  void set_timeout(int64_t ms) override { timeout_ms_ = ms; }
 
-  void barrier();
-  void all_reduce(DType t, ReduceOp op, void* data, int64_t n);
-  void broadcast(DType t, void* data, int64_t n, int root);
-  void all_gather(DType t, const void* in, int64_t n, void* out);
-  // in: consecutive blocks of counts[j] elements for rank j; out: counts[rank] elements
-  void reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t* counts, void* out);
-  // counts in elements
-  void all_to_all(DType t, const void* in, const int64_t* send_counts, void* out, const int64_t* recv_counts);
-  void send(DType t, const void* data, int64_t n, int dst);
-  void recv(DType t, void* data, int64_t n, int src);
-  void abort(const std::string& why);
+  void barrier() override;
+  void all_reduce(DType t, ReduceOp op, void* data, int64_t n) override;
+  void broadcast(DType t, void* data, int64_t n, int root) override;
+  void all_gather(DType t, const void* in, int64_t n, void* out) override;
+  void reduce_scatter(DType t, ReduceOp op, const void* in, const int64_t* counts, void* out) override;
+  void all_to_all(DType t, const void* in, const int64_t* send_counts, void* out, const int64_t* recv_counts) override;
+  void send(DType t, const void* data, int64_t n, int dst) override;
+  void recv(DType t, void* data, int64_t n, int src) override;
+  void abort(const std::string& why) override;
   // An event recorded now on the compute stream (submitting thread), for run_after.
-  void* mark_submitted();
+  void* mark_submitted() override;
   // The next collective's stream waits for `fence` (from mark_submitted) instead of for
   // everything queued on the compute stream when it starts; nullptr: done with it.
-  void run_after(void* fence);
+  void run_after(void* fence) override;
 
  private:
   void check(ncclResult_t r, const char* what);
