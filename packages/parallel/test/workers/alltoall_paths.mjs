@@ -56,10 +56,12 @@ for (const [r, counts, offset] of [[0, even(300_000), 0], [1, uneven(200_000), 0
       for (let k = 0; k < n; k++, o++) if (got[o] !== val(i, me, k, round)) throw new Error(`reused block, round ${round}: element ${o} is ${got[o]}, want ${val(i, me, k, round)}`);
   }
 }
-// 3: many distinct blocks alive at once (more bytes than a small mapping cache holds)
+// 3: many distinct blocks alive at once (more bytes than a small mapping cache holds; KEEP
+// rounds, two blocks each, outnumber a small descriptor budget)
 {
   const keep = [];
-  for (let r = 20; r < 32; r++) keep.push(roundTrip(uneven(60_000 + 5_000 * r), r));
+  const rounds = Number(process.env.KEEP ?? 12);
+  for (let r = 20; r < 20 + rounds; r++) keep.push(roundTrip(uneven(60_000 + 5_000 * (r % 40)), r));
   // then read the oldest ones again: evicted mappings are made anew
   for (const { run } of keep.slice(0, 3)) run();
 }
