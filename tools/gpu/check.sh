@@ -43,7 +43,7 @@ step "CUDA test suites (device-parametrised; cpu and cuda:0)"
 vitest() { node node_modules/vitest/vitest.mjs run --root "$@"; }
 {
   vitest packages/native-cuda test/cuda.test.ts
-  vitest packages/tensor test/device-ops.test.ts test/matmul.test.ts test/optim.test.ts test/memory.test.ts test/half.test.ts test/attention.test.ts test/cross-entropy.test.ts test/elementwise-device.test.ts test/moe-autocast.test.ts test/moe-gate.test.ts
+  vitest packages/tensor test/device_ops.test.ts test/matmul.test.ts test/optim.test.ts test/memory.test.ts test/half.test.ts test/attention.test.ts test/cross_entropy.test.ts test/elementwise_device.test.ts test/moe_autocast.test.ts test/moe_gate.test.ts
   vitest packages/moe test/fused_gate.test.ts
   vitest packages/parallel test/init.test.ts
 } 2>&1 | tee "$OUT/tests.log" | grep -E "✓|×|Tests|FAIL|Error|skipped" | tail -60

@@ -6,7 +6,7 @@
  * soon as that leaf's gradient is complete (the parallel engine buckets all-reduces there).
  */
 import type { Tensor } from './tensor.js';
-import { nextTensorId } from './tensor-id.js';
+import { nextTensorId } from './tensor_id.js';
 
 export type BackwardFn = (grad: Tensor) => (Tensor | null)[];
 

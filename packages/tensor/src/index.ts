@@ -29,7 +29,7 @@ export { moeAssign, moePermute, moeUnpermute, groupedLinear, expertFFN, type Moe
 export * from './ops/join.js';
 export * from './ops/loss.js';
 export * from './ops/attention.js';
-export { flashAttention, type FlashAttentionOptions } from './ops/flash-attention.js';
+export { flashAttention, type FlashAttentionOptions } from './ops/flash_attention.js';
 export { toDevice } from './ops/device.js';
 export * from './serialization/safetensors.js';
 export { readJsonFile, checkKnownKeys, checkFields, didYouMean, nearestKey, hasFieldType, asObject, typeError, type FieldType, type FieldSpec } from './serialization/json_config.js';

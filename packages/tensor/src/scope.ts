@@ -6,7 +6,7 @@
  */
 import type { Tensor } from './tensor.js';
 import type { Storage } from './storage.js';
-import { nextTensorId } from './tensor-id.js';
+import { nextTensorId } from './tensor_id.js';
 
 type Scope = Tensor[] & { firstId?: number };
 

@@ -9,7 +9,7 @@ import { dtypeSize, typedArrayFor, type DType, type TypedArray } from './dtype.j
 import { deviceCode, normalizeDevice } from './device.js';
 import { keep, track, untrackFinalizer } from './scope.js';
 import { Storage } from './storage.js';
-import { takeTensorId } from './tensor-id.js';
+import { takeTensorId } from './tensor_id.js';
 
 export type Shape = readonly number[];
 
@@ -35,7 +35,7 @@ export function fmtShape(shape: Shape): string {
 
 export class Tensor {
   readonly _isTensor = true;
-  /** @internal creation order (see tensor-id.ts). */
+  /** @internal creation order (see tensor_id.ts). */
   readonly _id = takeTensorId();
   readonly numel: number;
   requiresGrad = false;

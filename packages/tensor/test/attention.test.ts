@@ -10,7 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import * as T from '../src/index.js';
 import { describeDevices, type TestDevice } from './helpers/devices.js';
-import { Rng, expectClose, flat } from './helpers/ref-nn.js';
+import { Rng, expectClose, flat } from './helpers/ref_nn.js';
 
 const rng = new Rng(11);
 type DT = 'float32' | 'float64' | 'bfloat16';

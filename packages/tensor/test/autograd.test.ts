@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as T from '../src/index.js';
-import { expectClose, flat } from './helpers/ref-nn.js';
+import { expectClose, flat } from './helpers/ref_nn.js';
 
 const f64 = (vals: number[], shape?: number[], requiresGrad = false) => T.tensor(vals, { dtype: 'float64', shape: shape ?? [vals.length], requiresGrad });
 

@@ -7,7 +7,7 @@ import { expect, it } from 'vitest';
 import * as T from '../src/index.js';
 import { float32ToBfloat16, float32ToFloat16 } from '../src/serialization/safetensors.js';
 import { describeDevices } from './helpers/devices.js';
-import { Rng, expectClose, flat, refMm } from './helpers/ref-nn.js';
+import { Rng, expectClose, flat, refMm } from './helpers/ref_nn.js';
 
 const rng = new Rng(99);
 const special = [0, -0, 1, -1, 0.1, 1 / 3, 65504, 65519, 65520, 1e5, -1e5, 6e-8, 5.96e-8, 2.98e-8, 3e-8, 1e-10, 3.4e38, Infinity, -Infinity, NaN, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -11, 1 + 3 * 2 ** -11];

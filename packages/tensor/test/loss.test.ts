@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as T from '../src/index.js';
-import { Rng, expectClose, flat, numel, refBceWithLogits, refCrossEntropyRows, refExpand } from './helpers/ref-nn.js';
+import { Rng, expectClose, flat, numel, refBceWithLogits, refCrossEntropyRows, refExpand } from './helpers/ref_nn.js';
 
 const rng = new Rng(23);
 const f64 = (vals: number[], shape: number[], requiresGrad = false) => T.tensor(vals, { dtype: 'float64', shape, requiresGrad });

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import * as T from '../src/index.js';
-import { Rng, expectClose, flat, numel, refMatmul, refMm, refTranspose } from './helpers/ref-nn.js';
+import { Rng, expectClose, flat, numel, refMatmul, refMm, refTranspose } from './helpers/ref_nn.js';
 import { describeDevices, tol, type TestDevice } from './helpers/devices.js';
 
 const rng = new Rng(42);

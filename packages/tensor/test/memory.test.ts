@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as T from '../src/index.js';
-import { flat } from './helpers/ref-nn.js';
+import { flat } from './helpers/ref_nn.js';
 
 const live = () => T.memory().cpu.live;
 

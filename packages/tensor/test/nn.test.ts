@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as T from '../src/index.js';
-import { Rng, expectClose, flat, numel, refExpand, refLayerNorm, refMatmul, refSoftmax, refTranspose, stridesOf } from './helpers/ref-nn.js';
+import { Rng, expectClose, flat, numel, refExpand, refLayerNorm, refMatmul, refSoftmax, refTranspose, stridesOf } from './helpers/ref_nn.js';
 
 const rng = new Rng(7);
 const f64 = (vals: number[], shape: number[], requiresGrad = false) => T.tensor(vals, { dtype: 'float64', shape, requiresGrad });

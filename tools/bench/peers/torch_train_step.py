@@ -1,6 +1,6 @@
 """PyTorch CPU peer of `npm run bench -- train-step`.
 
-The same model as tools/bench/src/train-step.ts: a pre-LN transformer encoder of `blocks`
+The same model as tools/bench/src/train_step.ts: a pre-LN transformer encoder of `blocks`
 blocks (d, heads, ffn, fp32), input [batch, seq, d], MSE loss against a fixed target,
 AdamW. Attention is written out (PyTorch 1.13 has no scaled_dot_product_attention).
 Usage: torch_train_step.py '<json args>'; prints one JSON line:

@@ -15,7 +15,7 @@ const require = createRequire(import.meta.url);
 interface CollRow { bytes: number; allReduce: number; allToAll: number }
 interface CollResult { backend: string; ranks: number; rows: CollRow[] }
 
-const worker = fileURLToPath(new URL('./comm-worker.js', import.meta.url));
+const worker = fileURLToPath(new URL('./comm_worker.js', import.meta.url));
 const mpiEnv = { OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMPI_MCA_rmaps_base_oversubscribe: '1' };
 
 function parseLast<R>(out: string): R {

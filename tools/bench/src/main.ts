@@ -9,7 +9,7 @@ import { benchData } from './data.js';
 import { benchGemm } from './gemm.js';
 import { benchMoe } from './moe.js';
 import { benchOps } from './ops.js';
-import { benchTrainStep, trainStepChild } from './train-step.js';
+import { benchTrainStep, trainStepChild } from './train_step.js';
 
 const benches: Record<string, () => void | Promise<void>> = { gemm: benchGemm, ops: benchOps, 'train-step': benchTrainStep, data: benchData, moe: benchMoe, comm: benchComm };
 

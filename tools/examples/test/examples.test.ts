@@ -17,19 +17,19 @@ const losses = () => readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().spl
 afterAll(() => rmSync(run, { recursive: true, force: true }));
 
 describe('examples', () => {
-  test('node tools/examples/dist/mlp-classifier.js learns the spiral with flat memory', () => {
-    const r = sh('node tools/examples/dist/mlp-classifier.js');
+  test('node tools/examples/dist/mlp_classifier.js learns the spiral with flat memory', () => {
+    const r = sh('node tools/examples/dist/mlp_classifier.js');
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/train accuracy (9\d|100)\.\d%/);
   });
 
   test('pretrain-tiny: the recipe trainer from a program; 2 ranks with EP 2 track the losses of 1 process (capacity routing: close, not equal)', () => {
-    const one = sh('node tools/examples/dist/pretrain-tiny.js --steps 12');
+    const one = sh('node tools/examples/dist/pretrain_tiny.js --steps 12');
     expect(one.status, one.stdout + one.stderr).toBe(0);
     expect(one.stdout).toMatch(/loss \d\.\d+ → \d\.\d+ over 12 steps \(run folder runs\/pretrain-tiny\)/);
     const ref = losses();
     expect(ref.length).toBe(12);
-    const two = sh('npx vlmoe-run --nproc 2 tools/examples/dist/pretrain-tiny.js --steps 12 --ep 2');
+    const two = sh('npx vlmoe-run --nproc 2 tools/examples/dist/pretrain_tiny.js --steps 12 --ep 2');
     expect(two.status, two.stdout + two.stderr).toBe(0);
     const l = losses();
     // the default routing has capacity (tokens may be dropped per rank) and a balance loss: close, not equal

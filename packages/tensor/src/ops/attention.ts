@@ -4,7 +4,7 @@
  *
  * On a CUDA device, with dropout off (dropoutP 0 or not training) and 4-D [B, H, L, D]
  * operands that flashAttention takes (head dims ≤ 128, a mask that needs no gradient), it runs
- * the fused flash kernel (ops/flash-attention.ts). Everywhere else — the CPU always, so CPU
+ * the fused flash kernel (ops/flash_attention.ts). Everywhere else — the CPU always, so CPU
  * numbers stay those of the composed path — it composes matmul, softmax (scale and mask fused
  * in one native pass), dropout and matmul.
  */
@@ -17,7 +17,7 @@ import { softmax } from './softmax.js';
 import { transpose, unsqueeze } from './views.js';
 import { arange } from './creation.js';
 import { broadcastShapes } from './util.js';
-import { flashAttention, flashAttentionUnsupported } from './flash-attention.js';
+import { flashAttention, flashAttentionUnsupported } from './flash_attention.js';
 
 export interface AttentionOptions {
   /** bool (true = attend) or additive float, broadcastable to [..., Lq, Lk]. */

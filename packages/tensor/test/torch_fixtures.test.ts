@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import * as T from '../src/index.js';
-import { expectClose, flat } from './helpers/ref-nn.js';
+import { expectClose, flat } from './helpers/ref_nn.js';
 
 interface Arr { shape: number[]; data: (number | boolean)[] }
 interface Case {

@@ -6,7 +6,7 @@
 import { expect, it } from 'vitest';
 import * as T from '../src/index.js';
 import { describeDevices, tol, type TestDevice } from './helpers/devices.js';
-import { Rng, expectClose, flat } from './helpers/ref-nn.js';
+import { Rng, expectClose, flat } from './helpers/ref_nn.js';
 
 const rng = new Rng(7);
 type DT = 'float32' | 'float64';

@@ -7,7 +7,7 @@
 import { expect, it } from 'vitest';
 import * as T from '../src/index.js';
 import { describeDevices } from './helpers/devices.js';
-import { Rng, expectClose, flat } from './helpers/ref-nn.js';
+import { Rng, expectClose, flat } from './helpers/ref_nn.js';
 
 const rng = new Rng(41);
 const LENGTHS = [0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 33, 1029];

@@ -6,7 +6,7 @@
 import { expect, it } from 'vitest';
 import * as T from '../src/index.js';
 import { describeDevices, tol } from './helpers/devices.js';
-import { Rng, expectClose, flat } from './helpers/ref-nn.js';
+import { Rng, expectClose, flat } from './helpers/ref_nn.js';
 
 const rng = new Rng(31);
 type TDT = 'int64' | 'int32';

@@ -7,7 +7,7 @@
 import { expect, it } from 'vitest';
 import * as T from '../src/index.js';
 import { describeDevices } from './helpers/devices.js';
-import { Rng, expectClose, flat } from './helpers/ref-nn.js';
+import { Rng, expectClose, flat } from './helpers/ref_nn.js';
 
 const rng = new Rng(53);
 const SIZES = [3, 0, 5, 2];

@@ -4,7 +4,7 @@
  * losses — from a program instead of the command line: a recipe object handed to
  * `@vlmoe/cli`'s `pretrain`, the same trainer `vlmoe pretrain --config` runs (run folder
  * `runs/pretrain-tiny/`, metrics, checkpoints, progress bar). Under
- * `npx vlmoe-run --nproc 2 node tools/examples/dist/pretrain-tiny.js` it trains data-parallel
+ * `npx vlmoe-run --nproc 2 tools/examples/dist/pretrain_tiny.js` it trains data-parallel
  * (add --ep 2 for expert parallelism) and computes the same losses. Exits non-zero if the
  * loss does not fall. Options: --steps N --experts E --ep P --batch B --lr X --data DIR.
  */

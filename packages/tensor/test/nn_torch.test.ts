@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import * as T from '../src/index.js';
-import { expectClose, flat } from './helpers/ref-nn.js';
+import { expectClose, flat } from './helpers/ref_nn.js';
 
 const { nn } = T;
 
