@@ -1,5 +1,11 @@
-/** Small file-system helpers: atomic writes (temp file + fsync + rename), so nothing half-written is ever left behind. */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync, mkdirSync } from 'node:fs';
+/**
+ * The file helpers of @vlmoe/data (and of @vlmoe/eval, which imports them): JSON files read
+ * with errors naming the file, and atomic writes (temp file + fsync + rename + directory
+ * fsync), so nothing half-written is ever left behind. @vlmoe/data stands alone (no tensor
+ * import), so the packages above @vlmoe/tensor use its twins (serialization/atomic.ts and
+ * json_config.ts there) with the same semantics.
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync, mkdirSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 
 let tmpCounter = 0;
@@ -25,4 +31,31 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   }
   closeSync(fd);
   renameSync(tmp, path);
+  // the rename itself made durable (where the file system can fsync a directory)
+  try {
+    const dfd = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch {
+    /* a platform that cannot fsync a directory: the rename is still atomic */
+  }
+}
+
+/** Reads and parses a JSON file; errors name the file and `what` it should be. */
+export function readJsonFile(path: string, what = 'JSON file'): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(`${path}: cannot read ${what}${code ? ` (${code})` : ''}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new Error(`${path}: ${what} is not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
 }

@@ -18,4 +18,4 @@ export { AnswerVocab, softScore } from './vqa/answers.js';
 export { normalizeAnswer, processPunctuation, processDigitArticle } from './vqa/normalize.js';
 export { Rng, mixSeed } from './rng.js';
 export { Progress } from './progress.js';
-export { writeFileAtomic } from './fs.js';
+export { writeFileAtomic, readJsonFile } from './fs.js';

@@ -1,4 +1,5 @@
 /** Shared pieces of the converters: options, image file loading with checks, reports. */
+import { readJsonFile } from '../fs.js';
 import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -110,17 +111,7 @@ export class ConvertSession {
 
 /** Parse a JSON file with an error naming it. */
 export function readJson(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`${path}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${path}: invalid JSON: ${(e as Error).message}`);
-  }
+  return readJsonFile(path, 'JSON');
 }
 
 /** Parse a JSON-lines file; errors name the file and line. */

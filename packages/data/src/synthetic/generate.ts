@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng } from '../rng.js';
 import { ArrowWriter } from '../arrow/writer.js';
-import { writeFileAtomic } from '../fs.js';
+import { readJsonFile, writeFileAtomic } from '../fs.js';
 import type { AnswerVocab } from '../vqa/answers.js';
 import { captionsFor, DEFAULT_CAPTIONS_PER_IMAGE } from './captions.js';
 import { annotatorAnswers, DEFAULT_QUESTIONS_PER_IMAGE, questionsFor, shapesWorldAnswerVocab, type Question } from './questions.js';
@@ -320,7 +320,7 @@ export async function generateShapesWorld(outDir: string, options: ShapesWorldOp
 /** Read `<outDir>/manifest.json`, or null when it is missing or unreadable. */
 export function readShapesWorldManifest(outDir: string): ShapesWorldManifest | null {
   try {
-    const m = JSON.parse(readFileSync(join(outDir, 'manifest.json'), 'utf8')) as ShapesWorldManifest;
+    const m = readJsonFile(join(outDir, 'manifest.json'), 'manifest') as ShapesWorldManifest;
     return m && m.generator === SHAPES_WORLD_GENERATOR ? m : null;
   } catch {
     return null;

@@ -13,9 +13,10 @@
  * `rustCompatiblePrePass`). The result is checked token for token against encodings made by the
  * Rust `tokenizers` library (test/fixtures/text).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { readJsonFile as readJson } from '../fs.js';
 
 /**
  * The parts of the `@huggingface/tokenizers` Tokenizer used here. (Its 0.2.0 type declarations use
@@ -540,18 +541,11 @@ function resolveOptions(o: EncodeOptions): Required<EncodeOptions> {
 }
 
 function readJsonFile(path: string, what: string): Json {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new TokenizerLoadError(`${path}: cannot read ${what}${code ? ` (${code})` : ''}: ${(e as Error).message}`, { cause: e });
-  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = readJson(path, what);
   } catch (e) {
-    throw new TokenizerLoadError(`${path}: ${what} is not valid JSON: ${(e as Error).message}`, { cause: e });
+    throw new TokenizerLoadError((e as Error).message, { cause: e });
   }
   if (!isObject(parsed)) throw new TokenizerLoadError(`${path}: ${what} must contain a JSON object`);
   return parsed;

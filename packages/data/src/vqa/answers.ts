@@ -5,9 +5,8 @@
  * answers), in order of first appearance. Soft score for an answer given by n annotators:
  * 0, 0.3, 0.6, 0.9, 1.0 for n = 0, 1, 2, 3, ≥4.
  */
-import { readFileSync } from 'node:fs';
 import { normalizeAnswer } from './normalize.js';
-import { writeFileAtomic } from '../fs.js';
+import { readJsonFile, writeFileAtomic } from '../fs.js';
 
 export function softScore(count: number): number {
   if (count <= 0) return 0;
@@ -89,12 +88,7 @@ export class AnswerVocab {
   }
 
   static load(path: string): AnswerVocab {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(readFileSync(path, 'utf8'));
-    } catch (e) {
-      throw new Error(`AnswerVocab.load: cannot read ${path}: ${(e as Error).message}`);
-    }
+    const parsed = readJsonFile(path, 'answer vocabulary (answers.json)');
     const answers = (parsed as { answers?: unknown }).answers;
     if (!Array.isArray(answers) || !answers.every((a) => typeof a === 'string')) {
       throw new Error(`AnswerVocab.load: ${path} must hold {"answers": [string, ...]}`);

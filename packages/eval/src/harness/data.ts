@@ -1,7 +1,7 @@
 /** Shared plumbing of the harnesses: opening a split, sidecars, batches of text only. */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { BertTokenizer, DataLoader, type Batch, type DataLoaderOptions } from '@vlmoe/data';
+import { BertTokenizer, DataLoader, readJsonFile as readJson, type Batch, type DataLoaderOptions } from '@vlmoe/data';
 
 export interface EvalDataOptions {
   /** The Arrow split to evaluate (IPC file format). */
@@ -51,12 +51,9 @@ export function findSidecar(file: string, suffix: string, fallback?: string): st
   return null;
 }
 
+/** A JSON file, typed (@vlmoe/data's reader: errors name the file). */
 export function readJsonFile<T>(path: string): T {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch (e) {
-    throw new Error(`${path}: cannot read JSON: ${(e as Error).message}`);
-  }
+  return readJson(path) as T;
 }
 
 /** A batch holding only tokenised texts (for `encodeTexts`): images are empty. */

@@ -7,8 +7,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as T from '@vlmoe/tensor';
 import { evaluateNlvr, evaluateRetrieval, evaluateVqa, type ModelAdapter, type NlvrEvalResult, type RetrievalEvalResult, type VqaEvalResult } from '@vlmoe/eval';
-import { createTaskModel, evalAdapter, resolveVLMoConfig, type AnyTaskModel, type TaskName, type VLMoConfig, type VLMoEvalAdapter } from '@vlmoe/moe';
+import { createTaskModel, evalAdapter, parseVLMoConfig, resolveVLMoConfig, type AnyTaskModel, type TaskName, type VLMoConfig, type VLMoEvalAdapter } from '@vlmoe/moe';
 import { loadCheckpointWeights } from '@vlmoe/parallel';
 import { TASK_DATA, openDataset } from './dataset.js';
 
@@ -31,7 +32,8 @@ interface RunRecord {
 export function readRunRecord(runDir: string): RunRecord {
   const p = path.join(runDir, 'config.json');
   if (!fs.existsSync(p)) throw new Error(`${runDir}: no config.json (not a run folder)`);
-  const rec = JSON.parse(fs.readFileSync(p, 'utf8')) as RunRecord;
+  const rec = T.asObject(T.readJsonFile(p, 'run record'), p) as unknown as RunRecord;
+  rec.modelConfig = parseVLMoConfig(rec.modelConfig, p, 'modelConfig.');
   if (rec.recipe === 'pretrain') return { ...rec, task: 'retrieval', numAnswers: null }; // zero-shot retrieval
   if (rec.recipe !== 'finetune') throw new Error(`${runDir}: a '${rec.recipe}' run; evaluation needs a 'vlmoe finetune' or 'vlmoe pretrain' run`);
   return rec;

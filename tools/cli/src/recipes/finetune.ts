@@ -53,7 +53,7 @@ export function resolveModelKeys(cfg: FinetuneConfig, where: string): void {
   if (cfg.init) {
     const runConfig = fs.existsSync(path.join(cfg.init, 'config.json')) ? path.join(cfg.init, 'config.json') : path.join(cfg.init, '..', 'config.json');
     if (!fs.existsSync(runConfig)) throw new Error(`config ${where}: init ${cfg.init} has no config.json (is it a 'vlmoe pretrain' run folder?)`);
-    fromInit = JSON.parse(fs.readFileSync(runConfig, 'utf8')) as Record<string, unknown>;
+    fromInit = T.asObject(T.readJsonFile(runConfig, 'run record'), runConfig);
   }
   const rec = cfg as unknown as Record<string, unknown>;
   for (const [k, [, d]] of Object.entries(MODEL_SCHEMA)) rec[k] ??= fromInit[k] ?? d;
