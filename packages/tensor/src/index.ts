@@ -2,8 +2,6 @@
  * @vlmoe/tensor — tensors on native CPU/CUDA storage with define-by-run autograd,
  * deterministic memory (scopes, dispose) and PyTorch-named ops.
  */
-import './backend/cpu.js';
-import './backend/cuda.js';
 import './methods.js';
 
 export { Tensor, contiguousStrides, shapeNumel, type Shape } from './tensor.js';

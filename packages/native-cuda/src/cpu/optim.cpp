@@ -5,8 +5,6 @@
 // vectorises it. Work is split over the concatenation of all tensors of the call.
 #include "optim.h"
 
-#include "../cuda/cuda_backend.h"
-#include "../napi_errors.h"
 
 #include <algorithm>
 #include <cmath>
@@ -14,7 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "../args.h"
 #include "../storage.h"
 #include "../threadpool.h"
 
@@ -259,18 +256,6 @@ void scale_typed(double scale, const PlainSegment* segs, int64_t count) {
   throw std::invalid_argument(std::string(op) + ": dtype " + dtype_name(t) + " is not supported (use float32 or float64)");
 }
 
-// Every tensor of one call lives on one device: the first one's (kCpu until one is seen).
-struct DeviceOf {
-  const char* op;
-  int device = kCpu;
-  bool seen = false;
-  void operator()(const Operand& o) {
-    if (!seen) device = o.device, seen = true;
-    else if (o.device != device) throw std::invalid_argument(std::string(op) + ": the tensors of one step are on different devices");
-  }
-};
-
-int arg_int(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
 
 }  // namespace
 
@@ -296,141 +281,6 @@ void multi_tensor_scale(DType t, double scale, const PlainSegment* segs, int64_t
   if (t == DType::f32) scale_typed<float>(scale, segs, count);
   else if (t == DType::f64) scale_typed<double>(scale, segs, count);
   else bad_dtype("multiTensorScale", t);
-}
-
-// ---- N-API ----------------------------------------------------------------------------------
-
-Napi::Value OptimAdamStep(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  VLMOE_TRY
-  const DType t = dtype_from_int(arg_int(info, 0));
-  Reader r("adamStep");
-  const int64_t count = r.n();
-  if (count < 0) throw std::invalid_argument("adamStep: negative tensor count");
-  AdamHyper h;
-  h.lr = r.f();
-  h.beta1 = r.f();
-  h.beta2 = r.f();
-  h.eps = r.f();
-  h.weight_decay = r.f();
-  h.maximize = r.f() != 0;
-  h.decoupled = arg_int(info, 1) != 0;
-  h.amsgrad = arg_int(info, 2) != 0;
-  std::vector<AdamSegment> segs(static_cast<size_t>(count));
-  DeviceOf dev{"adamStep"};
-  for (auto& s : segs) {
-    s.step = r.f();
-    s.n = r.n();
-    if (s.n < 0) throw std::invalid_argument("adamStep: negative numel");
-    Operand p = r.block(t, s.n), g = r.block(t, s.n), m = r.block(t, s.n), v = r.block(t, s.n);
-    dev(p);
-    dev(g);
-    dev(m);
-    dev(v);
-    s.p = p.ptr;
-    s.g = g.ptr;
-    s.m = m.ptr;
-    s.v = v.ptr;
-    s.vmax = nullptr;
-    if (h.amsgrad) {
-      Operand vm = r.block(t, s.n);
-      dev(vm);
-      s.vmax = vm.ptr;
-    }
-  }
-  if (dev.device != kCpu) cuda_adam_step(dev.device, t, h, segs.data(), count);
-  else adam_step(t, h, segs.data(), count);
-  return env.Undefined();
-  VLMOE_CATCH(env)
-}
-
-Napi::Value OptimSgdStep(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  VLMOE_TRY
-  const DType t = dtype_from_int(arg_int(info, 0));
-  const bool has_mom = arg_int(info, 1) != 0;
-  Reader r("sgdStep");
-  const int64_t count = r.n();
-  if (count < 0) throw std::invalid_argument("sgdStep: negative tensor count");
-  SgdHyper h;
-  h.lr = r.f();
-  h.momentum = r.f();
-  h.dampening = r.f();
-  h.weight_decay = r.f();
-  h.nesterov = r.f() != 0;
-  h.maximize = r.f() != 0;
-  if (!has_mom) h.momentum = 0;
-  else if (h.momentum == 0) throw std::invalid_argument("sgdStep: momentum buffers given with momentum 0");
-  std::vector<SgdSegment> segs(static_cast<size_t>(count));
-  DeviceOf dev{"sgdStep"};
-  for (auto& s : segs) {
-    s.n = r.n();
-    if (s.n < 0) throw std::invalid_argument("sgdStep: negative numel");
-    Operand p = r.block(t, s.n), g = r.block(t, s.n);
-    dev(p);
-    dev(g);
-    s.p = p.ptr;
-    s.g = g.ptr;
-    s.buf = nullptr;
-    s.init = false;
-    if (has_mom) {
-      s.init = r.f() != 0;
-      Operand b = r.block(t, s.n);
-      dev(b);
-      s.buf = b.ptr;
-    }
-  }
-  if (dev.device != kCpu) cuda_sgd_step(dev.device, t, h, segs.data(), count);
-  else sgd_step(t, h, segs.data(), count);
-  return env.Undefined();
-  VLMOE_CATCH(env)
-}
-
-namespace {
-std::vector<PlainSegment> read_plain(Reader& r, DType t, int64_t count, const char* op, int& device) {
-  if (count < 0) throw std::invalid_argument(std::string(op) + ": negative tensor count");
-  std::vector<PlainSegment> segs(static_cast<size_t>(count));
-  DeviceOf dev{op};
-  for (auto& s : segs) {
-    s.n = r.n();
-    if (s.n < 0) throw std::invalid_argument(std::string(op) + ": negative numel");
-    Operand x = r.block(t, s.n);
-    dev(x);
-    s.x = x.ptr;
-  }
-  device = dev.device;
-  return segs;
-}
-}  // namespace
-
-Napi::Value OptimMultiTensorNorm(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  VLMOE_TRY
-  const DType t = dtype_from_int(arg_int(info, 0));
-  const int kind = arg_int(info, 1);
-  if (kind < 0 || kind > 2) throw std::invalid_argument("multiTensorNorm: kind must be 0, 1 or 2");
-  Reader r("multiTensorNorm");
-  const int64_t count = r.n();
-  const double p = r.f();
-  int device;
-  std::vector<PlainSegment> segs = read_plain(r, t, count, "multiTensorNorm", device);
-  return Napi::Number::New(env, device != kCpu ? cuda_multi_tensor_norm(device, t, kind, p, segs.data(), count) : multi_tensor_norm(t, kind, p, segs.data(), count));
-  VLMOE_CATCH(env)
-}
-
-Napi::Value OptimMultiTensorScale(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  VLMOE_TRY
-  const DType t = dtype_from_int(arg_int(info, 0));
-  Reader r("multiTensorScale");
-  const int64_t count = r.n();
-  const double scale = r.f();
-  int device;
-  std::vector<PlainSegment> segs = read_plain(r, t, count, "multiTensorScale", device);
-  if (device != kCpu) cuda_multi_tensor_scale(device, t, scale, segs.data(), count);
-  else multi_tensor_scale(t, scale, segs.data(), count);
-  return env.Undefined();
-  VLMOE_CATCH(env)
 }
 
 }  // namespace vlmoe

@@ -74,3 +74,11 @@ export function put(i: number, t: Tensor | null | undefined): number {
   A[i + 1] = t.offset;
   return i + 2;
 }
+
+/** Writes rows and cols of x seen as contiguous rows of its last dim; returns the next slot. */
+export function rowHeader(x: Tensor): number {
+  const cols = x.shape[x.shape.length - 1] ?? 1;
+  A[0] = cols === 0 ? 0 : x.numel / cols;
+  A[1] = cols;
+  return 2;
+}

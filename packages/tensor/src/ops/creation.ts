@@ -1,6 +1,6 @@
 /** Tensor creation: from data, constants, ranges and seeded random draws. */
+import * as kernels from '../backend/kernels.js';
 import { native } from '@vlmoe/native-cuda';
-import { backendOf } from '../backend/registry.js';
 import { dtypeSize, isFloating, typedArrayFor, type DType } from '../dtype.js';
 import { defaultGenerator, type Generator } from '../generator.js';
 import { empty, fmtShape, hooks, type Shape, type Tensor } from '../tensor.js';
@@ -112,7 +112,7 @@ export function tensor(data: Nested | ArrayLike<number> | ArrayBufferView, opts:
 
 export function full(shape: Shape, value: number, opts: TensorOptions = {}): Tensor {
   const t = empty(shape, opts.dtype ?? 'float32', opts.device ?? 'cpu');
-  if (t.numel > 0) backendOf(t.device).fill(t, value);
+  if (t.numel > 0) kernels.fill(t, value);
   return finish(t, opts);
 }
 
@@ -157,7 +157,7 @@ export function eye(n: number, opts: TensorOptions = {}): Tensor {
 function randomFill(kind: number, shape: Shape, a: number, b: number, opts: RandomOptions, dflt: DType): Tensor {
   const g = opts.generator ?? defaultGenerator;
   const t = empty(shape, opts.dtype ?? dflt, opts.device ?? 'cpu');
-  if (t.numel > 0) backendOf(t.device).random(kind, t, g.seed, g.take(t.numel), a, b);
+  if (t.numel > 0) kernels.random(kind, t, g.seed, g.take(t.numel), a, b);
   return finish(t, opts);
 }
 

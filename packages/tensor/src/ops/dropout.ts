@@ -1,6 +1,6 @@
 /** Inverted dropout with a seeded mask (the mask is kept for the backward). */
+import * as kernels from '../backend/kernels.js';
 import { needsGrad, record } from '../autograd.js';
-import { backendOf } from '../backend/registry.js';
 import { isFloating } from '../dtype.js';
 import { defaultGenerator, type Generator } from '../generator.js';
 import { empty, type Tensor } from '../tensor.js';
@@ -14,7 +14,7 @@ export function dropout(x: Tensor, p = 0.5, training = true, generator: Generato
   const xc = contiguous(x);
   const y = empty(x.shape, x.dtype, x.device);
   const mask = empty(x.shape, 'uint8', x.device);
-  if (x.numel > 0) backendOf(x.device).dropout(y, mask, xc, p, generator.seed, generator.take(x.numel));
+  if (x.numel > 0) kernels.dropout(y, mask, xc, p, generator.seed, generator.take(x.numel));
   if (needsGrad(x)) {
     const scale = p < 1 ? 1 / (1 - p) : 0;
     record(y, 'dropout', [x], (g) => [mul(mul(g, cast(mask, g.dtype)), scale)], [mask]);

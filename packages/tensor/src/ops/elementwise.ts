@@ -2,8 +2,8 @@
  * Broadcasting elementwise ops with their backward rules: arithmetic, unary math and
  * activations, comparisons, logical ops, where / maskedFill, casts and in-place updates.
  */
+import * as kernels from '../backend/kernels.js';
 import { needsGrad, noGrad, record } from '../autograd.js';
-import { backendOf } from '../backend/registry.js';
 import { OPS } from '../backend/kernels.js';
 import { isFloating, promoteTypes, type DType } from '../dtype.js';
 import { empty, fmtShape, type Tensor } from '../tensor.js';
@@ -26,7 +26,7 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   x.check('cast');
   if (x.dtype === dtype) return x;
   const out = empty(x.shape, dtype, x.device);
-  backendOf(x.device).unary(U.copy!, out, x);
+  kernels.unary(U.copy!, out, x);
   if (isFloating(dtype) && isFloating(x.dtype) && needsGrad(x)) {
     const src = x.dtype;
     record(out, 'cast', [x], (g) => [cast(g, src)]);
@@ -45,7 +45,7 @@ export function contiguous(x: Tensor): Tensor {
 export function clone(x: Tensor): Tensor {
   x.check('clone');
   const out = empty(x.shape, x.dtype, x.device);
-  backendOf(x.device).unary(U.copy!, out, x);
+  kernels.unary(U.copy!, out, x);
   if (needsGrad(x)) record(out, 'clone', [x], (g) => [g]);
   return out;
 }
@@ -62,7 +62,7 @@ function unaryOp(name: string, x: Tensor, op: number, s0: number, s1: number, bw
   x.check(name);
   const xin = float ? floatInput(x) : x;
   const out = empty(xin.shape, xin.dtype, xin.device);
-  backendOf(xin.device).unary(op, out, xin, s0, s1);
+  kernels.unary(op, out, xin, s0, s1);
   if (bwd && needsGrad(xin)) record(out, name, [xin], (g) => [bwd(g, xin, out)], [xin, out]);
   return out;
 }
@@ -123,7 +123,7 @@ function powScalar(x: Tensor, p: number): Tensor {
 function binaryRaw(op: number, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes(a.shape, b.shape, 'binary');
   const out = empty(shape, a.dtype, a.device);
-  backendOf(a.device).binary(op, out, a, b);
+  kernels.binary(op, out, a, b);
   return out;
 }
 
@@ -144,7 +144,7 @@ function binaryOp(name: string, a: Tensor, b: Tensor, op: number, s0: number, bw
   const bc = b.dtype === dt ? b : cast(b, dt);
   const shape = broadcastShapes(ac.shape, bc.shape, name);
   const out = empty(shape, dt, a.device);
-  backendOf(a.device).binary(op, out, ac, bc, s0);
+  kernels.binary(op, out, ac, bc, s0);
   if (bwd && needsGrad(ac, bc)) {
     record(out, name, [ac, bc], (g) => {
       const [ga, gb] = bwd(g, ac, bc, out);
@@ -231,7 +231,7 @@ function compareOp(name: keyof typeof C & string, a: Tensor, b: TensorOrScalar):
   const ac = a.dtype === dt ? a : cast(a, dt);
   const bc = bt.dtype === dt ? bt : cast(bt, dt);
   const out = empty(broadcastShapes(ac.shape, bc.shape, name), 'bool', a.device);
-  backendOf(a.device).compare(C[name]!, out, ac, bc);
+  kernels.compare(C[name]!, out, ac, bc);
   return out;
 }
 
@@ -251,7 +251,7 @@ function logicalOp(name: string, op: number, a: Tensor, b: Tensor): Tensor {
   const ab = asBool(a, name), bb = asBool(b, name);
   checkSameDevice(name, ab, bb);
   const out = empty(broadcastShapes(ab.shape, bb.shape, name), 'bool', a.device);
-  backendOf(a.device).binary(op, out, ab, bb);
+  kernels.binary(op, out, ab, bb);
   return out;
 }
 
@@ -261,7 +261,7 @@ export const logicalXor = (a: Tensor, b: Tensor) => logicalOp('logicalXor', B.lo
 export function logicalNot(a: Tensor): Tensor {
   const ab = asBool(a, 'logicalNot');
   const out = empty(ab.shape, 'bool', a.device);
-  backendOf(a.device).unary(U.logical_not!, out, ab);
+  kernels.unary(U.logical_not!, out, ab);
   return out;
 }
 
@@ -269,7 +269,7 @@ function predOp(name: string, op: number, x: Tensor): Tensor {
   x.check(name);
   if (!isFloating(x.dtype)) return full(x.shape, name === 'isfinite' ? 1 : 0, { dtype: 'bool', device: x.device });
   const out = empty(x.shape, 'bool', x.device);
-  backendOf(x.device).pred(op, out, x);
+  kernels.pred(op, out, x);
   return out;
 }
 export const isnan = (x: Tensor) => predOp('isnan', P.isnan!, x);
@@ -292,7 +292,7 @@ export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tenso
   checkSameDevice('where', c, ac, bc);
   const shape = broadcastShapes(broadcastShapes(c.shape, ac.shape, 'where'), bc.shape, 'where');
   const out = empty(shape, dt, cond.device);
-  backendOf(cond.device).where(out, c, ac, bc);
+  kernels.where(out, c, ac, bc);
   if (needsGrad(ac, bc)) {
     record(out, 'where', [ac, bc], (g) => {
       const zero = scalarLike(0, g);
@@ -334,7 +334,7 @@ function checkInPlace(x: Tensor, op: string, overlapOk = false): void {
 /** x += alpha * y (y broadcasts to x). Returns x. */
 export function add_(x: Tensor, y: TensorOrScalar, alpha = 1): Tensor {
   checkInPlace(x, 'add_');
-  const be = backendOf(x.device);
+  const be = kernels;
   if (typeof y === 'number') be.unary(U.affine!, x, x, 1, y * alpha);
   else {
     y.check('add_');
@@ -353,7 +353,7 @@ export function sub_(x: Tensor, y: TensorOrScalar): Tensor {
 /** x *= y. */
 export function mul_(x: Tensor, y: TensorOrScalar): Tensor {
   checkInPlace(x, 'mul_');
-  const be = backendOf(x.device);
+  const be = kernels;
   if (typeof y === 'number') be.unary(U.affine!, x, x, y, 0);
   else {
     y.check('mul_');
@@ -370,18 +370,18 @@ export function copy_(x: Tensor, src: Tensor): Tensor {
   src.check('copy_');
   checkSameDevice('copy_', x, src);
   broadcastTo(src, x, 'copy_');
-  backendOf(x.device).unary(U.copy!, x, unaliased(src, x));
+  kernels.unary(U.copy!, x, unaliased(src, x));
   return x;
 }
 
 /** Fills x with a value (any layout). */
 export function fill_(x: Tensor, value: number): Tensor {
   checkInPlace(x, 'fill_', true);
-  if (x.isContiguous()) backendOf(x.device).fill(x, value);
+  if (x.isContiguous()) kernels.fill(x, value);
   else {
     // Not 0 * x + value: that keeps NaN/inf and does not exist for bool.
     const v = full([], value, { dtype: x.dtype, device: x.device });
-    backendOf(x.device).unary(U.copy!, x, v);
+    kernels.unary(U.copy!, x, v);
     v.dispose();
   }
   return x;
@@ -392,7 +392,7 @@ export const zero_ = (x: Tensor) => fill_(x, 0);
 /** Applies clamp in place. */
 export function clamp_(x: Tensor, min = -Infinity, max = Infinity): Tensor {
   checkInPlace(x, 'clamp_');
-  backendOf(x.device).unary(U.clamp!, x, x, min, max);
+  kernels.unary(U.clamp!, x, x, min, max);
   return x;
 }
 

@@ -1,6 +1,6 @@
 /** Index-based ops: indexSelect / embedding, gather, scatterAdd, oneHot. */
+import * as kernels from '../backend/kernels.js';
 import { needsGrad, record } from '../autograd.js';
-import { backendOf } from '../backend/registry.js';
 import { empty, fmtShape, shapeNumel, type Tensor } from '../tensor.js';
 import { arange, zeros } from './creation.js';
 import { cast, clone, contiguous, copy_, eq, ge, logicalOr, lt } from './elementwise.js';
@@ -32,12 +32,12 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   const shape = x.shape.slice();
   if (shape.length) shape[d] = ic.numel;
   const out = empty(shape, x.dtype, x.device);
-  if (out.numel > 0 || ic.numel > 0) backendOf(x.device).indexSelect(out, xc, ic, outer, size, inner);
+  if (out.numel > 0 || ic.numel > 0) kernels.indexSelect(out, xc, ic, outer, size, inner);
   if (needsGrad(x)) {
     const xs = x.shape, xd = x.dtype, dev = x.device;
     record(out, 'indexSelect', [x], (g) => {
       const gx = zeros(xs, { dtype: xd, device: dev });
-      backendOf(dev).indexAdd(gx, ic, contiguous(g), outer, size, inner);
+      kernels.indexAdd(gx, ic, contiguous(g), outer, size, inner);
       return [gx];
     }, [ic]);
   }
@@ -63,7 +63,7 @@ export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
   for (let i = 0; i < x.ndim; ++i)
     if (i !== d && index.shape[i]! > x.shape[i]!) throw new Error(`gather: index ${fmtShape(index.shape)} is larger than the input ${fmtShape(x.shape)} at dim ${i}`);
   const out = empty(index.shape, x.dtype, x.device);
-  if (out.numel > 0) backendOf(x.device).gather(out, x, d, index);
+  if (out.numel > 0) kernels.gather(out, x, d, index);
   if (needsGrad(x)) {
     const xs = x.shape, xd = x.dtype, dev = x.device;
     record(out, 'gather', [x], (g) => [scatterAdd(zeros(xs, { dtype: xd, device: dev }), d, index, g)], [index]);
@@ -84,7 +84,7 @@ export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): 
   }
   const out = clone(x);
   const s = src.dtype === x.dtype ? src : cast(src, x.dtype);
-  if (index.numel > 0) backendOf(x.device).scatterAdd(out, d, index, s);
+  if (index.numel > 0) kernels.scatterAdd(out, d, index, s);
   if (needsGrad(x, src)) {
     const ss = s.shape;
     record(out, 'scatterAdd', [x, s], (g) => {

@@ -1,6 +1,6 @@
 /** Layer norm over trailing dims with a fused native forward and backward. */
+import * as kernels from '../backend/kernels.js';
 import { needsGrad, noGrad, record } from '../autograd.js';
-import { backendOf } from '../backend/registry.js';
 import { empty, fmtShape, shapeNumel, type Tensor } from '../tensor.js';
 import { contiguous } from './elementwise.js';
 import { reshape } from './views.js';
@@ -30,7 +30,7 @@ export function layerNorm(x: Tensor, normalizedShape: number | readonly number[]
   const y2 = empty([rows, cols], x.dtype, x.device);
   const mean = empty([rows], x.dtype, x.device);
   const rstd = empty([rows], x.dtype, x.device);
-  if (y2.numel > 0) backendOf(x.device).layerNorm(y2, mean, rstd, xc, wc, bc, eps);
+  if (y2.numel > 0) kernels.layerNorm(y2, mean, rstd, xc, wc, bc, eps);
   const y = noGrad(() => reshape(y2, x.shape));
   if (needsGrad(x, weight, bias)) {
     record(y, 'layerNorm', [x, weight ?? null, bias ?? null], (g) => {
@@ -38,8 +38,8 @@ export function layerNorm(x: Tensor, normalizedShape: number | readonly number[]
       const dx = x.requiresGrad ? empty([rows, cols], x.dtype, x.device) : null;
       const dw = weight && weight.requiresGrad ? empty([cols], x.dtype, x.device) : null;
       const db = bias && bias.requiresGrad ? empty([cols], x.dtype, x.device) : null;
-      if (rows > 0 && cols > 0) backendOf(x.device).layerNormBackward(xc, wc, mean, rstd, gc, dx, dw, db);
-      else for (const t of [dw, db]) if (t && t.numel > 0) backendOf(x.device).fill(t, 0);
+      if (rows > 0 && cols > 0) kernels.layerNormBackward(xc, wc, mean, rstd, gc, dx, dw, db);
+      else for (const t of [dw, db]) if (t && t.numel > 0) kernels.fill(t, 0);
       return [dx && reshape(dx, x.shape), dw && reshape(dw, weight!.shape), db && reshape(db, bias!.shape)];
     }, [xc, mean, rstd, ...(wc ? [wc] : [])]);
   }

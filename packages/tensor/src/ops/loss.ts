@@ -1,6 +1,6 @@
 /** Losses and similarity: crossEntropy (and its fused kernel), binaryCrossEntropyWithLogits, normalize, cosineSimilarity. */
+import * as kernels from '../backend/kernels.js';
 import { needsGrad, noGrad, record } from '../autograd.js';
-import { backendOf } from '../backend/registry.js';
 import { empty, fmtShape, type Tensor } from '../tensor.js';
 import { isFloating } from '../dtype.js';
 import { abs, add, affine, cast, clamp, contiguous, div, exp, log, maximum, mul, ne, neg, sqrt, sub, where } from './elementwise.js';
@@ -76,13 +76,13 @@ export function fusedCrossEntropy(logits: Tensor, target: Tensor, opts: CrossEnt
   const tc = noGrad(() => reshape(contiguous(target), [N]));
   const rows = empty([N], rowDtype, device);
   const lse = empty([N], rowDtype, device);
-  if (N > 0) backendOf(device).crossEntropy(rows, lse, xc, tc, N, C, ignore, eps);
+  if (N > 0) kernels.crossEntropy(rows, lse, xc, tc, N, C, ignore, eps);
   const loss = noGrad(() => reshape(rows, target.shape));
   if (needsGrad(logits)) {
     record(loss, 'fusedCrossEntropy', [logits], (g) => {
       const gc = reshape(contiguous(g), [N]);
       const dx = empty([N, C], logits.dtype, device);
-      if (dx.numel > 0) backendOf(device).crossEntropyBackward(dx, xc, tc, lse, gc, N, C, ignore, eps);
+      if (dx.numel > 0) kernels.crossEntropyBackward(dx, xc, tc, lse, gc, N, C, ignore, eps);
       return [reshape(dx, logits.shape)];
     }, [xc, tc, lse]);
   }

@@ -3,8 +3,8 @@
  * (x·Wᵀ + b with the bias fused into the GEMM's C). Operands are passed to GEMM in place
  * when their layout is row- or column-major; other views are copied first.
  */
+import * as kernels from '../backend/kernels.js';
 import { needsGrad, record } from '../autograd.js';
-import { backendOf } from '../backend/registry.js';
 import type { GemmOperand } from '../backend/kernels.js';
 import { isFloating } from '../dtype.js';
 import { empty, fmtShape, type Tensor } from '../tensor.js';
@@ -47,11 +47,11 @@ function bmmRaw(a: Tensor, b: Tensor, reference = false): Tensor {
   const out = empty([B, M, N], a.dtype, a.device);
   if (out.numel === 0) return out;
   if (K === 0) return noGrad(() => {
-    backendOf(a.device).fill(out, 0);
+    kernels.fill(out, 0);
     return out;
   });
   const p = productOperands(a, b, reference);
-  backendOf(a.device).gemm(B, M, N, K, operand(p.a), operand(p.b), { t: out, ld: N, batchStride: M * N }, 1, 0, reference);
+  kernels.gemm(B, M, N, K, operand(p.a), operand(p.b), { t: out, ld: N, batchStride: M * N }, 1, 0, reference);
   for (const t of p.temps) t.dispose();
   return out;
 }
@@ -133,7 +133,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const x2 = noGrad(() => reshape(x, [lead.reduce((p, q) => p * q, 1), inF]));
   const rows = x2.shape[0]!;
   const out = empty([rows, outF], x.dtype, x.device);
-  const be = backendOf(x.device);
+  const be = kernels;
   if (out.numel > 0) {
     if (bias) noGrad(() => copy_(out, bias));
     if (inF === 0) {

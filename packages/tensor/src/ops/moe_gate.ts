@@ -17,8 +17,8 @@
  * float32 / float64; on CUDA the gate forward also takes bfloat16 / float16 logits (float32
  * math and outputs), E ≤ 1024 there; k ≤ 8.
  */
+import * as kernels from '../backend/kernels.js';
 import { empty, fmtShape, type Tensor } from '../tensor.js';
-import { backendOf } from '../backend/registry.js';
 import { noGrad } from '../autograd.js';
 import { contiguous, cast } from './elementwise.js';
 import { narrow, reshape, select } from './views.js';
@@ -62,7 +62,7 @@ export function moeGate(logits: Tensor, k: number, options: MoeGateOptions = {})
   const topValue = options.withTopValue ? empty([S, k], 'float64', dev) : null;
   const colPartial = empty([P, E], 'float64', dev);
   const lse = options.withLse ? empty([S], rd, dev) : null;
-  backendOf(dev).moeGate(x, gates, expertIndex, topValue, colPartial, lse, S, E, k, P);
+  kernels.moeGate(x, gates, expertIndex, topValue, colPartial, lse, S, E, k, P);
   if (x !== logits) x.dispose();
   return { gates, expertIndex, topValue, colPartial, lse };
 }
@@ -117,7 +117,7 @@ export function moeCombine(gate: GateParts, slot: Tensor, counts: Tensor, option
     auxLoss: select(packed, 0, S * k),
     zLoss: withZ ? select(packed, 0, S * k + 1) : null,
   }));
-  backendOf(dev).moeCombine(gates, expertIndex, sl, colPartial, cn, withZ ? gate.lse : null, combineWeight, auxLoss, zLoss, S, E, k, colPartial.shape[0]!, options.eps, options.auxScale);
+  kernels.moeCombine(gates, expertIndex, sl, colPartial, cn, withZ ? gate.lse : null, combineWeight, auxLoss, zLoss, S, E, k, colPartial.shape[0]!, options.eps, options.auxScale);
   if (sl !== slot) sl.dispose();
   if (cn !== counts) cn.dispose();
   return { packed, combineWeight, auxLoss, zLoss };
@@ -155,7 +155,7 @@ export function moeGateBackward(gate: Pick<MoeGateResult, 'gates' | 'expertIndex
   const sl = int64OnDevice('moeGateBackward', 'slot', slot, [S, k], dev);
   const cn = int64OnDevice('moeGateBackward', 'counts', counts, [E], dev);
   const dx = empty([S, E], dtype, dev);
-  if (S > 0) backendOf(dev).moeGateBackward(dx, gates, expertIndex, sl, cn, gZ ? gate.lse : null, gG, gC, gA, gZ, S, E, k, options.eps, options.auxScale);
+  if (S > 0) kernels.moeGateBackward(dx, gates, expertIndex, sl, cn, gZ ? gate.lse : null, gG, gC, gA, gZ, S, E, k, options.eps, options.auxScale);
   for (const [t, src] of [[gG, grads.gates], [gC, grads.combineWeight], [gA, grads.auxLoss], [gZ, grads.zLoss], [sl, slot], [cn, counts]] as const)
     if (t && t !== src) t.dispose();
   return dx;

@@ -2,8 +2,8 @@
  * Reductions over any dims with keepdim — sum, mean, var, max/min (values and indices),
  * argmax/argmin, logsumexp, prod — plus topk and cumsum, with their backward rules.
  */
+import * as kernels from '../backend/kernels.js';
 import { needsGrad, noGrad, record } from '../autograd.js';
-import { backendOf } from '../backend/registry.js';
 import { isFloating } from '../dtype.js';
 import { empty, fmtShape, type Shape, type Tensor } from '../tensor.js';
 import { add, cast, div, eq, exp, isfinite, log, mul, sub, where } from './elementwise.js';
@@ -32,7 +32,7 @@ function reduceRaw(op: number, x: Tensor, dims: number[], index: boolean): [Tens
   const ks = keptShape(x, dims);
   const out = empty(ks, x.dtype, x.device);
   const idx = index ? empty(ks, 'int64', x.device) : null;
-  backendOf(x.device).reduce(op, out, x, idx ?? undefined);
+  kernels.reduce(op, out, x, idx ?? undefined);
   return [out, idx];
 }
 
@@ -204,7 +204,7 @@ export function topk(x: Tensor, k: number, dim = -1, largest = true): ValuesIndi
   if (outShape.length) outShape[last] = k;
   const values = empty(outShape, x.dtype, x.device);
   const indices = empty(outShape, 'int64', x.device);
-  backendOf(x.device).topk(values, indices, src, k, largest);
+  kernels.topk(values, indices, src, k, largest);
   let v = values, i = indices;
   if (d !== last) {
     v = noGrad(() => transposeRaw(values, d, last));
@@ -224,7 +224,7 @@ export function cumsum(x: Tensor, dim: number): Tensor {
   const d = xin.dim(dim, 'cumsum');
   if (xin.ndim === 0) return reshape(cumsum(reshape(xin, [1]), 0), []);
   const out = empty(xin.shape, xin.dtype, xin.device);
-  if (xin.numel > 0) backendOf(xin.device).cumsum(out, xin, d);
+  if (xin.numel > 0) kernels.cumsum(out, xin, d);
   if (needsGrad(xin)) {
     // dx_i = sum_{j >= i} g_j = total - cumsum(g)_i + g_i
     record(out, 'cumsum', [xin], (g) => [add(sub(sum(g, d, true), cumsum(g, d)), g)]);
@@ -243,6 +243,6 @@ function transposeRaw(x: Tensor, a: number, b: number): Tensor {
 function contiguousRaw(x: Tensor): Tensor {
   if (x.isContiguous()) return x;
   const out = empty(x.shape, x.dtype, x.device);
-  backendOf(x.device).unary(backendOf(x.device).OPS.unary.copy!, out, x);
+  kernels.unary(kernels.OPS.unary.copy!, out, x);
   return out;
 }

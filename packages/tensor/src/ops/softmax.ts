@@ -1,6 +1,6 @@
 /** softmax / logSoftmax over one dim (stable; fused scale and mask), with backward. */
+import * as kernels from '../backend/kernels.js';
 import { needsGrad, noGrad, record } from '../autograd.js';
-import { backendOf } from '../backend/registry.js';
 import { isFloating } from '../dtype.js';
 import { empty, fmtShape, type Tensor } from '../tensor.js';
 import { cast, contiguous, mul } from './elementwise.js';
@@ -44,12 +44,12 @@ function softmaxImpl(name: string, x: Tensor, dim: number, log: boolean, opts: S
   const xc = noGrad(() => contiguous(xin));
   const y = empty(xc.shape, xc.dtype, xc.device);
   const m = mask && mask.dtype !== 'bool' ? mask : null;
-  if (y.numel > 0) backendOf(xc.device).softmax(y, xc, log, scale, mask);
+  if (y.numel > 0) kernels.softmax(y, xc, log, scale, mask);
   if (needsGrad(xin, m)) {
     record(y, name, [xin, m], (g) => {
       const gc = contiguous(g);
       const dx = empty(y.shape, y.dtype, y.device);
-      if (dx.numel > 0) backendOf(y.device).softmaxBackward(dx, y, gc, log);
+      if (dx.numel > 0) kernels.softmaxBackward(dx, y, gc, log);
       return [
         xin.requiresGrad ? (scale === 1 ? dx : mul(dx, scale)) : null,
         m && m.requiresGrad ? sumTo(dx, m.shape) : null,

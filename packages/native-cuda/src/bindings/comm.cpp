@@ -14,25 +14,22 @@
 #include <string>
 #include <vector>
 
-#include "../args.h"
-#include "../napi_errors.h"
 #include <cstring>
 
+#include "../comm/async_queue.h"
+#include "../comm/communicator.h"
+#include "../comm/mpi_comm.h"
+#include "../comm/nccl_comm.h"
+#include "../comm/nccl_loader.h"
+#include "../comm/shm_communicator.h"
 #include "../cuda/cuda_backend.h"
-#include "async_queue.h"
-#include "communicator.h"
-#include "mpi_comm.h"
-#include "nccl_comm.h"
-#include "shm_communicator.h"
 #include "../napi_library.h"
-#include "nccl_loader.h"
+#include "common.h"
 
 namespace vlmoe {
 namespace {
 
 std::vector<std::unique_ptr<Communicator>> g_comms;
-
-int I(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
 
 Communicator& comm_nodrain(const Napi::CallbackInfo& info) {
   const int id = I(info, 0);
