@@ -9,7 +9,7 @@
  * and EP 4 with the same eval outputs, and each rank holds 1/P of the experts.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -93,6 +93,26 @@ describe('vlmoe pretrain: N ranks with expert parallelism and ZeRO = one process
       }, 600_000);
     }
   }
+
+  test('vlmoe finetune (vqa, nlvr, retrieval) from an EP-2 pretraining run: 2 ranks with EP 2 = one process', () => {
+    const init = join(runs, 'shm-2r-ep2-z1');
+    if (!existsSync(join(init, 'checkpoints', 'latest'))) pretrain('shm-2r-ep2-z1', 2, 'shm', { expert_parallel_size: 2, zero_optimization: { stage: 1 } });
+    const finetune = (name: string, task: string, nproc: number, engine: object) => {
+      const p = join(dir, `${name}.json`);
+      writeFileSync(p, JSON.stringify({ name, task, init, data: join(dir, 'shapes'), runs, steps: 4, batch: 8, textLen: 16, warmup: 1, checkpointEvery: 4, evalSplit: 'none', engine }));
+      const args = [cli, 'finetune', '--config', p];
+      const r = spawnSync(process.execPath, nproc === 1 ? args : [launcher, '--nproc', String(nproc), ...args], { encoding: 'utf8', env, timeout: 240_000 });
+      expect(r.status, `${name}: ${r.stdout}\n${r.stderr}`).toBe(0);
+      expect(r.stdout).toMatch(/4 experts top-1/);
+      return losses(name);
+    };
+    for (const task of ['vqa', 'nlvr', 'retrieval']) {
+      const one = finetune(`ft-${task}-1`, task, 1, {});
+      const two = finetune(`ft-${task}-2`, task, 2, { expert_parallel_size: 2 });
+      expect(two.length).toBe(4);
+      two.forEach((v, i) => expect(Math.abs(v - one[i]!) / Math.abs(one[i]!), `${task} step ${i + 1}: ${v} vs ${one[i]}`).toBeLessThan(1e-5));
+    }
+  }, 600_000);
 
   test("the CLI README's expert-parallel smoke run, exactly as typed there, from the repository root", () => {
     const root = fileURLToPath(new URL('../../../', import.meta.url));
