@@ -102,14 +102,16 @@ export async function run(a: Args): Promise<number> {
   return firstFailure || codes.find((c) => c !== 0) || 0;
 }
 
-/** The command: parses argv, runs the ranks, exits with their status. */
+/** The command: parses argv, runs the ranks, exits with their status (`--help`: the usage, status 0). */
 export function main(argv: string[]): void {
   let args: Args;
   try {
     args = parseArgs(argv);
   } catch (e) {
-    console.error((e as Error).message);
-    process.exit(2);
+    // --help (parseArgs answers it with the bare usage) is not an error
+    const help = (e as Error).message === USAGE;
+    (help ? console.log : console.error)((e as Error).message);
+    process.exit(help ? 0 : 2);
   }
   run(args).then((code) => process.exit(code));
 }

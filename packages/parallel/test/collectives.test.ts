@@ -127,6 +127,10 @@ describe('shm process group', () => {
     expect(r.stderr).toMatch(/--nproc must be an integer in \[1, 64\]/);
     const r2 = spawnSync(process.execPath, [launcher, '--nproc', '2'], { encoding: 'utf8' });
     expect(r2.stderr).toMatch(/no script given/);
+    for (const help of [['--help'], ['-h'], ['--nproc', '2', '--help']]) {
+      const h = spawnSync(process.execPath, [launcher, ...help], { encoding: 'utf8' });
+      expect([h.status, h.stdout.trim()], help.join(' ')).toEqual([0, 'usage: vlmoe-run --nproc N [--backend shm] [--timeout-ms MS] script.js [args…]']);
+    }
   });
 });
 
