@@ -99,10 +99,6 @@ export class VLMoPretrainer extends T.nn.Module implements DataParallelModule {
     this._dp = group;
   }
 
-  get dataParallelGroup(): ProcessGroup | null {
-    return this._dp;
-  }
-
   forward(x: PretrainBatch): PretrainLosses {
     const B = x.ids.shape[0]!;
     const bb = this.backbone;
