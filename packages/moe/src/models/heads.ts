@@ -17,6 +17,7 @@
  *   LayerNorm → GELU → Linear(2d, 2); cross-entropy.
  */
 import * as T from '@vlmoe/tensor';
+import { allGatherRows, type ProcessGroup } from '@vlmoe/parallel';
 
 type DT = { dtype?: 'float32' | 'float64'; generator?: T.Generator };
 
@@ -38,6 +39,11 @@ export interface ITCGather {
   /** Row of this rank's first pair in the gathered batch (default `rank` · local batch). */
   offset?: number;
   rank?: number;
+}
+
+/** The gather of `ITCHead.loss` over a data-parallel group (undefined for none or a group of one). */
+export function rankGather(dp: ProcessGroup | null): ITCGather | undefined {
+  return dp && dp.size > 1 ? { fn: (t) => allGatherRows(dp, t), rank: dp.rank } : undefined;
 }
 
 export class ITCHead extends T.nn.Module {

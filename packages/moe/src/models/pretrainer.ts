@@ -6,7 +6,7 @@
  */
 import * as T from '@vlmoe/tensor';
 import { allGatherRows, type DataParallelModule, type ProcessGroup } from '@vlmoe/parallel';
-import { ITCHead, ITMHead, MLMHead, Pooler, sampleHardNegatives } from './heads.js';
+import { ITCHead, ITMHead, MLMHead, Pooler, rankGather, sampleHardNegatives } from './heads.js';
 import { VLMo } from './vlmo.js';
 import type { VLMoConfig } from './config.js';
 
@@ -57,14 +57,6 @@ export interface PretrainLosses {
   dropped: number;
 }
 
-/** Local rows → the same tensor's rows of every rank, rank after rank (no gradient). */
-function gatherRows(pg: ProcessGroup | null, x: T.Tensor): T.Tensor {
-  if (!pg || pg.size === 1) return x;
-  const out = T.empty([pg.size * x.shape[0]!, ...x.shape.slice(1)], { dtype: x.dtype, device: x.device });
-  pg.allGatherIntoTensor(out, T.contiguous(x));
-  return out;
-}
-
 /**
  * VLMo / VL-MoE pretraining. On N data-parallel ranks (the engine hands it the group, or call
  * `setDataParallelGroup`) every objective is computed over the global batch, so any layout
@@ -107,7 +99,7 @@ export class VLMoPretrainer extends T.nn.Module implements DataParallelModule {
     const img = bb.forward({ image: x.image, samples });
     const txt = bb.forward({ textIds: x.ids, textMask: x.mask, samples });
     const { img: ie, txt: te } = this.itc.forward(img.hidden, txt.hidden);
-    const itc = this.itc.loss(ie, te, dp ? { fn: (t) => allGatherRows(dp, t), rank: dp.rank } : undefined);
+    const itc = this.itc.loss(ie, te, rankGather(dp));
     const fusedMlm = bb.forward({ textIds: x.mlmIds, textMask: x.mask, image: x.image, samples });
     const mlm = this.mlmLoss(fusedMlm.hidden.narrow(1, 0, fusedMlm.textLen), x.mlmLabels, dp);
     const neg = this.hardNegatives(ie, te, x, samples, dp);
@@ -147,16 +139,18 @@ export class VLMoPretrainer extends T.nn.Module implements DataParallelModule {
   private hardNegatives(ie: T.Tensor, te: T.Tensor, x: PretrainBatch, samples: T.nn.SampleIndex, dp: ProcessGroup | null): { image: T.Tensor; ids: T.Tensor; mask: T.Tensor } {
     return T.noGrad(() => {
       const B = ie.shape[0]!, rank = dp?.rank ?? 0;
-      const rows = gatherRows(dp, T.tensor(Array.from(samples.rows), { dtype: 'int64', device: ie.device }));
+      // every rank's rows, rank after rank (no gradient: this runs under noGrad)
+      const everyRank = (t: T.Tensor) => (dp ? allGatherRows(dp, t) : t);
+      const rows = everyRank(T.tensor(Array.from(samples.rows), { dtype: 'int64', device: ie.device }));
       const all = Array.from(rows.dataSync() as BigInt64Array, Number); // gathered index → global row
       const order = all.map((_, i) => i).sort((a, b) => all[a]! - all[b]!); // global-row order → gathered index
       const orderT = T.tensor(order, { dtype: 'int64', device: ie.device });
-      const sim = T.matmul(T.indexSelect(gatherRows(dp, ie.detach()), 0, orderT), T.indexSelect(gatherRows(dp, te.detach()), 0, orderT).t());
+      const sim = T.matmul(T.indexSelect(everyRank(ie.detach()), 0, orderT), T.indexSelect(everyRank(te.detach()), 0, orderT).t());
       const neg = sampleHardNegatives(sim, x.generator);
       const at = new Array<number>(order.length);
       order.forEach((g, c) => (at[g] = c));
       const mine = Array.from({ length: B }, (_, j) => at[rank * B + j]!);
-      const pick = (t: T.Tensor, list: number[]) => T.indexSelect(gatherRows(dp, t), 0, T.tensor(mine.map((c) => order[list[c]!]!), { dtype: 'int64', device: t.device }));
+      const pick = (t: T.Tensor, list: number[]) => T.indexSelect(everyRank(t), 0, T.tensor(mine.map((c) => order[list[c]!]!), { dtype: 'int64', device: t.device }));
       return { image: pick(x.image, neg.imageForText), ids: pick(x.ids, neg.textForImage), mask: pick(x.mask, neg.textForImage) };
     });
   }

@@ -14,8 +14,8 @@
  * per-layer expert counts of its (first) fused or image pass for the run's metrics.
  */
 import * as T from '@vlmoe/tensor';
-import { allGatherRows, type DataParallelModule, type ProcessGroup } from '@vlmoe/parallel';
-import { ITCHead, NLVRHead, Pooler, VQAHead } from './heads.js';
+import type { DataParallelModule, ProcessGroup } from '@vlmoe/parallel';
+import { ITCHead, NLVRHead, Pooler, VQAHead, rankGather } from './heads.js';
 import { VLMo, type VLMoOutput } from './vlmo.js';
 import type { VLMoConfig } from './config.js';
 
@@ -194,8 +194,7 @@ export class RetrievalModel extends TaskModel implements DataParallelModule {
     const img = this.backbone.forward({ image: x.image, samples: x.samples });
     const txt = this.backbone.forward({ textIds: x.ids, textMask: x.mask, samples: x.samples });
     const { img: ie, txt: te } = this.itc.forward(img.hidden, txt.hidden);
-    const dp = this._dp && this._dp.size > 1 ? this._dp : null;
-    return this.out(this.itc.loss(ie, te, dp ? { fn: (t) => allGatherRows(dp, t), rank: dp.rank } : undefined), [img, txt]);
+    return this.out(this.itc.loss(ie, te, rankGather(this._dp)), [img, txt]);
   }
 }
 
