@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureShapesWorld, shapesWorldTexts, type ShapesWorldManifest, type ShapesWorldOptions } from './synthetic/index.js';
+import { withFileLock } from './fs.js';
 import { buildWordPieceTokenizer, saveTokenizer, tokenizerJsonToString } from './text/index.js';
 
 export interface DefaultDataset {
@@ -19,8 +20,16 @@ export interface DefaultDataset {
   generated: boolean;
 }
 
-/** Make sure the shapes world (and its tokenizer.json) exists in `dir`; generate what is missing. */
+/**
+ * Make sure the shapes world (and its tokenizer.json) exists in `dir`; generate what is
+ * missing. Safe to call from several processes at once (ranks of one job, two commands): the
+ * first generates while holding `<dir>.lock`, the others wait and then find it complete.
+ */
 export async function ensureDefaultDataset(dir: string, options: ShapesWorldOptions & { vocabSize?: number } = {}): Promise<DefaultDataset> {
+  return withFileLock(dir.replace(/[\\/]+$/, ''), () => ensureUnlocked(dir, options));
+}
+
+async function ensureUnlocked(dir: string, options: ShapesWorldOptions & { vocabSize?: number }): Promise<DefaultDataset> {
   const { vocabSize, ...world } = options;
   const { generated, manifest } = await ensureShapesWorld(dir, world);
   const tokenizer = join(dir, 'tokenizer.json');

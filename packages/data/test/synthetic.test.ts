@@ -677,3 +677,36 @@ function statementTrue(statement: string, left: Scene, right: Scene): boolean {
   }
   throw new Error(`cannot parse statement '${statement}'`);
 }
+
+describe('ensureDefaultDataset from several processes at once', () => {
+  it('one generates under the lock, the others wait and find it complete (tokenizer included)', async () => {
+    const { spawn } = await import('node:child_process');
+    const { existsSync } = await import('node:fs');
+    const dir = join(tmp(), 'shapes');
+    const index = new URL('../dist/index.js', import.meta.url).href;
+    const script = `const { ensureDefaultDataset } = await import(${JSON.stringify(index)});
+      const ds = await ensureDefaultDataset(${JSON.stringify(dir)}, { seed: 5, imageSize: 16, splits: { train: 40, val: 4, test: 4 }, nlvrPairs: { train: 4, val: 2, test: 2 } });
+      const fs = await import('node:fs');
+      if (!fs.existsSync(ds.tokenizer)) throw new Error('no tokenizer');
+      console.log(ds.generated ? 'generated' : 'reused');`;
+    const runOne = () =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const c = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        c.stdout.on('data', (d) => (out += d));
+        c.stderr.on('data', (d) => (out += d));
+        c.on('close', (code) => resolve({ code, out }));
+      });
+    const results = await Promise.all([runOne(), runOne(), runOne()]);
+    for (const r of results) expect(r.code, r.out).toBe(0);
+    expect(results.map((r) => r.out.trim()).sort()).toEqual(['generated', 'reused', 'reused']);
+    expect(existsSync(`${dir}.lock`)).toBe(false);
+  }, 60_000);
+
+  it('a lock left by a dead process is taken over', async () => {
+    const { withFileLock } = await import('../src/fs.js');
+    const p = join(tmp(), 'thing');
+    writeFileSync(`${p}.lock`, '999999999\n'); // no such pid
+    expect(await withFileLock(p, async () => 7)).toBe(7);
+  });
+});

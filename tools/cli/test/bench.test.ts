@@ -15,7 +15,7 @@ describe('vlmoe bench (the model comparison)', () => {
     const cfg = join(dir, 'bench.json');
     const steps = { steps: 2, batch: 8, warmup: 1, checkpointEvery: 2 };
     writeFileSync(cfg, JSON.stringify({
-      name: 'mini', data: join(dir, 'shapes'), runs: join(dir, 'runs'), evalBatch: 128,
+      name: 'mini', data: `shapes:${join(dir, 'shapes')}`, runs: join(dir, 'runs'), evalBatch: 128,
       models: [{ id: 'moe', label: 'MoE-2E', experts: 2 }, { id: 'dense', label: 'Dense' }],
       pretrain: { ...steps, textLen: 24 },
       finetune: { vqa: { ...steps, textLen: 16 }, nlvr: { ...steps, textLen: 24 }, retrieval: { ...steps, textLen: 24 } },

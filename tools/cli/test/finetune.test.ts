@@ -12,7 +12,7 @@ const launcher = fileURLToPath(new URL('../../../packages/parallel/dist/launcher
 const dir = mkdtempSync(join(tmpdir(), 'vlmoe-finetune-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const env = { ...process.env, VLMOE_PROGRESS: '0' };
-const runs = join(dir, 'runs'), data = join(dir, 'shapes');
+const runs = join(dir, 'runs'), data = `shapes:${join(dir, 'shapes')}`;
 
 function config(name: string, o: object): string {
   const p = join(dir, `${name}.json`);

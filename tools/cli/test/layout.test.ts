@@ -31,7 +31,7 @@ const mpiReady = spawnSync('mpirun', ['--version'], { encoding: 'utf8' }).status
 function config(name: string, engine: object): string {
   const p = join(dir, `${name}.json`);
   writeFileSync(p, JSON.stringify({
-    name, data: join(dir, 'shapes'), runs, preset: 'tiny', experts: 4, k: 1, steps: 20, batch: 8, textLen: 16, warmup: 2, checkpointEvery: 20, evalSplit: 'none',
+    name, data: `shapes:${join(dir, 'shapes')}`, runs, preset: 'tiny', experts: 4, k: 1, steps: 20, batch: 8, textLen: 16, warmup: 2, checkpointEvery: 20, evalSplit: 'none',
     model: { moe: { dropTokens: false, auxLossWeight: 0 } }, engine,
   }));
   return p;
@@ -99,7 +99,7 @@ describe('vlmoe pretrain: N ranks with expert parallelism and ZeRO = one process
     if (!existsSync(join(init, 'checkpoints', 'latest'))) pretrain('shm-2r-ep2-z1', 2, 'shm', { expert_parallel_size: 2, zero_optimization: { stage: 1 } });
     const finetune = (name: string, task: string, nproc: number, engine: object) => {
       const p = join(dir, `${name}.json`);
-      writeFileSync(p, JSON.stringify({ name, task, init, data: join(dir, 'shapes'), runs, steps: 4, batch: 8, textLen: 16, warmup: 1, checkpointEvery: 4, evalSplit: 'none', engine }));
+      writeFileSync(p, JSON.stringify({ name, task, init, data: `shapes:${join(dir, 'shapes')}`, runs, steps: 4, batch: 8, textLen: 16, warmup: 1, checkpointEvery: 4, evalSplit: 'none', engine }));
       const args = [cli, 'finetune', '--config', p];
       const r = spawnSync(process.execPath, nproc === 1 ? args : [launcher, '--nproc', String(nproc), ...args], { encoding: 'utf8', env, timeout: 240_000 });
       expect(r.status, `${name}: ${r.stdout}\n${r.stderr}`).toBe(0);
@@ -130,7 +130,7 @@ describe('vlmoe pretrain: N ranks with expert parallelism and ZeRO = one process
 
   test('an expert_parallel_size that does not divide the experts is refused before step 1, naming the layer', () => {
     const p = join(dir, 'odd.json');
-    writeFileSync(p, JSON.stringify({ name: 'odd', data: join(dir, 'shapes'), runs, experts: 3, steps: 2, batch: 4, evalSplit: 'none', engine: { expert_parallel_size: 2 } }));
+    writeFileSync(p, JSON.stringify({ name: 'odd', data: `shapes:${join(dir, 'shapes')}`, runs, experts: 3, steps: 2, batch: 4, evalSplit: 'none', engine: { expert_parallel_size: 2 } }));
     const r = spawnSync(process.execPath, [launcher, '--nproc', '2', cli, 'pretrain', '--config', p], { encoding: 'utf8', env, timeout: 120_000 });
     expect(r.status).not.toBe(0);
     expect(r.stdout + r.stderr).toMatch(/expert_parallel_size 2 does not divide the 3 experts of MoE layer 'backbone\.blocks\.1\.ffn\.vision\.inner\.moe'/);

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function config(name: string, extra: object = {}): string {
   const p = join(dir, `${name}.json`);
-  writeFileSync(p, JSON.stringify({ name, preset: 'tiny', experts: 2, data: join(dir, 'shapes'), runs: join(dir, 'runs'), steps: 20, batch: 8, imageSize: 32, textLen: 24, warmup: 2, checkpointEvery: 5, ...extra }));
+  writeFileSync(p, JSON.stringify({ name, preset: 'tiny', experts: 2, data: `shapes:${join(dir, 'shapes')}`, runs: join(dir, 'runs'), steps: 20, batch: 8, imageSize: 32, textLen: 24, warmup: 2, checkpointEvery: 5, ...extra }));
   return p;
 }
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'pretrain', ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, VLMOE_PROGRESS: '0' } });
@@ -46,12 +46,18 @@ describe('vlmoe pretrain', () => {
     writeFileSync(bad, JSON.stringify({ steps: 3 }));
     expect(run('--config', bad).stderr).toMatch(/'name' is required/);
     expect(run('--config', join(dir, 'nope.json')).stderr).toMatch(/nope\.json does not exist/);
+    // a data folder that does not exist is an error (it used to generate the shapes world there)
+    writeFileSync(bad, JSON.stringify({ name: 'x', data: join(dir, 'no-such-data'), runs: join(dir, 'runs'), steps: 1 }));
+    const r = run('--config', bad);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/data '.*no-such-data' does not exist .*"shapes:<folder>"/);
+    expect(existsSync(join(dir, 'no-such-data'))).toBe(false);
   });
 
   test('a misspelt key anywhere — recipe, weights, model, model.moe, engine — exits non-zero naming the key, the file and the nearest valid key', () => {
     const bad = join(dir, 'bad.json');
     const fails = (o: object, re: RegExp) => {
-      writeFileSync(bad, JSON.stringify({ name: 'x', data: join(dir, 'shapes'), runs: join(dir, 'runs'), steps: 1, ...o }));
+      writeFileSync(bad, JSON.stringify({ name: 'x', data: `shapes:${join(dir, 'shapes')}`, runs: join(dir, 'runs'), steps: 1, ...o }));
       const r = run('--config', bad);
       expect(r.status, r.stdout + r.stderr).not.toBe(0);
       expect(r.stderr).toMatch(re);

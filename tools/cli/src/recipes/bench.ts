@@ -29,7 +29,7 @@ import { evalAdapter, parameterCount, TASKS, type TaskModels, type TaskName } fr
 import { BertTokenizer } from '@vlmoe/data';
 import * as T from '@vlmoe/tensor';
 import { checkConfig, readConfig, type FieldType } from './config.js';
-import { TASK_DATA, openDataset } from './dataset.js';
+import { TASK_DATA, absoluteDataSpec, openDataset } from './dataset.js';
 import { loadFinetuned } from './evaluate.js';
 import { FINETUNE_SCHEMA, finetune } from './finetune.js';
 import { PRETRAIN_SCHEMA, pretrain } from './pretrain.js';
@@ -164,7 +164,7 @@ export async function bench(configPath: string | null, opts: { fresh?: boolean; 
   const root = path.join(cfg.runs, cfg.name);
   const ds = await openDataset(cfg.data);
   const vocab = BertTokenizer.fromFile(ds.tokenizer).vocabSize;
-  const data = path.resolve(cfg.data);
+  const data = absoluteDataSpec(cfg.data);
   console.log(`vlmoe bench ${cfg.name}: ${cfg.models.length} models × (pretrain + ${tasks.join(', ')}) on ${cfg.data}; runs in ${root}`);
   const counts = new Map(cfg.models.map((m) => [m, parameterCount(modelConfig({ ...m, imageSize: cfg.imageSize }, vocab, where))]));
   for (const m of cfg.models) {
@@ -228,7 +228,7 @@ export async function bench(configPath: string | null, opts: { fresh?: boolean; 
   });
   const reportDir = path.join(root, 'report');
   const report = await runBenchmarkSuite({
-    title: `vlmoe bench ${cfg.name} (${cfg.split} split of ${path.basename(cfg.data)})`,
+    title: `vlmoe bench ${cfg.name} (${cfg.split} split of ${path.basename(ds.dir)})`,
     models: adapters,
     tasks: specs,
     outDir: reportDir,

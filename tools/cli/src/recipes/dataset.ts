@@ -1,9 +1,10 @@
 /**
- * The dataset folder a recipe reads. A folder the shapes world lives in (or that does not
- * exist yet) is the embedded default dataset, generated on first use; any other folder is a
- * prepared dataset (`vlmoe data convert …` output) and must hold `tokenizer.json` and the
- * `<kind>_<split>.arrow` files a recipe asks for (`captions`, `vqa` with `answers.json`,
- * `nlvr2`), so one recipe runs on the synthetic world or on real data.
+ * The dataset folder a recipe reads. `"shapes"`, `"shapes:<folder>"` or the default path
+ * `data/shapes` is the embedded shapes world, generated on first use (and regenerated when
+ * its manifest says it is stale); any other path is a prepared dataset that must exist
+ * (`vlmoe data convert …` output) and hold `tokenizer.json` and the `<kind>_<split>.arrow`
+ * files a recipe asks for (`captions`, `vqa` with `answers.json`, `nlvr2`), so one recipe
+ * runs on the synthetic world or on real data.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,9 +25,38 @@ export interface RecipeDataset {
   answers: string;
 }
 
-export async function openDataset(dir: string): Promise<RecipeDataset> {
-  const shapes = !fs.existsSync(dir) || fs.existsSync(path.join(dir, 'manifest.json')) || fs.readdirSync(dir).length === 0;
+/** The documented default folder of the embedded shapes world (relative to the working directory). */
+export const SHAPES_DEFAULT_DIR = 'data/shapes';
+
+/**
+ * What a recipe's `data` names: `"shapes"` (the shapes world in `data/shapes`), `"shapes:DIR"`
+ * (the shapes world in DIR), the default path `data/shapes` itself, or a prepared dataset folder.
+ */
+export function resolveDataSpec(data: string): { dir: string; shapes: boolean } {
+  if (data === 'shapes') return { dir: SHAPES_DEFAULT_DIR, shapes: true };
+  if (data.startsWith('shapes:')) {
+    const dir = data.slice('shapes:'.length);
+    if (!dir) throw new Error(`data 'shapes:' names no folder (write "shapes" for ${SHAPES_DEFAULT_DIR}, or "shapes:<folder>")`);
+    return { dir, shapes: true };
+  }
+  return { dir: data, shapes: path.normalize(data) === path.normalize(SHAPES_DEFAULT_DIR) };
+}
+
+/** The same `data` with its folder made absolute (for recipes written for child processes). */
+export function absoluteDataSpec(data: string): string {
+  const { dir, shapes } = resolveDataSpec(data);
+  return shapes ? `shapes:${path.resolve(dir)}` : path.resolve(dir);
+}
+
+export async function openDataset(data: string): Promise<RecipeDataset> {
+  const { dir, shapes } = resolveDataSpec(data);
   if (shapes) await ensureDefaultDataset(dir);
+  else if (!fs.existsSync(dir)) {
+    throw new Error(
+      `data '${dir}' does not exist (a prepared dataset folder is made by 'vlmoe data convert'; ` +
+        `"shapes" generates the synthetic shapes world in ${SHAPES_DEFAULT_DIR}, "shapes:<folder>" in another folder)`,
+    );
+  } else if (!fs.statSync(dir).isDirectory()) throw new Error(`data '${dir}' is not a folder (a dataset is a folder of Arrow files with tokenizer.json)`);
   const tokenizer = path.join(dir, 'tokenizer.json');
   if (!fs.existsSync(tokenizer)) throw new Error(`dataset ${dir}: no tokenizer.json (build one with 'vlmoe data tokenizer')`);
   return {
