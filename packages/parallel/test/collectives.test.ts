@@ -1,5 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { mpiAvailable } from '../src/index.js';
@@ -129,8 +131,40 @@ describe('shm process group', () => {
     expect(r2.stderr).toMatch(/no script given/);
     for (const help of [['--help'], ['-h'], ['--nproc', '2', '--help']]) {
       const h = spawnSync(process.execPath, [launcher, ...help], { encoding: 'utf8' });
-      expect([h.status, h.stdout.trim()], help.join(' ')).toEqual([0, 'usage: vlmoe-run --nproc N [--backend shm] [--timeout-ms MS] script.js [args…]']);
+      expect(h.status, help.join(' ')).toBe(0);
+      expect(h.stdout).toMatch(/^usage: vlmoe-run \[options\] script\.js/);
+      expect(h.stdout).toMatch(/--nproc_per_node/);
     }
+    expect(spawnSync(process.execPath, [launcher, '--version'], { encoding: 'utf8' }).stdout).toMatch(/^vlmoe-run \d+\.\d+\.\d+/);
+  });
+
+  test("torchrun's options; a missing script or an unknown option is one line and status 2, before any rank starts", () => {
+    const run = (...a: string[]) => spawnSync(process.execPath, [launcher, ...a], { encoding: 'utf8' });
+    const script = worker('alltoall_paths.mjs');
+    const dry = run('--nproc_per_node', '3', '--master_addr', '10.0.0.7', '--master_port', '29501', '--dry-run', script, '--nproc', '9');
+    expect(dry.status, dry.stderr).toBe(0);
+    const lines = dry.stdout.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[2]).toMatch(/^RANK=2 LOCAL_RANK=2 WORLD_SIZE=3 LOCAL_WORLD_SIZE=3 MASTER_ADDR=10\.0\.0\.7 MASTER_PORT=29501 VLMOE_BACKEND=shm /);
+    expect(lines[2]).toMatch(/alltoall_paths\.mjs --nproc 9$/); // the script's own arguments are left alone
+    const mpi = run('--backend', 'mpi', '--nproc_per_node', '2', '--dry-run', script);
+    expect(mpi.stdout).toMatch(/^mpirun -np 2 -x VLMOE_BACKEND=mpi .*alltoall_paths\.mjs$/m);
+    const hosts = join(mkdtempSync(join(tmpdir(), 'vlmoe-hosts-')), 'hosts');
+    writeFileSync(hosts, 'node-a slots=4\nnode-b slots=4\n');
+    const multi = run('--backend', 'mpi', '--nnodes', '2', '--nproc_per_node', '4', '--hostfile', hosts, '--dry-run', script);
+    expect(multi.stdout).toMatch(new RegExp(`^mpirun -np 8 --hostfile ${hosts} --map-by ppr:4:node -x VLMOE_BACKEND=mpi `));
+    const fails = (args: string[], re: RegExp) => {
+      const r = run(...args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(re);
+      expect(r.stdout).toBe('');
+    };
+    fails(['--nproc', '2', 'no-such-script.js'], /^vlmoe-run: script 'no-such-script\.js' does not exist\n$/);
+    fails(['--nprocs', '2', script], /^vlmoe-run: unknown option --nprocs\n/);
+    fails(['--nnodes', '2', script], /--nnodes 2 needs --backend mpi and --hostfile/);
+    fails(['--node_rank', '1', script], /--node_rank 1: vlmoe-run starts all machines from one command/);
+    fails(['--backend', 'gloo', script], /--backend must be shm, mpi or nccl, got 'gloo'/);
+    fails(['--nproc', '2', '--nproc_per_node', '2', script], /both given/);
   });
 });
 
@@ -147,6 +181,12 @@ export function mpirun(nproc: number, script: string, env: Record<string, string
 }
 
 describe.skipIf(!mpiReady)('mpi process group (mpirun)', () => {
+  test('vlmoe-run --backend mpi starts the job through mpirun', () => {
+    const r = spawnSync(process.execPath, [launcher, '--backend', 'mpi', '--nproc_per_node', '2', worker('collectives.mjs')], { encoding: 'utf8', env: { ...process.env, ...mpiEnv }, timeout: 120_000 });
+    expect(r.stdout.match(/collectives ok/g)?.length, r.stdout + r.stderr).toBe(2);
+    expect(r.status).toBe(0);
+  });
+
   for (const n of [1, 2, 4]) {
     test(`every collective on ${n} rank(s), world and subgroups, matches the local reference`, () => {
       const r = mpirun(n, worker('collectives.mjs'));

@@ -10,7 +10,11 @@
  *   vlmoe data …                                  the @vlmoe/data tool (convert, inspect, synth, tokenizer)
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import * as T from '@vlmoe/tensor';
+import { UsageError, choiceOption, intOption, parseCommand } from './command_line.js';
+import type { RecipeRunOptions } from './recipes/trainer.js';
 import { info, INFO_USAGE } from './info.js';
 import { pretrain, PRETRAIN_USAGE } from './recipes/pretrain.js';
 import { finetune, FINETUNE_USAGE } from './recipes/finetune.js';
@@ -25,82 +29,76 @@ commands:
   eval     evaluate a fine-tuning run on its task, a pretraining run zero-shot (vlmoe eval --help)
   bench    the model comparison: pretrain, fine-tune, evaluate, Table 1 (vlmoe bench --help)
   info     model shape and total / active parameters of a preset (vlmoe info --help)
-  data     datasets: convert, inspect, synth, tokenizer (vlmoe data --help)`;
+  data     datasets: convert, inspect, synth, tokenizer (vlmoe data --help)
 
-/** --key value / --key=value / --flag → record; positional arguments are refused. */
-export function parseFlags(argv: string[], what: string): Record<string, string | boolean> {
-  const out: Record<string, string | boolean> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) throw new Error(`${what}: unexpected argument '${a}'`);
-    const eq = a.indexOf('=');
-    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
-    else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) out[a.slice(2)] = argv[++i]!;
-    else out[a.slice(2)] = true;
-  }
-  return out;
-}
+options: --help, -h (this text; also after any command), --version`;
 
-/** A command's flags, or null after printing its usage for --help; unknown options are errors. */
-function commandFlags(rest: string[], name: string, usage: string, known: string[]): Record<string, string | boolean> | null {
-  if (rest.includes('--help')) {
-    console.log(usage);
-    return null;
-  }
-  const args = parseFlags(rest, `vlmoe ${name}`);
-  for (const k of Object.keys(args)) if (!known.includes(k)) throw new Error(`vlmoe ${name}: unknown option --${k}\n${usage}`);
-  return args;
-}
+const COMMANDS = ['pretrain', 'finetune', 'eval', 'bench', 'info', 'data'];
 
-/** `--config F [--resume] [--stop-after N]` of the training recipes. */
-function recipeFlags(args: Record<string, string | boolean>, name: string, usage: string): [string, { resume: boolean; stopAfter?: number }] {
-  if (typeof args.config !== 'string') throw new Error(`vlmoe ${name}: --config <file.json> is required\n${usage}`);
-  return [args.config, { resume: args.resume === true, stopAfter: args['stop-after'] === undefined ? undefined : Number(args['stop-after']) }];
-}
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-/** A positive integer option (undefined when absent). */
-function intFlag(args: Record<string, string | boolean>, k: string, name: string): number | undefined {
-  if (args[k] === undefined) return undefined;
-  const v = Number(args[k]);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`vlmoe ${name}: --${k} must be a positive integer, got ${String(args[k])}`);
-  return v;
+const RECIPE_OPTIONS = {
+  config: { type: 'string' },
+  deepspeed_config: { type: 'string' },
+  resume: { type: 'boolean' },
+  'stop-after': { type: 'string' },
+} as const;
+
+/** `--config F [--deepspeed_config ds.json] [--resume] [--stop-after N]` of the training recipes. */
+function recipeArgs(rest: string[], name: string, usage: string): [string, RecipeRunOptions] | null {
+  const a = parseCommand(rest, { name: `vlmoe ${name}`, usage, options: RECIPE_OPTIONS });
+  if (!a) return null;
+  if (a.values.config === undefined) throw new UsageError(`vlmoe ${name}: --config <file.json> is required\n\n${usage}`);
+  return [a.values.config, { resume: a.values.resume === true, stopAfter: intOption(a.values['stop-after'], 'stop-after', `vlmoe ${name}`), deepspeedConfig: a.values.deepspeed_config }];
 }
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (!cmd || cmd === '--help' || cmd === '-h') {
+  if (cmd === undefined) {
+    console.error(USAGE);
+    return 2;
+  }
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
     console.log(USAGE);
-    return cmd ? 0 : 2;
+    return 0;
+  }
+  if (cmd === '--version' || cmd === '-V') {
+    console.log(`vlmoe ${VERSION}`);
+    return 0;
   }
   switch (cmd) {
     case 'info': {
-      const args = commandFlags(rest, 'info', INFO_USAGE, ['preset', 'experts', 'k', 'json']);
-      if (args) console.log(info(args));
+      const name = 'vlmoe info';
+      const a = parseCommand(rest, { name, usage: INFO_USAGE, options: { preset: { type: 'string' }, experts: { type: 'string' }, k: { type: 'string' }, json: { type: 'boolean' } } });
+      if (a) {
+        const preset = choiceOption(a.values.preset, 'preset', name, ['tiny', 'small', 'base', 'large'] as const);
+        console.log(info({ preset, experts: intOption(a.values.experts, 'experts', name, 0), k: intOption(a.values.k, 'k', name), json: a.values.json }));
+      }
       return 0;
     }
     case 'pretrain': {
-      const args = commandFlags(rest, 'pretrain', PRETRAIN_USAGE, ['config', 'resume', 'stop-after']);
-      if (args) await pretrain(...recipeFlags(args, 'pretrain', PRETRAIN_USAGE));
+      const a = recipeArgs(rest, 'pretrain', PRETRAIN_USAGE);
+      if (a) await pretrain(...a);
       return 0;
     }
     case 'finetune': {
-      const args = commandFlags(rest, 'finetune', FINETUNE_USAGE, ['config', 'resume', 'stop-after']);
-      if (args) await finetune(...recipeFlags(args, 'finetune', FINETUNE_USAGE));
+      const a = recipeArgs(rest, 'finetune', FINETUNE_USAGE);
+      if (a) await finetune(...a);
       return 0;
     }
     case 'eval': {
-      const args = commandFlags(rest, 'eval', EVAL_USAGE, ['run', 'split', 'limit', 'batch']);
-      if (!args) return 0;
-      if (typeof args.run !== 'string') throw new Error(`vlmoe eval: --run runs/<name> is required\n${EVAL_USAGE}`);
-      if (args.split !== undefined && args.split !== 'val' && args.split !== 'test') throw new Error(`vlmoe eval: --split must be val or test, got ${String(args.split)}`);
-      await evaluateRun(args.run, { split: args.split as 'val' | 'test' | undefined, limit: intFlag(args, 'limit', 'eval'), batchSize: intFlag(args, 'batch', 'eval') });
+      const name = 'vlmoe eval';
+      const a = parseCommand(rest, { name, usage: EVAL_USAGE, options: { run: { type: 'string' }, split: { type: 'string' }, limit: { type: 'string' }, batch: { type: 'string' } } });
+      if (!a) return 0;
+      if (a.values.run === undefined) throw new UsageError(`${name}: --run runs/<name> is required\n\n${EVAL_USAGE}`);
+      await evaluateRun(a.values.run, { split: choiceOption(a.values.split, 'split', name, ['val', 'test'] as const), limit: intOption(a.values.limit, 'limit', name), batchSize: intOption(a.values.batch, 'batch', name) });
       return 0;
     }
     case 'bench': {
-      const args = commandFlags(rest, 'bench', BENCH_USAGE, ['config', 'fresh', 'jobs']);
-      if (!args) return 0;
-      if (args.config !== undefined && typeof args.config !== 'string') throw new Error(`vlmoe bench: --config needs a file\n${BENCH_USAGE}`);
-      await bench((args.config as string | undefined) ?? null, { fresh: args.fresh === true, jobs: intFlag(args, 'jobs', 'bench') });
+      const name = 'vlmoe bench';
+      const a = parseCommand(rest, { name, usage: BENCH_USAGE, options: { config: { type: 'string' }, fresh: { type: 'boolean' }, jobs: { type: 'string' } } });
+      if (!a) return 0;
+      await bench(a.values.config ?? null, { fresh: a.values.fresh === true, jobs: intOption(a.values.jobs, 'jobs', name) });
       return 0;
     }
     case 'data': {
@@ -109,14 +107,15 @@ async function main(argv: string[]): Promise<number> {
       return spawnSync(process.execPath, [cli, ...rest], { stdio: 'inherit' }).status ?? 1;
     }
     default:
-      throw new Error(`vlmoe: unknown command '${cmd}'\n${USAGE}`);
+      throw new UsageError(`vlmoe: unknown command '${cmd}'${T.didYouMean(cmd, COMMANDS)}\n\n${USAGE}`);
   }
 }
 
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (e: unknown) => {
+    // a usage mistake: status 2 (as argparse, getopt); a failure while running: status 1
     console.error(e instanceof Error ? e.message : e);
-    process.exitCode = 2;
+    process.exitCode = e instanceof UsageError ? 2 : 1;
   },
 );

@@ -23,14 +23,44 @@ describe('vlmoe info', () => {
     expect(dense.totalParameters).toBeLessThan(180e6);
   });
 
-  test('bad options are named, with the usage', () => {
+  test('bad options are named, with the usage; --experts 0 is the dense model, k > experts is refused', () => {
     const r = run('info', '--preset', 'base', '--expert', '4');
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/unknown option --expert/);
-    expect(run('info', '--preset', 'huge').stderr).toMatch(/unknown preset 'huge'/);
-    expect(run('info', '--experts', '0').stderr).toMatch(/--experts must be a positive integer/);
-    expect(run('frobnicate').stderr).toMatch(/unknown command 'frobnicate'/);
-    expect(run('--help').stdout).toMatch(/usage: vlmoe <command>/);
+    expect(r.stderr).toMatch(/unknown option --expert \(did you mean '--experts'\?\)/);
+    expect(r.stderr).toMatch(/usage: vlmoe info/);
+    const bad = (args: string[], re: RegExp) => {
+      const x = run(...args);
+      expect([x.status, x.stdout], args.join(' ')).toEqual([2, '']);
+      expect(x.stderr).toMatch(re);
+    };
+    bad(['info', '--preset', 'huge'], /--preset must be one of tiny, small, base, large, got 'huge'/);
+    bad(['info', '--experts=-1'], /--experts must be an integer ≥ 0, got '-1'/);
+    bad(['info', '--experts', '2', '--k', '4'], /--k 4 is more than --experts 2/);
+    bad(['info', '--k', '2'], /--k 2 needs --experts ≥ 1/);
+    bad(['info', '--json=yes'], /option --json takes no value/);
+    bad(['info', 'base'], /unexpected argument 'base'/);
+    bad(['frobnicate'], /unknown command 'frobnicate'/);
+    bad(['pretrain'], /--config <file\.json> is required/);
+    bad(['pretrain', '--config'], /option --config needs a value/);
+    bad(['eval', '--run', 'x', '--split', 'tset'], /--split must be val or test, got 'tset' \(did you mean 'test'\?\)/);
+    bad(['bench', '--jobz', '2'], /unknown option --jobz \(did you mean '--jobs'\?\)/);
+    bad([], /usage: vlmoe <command>/);
+    const dense = JSON.parse(run('info', '--preset', 'small', '--experts', '0', '--json').stdout);
+    expect(dense.experts).toBe(0);
+    expect(dense.totalParameters).toBe(dense.activeParameters);
+    expect(dense).toEqual(JSON.parse(run('info', '--preset', 'small', '--json').stdout));
+  });
+
+  test('--help and -h on every command print its usage and exit 0; --version', () => {
+    for (const cmd of [[], ['pretrain'], ['finetune'], ['eval'], ['bench'], ['info']]) {
+      for (const h of ['--help', '-h']) {
+        const r = run(...cmd, h);
+        expect(r.status, [...cmd, h].join(' ')).toBe(0);
+        expect(r.stdout).toMatch(new RegExp(`^usage: vlmoe ${cmd[0] ?? '<command>'}`));
+      }
+    }
+    const v = run('--version');
+    expect([v.status, v.stdout]).toEqual([0, 'vlmoe 0.1.0\n']);
   });
 });
 

@@ -19,7 +19,7 @@ import { initProcessGroup, loadCheckpointWeights } from '@vlmoe/parallel';
 import { recipeConfig, type FieldType } from './config.js';
 import { TASK_DATA } from './dataset.js';
 import { evaluateRun } from './evaluate.js';
-import { COMMON_SCHEMA, MODEL_SCHEMA, checkRecipe, describeModel, openRecipeData, train, usageOf, type CommonConfig, type ModelKeys, type TrainResult } from './trainer.js';
+import { COMMON_SCHEMA, MODEL_SCHEMA, applyDeepSpeedConfig, checkRecipe, describeModel, openRecipeData, train, usageOf, type CommonConfig, type ModelKeys, type RecipeRunOptions, type TrainResult } from './trainer.js';
 
 export interface FinetuneConfig extends CommonConfig, ModelKeys {
   task: TaskName;
@@ -36,7 +36,12 @@ export const FINETUNE_SCHEMA: Record<string, [FieldType, unknown]> = {
   evalSplit: ['string', 'val'], evalBatch: ['integer', 64],
 };
 
-export const FINETUNE_USAGE = `usage: vlmoe finetune --config ft.json [--resume]
+export const FINETUNE_USAGE = `usage: vlmoe finetune --config ft.json [--deepspeed_config ds.json] [--resume] [--stop-after N]
+
+  --config            the recipe (JSON; keys below)
+  --deepspeed_config  a DeepSpeed JSON config used as the engine part (the recipe then has no 'engine')
+  --resume            continue from the run's newest checkpoint
+  --stop-after N      stop (with a checkpoint) after N steps of this invocation
 
 config keys (JSON): ${usageOf(FINETUNE_SCHEMA)}
 task: ${TASKS.join(' | ')}; init: a 'vlmoe pretrain' run folder (model keys default to its own)`;
@@ -60,9 +65,10 @@ export function resolveModelKeys(cfg: FinetuneConfig, where: string): void {
 }
 
 /** Runs the recipe from a config file, or from a config object (the same keys; a library call). */
-export async function finetune(config: string | Partial<FinetuneConfig>, opts: { resume?: boolean; stopAfter?: number; evaluate?: boolean } = {}): Promise<TrainResult & { evaluation: unknown }> {
+export async function finetune(config: string | Partial<FinetuneConfig>, opts: RecipeRunOptions & { evaluate?: boolean } = {}): Promise<TrainResult & { evaluation: unknown }> {
   const { cfg, where: configPath } = recipeConfig<FinetuneConfig>(config, FINETUNE_SCHEMA);
-  checkRecipe(cfg, configPath);
+  const engineSource = applyDeepSpeedConfig(cfg, configPath, opts.deepspeedConfig);
+  checkRecipe(cfg, configPath, engineSource);
   if (!TASKS.includes(cfg.task)) throw new Error(`config ${configPath}: 'task' must be one of ${TASKS.join(', ')}, got ${JSON.stringify(cfg.task)}`);
   resolveModelKeys(cfg, configPath);
   const pg = initProcessGroup();
@@ -85,7 +91,7 @@ export async function finetune(config: string | Partial<FinetuneConfig>, opts: {
     const r = resolveVLMoConfig(mc);
     const images = cfg.task === 'nlvr' ? 2 : 1;
     result = await train<TaskBatch>({
-      label: `finetune-${cfg.task}`, where: configPath, cfg, pg, model, record: { recipe: 'finetune', ...cfg, modelConfig: mc, numAnswers: numAnswers ?? null }, resume: opts.resume, stopAfter: opts.stopAfter,
+      label: `finetune-${cfg.task}`, where: configPath, cfg, pg, model, record: { recipe: 'finetune', ...cfg, modelConfig: mc, numAnswers: numAnswers ?? null }, resume: opts.resume, stopAfter: opts.stopAfter, engineSource,
       loader: { files: ds.file(TASK_DATA[cfg.task], 'train'), tokenizer, image: { size: r.imageSize }, ...(numAnswers ? { numAnswers } : {}) },
       toBatch: (b) => taskBatchFrom(cfg.task, b),
       tokensPerSample: images * (cfg.textLen + r.numPatches + 1),

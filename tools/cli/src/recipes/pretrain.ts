@@ -15,7 +15,7 @@ import { VLMoPretrainer, pretrainBatchFrom, type PretrainBatch } from '@vlmoe/mo
 import { initProcessGroup } from '@vlmoe/parallel';
 import { recipeConfig, type FieldType } from './config.js';
 import { evaluateRun } from './evaluate.js';
-import { COMMON_SCHEMA, MODEL_SCHEMA, checkRecipe, describeModel, openRecipeData, train, usageOf, type CommonConfig, type ModelKeys, type TrainResult } from './trainer.js';
+import { COMMON_SCHEMA, MODEL_SCHEMA, applyDeepSpeedConfig, checkRecipe, describeModel, openRecipeData, train, usageOf, type CommonConfig, type ModelKeys, type RecipeRunOptions, type TrainResult } from './trainer.js';
 
 export interface PretrainConfig extends CommonConfig, ModelKeys {
   /** Loss weights (default itc 1, itm 1, mlm 0.25). */
@@ -26,14 +26,20 @@ export interface PretrainConfig extends CommonConfig, ModelKeys {
 
 export const PRETRAIN_SCHEMA: Record<string, [FieldType, unknown]> = { ...COMMON_SCHEMA, ...MODEL_SCHEMA, weights: ['object', {}], evalSplit: ['string', 'val'] };
 
-export const PRETRAIN_USAGE = `usage: vlmoe pretrain --config run.json [--resume]
+export const PRETRAIN_USAGE = `usage: vlmoe pretrain --config run.json [--deepspeed_config ds.json] [--resume] [--stop-after N]
+
+  --config            the recipe (JSON; keys below)
+  --deepspeed_config  a DeepSpeed JSON config used as the engine part (the recipe then has no 'engine')
+  --resume            continue from the run's newest checkpoint
+  --stop-after N      stop (with a checkpoint) after N steps of this invocation
 
 config keys (JSON): ${usageOf(PRETRAIN_SCHEMA)}`;
 
 /** Runs the recipe from a config file, or from a config object (the same keys; a library call). */
-export async function pretrain(config: string | Partial<PretrainConfig>, opts: { resume?: boolean; stopAfter?: number } = {}): Promise<TrainResult & { evaluation: unknown }> {
+export async function pretrain(config: string | Partial<PretrainConfig>, opts: RecipeRunOptions = {}): Promise<TrainResult & { evaluation: unknown }> {
   const { cfg, where: configPath } = recipeConfig<PretrainConfig>(config, PRETRAIN_SCHEMA);
-  checkRecipe(cfg, configPath);
+  const engineSource = applyDeepSpeedConfig(cfg, configPath, opts.deepspeedConfig);
+  checkRecipe(cfg, configPath, engineSource);
   T.checkKnownKeys(cfg.weights, ['itc', 'itm', 'mlm'], `config ${configPath}`, 'weights.');
   const pg = initProcessGroup();
   let result: TrainResult;
@@ -43,7 +49,7 @@ export async function pretrain(config: string | Partial<PretrainConfig>, opts: {
     const model = new VLMoPretrainer(mc, cfg.weights, { generator: modelGen });
     const r = model.backbone.config;
     result = await train<PretrainBatch>({
-      label: 'pretrain', where: configPath, cfg, pg, model, record: { recipe: 'pretrain', ...cfg, modelConfig: mc }, resume: opts.resume, stopAfter: opts.stopAfter,
+      label: 'pretrain', where: configPath, cfg, pg, model, record: { recipe: 'pretrain', ...cfg, modelConfig: mc }, resume: opts.resume, stopAfter: opts.stopAfter, engineSource,
       loader: { files: ds.file('captions', 'train'), tokenizer, image: { size: r.imageSize }, mlm: { probability: 0.15 } },
       // the hard negatives' draws: a function of the seed and the step, the same on every rank
       toBatch: (b, step) => pretrainBatchFrom(b, new T.Generator(cfg.seed * 1_000_003 + step * 97)),

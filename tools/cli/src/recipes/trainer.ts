@@ -90,14 +90,39 @@ export function engineConfig(cfg: CommonConfig): DeepSpeedConfig {
   };
 }
 
+/** How a recipe runs, from the command line (`--resume`, `--stop-after`, `--deepspeed_config`). */
+export interface RecipeRunOptions {
+  /** Continue from the newest checkpoint of the run folder. */
+  resume?: boolean;
+  /** Stop after this many steps of this invocation (a checkpoint is written); for tests and time limits. */
+  stopAfter?: number;
+  /**
+   * A DeepSpeed JSON config file used as is for the engine part (DeepSpeed's
+   * `--deepspeed_config`): it takes the place of the recipe's `engine` block, which must then be
+   * absent (DeepSpeed refuses two configs the same way).
+   */
+  deepspeedConfig?: string;
+}
+
+/** Puts `--deepspeed_config`'s file in the recipe's `engine`; returns what names the engine config in errors. */
+export function applyDeepSpeedConfig(cfg: CommonConfig, where: string, deepspeedConfig: string | undefined): string {
+  if (deepspeedConfig === undefined) return `config ${where}: engine`;
+  if (Object.keys(cfg.engine).length) {
+    throw new Error(`config ${where} has an 'engine' block and --deepspeed_config ${deepspeedConfig} was given: use one of them`);
+  }
+  cfg.engine = T.asObject(T.readJsonFile(deepspeedConfig, 'DeepSpeed config (JSON)'), `deepspeed config ${deepspeedConfig}`);
+  return `deepspeed config ${deepspeedConfig}`;
+}
+
 /**
  * The checks every recipe config gets beyond its schema, before any data or model is built:
  * the run name, the eval split, and every engine key (at the world size it will run with).
+ * `engineSource` names the engine config in errors (the recipe's block or a DeepSpeed file).
  */
-export function checkRecipe(cfg: CommonConfig & { evalSplit: string }, where: string): void {
+export function checkRecipe(cfg: CommonConfig & { evalSplit: string }, where: string, engineSource = `config ${where}: engine`): void {
   if (!/^[A-Za-z0-9_.-]+$/.test(cfg.name)) throw new Error(`config ${where}: 'name' may only hold letters, digits, '_', '.', '-' (it names the run folder)`);
   if (!['val', 'test', 'none'].includes(cfg.evalSplit)) throw new Error(`config ${where}: 'evalSplit' must be val, test or none, got ${JSON.stringify(cfg.evalSplit)}`);
-  resolveConfig(engineConfig(cfg), resolveInit().worldSize, `config ${where}: engine`);
+  resolveConfig(engineConfig(cfg), resolveInit().worldSize, engineSource);
 }
 
 /** One line about a recipe's model: preset, shape, experts, total and active parameters. */
@@ -128,6 +153,8 @@ export interface TrainSpec<B> {
   label: string;
   /** The recipe file (names it in errors). */
   where: string;
+  /** What names the engine config in errors (default: the recipe's `engine` block). */
+  engineSource?: string;
   cfg: CommonConfig;
   /** Everything written to the run's config.json (the resolved recipe config). */
   record: Record<string, unknown>;
@@ -160,7 +187,7 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
   const { cfg, pg } = spec;
   const runDir = path.join(cfg.runs, cfg.name), ckptDir = path.join(runDir, 'checkpoints');
   const { engine } = initialize({
-    model: spec.model, processGroup: pg, configSource: `config ${spec.where}: engine`, config: engineConfig(cfg),
+    model: spec.model, processGroup: pg, configSource: spec.engineSource ?? `config ${spec.where}: engine`, config: engineConfig(cfg),
   });
   const loader = await DataLoader.create({ ...spec.loader, image: { ...spec.loader.image, train: cfg.augment }, batchSize: engine.config.microBatch, shuffle: true, seed: cfg.seed, rank: pg.rank, worldSize: pg.size, maxTextLen: cfg.textLen });
   let step = 0;
