@@ -8,7 +8,7 @@ export { Experts, type ExpertsOptions, type ExpertActivation } from './layers/ex
 export { MoE, resolveMoELayerConfig, MOE_LAYER_CONFIG_TYPES, type MoELayerConfig, type ResolvedMoELayerConfig, type MoEOptions, type MoEOutput, type ExpertGroup, type ExpertDispatch } from './layers/moe_layer.js';
 export { ModalityFFN, ModalityFFN as ModalityMoE, DenseFFN, MoEFFN, NormedFFN, VISION, TEXT, type ModalityFFNOptions, type FFNSpec, type FFNLayer, type FFNOutput } from './layers/modality.js';
 export { VLMo, type VLMoInput, type VLMoOutput, type Pass } from './models/vlmo.js';
-export { preset, parameterCount, resolveVLMoConfig, parseVLMoConfig, VLMOE_ROUTING, type VLMoConfig, type MoEConfig, type ResolvedMoEConfig, type PresetName, type ResolvedVLMoConfig } from './models/config.js';
+export { preset, parameterCount, resolveVLMoConfig, parseVLMoConfig, canonicalMoE, DEEPSPEED_MOE_ALIASES, VLMOE_ROUTING, type VLMoConfig, type MoEConfig, type ResolvedMoEConfig, type PresetName, type ResolvedVLMoConfig } from './models/config.js';
 export { Pooler, ITCHead, ITMHead, MLMHead, VQAHead, NLVRHead, sampleHardNegatives, rankGather, type ITCGather } from './models/heads.js';
 export { VLMoPretrainer, pretrainBatchFrom, type PretrainBatch, type PretrainArrays, type PretrainLosses } from './models/pretrainer.js';
 export { VQAModel, NLVRModel, RetrievalModel, createTaskModel, taskBatchFrom, TASKS, type TaskName, type TaskArrays, type TaskBatch, type TaskOutput, type AnyTaskModel } from './models/tasks.js';

@@ -49,6 +49,17 @@ describe('model config: one MoE option type, parsed strictly', () => {
     bad({ dim: 65 }, /run\.json: VLMo config: dim 65 is not divisible by heads 4/);
     expect(() => parseVLMoConfig([1, 2], 'run.json')).toThrow(/run\.json: the model config must be a JSON object/);
   });
+
+  test("DeepSpeed's MoE argument names are aliases of ours in the moe block", () => {
+    const ds = { capacity_factor: 1.5, eval_capacity_factor: 2, min_capacity: 2, drop_tokens: false, use_rts: false, noisy_gate_policy: 'Jitter', use_residual: true, num_experts: 4, top2_2nd_expert_sampling: false };
+    const c = parseVLMoConfig({ ...preset('tiny'), moe: ds }, 'run.json', 'model.');
+    expect(c.moe).toEqual({ capacityFactor: 1.5, evalCapacityFactor: 2, minCapacity: 2, dropTokens: false, useRts: false, noisyGatePolicy: 'Jitter', useResidual: true, numExperts: 4, top2SecondExpertSampling: false });
+    expect(resolveVLMoConfig(c).moe).toMatchObject({ capacityFactor: 1.5, useResidual: true, numExperts: 4 });
+    const bad = (moe: object, re: RegExp) => expect(() => parseVLMoConfig({ ...preset('tiny'), moe }, 'run.json', 'model.')).toThrow(re);
+    bad({ numExperts: 4, capacity_factor: 1, capacityFactor: 2 }, /'model\.moe\.capacity_factor' and 'model\.moe\.capacityFactor' are the same option/);
+    bad({ numExperts: 4, ep_size: 2 }, /'model\.moe\.ep_size' is set by the engine's expert_parallel_size/);
+    bad({ numExperts: 4, drop_tokens: 'no' }, /'model\.moe\.dropTokens' must be a boolean/);
+  });
 });
 
 describe('VLMo / VL-MoE backbone', () => {

@@ -16,7 +16,12 @@ export interface DeepSpeedConfig {
   gradient_accumulation_steps?: number;
   /** Max global gradient norm (0 / absent: no clipping). */
   gradient_clipping?: number;
-  optimizer?: { type: 'Adam' | 'AdamW' | 'SGD'; params?: { lr?: number; betas?: [number, number]; eps?: number; weight_decay?: number; momentum?: number } };
+  /**
+   * `type` is matched without regard to case, as DeepSpeed does ('adamw' = 'AdamW'). As in
+   * DeepSpeed, 'Adam' decouples weight decay (AdamW's update) unless `params.adam_w_mode` is false.
+   */
+  optimizer?: { type: string; params?: { lr?: number; betas?: [number, number]; eps?: number; weight_decay?: number; momentum?: number; adam_w_mode?: boolean } };
+  /** `type` is matched exactly, as DeepSpeed does (a near miss gets a did-you-mean). */
   scheduler?: {
     type: 'WarmupLR' | 'WarmupDecayLR' | 'WarmupCosineLR';
     params?: { warmup_num_steps?: number; total_num_steps?: number; warmup_min_lr?: number; warmup_max_lr?: number; cos_min_ratio?: number };
@@ -40,13 +45,18 @@ export interface ResolvedConfig {
   /** Reduce gradient buckets during backward as they fill (all-reduce in stages 0 and 1, reduce-scatter in stage 2). */
   overlapComm: boolean;
   expertParallel: number;
-  optimizer: NonNullable<DeepSpeedConfig['optimizer']>;
+  /** The optimiser, its type in the canonical case. */
+  optimizer: { type: OptimizerType; params: NonNullable<NonNullable<DeepSpeedConfig['optimizer']>['params']> };
   scheduler: DeepSpeedConfig['scheduler'] | null;
   /** bf16 / fp16: the dtype of the float32 products under autocast (null: full precision). */
   mixedPrecision: 'bfloat16' | 'float16' | null;
   /** fp16: the loss scaler's options. */
   lossScale: LossScalerOptions | null;
 }
+
+export type OptimizerType = 'Adam' | 'AdamW' | 'SGD';
+const OPTIMIZERS: readonly OptimizerType[] = ['Adam', 'AdamW', 'SGD'];
+const SCHEDULERS = ['WarmupLR', 'WarmupDecayLR', 'WarmupCosineLR'];
 
 const posInt = (v: unknown) => Number.isInteger(v) && (v as number) >= 1;
 
@@ -55,7 +65,7 @@ type KeySpec = T.FieldType | { readonly [k: string]: KeySpec };
 
 const IMPLEMENTED: { readonly [k: string]: KeySpec } = {
   train_batch_size: 'integer', train_micro_batch_size_per_gpu: 'integer', gradient_accumulation_steps: 'integer', gradient_clipping: 'number',
-  optimizer: { type: 'string', params: { lr: 'number', betas: 'array', eps: 'number', weight_decay: 'number', momentum: 'number' } },
+  optimizer: { type: 'string', params: { lr: 'number', betas: 'array', eps: 'number', weight_decay: 'number', momentum: 'number', adam_w_mode: 'boolean' } },
   scheduler: { type: 'string', params: { warmup_num_steps: 'integer', total_num_steps: 'integer', warmup_min_lr: 'number', warmup_max_lr: 'number', cos_min_ratio: 'number' } },
   zero_optimization: { stage: 'integer', reduce_bucket_size: 'number', overlap_comm: 'boolean' },
   expert_parallel_size: 'integer',
@@ -76,7 +86,7 @@ const DEEPSPEED_ONLY: Readonly<Record<string, readonly string[]>> = {
     'legacy_stage1', 'use_multi_rank_bucket_allreduce', 'log_trace_cache_warnings'],
   fp16: ['auto_cast', 'consecutive_hysteresis', 'fp16_master_weights_and_grads'],
   bf16: ['immediate_grad_update', 'check_grad_overflow'],
-  'optimizer.params': ['amsgrad', 'bias_correction', 'adam_w_mode', 'torch_adam', 'fused', 'max_grad_norm', 'freeze_step', 'cuda_aware', 'comm_backend_name', 'dampening', 'nesterov'],
+  'optimizer.params': ['amsgrad', 'bias_correction', 'torch_adam', 'fused', 'max_grad_norm', 'freeze_step', 'cuda_aware', 'comm_backend_name', 'dampening', 'nesterov'],
   'scheduler.params': ['warmup_type', 'warmup_min_ratio', 'last_batch_iteration', 'cycle_min_lr', 'cycle_max_lr', 'decay_lr_rate', 'cycle_first_step_size', 'lr_range_test_min_lr', 'lr_range_test_step_size'],
 };
 
@@ -140,9 +150,16 @@ export function resolveConfig(c: DeepSpeedConfig, worldSize: number, where = 'co
   if (!(clip >= 0)) throw new Error(`${where}: gradient_clipping must be ≥ 0, got ${clip}`);
   const ep = c.expert_parallel_size ?? 1;
   if (worldSize % ep !== 0) throw new Error(`${where}: expert_parallel_size ${ep} does not divide the world size ${worldSize}`);
-  const optimizer = c.optimizer ?? { type: 'AdamW', params: {} };
-  if (!['Adam', 'AdamW', 'SGD'].includes(optimizer.type)) throw new Error(`${where}: optimizer.type '${optimizer.type}' is not one of Adam, AdamW, SGD`);
-  if (c.scheduler && !['WarmupLR', 'WarmupDecayLR', 'WarmupCosineLR'].includes(c.scheduler.type)) throw new Error(`${where}: scheduler.type '${c.scheduler.type}' is not one of WarmupLR, WarmupDecayLR, WarmupCosineLR`);
+  const given = c.optimizer ?? { type: 'AdamW' };
+  if (typeof given.type !== 'string') throw new Error(`${where}: optimizer.type is required (one of ${OPTIMIZERS.join(', ')}; any case)`);
+  const type = OPTIMIZERS.find((o) => o.toLowerCase() === given.type.toLowerCase());
+  if (!type) throw new Error(`${where}: optimizer.type '${given.type}' is not one of ${OPTIMIZERS.join(', ')} (any case)${T.didYouMean(given.type, OPTIMIZERS)}`);
+  if (given.params?.adam_w_mode !== undefined && type !== 'Adam') throw new Error(`${where}: optimizer.params.adam_w_mode applies to type Adam only (got type ${given.type})`);
+  const optimizer = { type, params: { ...given.params } };
+  if (c.scheduler) {
+    if (typeof c.scheduler.type !== 'string') throw new Error(`${where}: scheduler.type is required (one of ${SCHEDULERS.join(', ')})`);
+    if (!SCHEDULERS.includes(c.scheduler.type)) throw new Error(`${where}: scheduler.type '${c.scheduler.type}' is not one of ${SCHEDULERS.join(', ')}${T.didYouMean(c.scheduler.type, SCHEDULERS)}`);
+  }
   if (c.scheduler && c.scheduler.type !== 'WarmupLR' && !posInt(c.scheduler.params?.total_num_steps)) throw new Error(`${where}: scheduler ${c.scheduler.type} needs params.total_num_steps (a positive integer)`);
   const bucket = c.zero_optimization?.reduce_bucket_size ?? 5e8;
   if (!(bucket >= 1)) throw new Error(`${where}: zero_optimization.reduce_bucket_size must be ≥ 1, got ${bucket}`);

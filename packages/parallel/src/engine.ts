@@ -86,6 +86,8 @@ function makeOptimizer(c: ResolvedConfig, params: T.Tensor[]): Optim {
     case 'SGD':
       return new T.optim.SGD(params, { lr, momentum: p.momentum ?? 0, weightDecay: p.weight_decay ?? 0 }) as unknown as Optim;
     case 'Adam':
+      // DeepSpeed's Adam decouples weight decay unless adam_w_mode is false (its FusedAdam / CPUAdam default)
+      if (p.adam_w_mode ?? true) return new T.optim.AdamW(params, { lr, betas: p.betas ?? [0.9, 0.999], eps: p.eps ?? 1e-8, weightDecay: p.weight_decay ?? 0 }) as unknown as Optim;
       return new T.optim.Adam(params, { lr, betas: p.betas ?? [0.9, 0.999], eps: p.eps ?? 1e-8, weightDecay: p.weight_decay ?? 0 }) as unknown as Optim;
     default:
       return new T.optim.AdamW(params, { lr, betas: p.betas ?? [0.9, 0.999], eps: p.eps ?? 1e-8, weightDecay: p.weight_decay ?? 0.01 }) as unknown as Optim;

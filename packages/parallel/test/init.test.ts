@@ -5,7 +5,19 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as T from '@vlmoe/tensor';
 import { describe, expect, test } from 'vitest';
-import { initProcessGroup, ncclInfo, resolveInit, resolveConfig } from '../src/index.js';
+import { initProcessGroup, initialize, ncclInfo, resolveInit, resolveConfig } from '../src/index.js';
+
+/** A module with one parameter whose forward returns it. */
+class OneParam extends T.nn.Module {
+  readonly w: T.nn.Parameter;
+  constructor(values: number[]) {
+    super();
+    this.w = new T.nn.Parameter(T.tensor(values));
+  }
+  forward(): T.Tensor {
+    return this.w;
+  }
+}
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -93,6 +105,33 @@ describe('initProcessGroup and config', () => {
     expect(() => resolveConfig({ train_batch_size: 8, bf16: { enabled: true }, fp16: { enabled: true } }, 1)).toThrow(/both set/);
     expect(() => resolveConfig({ train_batch_size: 8, fp16: { enabled: true, hysteresis: -1 } }, 1)).toThrow(/fp16.hysteresis must be a number ≥ 0/);
     expect(() => resolveConfig({}, 1)).toThrow(/give train_batch_size or train_micro_batch_size_per_gpu/);
+  });
+
+  test("optimizer types in any case, as DeepSpeed matches them; DeepSpeed's Adam decouples weight decay unless adam_w_mode is false; scheduler types exact", () => {
+    const opt = (o: object) => resolveConfig({ train_batch_size: 8, optimizer: o } as never, 1, 'ds.json').optimizer;
+    expect(opt({ type: 'adamw' }).type).toBe('AdamW');
+    expect(opt({ type: 'ADAM', params: { adam_w_mode: false } })).toEqual({ type: 'Adam', params: { adam_w_mode: false } });
+    expect(opt({ type: 'sgd', params: { lr: 0.1 } })).toEqual({ type: 'SGD', params: { lr: 0.1 } });
+    expect(() => opt({ type: 'Adamw2' })).toThrow(/ds\.json: optimizer\.type 'Adamw2' is not one of Adam, AdamW, SGD \(any case\) \(did you mean 'AdamW'\?\)/);
+    expect(() => opt({ type: 'AdamW', params: { adam_w_mode: false } })).toThrow(/adam_w_mode applies to type Adam only/);
+    expect(() => resolveConfig({ train_batch_size: 8, scheduler: { type: 'warmupdecaylr', params: { total_num_steps: 9 } } } as never, 1, 'ds.json')).toThrow(
+      /scheduler\.type 'warmupdecaylr' is not one of WarmupLR, WarmupDecayLR, WarmupCosineLR \(did you mean 'WarmupDecayLR'\?\)/,
+    );
+    // the update rule: 'Adam' (adam_w_mode default true) steps like AdamW, and like torch's Adam with adam_w_mode false
+    const step = (type: string, extra: object) => {
+      const model = new OneParam([1, -2, 3]);
+      const pg = initProcessGroup({ backend: 'shm', rank: 0, worldSize: 1, name: `/vlmoe-test-${process.pid}-${type}-${Object.keys(extra).length}` });
+      const engine = initialize({ model, processGroup: pg, config: { train_batch_size: 1, optimizer: { type, params: { lr: 0.1, weight_decay: 0.5, ...extra } } } as never }).engine;
+      engine.backward(T.sum(T.mul(engine.forward(), T.tensor([1, 1, 1]))));
+      engine.step();
+      const out = Array.from(model.w.dataSync() as Float32Array);
+      engine.destroy();
+      pg.destroy();
+      return out;
+    };
+    const decoupled = step('AdamW', {}), coupled = step('Adam', { adam_w_mode: false });
+    expect(step('Adam', {})).toEqual(decoupled);
+    expect(coupled).not.toEqual(decoupled);
   });
 
   test('every DeepSpeed config key is checked: misspelt keys name the nearest one, DeepSpeed keys we do not implement are refused, types are checked', () => {

@@ -37,6 +37,27 @@ describe('vlmoe pretrain', () => {
     expect(after.map((m) => m.lr)).toEqual(straight.map((m) => m.lr));
   });
 
+  test("--deepspeed_config: a DeepSpeed JSON as the engine part (optimizer type in any case); DeepSpeed's MoE names in model.moe, ep_size moved to the engine", () => {
+    const ds = join(dir, 'deepspeed.json');
+    writeFileSync(ds, JSON.stringify({ train_batch_size: 8, gradient_accumulation_steps: 2, zero_optimization: { stage: 1 }, optimizer: { type: 'adamw', params: { lr: 1e-3 } } }));
+    const p = config('ds', { steps: 2, evalSplit: 'none', model: { moe: { capacity_factor: 2, drop_tokens: false, ep_size: 1 } } });
+    const r = run('--config', p, '--deepspeed_config', ds);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const rec = JSON.parse(readFileSync(join(dir, 'runs', 'ds', 'config.json'), 'utf8'));
+    expect(rec.resolvedEngine).toMatchObject({ stage: 1, gradAccum: 2, microBatch: 4, expertParallel: 1, optimizer: { type: 'AdamW', params: { lr: 1e-3 } } });
+    expect(rec.modelConfig.moe).toMatchObject({ capacityFactor: 2, dropTokens: false });
+    expect(losses('ds')).toHaveLength(2);
+    expect(r.stdout).toMatch(/global batch 8\b/); // the DeepSpeed file's train_batch_size, not the recipe's
+    // both an engine block and --deepspeed_config: refused, as DeepSpeed refuses two configs
+    const both = run('--config', config('both', { engine: { zero_optimization: { stage: 2 } } }), '--deepspeed_config', ds);
+    expect(both.status).toBe(1);
+    expect(both.stderr).toMatch(/has an 'engine' block and --deepspeed_config .*deepspeed\.json was given/);
+    // errors in the DeepSpeed file name that file
+    writeFileSync(ds, JSON.stringify({ train_batch_size: 8, zero_optimisation: { stage: 1 } }));
+    const bad = run('--config', config('dsbad', { steps: 1 }), '--deepspeed_config', ds);
+    expect(bad.stderr).toMatch(/deepspeed config .*deepspeed\.json: unknown key 'zero_optimisation' \(did you mean 'zero_optimization'\?\)/);
+  });
+
   test('config errors name the key and the file', () => {
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, JSON.stringify({ name: 'x', stepz: 3 }));

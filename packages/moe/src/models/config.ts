@@ -78,16 +78,48 @@ function checkTypes(o: Record<string, unknown>, types: Readonly<Record<string, F
 }
 
 /**
+ * DeepSpeed's MoE argument names (deepspeed.moe.layer.MoE), accepted in a model config's `moe`
+ * block as aliases of ours. `ep_size` is not a model option here: the engine's
+ * `expert_parallel_size` sets it (a recipe moves it there).
+ */
+export const DEEPSPEED_MOE_ALIASES: Readonly<Record<string, keyof MoEConfig>> = {
+  num_experts: 'numExperts', capacity_factor: 'capacityFactor', eval_capacity_factor: 'evalCapacityFactor', min_capacity: 'minCapacity',
+  drop_tokens: 'dropTokens', use_rts: 'useRts', noisy_gate_policy: 'noisyGatePolicy', use_residual: 'useResidual',
+  top2_2nd_expert_sampling: 'top2SecondExpertSampling',
+};
+
+/** A `moe` block with DeepSpeed's names replaced by ours (both given: an error naming the two). */
+export function canonicalMoE(moe: Record<string, unknown>, where: string, prefix: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(moe)) {
+    const ours = DEEPSPEED_MOE_ALIASES[k];
+    if (ours === undefined) {
+      out[k] = v;
+      continue;
+    }
+    if (ours in moe) throw new Error(`${where}: '${prefix}${k}' and '${prefix}${ours}' are the same option (DeepSpeed's name and ours); give one`);
+    out[ours] = v;
+  }
+  return out;
+}
+
+/**
  * A model config from JSON (a recipe's, a run's config.json): every key checked — an unknown
  * key is an error naming it, `where` and the nearest known key — then resolved, so a bad
  * value is an error before any weight is built. `prefix` is how the config's keys are named
- * in `where` (e.g. 'model.'). Returns the config as given (unresolved).
+ * in `where` (e.g. 'model.'). DeepSpeed's MoE names (`capacity_factor`, …) are accepted in `moe`
+ * and renamed to ours. Returns the config (unresolved).
  */
 export function parseVLMoConfig(json: unknown, where: string, prefix = ''): VLMoConfig {
   const o = T.asObject(json, `${where}: ${prefix ? prefix.slice(0, -1) : 'the model config'}`);
   checkTypes(o, VLMO_CONFIG_TYPES, where, prefix);
-  if (o.moe) checkTypes(o.moe as Record<string, unknown>, MOE_CONFIG_TYPES, where, `${prefix}moe.`);
-  const c = o as unknown as VLMoConfig;
+  let c = o as unknown as VLMoConfig;
+  if (o.moe) {
+    const moe = canonicalMoE(T.asObject(o.moe, `${where}: ${prefix}moe`), where, `${prefix}moe.`);
+    if ('ep_size' in moe) throw new Error(`${where}: '${prefix}moe.ep_size' is set by the engine's expert_parallel_size (DeepSpeed's ep_size), not by the model`);
+    checkTypes(moe, MOE_CONFIG_TYPES, where, `${prefix}moe.`);
+    c = { ...c, moe: moe as unknown as MoEConfig };
+  }
   try {
     resolveVLMoConfig(c);
   } catch (e) {

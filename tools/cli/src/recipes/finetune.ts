@@ -41,7 +41,7 @@ export const FINETUNE_USAGE = `usage: vlmoe finetune --config ft.json [--deepspe
   --config            the recipe (JSON; keys below)
   --deepspeed_config  a DeepSpeed JSON config used as the engine part (the recipe then has no 'engine')
   --resume            continue from the run's newest checkpoint
-  --stop-after N      stop (with a checkpoint) after N steps of this invocation
+  --stop-after N      kill this process (SIGKILL) after global step N: a crash, to try --resume
 
 config keys (JSON): ${usageOf(FINETUNE_SCHEMA)}
 task: ${TASKS.join(' | ')}; init: a 'vlmoe pretrain' run folder (model keys default to its own)`;

@@ -31,7 +31,7 @@ export const PRETRAIN_USAGE = `usage: vlmoe pretrain --config run.json [--deepsp
   --config            the recipe (JSON; keys below)
   --deepspeed_config  a DeepSpeed JSON config used as the engine part (the recipe then has no 'engine')
   --resume            continue from the run's newest checkpoint
-  --stop-after N      stop (with a checkpoint) after N steps of this invocation
+  --stop-after N      kill this process (SIGKILL) after global step N: a crash, to try --resume
 
 config keys (JSON): ${usageOf(PRETRAIN_SCHEMA)}`;
 

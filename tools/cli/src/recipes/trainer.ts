@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
 import { BertTokenizer, DataLoader, Progress, type Batch, type DataLoaderOptions } from '@vlmoe/data';
-import { parameterCount, parseVLMoConfig, preset, resolveVLMoConfig, type PresetName, type VLMoConfig } from '@vlmoe/moe';
+import { canonicalMoE, parameterCount, parseVLMoConfig, preset, resolveVLMoConfig, type PresetName, type VLMoConfig } from '@vlmoe/moe';
 import { initialize, resolveConfig, resolveInit, type DeepSpeedConfig, type ProcessGroup } from '@vlmoe/parallel';
 import type { FieldType } from './config.js';
 import { openDataset, type RecipeDataset } from './dataset.js';
@@ -76,7 +76,9 @@ export function modelConfig(m: ModelKeys, vocabSize: number, where: string): VLM
   if (m.experts < 0) throw new Error(`config ${where}: 'experts' must be ≥ 0 (0 = dense), got ${m.experts}`);
   if (m.experts && (m.k < 1 || m.k > m.experts)) throw new Error(`config ${where}: 'k' must be in [1, experts = ${m.experts}], got ${m.k}`);
   for (const k of RECIPE_SET) if (k in m.model) throw new Error(`config ${where}: 'model.${k}' is set by the recipe (${k === 'imageSize' ? "use the recipe's 'imageSize'" : k === 'vocabSize' ? "the dataset's tokenizer" : 'fixed at 40'}), not under 'model'`);
-  const c = preset(m.preset as PresetName, { vocabSize, maxTextLen: 40, imageSize: m.imageSize, ...(m.model as Partial<VLMoConfig>), ...(m.experts ? { experts: m.experts, k: m.k } : {}) });
+  // DeepSpeed's MoE names become ours before the preset's routing defaults are merged in
+  const model = m.model.moe && typeof m.model.moe === 'object' ? { ...m.model, moe: canonicalMoE(m.model.moe as Record<string, unknown>, `config ${where}`, 'model.moe.') } : m.model;
+  const c = preset(m.preset as PresetName, { vocabSize, maxTextLen: 40, imageSize: m.imageSize, ...(model as Partial<VLMoConfig>), ...(m.experts ? { experts: m.experts, k: m.k } : {}) });
   return parseVLMoConfig(c, `config ${where}`, 'model.');
 }
 
@@ -94,7 +96,7 @@ export function engineConfig(cfg: CommonConfig): DeepSpeedConfig {
 export interface RecipeRunOptions {
   /** Continue from the newest checkpoint of the run folder. */
   resume?: boolean;
-  /** Stop after this many steps of this invocation (a checkpoint is written); for tests and time limits. */
+  /** Kill the process (SIGKILL) after this global step: a crash, to try `--resume`. */
   stopAfter?: number;
   /**
    * A DeepSpeed JSON config file used as is for the engine part (DeepSpeed's
@@ -105,13 +107,28 @@ export interface RecipeRunOptions {
 }
 
 /** Puts `--deepspeed_config`'s file in the recipe's `engine`; returns what names the engine config in errors. */
-export function applyDeepSpeedConfig(cfg: CommonConfig, where: string, deepspeedConfig: string | undefined): string {
-  if (deepspeedConfig === undefined) return `config ${where}: engine`;
-  if (Object.keys(cfg.engine).length) {
-    throw new Error(`config ${where} has an 'engine' block and --deepspeed_config ${deepspeedConfig} was given: use one of them`);
+export function applyDeepSpeedConfig(cfg: CommonConfig & { model?: Record<string, unknown> | null }, where: string, deepspeedConfig: string | undefined): string {
+  let source = `config ${where}: engine`;
+  if (deepspeedConfig !== undefined) {
+    if (Object.keys(cfg.engine).length) {
+      throw new Error(`config ${where} has an 'engine' block and --deepspeed_config ${deepspeedConfig} was given: use one of them`);
+    }
+    cfg.engine = T.asObject(T.readJsonFile(deepspeedConfig, 'DeepSpeed config (JSON)'), `deepspeed config ${deepspeedConfig}`);
+    source = `deepspeed config ${deepspeedConfig}`;
   }
-  cfg.engine = T.asObject(T.readJsonFile(deepspeedConfig, 'DeepSpeed config (JSON)'), `deepspeed config ${deepspeedConfig}`);
-  return `deepspeed config ${deepspeedConfig}`;
+  // DeepSpeed gives ep_size to each MoE layer; here the engine's expert_parallel_size is the one place
+  const moe = cfg.model?.moe as Record<string, unknown> | undefined;
+  if (moe && typeof moe === 'object' && 'ep_size' in moe) {
+    const ep = moe.ep_size;
+    const engine = cfg.engine as Record<string, unknown>;
+    if (engine.expert_parallel_size !== undefined && engine.expert_parallel_size !== ep) {
+      throw new Error(`config ${where}: 'model.moe.ep_size' ${JSON.stringify(ep)} differs from the engine's expert_parallel_size ${JSON.stringify(engine.expert_parallel_size)} (${source})`);
+    }
+    cfg.engine = { ...engine, expert_parallel_size: ep };
+    const { ep_size: _moved, ...rest } = moe;
+    cfg.model = { ...cfg.model, moe: rest };
+  }
+  return source;
 }
 
 /**
@@ -205,7 +222,7 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
     // metrics of steps after the checkpoint were never checkpointed: drop them on resume
     const kept = fs.existsSync(metricsPath) && step > 0 ? fs.readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= step) : [];
     fs.writeFileSync(metricsPath, kept.map((l) => `${l}\n`).join(''));
-    console.log(`${spec.label} ${cfg.name}: ${spec.describe}, ${pg.size} rank(s), global batch ${cfg.batch}${step ? `, resuming at step ${step}` : ''}`);
+    console.log(`${spec.label} ${cfg.name}: ${spec.describe}, ${pg.size} rank(s), global batch ${engine.config.trainBatchSize}${step ? `, resuming at step ${step}` : ''}`);
   }
   const losses: number[] = [];
   const save = () => engine.saveCheckpoint(ckptDir, `step${step}`, { step, loader: loader.stateDict(), generators: Object.fromEntries(Object.entries(gens).map(([k, g]) => [k, g.getState()])) });
@@ -249,7 +266,7 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
       t0 = performance.now();
       losses.push(row.loss);
       if (pg.rank === 0) {
-        fs.appendFileSync(metricsPath, `${JSON.stringify({ step, ...row, samplesPerSec: cfg.batch / dt, tokensPerSec: (tokens * pg.size) / dt })}\n`);
+        fs.appendFileSync(metricsPath, `${JSON.stringify({ step, ...row, samplesPerSec: engine.config.trainBatchSize / dt, tokensPerSec: (tokens * pg.size) / dt })}\n`);
         bar.tick(1, `loss ${row.loss.toFixed(3)} (${Object.entries(row).filter(([k, v]) => typeof v === 'number' && !['loss', 'lr', 'gradNorm', 'dropped', 'lossScale', 'skippedSteps'].includes(k)).map(([k, v]) => `${k} ${(v as number).toFixed(3)}`).join(' ')})`);
       }
       if (step % cfg.checkpointEvery === 0 || step === cfg.steps) save();
