@@ -47,5 +47,17 @@ describe('vlmoe bench (the model comparison)', () => {
     expect(spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env }).stderr).toMatch(/'split' must be val or test, got "train"/);
     writeFileSync(cfg, JSON.stringify({ models: [{ id: 'a' }], finetune: { ocr: {} } }));
     expect(spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env }).stderr).toMatch(/unknown task 'finetune\.ocr'/);
+    // every recipe the bench generates is checked before anything trains, and the error names the user's file
+    const runs = join(dir, 'runs-bad');
+    const whole = (o: object, re: RegExp) => {
+      writeFileSync(cfg, JSON.stringify({ name: 'bad', data: `shapes:${join(dir, 'shapes')}`, runs, models: [{ id: 'm', experts: 2 }], ...o }));
+      const r = spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(re);
+      expect(r.stdout).not.toMatch(/pretrain m-pretrain/);
+      expect(existsSync(join(runs, 'bad'))).toBe(false);
+    };
+    whole({ pretrain: { steps: 1, engine: { zero_optimisation: { stage: 1 } } } }, new RegExp(`config ${cfg} \\(pretrain of model 'm'\\): engine: unknown key 'zero_optimisation' \\(did you mean 'zero_optimization'\\?\\)`));
+    whole({ pretrain: { steps: 1 }, finetune: { nlvr: { steps: 1, lr: 'fast' } } }, new RegExp(`config ${cfg} \\(finetune\\.nlvr of model 'm'\\): 'lr' must be a number, got "fast"`));
   });
 });

@@ -31,8 +31,8 @@ import * as T from '@vlmoe/tensor';
 import { checkConfig, readConfig, type FieldType } from './config.js';
 import { TASK_DATA, absoluteDataSpec, openDataset } from './dataset.js';
 import { loadFinetuned } from './evaluate.js';
-import { FINETUNE_SCHEMA, finetune } from './finetune.js';
-import { PRETRAIN_SCHEMA, pretrain } from './pretrain.js';
+import { FINETUNE_SCHEMA, checkFinetuneRecipe, finetune } from './finetune.js';
+import { PRETRAIN_SCHEMA, checkPretrainRecipe, pretrain } from './pretrain.js';
 import { modelConfig, usageOf } from './trainer.js';
 
 export interface BenchModel {
@@ -175,6 +175,12 @@ export async function bench(configPath: string | null, opts: { fresh?: boolean; 
   const jobs = Math.max(1, Math.min(opts.jobs ?? 1, cfg.models.length));
   const threads = Math.max(1, Math.floor(os.availableParallelism() / jobs));
   type Plan = { m: BenchModel; label: string; pretrain: { name: string; config: string }; tasks: { task: TaskName; name: string; config: string }[] };
+  // every recipe the bench will run, checked whole before anything trains; errors name the user's file
+  for (const m of cfg.models) {
+    const modelKeys = { preset: m.preset, experts: m.experts, k: m.k, model: m.model, imageSize: cfg.imageSize };
+    checkPretrainRecipe({ seed: cfg.seed, ...cfg.pretrain, ...modelKeys, name: `${m.id}-pretrain`, data, runs }, {}, `${where} (pretrain of model '${m.id}')`);
+    for (const t of tasks) checkFinetuneRecipe({ seed: cfg.seed, ...cfg.finetune[t], task: t, name: `${m.id}-${t}`, data, runs, evalSplit: 'none' }, {}, `${where} (finetune.${t} of model '${m.id}')`);
+  }
   const plans: Plan[] = cfg.models.map((m) => {
     const modelKeys = { preset: m.preset, experts: m.experts, k: m.k, model: m.model, imageSize: cfg.imageSize };
     const pName = `${m.id}-pretrain`;

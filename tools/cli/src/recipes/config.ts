@@ -24,8 +24,8 @@ export function checkConfig<R>(o: Record<string, unknown>, schema: Record<string
  * A recipe's config from a file path or from an object (a library caller), checked against
  * `schema`; `where` names it in errors.
  */
-export function recipeConfig<R>(config: string | object, schema: Record<string, [FieldType, unknown]>): { cfg: R; where: string } {
+export function recipeConfig<R>(config: string | object, schema: Record<string, [FieldType, unknown]>, objectWhere = '(recipe object)'): { cfg: R; where: string } {
   if (typeof config === 'string') return { cfg: checkConfig<R>(readConfig(config), schema, config), where: config };
-  const where = '(recipe object)';
+  const where = objectWhere;
   return { cfg: checkConfig<R>(T.asObject(JSON.parse(JSON.stringify(config)), `config ${where}`), schema, where), where };
 }

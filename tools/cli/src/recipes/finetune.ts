@@ -64,12 +64,18 @@ export function resolveModelKeys(cfg: FinetuneConfig, where: string): void {
   for (const [k, [, d]] of Object.entries(MODEL_SCHEMA)) rec[k] ??= fromInit[k] ?? d;
 }
 
+/** A fine-tuning recipe read and checked whole before anything is loaded (see checkPretrainRecipe). */
+export function checkFinetuneRecipe(config: string | Partial<FinetuneConfig>, opts: RecipeRunOptions = {}, objectWhere?: string): { cfg: FinetuneConfig; where: string; engineSource: string } {
+  const { cfg, where } = recipeConfig<FinetuneConfig>(config, FINETUNE_SCHEMA, objectWhere);
+  const engineSource = applyDeepSpeedConfig(cfg, where, opts.deepspeedConfig);
+  checkRecipe(cfg, where, engineSource);
+  if (!TASKS.includes(cfg.task)) throw new Error(`config ${where}: 'task' must be one of ${TASKS.join(', ')}, got ${JSON.stringify(cfg.task)}`);
+  return { cfg, where, engineSource };
+}
+
 /** Runs the recipe from a config file, or from a config object (the same keys; a library call). */
 export async function finetune(config: string | Partial<FinetuneConfig>, opts: RecipeRunOptions & { evaluate?: boolean } = {}): Promise<TrainResult & { evaluation: unknown }> {
-  const { cfg, where: configPath } = recipeConfig<FinetuneConfig>(config, FINETUNE_SCHEMA);
-  const engineSource = applyDeepSpeedConfig(cfg, configPath, opts.deepspeedConfig);
-  checkRecipe(cfg, configPath, engineSource);
-  if (!TASKS.includes(cfg.task)) throw new Error(`config ${configPath}: 'task' must be one of ${TASKS.join(', ')}, got ${JSON.stringify(cfg.task)}`);
+  const { cfg, where: configPath, engineSource } = checkFinetuneRecipe(config, opts);
   resolveModelKeys(cfg, configPath);
   const pg = initProcessGroup();
   let result: TrainResult;

@@ -35,12 +35,22 @@ export const PRETRAIN_USAGE = `usage: vlmoe pretrain --config run.json [--deepsp
 
 config keys (JSON): ${usageOf(PRETRAIN_SCHEMA)}`;
 
+/**
+ * A pretraining recipe read and checked whole — every key, the engine keys at this world size —
+ * before any data or model is touched (`vlmoe bench` checks its generated recipes with it, naming
+ * `objectWhere`, before anything trains).
+ */
+export function checkPretrainRecipe(config: string | Partial<PretrainConfig>, opts: RecipeRunOptions = {}, objectWhere?: string): { cfg: PretrainConfig; where: string; engineSource: string } {
+  const { cfg, where } = recipeConfig<PretrainConfig>(config, PRETRAIN_SCHEMA, objectWhere);
+  const engineSource = applyDeepSpeedConfig(cfg, where, opts.deepspeedConfig);
+  checkRecipe(cfg, where, engineSource);
+  T.checkKnownKeys(cfg.weights, ['itc', 'itm', 'mlm'], `config ${where}`, 'weights.');
+  return { cfg, where, engineSource };
+}
+
 /** Runs the recipe from a config file, or from a config object (the same keys; a library call). */
 export async function pretrain(config: string | Partial<PretrainConfig>, opts: RecipeRunOptions = {}): Promise<TrainResult & { evaluation: unknown }> {
-  const { cfg, where: configPath } = recipeConfig<PretrainConfig>(config, PRETRAIN_SCHEMA);
-  const engineSource = applyDeepSpeedConfig(cfg, configPath, opts.deepspeedConfig);
-  checkRecipe(cfg, configPath, engineSource);
-  T.checkKnownKeys(cfg.weights, ['itc', 'itm', 'mlm'], `config ${configPath}`, 'weights.');
+  const { cfg, where: configPath, engineSource } = checkPretrainRecipe(config, opts);
   const pg = initProcessGroup();
   let result: TrainResult;
   try {
