@@ -8,6 +8,7 @@
 export * from './arrow/schemas.js';
 export { ArrowReader, BatchView, type ArrowReaderOptions, type ArrowFormat } from './arrow/reader.js';
 export { ArrowWriter, SchemaWriter, writeArrowFile, type ArrowWriterOptions } from './arrow/writer.js';
+export { rewriteAsArrowFile, type RewriteReport } from './arrow/rewrite.js';
 export * from './converters/index.js';
 export * from './image/index.js';
 export * from './text/index.js';
@@ -15,7 +16,8 @@ export * from './loader/index.js';
 export * from './synthetic/index.js';
 export { ensureDefaultDataset, type DefaultDataset } from './default_dataset.js';
 export { AnswerVocab, softScore } from './vqa/answers.js';
-export { normalizeAnswer, processPunctuation, processDigitArticle } from './vqa/normalize.js';
+export { normalizeAnswer, cleanAnswerWhitespace, processPunctuation, processDigitArticle } from './vqa/normalize.js';
+export { PYTHON_WHITESPACE, isPythonSpace, pythonStrip, pythonSplit } from './vqa/whitespace.js';
 export { Rng, mixSeed } from './rng.js';
 export { Progress } from './progress.js';
 export { writeFileAtomic, readJsonFile } from './fs.js';

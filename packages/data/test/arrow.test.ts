@@ -205,6 +205,20 @@ describe('bad input names the file, batch and column', () => {
     await expect(ArrowReader.open(p)).rejects.toThrow(/empty file/);
   });
 
+  test('a directory, a corrupt footer and text that looks like a stream length are named', async () => {
+    await expect(ArrowReader.open(tmp.path)).rejects.toThrow(`${tmp.path}: is a directory, not an Arrow file`);
+    const p = join(tmp.path, 'footer.arrow');
+    await writeArrowFile(p, 'captions', captionRows(20), { batchRows: 5 });
+    const f = readFileSync(p);
+    const n = f.length;
+    const len = f.readInt32LE(n - 10);
+    writeFileSync(p, Buffer.concat([f.subarray(0, n - 10 - len), Buffer.alloc(len, 0x5a), f.subarray(n - 10)]));
+    await expect(ArrowReader.open(p)).rejects.toThrow(`${p}: corrupt Arrow IPC file (cannot read its footer and schema: `);
+    const q = join(tmp.path, 'hello.arrow');
+    writeFileSync(q, 'hello');
+    await expect(ArrowReader.open(q)).rejects.toThrow(`${q}: not an Arrow IPC file or stream (starts with bytes 68656c6c6f)`);
+  });
+
   test('a null image names its row and column', async () => {
     const p = join(tmp.path, 'null.arrow');
     const w = new ArrowWriter(p, 'captions', { batchRows: 2 });

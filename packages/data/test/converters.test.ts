@@ -9,6 +9,8 @@ import {
   convertNlvr1,
   convertNlvr2,
   convertVqa2,
+  loadImageFile,
+  ImageFileError,
 } from '../src/converters/index.js';
 import { ArrowReader } from '../src/arrow/reader.js';
 import { AnswerVocab } from '../src/vqa/answers.js';
@@ -263,6 +265,29 @@ describe('converter errors', () => {
     await expect(convertEasyVqa(input, join(d, 'v.arrow'), quiet)).rejects.toThrow(/1\.png: does not decode/);
     const rep = await convertEasyVqa(input, join(d, 'v.arrow'), { ...quiet, onError: 'skip' });
     expect(rep.rows).toBe(1);
+  });
+
+  test('a PNG cut short (intact header) is caught by the full decode; skip lists it with where and why', async () => {
+    const d = join(tmp.path, 'cutpng');
+    mkdirSync(join(d, 'images'), { recursive: true });
+    const src = join(SHARED_DATA, 'easy-vqa/train/images');
+    writeFileSync(join(d, 'images', '0.png'), readFileSync(join(src, '0.png')));
+    const full = readFileSync(join(src, '1.png'));
+    const cut = join(d, 'images', '1.png');
+    writeFileSync(cut, full.subarray(0, Math.floor(full.length / 2)));
+    await expect(loadImageFile(cut, 'header')).resolves.toHaveLength(Math.floor(full.length / 2)); // the cheap check passes it
+    await expect(loadImageFile(cut)).rejects.toBeInstanceOf(ImageFileError);
+    await expect(loadImageFile(cut)).rejects.toThrow(`image ${cut}: does not decode: `);
+    writeFileSync(join(d, 'questions.json'), JSON.stringify([['what shape?', 'circle', 0], ['what color?', 'red', 1], ['what shape?', 'circle', 1]]));
+    const input = { questions: join(d, 'questions.json'), imageDir: join(d, 'images'), answers: join(SHARED_DATA, 'easy-vqa/answers.txt') };
+    const out = join(d, 'v.arrow');
+    await expect(convertEasyVqa(input, out, quiet)).rejects.toThrow(`image ${cut}: does not decode: `);
+    await expect(convertEasyVqa(input, out, quiet)).rejects.toThrow(`(${input.questions} image_id 1; row 1 of ${out})`);
+    const rep = await convertEasyVqa(input, out, { ...quiet, onError: 'skip' });
+    expect(rep).toMatchObject({ rows: 1, texts: 1 });
+    expect(rep.skipped).toEqual([{ source: cut, where: `${input.questions} image_id 1`, reason: expect.stringMatching(/^does not decode: /) }]);
+    const cheap = await convertEasyVqa(input, join(d, 'cheap.arrow'), { ...quiet, verifyImages: 'header' });
+    expect(cheap.rows).toBe(2);
   });
 
   test('bad JSON input names the file and the entry', async () => {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { normalizeAnswer, processDigitArticle, processPunctuation } from '@vlmoe/data';
+import { cleanAnswerWhitespace, normalizeAnswer, processDigitArticle, processPunctuation, PYTHON_WHITESPACE } from '@vlmoe/data';
 import { pythonRound, softScore, vqaAccuracy, vqaScore, vqaSoftScore, type VqaAnnotation } from '../src/metrics/index.js';
 import { pick, prng, randInt } from './fixtures/metrics/prng.js';
 
@@ -27,6 +27,11 @@ interface Fixture {
   normalization: NormCase[];
   quirks: NormCase[];
   rounding: [number, number, number, number][];
+  /** `[ord(c) for c in map(chr, range(0x110000)) if c.isspace()]`. */
+  pythonWhitespace: number[];
+  /** Answers holding each Python whitespace character and U+FEFF, U+180E, U+200B. */
+  whitespace: { input: string; cleaned: string; punctuation: string; digitArticle: string; normalized: string }[];
+  whitespaceQuestions: FixtureQuestion[];
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -274,6 +279,47 @@ describe('agreement with the official evaluation (Python transcription, fixture)
     expect(pythonRound(2.675, 2)).toBe(2.67);
     expect(pythonRound(2.5, 0)).toBe(2);
     expect(pythonRound(3.5, 0)).toBe(4);
+  });
+});
+
+describe("Python's whitespace and digits, as the official (Python) code sees them (fixture)", () => {
+  const hex = (s: string) => [...s].map((c) => `U+${c.codePointAt(0)!.toString(16).padStart(4, '0')}`).join(' ');
+
+  it('PYTHON_WHITESPACE is exactly the str.isspace() set of python3', () => {
+    expect([...PYTHON_WHITESPACE].map((c) => c.codePointAt(0))).toEqual(fixture.pythonWhitespace);
+    // the characters where JavaScript's trim() disagrees with Python's strip()
+    for (const c of ['\u001c', '\u001d', '\u001e', '\u001f', '\u0085']) expect(fixture.pythonWhitespace).toContain(c.codePointAt(0));
+    expect(fixture.pythonWhitespace).not.toContain(0xfeff);
+  });
+
+  it(`strip / split on each special character: ${fixture.whitespace.length} answers`, () => {
+    expect(fixture.whitespace.length).toBeGreaterThanOrEqual(5 * 32);
+    for (const c of fixture.whitespace) {
+      const what = hex(c.input);
+      expect(cleanAnswerWhitespace(c.input), what).toBe(c.cleaned);
+      expect(processPunctuation(c.cleaned), what).toBe(c.punctuation);
+      expect(processDigitArticle(c.cleaned), what).toBe(c.digitArticle);
+      expect(normalizeAnswer(c.input), what).toBe(c.normalized);
+    }
+  });
+
+  it(`VQA accuracy of answers with special whitespace: ${fixture.whitespaceQuestions.length} questions`, () => {
+    for (const q of fixture.whitespaceQuestions) expect(vqaScore(q.prediction, q.answers), hex(q.prediction)).toBe(q.accuracy);
+    const qs = fixture.whitespaceQuestions;
+    const r = vqaAccuracy(qs.map((q) => ({ questionId: q.questionId, answer: q.prediction })), new Map(qs.map((q) => [q.questionId, { answers: q.answers }])));
+    for (const q of qs) expect(r.perQuestion.get(q.questionId), hex(q.prediction)).toBe(q.accuracy);
+    // hand-checked: U+0085 is stripped (Python), U+FEFF is not
+    expect(vqaScore('\u0085yes\u0085', Array<string>(10).fill('yes'))).toBe(1);
+    expect(vqaScore('\ufeffyes\ufeff', Array<string>(10).fill('yes'))).toBe(0);
+  });
+
+  it("Unicode digits count as digits (Python's \\d in a str pattern)", () => {
+    const cases = fixture.quirks.filter((c) => /[^\x00-\x7f]/.test(c.input));
+    expect(cases.length).toBeGreaterThanOrEqual(5);
+    for (const c of cases) {
+      expect(processPunctuation(c.input), hex(c.input)).toBe(c.punctuation);
+      expect(normalizeAnswer(c.input), hex(c.input)).toBe(c.both);
+    }
   });
 });
 

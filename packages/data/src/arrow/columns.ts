@@ -5,10 +5,12 @@
  * access. All accessors handle 32-bit and 64-bit offsets (`string`/`large_string`,
  * `binary`/`large_binary`, `list`/`large_list`), the view layouts (`string_view`,
  * `binary_view`, as Polars writes), slice offsets and null bitmaps (a null
- * value reads as `null`, a null list as `[]`).
+ * value reads as `null`, a null list as `[]`). A Hugging Face image struct
+ * (`struct<bytes, path>`, see `isImageStruct`) reads as its bytes.
  */
-import type { Data } from 'apache-arrow';
+import type { Data, Struct } from 'apache-arrow';
 import { Type } from 'apache-arrow';
+import { isImageStruct } from './schemas.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 
@@ -50,12 +52,30 @@ function viewBytesAt(d: Data, i: number): Uint8Array {
   return buf.subarray(offset, offset + size);
 }
 
-/** Bytes of a binary value: a view of the batch buffer, not a copy. */
+/** The child column `name` of a struct column, or null. */
+function structChild(d: Data, name: string): Data | null {
+  const k = (d.type as Struct).children.findIndex((f) => f.name === name);
+  return k < 0 ? null : (d.children[k] ?? null);
+}
+
+/** Bytes of a binary value (or of an image struct's `bytes`): a view of the batch buffer, not a copy. */
 export function binaryAt(d: Data, i: number): Uint8Array | null {
   if (isNull(d, i)) return null;
+  if (d.typeId === Type.Struct) {
+    const bytes = structChild(d, 'bytes');
+    if (!bytes) throw new TypeError(`a struct without a 'bytes' field is not an image`);
+    return binaryAt(bytes, i);
+  }
   if (d.typeId === Type.BinaryView || d.typeId === Type.Utf8View) return viewBytesAt(d, i);
   const [s, e] = rangeAt(d, i);
   return (d.values as Uint8Array).subarray(s, e);
+}
+
+/** The `path` of a Hugging Face image struct value (null when absent or not such a struct). */
+export function imagePathAt(d: Data, i: number): string | null {
+  if (d.typeId !== Type.Struct || isNull(d, i)) return null;
+  const path = structChild(d, 'path');
+  return path ? stringAt(path, i) : null;
 }
 
 export function stringAt(d: Data, i: number): string | null {
@@ -99,6 +119,13 @@ export function valueAt(d: Data, i: number): unknown {
       if (isNull(d, i)) return null;
       const j = d.offset + i;
       return (((d.values as Uint8Array)[j >> 3]! >> (j & 7)) & 1) === 1;
+    }
+    case Type.Struct: {
+      if (isImageStruct(d.type)) return binaryAt(d, i);
+      if (isNull(d, i)) return null;
+      const out: Record<string, unknown> = {};
+      (d.type as Struct).children.forEach((f, k) => (out[f.name] = valueAt(d.children[k]!, i)));
+      return out;
     }
     case Type.List:
     case Type.LargeList: {

@@ -16,7 +16,7 @@ import {
   type Schema,
 } from 'apache-arrow';
 import { checkSchema, detectKind, type DatasetKind, type RowTypes } from './schemas.js';
-import { binaryAt, listLengthAt, stringAt, valueAt } from './columns.js';
+import { binaryAt, imagePathAt, listLengthAt, stringAt, valueAt } from './columns.js';
 
 export type ArrowFormat = 'file' | 'stream';
 
@@ -83,8 +83,18 @@ export class BatchView<K extends DatasetKind = DatasetKind> {
   /** Bytes of a binary cell: a zero-copy view of the batch buffer. Null → error. */
   binary(column: string, i: number): Uint8Array {
     this.checkRow(i);
-    const b = binaryAt(this.column(column), i);
-    if (b === null) throw new Error(`${this.where(i, column)}: value is null`);
+    const d = this.column(column);
+    let b: Uint8Array | null;
+    try {
+      b = binaryAt(d, i);
+    } catch (e) {
+      throw new Error(`${this.where(i, column)}: ${(e as Error).message}`);
+    }
+    if (b === null) {
+      const path = imagePathAt(d, i);
+      const hf = path === null ? '' : ` (a Hugging Face image that holds only its path '${path}', not the image bytes: save the dataset with its images embedded, as datasets' Dataset.save_to_disk does)`;
+      throw new Error(`${this.where(i, column)}: value is null${hf}`);
+    }
     return b;
   }
 
@@ -128,8 +138,14 @@ async function blockRowCount(fh: fsp.FileHandle, offset: number, metaLength: num
   let start = 4;
   if (buf.readInt32LE(0) === -1) start = 8; // continuation marker + length
   const len = buf.readInt32LE(start - 4);
-  const msg = Message.decode(buf.subarray(start, start + len));
-  if (!msg.isRecordBatch()) throw new Error(`${at(file, b)}: footer block is not a record batch`);
+  let msg: Message;
+  try {
+    if (!(len > 0 && start + len <= metaLength)) throw new Error(`metadata length ${len} does not fit the block's ${metaLength} bytes`);
+    msg = Message.decode(buf.subarray(start, start + len));
+  } catch (e) {
+    throw new Error(`${at(file, b)}: corrupt Arrow IPC file (the footer points at no valid record batch: ${(e as Error).message})`);
+  }
+  if (!msg.isRecordBatch()) throw new Error(`${at(file, b)}: corrupt Arrow IPC file (a footer block is not a record batch)`);
   return Number(msg.header().length);
 }
 
@@ -165,7 +181,9 @@ export class ArrowReader<K extends DatasetKind = DatasetKind> {
     const name = path;
     let reader: ArrowReader<K>;
     try {
-      const { size } = await fh.stat();
+      const st = await fh.stat();
+      if (st.isDirectory()) throw new Error(`${path}: is a directory, not an Arrow file`);
+      const { size } = st;
       const head = Buffer.alloc(Math.min(8, size));
       await fh.read(head, 0, head.length, 0);
       const isFile = head.subarray(0, 6).equals(FILE_MAGIC);
@@ -175,9 +193,20 @@ export class ArrowReader<K extends DatasetKind = DatasetKind> {
         if (size < 12 || !tail.equals(FILE_MAGIC)) {
           throw new Error(`${path}: truncated Arrow IPC file (no footer: the file ends before the closing 'ARROW1' magic; was the writer interrupted?)`);
         }
-        const r = await RecordBatchReader.from(fh);
-        await r.open();
-        if (!r.isFile()) throw new Error(`${path}: not an Arrow IPC file`);
+        const lengthBytes = Buffer.alloc(4);
+        await fh.read(lengthBytes, 0, 4, size - 10);
+        const footerLength = lengthBytes.readInt32LE(0);
+        if (!(footerLength > 0 && footerLength <= size - 18)) {
+          throw new Error(`${path}: corrupt Arrow IPC file (its footer length ${footerLength} does not fit in a file of ${size} bytes)`);
+        }
+        let r: Awaited<ReturnType<typeof RecordBatchReader.from>>;
+        try {
+          r = await RecordBatchReader.from(fh);
+          await r.open();
+          if (!r.isFile() || !r.schema || !r.footer) throw new Error('no footer found');
+        } catch (e) {
+          throw new Error(`${path}: corrupt Arrow IPC file (cannot read its footer and schema: ${(e as Error).message})`);
+        }
         const kind = resolveKind(options.kind, r.schema, name);
         reader = new ArrowReader<K>(path, 'file', r.schema, kind as K | null);
         reader.fileReader = r;
@@ -192,7 +221,10 @@ export class ArrowReader<K extends DatasetKind = DatasetKind> {
         return reader;
       }
       if (size === 0) throw new Error(`${path}: empty file (not an Arrow IPC file or stream)`);
-      if (head.length < 4 || (head.readInt32LE(0) !== -1 && head.readInt32LE(0) <= 0)) {
+      // A stream starts with a schema message: continuation marker 0xFFFFFFFF + metadata length
+      // (or, before Arrow 0.15, the length alone); a length past the end is not Arrow at all.
+      const metaLength = head.length >= 8 && head.readInt32LE(0) === -1 ? head.readInt32LE(4) : head.length >= 4 ? head.readInt32LE(0) : -1;
+      if (!(metaLength > 0 && metaLength <= size)) {
         throw new Error(`${path}: not an Arrow IPC file or stream (starts with bytes ${head.toString('hex')})`);
       }
       // Stream format: read the schema message, then hand batches out as a stream.
@@ -206,7 +238,7 @@ export class ArrowReader<K extends DatasetKind = DatasetKind> {
       return reader;
     } catch (e) {
       await fh.close().catch(() => {});
-      throw e;
+      throw namingFile(path, e);
     }
   }
 
@@ -350,6 +382,14 @@ async function openStream(stream: ReadStream, path: string) {
     stream.destroy();
     throw new Error(`${path}: not an Arrow IPC file or stream (${(e as Error).message})`);
   }
+}
+
+/** `e` as an Error whose message starts with the file name. */
+function namingFile(path: string, e: unknown): Error {
+  const err = e instanceof Error ? e : new Error(String(e));
+  if (err.message.startsWith(path)) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  return new Error(`${path}: ${code ? `cannot read (${code}): ` : ''}${err.message}`, { cause: err });
 }
 
 function resolveKind(kind: DatasetKind | 'auto' | null | undefined, schema: Schema, name: string): DatasetKind | null {

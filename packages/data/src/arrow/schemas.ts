@@ -2,6 +2,13 @@
  * The ViLT/VLMo Arrow schemas (REFERENCE §5), as apache-arrow `Schema`s, row types, and a
  * checker that accepts `string`, `large_string` or `string_view` (and `binary`, `large_binary`
  * or `binary_view`; `list` or `large_list`) wherever the reference files use strings (bytes, lists).
+ *
+ * Hugging Face `datasets` files are accepted where the meaning of a column is clear: its
+ * `Image()` feature is stored as `struct<bytes: binary, path: string>` (datasets/features/
+ * image.py, `Image.pa_type`; the bytes are the encoded image file, the path where it came
+ * from), so such a struct is accepted wherever an image (`binary`) column is expected and read
+ * as its `bytes`; its `Value('large_string')` is `large_string` and `List` / `LargeList` are
+ * `list` / `large_list`, already accepted above.
  */
 import {
   Binary,
@@ -13,6 +20,7 @@ import {
   LargeUtf8,
   List,
   Schema,
+  Struct,
   Type,
   Utf8,
 } from 'apache-arrow';
@@ -83,9 +91,27 @@ export const SCHEMAS: { [K in DatasetKind]: Schema } = {
   ]),
 };
 
+const isBinaryType = (t: DataType) => t.typeId === Type.Binary || t.typeId === Type.LargeBinary || t.typeId === Type.BinaryView;
+const isStringType = (t: DataType) => t.typeId === Type.Utf8 || t.typeId === Type.LargeUtf8 || t.typeId === Type.Utf8View;
+
+/**
+ * Whether `t` is the Hugging Face `datasets` image struct: `struct<bytes: binary, path: string>`
+ * (binary / string in any offset width; the field order does not matter, other fields may not be
+ * there). Its `bytes` are the image file.
+ */
+export function isImageStruct(t: DataType): boolean {
+  if (t.typeId !== Type.Struct) return false;
+  const fields = (t as Struct).children;
+  const bytes = fields.find((f) => f.name === 'bytes');
+  const path = fields.find((f) => f.name === 'path');
+  return fields.length === 2 && !!bytes && isBinaryType(bytes.type) && !!path && isStringType(path.type);
+}
+
 /** Describe a type the way error messages should print it. */
 export function describeType(t: DataType): string {
   switch (t.typeId) {
+    case Type.Struct:
+      return `struct<${(t as Struct).children.map((f) => `${f.name}: ${describeType(f.type)}`).join(', ')}>`;
     case Type.Utf8:
       return 'string';
     case Type.LargeUtf8:
@@ -113,12 +139,15 @@ export function describeType(t: DataType): string {
   }
 }
 
-/** Whether `actual` is acceptable where the schema says `expected` (string ≡ large_string, binary ≡ large_binary). */
+/**
+ * Whether `actual` is acceptable where the schema says `expected` (string ≡ large_string,
+ * binary ≡ large_binary ≡ the Hugging Face image struct, list ≡ large_list).
+ */
 export function typeCompatible(expected: DataType, actual: DataType): boolean {
   const e = expected.typeId;
   const a = actual.typeId;
-  if (e === Type.Utf8) return a === Type.Utf8 || a === Type.LargeUtf8 || a === Type.Utf8View;
-  if (e === Type.Binary) return a === Type.Binary || a === Type.LargeBinary || a === Type.BinaryView;
+  if (e === Type.Utf8) return isStringType(actual);
+  if (e === Type.Binary) return isBinaryType(actual) || isImageStruct(actual);
   if (e === Type.List) {
     if (a !== Type.List && a !== Type.LargeList) return false;
     return typeCompatible((expected as List).children[0]!.type, (actual as List).children[0]!.type);

@@ -47,7 +47,7 @@ export async function convertCocoCaptions(input: CocoCaptionsInput, out: string,
       const caps = captions.get(id) ?? [];
       s.progress.tick();
       if (caps.length === 0) continue; // an image without captions is no training pair
-      await s.captionRow(w, join(input.imageDir, file), caps, file, split);
+      await s.captionRow(w, join(input.imageDir, file), wi, caps, file, split);
     }
   });
   return s.finish();
@@ -85,7 +85,7 @@ export async function convertKarpathy(input: KarpathyInput, out: string, options
       const sentences = field<unknown[]>(im, 'sentences', 'array', wi);
       const caps = sentences.map((t, k) => field<string>(t, 'raw', 'string', `${wi} sentences[${k}]`).trim());
       s.progress.tick();
-      await s.captionRow(w, typeof fp === 'string' ? join(root, fp, file) : join(root, file), caps, file, want);
+      await s.captionRow(w, typeof fp === 'string' ? join(root, fp, file) : join(root, file), wi, caps, file, want);
     }
   });
   return s.finish();

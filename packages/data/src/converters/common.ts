@@ -6,18 +6,37 @@ import sharp from 'sharp';
 import { ArrowWriter, type ArrowWriterOptions } from '../arrow/writer.js';
 import type { DatasetKind } from '../arrow/schemas.js';
 import { Progress } from '../progress.js';
+import { decodeImage } from '../image/decode.js';
 
 export interface ConvertOptions extends ArrowWriterOptions {
   /**
    * What to do with an image that is missing or does not decode: `'throw'` (default) stops
-   * with an error naming the file; `'skip'` drops the image (and its texts), counts it and
-   * lists it in the report.
+   * with an error naming the file and the row; `'skip'` drops the image (and its texts), and
+   * lists it (path, where it was named, reason) in the report.
    */
   onError?: 'throw' | 'skip';
-  /** Check each image's header with the decoder before writing it (default true). */
-  verifyImages?: boolean;
+  /**
+   * How each image is checked before it is written: `'decode'` (default, also `true`) decodes
+   * it fully, as training will (a JPEG cut short, whose header is intact, is caught here);
+   * `'header'` only reads its header (format and size: cheap, but a truncated or corrupt body
+   * passes); `'none'` (also `false`) only reads the file.
+   */
+  verifyImages?: ImageCheck | boolean;
   /** Show a progress bar (default true; `VLMOE_PROGRESS=0` turns it off). */
   progress?: boolean;
+}
+
+/** How much of an image file is checked: see {@link ConvertOptions.verifyImages}. */
+export type ImageCheck = 'decode' | 'header' | 'none';
+
+/** An image skipped under `onError: 'skip'`. */
+export interface SkippedImage {
+  /** The image file. */
+  source: string;
+  /** Where the input named it (e.g. `captions_train2017.json images[12]`). */
+  where: string;
+  /** What is wrong with it (the decoder's message). */
+  reason: string;
 }
 
 export interface ConvertReport {
@@ -30,32 +49,56 @@ export interface ConvertReport {
   /** Texts written (captions, questions or statements). */
   texts: number;
   /** Images skipped with the reason (only with `onError: 'skip'`). */
-  skipped: { source: string; reason: string }[];
+  skipped: SkippedImage[];
   /** Other files written next to the Arrow file (answer vocabulary, annotations). */
   sidecars: string[];
 }
 
 const IMAGE_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff']);
 
-/** Read an image file's bytes and (optionally) check that the decoder accepts its header. */
-export async function loadImageFile(path: string, verify: boolean): Promise<Uint8Array> {
+/** An image file that cannot be used: `message` is `image <source>: <reason>`. */
+export class ImageFileError extends Error {
+  override readonly name = 'ImageFileError';
+  constructor(
+    readonly source: string,
+    readonly reason: string,
+  ) {
+    super(`image ${source}: ${reason}`);
+  }
+}
+
+function resolveCheck(v: ImageCheck | boolean | undefined): ImageCheck {
+  if (v === undefined || v === true) return 'decode';
+  if (v === false) return 'none';
+  if (v !== 'decode' && v !== 'header' && v !== 'none') throw new Error(`verifyImages must be 'decode', 'header' or 'none', got '${String(v)}'`);
+  return v;
+}
+
+/**
+ * Read an image file's bytes and check them (`'decode'`, the default: decode the whole image
+ * with the same decoder the loader uses; `'header'`: the header only; `'none'`). Throws an
+ * {@link ImageFileError} naming the file.
+ */
+export async function loadImageFile(path: string, check: ImageCheck | boolean = 'decode'): Promise<Uint8Array> {
+  const how = resolveCheck(check);
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(`image ${path}: ${code === 'ENOENT' ? 'file not found' : (e as Error).message}`);
+    throw new ImageFileError(path, code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : (e as Error).message);
   }
-  if (verify) {
-    try {
-      const meta = await sharp(bytes).metadata();
-      if (!meta.format || !IMAGE_FORMATS.has(meta.format)) throw new Error(`unsupported image format '${meta.format ?? 'unknown'}'`);
-      if (!meta.width || !meta.height) throw new Error('image has no size');
-    } catch (e) {
-      throw new Error(`image ${path}: does not decode: ${(e as Error).message}`);
-    }
+  const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (how === 'none') return view;
+  try {
+    const meta = await sharp(bytes).metadata();
+    if (!meta.format || !IMAGE_FORMATS.has(meta.format)) throw new Error(`unsupported image format '${meta.format ?? 'unknown'}'`);
+    if (!meta.width || !meta.height) throw new Error('image has no size');
+    if (how === 'decode') await decodeImage(view);
+  } catch (e) {
+    throw new ImageFileError(path, `does not decode: ${(e as Error).message.trim()}`);
   }
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return view;
 }
 
 /** Runs a converter's per-image steps with the error policy and counts. */
@@ -63,23 +106,28 @@ export class ConvertSession {
   readonly report: ConvertReport;
   readonly progress: Progress;
   private readonly policy: 'throw' | 'skip';
-  readonly verify: boolean;
+  readonly verify: ImageCheck;
 
   constructor(out: string, label: string, total: number, options: ConvertOptions) {
     this.report = { out, rows: 0, images: 0, texts: 0, skipped: [], sidecars: [] };
     this.policy = options.onError ?? 'throw';
     if (this.policy !== 'throw' && this.policy !== 'skip') throw new Error(`onError must be 'throw' or 'skip', got '${String(this.policy)}'`);
-    this.verify = options.verifyImages ?? true;
+    this.verify = resolveCheck(options.verifyImages);
     this.progress = new Progress(label, total, { enabled: options.progress });
   }
 
-  /** Load an image, or (skip policy) return null after recording why. */
-  async image(path: string): Promise<Uint8Array | null> {
+  /**
+   * Load the image at `path`, named by the input at `where`, or (skip policy) return null
+   * after recording why. The error names the file, where the input named it and the row of the
+   * output it was for.
+   */
+  async image(path: string, where: string): Promise<Uint8Array | null> {
     try {
       return await loadImageFile(path, this.verify);
     } catch (e) {
-      if (this.policy === 'throw') throw e;
-      this.report.skipped.push({ source: path, reason: (e as Error).message });
+      const reason = e instanceof ImageFileError ? e.reason : (e as Error).message;
+      if (this.policy === 'throw') throw new Error(`image ${path}: ${reason} (${where}; row ${this.report.rows} of ${this.report.out})`, { cause: e });
+      this.report.skipped.push({ source: path, where, reason });
       return null;
     }
   }
@@ -95,8 +143,8 @@ export class ConvertSession {
    * A captions row for the image at `path` (skipped per the error policy when it does not
    * load): the shared step of the COCO, Karpathy and Flickr converters.
    */
-  async captionRow(w: ArrowWriter<'captions'>, path: string, caption: string[], imageId: string, split: string): Promise<void> {
-    const bytes = await this.image(path);
+  async captionRow(w: ArrowWriter<'captions'>, path: string, where: string, caption: string[], imageId: string, split: string): Promise<void> {
+    const bytes = await this.image(path, where);
     if (!bytes) return;
     w.write({ image: bytes, caption, image_id: imageId, split });
     this.wrote(1, caption.length);

@@ -62,7 +62,7 @@ export async function convertFlickr(input: FlickrInput, out: string, options: Co
   await withWriter(out, 'captions', options, async (w) => {
     for (const file of files) {
       s.progress.tick();
-      await s.captionRow(w, join(input.imageDir, file), captions.get(file)!, file, split);
+      await s.captionRow(w, join(input.imageDir, file), `${input.splitList ?? input.tokens}: '${file}'`, captions.get(file)!, file, split);
     }
   });
   return s.finish();

@@ -2,4 +2,4 @@ export { convertCocoCaptions, convertKarpathy, type CocoCaptionsInput, type Karp
 export { convertFlickr, parseFlickrTokens, type FlickrInput } from './flickr.js';
 export { convertVqa2, convertEasyVqa, type Vqa2Input, type EasyVqaInput } from './vqa.js';
 export { convertNlvr1, convertNlvr2, type Nlvr1Input, type Nlvr2Input } from './nlvr.js';
-export { loadImageFile, type ConvertOptions, type ConvertReport } from './common.js';
+export { loadImageFile, ImageFileError, type ConvertOptions, type ConvertReport, type ImageCheck, type SkippedImage } from './common.js';

@@ -57,9 +57,9 @@ export async function convertNlvr1(input: Nlvr1Input, out: string, options: Conv
       const dirRaw = (ex as { directory?: unknown }).directory;
       const dir = dirRaw === undefined ? undefined : String(dirRaw);
       s.progress.tick();
-      const a = await s.image(find(identifier, pa, dir));
+      const a = await s.image(find(identifier, pa, dir), where);
       if (!a) continue;
-      const b = await s.image(find(identifier, pb, dir));
+      const b = await s.image(find(identifier, pb, dir), where);
       if (!b) continue;
       w.write({ image_0: a, image_1: b, questions: [sentence], answers: [label], identifier: `${split}-${identifier}` });
       s.wrote(2, 1);
@@ -95,9 +95,10 @@ export async function convertNlvr2(input: Nlvr2Input, out: string, options: Conv
   await withWriter(out, 'nlvr2', options, async (w) => {
     for (const [prefix, p] of pairs) {
       s.progress.tick();
-      const a = await s.image(path(prefix, 0));
+      const where = `${input.json} pair ${prefix}`;
+      const a = await s.image(path(prefix, 0), where);
       if (!a) continue;
-      const b = await s.image(path(prefix, 1));
+      const b = await s.image(path(prefix, 1), where);
       if (!b) continue;
       w.write({ image_0: a, image_1: b, questions: p.questions, answers: p.answers, identifier: prefix });
       s.wrote(2, p.questions.length);

@@ -61,6 +61,7 @@ async function writeVqa(
   split: string,
   byImage: Map<number, Question[]>,
   imagePath: (id: number) => string,
+  source: string,
   vocab: AnswerVocab | null,
   options: ConvertOptions,
 ): Promise<ConvertReport> {
@@ -69,7 +70,7 @@ async function writeVqa(
   await withWriter(out, 'vqa', options, async (w) => {
     for (const [imageId, qs] of byImage) {
       s.progress.tick();
-      const bytes = await s.image(imagePath(imageId));
+      const bytes = await s.image(imagePath(imageId), `${source} image_id ${imageId}`);
       if (!bytes) continue;
       const answers: string[][] = [];
       const labels: number[][] = [];
@@ -146,7 +147,7 @@ export async function convertVqa2(input: Vqa2Input, out: string, options: Conver
     if (!list) byImage.set(imageId, (list = []));
     list.push({ imageId, question, questionId, annotators: annotators.get(questionId) ?? [] });
   });
-  return writeVqa(out, `vqav2 ${split}`, split, byImage, (id) => join(input.imageDir, imageName(id)), vocab, options);
+  return writeVqa(out, `vqav2 ${split}`, split, byImage, (id) => join(input.imageDir, imageName(id)), input.questions, vocab, options);
 }
 
 export interface EasyVqaInput {
@@ -189,5 +190,5 @@ export async function convertEasyVqa(input: EasyVqaInput, out: string, options: 
     if (!q) byImage.set(imageId, (q = []));
     q.push({ imageId, question, questionId: base + i, annotators: new Array<string>(copies).fill(answer) });
   });
-  return writeVqa(out, `easy-vqa ${split}`, split, byImage, (id) => join(input.imageDir, `${id}.png`), vocab, options);
+  return writeVqa(out, `easy-vqa ${split}`, split, byImage, (id) => join(input.imageDir, `${id}.png`), input.questions, vocab, options);
 }

@@ -188,7 +188,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       for (const f of files) {
         const r = await ArrowReader.open(f);
         readers.push(r);
-        if (r.format !== 'file') throw new Error(`${f}: the DataLoader needs random access, i.e. the Arrow IPC file format; this is a stream (rewrite it with ArrowWriter's default format)`);
+        if (r.format !== 'file') throw new Error(`${f}: the DataLoader needs random access, i.e. the Arrow IPC file format; this is a stream (rewrite it as a file: vlmoe-data convert --to-file ${f} <out.arrow>, or rewriteAsArrowFile() in code)`);
         if (!r.kind) throw new Error(`${f}: not a captions, vqa or nlvr2 file (columns: ${r.schema.fields.map((x) => x.name).join(', ')})`);
         if (r.kind !== readers[0]!.kind) throw new Error(`DataLoader: ${f} is a ${r.kind} file but ${files[0]} is a ${readers[0]!.kind} file`);
       }

@@ -2,7 +2,12 @@
  * Answer normalisation of the official VQA evaluation (and ViLT's `normalize_word`):
  * punctuation handling, number words to digits, articles removed, contractions fixed,
  * lower case. Used by the converters (answer vocabulary, soft scores) and by the metrics.
+ *
+ * The official code is Python: its `strip()` / `split()` use Python's whitespace
+ * ({@link PYTHON_WHITESPACE}, not JavaScript's `trim()` / `\s`) and its `\d` (a `str`
+ * pattern) matches every Unicode decimal digit (`\p{Nd}`), not only 0-9.
  */
+import { pythonSplit, pythonStrip } from './whitespace.js';
 
 const CONTRACTIONS: Record<string, string> = {
   aint: "ain't", arent: "aren't", cant: "can't", couldve: "could've", couldnt: "couldn't",
@@ -35,8 +40,8 @@ const MANUAL_MAP: Record<string, string> = {
 };
 const ARTICLES = new Set(['a', 'an', 'the']);
 const PUNCT = [';', '/', '[', ']', '"', '{', '}', '(', ')', '=', '+', '\\', '_', '-', '>', '<', '@', '`', ',', '?', '!'];
-const PERIOD_STRIP = /(?!<=\d)(\.)(?!\d)/g;
-const COMMA_STRIP = /(\d)(,)(\d)/;
+const PERIOD_STRIP = /(?!<=\p{Nd})(\.)(?!\p{Nd})/gu;
+const COMMA_STRIP = /(\p{Nd})(,)(\p{Nd})/u;
 
 /** The official `processPunctuation`. */
 export function processPunctuation(inText: string): string {
@@ -54,16 +59,22 @@ export function processPunctuation(inText: string): string {
 /** The official `processDigitArticle`. */
 export function processDigitArticle(inText: string): string {
   const words: string[] = [];
-  for (const raw of inText.toLowerCase().split(/\s+/)) {
-    if (raw === '') continue;
+  for (const raw of pythonSplit(inText.toLowerCase())) {
     const w = Object.hasOwn(MANUAL_MAP, raw) ? MANUAL_MAP[raw]! : raw;
     if (!ARTICLES.has(w)) words.push(w);
   }
   return words.map((w) => (Object.hasOwn(CONTRACTIONS, w) ? CONTRACTIONS[w]! : w)).join(' ');
 }
 
+/**
+ * The official evaluation's first step on every answer (gt and predicted): `\n` and `\t`
+ * become spaces, then Python's `strip()`.
+ */
+export function cleanAnswerWhitespace(answer: string): string {
+  return pythonStrip(answer.replace(/\n/g, ' ').replace(/\t/g, ' '));
+}
+
 /** Normalise an answer as the VQA evaluation does (whitespace, punctuation, digits, articles, contractions). */
 export function normalizeAnswer(answer: string): string {
-  const s = answer.replace(/\n/g, ' ').replace(/\t/g, ' ').trim();
-  return processDigitArticle(processPunctuation(s));
+  return processDigitArticle(processPunctuation(cleanAnswerWhitespace(answer)));
 }

@@ -12,7 +12,10 @@
  * vqaEval.py`, master), checked against a transcription of it on 3,000 answer sets
  * (`test/fixtures/metrics/vqa_official.py`):
  *
- * 1. Every gt answer and the predicted answer: `\n` and `\t` → space, then strip.
+ * 1. Every gt answer and the predicted answer: `\n` and `\t` → space, then Python's `strip()`
+ *    (`cleanAnswerWhitespace` from `@vlmoe/data`): Python's whitespace set (`PYTHON_WHITESPACE`:
+ *    U+001C–U+001F and U+0085 are whitespace, U+FEFF is not — unlike JavaScript's `trim()`),
+ *    also used by `processDigitArticle`'s `split()`; the official `\d` is any Unicode digit.
  * 2. Only when these gt answers are not all identical (`len(set(gtAnswers)) > 1`), the gt
  *    answers and the prediction are normalised with `processPunctuation` then
  *    `processDigitArticle` (from `@vlmoe/data`): punctuation `; / [ ] " { } ( ) = + \ _ - > < @

@@ -2,7 +2,7 @@
  * VQA accuracy exactly as the official evaluation (GT-Vision-Lab/VQA `vqaEval.py`, master),
  * with its answer normalisation from `@vlmoe/data`, and the VLMo/ViLT training soft score.
  */
-import { normalizeAnswer, processDigitArticle, processPunctuation, softScore } from '@vlmoe/data';
+import { cleanAnswerWhitespace, normalizeAnswer, processDigitArticle, processPunctuation, softScore } from '@vlmoe/data';
 import { pythonRound } from './util.js';
 
 export { softScore };
@@ -63,11 +63,6 @@ export interface VqaAccuracyOptions {
   onUnknown?: 'error' | 'ignore';
 }
 
-/** The official whitespace step: `\n` and `\t` become spaces, then strip. */
-function cleanWhitespace(s: string): string {
-  return s.replace(/\n/g, ' ').replace(/\t/g, ' ').trim();
-}
-
 function answerText(a: AnnotatorAnswer, fn: string, where: string): string {
   const s = typeof a === 'string' ? a : a !== null && typeof a === 'object' ? (a as { answer?: unknown }).answer : undefined;
   if (typeof s !== 'string') throw new TypeError(`${fn}: ${where} must be a string or {answer: string}, got ${JSON.stringify(a)}`);
@@ -98,8 +93,8 @@ export function vqaScore(answer: string, gtAnswers: readonly AnnotatorAnswer[]):
   if (typeof answer !== 'string') throw new TypeError(`vqaScore: answer must be a string, got ${JSON.stringify(answer)}`);
   if (!Array.isArray(gtAnswers) || gtAnswers.length === 0) throw new RangeError('vqaScore: gtAnswers must be a non-empty array of annotator answers');
   return scoreCleaned(
-    cleanWhitespace(answer),
-    gtAnswers.map((a, i) => cleanWhitespace(answerText(a, 'vqaScore', `gtAnswers[${i}]`))),
+    cleanAnswerWhitespace(answer),
+    gtAnswers.map((a, i) => cleanAnswerWhitespace(answerText(a, 'vqaScore', `gtAnswers[${i}]`))),
   );
 }
 
@@ -173,11 +168,11 @@ export function vqaAccuracy(
     if (ann === null || typeof ann !== 'object' || !Array.isArray(ann.answers) || ann.answers.length === 0) {
       throw new TypeError(`${fn}: annotations[${JSON.stringify(k)}] must be {answers: [at least one answer], questionType?, answerType?}`);
     }
-    const gts = ann.answers.map((a, j) => cleanWhitespace(answerText(a, fn, `annotations[${JSON.stringify(k)}].answers[${j}]`)));
+    const gts = ann.answers.map((a, j) => cleanAnswerWhitespace(answerText(a, fn, `annotations[${JSON.stringify(k)}].answers[${j}]`)));
     const pred = answerOf.get(String(k));
     let acc = 0;
     if (pred === undefined) missingIds.push(k);
-    else acc = scoreCleaned(cleanWhitespace(pred), gts);
+    else acc = scoreCleaned(cleanAnswerWhitespace(pred), gts);
     perQuestion.set(k, acc);
     sum += acc;
     const qt = ann.questionType ?? ann.question_type;
