@@ -44,7 +44,7 @@ describe('model config: one MoE option type, parsed strictly', () => {
     bad({ moe: { numExperts: 4, routing: 'x' } }, /unknown key 'model\.moe\.routing'; known: numExperts/);
     bad({ dim: '64' }, /'model\.dim' must be an integer, got "64"/);
     bad({ moe: { numExperts: 4, k: 1.5 } }, /'model\.moe\.k' must be an integer, got 1\.5/);
-    bad({ moe: { numExperts: 4, policy: 'random' } }, /^run\.json: .*policy must be 'token-choice' or 'expert-choice', got 'random'/);
+    bad({ moe: { numExperts: 4, policy: 'random' } }, /^run\.json: 'model\.moe\.policy' must be one of "token-choice", "expert-choice", got "random"/);
     bad({ moe: { numExperts: 4, blocks: [9] } }, /run\.json: VLMo config: moe\.blocks has 9, outside \[0, 4\)/);
     bad({ dim: 65 }, /run\.json: VLMo config: dim 65 is not divisible by heads 4/);
     expect(() => parseVLMoConfig([1, 2], 'run.json')).toThrow(/run\.json: the model config must be a JSON object/);

@@ -10,30 +10,68 @@
 import * as T from '@vlmoe/tensor';
 import type { LossScalerOptions } from './loss_scaler.js';
 
-export interface DeepSpeedConfig {
-  train_batch_size?: number;
-  train_micro_batch_size_per_gpu?: number;
-  gradient_accumulation_steps?: number;
-  /** Max global gradient norm (0 / absent: no clipping). */
-  gradient_clipping?: number;
-  /**
-   * `type` is matched without regard to case, as DeepSpeed does ('adamw' = 'AdamW'). As in
-   * DeepSpeed, 'Adam' decouples weight decay (AdamW's update) unless `params.adam_w_mode` is false.
-   */
-  optimizer?: { type: string; params?: { lr?: number; betas?: [number, number]; eps?: number; weight_decay?: number; momentum?: number; adam_w_mode?: boolean } };
-  /** `type` is matched exactly, as DeepSpeed does (a near miss gets a did-you-mean). */
-  scheduler?: {
-    type: 'WarmupLR' | 'WarmupDecayLR' | 'WarmupCosineLR';
-    params?: { warmup_num_steps?: number; total_num_steps?: number; warmup_min_lr?: number; warmup_max_lr?: number; cos_min_ratio?: number };
-  };
-  zero_optimization?: { stage?: 0 | 1 | 2; reduce_bucket_size?: number; overlap_comm?: boolean };
-  /** Size of the expert-parallel groups (DeepSpeed sets it per MoE layer as ep_size). Default 1. */
-  expert_parallel_size?: number;
-  /** Mixed precision: float32 matrix products in bfloat16 (T.autocast), float32 master weights. */
-  bf16?: { enabled?: boolean };
-  /** The same in float16, with loss scaling (DeepSpeed's keys; loss_scale 0 = dynamic). */
-  fp16?: { enabled?: boolean; loss_scale?: number; initial_scale_power?: number; loss_scale_window?: number; hysteresis?: number; min_loss_scale?: number };
-}
+const int = () => T.z.int();
+const num = () => T.z.number();
+
+/**
+ * The DeepSpeed JSON config keys this engine implements: one definition of their names, types
+ * and meaning, checked by `resolveConfig` and published as JSON Schema
+ * (`tools/cli/schemas/deepspeed.schema.json`, written from it). Keys DeepSpeed has and this engine does not
+ * implement are refused by name (DEEPSPEED_ONLY).
+ */
+export const DEEPSPEED_CONFIG_SCHEMA = T.z.strictObject({
+  ...T.SCHEMA_KEY,
+  train_batch_size: int().optional().describe('global batch = micro batch × gradient accumulation × data-parallel world size; give any two of the three'),
+  train_micro_batch_size_per_gpu: int().optional().describe('samples per rank per forward/backward'),
+  gradient_accumulation_steps: int().optional().describe('micro batches per optimiser step'),
+  gradient_clipping: num().optional().describe('max global gradient norm (0 or absent: no clipping)'),
+  optimizer: T.z
+    .strictObject({
+      type: T.z.string().describe("Adam, AdamW or SGD, in any case (as DeepSpeed matches it); 'Adam' decouples weight decay unless params.adam_w_mode is false"),
+      params: T.z
+        .strictObject({
+          lr: num().optional(),
+          betas: T.z.tuple([num(), num()]).optional(),
+          eps: num().optional(),
+          weight_decay: num().optional(),
+          momentum: num().optional(),
+          adam_w_mode: T.z.boolean().optional().describe('Adam only: decoupled weight decay (default true, as in DeepSpeed)'),
+        })
+        .optional(),
+    })
+    .optional(),
+  scheduler: T.z
+    .strictObject({
+      type: T.z.enum(['WarmupLR', 'WarmupDecayLR', 'WarmupCosineLR']).describe('matched exactly, as DeepSpeed does'),
+      params: T.z
+        .strictObject({ warmup_num_steps: int().optional(), total_num_steps: int().optional(), warmup_min_lr: num().optional(), warmup_max_lr: num().optional(), cos_min_ratio: num().optional() })
+        .optional(),
+    })
+    .optional(),
+  zero_optimization: T.z
+    .strictObject({
+      stage: int().optional().describe('0, 1 (optimiser state partitioned) or 2 (and gradients)'),
+      reduce_bucket_size: num().optional().describe('elements per gradient bucket (default 5e8)'),
+      overlap_comm: T.z.boolean().optional().describe('reduce buckets during backward (default true)'),
+    })
+    .optional(),
+  expert_parallel_size: int().optional().describe("ranks that share one set of experts (DeepSpeed's ep_size; default 1)"),
+  bf16: T.z.strictObject({ enabled: T.z.boolean().optional() }).optional().describe('float32 matrix products in bfloat16 (autocast), float32 master weights'),
+  fp16: T.z
+    .strictObject({
+      enabled: T.z.boolean().optional(),
+      loss_scale: num().optional().describe('0: dynamic'),
+      initial_scale_power: num().optional(),
+      loss_scale_window: num().optional(),
+      hysteresis: num().optional(),
+      min_loss_scale: num().optional(),
+    })
+    .optional()
+    .describe('float16 autocast with loss scaling'),
+});
+
+/** A DeepSpeed config object (the keys this engine implements). */
+export type DeepSpeedConfig = T.z.input<typeof DEEPSPEED_CONFIG_SCHEMA>;
 
 export interface ResolvedConfig {
   trainBatchSize: number;
@@ -47,7 +85,7 @@ export interface ResolvedConfig {
   expertParallel: number;
   /** The optimiser, its type in the canonical case. */
   optimizer: { type: OptimizerType; params: NonNullable<NonNullable<DeepSpeedConfig['optimizer']>['params']> };
-  scheduler: DeepSpeedConfig['scheduler'] | null;
+  scheduler: NonNullable<DeepSpeedConfig['scheduler']> | null;
   /** bf16 / fp16: the dtype of the float32 products under autocast (null: full precision). */
   mixedPrecision: 'bfloat16' | 'float16' | null;
   /** fp16: the loss scaler's options. */
@@ -59,19 +97,6 @@ const OPTIMIZERS: readonly OptimizerType[] = ['Adam', 'AdamW', 'SGD'];
 const SCHEDULERS = ['WarmupLR', 'WarmupDecayLR', 'WarmupCosineLR'];
 
 const posInt = (v: unknown) => Number.isInteger(v) && (v as number) >= 1;
-
-/** The keys the engine implements: a field type, or the keys of a nested object. */
-type KeySpec = T.FieldType | { readonly [k: string]: KeySpec };
-
-const IMPLEMENTED: { readonly [k: string]: KeySpec } = {
-  train_batch_size: 'integer', train_micro_batch_size_per_gpu: 'integer', gradient_accumulation_steps: 'integer', gradient_clipping: 'number',
-  optimizer: { type: 'string', params: { lr: 'number', betas: 'array', eps: 'number', weight_decay: 'number', momentum: 'number', adam_w_mode: 'boolean' } },
-  scheduler: { type: 'string', params: { warmup_num_steps: 'integer', total_num_steps: 'integer', warmup_min_lr: 'number', warmup_max_lr: 'number', cos_min_ratio: 'number' } },
-  zero_optimization: { stage: 'integer', reduce_bucket_size: 'number', overlap_comm: 'boolean' },
-  expert_parallel_size: 'integer',
-  bf16: { enabled: 'boolean' },
-  fp16: { enabled: 'boolean', loss_scale: 'number', initial_scale_power: 'number', loss_scale_window: 'number', hysteresis: 'number', min_loss_scale: 'number' },
-};
 
 /** Keys DeepSpeed's config accepts that this engine does not implement, by object path ('' = top level). */
 const DEEPSPEED_ONLY: Readonly<Record<string, readonly string[]>> = {
@@ -90,22 +115,12 @@ const DEEPSPEED_ONLY: Readonly<Record<string, readonly string[]>> = {
   'scheduler.params': ['warmup_type', 'warmup_min_ratio', 'last_batch_iteration', 'cycle_min_lr', 'cycle_max_lr', 'decay_lr_rate', 'cycle_first_step_size', 'lr_range_test_min_lr', 'lr_range_test_step_size'],
 };
 
-/** Every key of a DeepSpeed config object against the implemented keys and DeepSpeed's own. */
-function checkKeys(o: unknown, spec: { readonly [k: string]: KeySpec }, at: string, where: string): void {
-  const obj = T.asObject(o, `${where}: ${at || 'the DeepSpeed config'}`);
-  const known = Object.keys(spec);
-  const unimplemented = DEEPSPEED_ONLY[at] ?? [];
-  for (const [k, v] of Object.entries(obj)) {
-    const key = at ? `${at}.${k}` : k;
-    const s = spec[k];
-    if (s === undefined) {
-      if (unimplemented.includes(k)) throw new Error(`${where}: '${key}' is a DeepSpeed key this engine does not implement; remove it (the engine implements: ${known.map((x) => (at ? `${at}.${x}` : x)).join(', ')})`);
-      throw new Error(`${where}: unknown key '${key}'${T.didYouMean(k, [...known, ...unimplemented])}; known: ${known.join(', ')}`);
-    }
-    if (typeof s === 'string') {
-      if (v !== undefined && !T.hasFieldType(v, s)) throw T.typeError(key, s, v, where);
-    } else checkKeys(v, s, key, where);
-  }
+/** A DeepSpeed key this engine does not implement, refused by name. */
+function unimplemented(at: readonly string[], key: string, known: readonly string[]): string | null {
+  const path = at.join('.');
+  if (!(DEEPSPEED_ONLY[path] ?? []).includes(key)) return null;
+  const full = path ? `${path}.${key}` : key;
+  return `'${full}' is a DeepSpeed key this engine does not implement; remove it (the engine implements: ${known.map((x) => (path ? `${path}.${x}` : x)).join(', ')})`;
 }
 
 /**
@@ -113,7 +128,7 @@ function checkKeys(o: unknown, spec: { readonly [k: string]: KeySpec }, at: stri
  * errors (e.g. the recipe file and its `engine` key).
  */
 export function resolveConfig(c: DeepSpeedConfig, worldSize: number, where = 'config'): ResolvedConfig {
-  checkKeys(c, IMPLEMENTED, '', where);
+  c = T.parseConfig(DEEPSPEED_CONFIG_SCHEMA, c, where, { unknownKey: unimplemented, alsoKnown: (at) => DEEPSPEED_ONLY[at.join('.')] ?? [] });
   for (const k of ['train_batch_size', 'train_micro_batch_size_per_gpu', 'gradient_accumulation_steps', 'expert_parallel_size'] as const)
     if (c[k] !== undefined && !posInt(c[k])) throw new Error(`${where}: ${k} must be a positive integer, got ${JSON.stringify(c[k])}`);
   let tb = c.train_batch_size, mb = c.train_micro_batch_size_per_gpu, ga = c.gradient_accumulation_steps;

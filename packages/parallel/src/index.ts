@@ -12,9 +12,9 @@ export { initProcessGroup, resolveInit, ncclInfo, type InitOptions, type Backend
 export { ExpertParallelGroup, allToAllRows, type ExpertDispatchResult } from './expert_parallel.js';
 export { allGatherRows } from './gather.js';
 export { initialize, DistributedEngine, type Engine, type EngineOptions, type InitializeResult } from './engine.js';
-export { loadCheckpointWeights, type TrainingState, type CheckpointLayout } from './checkpoint.js';
+export { loadCheckpointWeights, saveCheckpointWeights, type TrainingState, type CheckpointLayout } from './checkpoint.js';
 export { ZeroOptimizer, type ParamGroup, type ZeroOptions, type GlobalState } from './zero.js';
-export { resolveConfig, type DeepSpeedConfig, type ResolvedConfig } from './config.js';
+export { resolveConfig, DEEPSPEED_CONFIG_SCHEMA, type DeepSpeedConfig, type ResolvedConfig } from './config.js';
 export { LossScaler, type LossScalerOptions, type LossScalerState } from './loss_scaler.js';
 export { createParallelGroups, type ParallelGroups } from './groups.js';
 export { wireModel, isExpertParallelLayer, isDataParallelModule, type ExpertParallelLayer, type DataParallelModule } from './wiring.js';

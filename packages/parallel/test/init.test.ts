@@ -115,7 +115,7 @@ describe('initProcessGroup and config', () => {
     expect(() => opt({ type: 'Adamw2' })).toThrow(/ds\.json: optimizer\.type 'Adamw2' is not one of Adam, AdamW, SGD \(any case\) \(did you mean 'AdamW'\?\)/);
     expect(() => opt({ type: 'AdamW', params: { adam_w_mode: false } })).toThrow(/adam_w_mode applies to type Adam only/);
     expect(() => resolveConfig({ train_batch_size: 8, scheduler: { type: 'warmupdecaylr', params: { total_num_steps: 9 } } } as never, 1, 'ds.json')).toThrow(
-      /scheduler\.type 'warmupdecaylr' is not one of WarmupLR, WarmupDecayLR, WarmupCosineLR \(did you mean 'WarmupDecayLR'\?\)/,
+      /'scheduler\.type' must be one of "WarmupLR", "WarmupDecayLR", "WarmupCosineLR", got "warmupdecaylr" \(did you mean 'WarmupDecayLR'\?\)/,
     );
     // the update rule: 'Adam' (adam_w_mode default true) steps like AdamW, and like torch's Adam with adam_w_mode false
     const step = (type: string, extra: object) => {
@@ -149,7 +149,7 @@ describe('initProcessGroup and config', () => {
     expect(bad({ scheduler: { type: 'WarmupLR', params: { warmup_type: 'log' } } })).toThrow(/'scheduler\.params\.warmup_type' is a DeepSpeed key/);
     // types and shapes
     expect(bad({ gradient_clipping: '1.0' })).toThrow(/'gradient_clipping' must be a number, got "1\.0"/);
-    expect(bad({ zero_optimization: 2 })).toThrow(/zero_optimization must be a JSON object, got 2/);
+    expect(bad({ zero_optimization: 2 })).toThrow(/'zero_optimization' must be a JSON object, got 2/);
     expect(bad({ zero_optimization: { overlap_comm: 'yes' } })).toThrow(/'zero_optimization\.overlap_comm' must be a boolean/);
     expect(bad({ scheduler: { type: 'WarmupDecayLR', params: { warmup_num_steps: 3 } } })).toThrow(/scheduler WarmupDecayLR needs params\.total_num_steps/);
     // a complete, valid config passes

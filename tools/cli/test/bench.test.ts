@@ -40,13 +40,13 @@ describe('vlmoe bench (the model comparison)', () => {
   test('config errors are named', () => {
     const cfg = join(dir, 'bad.json');
     writeFileSync(cfg, JSON.stringify({ models: [] }));
-    expect(spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env }).stderr).toMatch(/'models' must be a non-empty list/);
+    expect(spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env }).stderr).toMatch(/'models' must be a list of at least 1 item/);
     writeFileSync(cfg, JSON.stringify({ models: [{ id: 'a' }, { id: 'a' }] }));
     expect(spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env }).stderr).toMatch(/models\[1\]\.id 'a' is used twice/);
     writeFileSync(cfg, JSON.stringify({ models: [{ id: 'a' }], split: 'train' }));
-    expect(spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env }).stderr).toMatch(/'split' must be val or test, got "train"/);
+    expect(spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env }).stderr).toMatch(/'split' must be one of "val", "test", got "train"/);
     writeFileSync(cfg, JSON.stringify({ models: [{ id: 'a' }], finetune: { ocr: {} } }));
-    expect(spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env }).stderr).toMatch(/unknown task 'finetune\.ocr'/);
+    expect(spawnSync(process.execPath, [cli, 'bench', '--config', cfg], { encoding: 'utf8', env }).stderr).toMatch(/unknown key 'finetune\.ocr'; known: vqa, nlvr, retrieval/);
     // every recipe the bench generates is checked before anything trains, and the error names the user's file
     const runs = join(dir, 'runs-bad');
     const whole = (o: object, re: RegExp) => {
@@ -58,6 +58,6 @@ describe('vlmoe bench (the model comparison)', () => {
       expect(existsSync(join(runs, 'bad'))).toBe(false);
     };
     whole({ pretrain: { steps: 1, engine: { zero_optimisation: { stage: 1 } } } }, new RegExp(`config ${cfg} \\(pretrain of model 'm'\\): engine: unknown key 'zero_optimisation' \\(did you mean 'zero_optimization'\\?\\)`));
-    whole({ pretrain: { steps: 1 }, finetune: { nlvr: { steps: 1, lr: 'fast' } } }, new RegExp(`config ${cfg} \\(finetune\\.nlvr of model 'm'\\): 'lr' must be a number, got "fast"`));
+    whole({ pretrain: { steps: 1 }, finetune: { nlvr: { steps: 1, lr: 'fast' } } }, new RegExp(`config ${cfg}: 'finetune\\.nlvr\\.lr' must be a number, got "fast"`));
   });
 });

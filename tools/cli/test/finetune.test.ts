@@ -89,7 +89,7 @@ describe('vlmoe finetune / eval', () => {
   }
 
   test('bad fine-tuning configs are named', () => {
-    expect(vlmoe('finetune', '--config', config('bad', { task: 'captioning' })).stderr).toMatch(/'task' must be one of vqa, nlvr, retrieval, got "captioning"/);
+    expect(vlmoe('finetune', '--config', config('bad', { task: 'captioning' })).stderr).toMatch(/'task' must be one of "vqa", "nlvr", "retrieval", got "captioning"/);
     expect(vlmoe('finetune', '--config', config('bad', { task: 'vqa', init: join(dir, 'nope') })).stderr).toMatch(/init .*nope has no config\.json/);
     expect(vlmoe('finetune', '--config', config('bad', { task: 'vqa', init: join(runs, 'pre'), experts: 4 })).stderr).toMatch(/loadStateDict: '.*' has shape/);
     expect(vlmoe('finetune', '--config', config('bad', { task: 'vqa', model: { width: 3 } })).stderr).toMatch(/unknown key 'model\.width'/);

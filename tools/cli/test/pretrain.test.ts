@@ -89,7 +89,7 @@ describe('vlmoe pretrain', () => {
     fails({ weights: { itm: 1, mlmm: 0.5 } }, /unknown key 'weights\.mlmm' \(did you mean 'mlm'\?\)/);
     fails({ model: { dim: 64, dropPth: 0 } }, /unknown key 'model\.dropPth' \(did you mean 'dropPath'\?\)/);
     fails({ model: { moe: { capacityFactr: 2 } } }, /unknown key 'model\.moe\.capacityFactr' \(did you mean 'capacityFactor'\?\)/);
-    fails({ model: { moe: { dropPolicy: 'biggest' } } }, /dropPolicy must be 'position' or 'probs', got 'biggest'/);
+    fails({ model: { moe: { dropPolicy: 'biggest' } } }, /'model\.moe\.dropPolicy' must be one of "position", "probs", got "biggest"/);
     fails({ model: { moe: { useResidual: 'yes' } } }, /'model\.moe\.useResidual' must be a boolean, got "yes"/);
     fails({ model: { imageSize: 64 } }, /'model\.imageSize' is set by the recipe/);
     // a misspelt ZeRO key used to train silently at stage 0

@@ -16,10 +16,10 @@
  * experts are local.
  */
 import * as T from '@vlmoe/tensor';
-import type { FieldType } from '@vlmoe/tensor';
+import { z } from '@vlmoe/tensor';
 import type { ExpertParallelLayer } from '@vlmoe/parallel';
 import { DEFAULT_ROUTING_POLICY, TopKGate } from '../router/gate.js';
-import { ROUTER_OPTION_TYPES, resolveRouterOptions, type ResolvedRouterOptions, type RouterOptions } from '../router/options.js';
+import { ROUTER_OPTIONS_SHAPE, resolveRouterOptions, type ResolvedRouterOptions, type RouterOptions } from '../router/options.js';
 import { compactRows, type GateOutput, type RoutingPolicy } from '../router/route.js';
 import { DEFAULT_EXPERT_ACTIVATION, DEFAULT_EXPERT_DROPOUT, Experts, type ExpertActivation } from './experts.js';
 
@@ -74,10 +74,15 @@ export interface ResolvedMoELayerConfig extends ResolvedRouterOptions {
   dropout: number;
 }
 
-/** The JSON type of every MoE layer option (the compiler keeps it complete). */
-export const MOE_LAYER_CONFIG_TYPES: { readonly [K in keyof Required<MoELayerConfig>]: FieldType } = {
-  ...ROUTER_OPTION_TYPES, policy: 'string', top2SecondExpertSampling: 'boolean', useResidual: 'boolean', activation: 'string', dropout: 'number',
-};
+/** The JSON schema of every MoE layer option (zod; the compiler keeps it complete). */
+export const MOE_LAYER_CONFIG_SHAPE = {
+  ...ROUTER_OPTIONS_SHAPE,
+  policy: z.enum(['token-choice', 'expert-choice']).optional().describe("routing policy (default 'token-choice', DeepSpeed's)"),
+  top2SecondExpertSampling: z.boolean().optional().describe('Gumbel-sample choices 2..k in training (default false)'),
+  useResidual: z.boolean().optional().describe('residual MoE: a dense FFN beside the experts (default false)'),
+  activation: z.enum(['gelu', 'gelu_tanh', 'relu']).optional().describe("expert activation (default 'gelu')"),
+  dropout: z.number().optional().describe('expert dropout in training (default 0)'),
+} satisfies { readonly [K in keyof Required<MoELayerConfig>]: z.ZodType };
 
 /** Every MoE layer option with its default filled in (the defaults of the router, the gate and the experts). */
 export function resolveMoELayerConfig(o: MoELayerConfig): ResolvedMoELayerConfig {

@@ -10,8 +10,7 @@
  * MoE layers serve the image-only and text-only passes.
  */
 import * as T from '@vlmoe/tensor';
-import type { FieldType } from '@vlmoe/tensor';
-import { MOE_LAYER_CONFIG_TYPES, resolveMoELayerConfig, type MoELayerConfig, type ResolvedMoELayerConfig } from '../layers/moe_layer.js';
+import { MOE_LAYER_CONFIG_SHAPE, resolveMoELayerConfig, type MoELayerConfig, type ResolvedMoELayerConfig } from '../layers/moe_layer.js';
 
 /**
  * The MoE block of a model config: every option of an MoE layer (`MoELayerConfig`: the
@@ -58,24 +57,30 @@ export interface VLMoConfig {
   dtype?: 'float32' | 'float64';
 }
 
-/** The JSON type of every model config key (the compiler keeps it complete); `moe` is checked by MOE_CONFIG_TYPES. */
-const VLMO_CONFIG_TYPES: { readonly [K in keyof Required<VLMoConfig>]: FieldType } = {
-  dim: 'integer', depth: 'integer', heads: 'integer', mlpRatio: 'number', vlBlocks: 'integer', imageSize: 'integer', patchSize: 'integer', vocabSize: 'integer',
-  maxTextLen: 'integer', layerScale: 'number', dropPath: 'number', moe: 'object', dtype: 'string',
-};
+/** The JSON schema of a model config's `moe` block (zod; the compiler keeps it complete). */
+export const MOE_CONFIG_SCHEMA = T.z.strictObject({
+  ...MOE_LAYER_CONFIG_SHAPE,
+  blocks: T.z.array(T.z.int()).optional().describe('which blocks get MoE FFNs (default every other block: 1, 3, 5, …)'),
+  auxLossWeight: T.z.number().optional().describe('weight of the balance loss (default 0.01)'),
+  zLossWeight: T.z.number().optional().describe('weight of the router z-loss (default 0.001)'),
+} satisfies { readonly [K in keyof Required<MoEConfig>]: T.z.ZodType });
 
-const MOE_CONFIG_TYPES: { readonly [K in keyof Required<MoEConfig>]: FieldType } = { ...MOE_LAYER_CONFIG_TYPES, blocks: 'array', auxLossWeight: 'number', zLossWeight: 'number' };
-
-/** Keys whose JSON value may be null (null: none). */
-const NULLABLE = new Set(['layerScale', 'moe', 'noisyGatePolicy']);
-
-function checkTypes(o: Record<string, unknown>, types: Readonly<Record<string, FieldType>>, where: string, prefix: string): void {
-  T.checkKnownKeys(o, Object.keys(types), where, prefix);
-  for (const [k, v] of Object.entries(o)) {
-    if (v === undefined || (v === null && NULLABLE.has(k))) continue;
-    if (!T.hasFieldType(v, types[k]!)) throw T.typeError(`${prefix}${k}`, types[k]!, v, where);
-  }
-}
+/** The JSON schema of a model config (zod; the compiler keeps it complete). */
+export const VLMO_CONFIG_SCHEMA = T.z.strictObject({
+  dim: T.z.int().describe('hidden size'),
+  depth: T.z.int().describe('blocks'),
+  heads: T.z.int().describe('attention heads'),
+  mlpRatio: T.z.number().optional().describe('FFN hidden = mlpRatio · dim (default 4)'),
+  vlBlocks: T.z.int().optional().describe('top blocks with a VL-FFN for fused passes (default 2)'),
+  imageSize: T.z.int(),
+  patchSize: T.z.int(),
+  vocabSize: T.z.int(),
+  maxTextLen: T.z.int(),
+  layerScale: T.z.number().nullable().optional().describe('layer-scale init (default 0.1); null: none'),
+  dropPath: T.z.number().optional().describe('stochastic depth rate at the last block (default 0.1)'),
+  moe: MOE_CONFIG_SCHEMA.nullable().optional().describe('VL-MoE: MoE FFNs in chosen blocks (absent: dense VLMo)'),
+  dtype: T.z.enum(['float32', 'float64']).optional(),
+} satisfies { readonly [K in keyof Required<VLMoConfig>]: T.z.ZodType });
 
 /**
  * DeepSpeed's MoE argument names (deepspeed.moe.layer.MoE), accepted in a model config's `moe`
@@ -112,14 +117,13 @@ export function canonicalMoE(moe: Record<string, unknown>, where: string, prefix
  */
 export function parseVLMoConfig(json: unknown, where: string, prefix = ''): VLMoConfig {
   const o = T.asObject(json, `${where}: ${prefix ? prefix.slice(0, -1) : 'the model config'}`);
-  checkTypes(o, VLMO_CONFIG_TYPES, where, prefix);
-  let c = o as unknown as VLMoConfig;
-  if (o.moe) {
-    const moe = canonicalMoE(T.asObject(o.moe, `${where}: ${prefix}moe`), where, `${prefix}moe.`);
+  let given = o;
+  if (o.moe && typeof o.moe === 'object' && !Array.isArray(o.moe)) {
+    const moe = canonicalMoE(o.moe as Record<string, unknown>, where, `${prefix}moe.`);
     if ('ep_size' in moe) throw new Error(`${where}: '${prefix}moe.ep_size' is set by the engine's expert_parallel_size (DeepSpeed's ep_size), not by the model`);
-    checkTypes(moe, MOE_CONFIG_TYPES, where, `${prefix}moe.`);
-    c = { ...c, moe: moe as unknown as MoEConfig };
+    given = { ...o, moe };
   }
+  const c = T.parseConfig(VLMO_CONFIG_SCHEMA, given, where, { prefix }) as VLMoConfig;
   try {
     resolveVLMoConfig(c);
   } catch (e) {

@@ -1,5 +1,5 @@
 /** Router options with DeepSpeed's names (camelCase), their defaults (defined here, once) and their checks. */
-import type { FieldType } from '@vlmoe/tensor';
+import { z } from '@vlmoe/tensor';
 
 export type DropPolicy = 'position' | 'probs';
 export type NoisyGatePolicy = 'Jitter' | 'RSample' | null;
@@ -23,11 +23,22 @@ export interface RouterOptions {
   noisyGatePolicy?: NoisyGatePolicy;
 }
 
-/** The JSON type of every router option (a config parser checks keys and types with it; the compiler keeps it complete). */
-export const ROUTER_OPTION_TYPES: { readonly [K in keyof Required<RouterOptions>]: FieldType } = {
-  numExperts: 'integer', k: 'integer', capacityFactor: 'number', evalCapacityFactor: 'number', minCapacity: 'integer',
-  dropTokens: 'boolean', useRts: 'boolean', dropPolicy: 'string', noisyGatePolicy: 'string',
-};
+/**
+ * The JSON schema of every router option (zod; a config parser checks keys and types with it,
+ * and the published JSON Schema comes from it; the compiler keeps it complete). Values are
+ * checked further by resolveRouterOptions.
+ */
+export const ROUTER_OPTIONS_SHAPE = {
+  numExperts: z.int().describe('experts per MoE layer'),
+  k: z.int().optional().describe('experts per token (default 1)'),
+  capacityFactor: z.number().optional().describe('capacity factor in training (default 1.0)'),
+  evalCapacityFactor: z.number().optional().describe('capacity factor in eval (default 1.0)'),
+  minCapacity: z.int().optional().describe('lower bound on the capacity (default 4)'),
+  dropTokens: z.boolean().optional().describe('false: dropless (capacity = the largest count); default true'),
+  useRts: z.boolean().optional().describe('random token selection (default false)'),
+  dropPolicy: z.enum(['position', 'probs']).optional().describe("which tokens an over-full expert keeps: the first ('position', DeepSpeed) or the most confident ('probs')"),
+  noisyGatePolicy: z.enum(['Jitter', 'RSample']).nullable().optional().describe('router noise in training (default none)'),
+} satisfies { readonly [K in keyof Required<RouterOptions>]: z.ZodType };
 
 export interface ResolvedRouterOptions {
   numExperts: number;

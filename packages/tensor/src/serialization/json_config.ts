@@ -1,15 +1,8 @@
 /**
- * JSON files and JSON configs, checked strictly: the one reader and the one checker that
- * every config surface above this package uses (the engine's DeepSpeed keys, the model
- * config, the recipes). An unknown key is an error naming the key, where it is, and the
- * nearest known key ("did you mean …"); a wrong type names the key, the type and the value.
+ * JSON files read with errors naming the file, and the "did you mean" of every config error.
+ * The configs themselves are checked by their zod schemas (config_schema.ts).
  */
 import * as fs from 'node:fs';
-
-export type FieldType = 'string' | 'number' | 'integer' | 'boolean' | 'object' | 'array';
-
-/** A field: its type and its default (`undefined`: required; `null`: optional, left null). */
-export type FieldSpec = readonly [FieldType, unknown];
 
 /** Reads and parses a JSON file; errors name the file (`what` says what it should be). */
 export function readJsonFile(path: string, what = 'JSON file'): unknown {
@@ -60,46 +53,8 @@ export function didYouMean(key: string, known: readonly string[]): string {
   return n ? ` (did you mean '${n}'?)` : '';
 }
 
-/**
- * Throws on the first key of `o` that is not in `known`: "<where>: unknown key '<prefix>k'
- * (did you mean …?); known: …" (`prefix` names the object's place in the file, e.g. 'model.moe.').
- */
-export function checkKnownKeys(o: object, known: readonly string[], where: string, prefix = ''): void {
-  for (const k of Object.keys(o)) if (!known.includes(k)) throw new Error(`${where}: unknown key '${prefix}${k}'${didYouMean(k, known)}; known: ${known.join(', ')}`);
-}
-
-/** Whether `v` has the field type. */
-export function hasFieldType(v: unknown, type: FieldType): boolean {
-  return type === 'integer' ? Number.isInteger(v) : type === 'number' ? typeof v === 'number' && Number.isFinite(v) : type === 'object' ? typeof v === 'object' && v !== null && !Array.isArray(v) : type === 'array' ? Array.isArray(v) : typeof v === type;
-}
-
-/** "must be an integer, got …" style message part. */
-export function typeError(key: string, type: FieldType, v: unknown, where: string): Error {
-  return new Error(`${where}: '${key}' must be ${type === 'integer' || type === 'object' || type === 'array' ? 'an' : 'a'} ${type}, got ${JSON.stringify(v)}`);
-}
-
 /** A JSON value that must be an object (`where` names it in the error). */
 export function asObject(v: unknown, where: string): Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${where} must be a JSON object, got ${JSON.stringify(v)}`);
   return v as Record<string, unknown>;
-}
-
-/**
- * Checks `o` against `schema` (key → [type, default]) and fills the defaults: unknown keys,
- * missing required keys and wrong types are errors naming the key and `where`.
- */
-export function checkFields<R>(o: Record<string, unknown>, schema: Readonly<Record<string, FieldSpec>>, where: string): R {
-  checkKnownKeys(o, Object.keys(schema), where);
-  const out: Record<string, unknown> = {};
-  for (const [k, [type, dflt]] of Object.entries(schema)) {
-    const v = o[k] ?? dflt;
-    if (v === undefined) throw new Error(`${where}: '${k}' is required`);
-    if (v === null) {
-      out[k] = null;
-      continue;
-    }
-    if (!hasFieldType(v, type)) throw typeError(k, type, v, where);
-    out[k] = v;
-  }
-  return out as R;
 }

@@ -28,46 +28,15 @@ import { runBenchmarkSuite, type TaskSpec } from '@vlmoe/eval';
 import { evalAdapter, parameterCount, TASKS, type TaskModels, type TaskName } from '@vlmoe/moe';
 import { BertTokenizer } from '@vlmoe/data';
 import * as T from '@vlmoe/tensor';
-import { checkConfig, readConfig, type FieldType } from './config.js';
+import { readConfig } from './config.js';
+import { BENCH_SCHEMA, type BenchConfig, type BenchModel } from './schemas.js';
 import { TASK_DATA, absoluteDataSpec, openDataset } from './dataset.js';
 import { loadFinetuned } from './evaluate.js';
-import { FINETUNE_SCHEMA, checkFinetuneRecipe, finetune } from './finetune.js';
-import { PRETRAIN_SCHEMA, checkPretrainRecipe, pretrain } from './pretrain.js';
-import { modelConfig, usageOf } from './trainer.js';
+import { checkFinetuneRecipe, finetune } from './finetune.js';
+import { checkPretrainRecipe, pretrain } from './pretrain.js';
+import { modelConfig } from './trainer.js';
 
-export interface BenchModel {
-  /** Run-folder id (letters, digits, '_', '.', '-'). */
-  id: string;
-  /** Name in the table. */
-  label: string;
-  preset: string;
-  experts: number;
-  k: number;
-  model: Record<string, unknown>;
-}
-
-export interface BenchConfig {
-  name: string;
-  data: string;
-  runs: string;
-  /** Split the table is computed on. */
-  split: 'val' | 'test';
-  imageSize: number;
-  seed: number;
-  models: BenchModel[];
-  /** Pretraining recipe keys (steps, batch, lr, warmup, textLen, weights, checkpointEvery, engine, …). */
-  pretrain: Record<string, unknown>;
-  /** Per task: fine-tuning recipe keys; a task left out is not run. */
-  finetune: Partial<Record<TaskName, Record<string, unknown>>>;
-  /** Table names of the tasks. */
-  taskNames: Partial<Record<TaskName, string>>;
-  evalBatch: number;
-}
-
-const SCHEMA: Record<keyof BenchConfig, [FieldType, unknown]> = {
-  name: ['string', 'main'], data: ['string', 'data/shapes'], runs: ['string', 'runs'], split: ['string', 'val'], imageSize: ['integer', 32], seed: ['integer', 0],
-  models: ['array', undefined], pretrain: ['object', {}], finetune: ['object', {}], taskNames: ['object', {}] /* merged over VQA, NLVR, Retrieval */, evalBatch: ['integer', 64],
-};
+export { BENCH_SCHEMA, type BenchConfig, type BenchModel } from './schemas.js';
 
 /** The main job: tiny VL-MoE vs its dense twin vs a ~3× dense model on the shapes world. */
 export const DEFAULT_BENCH: BenchConfig = {
@@ -92,7 +61,8 @@ Pretrains every model of the config, fine-tunes each on every task, evaluates th
 prints the Table-1-style comparison (report in <runs>/<name>/report/). Without --config: the
 main job (VL-MoE-tiny vs dense twin vs ~3x dense on the shapes world). --jobs N trains N
 models at once in child processes sharing the cores (default 1: one after the other here).
-config keys (JSON): ${usageOf(SCHEMA)}
+config keys (JSON): ${T.configUsage(BENCH_SCHEMA)}
+JSON Schema for editors: tools/cli/schemas/bench.schema.json ("$schema" in the config)
 models: [{id, label, preset, experts, k, model}], finetune: {vqa|nlvr|retrieval: recipe keys}`;
 
 /**
@@ -145,21 +115,13 @@ function child(args: string[], prefix: string, threads: number): Promise<void> {
 export async function bench(configPath: string | null, opts: { fresh?: boolean; jobs?: number } = {}): Promise<{ markdown: string; reportDir: string; seconds: number }> {
   const t0 = performance.now();
   const where = configPath ?? '(default main job)';
-  const cfg = configPath ? checkConfig<BenchConfig>(readConfig(configPath), SCHEMA, configPath) : DEFAULT_BENCH;
-  if (!Array.isArray(cfg.models) || cfg.models.length === 0) throw new Error(`config ${where}: 'models' must be a non-empty list`);
+  const parsed = configPath ? T.parseConfig(BENCH_SCHEMA, readConfig(configPath), `config ${configPath}`) : DEFAULT_BENCH;
+  const cfg: BenchConfig = { ...parsed, models: parsed.models.map((m) => ({ ...m, label: m.label ?? m.id })) };
   const ids = new Set<string>();
   for (const [i, m] of cfg.models.entries()) {
-    const full = checkConfig<BenchModel>(m as unknown as Record<string, unknown>, { id: ['string', undefined], label: ['string', m.id], preset: ['string', 'tiny'], experts: ['integer', 0], k: ['integer', 1], model: ['object', {}] }, `${where} models[${i}]`);
-    if (!/^[A-Za-z0-9_.-]+$/.test(full.id)) throw new Error(`config ${where}: models[${i}].id may only hold letters, digits, '_', '.', '-'`);
-    if (ids.has(full.id)) throw new Error(`config ${where}: models[${i}].id '${full.id}' is used twice`);
-    ids.add(full.id);
-    cfg.models[i] = full;
+    if (ids.has(m.id)) throw new Error(`config ${where}: models[${i}].id '${m.id}' is used twice`);
+    ids.add(m.id);
   }
-  if (cfg.split !== 'val' && cfg.split !== 'test') throw new Error(`config ${where}: 'split' must be val or test, got ${JSON.stringify(cfg.split)}`);
-  for (const k of Object.keys(cfg.finetune)) if (!TASKS.includes(k as TaskName)) throw new Error(`config ${where}: unknown task 'finetune.${k}'${T.didYouMean(k, TASKS)} (${TASKS.join(', ')})`);
-  // the recipe keys are checked here, before anything runs (the bench sets the run and model keys itself)
-  T.checkKnownKeys(cfg.pretrain, Object.keys(PRETRAIN_SCHEMA), `config ${where}`, 'pretrain.');
-  for (const [t, o] of Object.entries(cfg.finetune)) T.checkKnownKeys(o, Object.keys(FINETUNE_SCHEMA), `config ${where}`, `finetune.${t}.`);
   const tasks = TASKS.filter((t) => cfg.finetune[t]);
   const root = path.join(cfg.runs, cfg.name);
   const ds = await openDataset(cfg.data);

@@ -16,25 +16,13 @@ import * as T from '@vlmoe/tensor';
 import { AnswerVocab } from '@vlmoe/data';
 import { TASKS, createTaskModel, resolveVLMoConfig, taskBatchFrom, type TaskBatch, type TaskName } from '@vlmoe/moe';
 import { initProcessGroup, loadCheckpointWeights } from '@vlmoe/parallel';
-import { recipeConfig, type FieldType } from './config.js';
+import { recipeConfig } from './config.js';
 import { TASK_DATA } from './dataset.js';
 import { evaluateRun } from './evaluate.js';
-import { COMMON_SCHEMA, MODEL_SCHEMA, applyDeepSpeedConfig, checkRecipe, describeModel, openRecipeData, train, usageOf, type CommonConfig, type ModelKeys, type RecipeRunOptions, type TrainResult } from './trainer.js';
+import { applyDeepSpeedConfig, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
+import { FINETUNE_SCHEMA, MODEL_DEFAULTS, type FinetuneConfig } from './schemas.js';
 
-export interface FinetuneConfig extends CommonConfig, ModelKeys {
-  task: TaskName;
-  /** The pretraining run folder (or its checkpoints folder) to start from; null: random init. */
-  init: string | null;
-  /** Split evaluated after training: 'val' (default), 'test', or 'none'. */
-  evalSplit: 'val' | 'test' | 'none';
-  evalBatch: number;
-}
-
-export const FINETUNE_SCHEMA: Record<string, [FieldType, unknown]> = {
-  ...COMMON_SCHEMA, task: ['string', undefined], init: ['string', null],
-  ...Object.fromEntries(Object.keys(MODEL_SCHEMA).map((k) => [k, [MODEL_SCHEMA[k as keyof ModelKeys][0], null]])),
-  evalSplit: ['string', 'val'], evalBatch: ['integer', 64],
-};
+export { FINETUNE_SCHEMA, type FinetuneConfig } from './schemas.js';
 
 export const FINETUNE_USAGE = `usage: vlmoe finetune --config ft.json [--deepspeed_config ds.json] [--resume] [--stop-after N]
 
@@ -43,7 +31,8 @@ export const FINETUNE_USAGE = `usage: vlmoe finetune --config ft.json [--deepspe
   --resume            continue from the run's newest checkpoint
   --stop-after N      kill this process (SIGKILL) after global step N: a crash, to try --resume
 
-config keys (JSON): ${usageOf(FINETUNE_SCHEMA)}
+config keys (JSON): ${T.configUsage(FINETUNE_SCHEMA)}
+JSON Schema for editors: tools/cli/schemas/finetune.schema.json ("$schema" in the recipe)
 task: ${TASKS.join(' | ')}; init: a 'vlmoe pretrain' run folder (model keys default to its own)`;
 
 function checkpointsOf(init: string): string {
@@ -61,15 +50,15 @@ export function resolveModelKeys(cfg: FinetuneConfig, where: string): void {
     fromInit = T.asObject(T.readJsonFile(runConfig, 'run record'), runConfig);
   }
   const rec = cfg as unknown as Record<string, unknown>;
-  for (const [k, [, d]] of Object.entries(MODEL_SCHEMA)) rec[k] ??= fromInit[k] ?? d;
+  for (const [k, d] of Object.entries(MODEL_DEFAULTS)) rec[k] ??= fromInit[k] ?? d;
 }
 
 /** A fine-tuning recipe read and checked whole before anything is loaded (see checkPretrainRecipe). */
 export function checkFinetuneRecipe(config: string | Partial<FinetuneConfig>, opts: RecipeRunOptions = {}, objectWhere?: string): { cfg: FinetuneConfig; where: string; engineSource: string } {
-  const { cfg, where } = recipeConfig<FinetuneConfig>(config, FINETUNE_SCHEMA, objectWhere);
+  const { cfg: parsed, where } = recipeConfig(config, FINETUNE_SCHEMA, objectWhere);
+  const cfg = parsed as FinetuneConfig; // the model keys are filled by resolveModelKeys
   const engineSource = applyDeepSpeedConfig(cfg, where, opts.deepspeedConfig);
   checkRecipe(cfg, where, engineSource);
-  if (!TASKS.includes(cfg.task)) throw new Error(`config ${where}: 'task' must be one of ${TASKS.join(', ')}, got ${JSON.stringify(cfg.task)}`);
   return { cfg, where, engineSource };
 }
 

@@ -13,18 +13,12 @@
 import * as T from '@vlmoe/tensor';
 import { VLMoPretrainer, pretrainBatchFrom, type PretrainBatch } from '@vlmoe/moe';
 import { initProcessGroup } from '@vlmoe/parallel';
-import { recipeConfig, type FieldType } from './config.js';
+import { recipeConfig } from './config.js';
 import { evaluateRun } from './evaluate.js';
-import { COMMON_SCHEMA, MODEL_SCHEMA, applyDeepSpeedConfig, checkRecipe, describeModel, openRecipeData, train, usageOf, type CommonConfig, type ModelKeys, type RecipeRunOptions, type TrainResult } from './trainer.js';
+import { applyDeepSpeedConfig, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
+import { PRETRAIN_SCHEMA, type PretrainConfig } from './schemas.js';
 
-export interface PretrainConfig extends CommonConfig, ModelKeys {
-  /** Loss weights (default itc 1, itm 1, mlm 0.25). */
-  weights: { itc?: number; itm?: number; mlm?: number };
-  /** Split of the captions for the final zero-shot retrieval report ('val', 'test' or 'none'). */
-  evalSplit: 'val' | 'test' | 'none';
-}
-
-export const PRETRAIN_SCHEMA: Record<string, [FieldType, unknown]> = { ...COMMON_SCHEMA, ...MODEL_SCHEMA, weights: ['object', {}], evalSplit: ['string', 'val'] };
+export { PRETRAIN_SCHEMA, type PretrainConfig } from './schemas.js';
 
 export const PRETRAIN_USAGE = `usage: vlmoe pretrain --config run.json [--deepspeed_config ds.json] [--resume] [--stop-after N]
 
@@ -33,7 +27,8 @@ export const PRETRAIN_USAGE = `usage: vlmoe pretrain --config run.json [--deepsp
   --resume            continue from the run's newest checkpoint
   --stop-after N      kill this process (SIGKILL) after global step N: a crash, to try --resume
 
-config keys (JSON): ${usageOf(PRETRAIN_SCHEMA)}`;
+config keys (JSON): ${T.configUsage(PRETRAIN_SCHEMA)}
+JSON Schema for editors: tools/cli/schemas/pretrain.schema.json ("$schema" in the recipe)`;
 
 /**
  * A pretraining recipe read and checked whole — every key, the engine keys at this world size —
@@ -41,10 +36,9 @@ config keys (JSON): ${usageOf(PRETRAIN_SCHEMA)}`;
  * `objectWhere`, before anything trains).
  */
 export function checkPretrainRecipe(config: string | Partial<PretrainConfig>, opts: RecipeRunOptions = {}, objectWhere?: string): { cfg: PretrainConfig; where: string; engineSource: string } {
-  const { cfg, where } = recipeConfig<PretrainConfig>(config, PRETRAIN_SCHEMA, objectWhere);
+  const { cfg, where } = recipeConfig(config, PRETRAIN_SCHEMA, objectWhere);
   const engineSource = applyDeepSpeedConfig(cfg, where, opts.deepspeedConfig);
   checkRecipe(cfg, where, engineSource);
-  T.checkKnownKeys(cfg.weights, ['itc', 'itm', 'mlm'], `config ${where}`, 'weights.');
   return { cfg, where, engineSource };
 }
 

@@ -11,58 +11,10 @@ import * as T from '@vlmoe/tensor';
 import { BertTokenizer, DataLoader, Progress, type Batch, type DataLoaderOptions } from '@vlmoe/data';
 import { canonicalMoE, parameterCount, parseVLMoConfig, preset, resolveVLMoConfig, type PresetName, type VLMoConfig } from '@vlmoe/moe';
 import { initialize, resolveConfig, resolveInit, type DeepSpeedConfig, type ProcessGroup } from '@vlmoe/parallel';
-import type { FieldType } from './config.js';
+import type { CommonConfig, ModelKeys } from './schemas.js';
 import { openDataset, type RecipeDataset } from './dataset.js';
 
-/** Keys shared by every training recipe. */
-export interface CommonConfig {
-  name: string;
-  /** Dataset folder (default: the shapes world, generated on first use). */
-  data: string;
-  runs: string;
-  steps: number;
-  /** Global batch (train_batch_size). */
-  batch: number;
-  /** Tokens per text fed to the model (≤ the model's maxTextLen, 40). */
-  textLen: number;
-  lr: number;
-  warmup: number;
-  weightDecay: number;
-  checkpointEvery: number;
-  seed: number;
-  /**
-   * Train-time image augmentation (random resized crop + horizontal flip). Off by default: a
-   * flip contradicts every "left of" / "right of" text, and crops cut away counted objects.
-   */
-  augment: boolean;
-  /** DeepSpeed engine keys merged over the recipe's (e.g. zero_optimization, expert_parallel_size). */
-  engine: Record<string, unknown>;
-}
-
-/** The model keys (`null` in a fine-tuning config: taken from the pretraining run it starts from). */
-export interface ModelKeys {
-  preset: string;
-  /** Experts per MoE layer; 0 = dense. */
-  experts: number;
-  k: number;
-  imageSize: number;
-  /** VLMoConfig fields over the preset's (dim, depth, heads, mlpRatio, vlBlocks, dropPath, moe, …). */
-  model: Record<string, unknown>;
-}
-
-export const COMMON_SCHEMA: Record<keyof CommonConfig, [FieldType, unknown]> = {
-  name: ['string', undefined], data: ['string', 'data/shapes'], runs: ['string', 'runs'], steps: ['integer', 100], batch: ['integer', 16],
-  textLen: ['integer', 40], lr: ['number', 2e-3], warmup: ['integer', 10], weightDecay: ['number', 0.01], checkpointEvery: ['integer', 50],
-  seed: ['integer', 0], augment: ['boolean', false], engine: ['object', {}],
-};
-
-export const MODEL_SCHEMA: Record<keyof ModelKeys, [FieldType, unknown]> = {
-  preset: ['string', 'tiny'], experts: ['integer', 4], k: ['integer', 1], imageSize: ['integer', 32], model: ['object', {}],
-};
-
-export function usageOf(schema: Record<string, [FieldType, unknown]>): string {
-  return Object.entries(schema).map(([k, [t, d]]) => `${k} (${t}${d === undefined ? ', required' : d === null ? ', optional' : `, default ${JSON.stringify(d)}`})`).join(', ');
-}
+export { COMMON_SHAPE, MODEL_SHAPE, MODEL_DEFAULTS, type CommonConfig, type ModelKeys } from './schemas.js';
 
 /** The keys of a recipe's `model` object: the model config's own, except what the recipe sets itself. */
 const RECIPE_SET = ['vocabSize', 'maxTextLen', 'imageSize'];

@@ -1,0 +1,67 @@
+/**
+ * The published JSON Schema files (tools/cli/schemas/) are current, and an editor validating a
+ * config with them (ajv, JSON Schema 2020-12, as VS Code's and JetBrains' validators do) agrees
+ * with the command line: our configs pass, a misspelt key at any depth is refused by both.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Ajv2020 from 'ajv/dist/2020.js';
+import { afterAll, describe, expect, test } from 'vitest';
+import { DEFAULT_BENCH, jsonSchemas } from '../src/index.js';
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+const cli = here('../dist/main.js');
+const published = (name: string) => JSON.parse(readFileSync(here(`../schemas/${name}.schema.json`), 'utf8')) as Record<string, unknown>;
+const ajv = new Ajv2020({ allErrors: false, strict: false });
+const validator = (name: string) => ajv.compile(published(name));
+const dir = mkdtempSync(join(tmpdir(), 'vlmoe-schemas-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('published JSON Schemas', () => {
+  test('the files in tools/cli/schemas are what the config schemas say (npm run schemas -w @vlmoe/cli rewrites them)', () => {
+    for (const [name, schema] of Object.entries(jsonSchemas())) expect(published(name), name).toEqual(JSON.parse(JSON.stringify(schema)));
+  });
+
+  test("the repository's configs validate, with their $schema key", () => {
+    const pre = validator('pretrain');
+    const smoke = JSON.parse(readFileSync(here('../recipes/ep-smoke.json'), 'utf8'));
+    expect(smoke.$schema).toBe('../schemas/pretrain.schema.json');
+    expect(pre(smoke), JSON.stringify(pre.errors)).toBe(true);
+    const bench = validator('bench');
+    const real = JSON.parse(readFileSync(here('../recipes/real-data.json'), 'utf8'));
+    expect(bench(real), JSON.stringify(bench.errors)).toBe(true);
+    expect(bench(DEFAULT_BENCH), JSON.stringify(bench.errors)).toBe(true);
+    const ds = validator('deepspeed');
+    expect(ds({ train_batch_size: 32, zero_optimization: { stage: 2 }, optimizer: { type: 'adamw', params: { lr: 1e-3, betas: [0.9, 0.98] } }, bf16: { enabled: true } }), JSON.stringify(ds.errors)).toBe(true);
+  });
+
+  test('a misspelt key or a wrong type at any depth: the editor (the JSON Schema) and vlmoe both refuse it', () => {
+    const pre = validator('pretrain');
+    const cases: [object, RegExp][] = [
+      [{ stepz: 3 }, /unknown key 'stepz'/],
+      [{ engine: { zero_optimisation: { stage: 1 } } }, /unknown key 'zero_optimisation'/],
+      [{ engine: { optimizer: { type: 'AdamW', params: { weight_decy: 0.1 } } } }, /unknown key 'optimizer\.params\.weight_decy'/],
+      [{ model: { moe: { capacityFactr: 2 } } }, /unknown key 'model\.moe\.capacityFactr'/],
+      [{ model: { dropPth: 0.1 } }, /unknown key 'model\.dropPth'/],
+      [{ weights: { mlmm: 1 } }, /unknown key 'weights\.mlmm'/],
+      [{ steps: '10' }, /'steps' must be an integer, got "10"/],
+      [{ engine: { gradient_clipping: '1.0' } }, /'gradient_clipping' must be a number, got "1\.0"/],
+      [{ model: { moe: { dropPolicy: 'biggest' } } }, /'model\.moe\.dropPolicy' must be one of "position", "probs", got "biggest"/],
+    ];
+    for (const [o, re] of cases) {
+      const recipe = { name: 'x', data: `shapes:${join(dir, 'shapes')}`, runs: join(dir, 'runs'), steps: 1, ...o };
+      expect(pre(recipe), `JSON Schema accepted ${JSON.stringify(o)}`).toBe(false);
+      const file = join(dir, 'r.json');
+      writeFileSync(file, JSON.stringify(recipe));
+      const r = spawnSync(process.execPath, [cli, 'pretrain', '--config', file], { encoding: 'utf8', env: { ...process.env, VLMOE_PROGRESS: '0' } });
+      expect(r.status, JSON.stringify(o)).toBe(1);
+      expect(r.stderr).toMatch(re);
+      expect(r.stderr).toContain(file);
+    }
+    // DeepSpeed's MoE names are valid in the model block for both
+    expect(pre({ name: 'x', model: { moe: { capacity_factor: 2, drop_tokens: false, ep_size: 1 } } }), JSON.stringify(pre.errors)).toBe(true);
+  });
+});
