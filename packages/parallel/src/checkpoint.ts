@@ -75,28 +75,45 @@ function writeShards(dir: string, prefix: string, tensors: [string, T.Tensor][],
   });
 }
 
+/** Writes the folder `<dir>/<tag>/` atomically (a temporary folder renamed into place), then `latest`. */
+function writeCheckpointFolder(dir: string, tag: string, params: [string, T.Tensor][], optimizer: [string, T.Tensor][], index: Omit<Index, 'weightMap'>): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const final = path.join(dir, tag);
+  const tmp = `${final}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp);
+  const weightMap: Record<string, string> = {};
+  writeShards(tmp, 'model', params, weightMap);
+  writeShards(tmp, 'optim', optimizer, weightMap);
+  fs.writeFileSync(path.join(tmp, 'checkpoint.json'), JSON.stringify({ ...index, weightMap }, null, 1));
+  const old = `${final}.old-${process.pid}`;
+  if (fs.existsSync(final)) fs.renameSync(final, old);
+  fs.renameSync(tmp, final);
+  fs.rmSync(old, { recursive: true, force: true });
+  T.writeFileAtomicSync(path.join(dir, 'latest'), (write) => write(new TextEncoder().encode(tag)));
+}
+
+const checkTag = (tag: string, who: string) => {
+  if (!/^[A-Za-z0-9_.-]+$/.test(tag)) throw new Error(`${who}: tag '${tag}' may only hold letters, digits, '_', '.', '-'`);
+};
+
 /** Writes `<dir>/<tag>/` (collective: every rank calls it; rank 0 writes). */
 export function saveCheckpoint(dir: string, tag: string, zero: ZeroOptimizer, world: ProcessGroup, layout: CheckpointLayout, state: TrainingState): void {
-  if (!/^[A-Za-z0-9_.-]+$/.test(tag)) throw new Error(`saveCheckpoint: tag '${tag}' may only hold letters, digits, '_', '.', '-'`);
+  checkTag(tag, 'saveCheckpoint');
   const global = zero.globalState();
-  if (world.rank === 0) {
-    fs.mkdirSync(dir, { recursive: true });
-    const final = path.join(dir, tag);
-    const tmp = `${final}.tmp-${process.pid}`;
-    fs.rmSync(tmp, { recursive: true, force: true });
-    fs.mkdirSync(tmp);
-    const weightMap: Record<string, string> = {};
-    writeShards(tmp, 'model', global.params, weightMap);
-    writeShards(tmp, 'optim', global.optimizer, weightMap);
-    const index: Index = { format: 'vlmoe-checkpoint', version: 1, tag, layout, ...state, scalars: global.scalars, weightMap };
-    fs.writeFileSync(path.join(tmp, 'checkpoint.json'), JSON.stringify(index, null, 1));
-    const old = `${final}.old-${process.pid}`;
-    if (fs.existsSync(final)) fs.renameSync(final, old);
-    fs.renameSync(tmp, final);
-    fs.rmSync(old, { recursive: true, force: true });
-    T.writeFileAtomicSync(path.join(dir, 'latest'), (write) => write(new TextEncoder().encode(tag)));
-  }
+  if (world.rank === 0) writeCheckpointFolder(dir, tag, global.params, global.optimizer, { format: 'vlmoe-checkpoint', version: 1, tag, layout, ...state, scalars: global.scalars });
   world.barrier();
+}
+
+/**
+ * A weights-only checkpoint in the same layout (no optimiser state; one process): what
+ * `loadCheckpointWeights` and a fine-tuning run's `init` read — e.g. weights imported from
+ * another framework (`vlmoe import`), DeepSpeed's `save_16bit_model` counterpart.
+ */
+export function saveCheckpointWeights(dir: string, tag: string, weights: Record<string, T.Tensor>, o: { globalSteps?: number; clientState?: unknown } = {}): void {
+  checkTag(tag, 'saveCheckpointWeights');
+  const state: TrainingState = { globalSteps: o.globalSteps ?? 0, microSteps: 0, lrs: [], scheduler: null, lossScaler: null, skippedSteps: 0, clientState: o.clientState ?? null };
+  writeCheckpointFolder(dir, tag, Object.entries(weights), [], { format: 'vlmoe-checkpoint', version: 1, tag, layout: { world: 1, expertParallel: 1, stage: 0 }, ...state, scalars: {} });
 }
 
 /** A checkpoint folder opened for reading: its index and a lazy tensor getter. */

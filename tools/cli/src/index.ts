@@ -7,4 +7,6 @@ export { pretrain, PRETRAIN_SCHEMA, type PretrainConfig } from './recipes/pretra
 export { finetune, FINETUNE_SCHEMA, type FinetuneConfig } from './recipes/finetune.js';
 export { evaluateRun, loadFinetuned } from './recipes/evaluate.js';
 export { bench, DEFAULT_BENCH, type BenchConfig, type BenchModel } from './recipes/bench.js';
-export { train, engineConfig, modelConfig, describeModel, COMMON_SCHEMA, MODEL_SCHEMA, type TrainSpec, type TrainResult, type CommonConfig, type ModelKeys, type StepOutput, type RecipeRunOptions } from './recipes/trainer.js';
+export { train, engineConfig, modelConfig, describeModel, COMMON_SHAPE, MODEL_SHAPE, type TrainSpec, type TrainResult, type CommonConfig, type ModelKeys, type StepOutput, type RecipeRunOptions } from './recipes/trainer.js';
+export { BENCH_SCHEMA, jsonSchemas } from './recipes/schemas.js';
+export { importCheckpoint, exportCheckpoint, type ImportOptions, type CheckpointFormat } from './interop.js';

@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as T from '@vlmoe/tensor';
 import { UsageError, choiceOption, intOption, parseCommand } from './command_line.js';
+import { EXPORT_USAGE, FORMATS, IMPORT_USAGE, exportCheckpoint, importCheckpoint } from './interop.js';
 import type { RecipeRunOptions } from './recipes/trainer.js';
 import { info, INFO_USAGE } from './info.js';
 import { pretrain, PRETRAIN_USAGE } from './recipes/pretrain.js';
@@ -29,11 +30,13 @@ commands:
   eval     evaluate a fine-tuning run on its task, a pretraining run zero-shot (vlmoe eval --help)
   bench    the model comparison: pretrain, fine-tune, evaluate, Table 1 (vlmoe bench --help)
   info     model shape and total / active parameters of a preset (vlmoe info --help)
+  import   a PyTorch VLMo .pth or DeepSpeed-MoE checkpoint → a vlmoe run folder (vlmoe import --help)
+  export   a run's weights → a VLMo .pth or a DeepSpeed-MoE checkpoint folder (vlmoe export --help)
   data     datasets: convert, inspect, synth, tokenizer (vlmoe data --help)
 
 options: --help, -h (this text; also after any command), --version`;
 
-const COMMANDS = ['pretrain', 'finetune', 'eval', 'bench', 'info', 'data'];
+const COMMANDS = ['pretrain', 'finetune', 'eval', 'bench', 'info', 'import', 'export', 'data'];
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -99,6 +102,32 @@ async function main(argv: string[]): Promise<number> {
       const a = parseCommand(rest, { name, usage: BENCH_USAGE, options: { config: { type: 'string' }, fresh: { type: 'boolean' }, jobs: { type: 'string' } } });
       if (!a) return 0;
       await bench(a.values.config ?? null, { fresh: a.values.fresh === true, jobs: intOption(a.values.jobs, 'jobs', name) });
+      return 0;
+    }
+    case 'import': {
+      const name = 'vlmoe import';
+      const a = parseCommand(rest, {
+        name, usage: IMPORT_USAGE,
+        options: { format: { type: 'string' }, from: { type: 'string' }, out: { type: 'string' }, preset: { type: 'string' }, experts: { type: 'string' }, k: { type: 'string' }, 'image-size': { type: 'string' }, 'vocab-size': { type: 'string' }, tokenizer: { type: 'string' }, ignore: { type: 'string' } },
+      });
+      if (!a) return 0;
+      const v = a.values;
+      for (const k of ['format', 'from', 'out'] as const) if (v[k] === undefined) throw new UsageError(`${name}: --${k} is required\n\n${IMPORT_USAGE}`);
+      const r = importCheckpoint({
+        format: choiceOption(v.format, 'format', name, FORMATS)!, from: v.from!, out: v.out!,
+        preset: choiceOption(v.preset, 'preset', name, ['tiny', 'small', 'base', 'large'] as const), experts: intOption(v.experts, 'experts', name, 0), k: intOption(v.k, 'k', name),
+        imageSize: intOption(v['image-size'], 'image-size', name), vocabSize: intOption(v['vocab-size'], 'vocab-size', name), tokenizer: v.tokenizer, ignore: v.ignore?.split(',').filter(Boolean),
+      });
+      console.log(`${r.runDir}: ${r.tensors} tensors (${(r.parameters / 1e6).toFixed(2)}M parameters) from ${v.from}; fine-tune with "init": "${r.runDir}"`);
+      return 0;
+    }
+    case 'export': {
+      const name = 'vlmoe export';
+      const a = parseCommand(rest, { name, usage: EXPORT_USAGE, options: { run: { type: 'string' }, format: { type: 'string' }, out: { type: 'string' } } });
+      if (!a) return 0;
+      for (const k of ['run', 'format', 'out'] as const) if (a.values[k] === undefined) throw new UsageError(`${name}: --${k} is required\n\n${EXPORT_USAGE}`);
+      const r = exportCheckpoint({ run: a.values.run!, format: choiceOption(a.values.format, 'format', name, FORMATS)!, out: a.values.out! });
+      console.log(`${r.out}: ${r.tensors} tensors (${a.values.format})`);
       return 0;
     }
     case 'data': {

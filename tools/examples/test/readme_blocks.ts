@@ -66,7 +66,7 @@ export function markingProblem(b: Block): string | null {
   if (isCode(b)) {
     const unknown = b.flags.filter((f) => f !== 'fragment');
     if (unknown.length) return `unknown flag(s) ${unknown.join(' ')} (a code block is a program, or \`${b.lang} fragment\`)`;
-    if (!isTs(b) && /(:\s*(string|number|boolean)\b|\bas\s+[A-Z]\w*|!\.|\binterface\s)/.test(b.body)) return 'TypeScript syntax in a JavaScript block (use ```ts)';
+    if (!isTs(b) && /(:\s*(string|number|boolean)\b|\)\s+as\s+[A-Z]\w*|\w!\.|^\s*interface\s)/m.test(b.body)) return 'TypeScript syntax in a JavaScript block (use ```ts)';
   }
   return null;
 }
