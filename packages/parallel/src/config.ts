@@ -71,7 +71,7 @@ export const DEEPSPEED_CONFIG_SCHEMA = T.z.strictObject({
 });
 
 /** A DeepSpeed config object (the keys this engine implements). */
-export type DeepSpeedConfig = T.z.input<typeof DEEPSPEED_CONFIG_SCHEMA>;
+export type DeepSpeedConfig = T.Z.input<typeof DEEPSPEED_CONFIG_SCHEMA>;
 
 export interface ResolvedConfig {
   trainBatchSize: number;

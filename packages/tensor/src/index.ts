@@ -32,7 +32,7 @@ export { toDevice } from './ops/device.js';
 export * from './serialization/safetensors.js';
 export { loadPth, loadPthObject, savePth, serializePth, deserializePth, stateDictFromPth, PthError, PyDict, PyTuple, PickleError, type PyKey, type PthLoadOptions, type PthStateDictOptions, type PthSaveOptions } from './serialization/pth.js';
 export { readJsonFile, didYouMean, nearestKey, asObject } from './serialization/json_config.js';
-export { z, parseConfig, jsonSchemaOf, configUsage, knownKeysAt, SCHEMA_KEY, type ParseConfigOptions } from './serialization/config_schema.js';
+export { z, parseConfig, jsonSchemaOf, configUsage, knownKeysAt, SCHEMA_KEY, type Z, type ParseConfigOptions } from './serialization/config_schema.js';
 /** Uninitialised tensor (like torch.empty). */
 export { emptyTensor as empty } from './ops/creation.js';
 export { info as nativeInfo } from '@vlmoe/native-cuda';

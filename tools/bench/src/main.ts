@@ -4,6 +4,8 @@
  * Each prints a table and writes tools/bench/results/<name>.json. VLMOE_BENCH_QUICK=1
  * runs smaller sizes (a smoke run, not for reporting).
  */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { benchComm } from './comm.js';
 import { benchData } from './data.js';
 import { benchGemm } from './gemm.js';
@@ -18,16 +20,35 @@ if (process.argv[2] === 'train-step-child') {
   process.exit(0);
 }
 
-const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-if (names.length === 0 || names.includes('--help')) {
-  console.log(`usage: npm run bench -- <${Object.keys(benches).join('|')}|all>`);
-  process.exit(names.length === 0 ? 1 : 0);
+const USAGE = `usage: npm run bench -- <${Object.keys(benches).join('|')}|all> [more names]   (or: vlmoe-bench <name>…)
+
+Each benchmark measures vlmoe against a peer in the same run and prints ratios
+(> 1: ours is better); results go to tools/bench/results/<name>.json.
+VLMOE_BENCH_QUICK=1 runs small sizes (a smoke run, not for reporting).`;
+
+let parsed: { values: { help?: boolean; version?: boolean }; positionals: string[] };
+try {
+  parsed = parseArgs({ args: process.argv.slice(2), options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } }, allowPositionals: true, strict: true });
+} catch (e) {
+  console.error(`vlmoe-bench: ${(e as Error).message}\n\n${USAGE}`);
+  process.exit(2);
 }
-for (const name of names.includes('all') ? Object.keys(benches) : names) {
-  const b = benches[name];
-  if (!b) {
-    console.error(`unknown benchmark '${name}' (known: ${Object.keys(benches).join(', ')}, all)`);
-    process.exit(1);
-  }
-  await b();
+if (parsed.values.help) {
+  console.log(USAGE);
+  process.exit(0);
 }
+if (parsed.values.version) {
+  console.log(`vlmoe-bench ${(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version}`);
+  process.exit(0);
+}
+const names = parsed.positionals;
+if (names.length === 0) {
+  console.error(USAGE);
+  process.exit(2);
+}
+const unknown = names.filter((n) => n !== 'all' && !benches[n]);
+if (unknown.length) {
+  console.error(`vlmoe-bench: unknown benchmark '${unknown[0]}' (known: ${Object.keys(benches).join(', ')}, all)`);
+  process.exit(2);
+}
+for (const name of names.includes('all') ? Object.keys(benches) : names) await benches[name]!();

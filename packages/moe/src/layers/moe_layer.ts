@@ -16,7 +16,7 @@
  * experts are local.
  */
 import * as T from '@vlmoe/tensor';
-import { z } from '@vlmoe/tensor';
+import { z, type Z } from '@vlmoe/tensor';
 import type { ExpertParallelLayer } from '@vlmoe/parallel';
 import { DEFAULT_ROUTING_POLICY, TopKGate } from '../router/gate.js';
 import { ROUTER_OPTIONS_SHAPE, resolveRouterOptions, type ResolvedRouterOptions, type RouterOptions } from '../router/options.js';
@@ -82,7 +82,7 @@ export const MOE_LAYER_CONFIG_SHAPE = {
   useResidual: z.boolean().optional().describe('residual MoE: a dense FFN beside the experts (default false)'),
   activation: z.enum(['gelu', 'gelu_tanh', 'relu']).optional().describe("expert activation (default 'gelu')"),
   dropout: z.number().optional().describe('expert dropout in training (default 0)'),
-} satisfies { readonly [K in keyof Required<MoELayerConfig>]: z.ZodType };
+} satisfies { readonly [K in keyof Required<MoELayerConfig>]: Z.ZodType };
 
 /** Every MoE layer option with its default filled in (the defaults of the router, the gate and the experts). */
 export function resolveMoELayerConfig(o: MoELayerConfig): ResolvedMoELayerConfig {

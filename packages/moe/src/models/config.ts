@@ -63,7 +63,7 @@ export const MOE_CONFIG_SCHEMA = T.z.strictObject({
   blocks: T.z.array(T.z.int()).optional().describe('which blocks get MoE FFNs (default every other block: 1, 3, 5, …)'),
   auxLossWeight: T.z.number().optional().describe('weight of the balance loss (default 0.01)'),
   zLossWeight: T.z.number().optional().describe('weight of the router z-loss (default 0.001)'),
-} satisfies { readonly [K in keyof Required<MoEConfig>]: T.z.ZodType });
+} satisfies { readonly [K in keyof Required<MoEConfig>]: T.Z.ZodType });
 
 /** The JSON schema of a model config (zod; the compiler keeps it complete). */
 export const VLMO_CONFIG_SCHEMA = T.z.strictObject({
@@ -80,7 +80,7 @@ export const VLMO_CONFIG_SCHEMA = T.z.strictObject({
   dropPath: T.z.number().optional().describe('stochastic depth rate at the last block (default 0.1)'),
   moe: MOE_CONFIG_SCHEMA.nullable().optional().describe('VL-MoE: MoE FFNs in chosen blocks (absent: dense VLMo)'),
   dtype: T.z.enum(['float32', 'float64']).optional(),
-} satisfies { readonly [K in keyof Required<VLMoConfig>]: T.z.ZodType });
+} satisfies { readonly [K in keyof Required<VLMoConfig>]: T.Z.ZodType });
 
 /**
  * DeepSpeed's MoE argument names (deepspeed.moe.layer.MoE), accepted in a model config's `moe`

@@ -1,5 +1,5 @@
 /** Router options with DeepSpeed's names (camelCase), their defaults (defined here, once) and their checks. */
-import { z } from '@vlmoe/tensor';
+import { z, type Z } from '@vlmoe/tensor';
 
 export type DropPolicy = 'position' | 'probs';
 export type NoisyGatePolicy = 'Jitter' | 'RSample' | null;
@@ -38,7 +38,7 @@ export const ROUTER_OPTIONS_SHAPE = {
   useRts: z.boolean().optional().describe('random token selection (default false)'),
   dropPolicy: z.enum(['position', 'probs']).optional().describe("which tokens an over-full expert keeps: the first ('position', DeepSpeed) or the most confident ('probs')"),
   noisyGatePolicy: z.enum(['Jitter', 'RSample']).nullable().optional().describe('router noise in training (default none)'),
-} satisfies { readonly [K in keyof Required<RouterOptions>]: z.ZodType };
+} satisfies { readonly [K in keyof Required<RouterOptions>]: Z.ZodType };
 
 export interface ResolvedRouterOptions {
   numExperts: number;

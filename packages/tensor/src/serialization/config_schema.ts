@@ -8,10 +8,18 @@
  * nearest known key ("did you mean …") and the keys that are known there, a wrong type with
  * the value given, a value outside its range or set.
  */
-import { z } from 'zod';
+import { createRequire } from 'node:module';
+import type * as Zod from 'zod';
 import { didYouMean } from './json_config.js';
 
-export { z };
+/**
+ * zod, loaded through its CommonJS build: file by file. Its ES module entry makes Node open
+ * its ~150 files at once (64 of them locales), more than a process near its descriptor limit
+ * can (macOS's default soft limit is 256; a rank holding many shared-memory blocks).
+ */
+export const z: typeof Zod.z = (createRequire(import.meta.url)('zod') as typeof Zod).z;
+/** zod's types (`Z.ZodType`, `Z.input<typeof S>`, `Z.output<…>`), for annotations. */
+export type * as Z from 'zod';
 
 export interface ParseConfigOptions {
   /** How the config's keys are named in messages (e.g. 'model.' for a recipe's model block). */
@@ -26,8 +34,8 @@ export interface ParseConfigOptions {
 }
 
 /** The schema inside optional / nullable / default wrappers. */
-function unwrap(s: z.ZodType): z.ZodType {
-  let cur = s as z.ZodType & { _zod: { def: { innerType?: z.ZodType; type: string } } };
+function unwrap(s: Zod.ZodType): Zod.ZodType {
+  let cur = s as Zod.ZodType & { _zod: { def: { innerType?: Zod.ZodType; type: string } } };
   while (cur._zod.def.innerType && ['optional', 'nullable', 'default', 'prefault', 'readonly', 'catch', 'nonoptional'].includes(cur._zod.def.type)) {
     cur = cur._zod.def.innerType as typeof cur;
   }
@@ -35,20 +43,20 @@ function unwrap(s: z.ZodType): z.ZodType {
 }
 
 /** The (unwrapped) schema at `path` inside `schema`, or null. */
-function schemaAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodType | null {
+function schemaAt(schema: Zod.ZodType, path: readonly PropertyKey[]): Zod.ZodType | null {
   let s = unwrap(schema);
   for (const p of path) {
-    if (s instanceof z.ZodObject) s = unwrap((s.shape as Record<string, z.ZodType>)[String(p)] ?? z.never());
-    else if (s instanceof z.ZodArray) s = unwrap(s.element as z.ZodType);
-    else if (s instanceof z.ZodTuple) s = unwrap((s._zod.def.items as z.ZodType[])[Number(p)] ?? z.never());
-    else if (s instanceof z.ZodRecord) s = unwrap(s._zod.def.valueType as z.ZodType);
+    if (s instanceof z.ZodObject) s = unwrap((s.shape as Record<string, Zod.ZodType>)[String(p)] ?? z.never());
+    else if (s instanceof z.ZodArray) s = unwrap(s.element as Zod.ZodType);
+    else if (s instanceof z.ZodTuple) s = unwrap((s._zod.def.items as Zod.ZodType[])[Number(p)] ?? z.never());
+    else if (s instanceof z.ZodRecord) s = unwrap(s._zod.def.valueType as Zod.ZodType);
     else return null;
   }
   return s;
 }
 
 /** The keys of the object schema at `path` inside `schema` (empty when there is none). */
-export function knownKeysAt(schema: z.ZodType, path: readonly (string | number)[]): string[] {
+export function knownKeysAt(schema: Zod.ZodType, path: readonly (string | number)[]): string[] {
   const s = schemaAt(schema, path);
   return s instanceof z.ZodObject ? Object.keys(s.shape).filter((k) => !k.startsWith('$')) : [];
 }
@@ -69,7 +77,7 @@ function keyPath(prefix: string, path: readonly PropertyKey[]): string {
 }
 
 /** One zod issue as a message (without `where`). */
-function describeIssue(schema: z.ZodType, issue: z.core.$ZodIssue, value: unknown, o: ParseConfigOptions): string {
+function describeIssue(schema: Zod.ZodType, issue: Zod.core.$ZodIssue, value: unknown, o: ParseConfigOptions): string {
   const prefix = o.prefix ?? '';
   const at = issue.path.map(String);
   const key = keyPath(prefix, issue.path);
@@ -98,7 +106,7 @@ function describeIssue(schema: z.ZodType, issue: z.core.$ZodIssue, value: unknow
     case 'invalid_union': {
       // the closest branch's problem (an enum-or-null, a number-or-list …)
       const inner = issue.errors.flat()[0];
-      return inner ? describeIssue(schema, { ...inner, path: [...issue.path, ...inner.path] } as z.core.$ZodIssue, value, o) : `'${key}' is not valid: ${issue.message}`;
+      return inner ? describeIssue(schema, { ...inner, path: [...issue.path, ...inner.path] } as Zod.core.$ZodIssue, value, o) : `'${key}' is not valid: ${issue.message}`;
     }
     default:
       return `'${key}' ${issue.message}`;
@@ -109,7 +117,7 @@ function describeIssue(schema: z.ZodType, issue: z.core.$ZodIssue, value: unknow
  * `value` checked with `schema` (defaults filled in, the result typed by the schema); the first
  * problem is an error "`where`: …". `where` names the file (and the block, e.g. "config run.json").
  */
-export function parseConfig<S extends z.ZodType>(schema: S, value: unknown, where: string, o: ParseConfigOptions = {}): z.output<S> {
+export function parseConfig<S extends Zod.ZodType>(schema: S, value: unknown, where: string, o: ParseConfigOptions = {}): Zod.output<S> {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
@@ -120,7 +128,7 @@ export function parseConfig<S extends z.ZodType>(schema: S, value: unknown, wher
 }
 
 /** The JSON Schema (draft 2020-12) of a config schema, as editors read it: the input side (defaults optional). */
-export function jsonSchemaOf(schema: z.ZodType, meta: { id?: string; title?: string; description?: string } = {}): Record<string, unknown> {
+export function jsonSchemaOf(schema: Zod.ZodType, meta: { id?: string; title?: string; description?: string } = {}): Record<string, unknown> {
   const js = z.toJSONSchema(schema, {
     io: 'input',
     unrepresentable: 'any',
@@ -136,8 +144,8 @@ export function jsonSchemaOf(schema: z.ZodType, meta: { id?: string; title?: str
 }
 
 /** "key (type, default …)" for each key of an object schema: the config keys in a command's usage. */
-export function configUsage(schema: z.ZodObject): string {
-  return Object.entries(schema.shape as Record<string, z.ZodType>)
+export function configUsage(schema: Zod.ZodObject): string {
+  return Object.entries(schema.shape as Record<string, Zod.ZodType>)
     .filter(([k]) => k !== '$schema')
     .map(([k, s]) => {
       const def = (s as unknown as { _zod: { def: { type: string; defaultValue?: unknown } } })._zod.def;

@@ -14,7 +14,7 @@ export function readConfig(path: string): Record<string, unknown> {
  * A config from a file path or from an object (a library caller), checked whole with its
  * schema (defaults filled in); `objectWhere` names an object in errors.
  */
-export function recipeConfig<S extends T.z.ZodType>(config: string | object, schema: S, objectWhere = '(recipe object)'): { cfg: T.z.output<S>; where: string } {
+export function recipeConfig<S extends T.Z.ZodType>(config: string | object, schema: S, objectWhere = '(recipe object)'): { cfg: T.Z.output<S>; where: string } {
   if (typeof config === 'string') return { cfg: T.parseConfig(schema, readConfig(config), `config ${config}`), where: config };
   return { cfg: T.parseConfig(schema, JSON.parse(JSON.stringify(config)), `config ${objectWhere}`), where: objectWhere };
 }

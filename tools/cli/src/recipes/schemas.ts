@@ -75,11 +75,11 @@ export const BENCH_MODEL_SCHEMA = z.strictObject({
 });
 
 /** A recipe schema's keys, none required and no defaults filled: a bench config's per-stage block. */
-function block<S extends Record<string, T.z.ZodType>>(shape: S, omit: readonly string[]) {
-  const out: Record<string, T.z.ZodType> = {};
+function block<S extends Record<string, T.Z.ZodType>>(shape: S, omit: readonly string[]) {
+  const out: Record<string, T.Z.ZodType> = {};
   for (const [k, s] of Object.entries(shape)) {
     if (omit.includes(k) || k === '$schema') continue;
-    const def = (s as unknown as { _zod: { def: { type: string; innerType?: T.z.ZodType } } })._zod.def;
+    const def = (s as unknown as { _zod: { def: { type: string; innerType?: T.Z.ZodType } } })._zod.def;
     out[k] = (def.type === 'default' ? def.innerType! : s).optional();
   }
   return z.strictObject(out);
@@ -97,29 +97,29 @@ export const BENCH_SCHEMA = z.strictObject({
   models: z.array(BENCH_MODEL_SCHEMA).min(1).describe('the models compared (rows of the table)'),
   pretrain: block(PRETRAIN_SCHEMA.shape, SET_BY_BENCH).default({}).describe("pretraining recipe keys (steps, batch, lr, warmup, textLen, weights, checkpointEvery, engine, …)"),
   finetune: z
-    .strictObject(Object.fromEntries(TASKS.map((t) => [t, block(FINETUNE_SCHEMA.shape, SET_BY_BENCH).optional()])) as Record<(typeof TASKS)[number], T.z.ZodOptional<ReturnType<typeof block>>>)
+    .strictObject(Object.fromEntries(TASKS.map((t) => [t, block(FINETUNE_SCHEMA.shape, SET_BY_BENCH).optional()])) as Record<(typeof TASKS)[number], T.Z.ZodOptional<ReturnType<typeof block>>>)
     .default({})
     .describe('per task, fine-tuning recipe keys; a task left out is not run'),
-  taskNames: z.strictObject(Object.fromEntries(TASKS.map((t) => [t, z.string().optional()])) as Record<(typeof TASKS)[number], T.z.ZodOptional<T.z.ZodString>>).default({}).describe('table names of the tasks'),
+  taskNames: z.strictObject(Object.fromEntries(TASKS.map((t) => [t, z.string().optional()])) as Record<(typeof TASKS)[number], T.Z.ZodOptional<T.Z.ZodString>>).default({}).describe('table names of the tasks'),
   evalBatch: z.int().default(64),
 });
 
-export type CommonConfig = T.z.output<T.z.ZodObject<typeof COMMON_SHAPE>>;
-export type ModelKeys = T.z.output<T.z.ZodObject<typeof MODEL_SHAPE>>;
-export type PretrainConfig = T.z.output<typeof PRETRAIN_SCHEMA>;
+export type CommonConfig = T.Z.output<T.Z.ZodObject<typeof COMMON_SHAPE>>;
+export type ModelKeys = T.Z.output<T.Z.ZodObject<typeof MODEL_SHAPE>>;
+export type PretrainConfig = T.Z.output<typeof PRETRAIN_SCHEMA>;
 /** A fine-tuning recipe; its model keys are filled from the init run (or the defaults) by resolveModelKeys. */
-export type FinetuneConfig = Omit<T.z.output<typeof FINETUNE_SCHEMA>, keyof ModelKeys> & ModelKeys;
-export type BenchModel = T.z.output<typeof BENCH_MODEL_SCHEMA> & { label: string };
-export type BenchConfig = Omit<T.z.output<typeof BENCH_SCHEMA>, 'models'> & { models: BenchModel[] };
+export type FinetuneConfig = Omit<T.Z.output<typeof FINETUNE_SCHEMA>, keyof ModelKeys> & ModelKeys;
+export type BenchModel = T.Z.output<typeof BENCH_MODEL_SCHEMA> & { label: string };
+export type BenchConfig = Omit<T.Z.output<typeof BENCH_SCHEMA>, 'models'> & { models: BenchModel[] };
 
 /** A recipe's `model` block as editors see it: the model config's keys (DeepSpeed's MoE names too), none required. */
 function modelBlockSchema() {
-  const moeShape: Record<string, T.z.ZodType> = {};
-  for (const [k, s] of Object.entries(MOE_CONFIG_SCHEMA.shape)) moeShape[k] = (s as T.z.ZodType).optional();
-  for (const [alias, ours] of Object.entries(DEEPSPEED_MOE_ALIASES)) moeShape[alias] = (MOE_CONFIG_SCHEMA.shape[ours] as T.z.ZodType).optional().describe(`DeepSpeed's name of ${ours}`);
+  const moeShape: Record<string, T.Z.ZodType> = {};
+  for (const [k, s] of Object.entries(MOE_CONFIG_SCHEMA.shape)) moeShape[k] = (s as T.Z.ZodType).optional();
+  for (const [alias, ours] of Object.entries(DEEPSPEED_MOE_ALIASES)) moeShape[alias] = (MOE_CONFIG_SCHEMA.shape[ours] as T.Z.ZodType).optional().describe(`DeepSpeed's name of ${ours}`);
   moeShape.ep_size = z.int().optional().describe("DeepSpeed's ep_size: moved to the engine's expert_parallel_size");
-  const shape: Record<string, T.z.ZodType> = {};
-  for (const [k, s] of Object.entries(VLMO_CONFIG_SCHEMA.shape)) if (!['vocabSize', 'maxTextLen', 'imageSize', 'moe'].includes(k)) shape[k] = (s as T.z.ZodType).optional();
+  const shape: Record<string, T.Z.ZodType> = {};
+  for (const [k, s] of Object.entries(VLMO_CONFIG_SCHEMA.shape)) if (!['vocabSize', 'maxTextLen', 'imageSize', 'moe'].includes(k)) shape[k] = (s as T.Z.ZodType).optional();
   shape.moe = z.strictObject(moeShape).optional();
   return z.strictObject(shape);
 }
@@ -128,7 +128,7 @@ function modelBlockSchema() {
 export function jsonSchemas(): Record<string, Record<string, unknown>> {
   const model = modelBlockSchema();
   const engine = DEEPSPEED_CONFIG_SCHEMA;
-  const typed = <S extends T.z.ZodObject>(s: S, fields: Record<string, T.z.ZodType>) => s.extend(fields);
+  const typed = <S extends T.Z.ZodObject>(s: S, fields: Record<string, T.Z.ZodType>) => s.extend(fields);
   const pre = typed(PRETRAIN_SCHEMA, { engine: engine.optional(), model: model.optional() });
   const ft = typed(FINETUNE_SCHEMA, { engine: engine.optional(), model: model.nullable().optional() });
   const bench = BENCH_SCHEMA.extend({ models: z.array(BENCH_MODEL_SCHEMA.extend({ model: model.optional() })).min(1) });
