@@ -27,8 +27,8 @@ export interface InfoOptions {
 export function info(o: InfoOptions): string {
   const name = (o.preset ?? 'tiny') as PresetName;
   const experts = o.experts ?? 0;
-  if (o.k !== undefined && experts === 0) throw new UsageError(`vlmoe info: --k ${o.k} needs --experts ≥ 1 (a dense model routes nothing)`);
-  if (o.k !== undefined && o.k > experts) throw new UsageError(`vlmoe info: --k ${o.k} is more than --experts ${experts} (each token picks k of the experts)`);
+  if (o.k !== undefined && experts === 0) throw new UsageError(`--k ${o.k} needs --experts ≥ 1 (a dense model routes nothing)`, INFO_USAGE, 'info');
+  if (o.k !== undefined && o.k > experts) throw new UsageError(`--k ${o.k} is more than --experts ${experts} (each token picks k of the experts)`, INFO_USAGE, 'info');
   const cfg = preset(name, experts ? { experts, k: o.k } : {});
   const r = resolveVLMoConfig(cfg);
   const p = parameterCount(cfg);

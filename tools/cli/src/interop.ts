@@ -66,7 +66,7 @@ function vocabFrom(o: ImportOptions): number {
     if (!vocab) throw new Error(`${o.tokenizer}: no model.vocab (a WordPiece tokenizer.json is expected)`);
     return Object.keys(vocab).length;
   }
-  throw new UsageError('vlmoe import: give --vocab-size N or --tokenizer tokenizer.json (the vocabulary the checkpoint was trained with)');
+  throw new UsageError('give --vocab-size N or --tokenizer tokenizer.json (the vocabulary the checkpoint was trained with)', IMPORT_USAGE, 'import');
 }
 
 /** Imports a checkpoint into a new run folder; returns the folder and the model's parameter count. */

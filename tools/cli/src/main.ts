@@ -10,10 +10,9 @@
  *   vlmoe data …                                  the @vlmoe/data tool (convert, inspect, synth, tokenizer)
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as T from '@vlmoe/tensor';
-import { UsageError, choiceOption, intOption, parseCommand } from './command_line.js';
+import { UsageError, VERSION, choiceOption, intOption, parseCommand } from './command_line.js';
 import { EXPORT_USAGE, FORMATS, IMPORT_USAGE, exportCheckpoint, importCheckpoint } from './interop.js';
 import type { RecipeRunOptions } from './recipes/trainer.js';
 import { info, INFO_USAGE } from './info.js';
@@ -38,8 +37,6 @@ options: --help, -h (this text; also after any command), --version`;
 
 const COMMANDS = ['pretrain', 'finetune', 'eval', 'bench', 'info', 'import', 'export', 'data'];
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-
 const RECIPE_OPTIONS = {
   config: { type: 'string' },
   deepspeed_config: { type: 'string' },
@@ -49,10 +46,9 @@ const RECIPE_OPTIONS = {
 
 /** `--config F [--deepspeed_config ds.json] [--resume] [--stop-after N]` of the training recipes. */
 function recipeArgs(rest: string[], name: string, usage: string): [string, RecipeRunOptions] | null {
-  const a = parseCommand(rest, { name: `vlmoe ${name}`, usage, options: RECIPE_OPTIONS });
+  const a = parseCommand(rest, { name, usage, options: RECIPE_OPTIONS });
   if (!a) return null;
-  if (a.values.config === undefined) throw new UsageError(`vlmoe ${name}: --config <file.json> is required\n\n${usage}`);
-  return [a.values.config, { resume: a.values.resume === true, stopAfter: intOption(a.values['stop-after'], 'stop-after', `vlmoe ${name}`), deepspeedConfig: a.values.deepspeed_config }];
+  return [a.values.config ?? a.usage('--config <file.json> is required'), { resume: a.values.resume === true, stopAfter: intOption(a.values['stop-after'], 'stop-after', a.usage), deepspeedConfig: a.values.deepspeed_config }];
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -71,11 +67,11 @@ async function main(argv: string[]): Promise<number> {
   }
   switch (cmd) {
     case 'info': {
-      const name = 'vlmoe info';
+      const name = 'info';
       const a = parseCommand(rest, { name, usage: INFO_USAGE, options: { preset: { type: 'string' }, experts: { type: 'string' }, k: { type: 'string' }, json: { type: 'boolean' } } });
       if (a) {
-        const preset = choiceOption(a.values.preset, 'preset', name, ['tiny', 'small', 'base', 'large'] as const);
-        console.log(info({ preset, experts: intOption(a.values.experts, 'experts', name, 0), k: intOption(a.values.k, 'k', name), json: a.values.json }));
+        const preset = choiceOption(a.values.preset, 'preset', a.usage, ['tiny', 'small', 'base', 'large'] as const);
+        console.log(info({ preset, experts: intOption(a.values.experts, 'experts', a.usage, 0), k: intOption(a.values.k, 'k', a.usage), json: a.values.json }));
       }
       return 0;
     }
@@ -90,43 +86,42 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'eval': {
-      const name = 'vlmoe eval';
+      const name = 'eval';
       const a = parseCommand(rest, { name, usage: EVAL_USAGE, options: { run: { type: 'string' }, split: { type: 'string' }, limit: { type: 'string' }, batch: { type: 'string' } } });
       if (!a) return 0;
-      if (a.values.run === undefined) throw new UsageError(`${name}: --run runs/<name> is required\n\n${EVAL_USAGE}`);
-      await evaluateRun(a.values.run, { split: choiceOption(a.values.split, 'split', name, ['val', 'test'] as const), limit: intOption(a.values.limit, 'limit', name), batchSize: intOption(a.values.batch, 'batch', name) });
+      await evaluateRun(a.values.run ?? a.usage('--run runs/<name> is required'), { split: choiceOption(a.values.split, 'split', a.usage, ['val', 'test'] as const), limit: intOption(a.values.limit, 'limit', a.usage), batchSize: intOption(a.values.batch, 'batch', a.usage) });
       return 0;
     }
     case 'bench': {
-      const name = 'vlmoe bench';
+      const name = 'bench';
       const a = parseCommand(rest, { name, usage: BENCH_USAGE, options: { config: { type: 'string' }, fresh: { type: 'boolean' }, jobs: { type: 'string' } } });
       if (!a) return 0;
-      await bench(a.values.config ?? null, { fresh: a.values.fresh === true, jobs: intOption(a.values.jobs, 'jobs', name) });
+      await bench(a.values.config ?? null, { fresh: a.values.fresh === true, jobs: intOption(a.values.jobs, 'jobs', a.usage) });
       return 0;
     }
     case 'import': {
-      const name = 'vlmoe import';
+      const name = 'import';
       const a = parseCommand(rest, {
         name, usage: IMPORT_USAGE,
         options: { format: { type: 'string' }, from: { type: 'string' }, out: { type: 'string' }, preset: { type: 'string' }, experts: { type: 'string' }, k: { type: 'string' }, 'image-size': { type: 'string' }, 'vocab-size': { type: 'string' }, tokenizer: { type: 'string' }, ignore: { type: 'string' } },
       });
       if (!a) return 0;
       const v = a.values;
-      for (const k of ['format', 'from', 'out'] as const) if (v[k] === undefined) throw new UsageError(`${name}: --${k} is required\n\n${IMPORT_USAGE}`);
+      for (const k of ['format', 'from', 'out'] as const) if (v[k] === undefined) a.usage(`--${k} is required`);
       const r = importCheckpoint({
-        format: choiceOption(v.format, 'format', name, FORMATS)!, from: v.from!, out: v.out!,
-        preset: choiceOption(v.preset, 'preset', name, ['tiny', 'small', 'base', 'large'] as const), experts: intOption(v.experts, 'experts', name, 0), k: intOption(v.k, 'k', name),
-        imageSize: intOption(v['image-size'], 'image-size', name), vocabSize: intOption(v['vocab-size'], 'vocab-size', name), tokenizer: v.tokenizer, ignore: v.ignore?.split(',').filter(Boolean),
+        format: choiceOption(v.format, 'format', a.usage, FORMATS)!, from: v.from!, out: v.out!,
+        preset: choiceOption(v.preset, 'preset', a.usage, ['tiny', 'small', 'base', 'large'] as const), experts: intOption(v.experts, 'experts', a.usage, 0), k: intOption(v.k, 'k', a.usage),
+        imageSize: intOption(v['image-size'], 'image-size', a.usage), vocabSize: intOption(v['vocab-size'], 'vocab-size', a.usage), tokenizer: v.tokenizer, ignore: v.ignore?.split(',').filter(Boolean),
       });
       console.log(`${r.runDir}: ${r.tensors} tensors (${(r.parameters / 1e6).toFixed(2)}M parameters) from ${v.from}; fine-tune with "init": "${r.runDir}"`);
       return 0;
     }
     case 'export': {
-      const name = 'vlmoe export';
+      const name = 'export';
       const a = parseCommand(rest, { name, usage: EXPORT_USAGE, options: { run: { type: 'string' }, format: { type: 'string' }, out: { type: 'string' } } });
       if (!a) return 0;
-      for (const k of ['run', 'format', 'out'] as const) if (a.values[k] === undefined) throw new UsageError(`${name}: --${k} is required\n\n${EXPORT_USAGE}`);
-      const r = exportCheckpoint({ run: a.values.run!, format: choiceOption(a.values.format, 'format', name, FORMATS)!, out: a.values.out! });
+      for (const k of ['run', 'format', 'out'] as const) if (a.values[k] === undefined) a.usage(`--${k} is required`);
+      const r = exportCheckpoint({ run: a.values.run!, format: choiceOption(a.values.format, 'format', a.usage, FORMATS)!, out: a.values.out! });
       console.log(`${r.out}: ${r.tensors} tensors (${a.values.format})`);
       return 0;
     }
@@ -136,15 +131,20 @@ async function main(argv: string[]): Promise<number> {
       return spawnSync(process.execPath, [cli, ...rest], { stdio: 'inherit' }).status ?? 1;
     }
     default:
-      throw new UsageError(`vlmoe: unknown command '${cmd}'${T.didYouMean(cmd, COMMANDS)}\n\n${USAGE}`);
+      throw new UsageError(`unknown command '${cmd}'${T.didYouMean(cmd, COMMANDS)}`, USAGE);
   }
 }
 
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (e: unknown) => {
-    // a usage mistake: status 2 (as argparse, getopt); a failure while running: status 1
-    console.error(e instanceof Error ? e.message : e);
-    process.exitCode = e instanceof UsageError ? 2 : 1;
+    // a usage mistake: one line and the usage, status 2 (as argparse, getopt); a failure while running: status 1
+    if (e instanceof UsageError) {
+      console.error(`vlmoe${e.command ? ` ${e.command}` : ''}: ${e.message}\n\n${e.usage.trimEnd()}`);
+      process.exitCode = 2;
+    } else {
+      console.error(e instanceof Error ? e.message : e);
+      process.exitCode = 1;
+    }
   },
 );

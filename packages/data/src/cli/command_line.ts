@@ -1,7 +1,7 @@
 /**
- * How every `vlmoe-data` command reads its command line (node:util `parseArgs`, strict), with
- * one behaviour for all of them: `--help` / `-h` prints the command's usage on stdout (exit 0),
- * `--version` prints `vlmoe-data <version>` (exit 0); an unknown option, a missing value, a
+ * How every command of the system reads its command line — `vlmoe-data`'s here, `vlmoe`'s
+ * through the package's exports — with node:util `parseArgs` (strict) and one behaviour for all: `--help` / `-h` prints the command's usage on stdout (exit 0),
+ * `--version` prints `<program> <version>` (exit 0); an unknown option, a missing value, a
  * value given to a switch, a missing or extra argument or an invalid value is a
  * {@link UsageError} naming it (one line on stderr, then the usage; exit status 2). Anything
  * that fails while running is a plain Error (its message on stderr; exit status 1).
@@ -40,8 +40,10 @@ export interface CommandSpec<O extends OptionSpec> {
   name: string;
   usage: string;
   options: O;
-  /** How many positional arguments the command takes, and what they are (for messages). */
-  positionals: { min: number; max: number; what: string };
+  /** How many positional arguments the command takes, and what they are (for messages; default none). */
+  positionals?: { min: number; max: number; what: string };
+  /** The program `--version` names (default: vlmoe-data and this package's version). */
+  program?: { name: string; version: string };
 }
 
 /** What a command's `parse` gives: the options and positionals, or that help / version was printed. */
@@ -90,7 +92,7 @@ export function parseCommand<O extends OptionSpec>(argv: string[], spec: Command
   const { tokens } = parseArgs({ args: argv, options, strict: false, allowPositionals: true, tokens: true });
   const asked = tokens.filter((t) => t.kind === 'option' && (t.name === 'help' || t.name === 'version'));
   if (asked.length > 0) {
-    if (asked[0]!.kind === 'option' && asked[0]!.name === 'version') io.out(`vlmoe-data ${VERSION}\n`);
+    if (asked[0]!.kind === 'option' && asked[0]!.name === 'version') io.out(`${spec.program?.name ?? 'vlmoe-data'} ${spec.program?.version ?? VERSION}\n`);
     else io.out(`${spec.usage.trimEnd()}\n`);
     return null;
   }
@@ -111,7 +113,7 @@ export function parseCommand<O extends OptionSpec>(argv: string[], spec: Command
   } catch (e) {
     return fail((e as Error).message.split('\n')[0]!);
   }
-  const p = spec.positionals;
+  const p = spec.positionals ?? { min: 0, max: 0, what: 'no arguments' };
   if (parsed.positionals.length > p.max) fail(`unexpected argument '${parsed.positionals[p.max]}' (takes ${p.what})`);
   if (parsed.positionals.length < p.min) fail(`needs ${p.what}`);
   return { values: parsed.values as OptionValues<O>, positionals: parsed.positionals, usage: fail };
@@ -131,6 +133,6 @@ export function intOption(v: string | undefined, flag: string, fail: UsageFail, 
 /** One of a set of words (undefined when absent). */
 export function choiceOption<C extends string>(v: string | undefined, flag: string, fail: UsageFail, choices: readonly C[]): C | undefined {
   if (v === undefined) return undefined;
-  if (!choices.includes(v as C)) fail(`--${flag} must be ${choices.join(' or ')}, got '${v}'${didYouMean(v, choices)}`);
+  if (!choices.includes(v as C)) fail(`--${flag} must be ${choices.length > 2 ? `one of ${choices.join(', ')}` : choices.join(' or ')}, got '${v}'${didYouMean(v, choices)}`);
   return v as C;
 }

@@ -150,7 +150,7 @@ export function configUsage(schema: Zod.ZodObject): string {
     .map(([k, s]) => {
       const def = (s as unknown as { _zod: { def: { type: string; defaultValue?: unknown } } })._zod.def;
       const inner = unwrap(s) as unknown as { _zod: { def: { type: string; format?: string } } };
-      const t = inner._zod.def.format === 'safeint' ? 'integer' : inner._zod.def.type === 'enum' ? 'string' : inner._zod.def.type;
+      const t = inner._zod.def.format === 'safeint' ? 'integer' : inner._zod.def.type === 'enum' ? 'string' : inner._zod.def.type === 'record' ? 'object' : inner._zod.def.type;
       const dflt = def.type === 'default' ? def.defaultValue : undefined;
       const required = !s.safeParse(undefined).success;
       return `${k} (${t}${required ? ', required' : dflt === undefined || dflt === null ? ', optional' : `, default ${JSON.stringify(dflt)}`})`;

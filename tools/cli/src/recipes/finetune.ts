@@ -19,17 +19,14 @@ import { initProcessGroup, loadCheckpointWeights } from '@vlmoe/parallel';
 import { recipeConfig } from './config.js';
 import { TASK_DATA } from './dataset.js';
 import { evaluateRun } from './evaluate.js';
-import { applyDeepSpeedConfig, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
+import { RECIPE_OPTIONS_USAGE, applyDeepSpeedConfig, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
 import { FINETUNE_SCHEMA, MODEL_DEFAULTS, type FinetuneConfig } from './schemas.js';
 
 export { FINETUNE_SCHEMA, type FinetuneConfig } from './schemas.js';
 
 export const FINETUNE_USAGE = `usage: vlmoe finetune --config ft.json [--deepspeed_config ds.json] [--resume] [--stop-after N]
 
-  --config            the recipe (JSON; keys below)
-  --deepspeed_config  a DeepSpeed JSON config used as the engine part (the recipe then has no 'engine')
-  --resume            continue from the run's newest checkpoint
-  --stop-after N      kill this process (SIGKILL) after global step N: a crash, to try --resume
+${RECIPE_OPTIONS_USAGE}
 
 config keys (JSON): ${T.configUsage(FINETUNE_SCHEMA)}
 JSON Schema for editors: tools/cli/schemas/finetune.schema.json ("$schema" in the recipe)

@@ -15,17 +15,14 @@ import { VLMoPretrainer, pretrainBatchFrom, type PretrainBatch } from '@vlmoe/mo
 import { initProcessGroup } from '@vlmoe/parallel';
 import { recipeConfig } from './config.js';
 import { evaluateRun } from './evaluate.js';
-import { applyDeepSpeedConfig, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
+import { RECIPE_OPTIONS_USAGE, applyDeepSpeedConfig, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
 import { PRETRAIN_SCHEMA, type PretrainConfig } from './schemas.js';
 
 export { PRETRAIN_SCHEMA, type PretrainConfig } from './schemas.js';
 
 export const PRETRAIN_USAGE = `usage: vlmoe pretrain --config run.json [--deepspeed_config ds.json] [--resume] [--stop-after N]
 
-  --config            the recipe (JSON; keys below)
-  --deepspeed_config  a DeepSpeed JSON config used as the engine part (the recipe then has no 'engine')
-  --resume            continue from the run's newest checkpoint
-  --stop-after N      kill this process (SIGKILL) after global step N: a crash, to try --resume
+${RECIPE_OPTIONS_USAGE}
 
 config keys (JSON): ${T.configUsage(PRETRAIN_SCHEMA)}
 JSON Schema for editors: tools/cli/schemas/pretrain.schema.json ("$schema" in the recipe)`;

@@ -44,6 +44,12 @@ export function engineConfig(cfg: CommonConfig): DeepSpeedConfig {
   };
 }
 
+/** The command-line options of `vlmoe pretrain` and `vlmoe finetune`, as their usage lists them. */
+export const RECIPE_OPTIONS_USAGE = `  --config            the recipe (JSON; keys below)
+  --deepspeed_config  a DeepSpeed JSON config used as the engine part (the recipe then has no 'engine')
+  --resume            continue from the run's newest checkpoint
+  --stop-after N      kill this process (SIGKILL) after global step N: a crash, to try --resume`;
+
 /** How a recipe runs, from the command line (`--resume`, `--stop-after`, `--deepspeed_config`). */
 export interface RecipeRunOptions {
   /** Continue from the newest checkpoint of the run folder. */
