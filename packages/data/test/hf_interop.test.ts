@@ -11,7 +11,7 @@
  *   with a `pyarrow.RecordBatchStreamWriter`) are in the Arrow IPC *stream* format.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createWriteStream, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import {
@@ -33,6 +33,7 @@ import {
 } from 'apache-arrow';
 import { ArrowReader } from '../src/arrow/reader.js';
 import { writeArrowFile } from '../src/arrow/writer.js';
+import { rewriteAsArrowFile } from '../src/arrow/rewrite.js';
 import type { CaptionRow } from '../src/arrow/schemas.js';
 import { DataLoader, type Batch } from '../src/loader/index.js';
 import { BertTokenizer } from '../src/text/index.js';
@@ -201,5 +202,60 @@ describe('Hugging Face datasets files', () => {
     const other = new Struct([new Field('bytes', new Binary(), true), new Field('width', new Int64(), true)]);
     await writeHfStream(p, [new Field('image', other, true), ...CAPTION_FIELDS.slice(1)], {}, [{ image: { bytes: ours[0]!.image, width: 3n }, caption: ['x'], image_id: 'a', split: 's' }], 1);
     await expect(ArrowReader.open(p, { kind: 'captions' })).rejects.toThrow(`${p}: column 'image' has type struct<bytes: binary, width: int64>, but a captions file needs binary`);
+  });
+});
+
+/**
+ * Parquet as `datasets` writes it (`Dataset.to_parquet`, the Hub's Parquet exports): pyarrow
+ * writes the dataset's Arrow table, so the columns are those above (image as struct<bytes, path>);
+ * here the same Arrow table is written by a real Parquet writer (polars' Rust writer), with
+ * snappy pages (pyarrow's default) and with zstd.
+ */
+describe('Hugging Face datasets Parquet files', () => {
+  const toParquet = async (arrowStream: string, out: string, compression: 'snappy' | 'zstd') => {
+    const { default: pl } = await import('nodejs-polars');
+    const asFile = join(tmp.path, `${compression}-in.arrow`);
+    await rewriteAsArrowFile(arrowStream, asFile);
+    pl.readIPC(readFileSync(asFile)).writeParquet(out, { compression });
+  };
+  const cli = async (...args: string[]) => {
+    let stdout = '';
+    let stderr = '';
+    const code = await runCli(args, { out: (t) => void (stdout += t), err: (t) => void (stderr += t) });
+    return { code, stdout, stderr };
+  };
+
+  for (const compression of ['snappy', 'zstd'] as const) {
+    test(`convert --to-file: a ${compression} Parquet captions file → our Arrow file, row for row`, async () => {
+      const pq = join(tmp.path, `captions-${compression}.parquet`);
+      await toParquet(hfFile, pq, compression);
+      const out = join(tmp.path, `from-${compression}.arrow`);
+      const r = await cli('convert', '--to-file', pq, out);
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(r.stdout).toMatch(new RegExp(`^${out}: Arrow IPC file \\(captions\\), ${ours.length} rows from 1 Parquet row group\\(s\\)`));
+      const reader = await ArrowReader.open(out, { kind: 'captions' });
+      const rows: CaptionRow[] = [];
+      for await (const { row } of reader.rows()) rows.push(row as CaptionRow);
+      await reader.close();
+      expect(rows.map((x) => [x.caption, x.image_id, x.split])).toEqual(ours.map((x) => [x.caption, x.image_id, x.split]));
+      rows.forEach((x, i) => expect(Buffer.from(x.image).equals(Buffer.from(ours[i]!.image))).toBe(true));
+    });
+  }
+
+  test('errors name the file: other columns, an image without bytes', async () => {
+    const { default: pl } = await import('nodejs-polars');
+    const other = join(tmp.path, 'other.parquet');
+    pl.DataFrame({ text: ['a', 'b'], label: [0, 1] }).writeParquet(other);
+    const r = await cli('convert', '--to-file', other, join(tmp.path, 'x.arrow'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${other}: its columns (text, label) are none of the dataset kinds captions, vqa, nlvr2`);
+    const paths = join(tmp.path, 'paths.arrow');
+    await writeHfStream(paths, CAPTION_FIELDS, CAPTION_FEATURES, [{ image: { bytes: null, path: '/data/b.jpg' }, caption: ['y'], image_id: 'b', split: 'train' }], 1);
+    const pq = join(tmp.path, 'paths.parquet');
+    await toParquet(paths, pq, 'snappy');
+    const p = await cli('convert', '--to-file', pq, join(tmp.path, 'y.arrow'));
+    expect(p.code).toBe(1);
+    expect(p.stderr).toContain(`${pq}: row 0, column 'image': the image has only a path ("/data/b.jpg"), no bytes`);
+    expect(existsSync(join(tmp.path, 'y.arrow'))).toBe(false);
   });
 });

@@ -187,7 +187,12 @@ export function checkSchema(kind: DatasetKind, schema: Schema, where: string): v
 
 /** Guess the dataset kind from a schema's column names. */
 export function detectKind(schema: Schema): DatasetKind | null {
-  const names = new Set(schema.fields.map((f) => f.name));
+  return detectKindFromNames(schema.fields.map((f) => f.name));
+}
+
+/** Guess the dataset kind from column names (Arrow or Parquet). */
+export function detectKindFromNames(columns: Iterable<string>): DatasetKind | null {
+  const names = new Set(columns);
   if (names.has('image_0') && names.has('image_1')) return 'nlvr2';
   if (names.has('questions') && names.has('image')) return 'vqa';
   if (names.has('caption') && names.has('image')) return 'captions';

@@ -1,6 +1,7 @@
 /**
  * `vlmoe-data convert`: a dataset in its own layout → a ViLT/VLMo Arrow file; or, with
- * `--to-file`, an Arrow IPC stream (a Hugging Face `datasets` cache file, say) → an IPC file.
+ * `--to-file`, an Arrow IPC stream (a Hugging Face `datasets` cache file, say) or a Parquet file
+ * (`Dataset.to_parquet`, the Hub's Parquet exports) → an IPC file.
  */
 import { dirname, join } from 'node:path';
 import {
@@ -14,11 +15,13 @@ import {
   type ConvertOptions,
   type ConvertReport,
 } from '../converters/index.js';
+import { existsSync, statSync } from 'node:fs';
+import { isParquetFile, parquetToArrowFile } from '../arrow/parquet.js';
 import { rewriteAsArrowFile } from '../arrow/rewrite.js';
 import { choiceOption, didYouMean, intOption, parseCommand, type CliIO, type UsageFail } from './command_line.js';
 
 export const CONVERT_USAGE = `usage: vlmoe-data convert <kind> <input> <out.arrow> [options]
-       vlmoe-data convert --to-file <in.arrow> <out.arrow>
+       vlmoe-data convert --to-file <in.arrow|in.parquet> <out.arrow>
 
 kinds and their options:
   coco      <captions_*.json>         --images DIR (the image folder) [--split NAME]
@@ -39,7 +42,9 @@ common options:
   --batch-rows N          rows per record batch (default 256)
 
 --to-file rewrites an Arrow IPC stream (e.g. a Hugging Face datasets cache file,
-data-00000-of-00001.arrow) as an IPC file, which the DataLoader needs; no other option applies.
+data-00000-of-00001.arrow) as an IPC file, which the DataLoader needs, or converts a Parquet file
+written by datasets (to_parquet, the Hub's Parquet exports; columns with our names, images as
+datasets' struct<bytes, path>) into our Arrow file of its kind; no other option applies.
 An option that does not apply to the kind is an error.
 `;
 
@@ -86,7 +91,12 @@ export async function convertCommand(argv: string[], io: CliIO): Promise<void> {
   if (v['to-file']) {
     const other = given.filter((k) => k !== 'to-file');
     if (other.length > 0) fail(`--${other[0]} does not apply to --to-file (it takes no other option)`);
-    if (positionals.length !== 2) fail(`--to-file takes <in.arrow> <out.arrow>, got ${positionals.length} argument(s)`);
+    if (positionals.length !== 2) fail(`--to-file takes <in.arrow|in.parquet> <out.arrow>, got ${positionals.length} argument(s)`);
+    if (existsSync(positionals[0]!) && statSync(positionals[0]!).isFile() && isParquetFile(positionals[0]!)) {
+      const p = await parquetToArrowFile(positionals[0]!, positionals[1]!);
+      io.out(`${p.out}: Arrow IPC file (${p.kind}), ${p.rows} rows from ${p.rowGroups} Parquet row group(s)\n`);
+      return;
+    }
     const r = await rewriteAsArrowFile(positionals[0]!, positionals[1]!);
     io.out(`${r.out}: Arrow IPC file, ${r.rows} rows in ${r.batches} record batches (from an IPC ${r.from})\n`);
     return;
