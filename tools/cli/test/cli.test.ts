@@ -69,3 +69,23 @@ test('vlmoe data forwards to the @vlmoe/data tool', () => {
   expect(r.status).toBe(0);
   expect(r.stdout).toMatch(/usage: vlmoe-data/);
 });
+
+describe('the installed commands (node_modules/.bin, as npx runs them)', () => {
+  const bin = (name: string) => fileURLToPath(new URL(`../../../node_modules/.bin/${name}`, import.meta.url));
+  const runBin = (name: string, ...args: string[]) => spawnSync(bin(name), args, { encoding: 'utf8' });
+  for (const name of ['vlmoe', 'vlmoe-data', 'vlmoe-run', 'vlmoe-bench']) {
+    test(`${name}: --help and -h exit 0 with the usage, --version prints the version, an unknown option exits 2`, () => {
+      for (const h of ['--help', '-h']) {
+        const r = runBin(name, h);
+        expect(r.status, `${name} ${h}: ${r.stderr}`).toBe(0);
+        expect(r.stdout).toMatch(/^usage: /);
+      }
+      const v = runBin(name, '--version');
+      expect([v.status, v.stdout.trim()]).toEqual([0, `${name} 0.1.0`]);
+      const bad = runBin(name, '--frobnicate');
+      expect(bad.status, bad.stdout + bad.stderr).toBe(2);
+      expect(bad.stderr).toMatch(/--frobnicate/);
+      expect(bad.stdout).toBe('');
+    });
+  }
+});

@@ -49,6 +49,8 @@ describe('published JSON Schemas', () => {
       [{ weights: { mlmm: 1 } }, /unknown key 'weights\.mlmm'/],
       [{ steps: '10' }, /'steps' must be an integer, got "10"/],
       [{ engine: { gradient_clipping: '1.0' } }, /'gradient_clipping' must be a number, got "1\.0"/],
+      // Hugging Face's "auto" is filled in by its Trainer, not by DeepSpeed: here it is an error, as in DeepSpeed
+      [{ engine: { train_batch_size: 'auto' } }, /'train_batch_size' must be an integer, got "auto"/],
       [{ model: { moe: { dropPolicy: 'biggest' } } }, /'model\.moe\.dropPolicy' must be one of "position", "probs", got "biggest"/],
     ];
     for (const [o, re] of cases) {

@@ -68,8 +68,9 @@ describe('README code blocks', () => {
           } else if (isShell(b)) for (const c of commands(b)) sh(c, dir, b);
           else if (isTs(b)) sh(`node out/block_${b.line}.js`, dir, b);
           else {
-            writeFileSync(join(dir, `block_${b.line}.mjs`), b.body);
-            sh(`node block_${b.line}.mjs`, dir, b);
+            // JavaScript as a user pastes it: into node --input-type=module
+            const r = spawnSync(process.execPath, ['--input-type=module'], { cwd: dir, env, input: b.body, encoding: 'utf8', timeout: 300_000 });
+            expect(r.status, `${where(b)}: the JavaScript block exited ${r.status ?? r.signal}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`).toBe(0);
           }
         }
       } finally {
