@@ -141,7 +141,7 @@ describe('vlmoe-data command line: help, version, usage errors (every command)',
       expectUsageError(r, 'convert', new RegExp(`${extra[0]} does not apply to ${kind} \\(${kind} takes `));
     }
     expectUsageError(await cli('convert', '--to-file', 'a.arrow', 'b.arrow', '--images', 'd'), 'convert', /--images does not apply to --to-file/);
-    expectUsageError(await cli('convert', '--to-file', 'a.arrow'), 'convert', /--to-file takes <in\.arrow> <out\.arrow>, got 1 argument/);
+    expectUsageError(await cli('convert', '--to-file', 'a.arrow'), 'convert', /--to-file takes <in\.arrow\|in\.parquet> <out\.arrow>, got 1 argument/);
     expectUsageError(await cli('convert', 'vqav2', 'q.json', 'o.arrow', '--images', 'd', '--answers', 'a.json', '--vocab-from', 'b.json'), 'convert', /--answers .* and --vocab-from .* exclude each other/);
     expectUsageError(await cli('convert', 'vqav2', 'q.json', 'o.arrow', '--images', 'd', '--answers', 'a.json', '--min-answer-count', '3'), 'convert', /--min-answer-count does not apply with --answers/);
     expect(existsSync(join(tmp.path, 'never.arrow'))).toBe(false);
