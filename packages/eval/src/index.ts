@@ -11,3 +11,6 @@ export { openEvalLoader, textOnlyBatch, type EvalDataOptions } from './harness/d
 export { runBenchmarkSuite, markdownTable, formatCount, type SuiteOptions, type SuiteReport, type TaskSpec, type TaskResult } from './report/suite.js';
 export { barChartSvg, lineChartSvg, curvesFromJsonl, PALETTE, type BarChartOptions, type LineChartOptions } from './report/svg.js';
 export { colorShapeBaseline, imageStats, NAMED_COLORS, type ColorShapeBaselineOptions } from './baselines/color_shape.js';
+export { pairedBootstrap, quantileSorted, verdict, type PairedScores, type BootstrapOptions, type Interval } from './stats/bootstrap.js';
+export { meanSd, formatMeanSd, type MeanSd } from './stats/summary.js';
+export { exampleScores, pairScores, type ExampleMetric, type ExampleScores } from './stats/per_example.js';

@@ -110,7 +110,8 @@ export async function evaluateRetrieval(adapter: ModelAdapter, o: RetrievalEvalO
         topTexts.push(best.idx);
       }
     }
-    result = retrievalMetrics({ numImages: nImages, numTexts: nTexts, scoreBlock, blockRows }, textToImage);
+    // the per-query ranks too: what a paired comparison of two models resamples (stats/per_example.ts)
+    result = retrievalMetrics({ numImages: nImages, numTexts: nTexts, scoreBlock, blockRows }, textToImage, { ranks: true });
   } finally {
     txtT.dispose();
     txtTt.dispose();

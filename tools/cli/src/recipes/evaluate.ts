@@ -70,6 +70,7 @@ export async function evaluateTask(adapter: VLMoEvalAdapter, task: TaskName, o: 
 export function summary(r: TaskEvalResult): Record<string, unknown> {
   const d: Record<string, unknown> = { ...(r as unknown as Record<string, unknown>) };
   delete d.predictions;
+  delete d.ranks; // per-query ranks: kept in memory for paired comparisons, not in result.json
   if (d.official) d.official = { ...(d.official as object), perQuestion: undefined };
   return d;
 }
