@@ -10,3 +10,5 @@ export { bench, DEFAULT_BENCH, type BenchConfig, type BenchModel } from './recip
 export { train, engineConfig, modelConfig, describeModel, COMMON_SHAPE, MODEL_SHAPE, type TrainSpec, type TrainResult, type CommonConfig, type ModelKeys, type StepOutput, type RecipeRunOptions } from './recipes/trainer.js';
 export { BENCH_SCHEMA, jsonSchemas } from './recipes/schemas.js';
 export { importCheckpoint, exportCheckpoint, type ImportOptions, type CheckpointFormat } from './interop.js';
+export { study, STUDY_SCHEMA, type StudyConfig, type StudyResult, type Claim } from './recipes/study.js';
+export { type BenchResult } from './recipes/bench.js';

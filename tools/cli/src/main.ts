@@ -20,6 +20,7 @@ import { pretrain, PRETRAIN_USAGE } from './recipes/pretrain.js';
 import { finetune, FINETUNE_USAGE } from './recipes/finetune.js';
 import { evaluateRun, EVAL_USAGE } from './recipes/evaluate.js';
 import { bench, BENCH_USAGE } from './recipes/bench.js';
+import { study, STUDY_USAGE } from './recipes/study.js';
 
 const USAGE = `usage: vlmoe <command> [options]
 
@@ -28,6 +29,7 @@ commands:
   finetune fine-tune on vqa, nlvr or retrieval and evaluate (vlmoe finetune --help)
   eval     evaluate a fine-tuning run on its task, a pretraining run zero-shot (vlmoe eval --help)
   bench    the model comparison: pretrain, fine-tune, evaluate, Table 1 (vlmoe bench --help)
+  study    the comparison over seeds: mean ± s.d., paired bootstrap intervals, verdicts (vlmoe study --help)
   info     model shape and total / active parameters of a preset (vlmoe info --help)
   import   a PyTorch VLMo .pth or DeepSpeed-MoE checkpoint → a vlmoe run folder (vlmoe import --help)
   export   a run's weights → a VLMo .pth or a DeepSpeed-MoE checkpoint folder (vlmoe export --help)
@@ -35,7 +37,7 @@ commands:
 
 options: --help, -h (this text; also after any command), --version`;
 
-const COMMANDS = ['pretrain', 'finetune', 'eval', 'bench', 'info', 'import', 'export', 'data'];
+const COMMANDS = ['pretrain', 'finetune', 'eval', 'bench', 'study', 'info', 'import', 'export', 'data'];
 
 const RECIPE_OPTIONS = {
   config: { type: 'string' },
@@ -97,6 +99,13 @@ async function main(argv: string[]): Promise<number> {
       const a = parseCommand(rest, { name, usage: BENCH_USAGE, options: { config: { type: 'string' }, fresh: { type: 'boolean' }, jobs: { type: 'string' } } });
       if (!a) return 0;
       await bench(a.values.config ?? null, { fresh: a.values.fresh === true, jobs: intOption(a.values.jobs, 'jobs', a.usage) });
+      return 0;
+    }
+    case 'study': {
+      const a = parseCommand(rest, { name: 'study', usage: STUDY_USAGE, options: { config: { type: 'string' }, seeds: { type: 'string' }, fresh: { type: 'boolean' }, jobs: { type: 'string' } } });
+      if (!a) return 0;
+      const seeds = a.values.seeds?.split(',').map((x, i) => intOption(x.trim(), `seeds (item ${i + 1})`, a.usage, 0)!);
+      await study(a.values.config ?? null, { seeds, fresh: a.values.fresh === true, jobs: intOption(a.values.jobs, 'jobs', a.usage) });
       return 0;
     }
     case 'import': {

@@ -4,6 +4,7 @@
  * `report.json` (every number), per-model prediction files, and SVG charts (task metrics per
  * model; training curves from runs' `metrics.jsonl`).
  */
+import { exampleScores, type ExampleMetric, type ExampleScores } from '../stats/per_example.js';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '@vlmoe/data';
@@ -40,6 +41,12 @@ export interface TaskResult {
   headlines: Headline[];
   detail: Record<string, unknown>;
   files: string[];
+  /**
+   * Per-example scores of the task's headline metrics (VQA per question, NLVR per statement,
+   * TR@1 per image, IR@1 per caption), for paired comparisons between models; not written to
+   * report.json.
+   */
+  examples: Partial<Record<ExampleMetric, ExampleScores>>;
 }
 
 export interface SuiteReport {
@@ -111,8 +118,13 @@ export async function runBenchmarkSuite(o: SuiteOptions): Promise<SuiteReport> {
       const d: Record<string, unknown> = { ...(r as unknown as Record<string, unknown>) };
       delete d.predictions;
       delete d.files;
+      delete d.ranks;
+      const examples: Partial<Record<ExampleMetric, ExampleScores>> = {};
+      if (r.task === 'vqa' && r.official) examples.vqa = exampleScores(r, 'vqa');
+      if (r.task === 'nlvr') examples.nlvr = exampleScores(r, 'nlvr');
+      if (r.task === 'retrieval') for (const m of ['tr1', 'ir1'] as const) examples[m] = exampleScores(r, m);
       if (d.official) d.official = { ...(d.official as object), perQuestion: undefined };
-      results.push({ model: model.name, task: task.name, kind: task.kind, headlines: headlines(task, r), detail: d, files });
+      results.push({ model: model.name, task: task.name, kind: task.kind, headlines: headlines(task, r), detail: d, files, examples });
     }
   }
   const title = o.title ?? 'vlmoe benchmark';
@@ -164,7 +176,7 @@ export async function runBenchmarkSuite(o: SuiteOptions): Promise<SuiteReport> {
   const jsonPath = join(o.outDir, 'report.json');
   report.files.push(mdPath, jsonPath);
   writeFileAtomic(mdPath, report.markdown);
-  writeFileAtomic(jsonPath, JSON.stringify({ ...report, markdown: undefined }, (_k, v) => (v instanceof Map ? Object.fromEntries(v) : v), 1) + '\n');
+  writeFileAtomic(jsonPath, JSON.stringify({ ...report, markdown: undefined, results: report.results.map(({ examples: _e, ...r }) => r) }, (_k, v) => (v instanceof Map ? Object.fromEntries(v) : v), 1) + '\n');
   return report;
 }
 

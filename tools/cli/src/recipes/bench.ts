@@ -24,7 +24,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runBenchmarkSuite, type TaskSpec } from '@vlmoe/eval';
+import { runBenchmarkSuite, type SuiteReport, type TaskSpec } from '@vlmoe/eval';
 import { evalAdapter, parameterCount, TASKS, type TaskModels, type TaskName } from '@vlmoe/moe';
 import { BertTokenizer } from '@vlmoe/data';
 import * as T from '@vlmoe/tensor';
@@ -112,10 +112,23 @@ function child(args: string[], prefix: string, threads: number): Promise<void> {
   });
 }
 
-export async function bench(configPath: string | null, opts: { fresh?: boolean; jobs?: number } = {}): Promise<{ markdown: string; reportDir: string; seconds: number }> {
+/** What a bench run gives back: the table, where the report is, the time, and the suite's results (per-example scores included). */
+export interface BenchResult {
+  markdown: string;
+  reportDir: string;
+  seconds: number;
+  report: SuiteReport;
+  config: BenchConfig;
+}
+
+/**
+ * Runs the comparison of a bench config: a file, a config object (`where` names it in errors;
+ * `vlmoe study` runs one per seed) or null for the main job.
+ */
+export async function bench(config: string | object | null, opts: { fresh?: boolean; jobs?: number; where?: string } = {}): Promise<BenchResult> {
   const t0 = performance.now();
-  const where = configPath ?? '(default main job)';
-  const parsed = configPath ? T.parseConfig(BENCH_SCHEMA, readConfig(configPath), `config ${configPath}`) : DEFAULT_BENCH;
+  const where = typeof config === 'string' ? config : (opts.where ?? (config ? '(bench object)' : '(default main job)'));
+  const parsed = config === null ? DEFAULT_BENCH : T.parseConfig(BENCH_SCHEMA, typeof config === 'string' ? readConfig(config) : JSON.parse(JSON.stringify(config)), `config ${where}`);
   const cfg: BenchConfig = { ...parsed, models: parsed.models.map((m) => ({ ...m, label: m.label ?? m.id })) };
   const ids = new Set<string>();
   for (const [i, m] of cfg.models.entries()) {
@@ -206,5 +219,5 @@ export async function bench(configPath: string | null, opts: { fresh?: boolean; 
   const table = report.markdown.split('\n').filter((l) => l.startsWith('|')).join('\n');
   const seconds = (performance.now() - t0) / 1000;
   console.log(`\n${report.title}\n\n${table}\n\nwall-clock ${fmtTime(seconds)}; report: ${path.join(reportDir, 'report.md')}`);
-  return { markdown: table, reportDir, seconds };
+  return { markdown: table, reportDir, seconds, report, config: cfg };
 }

@@ -1,0 +1,92 @@
+/**
+ * `vlmoe study` as a user runs it: two seeds of a tiny comparison, the mean ± s.d. table and
+ * the claims with their bootstrap intervals; a study killed with SIGKILL part-way resumes and
+ * ends with exactly the uninterrupted study's numbers.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, test } from 'vitest';
+
+const cli = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'vlmoe-study-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const env = { ...process.env, VLMOE_PROGRESS: '0' };
+
+function config(runs: string): string {
+  const steps = { steps: 2, batch: 8, warmup: 1, checkpointEvery: 2 };
+  const p = join(dir, `${runs}.json`);
+  writeFileSync(p, JSON.stringify({
+    name: 'st', data: `shapes:${join(dir, 'shapes')}`, runs: join(dir, runs), evalBatch: 128, seeds: [0, 1],
+    models: [{ id: 'moe', label: 'MoE-2E', experts: 2 }, { id: 'dense', label: 'Dense' }],
+    pretrain: { ...steps, textLen: 24 },
+    finetune: { vqa: { ...steps, textLen: 16 }, nlvr: { ...steps, textLen: 24 }, retrieval: { ...steps, textLen: 24 } },
+  }));
+  return p;
+}
+const studyJson = (runs: string) => JSON.parse(readFileSync(join(dir, runs, 'st', 'study', 'study.json'), 'utf8')) as { seeds: number[]; table: Record<string, Record<string, { mean: number; sd: number; n: number }>>; claims: { a: string; b: string; metric: string; text: string; interval: { low: number; high: number; estimate: number } }[] };
+
+describe('vlmoe study', () => {
+  test('two seeds: mean ± s.d. per model and metric, a verdict with its interval per claim', () => {
+    const r = spawnSync(process.execPath, [cli, 'study', '--config', config('a')], { encoding: 'utf8', timeout: 600_000, env });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/== study st: seed 0 \(1 of 2\)/);
+    expect(r.stdout).toMatch(/== study st: seed 1 \(2 of 2\)/);
+    const table = r.stdout.split('# vlmoe study st')[1]!.split('\n').filter((l) => l.startsWith('|'));
+    expect(table[0]).toBe('| Model | VQA acc | NLVR acc | NLVR cons | Retrieval TR@1 | Retrieval IR@1 |');
+    for (const row of table.slice(2)) for (const cell of row.split('|').slice(2, -1)) expect(cell.trim()).toMatch(/^\d+\.\d\d ± \d+\.\d\d$/);
+    const s = studyJson('a');
+    expect(s.seeds).toEqual([0, 1]);
+    expect(s.table['MoE-2E']!['VQA acc']!.n).toBe(2);
+    // the default claims: every MoE model against every dense one, on VQA, NLVR, TR@1 and IR@1
+    expect(s.claims.map((c) => [c.a, c.b, c.metric])).toEqual([['moe', 'dense', 'vqa'], ['moe', 'dense', 'nlvr'], ['moe', 'dense', 'tr1'], ['moe', 'dense', 'ir1']]);
+    for (const c of s.claims) {
+      expect(c.interval.low).toBeLessThanOrEqual(c.interval.estimate);
+      expect(c.interval.high).toBeGreaterThanOrEqual(c.interval.estimate);
+      expect(c.text).toMatch(/^MoE-2E > Dense on (VQA|NLVR|TR@1|IR@1): (yes|no|not shown), [+−]\d+\.\d\d \(95% interval [+−]\d+\.\d\d … [+−]\d+\.\d\d\)$/);
+    }
+    expect(existsSync(join(dir, 'a', 'st', 'study', 'report.md'))).toBe(true);
+  }, 900_000);
+
+  test('killed with SIGKILL part-way, the study resumes and ends with the uninterrupted numbers', async () => {
+    const cfg = config('b');
+    const marker = join(dir, 'b', 'st-seed0', 'dense-pretrain', 'checkpoints', 'latest');
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(process.execPath, [cli, 'study', '--config', cfg], { env, stdio: 'ignore' });
+      const poll = setInterval(() => {
+        if (existsSync(marker)) {
+          clearInterval(poll);
+          child.kill('SIGKILL');
+        }
+      }, 100);
+      child.on('exit', (code, signal) => {
+        clearInterval(poll);
+        if (signal === 'SIGKILL') resolve();
+        else reject(new Error(`the study ended (${code}) before it could be killed`));
+      });
+    });
+    expect(existsSync(join(dir, 'b', 'st', 'study', 'study.json'))).toBe(false);
+    const r = spawnSync(process.execPath, [cli, 'study', '--config', cfg], { encoding: 'utf8', timeout: 600_000, env });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/moe-pretrain: .*resuming at step 2/); // the finished runs of seed 0 are reused
+    const [a, b] = [studyJson('a'), studyJson('b')];
+    expect(b.table).toEqual(a.table);
+    expect(b.claims).toEqual(a.claims);
+  }, 900_000);
+
+  test('config mistakes are named before anything trains', () => {
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ models: [{ id: 'm', experts: 2 }, { id: 'd' }], seed: 3 }));
+    let r = spawnSync(process.execPath, [cli, 'study', '--config', bad], { encoding: 'utf8', env });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/unknown key 'seed' \(did you mean 'seeds'\?\)/);
+    writeFileSync(bad, JSON.stringify({ models: [{ id: 'm', experts: 2 }, { id: 'd' }], compare: [{ a: 'm', b: 'dd' }] }));
+    r = spawnSync(process.execPath, [cli, 'study', '--config', bad], { encoding: 'utf8', env });
+    expect(r.stderr).toMatch(/compare\[0\]\.b 'dd' is not a model id \(did you mean 'd'\?\)/);
+    r = spawnSync(process.execPath, [cli, 'study', '--seeds', '0,x'], { encoding: 'utf8', env });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--seeds \(item 2\) must be an integer ≥ 0, got 'x'/);
+  });
+});
