@@ -17,6 +17,7 @@ import {
   SHAPES_WORLD_SPLITS,
   annotatorAnswers,
   captionsFor,
+  identifyingCaption,
   encodePngRgb,
   ensureShapesWorld,
   generateShapesWorld,
@@ -143,11 +144,14 @@ describe('rendering', () => {
 });
 
 describe('texts are true of their scenes', () => {
-  it('captions: 5 different, all true (independent checker), with a spread of forms', () => {
+  it('captions: 5 different, all true (independent checker), with a spread of forms; the first identifies the scene', () => {
     const forms = new Set<string>();
     for (const [i, s] of scenes(300, 3).entries()) {
       const caps = captionsFor(s, Rng.forKey(3, 1, i));
       expect(caps).toHaveLength(5);
+      expect(caps[0]).toBe(identifyingCaption(s));
+      // every object named with size, colour, shape and position
+      for (const o of s.objects) expect(caps[0]).toContain(`${o.size} ${o.color} ${o.shape}`);
       expect(new Set(caps).size).toBe(5);
       for (const c of caps) {
         expect(captionTrue(c, s), `${c} | ${JSON.stringify(s.objects)}`).toBe(true);
@@ -270,6 +274,8 @@ describe('generateShapesWorld', () => {
         'answers.json',
         'manifest.json',
         ...SHAPES_WORLD_SPLITS.flatMap((s) => [`captions_${s}.arrow`, `vqa_${s}.arrow`, `nlvr2_${s}.arrow`, `vqa_${s}_annotations.json`, `scenes_${s}.json`]),
+        'retrieval_val.arrow',
+        'retrieval_test.arrow',
       ].sort(),
     );
     expect(m.options).toEqual(resolveShapesWorldOptions(SMALL));
@@ -278,6 +284,29 @@ describe('generateShapesWorld', () => {
     expect(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'))).toEqual(m);
     for (const [name, info] of Object.entries(m.files)) expect(statSync(join(dir, name)).size).toBe(info.bytes);
     expect(AnswerVocab.load(join(dir, 'answers.json')).answers).toEqual(SHAPES_WORLD_ANSWERS);
+  });
+
+  it('retrieval files: each image once with its identifying caption, no caption shared, in the split', async () => {
+    const m = await ready;
+    expect(m.counts.retrieval.train).toBe(0);
+    for (const split of ['val', 'test'] as const) {
+      const r = readTable(join(dir, `retrieval_${split}.arrow`));
+      const c = readTable(join(dir, `captions_${split}.arrow`));
+      const firstCaption = new Map<string, string>();
+      for (let i = 0; i < c.numRows; i++) firstCaption.set(String(c.get(i)!.image_id), String(c.get(i)!.caption.get(0)));
+      expect(r.numRows).toBe(m.counts.retrieval[split]);
+      expect(r.numRows).toBeGreaterThan(0.8 * m.options.splits[split]); // collisions are rare
+      const seen = new Set<string>();
+      for (let i = 0; i < r.numRows; i++) {
+        const row = r.get(i)!;
+        expect(row.caption.length).toBe(1);
+        const caption = String(row.caption.get(0));
+        expect(caption).toBe(firstCaption.get(String(row.image_id)));
+        expect(seen.has(caption)).toBe(false);
+        seen.add(caption);
+        expect(row.split).toBe(split);
+      }
+    }
   });
 
   it('Arrow files read back with the schemas and row counts', async () => {

@@ -10,6 +10,9 @@
  *  - relations: "a red circle to the left of a blue square" (left of / right of / above / below)
  *  - summaries: "all shapes are red", "the shapes are red and blue", "all shapes are small",
  *    "all shapes are circles", "the only shape is a red circle"
+ *  - the identifying caption (always the first): every object with its size, colour, shape
+ *    and position, "a large red circle on the left and a small blue square at the top" — what
+ *    tells an image apart from the other candidates in retrieval
  */
 import type { Rng } from '../rng.js';
 import {
@@ -119,8 +122,18 @@ const summary: Template = (s, rng) => {
 const TEMPLATES: readonly Template[] = [list, prefixedList, countedList, count, positions, relation, summary, positions, list];
 
 /**
- * `count` (default 5) different captions of a scene, all true of it, drawn from the grammar
- * with a spread of forms (each form is tried once, in random order, before any repeats).
+ * Every object with its size, colour, shape and position, in scene order: the caption that
+ * identifies a scene among others (two scenes share it only when they hold the same objects in
+ * the same regions).
+ */
+export function identifyingCaption(scene: Scene): string {
+  return joinAnd(scene.objects.map((o) => quantified(attrsOf(o, ['size', 'color', 'shape', 'position']), 1)));
+}
+
+/**
+ * `count` (default 5) different captions of a scene, all true of it: the identifying caption
+ * first, then captions drawn from the grammar with a spread of forms (each form is tried once,
+ * in random order, before any repeats).
  */
 export function captionsFor(scene: Scene, rng: Rng, count = DEFAULT_CAPTIONS_PER_IMAGE): string[] {
   const out: string[] = [];
@@ -131,6 +144,7 @@ export function captionsFor(scene: Scene, rng: Rng, count = DEFAULT_CAPTIONS_PER
       out.push(c);
     }
   };
+  add(identifyingCaption(scene));
   for (const t of shuffled(rng, TEMPLATES)) add(t(scene, rng));
   for (let attempt = 0; attempt < 60 && out.length < count; attempt++) add(rng.choice(TEMPLATES)(scene, rng));
   // deterministic fallback (tiny scenes): every list detail with every prefix

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng } from '../rng.js';
-import { ArrowWriter } from '../arrow/writer.js';
+import { ArrowWriter, writeArrowFile } from '../arrow/writer.js';
 import { readJsonFile, writeFileAtomic } from '../fs.js';
 import type { AnswerVocab } from '../vqa/answers.js';
 import { captionsFor, DEFAULT_CAPTIONS_PER_IMAGE } from './captions.js';
@@ -21,7 +21,11 @@ import { statementFor, type Statement } from './statements.js';
 
 export const SHAPES_WORLD_GENERATOR = 'vlmoe-shapes-world';
 /** Bumped whenever the generated content changes for the same options. */
-export const SHAPES_WORLD_VERSION = 1;
+/** 2: the identifying caption first among each image's captions; retrieval_{val,test}.arrow. */
+export const SHAPES_WORLD_VERSION = 2;
+
+/** Splits with a retrieval evaluation file (`retrieval_<split>.arrow`). */
+export const RETRIEVAL_SPLITS = ['val', 'test'] as const;
 
 export const SPLITS = ['train', 'val', 'test'] as const;
 export type SplitName = (typeof SPLITS)[number];
@@ -75,6 +79,11 @@ export interface ShapesWorldManifest {
     questions: PerSplit;
     /** Rows of nlvr2_<split>.arrow. */
     nlvr2: PerSplit;
+    /**
+     * Rows of retrieval_<split>.arrow (val, test): the images whose identifying caption no other
+     * image of the split shares, each with that one caption (train: 0, no such file).
+     */
+    retrieval: PerSplit;
     /** Size of the answer vocabulary. */
     answers: number;
   };
@@ -191,6 +200,7 @@ export function shapesWorldFileNames(): string[] {
   const names = ['answers.json'];
   for (const s of SPLITS) {
     names.push(`captions_${s}.arrow`, `vqa_${s}.arrow`, `nlvr2_${s}.arrow`, `vqa_${s}_annotations.json`, `scenes_${s}.json`);
+    if ((RETRIEVAL_SPLITS as readonly string[]).includes(s)) names.push(`retrieval_${s}.arrow`);
   }
   return names;
 }
@@ -241,12 +251,15 @@ export async function generateShapesWorld(outDir: string, options: ShapesWorldOp
   const total = SPLITS.reduce((n, s) => n + o.splits[s] + 2 * o.nlvrPairs[s], 0);
   let done = 0;
   const questions: PerSplit = { train: 0, val: 0, test: 0 };
+  const retrieval: PerSplit = { train: 0, val: 0, test: 0 };
 
   for (const split of SPLITS) {
     const captionsW = new ArrowWriter(join(outDir, `captions_${split}.arrow`), 'captions', { batchRows: 256 });
     const vqaW = new ArrowWriter(join(outDir, `vqa_${split}.arrow`), 'vqa', { batchRows: 256 });
     const nlvrW = new ArrowWriter(join(outDir, `nlvr2_${split}.arrow`), 'nlvr2', { batchRows: 256 });
     const annotations: Record<string, string[]> = {};
+    // retrieval candidates: each image with its identifying caption (the first)
+    const candidates: { image: Uint8Array; caption: string; image_id: number }[] = [];
     const sceneImages: { image_id: number; scene: Scene }[] = [];
     const scenePairs: { identifier: string; left: Scene; right: Scene }[] = [];
     try {
@@ -254,6 +267,7 @@ export async function generateShapesWorld(outDir: string, options: ShapesWorldOp
         const img = shapesWorldImage(o, split, i);
         const png = renderSceneSync(img.scene, o.imageSize);
         captionsW.write({ image: png, caption: img.captions, image_id: String(img.image_id), split });
+        if ((RETRIEVAL_SPLITS as readonly string[]).includes(split)) candidates.push({ image: png, caption: img.captions[0]!, image_id: img.image_id });
         const answers: string[][] = [];
         const labels: number[][] = [];
         const scores: number[][] = [];
@@ -300,6 +314,14 @@ export async function generateShapesWorld(outDir: string, options: ShapesWorldOp
     await captionsW.close();
     await vqaW.close();
     await nlvrW.close();
+    if ((RETRIEVAL_SPLITS as readonly string[]).includes(split)) {
+      // only captions that tell their image apart: an identifying caption two images share is left out with both images
+      const uses = new Map<string, number>();
+      for (const c of candidates) uses.set(c.caption, (uses.get(c.caption) ?? 0) + 1);
+      const rows = candidates.filter((c) => uses.get(c.caption) === 1).map((c) => ({ image: c.image, caption: [c.caption], image_id: String(c.image_id), split }));
+      retrieval[split] = rows.length;
+      await writeArrowFile(join(outDir, `retrieval_${split}.arrow`), 'captions', rows, { batchRows: 256 });
+    }
     writeFileAtomic(join(outDir, `vqa_${split}_annotations.json`), JSON.stringify(annotations) + '\n');
     writeFileAtomic(join(outDir, `scenes_${split}.json`), JSON.stringify({ split, images: sceneImages, pairs: scenePairs }) + '\n');
   }
@@ -310,7 +332,7 @@ export async function generateShapesWorld(outDir: string, options: ShapesWorldOp
     generator: SHAPES_WORLD_GENERATOR,
     version: SHAPES_WORLD_VERSION,
     options: o,
-    counts: { images: total, captions: { ...o.splits }, questions, nlvr2: { ...o.nlvrPairs }, answers: vocab.size },
+    counts: { images: total, captions: { ...o.splits }, questions, nlvr2: { ...o.nlvrPairs }, retrieval, answers: vocab.size },
     files,
   };
   writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 1) + '\n');

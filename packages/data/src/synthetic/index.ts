@@ -25,7 +25,9 @@
  * ("a red circle and two blue squares", "an image showing a large star", "there are two
  * shapes: a circle and a square"), counts ("there are three shapes"), positions ("a large
  * green triangle on the left"), relations ("a red circle to the left of a blue square",
- * above/below), summaries ("all shapes are red", "the shapes are red and blue").
+ * above/below), summaries ("all shapes are red", "the shapes are red and blue"). The first
+ * caption of every image is its identifying caption: every object with size, colour, shape and
+ * position ("a large red circle on the left and a small blue square at the top").
  *
  * **VQA.** 6 questions per image (`questionsPerImage`), of types color ("what color is the
  * circle?"), shape ("what shape is the red object?"), size ("what size is the star?"),
@@ -45,6 +47,9 @@
  *
  * **Files** in the output folder:
  *  - `captions_{train,val,test}.arrow` — captions rows (`image_id` = the VQA image id as a string)
+ *  - `retrieval_{val,test}.arrow` — the retrieval evaluation candidates: the split's images
+ *    whose identifying caption no other image of the split shares, each with that caption
+ *    only, so the right caption is distinguishable (chance TR@1 = IR@1 = 1 / rows)
  *  - `vqa_{train,val,test}.arrow` — VQA rows (same images as the captions rows, same order);
  *    `answers`/`answer_labels`/`answer_scores` from the vocabulary's soft scores,
  *    `question_id = image_id × questionsPerImage + k`, image ids unique over the splits
@@ -83,7 +88,7 @@ export {
 } from './scene.js';
 export { DEFAULT_IMAGE_SIZE as SHAPES_WORLD_IMAGE_SIZE, rasterize as rasterizeScene, renderScene, renderSceneSync } from './render.js';
 export { encodePngRgb } from './png.js';
-export { captionsFor, DEFAULT_CAPTIONS_PER_IMAGE } from './captions.js';
+export { captionsFor, identifyingCaption, DEFAULT_CAPTIONS_PER_IMAGE } from './captions.js';
 export {
   questionsFor,
   annotatorAnswers,
@@ -108,6 +113,7 @@ export {
   shapesWorldFileNames,
   SHAPES_WORLD_GENERATOR,
   SHAPES_WORLD_VERSION,
+  RETRIEVAL_SPLITS as SHAPES_WORLD_RETRIEVAL_SPLITS,
   SPLITS as SHAPES_WORLD_SPLITS,
   DEFAULT_SPLITS as SHAPES_WORLD_DEFAULT_SPLITS,
   DEFAULT_NLVR_PAIRS as SHAPES_WORLD_DEFAULT_NLVR_PAIRS,

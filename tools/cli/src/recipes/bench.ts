@@ -30,7 +30,7 @@ import { BertTokenizer } from '@vlmoe/data';
 import * as T from '@vlmoe/tensor';
 import { readConfig } from './config.js';
 import { BENCH_SCHEMA, type BenchConfig, type BenchModel } from './schemas.js';
-import { TASK_DATA, absoluteDataSpec, openDataset } from './dataset.js';
+import { absoluteDataSpec, openDataset } from './dataset.js';
 import { loadFinetuned } from './evaluate.js';
 import { checkFinetuneRecipe, finetune } from './finetune.js';
 import { checkPretrainRecipe, pretrain } from './pretrain.js';
@@ -200,7 +200,7 @@ export async function bench(config: string | object | null, opts: { fresh?: bool
     return Object.assign(evalAdapter(m.label, tm), { dispose: () => Object.values(tm).forEach((x) => (x as { dispose(): void }).dispose()) });
   });
   const textLen = (t: TaskName) => Number(cfg.finetune[t]!.textLen ?? 40);
-  const common = (t: TaskName) => ({ file: ds.file(TASK_DATA[t], cfg.split), tokenizer: ds.tokenizer, imageSize: cfg.imageSize, maxTextLen: textLen(t), batchSize: cfg.evalBatch, numWorkers: 1 });
+  const common = (t: TaskName) => ({ file: ds.evalFile(t, cfg.split), tokenizer: ds.tokenizer, imageSize: cfg.imageSize, maxTextLen: textLen(t), batchSize: cfg.evalBatch, numWorkers: 1 });
   const specs: TaskSpec[] = tasks.map((t) => {
     const name = cfg.taskNames[t] ?? DEFAULT_BENCH.taskNames[t] ?? t;
     if (t === 'vqa') return { kind: 'vqa', name, options: { ...common(t), answers: ds.answers } };

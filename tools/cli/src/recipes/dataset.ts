@@ -22,6 +22,11 @@ export interface RecipeDataset {
   tokenizer: string;
   /** The Arrow file of a kind and split (checked to exist). */
   file(kind: Kind, split: Split): string;
+  /**
+   * The file a task is evaluated on: for retrieval `retrieval_<split>.arrow` when the dataset has
+   * one (the shapes world: one identifying caption per image, none shared), else the task's kind.
+   */
+  evalFile(task: TaskName, split: Split): string;
   answers: string;
 }
 
@@ -59,12 +64,14 @@ export async function openDataset(data: string): Promise<RecipeDataset> {
   } else if (!fs.statSync(dir).isDirectory()) throw new Error(`data '${dir}' is not a folder (a dataset is a folder of Arrow files with tokenizer.json)`);
   const tokenizer = path.join(dir, 'tokenizer.json');
   if (!fs.existsSync(tokenizer)) throw new Error(`dataset ${dir}: no tokenizer.json (build one with 'vlmoe data tokenizer')`);
-  return {
-    dir, tokenizer, answers: path.join(dir, 'answers.json'),
-    file(kind, split) {
-      const f = path.join(dir, `${kind}_${split}.arrow`);
-      if (!fs.existsSync(f)) throw new Error(`dataset ${dir}: no ${kind}_${split}.arrow (the ${kind} ${split} split this recipe needs)`);
-      return f;
-    },
+  const file = (kind: Kind, split: Split): string => {
+    const f = path.join(dir, `${kind}_${split}.arrow`);
+    if (!fs.existsSync(f)) throw new Error(`dataset ${dir}: no ${kind}_${split}.arrow (the ${kind} ${split} split this recipe needs)`);
+    return f;
   };
+  const evalFile = (task: TaskName, split: Split): string => {
+    const r = path.join(dir, `retrieval_${split}.arrow`);
+    return task === 'retrieval' && fs.existsSync(r) ? r : file(TASK_DATA[task], split);
+  };
+  return { dir, tokenizer, answers: path.join(dir, 'answers.json'), file, evalFile };
 }

@@ -11,7 +11,7 @@ import * as T from '@vlmoe/tensor';
 import { evaluateNlvr, evaluateRetrieval, evaluateVqa, type ModelAdapter, type NlvrEvalResult, type RetrievalEvalResult, type VqaEvalResult } from '@vlmoe/eval';
 import { createTaskModel, evalAdapter, parseVLMoConfig, resolveVLMoConfig, type AnyTaskModel, type TaskName, type VLMoConfig, type VLMoEvalAdapter } from '@vlmoe/moe';
 import { loadCheckpointWeights } from '@vlmoe/parallel';
-import { TASK_DATA, openDataset } from './dataset.js';
+import { openDataset } from './dataset.js';
 
 export const EVAL_USAGE = `usage: vlmoe eval --run runs/<name> [--split val|test] [--limit N] [--batch N]
 
@@ -57,7 +57,7 @@ export type TaskEvalResult = VqaEvalResult | NlvrEvalResult | RetrievalEvalResul
 /** Runs the task's harness on a model adapter (shared by `vlmoe eval` and `vlmoe bench`). */
 export async function evaluateTask(adapter: VLMoEvalAdapter, task: TaskName, o: { data: string; split: 'val' | 'test'; imageSize: number; textLen: number; batchSize: number; outDir: string; limit?: number }): Promise<TaskEvalResult> {
   const ds = await openDataset(o.data);
-  const common = { file: ds.file(TASK_DATA[task], o.split), tokenizer: ds.tokenizer, imageSize: o.imageSize, maxTextLen: o.textLen, batchSize: o.batchSize, outDir: o.outDir, numWorkers: 1 };
+  const common = { file: ds.evalFile(task, o.split), tokenizer: ds.tokenizer, imageSize: o.imageSize, maxTextLen: o.textLen, batchSize: o.batchSize, outDir: o.outDir, numWorkers: 1 };
   // @vlmoe/moe's adapter takes the loader's batches structurally (it does not depend on @vlmoe/eval): no cast needed
   const a: ModelAdapter = adapter;
   fs.mkdirSync(o.outDir, { recursive: true });

@@ -62,6 +62,13 @@ export interface StudyResult {
   seconds: number;
 }
 
+/** What chance is for the retrieval metrics of a run (1 / candidates). */
+function chanceLine(r: BenchResult): string[] {
+  const ret = r.report.results.find((x) => x.kind === 'retrieval');
+  const n = Number(ret?.detail.images ?? 0);
+  return n > 0 ? [`Chance: TR@1 = IR@1 = ${(100 / n).toFixed(2)} % (${n} candidate images).`, ''] : [];
+}
+
 export async function study(config: string | object | null, opts: { seeds?: number[]; jobs?: number; fresh?: boolean } = {}): Promise<StudyResult> {
   const t0 = performance.now();
   const where = typeof config === 'string' ? config : config ? '(study object)' : '(default study)';
@@ -125,6 +132,7 @@ export async function study(config: string | object | null, opts: { seeds?: numb
     head,
     ...rows,
     '',
+    ...chanceLine(runs[0]!),
     `Claims: paired difference A − B in points, with its ${Math.round((claims[0]?.interval.level ?? 0.95) * 100)}% bootstrap interval over evaluation examples (${resamples} resamples), combined over seeds.`,
     '',
     ...claims.map((c) => `- ${c.text}`),
