@@ -9,7 +9,8 @@ export { evaluateNlvr, type NlvrEvalOptions, type NlvrEvalResult } from './harne
 export { evaluateRetrieval, type RetrievalEvalOptions, type RetrievalEvalResult } from './harness/retrieval.js';
 export { openEvalLoader, textOnlyBatch, type EvalDataOptions } from './harness/data.js';
 export { runBenchmarkSuite, markdownTable, formatCount, type SuiteOptions, type SuiteReport, type TaskSpec, type TaskResult } from './report/suite.js';
-export { barChartSvg, lineChartSvg, curvesFromJsonl, PALETTE, type BarChartOptions, type LineChartOptions } from './report/svg.js';
+export { barChartSvg, lineChartSvg, heatmapSvg, curvesFromJsonl, PALETTE, type BarChartOptions, type LineChartOptions, type HeatmapOptions } from './report/svg.js';
+export { routingFromJsonl, routingSvgs, type LayerRouting } from './report/routing.js';
 export { colorShapeBaseline, imageStats, NAMED_COLORS, type ColorShapeBaselineOptions } from './baselines/color_shape.js';
 export { pairedBootstrap, quantileSorted, verdict, type PairedScores, type BootstrapOptions, type Interval } from './stats/bootstrap.js';
 export { meanSd, formatMeanSd, type MeanSd } from './stats/summary.js';

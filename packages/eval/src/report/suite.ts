@@ -4,6 +4,7 @@
  * `report.json` (every number), per-model prediction files, and SVG charts (task metrics per
  * model; training curves from runs' `metrics.jsonl`).
  */
+import { routingFromJsonl, routingSvgs } from './routing.js';
 import { exampleScores, type ExampleMetric, type ExampleScores } from '../stats/per_example.js';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,7 +25,7 @@ export interface SuiteOptions {
   models: ModelAdapter[];
   tasks: TaskSpec[];
   outDir: string;
-  /** Training runs whose `metrics.jsonl` curves go into the report. */
+  /** Training runs whose `metrics.jsonl` curves go into the report (and, for MoE runs, their routing diagnostics). */
   trainingRuns?: { name: string; metricsJsonl: string; keys: string[] }[];
 }
 
@@ -163,8 +164,22 @@ export async function runBenchmarkSuite(o: SuiteOptions): Promise<SuiteReport> {
     curveFiles.push(p);
   }
   report.files.push(...curveFiles);
+  // routing diagnostics of the MoE runs: each expert's share over training, drop rate, imbalance
+  const routingFiles: string[] = [];
+  for (const run of o.trainingRuns ?? []) {
+    const svgs = routingSvgs(run.name, routingFromJsonl(readFileSync(run.metricsJsonl, 'utf8'), 60, run.metricsJsonl));
+    for (const [name, svg] of Object.entries(svgs)) {
+      writeFileAtomic(join(o.outDir, name), svg);
+      routingFiles.push(join(o.outDir, name));
+    }
+  }
+  report.files.push(...routingFiles);
   const md: string[] = [`# ${title}`, '', `${report.createdAt}`, '', markdownTable(report), '', '![task metrics](tasks.svg)', ''];
   for (const f of curveFiles) md.push(`![training curves](${f.split('/').pop()})`, '');
+  if (routingFiles.length) {
+    md.push('## Routing', '', 'Per MoE layer: each expert\'s share of the assignments over training (heatmap), the drop rate and the most-loaded expert / mean (balance chart).', '');
+    for (const f of routingFiles) md.push(`![routing](${f.split('/').pop()})`, '');
+  }
   md.push('## Details', '');
   for (const r of results) {
     md.push(`### ${r.model} — ${r.task} (${r.kind})`, '');

@@ -153,3 +153,53 @@ export function curvesFromJsonl(text: string, keys: string[], source = 'metrics.
   });
   return series;
 }
+
+export interface HeatmapOptions {
+  title: string;
+  /** Row labels (top to bottom), e.g. experts. */
+  rows: string[];
+  /** Column labels (left to right), e.g. training steps; at most a dozen are printed. */
+  cols: string[];
+  /** values[r][c] in [0, max]; null = no data (drawn grey). */
+  values: (number | null)[][];
+  /** The value of the darkest cell (default: the largest value). */
+  max?: number;
+  xLabel?: string;
+  /** What a cell's shade means (printed under the chart). */
+  legend?: string;
+  width?: number;
+  height?: number;
+}
+
+/** A heatmap (white → dark blue), e.g. each expert's share of the assignments over training. */
+export function heatmapSvg(o: HeatmapOptions): string {
+  const W = o.width ?? 640, H = o.height ?? Math.max(160, 70 + 16 * o.rows.length);
+  const left = 90, right = 16, top = 34, bottom = 44;
+  const pw = W - left - right, ph = H - top - bottom;
+  const cw = pw / Math.max(1, o.cols.length), rh = ph / Math.max(1, o.rows.length);
+  const max = o.max ?? Math.max(1e-12, ...o.values.flat().filter((v): v is number => v !== null));
+  const shade = (v: number) => {
+    const t = Math.max(0, Math.min(1, v / max));
+    const mix = (a: number, b: number) => Math.round(a + (b - a) * t);
+    return `rgb(${mix(255, 8)},${mix(255, 48)},${mix(255, 107)})`;
+  };
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="11">`,
+    `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
+    `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13">${esc(o.title)}</text>`,
+  ];
+  o.values.forEach((row, r) => {
+    row.forEach((v, c) => {
+      out.push(`<rect x="${(left + c * cw).toFixed(2)}" y="${(top + r * rh).toFixed(2)}" width="${(cw + 0.5).toFixed(2)}" height="${(rh + 0.5).toFixed(2)}" fill="${v === null ? '#dddddd' : shade(v)}"/>`);
+    });
+  });
+  o.rows.forEach((label, r) => out.push(`<text x="${left - 6}" y="${(top + (r + 0.5) * rh + 4).toFixed(2)}" text-anchor="end">${esc(label)}</text>`));
+  const every = Math.max(1, Math.ceil(o.cols.length / 12));
+  o.cols.forEach((label, c) => {
+    if (c % every === 0) out.push(`<text x="${(left + (c + 0.5) * cw).toFixed(2)}" y="${top + ph + 14}" text-anchor="middle">${esc(label)}</text>`);
+  });
+  if (o.xLabel) out.push(`<text x="${left + pw / 2}" y="${H - 16}" text-anchor="middle">${esc(o.xLabel)}</text>`);
+  if (o.legend) out.push(`<text x="${left + pw / 2}" y="${H - 4}" text-anchor="middle" fill="#555555">${esc(o.legend)}</text>`);
+  out.push('</svg>');
+  return out.join('\n');
+}

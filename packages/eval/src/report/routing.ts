@@ -1,0 +1,93 @@
+/**
+ * Routing diagnostics from a training run's `metrics.jsonl` (the trainer logs, per step and MoE
+ * layer, the assignments each expert got and the share dropped): per layer, a heatmap of each
+ * expert's share of the layer's assignments over training, and a chart of the drop rate and
+ * the imbalance (most-loaded expert / mean) — the evidence for why an MoE model wins or loses.
+ */
+import { heatmapSvg, lineChartSvg } from './svg.js';
+
+export interface LayerRouting {
+  /** The MoE layer's name (e.g. backbone.blocks.1.ffn.vision). */
+  layer: string;
+  /** The last step of each column. */
+  steps: number[];
+  /** shares[e][c]: expert e's share of the layer's assignments over the steps of column c. */
+  shares: number[][];
+  /** Per column: dropped assignments / assignments. */
+  dropRate: number[];
+  /** Per column: the most-loaded expert's count / the mean count. */
+  imbalance: number[];
+}
+
+interface LoadEntry {
+  counts?: number[];
+  max?: number;
+  mean?: number;
+  dropRate?: number;
+}
+
+/** The routing of every MoE layer of a run, steps grouped into at most `columns` columns. */
+export function routingFromJsonl(text: string, columns = 60, source = 'metrics.jsonl'): LayerRouting[] {
+  const rows: { step: number; load: Record<string, LoadEntry> }[] = [];
+  for (const [i, line] of text.split('\n').entries()) {
+    if (!line.trim()) continue;
+    let r: { step?: number; load?: Record<string, LoadEntry> };
+    try {
+      r = JSON.parse(line) as typeof r;
+    } catch (e) {
+      throw new Error(`${source}:${i + 1}: not JSON: ${(e as Error).message}`);
+    }
+    if (typeof r.step === 'number' && r.load) rows.push({ step: r.step, load: r.load });
+  }
+  const layers = [...new Set(rows.flatMap((r) => Object.keys(r.load)))];
+  const per = Math.max(1, Math.ceil(rows.length / columns));
+  return layers.flatMap((layer) => {
+    const withCounts = rows.filter((r) => r.load[layer]?.counts);
+    if (withCounts.length === 0) return [];
+    const E = withCounts[0]!.load[layer]!.counts!.length;
+    const out: LayerRouting = { layer, steps: [], shares: Array.from({ length: E }, () => []), dropRate: [], imbalance: [] };
+    for (let c0 = 0; c0 < withCounts.length; c0 += per) {
+      const group = withCounts.slice(c0, c0 + per);
+      const sum = new Array<number>(E).fill(0);
+      let dropped = 0;
+      for (const r of group) {
+        const l = r.load[layer]!;
+        l.counts!.forEach((n, e) => (sum[e] += n));
+        dropped += (l.dropRate ?? 0) * l.counts!.reduce((a, b) => a + b, 0);
+      }
+      const total = sum.reduce((a, b) => a + b, 0);
+      out.steps.push(group[group.length - 1]!.step);
+      sum.forEach((n, e) => out.shares[e]!.push(total ? n / total : 0));
+      out.dropRate.push(total ? dropped / total : 0);
+      out.imbalance.push(total ? Math.max(...sum) / (total / E) : 0);
+    }
+    return [out];
+  });
+}
+
+/** SVG files (name → text) of a run's routing: one heatmap per layer and one chart of drop rate and imbalance. */
+export function routingSvgs(runName: string, layers: LayerRouting[]): Record<string, string> {
+  const safe = (s: string) => s.replace(/[^A-Za-z0-9_.-]+/g, '_');
+  const files: Record<string, string> = {};
+  for (const l of layers) {
+    files[`routing_${safe(runName)}_${safe(l.layer)}.svg`] = heatmapSvg({
+      title: `${runName}: ${l.layer}`,
+      rows: l.shares.map((_, e) => `expert ${e}`),
+      cols: l.steps.map(String),
+      values: l.shares,
+      xLabel: 'step',
+      legend: `shade: the expert's share of the layer's assignments (darkest = ${(100 * Math.max(...l.shares.flat())).toFixed(0)} %; uniform = ${(100 / l.shares.length).toFixed(0)} %)`,
+    });
+  }
+  if (layers.length) {
+    files[`routing_${safe(runName)}_balance.svg`] = lineChartSvg({
+      title: `${runName}: routing balance`,
+      series: layers.flatMap((l) => [
+        { name: `${l.layer} drop rate`, points: l.steps.map((s, i): [number, number] => [s, l.dropRate[i]!]) },
+        { name: `${l.layer} max/mean load`, points: l.steps.map((s, i): [number, number] => [s, l.imbalance[i]!]) },
+      ]),
+      xLabel: 'step',
+    });
+  }
+  return files;
+}
