@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
+import { BertTokenizer } from '@vlmoe/data';
 import {
   exportDeepSpeedMoECheckpoint,
   exportVlmoCheckpoint,
@@ -60,12 +61,8 @@ export interface ImportOptions extends Partial<ModelKeys> {
 
 function vocabFrom(o: ImportOptions): number {
   if (o.vocabSize !== undefined) return o.vocabSize;
-  if (o.tokenizer) {
-    const json = T.asObject(T.readJsonFile(o.tokenizer, 'tokenizer.json'), o.tokenizer);
-    const vocab = (json.model as { vocab?: Record<string, number> } | undefined)?.vocab;
-    if (!vocab) throw new Error(`${o.tokenizer}: no model.vocab (a WordPiece tokenizer.json is expected)`);
-    return Object.keys(vocab).length;
-  }
+  // the vocabulary size the recipes build their models with
+  if (o.tokenizer) return BertTokenizer.fromFile(o.tokenizer).vocabSize;
   throw new UsageError('give --vocab-size N or --tokenizer tokenizer.json (the vocabulary the checkpoint was trained with)', IMPORT_USAGE, 'import');
 }
 

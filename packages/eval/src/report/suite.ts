@@ -156,23 +156,21 @@ export async function runBenchmarkSuite(o: SuiteOptions): Promise<SuiteReport> {
     }),
   );
   report.files.push(chart);
+  // per training run, read once: its curves and, for MoE runs, the routing diagnostics
+  // (each expert's share over training, drop rate, imbalance)
   const curveFiles: string[] = [];
+  const routingFiles: string[] = [];
   for (const run of o.trainingRuns ?? []) {
     const text = readFileSync(run.metricsJsonl, 'utf8');
     const p = join(o.outDir, `curves_${safe(run.name)}.svg`);
     writeFileAtomic(p, lineChartSvg({ title: `${run.name}: training`, series: curvesFromJsonl(text, run.keys, run.metricsJsonl), xLabel: 'step' }));
     curveFiles.push(p);
-  }
-  report.files.push(...curveFiles);
-  // routing diagnostics of the MoE runs: each expert's share over training, drop rate, imbalance
-  const routingFiles: string[] = [];
-  for (const run of o.trainingRuns ?? []) {
-    const svgs = routingSvgs(run.name, routingFromJsonl(readFileSync(run.metricsJsonl, 'utf8'), 60, run.metricsJsonl));
-    for (const [name, svg] of Object.entries(svgs)) {
+    for (const [name, svg] of Object.entries(routingSvgs(run.name, routingFromJsonl(text, 60, run.metricsJsonl)))) {
       writeFileAtomic(join(o.outDir, name), svg);
       routingFiles.push(join(o.outDir, name));
     }
   }
+  report.files.push(...curveFiles);
   report.files.push(...routingFiles);
   const md: string[] = [`# ${title}`, '', `${report.createdAt}`, '', markdownTable(report), '', '![task metrics](tasks.svg)', ''];
   for (const f of curveFiles) md.push(`![training curves](${f.split('/').pop()})`, '');
