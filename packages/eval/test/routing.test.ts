@@ -3,11 +3,12 @@ import { describe, expect, test } from 'vitest';
 import { heatmapSvg, routingFromJsonl, routingSvgs } from '../src/index.js';
 
 /** metrics.jsonl lines as the trainer writes them: per step, per MoE layer, assignments per expert and the drop rate. */
-function jsonl(steps: number, counts: (step: number) => number[], dropRate = 0.1): string {
+function jsonl(steps: number, counts: (step: number) => number[], dropRate = 0.1, entropy?: (step: number) => number): string {
   return Array.from({ length: steps }, (_, i) => {
     const c = counts(i + 1);
     const total = c.reduce((a, b) => a + b, 0);
-    return JSON.stringify({ step: i + 1, loss: 1, load: { 'blocks.1.ffn.vision': { max: Math.max(...c), mean: total / c.length, dropRate, counts: c } } });
+    const h = entropy ? { entropy: entropy(i + 1) } : {};
+    return JSON.stringify({ step: i + 1, loss: 1, load: { 'blocks.1.ffn.vision': { max: Math.max(...c), mean: total / c.length, dropRate, ...h, counts: c } } });
   }).join('\n');
 }
 
@@ -22,6 +23,7 @@ describe('routing diagnostics', () => {
     expect(l!.shares[0]).toEqual([1, 1, 0.25, 0.25]);
     expect(l!.imbalance).toEqual([4, 4, 1, 1]);
     expect(l!.dropRate.map((x) => Number(x.toFixed(12)))).toEqual([0.1, 0.1, 0.1, 0.1]);
+    expect(l!.entropy).toEqual([null, null, null, null]); // not logged
     expect(routingFromJsonl('{"step":1,"loss":2}\n')).toEqual([]); // a dense run has no routing
     expect(() => routingFromJsonl('{"step":1}\nnot json', 4, 'm.jsonl')).toThrow(/m\.jsonl:2: not JSON/);
   });
@@ -38,6 +40,14 @@ describe('routing diagnostics', () => {
     const mid = px(90 + 48, 34 + 61 + 30);
     expect(mid[0]).toBeGreaterThan(100);
     expect(mid[0]).toBeLessThan(160);
+  });
+
+  test('router entropy: the mean over a column\'s steps; charted relative to ln E', () => {
+    const [l] = routingFromJsonl(jsonl(8, () => [3, 1], 0, (s) => s / 10), 2);
+    expect(l!.entropy.map((h) => Number(h!.toFixed(12)))).toEqual([0.25, 0.65]);
+    const svg = routingSvgs('r', [l!])['routing_r_balance.svg']!;
+    expect(svg).toContain('blocks.1.ffn.vision entropy / ln E');
+    expect(routingSvgs('r', routingFromJsonl(jsonl(8, () => [3, 1]), 2))['routing_r_balance.svg']).not.toContain('entropy');
   });
 
   test('one heatmap per layer and one balance chart per run, named after the run', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import * as T from '@vlmoe/tensor';
-import { Experts, MoE, ModalityFFN, VISION, TEXT, type ExpertGroup } from '../src/index.js';
+import { Experts, MoE, ModalityFFN, VISION, TEXT, routerEntropy, type ExpertGroup } from '../src/index.js';
 
 const ints = (t: T.Tensor) => Array.from(t.dataSync() as ArrayLike<number | bigint>, Number);
 const floats = (t: T.Tensor) => Array.from(t.dataSync() as ArrayLike<number>);
@@ -177,10 +177,28 @@ describe('ModalityFFN (VL-MoE block FFNs)', () => {
     vis.forEach((tok, j) => expect(out.slice(tok * 4, tok * 4 + 4)).toEqual(yv.slice(j * 4, j * 4 + 4)));
     txt.forEach((tok, j) => expect(out.slice(tok * 4, tok * 4 + 4)).toEqual(yt.slice(j * 4, j * 4 + 4)));
     expect(Object.keys(r.expertCounts)).toEqual(['vision']);
+    // the router's entropy, per MoE inside: the mean over this side's tokens of −Σ p log p of its softmax gates (float64 by hand)
+    const moe = (f.vision as unknown as { moe: MoE }).moe;
+    const logits = floats(T.noGrad(() => moe.gate.logits(T.indexSelect(flatX, 0, T.tensor(vis, { dtype: 'int64' })))));
+    let h = 0;
+    for (let s = 0; s < vis.length; s++) {
+      const row = logits.slice(s * 4, s * 4 + 4), m = Math.max(...row), z = row.reduce((a, v) => a + Math.exp(v - m), 0);
+      for (const v of row) h -= (Math.exp(v - m) / z) * ((v - m) - Math.log(z));
+    }
+    expect(Object.keys(r.entropyBy)).toEqual(['vision']);
+    expect(r.entropyBy.vision).toBeCloseTo(h / vis.length, 12);
+    expect(r.entropyBy.vision).toBeGreaterThan(0);
+    expect(r.entropyBy.vision).toBeLessThanOrEqual(Math.log(4));
     expect(r.auxLoss.item()).toBeGreaterThan(0);
     // gradients reach both sides
     r.output.sum().backward();
     for (const p of f.parameters()) expect(p.grad, 'every parameter gets a gradient').toBeTruthy();
+  });
+
+  test('routerEntropy: ln E for uniform gates, 0 for certain ones, 0 without tokens', () => {
+    expect(routerEntropy(T.full([3, 8], 1 / 8, { dtype: 'float64' }))).toBeCloseTo(Math.log(8), 12);
+    expect(routerEntropy(T.tensor([[1, 0, 0], [0, 0, 1]], { dtype: 'float64' }))).toBe(0);
+    expect(routerEntropy(T.zeros([0, 4]))).toBe(0);
   });
 
   test('vl: one shared FFN; a batch of one modality only; bad modality ids are named', () => {

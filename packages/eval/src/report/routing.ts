@@ -2,7 +2,9 @@
  * Routing diagnostics from a training run's `metrics.jsonl` (the trainer logs, per step and MoE
  * layer, the assignments each expert got and the share dropped): per layer, a heatmap of each
  * expert's share of the layer's assignments over training, and a chart of the drop rate and
- * the imbalance (most-loaded expert / mean) — the evidence for why an MoE model wins or loses.
+ * the imbalance (most-loaded expert / mean) and the router's entropy relative to ln E (1: every
+ * token spread evenly over the experts, 0: every token sure of one) — the evidence for why an
+ * MoE model wins or loses.
  */
 import { heatmapSvg, lineChartSvg } from './svg.js';
 
@@ -17,6 +19,8 @@ export interface LayerRouting {
   dropRate: number[];
   /** Per column: the most-loaded expert's count / the mean count. */
   imbalance: number[];
+  /** Per column: the router's mean per-token entropy (nats) over the column's steps; null where the run did not log it. */
+  entropy: (number | null)[];
 }
 
 interface LoadEntry {
@@ -24,6 +28,7 @@ interface LoadEntry {
   max?: number;
   mean?: number;
   dropRate?: number;
+  entropy?: number;
 }
 
 /** The routing of every MoE layer of a run, steps grouped into at most `columns` columns. */
@@ -45,21 +50,24 @@ export function routingFromJsonl(text: string, columns = 60, source = 'metrics.j
     const withCounts = rows.filter((r) => r.load[layer]?.counts);
     if (withCounts.length === 0) return [];
     const E = withCounts[0]!.load[layer]!.counts!.length;
-    const out: LayerRouting = { layer, steps: [], shares: Array.from({ length: E }, () => []), dropRate: [], imbalance: [] };
+    const out: LayerRouting = { layer, steps: [], shares: Array.from({ length: E }, () => []), dropRate: [], imbalance: [], entropy: [] };
     for (let c0 = 0; c0 < withCounts.length; c0 += per) {
       const group = withCounts.slice(c0, c0 + per);
       const sum = new Array<number>(E).fill(0);
       let dropped = 0;
+      const entropies: number[] = [];
       for (const r of group) {
         const l = r.load[layer]!;
         l.counts!.forEach((n, e) => (sum[e] += n));
         dropped += (l.dropRate ?? 0) * l.counts!.reduce((a, b) => a + b, 0);
+        if (typeof l.entropy === 'number') entropies.push(l.entropy);
       }
       const total = sum.reduce((a, b) => a + b, 0);
       out.steps.push(group[group.length - 1]!.step);
       sum.forEach((n, e) => out.shares[e]!.push(total ? n / total : 0));
       out.dropRate.push(total ? dropped / total : 0);
       out.imbalance.push(total ? Math.max(...sum) / (total / E) : 0);
+      out.entropy.push(entropies.length ? entropies.reduce((a, b) => a + b, 0) / entropies.length : null);
     }
     return [out];
   });
@@ -85,6 +93,9 @@ export function routingSvgs(runName: string, layers: LayerRouting[]): Record<str
       series: layers.flatMap((l) => [
         { name: `${l.layer} drop rate`, points: l.steps.map((s, i): [number, number] => [s, l.dropRate[i]!]) },
         { name: `${l.layer} max/mean load`, points: l.steps.map((s, i): [number, number] => [s, l.imbalance[i]!]) },
+        ...(l.entropy.some((h) => h !== null)
+          ? [{ name: `${l.layer} entropy / ln E`, points: l.steps.flatMap((s, i): [number, number][] => (l.entropy[i] === null ? [] : [[s, l.entropy[i]! / Math.log(l.shares.length)]])) }]
+          : []),
       ]),
       xLabel: 'step',
     });

@@ -28,6 +28,8 @@ export interface FFNOutput {
   expertCounts: Record<string, T.Tensor>;
   /** Assignments dropped by each MoE inside, by the same names. */
   droppedBy: Record<string, number>;
+  /** The router's mean per-token entropy (nats) of each MoE inside, by the same names. */
+  entropyBy: Record<string, number>;
 }
 
 /** What a block's FFN slot accepts: tokens [S, d] → [S, d] plus the MoE bookkeeping. */
@@ -44,7 +46,7 @@ export class DenseFFN extends T.nn.Module implements FFNLayer {
   }
   forward(x: T.Tensor): FFNOutput {
     const zero = T.zeros([], { dtype: x.dtype, device: x.device });
-    return { output: this.ffn.forward(x), auxLoss: zero, zLoss: zero.clone(), dropped: 0, expertCounts: {}, droppedBy: {} };
+    return { output: this.ffn.forward(x), auxLoss: zero, zLoss: zero.clone(), dropped: 0, expertCounts: {}, droppedBy: {}, entropyBy: {} };
   }
 }
 
@@ -57,7 +59,7 @@ export class MoEFFN extends T.nn.Module implements FFNLayer {
   }
   forward(x: T.Tensor): FFNOutput {
     const r = this.moe.forward(x);
-    return { output: r.output, auxLoss: r.auxLoss, zLoss: r.zLoss, dropped: r.dropped, expertCounts: { [this._name]: r.expertCounts }, droppedBy: { [this._name]: r.dropped } };
+    return { output: r.output, auxLoss: r.auxLoss, zLoss: r.zLoss, dropped: r.dropped, expertCounts: { [this._name]: r.expertCounts }, droppedBy: { [this._name]: r.dropped }, entropyBy: { [this._name]: r.routerEntropy } };
   }
 }
 
@@ -154,6 +156,7 @@ export class ModalityFFN extends T.nn.Module {
       let dropped = 0;
       const expertCounts: Record<string, T.Tensor> = {};
       const droppedBy: Record<string, number> = {};
+      const entropyBy: Record<string, number> = {};
       for (const [ids, ffn] of [[vis, this.vision!], [txt, this.text!]] as const) {
         if (!ids.length) continue;
         const r = ffn.forward(T.indexSelect(tokens, 0, T.tensor(ids, { dtype: 'int64', device: x.device })));
@@ -163,6 +166,7 @@ export class ModalityFFN extends T.nn.Module {
         dropped += r.dropped;
         Object.assign(expertCounts, r.expertCounts);
         Object.assign(droppedBy, r.droppedBy);
+        Object.assign(entropyBy, r.entropyBy);
       }
       // outputs come back as [vision tokens; text tokens]: put them in token order
       const order = [...vis, ...txt];
@@ -170,7 +174,7 @@ export class ModalityFFN extends T.nn.Module {
       order.forEach((tok, pos) => (inverse[tok] = pos));
       const joined = parts.length === 1 ? parts[0]! : T.cat(parts, 0);
       const output = (order.every((tok, pos) => tok === pos) ? joined : T.indexSelect(joined, 0, T.tensor(inverse, { dtype: 'int64', device: x.device }))).reshape(...x.shape);
-      return { output, auxLoss, zLoss, dropped, expertCounts, droppedBy };
+      return { output, auxLoss, zLoss, dropped, expertCounts, droppedBy, entropyBy };
     });
   }
 }

@@ -124,6 +124,24 @@ export interface MoEOutput {
   dropped: number;
   /** Slots per expert this call. */
   capacity: number;
+  /**
+   * The router's mean per-token entropy, −Σₑ pₑ log pₑ of the softmax gates, in nats: ln E when
+   * every token is unsure, 0 when every token is certain of one expert.
+   */
+  routerEntropy: number;
+}
+
+/** Mean over tokens of the entropy (nats) of gates [S, E]. */
+export function routerEntropy(gates: T.Tensor): number {
+  const [S, E] = gates.shape as [number, number];
+  if (S === 0) return 0;
+  const g = gates.dataSync() as Float32Array | Float64Array;
+  let h = 0;
+  for (let i = 0; i < S * E; i++) {
+    const p = g[i]!;
+    if (p > 0) h -= p * Math.log(p);
+  }
+  return h / S;
 }
 
 function reduceCapacityOf(group: ExpertGroup | null): ((localMax: number) => number) | undefined {
@@ -221,7 +239,7 @@ export class MoE extends T.nn.Module implements ExpertParallelLayer {
         const c = T.softmax(this.coefficient.forward(tokens), -1);
         out = T.add(T.mul(out, c.narrow(1, 0, 1)), T.mul(this.mlp.forward(tokens), c.narrow(1, 1, 1)));
       }
-      return { output: out.reshape(...x.shape), auxLoss: gate.auxLoss, zLoss: gate.zLoss, expertCounts: gate.countsBefore, dropped: gate.dropped, capacity: gate.capacity };
+      return { output: out.reshape(...x.shape), auxLoss: gate.auxLoss, zLoss: gate.zLoss, expertCounts: gate.countsBefore, dropped: gate.dropped, capacity: gate.capacity, routerEntropy: routerEntropy(gate.gates) };
     });
   }
 }

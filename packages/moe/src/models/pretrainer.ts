@@ -54,6 +54,8 @@ export interface PretrainLosses {
   expertCounts: Record<string, T.Tensor>;
   /** Per MoE layer of that pass: assignments dropped. */
   droppedBy: Record<string, number>;
+  /** The router's mean per-token entropy (nats) per MoE layer. */
+  entropyBy: Record<string, number>;
   dropped: number;
 }
 
@@ -114,7 +116,7 @@ export class VLMoPretrainer extends T.nn.Module implements DataParallelModule {
     const w = { itc: this.weights.itc ?? 1, itm: this.weights.itm ?? 1, mlm: this.weights.mlm ?? 0.25 };
     const loss = T.add(T.add(T.add(T.mul(itc, w.itc), T.mul(itm, w.itm)), T.mul(mlm, w.mlm)), moe);
     // expert load: the fused pass of the real pairs (vision and text pools of every MoE block)
-    return { loss, parts: { itc: itc.item(), itm: itm.item(), mlm: mlm.item(), moe: moe.item() }, expertCounts: pos.expertCounts, droppedBy: pos.droppedBy, dropped: passes.reduce((a, o) => a + o.dropped, 0) };
+    return { loss, parts: { itc: itc.item(), itm: itm.item(), mlm: mlm.item(), moe: moe.item() }, expertCounts: pos.expertCounts, droppedBy: pos.droppedBy, entropyBy: pos.entropyBy, dropped: passes.reduce((a, o) => a + o.dropped, 0) };
   }
 
   /**

@@ -60,6 +60,8 @@ export interface TaskOutput {
   expertCounts: Record<string, T.Tensor>;
   /** Per MoE layer of the same pass: assignments dropped. */
   droppedBy: Record<string, number>;
+  /** The router's mean per-token entropy (nats) per MoE layer. */
+  entropyBy: Record<string, number>;
   dropped: number;
 }
 
@@ -106,7 +108,7 @@ abstract class TaskModel extends T.nn.Module {
   abstract override forward(x: TaskBatch): TaskOutput;
   protected out(task: T.Tensor, passes: VLMoOutput[]): TaskOutput {
     const moe = moeSum(passes, this.backbone.config.dtype);
-    return { loss: T.add(task, moe), parts: { task: task.item(), moe: moe.item() }, expertCounts: passes[0]!.expertCounts, droppedBy: passes[0]!.droppedBy, dropped: passes.reduce((a, o) => a + o.dropped, 0) };
+    return { loss: T.add(task, moe), parts: { task: task.item(), moe: moe.item() }, expertCounts: passes[0]!.expertCounts, droppedBy: passes[0]!.droppedBy, entropyBy: passes[0]!.entropyBy, dropped: passes.reduce((a, o) => a + o.dropped, 0) };
   }
 }
 

@@ -48,6 +48,8 @@ export interface VLMoOutput {
   expertCounts: Record<string, T.Tensor>;
   /** Assignments dropped per MoE layer, same keys. */
   droppedBy: Record<string, number>;
+  /** The router's mean per-token entropy (nats) per MoE layer, same keys. */
+  entropyBy: Record<string, number>;
 }
 
 class VLMoBlock extends T.nn.Module {
@@ -77,7 +79,7 @@ class VLMoBlock extends T.nn.Module {
     if (index >= c.depth - c.vlBlocks) this.vl = new NormedFFN(d, new DenseFFN(d, c.ffnHidden, { dtype, generator: gen }), { eps: 1e-6, dtype });
   }
 
-  forward(x: T.Tensor, modality: number[], pass: Pass, mask: T.Tensor | undefined, samples: T.nn.SampleIndex | undefined, acc: { aux: T.Tensor[]; z: T.Tensor[]; dropped: number; counts: Record<string, T.Tensor>; drops: Record<string, number> }): T.Tensor {
+  forward(x: T.Tensor, modality: number[], pass: Pass, mask: T.Tensor | undefined, samples: T.nn.SampleIndex | undefined, acc: { aux: T.Tensor[]; z: T.Tensor[]; dropped: number; counts: Record<string, T.Tensor>; drops: Record<string, number>; entropy: Record<string, number> }): T.Tensor {
     const [B, L, d] = x.shape as [number, number, number];
     let a = this.attn.forward(this.norm1.forward(x), mask);
     if (this.gamma1) a = this.gamma1.forward(a);
@@ -89,6 +91,7 @@ class VLMoBlock extends T.nn.Module {
     acc.dropped += r.dropped;
     for (const [k, v] of Object.entries(r.expertCounts)) acc.counts[`blocks.${this.index}.${k}`] = v;
     for (const [k, v] of Object.entries(r.droppedBy)) acc.drops[`blocks.${this.index}.${k}`] = v;
+    for (const [k, v] of Object.entries(r.entropyBy)) acc.entropy[`blocks.${this.index}.${k}`] = v;
     let f = r.output.reshape(B, L, d);
     if (this.gamma2) f = this.gamma2.forward(f);
     return T.add(x, this.dropPath.forward(f, samples));
@@ -186,13 +189,13 @@ export class VLMo extends T.nn.Module {
     const rowModality = [...new Array<number>(textLen).fill(TEXT), ...new Array<number>(imageLen).fill(VISION)];
     const modality: number[] = [];
     for (let b = 0; b < B; b++) modality.push(...rowModality);
-    const acc = { aux: [] as T.Tensor[], z: [] as T.Tensor[], dropped: 0, counts: {} as Record<string, T.Tensor>, drops: {} as Record<string, number> };
+    const acc = { aux: [] as T.Tensor[], z: [] as T.Tensor[], dropped: 0, counts: {} as Record<string, T.Tensor>, drops: {} as Record<string, number>, entropy: {} as Record<string, number> };
     for (const blk of this.blocks.children()) x = (blk as VLMoBlock).forward(x, modality, pass, mask, input.samples, acc);
     const hidden = this.norm.forward(x);
     const sum = (ts: T.Tensor[]) => ts.reduce((a, b) => T.add(a, b), T.zeros([], { dtype: this.config.dtype, device: hidden.device }));
     const auxLoss = sum(acc.aux), zLoss = sum(acc.z);
     const m = this.config.moe;
     const moeLoss = m ? T.add(T.mul(auxLoss, m.auxLossWeight), T.mul(zLoss, m.zLossWeight)) : T.mul(auxLoss, 0);
-    return { hidden, textLen, imageLen, pass, auxLoss, zLoss, moeLoss, dropped: acc.dropped, expertCounts: acc.counts, droppedBy: acc.drops };
+    return { hidden, textLen, imageLen, pass, auxLoss, zLoss, moeLoss, dropped: acc.dropped, expertCounts: acc.counts, droppedBy: acc.drops, entropyBy: acc.entropy };
   }
 }

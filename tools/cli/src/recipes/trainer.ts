@@ -120,6 +120,8 @@ export interface StepOutput {
   parts: Record<string, number>;
   expertCounts: Record<string, T.Tensor>;
   droppedBy?: Record<string, number>;
+  /** The router's mean per-token entropy (nats) per MoE layer. */
+  entropyBy?: Record<string, number>;
   dropped: number;
 }
 
@@ -207,12 +209,12 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
         }
         engine.backward(r.loss);
         const gradNorm = engine.step();
-        // per MoE layer: the assignments per expert, their max and mean, and the drop rate
-        const load: Record<string, { max: number; mean: number; dropRate: number; counts: number[] }> = {};
+        // per MoE layer: the assignments per expert, their max and mean, the drop rate and the router's entropy
+        const load: Record<string, { max: number; mean: number; dropRate: number; entropy?: number; counts: number[] }> = {};
         for (const [k, c] of Object.entries(r.expertCounts)) {
           const v = Array.from(c.dataSync() as BigInt64Array, Number);
           const total = v.reduce((a, x) => a + x, 0);
-          load[k] = { max: Math.max(...v), mean: total / v.length, dropRate: total ? (r.droppedBy?.[k] ?? 0) / total : 0, counts: v };
+          load[k] = { max: Math.max(...v), mean: total / v.length, dropRate: total ? (r.droppedBy?.[k] ?? 0) / total : 0, ...(r.entropyBy?.[k] !== undefined ? { entropy: r.entropyBy[k] } : {}), counts: v };
         }
         // fp16: the loss scale and the steps skipped on overflow so far
         const fp16 = engine.lossScaler ? { lossScale: engine.lossScale, skippedSteps: engine.skippedSteps } : {};
