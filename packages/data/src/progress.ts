@@ -48,6 +48,13 @@ export class Progress {
     return `${this.label} ${this.done} ${rate.toFixed(1)}/s${note ? ' ' + note : ''}`;
   }
 
+  /** Prints a line of its own (on a terminal: above the bar, which is redrawn at the next tick). */
+  note(text: string): void {
+    if (!this.enabled) return;
+    process.stderr.write(`${this.tty ? '\r\x1b[K' : ''}${this.label}: ${text}\n`);
+    this.lastDraw = 0;
+  }
+
   /** Print the final line (always, when enabled). */
   finish(note?: string): void {
     if (this.finished) return;

@@ -15,3 +15,4 @@ export { colorShapeBaseline, imageStats, NAMED_COLORS, type ColorShapeBaselineOp
 export { pairedBootstrap, quantileSorted, verdict, type PairedScores, type BootstrapOptions, type Interval } from './stats/bootstrap.js';
 export { meanSd, formatMeanSd, type MeanSd } from './stats/summary.js';
 export { exampleScores, pairScores, type ExampleMetric, type ExampleScores } from './stats/per_example.js';
+export { firstReach, finalValue, curveFromValJsonl, runCost, curveSvgs, timeToQuality, timeToQualityMarkdown, formatFlops, type Curve, type CurvePoint, type Reach, type TimeToQuality } from './report/time_to_quality.js';

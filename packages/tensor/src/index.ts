@@ -9,6 +9,7 @@ export { type DType, DTYPES, dtypeSize, promoteTypes, isFloating, isHalf, type T
 export { autocast, autocastDType, type AutocastDType } from './autocast.js';
 export { cudaAvailable, normalizeDevice, type Device } from './device.js';
 export { memory, type MemoryReport } from './storage.js';
+export { flopCount } from './backend/flops.js';
 export { scope, tidy, keep, scopeDepth } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled, Node, customOp, type BackwardOptions, type BackwardFn } from './autograd.js';
 export { Generator, manualSeed, defaultGenerator } from './generator.js';

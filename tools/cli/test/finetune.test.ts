@@ -67,6 +67,32 @@ describe('vlmoe finetune / eval', () => {
     expect((t.tr as Record<string, number>)['10']).toBeGreaterThanOrEqual((t.tr as Record<string, number>)['1']!);
   });
 
+  test('evalEvery: val-split metrics with the training seconds and FLOPs so far in val.jsonl; a crashed run resumes them exactly', () => {
+    const o = { task: 'nlvr', init: join(runs, 'pre'), steps: 4, textLen: 24, evalEvery: 2, evalSplit: 'none' };
+    const ref = vlmoe('finetune', '--config', config('ve-ref', o));
+    expect(ref.status, ref.stdout + ref.stderr).toBe(0);
+    const val = (name: string) => readFileSync(join(runs, name, 'val.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; seconds: number; flops: number; metrics: { nlvr: number } });
+    const a = val('ve-ref');
+    expect(a.map((r) => r.step)).toEqual([2, 4]);
+    // about the same work every step (MoE layers drop a varying few assignments at capacity)
+    expect(a[1]!.flops / a[0]!.flops).toBeGreaterThan(1.95);
+    expect(a[1]!.flops / a[0]!.flops).toBeLessThan(2.05);
+    expect(a[1]!.seconds).toBeGreaterThan(a[0]!.seconds);
+    for (const r of a) expect(r.metrics.nlvr).toBeGreaterThanOrEqual(0);
+    const m = metrics('ve-ref') as unknown as { step: number; flops: number; seconds: number }[];
+    expect(m[3]!.flops).toBe(a[1]!.flops);
+    // killed after step 3 (checkpoint at 2), resumed: the same validations and the same FLOP count
+    const crash = vlmoe('finetune', '--config', config('ve', o), '--stop-after', '3');
+    expect(crash.signal).toBe('SIGKILL');
+    expect(val('ve').map((r) => r.step)).toEqual([2]);
+    const resumed = vlmoe('finetune', '--config', config('ve', o), '--resume');
+    expect(resumed.status, resumed.stdout + resumed.stderr).toBe(0);
+    const b = val('ve');
+    expect(b.map((r) => [r.step, r.flops, r.metrics])).toEqual(a.map((r) => [r.step, r.flops, r.metrics]));
+    // rank 0 evaluates alone: with expert parallelism it holds only its own experts
+    expect(vlmoe('finetune', '--config', config('bad', { ...o, engine: { expert_parallel_size: 2 } })).stderr).toMatch(/'evalEvery' needs expert_parallel_size 1/);
+  });
+
   // retrieval: the contrastive negatives are gathered over the ranks (allGatherRows), so the
   // 2-rank loss over 2×4 pairs is the 1-process loss over 8 pairs
   for (const task of ['vqa', 'retrieval']) {

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
 import { afterAll, describe, expect, test } from 'vitest';
 
 const cli = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -22,19 +23,23 @@ function config(runs: string): string {
     name: 'st', data: `shapes:${join(dir, 'shapes')}`, runs: join(dir, runs), evalBatch: 128, seeds: [0, 1],
     models: [{ id: 'moe', label: 'MoE-2E', experts: 2 }, { id: 'dense', label: 'Dense' }],
     pretrain: { ...steps, textLen: 24 },
-    finetune: { vqa: { ...steps, textLen: 16 }, nlvr: { ...steps, textLen: 24 }, retrieval: { ...steps, textLen: 24 } },
+    finetune: { vqa: { ...steps, textLen: 16, evalEvery: 1 }, nlvr: { ...steps, textLen: 24, evalEvery: 1 }, retrieval: { ...steps, textLen: 24, evalEvery: 1 } },
   }));
   return p;
 }
-const studyJson = (runs: string) => JSON.parse(readFileSync(join(dir, runs, 'st', 'study', 'study.json'), 'utf8')) as { seeds: number[]; table: Record<string, Record<string, { mean: number; sd: number; n: number }>>; claims: { a: string; b: string; metric: string; text: string; interval: { low: number; high: number; estimate: number } }[] };
+const studyJson = (runs: string) => JSON.parse(readFileSync(join(dir, runs, 'st', 'study', 'study.json'), 'utf8')) as { seeds: number[]; table: Record<string, Record<string, { mean: number; sd: number; n: number }>>; claims: { a: string; b: string; metric: string; text: string; interval: { low: number; high: number; estimate: number } }[];
+  timeToQuality: { metric: string; target: string; model: string; reached: number; seeds: number; seconds: { mean: number } | null; flops: { mean: number } | null; ratio: { mean: number } | null }[];
+  curves: { model: string; metric: string; points: { step: number; seconds: number; flops: number; value: number }[] }[] };
 
 describe('vlmoe study', () => {
-  test('two seeds: mean ± s.d. per model and metric, a verdict with its interval per claim', () => {
+  test('two seeds: mean ± s.d. per model and metric, a verdict with its interval per claim, time to quality', async () => {
     const r = spawnSync(process.execPath, [cli, 'study', '--config', config('a')], { encoding: 'utf8', timeout: 600_000, env });
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/== study st: seed 0 \(1 of 2\)/);
     expect(r.stdout).toMatch(/== study st: seed 1 \(2 of 2\)/);
-    const table = r.stdout.split('# vlmoe study st')[1]!.split('\n').filter((l) => l.startsWith('|'));
+    const lines = r.stdout.split('# vlmoe study st')[1]!.split('\n');
+    const start = lines.findIndex((l) => l.startsWith('|'));
+    const table = lines.slice(start, lines.findIndex((l, i) => i > start && !l.startsWith('|'))); // the first table: metrics
     expect(table[0]).toBe('| Model | VQA acc | NLVR acc | NLVR cons | Retrieval TR@1 | Retrieval IR@1 |');
     for (const row of table.slice(2)) for (const cell of row.split('|').slice(2, -1)) expect(cell.trim()).toMatch(/^\d+\.\d\d ± \d+\.\d\d$/);
     const s = studyJson('a');
@@ -47,7 +52,35 @@ describe('vlmoe study', () => {
       expect(c.interval.high).toBeGreaterThanOrEqual(c.interval.estimate);
       expect(c.text).toMatch(/^MoE-2E > Dense on (VQA|NLVR|TR@1|IR@1): (yes|no|not shown), [+−]\d+\.\d\d \(95% interval [+−]\d+\.\d\d … [+−]\d+\.\d\d\)$/);
     }
-    expect(existsSync(join(dir, 'a', 'st', 'study', 'report.md'))).toBe(true);
+    // learning curves: a validation after each of the 2 fine-tuning steps, cost counted from the start of pretraining
+    expect(s.curves.map((c) => `${c.model} ${c.metric}`).sort()).toEqual(['Dense ir1', 'Dense nlvr', 'Dense tr1', 'Dense vqa', 'MoE-2E ir1', 'MoE-2E nlvr', 'MoE-2E tr1', 'MoE-2E vqa']);
+    for (const c of s.curves) {
+      expect(c.points.map((p) => p.step)).toEqual([1, 2]);
+      expect(c.points[1]!.flops).toBeGreaterThan(c.points[0]!.flops);
+      expect(c.points[1]!.seconds).toBeGreaterThan(c.points[0]!.seconds);
+    }
+    // each seed's bench report holds its curves and the curve of a metric ends at the table's value
+    const seed0 = JSON.parse(readFileSync(join(dir, 'a', 'st-seed0', 'report', 'curves.json'), 'utf8')) as { curves: { model: string; metric: string; points: { value: number; flops: number }[] }[] };
+    const benchReport = JSON.parse(readFileSync(join(dir, 'a', 'st-seed0', 'report', 'report.json'), 'utf8')) as { results: { model: string; kind: string; headlines: { column: string; value: number }[] }[] };
+    const vqaCurve = seed0.curves.find((c) => c.model === 'MoE-2E' && c.metric === 'vqa')!;
+    const vqaRow = benchReport.results.find((r) => r.model === 'MoE-2E' && r.kind === 'vqa')!;
+    expect(100 * vqaCurve.points[1]!.value).toBeCloseTo(vqaRow.headlines[0]!.value, 2);
+    // the dense model reaches its own final value; every (metric, target = the dense model, model) row is there
+    const ttq = s.timeToQuality;
+    expect(ttq.filter((t) => t.target === 'Dense').length).toBe(8);
+    for (const t of ttq.filter((x) => x.model === 'Dense')) {
+      expect(t.reached).toBe(2);
+      expect(t.ratio!.mean).toBeCloseTo(1, 12);
+    }
+    const md = readFileSync(join(dir, 'a', 'st', 'study', 'report.md'), 'utf8');
+    expect(md).toMatch(/## Time to quality/);
+    expect(md).toMatch(/- MoE-2E reaches Dense's final VQA acc (in \d+\.\d\d( ± \d+\.\d\d)? × its training time \([12]\/2 seeds\)|: no \(0\/2 seeds\))/);
+    // the curve charts render (sharp)
+    for (const f of ['curve_vqa_seconds.svg', 'curve_tr1_flops.svg']) {
+      const meta = await sharp(readFileSync(join(dir, 'a', 'st', 'study', f))).metadata();
+      expect(meta.width).toBe(720);
+      expect(md).toContain(`![${f}](${f})`);
+    }
   }, 900_000);
 
   test('killed with SIGKILL part-way, the study resumes and ends with the uninterrupted numbers', async () => {
@@ -74,6 +107,8 @@ describe('vlmoe study', () => {
     const [a, b] = [studyJson('a'), studyJson('b')];
     expect(b.table).toEqual(a.table);
     expect(b.claims).toEqual(a.claims);
+    // training FLOPs are counted across the crash exactly as without it
+    expect(b.curves.map((c) => c.points.map((p) => p.flops))).toEqual(a.curves.map((c) => c.points.map((p) => p.flops)));
   }, 900_000);
 
   test('config mistakes are named before anything trains', () => {

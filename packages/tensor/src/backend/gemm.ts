@@ -3,6 +3,7 @@ import { native } from '@vlmoe/native-cuda';
 import { dtypeCode } from '../dtype.js';
 import type { Tensor } from '../tensor.js';
 import { A, put } from './native.js';
+import { countFlops } from './flops.js';
 
 export interface GemmOperand {
   t: Tensor;
@@ -14,6 +15,7 @@ export interface GemmOperand {
 /** C[b] = alpha * op(A[b]) op(B[b]) + beta * C[b], row-major. */
 export function gemm(batch: number, M: number, N: number, K: number, a: GemmOperand, b: GemmOperand, c: { t: Tensor; ld: number; batchStride: number },
   alpha = 1, beta = 0, reference = false): void {
+  countFlops(2 * batch * M * N * K);
   let i = 0;
   A[i++] = batch;
   A[i++] = M;

@@ -3,6 +3,7 @@ import { native } from '@vlmoe/native-cuda';
 import { dtypeCode } from '../dtype.js';
 import type { Tensor } from '../tensor.js';
 import { A, put } from './native.js';
+import { countFlops } from './flops.js';
 
 export function moeAssign(expert: Tensor, priority: Tensor | null, S: number, k: number, E: number, C: number, slot: Tensor, countsBefore: Tensor, countsAfter: Tensor,
   countsFirst: Tensor | null = null, row: Tensor | null = null): void {
@@ -119,6 +120,7 @@ function groupHeader(G: number, K: number, N: number, R: number, sizes: Tensor):
 
 /** Grouped linear (CPU): `y_g = x_g·w_g + b_g` over consecutive row groups of `sizes` (int64 [G]). */
 export function groupedLinear(y: Tensor, x: Tensor, w: Tensor, b: Tensor | null, sizes: Tensor, G: number, K: number, N: number, R: number, reference = false): void {
+  countFlops(2 * R * K * N);
   let i = groupHeader(G, K, N, R, sizes);
   i = put(i, x);
   i = put(i, w);
@@ -130,6 +132,7 @@ export function groupedLinear(y: Tensor, x: Tensor, w: Tensor, b: Tensor | null,
 /** Grouped linear backward (CPU): any of dx, dw, db may be null. */
 export function groupedLinearBackward(x: Tensor, w: Tensor, dy: Tensor, dx: Tensor | null, dw: Tensor | null, db: Tensor | null, sizes: Tensor,
   G: number, K: number, N: number, R: number, reference = false): void {
+  countFlops(2 * R * K * N * ((dx ? 1 : 0) + (dw ? 1 : 0)));
   let i = groupHeader(G, K, N, R, sizes);
   i = put(i, x);
   i = put(i, w);
@@ -143,6 +146,7 @@ export function groupedLinearBackward(x: Tensor, w: Tensor, dy: Tensor, dx: Tens
 /** Fused expert FFN forward (CPU): per group, pre = x·w1 + b1, hid = act(pre), y = hid·w2 + b2. */
 export function expertFFN(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2: Tensor | null, pre: Tensor, hid: Tensor, y: Tensor, sizes: Tensor,
   G: number, D: number, H: number, R: number, act: number, reference = false): void {
+  countFlops(4 * R * D * H); // x·w1 and hid·w2
   let i = groupHeader(G, D, H, R, sizes);
   i = put(i, x);
   i = put(i, w1);
@@ -159,6 +163,9 @@ export function expertFFN(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, 
 export function expertFFNBackward(x: Tensor, w1: Tensor, w2: Tensor, pre: Tensor, hid: Tensor, dy: Tensor, scratch: Tensor,
   out: { dx: Tensor | null; dw1: Tensor | null; db1: Tensor | null; dw2: Tensor | null; db2: Tensor | null }, sizes: Tensor,
   G: number, D: number, H: number, R: number, act: number, reference = false): void {
+  // dhid = dy·w2ᵀ (for dx, dw1 or db1), dw2 = hidᵀ·dy, dx = dpre·w1ᵀ, dw1 = xᵀ·dpre
+  const products = (out.dx || out.dw1 || out.db1 ? 1 : 0) + (out.dw2 ? 1 : 0) + (out.dx ? 1 : 0) + (out.dw1 ? 1 : 0);
+  countFlops(2 * R * D * H * products);
   let i = groupHeader(G, D, H, R, sizes);
   for (const t of [x, w1, w2, pre, hid, dy, scratch, out.dx, out.dw1, out.db1, out.dw2, out.db2]) i = put(i, t);
   const mask = (out.dx ? 1 : 0) | (out.dw1 ? 2 : 0) | (out.db1 ? 4 : 0) | (out.dw2 ? 8 : 0) | (out.db2 ? 16 : 0);

@@ -3,6 +3,7 @@ import { native } from '@vlmoe/native-cuda';
 import { dtypeCode } from '../dtype.js';
 import type { Tensor } from '../tensor.js';
 import { A, put, rowHeader, operand } from './native.js';
+import { countFlops } from './flops.js';
 
 export function softmax(y: Tensor, x: Tensor, log: boolean, scale: number, mask?: Tensor): void {
   let i = rowHeader(x);
@@ -36,6 +37,12 @@ export function softmaxBackward(dx: Tensor, y: Tensor, g: Tensor, log: boolean):
  * The attention header: B, H, Lq, Lk, D, Dv, scale, q, k, v, out, lse (all contiguous,
  * q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv]).
  */
+/** Multiply-adds ×2 of one attention pass's two products (q·kᵀ and p·v): 2·B·H·Lq·Lk·(D + Dv). */
+function attentionFlops(q: Tensor, k: Tensor, v: Tensor): number {
+  const [B, H, Lq, D] = q.shape as [number, number, number, number];
+  return 2 * B * H * Lq * k.shape[2]! * (D + v.shape[3]!);
+}
+
 function attentionHeader(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, scale: number): number {
   const [B, H, Lq, D] = q.shape as [number, number, number, number];
   A[0] = B;
@@ -64,6 +71,7 @@ function attentionMask(i: number, q: Tensor, k: Tensor, mask: Tensor | null): [n
 
 /** Fused attention forward: out [B,H,Lq,Dv] and lse [B,H,Lq] (float64 for float64 inputs, else float32). */
 export function attention(out: Tensor, lse: Tensor, q: Tensor, k: Tensor, v: Tensor, scale: number, mask: Tensor | null, causal: boolean): void {
+  countFlops(attentionFlops(q, k, v));
   const [, kind] = attentionMask(attentionHeader(q, k, v, out, lse, scale), q, k, mask);
   native.attention(dtypeCode[q.dtype], kind, causal ? 1 : 0);
 }
@@ -71,6 +79,7 @@ export function attention(out: Tensor, lse: Tensor, q: Tensor, k: Tensor, v: Ten
 /** Fused attention backward: dq, dk, dv from q, k, v, out, lse and dout (all contiguous). */
 export function attentionBackward(dq: Tensor, dk: Tensor, dv: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dout: Tensor,
   scale: number, mask: Tensor | null, causal: boolean): void {
+  countFlops(2 * attentionFlops(q, k, v)); // dv = pᵀ·dout, dp = dout·vᵀ, dq = ds·k, dk = dsᵀ·q
   const i = put(put(put(put(attentionHeader(q, k, v, out, lse, scale), dout), dq), dk), dv);
   const [, kind] = attentionMask(i, q, k, mask);
   native.attentionBackward(dtypeCode[q.dtype], kind, causal ? 1 : 0);

@@ -24,14 +24,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runBenchmarkSuite, type SuiteReport, type TaskSpec } from '@vlmoe/eval';
+import { curveFromValJsonl, curveSvgs, runBenchmarkSuite, runCost, timeToQuality, timeToQualityMarkdown, type Curve, type SuiteReport, type TaskSpec, type TimeToQuality } from '@vlmoe/eval';
 import { evalAdapter, parameterCount, TASKS, type TaskModels, type TaskName } from '@vlmoe/moe';
 import { BertTokenizer } from '@vlmoe/data';
 import * as T from '@vlmoe/tensor';
 import { readConfig } from './config.js';
 import { BENCH_SCHEMA, type BenchConfig, type BenchModel } from './schemas.js';
 import { absoluteDataSpec, openDataset } from './dataset.js';
-import { loadFinetuned } from './evaluate.js';
+import { CURVE_METRICS, loadFinetuned } from './evaluate.js';
 import { checkFinetuneRecipe, finetune } from './finetune.js';
 import { checkPretrainRecipe, pretrain } from './pretrain.js';
 import { modelConfig } from './trainer.js';
@@ -48,9 +48,9 @@ export const DEFAULT_BENCH: BenchConfig = {
   ],
   pretrain: { steps: 150, batch: 32, lr: 1e-3, warmup: 15, textLen: 32, checkpointEvery: 50 },
   finetune: {
-    vqa: { steps: 150, batch: 32, lr: 1e-3, warmup: 15, textLen: 16, checkpointEvery: 50 },
-    nlvr: { steps: 150, batch: 32, lr: 1e-3, warmup: 15, textLen: 24, checkpointEvery: 50 },
-    retrieval: { steps: 150, batch: 32, lr: 1e-3, warmup: 15, textLen: 32, checkpointEvery: 50 },
+    vqa: { steps: 150, batch: 32, lr: 1e-3, warmup: 15, textLen: 16, checkpointEvery: 50, evalEvery: 50 },
+    nlvr: { steps: 150, batch: 32, lr: 1e-3, warmup: 15, textLen: 24, checkpointEvery: 50, evalEvery: 50 },
+    retrieval: { steps: 150, batch: 32, lr: 1e-3, warmup: 15, textLen: 32, checkpointEvery: 50, evalEvery: 50 },
   },
   taskNames: { vqa: 'VQA', nlvr: 'NLVR', retrieval: 'Retrieval' },
 };
@@ -119,6 +119,48 @@ export interface BenchResult {
   seconds: number;
   report: SuiteReport;
   config: BenchConfig;
+  /** Learning curves on the val split (fine-tuning runs with evalEvery > 0), cost from the start of pretraining. */
+  curves: Curve[];
+  /** When each model first reaches each dense model's final val value. */
+  timeToQuality: TimeToQuality[];
+}
+
+/** Every fine-tuning run's val.jsonl as curves, offset by its pretraining run's cost. */
+function readCurves(models: { label: string; pretrain: string; runs: Partial<Record<TaskName, string>> }[]): Curve[] {
+  const curves: Curve[] = [];
+  for (const m of models) {
+    const pm = path.join(m.pretrain, 'metrics.jsonl');
+    const offset = runCost(fs.existsSync(pm) ? fs.readFileSync(pm, 'utf8') : '');
+    for (const [task, dir] of Object.entries(m.runs) as [TaskName, string][]) {
+      const vp = path.join(dir, 'val.jsonl');
+      if (!fs.existsSync(vp)) continue;
+      const text = fs.readFileSync(vp, 'utf8');
+      for (const { key } of CURVE_METRICS[task]) curves.push(curveFromValJsonl(text, { model: m.label, metric: key, offset, source: vp }));
+    }
+  }
+  return curves.filter((c) => c.points.length);
+}
+
+/** The learning-curve SVGs and the time-to-quality table, added to the report folder and report.md. */
+function writeCurves(reportDir: string, curves: Curve[], ttq: TimeToQuality[]): void {
+  if (!curves.length) return;
+  const names = Object.fromEntries(Object.values(CURVE_METRICS).flat().map((m) => [m.key, m.name]));
+  const files: string[] = [];
+  for (const metric of [...new Set(curves.map((c) => c.metric))]) {
+    for (const [f, svg] of Object.entries(curveSvgs(metric, names[metric] ?? metric, curves.filter((c) => c.metric === metric)))) {
+      T.writeFileAtomicSync(path.join(reportDir, f), (w) => w(new TextEncoder().encode(svg)));
+      files.push(f);
+    }
+  }
+  T.writeFileAtomicSync(path.join(reportDir, 'curves.json'), (w) => w(new TextEncoder().encode(JSON.stringify({ curves, timeToQuality: ttq }, null, 1) + '\n')));
+  const md = path.join(reportDir, 'report.md');
+  const section = [
+    '', '## Time to quality', '',
+    'Validation (val split) during fine-tuning; cost counted from the start of pretraining (wall-clock seconds of training, and FLOPs of the matrix-multiply kernels, forward and backward). For every dense model\'s final value: when each model first reaches it.', '',
+    timeToQualityMarkdown(ttq, names), '',
+    ...files.map((f) => `![${f}](${f})`), '',
+  ].join('\n');
+  fs.writeFileSync(md, fs.readFileSync(md, 'utf8') + section);
 }
 
 /**
@@ -216,8 +258,11 @@ export async function bench(config: string | object | null, opts: { fresh?: bool
     trainingRuns: models.map((m) => ({ name: `${m.label} pretraining`, metricsJsonl: path.join(m.pretrain, 'metrics.jsonl'), keys: ['loss', 'itc', 'itm', 'mlm'] })),
   });
   for (const a of adapters) a.dispose?.();
+  const curves = readCurves(models);
+  const ttq = timeToQuality(curves, cfg.models.filter((m) => m.experts === 0).map((m) => m.label));
+  writeCurves(reportDir, curves, ttq);
   const table = report.markdown.split('\n').filter((l) => l.startsWith('|')).join('\n');
   const seconds = (performance.now() - t0) / 1000;
   console.log(`\n${report.title}\n\n${table}\n\nwall-clock ${fmtTime(seconds)}; report: ${path.join(reportDir, 'report.md')}`);
-  return { markdown: table, reportDir, seconds, report, config: cfg };
+  return { markdown: table, reportDir, seconds, report, config: cfg, curves, timeToQuality: ttq };
 }

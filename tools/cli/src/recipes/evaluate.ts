@@ -55,12 +55,12 @@ export function loadFinetuned(runDir: string): { record: RunRecord; model: AnyTa
 export type TaskEvalResult = VqaEvalResult | NlvrEvalResult | RetrievalEvalResult;
 
 /** Runs the task's harness on a model adapter (shared by `vlmoe eval` and `vlmoe bench`). */
-export async function evaluateTask(adapter: VLMoEvalAdapter, task: TaskName, o: { data: string; split: 'val' | 'test'; imageSize: number; textLen: number; batchSize: number; outDir: string; limit?: number }): Promise<TaskEvalResult> {
+export async function evaluateTask(adapter: VLMoEvalAdapter, task: TaskName, o: { data: string; split: 'val' | 'test'; imageSize: number; textLen: number; batchSize: number; outDir?: string; limit?: number }): Promise<TaskEvalResult> {
   const ds = await openDataset(o.data);
   const common = { file: ds.evalFile(task, o.split), tokenizer: ds.tokenizer, imageSize: o.imageSize, maxTextLen: o.textLen, batchSize: o.batchSize, outDir: o.outDir, numWorkers: 1 };
   // @vlmoe/moe's adapter takes the loader's batches structurally (it does not depend on @vlmoe/eval): no cast needed
   const a: ModelAdapter = adapter;
-  fs.mkdirSync(o.outDir, { recursive: true });
+  if (o.outDir) fs.mkdirSync(o.outDir, { recursive: true });
   if (task === 'vqa') return evaluateVqa(a, { ...common, answers: ds.answers, limitBatches: o.limit });
   if (task === 'nlvr') return evaluateNlvr(a, { ...common, limitBatches: o.limit });
   return evaluateRetrieval(a, { ...common, limitImages: o.limit });
@@ -86,6 +86,20 @@ export async function evaluateRun(runDir: string, o: { split?: 'val' | 'test'; l
   model.dispose();
   console.log(`eval ${record.name} (${record.task}, ${split}, step ${step}): ${headline(r)}`);
   return s;
+}
+
+/** The metrics (fractions) a task's learning curve follows in val.jsonl, with their table names. */
+export const CURVE_METRICS: Record<TaskName, { key: string; name: string }[]> = {
+  vqa: [{ key: 'vqa', name: 'VQA acc' }],
+  nlvr: [{ key: 'nlvr', name: 'NLVR acc' }],
+  retrieval: [{ key: 'tr1', name: 'TR@1' }, { key: 'ir1', name: 'IR@1' }],
+};
+
+/** A result's curve metrics (CURVE_METRICS' keys). */
+export function curveMetrics(r: TaskEvalResult): Record<string, number> {
+  if (r.task === 'vqa') return { vqa: r.accuracy ?? 0 };
+  if (r.task === 'nlvr') return { nlvr: r.accuracy ?? 0 };
+  return { tr1: r.tr[1] ?? 0, ir1: r.ir[1] ?? 0 };
 }
 
 export function headline(r: TaskEvalResult): string {

@@ -14,11 +14,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
 import { AnswerVocab } from '@vlmoe/data';
-import { TASKS, createTaskModel, resolveVLMoConfig, taskBatchFrom, type TaskBatch, type TaskName } from '@vlmoe/moe';
+import { TASKS, createTaskModel, evalAdapter, resolveVLMoConfig, taskBatchFrom, type TaskBatch, type TaskModels, type TaskName } from '@vlmoe/moe';
 import { initProcessGroup, loadCheckpointWeights } from '@vlmoe/parallel';
 import { recipeConfig } from './config.js';
 import { TASK_DATA } from './dataset.js';
-import { evaluateRun } from './evaluate.js';
+import { curveMetrics, evaluateRun, evaluateTask } from './evaluate.js';
 import { RECIPE_OPTIONS_USAGE, applyDeepSpeedConfig, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
 import { FINETUNE_SCHEMA, MODEL_DEFAULTS, type FinetuneConfig } from './schemas.js';
 
@@ -55,6 +55,8 @@ export function checkFinetuneRecipe(config: string | Partial<FinetuneConfig>, op
   const { cfg: parsed, where } = recipeConfig(config, FINETUNE_SCHEMA, objectWhere);
   const cfg = parsed as FinetuneConfig; // the model keys are filled by resolveModelKeys
   const engineSource = applyDeepSpeedConfig(cfg, where, opts.deepspeedConfig);
+  const ep = Number((cfg.engine as Record<string, unknown>).expert_parallel_size ?? 1);
+  if (cfg.evalEvery > 0 && ep > 1) throw new Error(`config ${where}: 'evalEvery' needs expert_parallel_size 1 (rank 0 evaluates alone and holds only its own experts at ${ep}); evaluate the checkpoints with 'vlmoe eval' instead`);
   checkRecipe(cfg, where, engineSource);
   return { cfg, where, engineSource };
 }
@@ -89,6 +91,12 @@ export async function finetune(config: string | Partial<FinetuneConfig>, opts: R
       tokensPerSample: images * (cfg.textLen + r.numPatches + 1),
       describe: `${describeModel(mc, cfg)}, ${initNote}`,
       generators: { model: modelGen },
+      validate: cfg.evalEvery > 0 ? {
+        every: cfg.evalEvery,
+        run: async () => curveMetrics(await evaluateTask(evalAdapter(cfg.name, { [cfg.task]: model } as TaskModels), cfg.task, {
+          data: cfg.data, split: 'val', imageSize: r.imageSize, textLen: cfg.textLen, batchSize: cfg.evalBatch,
+        })),
+      } : undefined,
     });
   } finally {
     pg.destroy();

@@ -63,6 +63,7 @@ export const FINETUNE_SCHEMA = z.strictObject({
   model: object().nullable().default(null),
   evalSplit: z.enum(['val', 'test', 'none']).default('val').describe('split evaluated after training'),
   evalBatch: z.int().default(64),
+  evalEvery: z.int().min(0).default(0).describe('steps between evaluations on the val split during training (0: none), logged to <run>/val.jsonl with the training seconds and FLOPs so far'),
 });
 
 export const BENCH_MODEL_SCHEMA = z.strictObject({

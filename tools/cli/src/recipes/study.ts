@@ -11,7 +11,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
-import { formatMeanSd, meanSd, pairScores, pairedBootstrap, verdict, type ExampleMetric, type Interval, type MeanSd, type TaskResult } from '@vlmoe/eval';
+import { curveSvgs, formatFlops, formatMeanSd, meanSd, pairScores, pairedBootstrap, verdict, type Curve, type ExampleMetric, type Interval, type MeanSd, type TaskResult } from '@vlmoe/eval';
+import { CURVE_METRICS } from './evaluate.js';
 import { readConfig } from './config.js';
 import { DEFAULT_BENCH, bench, type BenchResult } from './bench.js';
 import { BENCH_SCHEMA } from './schemas.js';
@@ -53,10 +54,62 @@ export interface Claim {
   text: string;
 }
 
+/** Time to quality over seeds: when `model` first reaches `target`'s final val value on `metric`. */
+export interface StudyTimeToQuality {
+  metric: string;
+  target: string;
+  model: string;
+  /** Seeds in which the model reached the target / seeds with curves. */
+  reached: number;
+  seeds: number;
+  /** Over the seeds that reached it: training seconds, FLOPs, and seconds ÷ the target model's own. */
+  seconds: MeanSd | null;
+  flops: MeanSd | null;
+  ratio: MeanSd | null;
+}
+
+/** Per (metric, target, model): the seeds' time-to-quality rows combined. */
+function combineTimeToQuality(runs: BenchResult[]): StudyTimeToQuality[] {
+  const groups = new Map<string, StudyTimeToQuality & { s: number[]; f: number[]; r: number[] }>();
+  for (const run of runs) {
+    for (const t of run.timeToQuality) {
+      const key = JSON.stringify([t.metric, t.target, t.model]);
+      const g = groups.get(key) ?? { metric: t.metric, target: t.target, model: t.model, reached: 0, seeds: 0, seconds: null, flops: null, ratio: null, s: [], f: [], r: [] };
+      g.seeds++;
+      if (t.reach) {
+        g.reached++;
+        g.s.push(t.reach.seconds);
+        g.f.push(t.reach.flops);
+        g.r.push(t.reach.seconds / t.targetReach.seconds);
+      }
+      groups.set(key, g);
+    }
+  }
+  return [...groups.values()].map(({ s, f, r, ...g }) => ({ ...g, seconds: s.length ? meanSd(s) : null, flops: f.length ? meanSd(f) : null, ratio: r.length ? meanSd(r) : null }));
+}
+
+/** Each model's curve per metric, averaged over seeds step by step (value, seconds and FLOPs). */
+function meanCurves(runs: BenchResult[]): Curve[] {
+  const out: Curve[] = [];
+  const first = runs[0]?.curves ?? [];
+  for (const c of first) {
+    const same = runs.map((r) => r.curves.find((x) => x.model === c.model && x.metric === c.metric)).filter((x): x is Curve => x !== undefined);
+    const points = c.points.flatMap((p) => {
+      const at = same.map((x) => x.points.find((q) => q.step === p.step)).filter((q) => q !== undefined);
+      if (at.length !== same.length) return [];
+      const avg = (f: (q: (typeof at)[number]) => number) => at.reduce((a, q) => a + f(q), 0) / at.length;
+      return [{ step: p.step, seconds: avg((q) => q.seconds), flops: avg((q) => q.flops), value: avg((q) => q.value) }];
+    });
+    out.push({ model: c.model, metric: c.metric, points });
+  }
+  return out;
+}
+
 export interface StudyResult {
   /** Per model label, per table column: mean ± s.d. over seeds (percent). */
   table: Record<string, Record<string, MeanSd>>;
   claims: Claim[];
+  timeToQuality: StudyTimeToQuality[];
   markdown: string;
   reportDir: string;
   seconds: number;
@@ -121,6 +174,30 @@ export async function study(config: string | object | null, opts: { seeds?: numb
     }
   }
 
+  // time to quality: per seed from the val curves, combined over seeds
+  const ttq = combineTimeToQuality(runs);
+  const names = Object.fromEntries(Object.values(CURVE_METRICS).flat().map((m) => [m.key, m.name]));
+  const fmt = (v: MeanSd | null, f: (x: number) => string = (x) => x.toFixed(1)) => (v === null ? '–' : v.n > 1 ? `${f(v.mean)} ± ${f(v.sd)}` : f(v.mean));
+  const ttqLines = ttq.length
+    ? [
+        '## Time to quality',
+        '',
+        `Validation (val split) during fine-tuning, cost counted from the start of pretraining: training wall-clock and FLOPs (matrix-multiply kernels, forward and backward) until a model's val metric first reaches a dense model's final val value; mean ± s.d. over the seeds that reached it. "× target" divides by the target model's own time to its final value.`,
+        '',
+        '| Metric | Target: final val of | Model | Reached | Seconds | FLOPs | × target |',
+        '| --- | --- | --- | ---: | ---: | ---: | ---: |',
+        ...ttq.map((t) => `| ${names[t.metric] ?? t.metric} | ${t.target} | ${t.model} | ${t.reached}/${t.seeds} | ${fmt(t.seconds)} | ${t.flops ? formatFlops(t.flops.mean) : '–'} | ${fmt(t.ratio, (x) => x.toFixed(2))} |`),
+        '',
+        ...compare.flatMap((c) =>
+          ttq.filter((t) => t.model === label(c.a) && t.target === label(c.b)).map((t) =>
+            t.reached === 0
+              ? `- ${t.model} reaches ${t.target}'s final ${names[t.metric] ?? t.metric}: no (0/${t.seeds} seeds)`
+              : `- ${t.model} reaches ${t.target}'s final ${names[t.metric] ?? t.metric} in ${fmt(t.ratio, (x) => x.toFixed(2))} × its training time (${t.reached}/${t.seeds} seeds)${t.reached === t.seeds && t.ratio!.mean <= 0.5 ? ': at most half, yes' : ''}`,
+          ),
+        ),
+        '',
+      ]
+    : [];
   const seconds = (performance.now() - t0) / 1000;
   const head = `| Model | ${columns.join(' | ')} |\n| --- |${columns.map(() => ' ---: |').join('')}`;
   const rows = Object.entries(table).map(([m, cols]) => `| ${m} | ${columns.map((c) => (cols[c] ? formatMeanSd(cols[c]!) : '–')).join(' | ')} |`);
@@ -137,12 +214,23 @@ export async function study(config: string | object | null, opts: { seeds?: numb
     '',
     ...claims.map((c) => `- ${c.text}`),
     '',
+    ...ttqLines,
   ].join('\n');
   const reportDir = path.join(cfg.runs, cfg.name, 'study');
   fs.mkdirSync(reportDir, { recursive: true });
-  T.writeFileAtomicSync(path.join(reportDir, 'report.md'), (w) => w(new TextEncoder().encode(markdown)));
-  const json = { name: cfg.name, seeds, split: cfg.split, table, claims, seconds, benchRuns: runs.map((r) => r.reportDir) };
+  // learning curves averaged over seeds
+  const curves = meanCurves(runs);
+  const svgs: string[] = [];
+  for (const metric of [...new Set(curves.map((c) => c.metric))]) {
+    for (const [f, svg] of Object.entries(curveSvgs(metric, `${names[metric] ?? metric} (mean of ${seeds.length} seeds)`, curves.filter((c) => c.metric === metric)))) {
+      T.writeFileAtomicSync(path.join(reportDir, f), (w) => w(new TextEncoder().encode(svg)));
+      svgs.push(f);
+    }
+  }
+  const full = svgs.length ? `${markdown}\n${svgs.map((f) => `![${f}](${f})`).join('\n')}\n` : markdown;
+  T.writeFileAtomicSync(path.join(reportDir, 'report.md'), (w) => w(new TextEncoder().encode(full)));
+  const json = { name: cfg.name, seeds, split: cfg.split, table, claims, timeToQuality: ttq, curves, seconds, benchRuns: runs.map((r) => r.reportDir) };
   T.writeFileAtomicSync(path.join(reportDir, 'study.json'), (w) => w(new TextEncoder().encode(JSON.stringify(json, null, 1) + '\n')));
   console.log(`\n${markdown}\nreport: ${path.join(reportDir, 'report.md')}`);
-  return { table, claims, markdown, reportDir, seconds };
+  return { table, claims, timeToQuality: ttq, markdown, reportDir, seconds };
 }

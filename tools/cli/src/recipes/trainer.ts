@@ -149,6 +149,28 @@ export interface TrainSpec<B> {
   resume?: boolean;
   /** Simulate a crash (SIGKILL) after this many steps (the resume tests). */
   stopAfter?: number;
+  /**
+   * Validation during training: every `every` steps and after the last, rank 0 runs `run` (the
+   * model in eval mode) and appends its metrics, with the training seconds and FLOPs so far, to
+   * `<run>/val.jsonl`; the time it takes is not training time.
+   */
+  validate?: { every: number; run(step: number): Promise<Record<string, number>> };
+}
+
+/** A row of `<run>/val.jsonl`: validation metrics (fractions) after `step`, with the training cost so far. */
+export interface ValRow {
+  step: number;
+  /** Training wall-clock so far (seconds; validation and start-up excluded). */
+  seconds: number;
+  /** Training FLOPs so far, all ranks (matrix-multiply kernels, forward and backward: T.flopCount). */
+  flops: number;
+  metrics: Record<string, number>;
+}
+
+/** The rows of a JSON-lines run file up to (and including) `step`: what a resumed run keeps. */
+function rowsUpTo(file: string, step: number): string[] {
+  if (!fs.existsSync(file) || step === 0) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= step);
 }
 
 export interface TrainResult {
@@ -175,13 +197,19 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
     loader.loadStateDict(st.loader);
     for (const [k, g] of Object.entries(gens)) if (st.generators?.[k]) g.setState(st.generators[k]);
   }
-  const metricsPath = path.join(runDir, 'metrics.jsonl');
+  const metricsPath = path.join(runDir, 'metrics.jsonl'), valPath = path.join(runDir, 'val.jsonl');
+  // the training cost so far (a resumed run continues its count from the checkpoint's row)
+  let seconds = 0, flops = 0;
   if (pg.rank === 0) {
     fs.mkdirSync(runDir, { recursive: true });
     fs.writeFileSync(path.join(runDir, 'config.json'), JSON.stringify({ ...spec.record, resolvedEngine: engine.config, world: pg.size }, null, 2));
     // metrics of steps after the checkpoint were never checkpointed: drop them on resume
-    const kept = fs.existsSync(metricsPath) && step > 0 ? fs.readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= step) : [];
+    const kept = rowsUpTo(metricsPath, step);
     fs.writeFileSync(metricsPath, kept.map((l) => `${l}\n`).join(''));
+    const last = kept.length ? (JSON.parse(kept[kept.length - 1]!) as { seconds?: number; flops?: number }) : {};
+    seconds = last.seconds ?? 0;
+    flops = last.flops ?? 0;
+    if (spec.validate) fs.writeFileSync(valPath, rowsUpTo(valPath, step).map((l) => `${l}\n`).join(''));
     console.log(`${spec.label} ${cfg.name}: ${spec.describe}, ${pg.size} rank(s), global batch ${engine.config.trainBatchSize}${step ? `, resuming at step ${step}` : ''}`);
   }
   const losses: number[] = [];
@@ -193,6 +221,7 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
   epochs: while (step < cfg.steps) {
     for await (const b of loader) {
       const tokens = b.size * spec.tokensPerSample;
+      const flops0 = T.flopCount();
       const row = T.scope(() => {
         const r = engine.forward<[B], StepOutput>(spec.toBatch(b, step));
         const lr = engine.getLr()[0]!;
@@ -222,14 +251,31 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
       });
       b.release?.();
       step++;
+      let stepFlops = T.flopCount() - flops0;
+      if (pg.size > 1) {
+        const f = T.tensor([stepFlops], { dtype: 'float64' });
+        pg.allReduce(f, 'sum');
+        stepFlops = (f.dataSync() as Float64Array)[0]!;
+        f.dispose();
+      }
       const dt = (performance.now() - t0) / 1000;
-      t0 = performance.now();
+      seconds += dt;
+      flops += stepFlops;
       losses.push(row.loss);
       if (pg.rank === 0) {
-        fs.appendFileSync(metricsPath, `${JSON.stringify({ step, ...row, samplesPerSec: engine.config.trainBatchSize / dt, tokensPerSec: (tokens * pg.size) / dt })}\n`);
+        fs.appendFileSync(metricsPath, `${JSON.stringify({ step, ...row, samplesPerSec: engine.config.trainBatchSize / dt, tokensPerSec: (tokens * pg.size) / dt, seconds, flops })}\n`);
         bar.tick(1, `loss ${row.loss.toFixed(3)} (${Object.entries(row).filter(([k, v]) => typeof v === 'number' && !['loss', 'lr', 'gradNorm', 'dropped', 'lossScale', 'skippedSteps'].includes(k)).map(([k, v]) => `${k} ${(v as number).toFixed(3)}`).join(' ')})`);
       }
+      if (spec.validate && pg.rank === 0 && (step % spec.validate.every === 0 || step === cfg.steps)) {
+        spec.model.eval();
+        const metrics = await spec.validate.run(step);
+        spec.model.train();
+        const v: ValRow = { step, seconds, flops, metrics };
+        fs.appendFileSync(valPath, `${JSON.stringify(v)}\n`);
+        bar.note(`validation at step ${step}: ${Object.entries(metrics).map(([k, x]) => `${k} ${(100 * x).toFixed(2)}`).join(', ')}`);
+      }
       if (step % cfg.checkpointEvery === 0 || step === cfg.steps) save();
+      t0 = performance.now(); // validation and checkpoints are not training time
       if (spec.stopAfter !== undefined && step >= spec.stopAfter) process.kill(process.pid, 'SIGKILL'); // a crash, for the resume tests
       if (step >= cfg.steps) break epochs;
     }
