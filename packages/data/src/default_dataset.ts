@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureShapesWorld, shapesWorldTexts, type ShapesWorldManifest, type ShapesWorldOptions } from './synthetic/index.js';
+import { ensureShapesWorld, readShapesWorldManifest, shapesWorldTexts, type ShapesWorldManifest, type ShapesWorldOptions } from './synthetic/index.js';
 import { withFileLock } from './fs.js';
 import { buildWordPieceTokenizer, saveTokenizer, tokenizerJsonToString } from './text/index.js';
 
@@ -20,17 +20,39 @@ export interface DefaultDataset {
   generated: boolean;
 }
 
+export interface DefaultDatasetOptions extends ShapesWorldOptions {
+  /** Tokens of the WordPiece vocabulary built from the train texts (default 1000). */
+  vocabSize?: number;
+  /**
+   * What to do when `dir` already holds a shapes world of the other concept set (standard vs
+   * rich): 'regenerate' it (the default, like any other mismatch with the manifest) or throw
+   * an error naming both and leave it alone ('error').
+   */
+  otherConcepts?: 'regenerate' | 'error';
+}
+
 /**
  * Make sure the shapes world (and its tokenizer.json) exists in `dir`; generate what is
  * missing. Safe to call from several processes at once (ranks of one job, two commands): the
  * first generates while holding `<dir>.lock`, the others wait and then find it complete.
  */
-export async function ensureDefaultDataset(dir: string, options: ShapesWorldOptions & { vocabSize?: number } = {}): Promise<DefaultDataset> {
+export async function ensureDefaultDataset(dir: string, options: DefaultDatasetOptions = {}): Promise<DefaultDataset> {
   return withFileLock(dir.replace(/[\\/]+$/, ''), () => ensureUnlocked(dir, options));
 }
 
-async function ensureUnlocked(dir: string, options: ShapesWorldOptions & { vocabSize?: number }): Promise<DefaultDataset> {
-  const { vocabSize, ...world } = options;
+async function ensureUnlocked(dir: string, options: DefaultDatasetOptions): Promise<DefaultDataset> {
+  const { vocabSize, otherConcepts, ...world } = options;
+  if (otherConcepts === 'error') {
+    const m = readShapesWorldManifest(dir);
+    const have = m ? (m.options?.concepts ?? 'standard') : null;
+    const want = world.concepts ?? 'standard';
+    if (have !== null && have !== want) {
+      throw new Error(
+        `${dir} holds the ${have} shapes world (see its manifest.json), not the ${want} one asked for; ` +
+          `give the ${want} world its own folder, or remove ${dir} to regenerate it there`,
+      );
+    }
+  }
   const { generated, manifest } = await ensureShapesWorld(dir, world);
   const tokenizer = join(dir, 'tokenizer.json');
   const json = () => buildWordPieceTokenizer(shapesWorldTexts(world, ['train']), { vocabSize: vocabSize ?? 1000, minFrequency: 1 });

@@ -15,7 +15,7 @@ export * from './image/index.js';
 export * from './text/index.js';
 export * from './loader/index.js';
 export * from './synthetic/index.js';
-export { ensureDefaultDataset, type DefaultDataset } from './default_dataset.js';
+export { ensureDefaultDataset, type DefaultDataset, type DefaultDatasetOptions } from './default_dataset.js';
 export { AnswerVocab, softScore } from './vqa/answers.js';
 export { normalizeAnswer, cleanAnswerWhitespace, processPunctuation, processDigitArticle } from './vqa/normalize.js';
 export { PYTHON_WHITESPACE, isPythonSpace, pythonStrip, pythonSplit } from './vqa/whitespace.js';

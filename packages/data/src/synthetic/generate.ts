@@ -16,7 +16,7 @@ import type { AnswerVocab } from '../vqa/answers.js';
 import { captionsFor, DEFAULT_CAPTIONS_PER_IMAGE } from './captions.js';
 import { annotatorAnswers, DEFAULT_QUESTIONS_PER_IMAGE, questionsFor, shapesWorldAnswerVocab, type Question } from './questions.js';
 import { DEFAULT_IMAGE_SIZE, renderSceneSync } from './render.js';
-import { sampleScene, type Scene } from './scene.js';
+import { conceptSet, sampleScene, type ConceptsName, type Scene } from './scene.js';
 import { statementFor, type Statement } from './statements.js';
 
 export const SHAPES_WORLD_GENERATOR = 'vlmoe-shapes-world';
@@ -33,15 +33,28 @@ export type PerSplit<T = number> = { [S in SplitName]: T };
 
 export const DEFAULT_SPLITS: Readonly<PerSplit> = { train: 2000, val: 250, test: 250 };
 export const DEFAULT_NLVR_PAIRS: Readonly<PerSplit> = { train: 1000, val: 125, test: 125 };
+/** Default sizes of the rich world (`concepts: 'rich'`). */
+export const RICH_DEFAULT_SPLITS: Readonly<PerSplit> = { train: 10000, val: 500, test: 500 };
+export const RICH_DEFAULT_NLVR_PAIRS: Readonly<PerSplit> = { train: 5000, val: 250, test: 250 };
+
+/** The default images and NLVR pairs per split of a concept set. */
+export function shapesWorldDefaultSizes(concepts: ConceptsName = 'standard'): { splits: Readonly<PerSplit>; nlvrPairs: Readonly<PerSplit> } {
+  return conceptSet(concepts).name === 'rich' ? { splits: RICH_DEFAULT_SPLITS, nlvrPairs: RICH_DEFAULT_NLVR_PAIRS } : { splits: DEFAULT_SPLITS, nlvrPairs: DEFAULT_NLVR_PAIRS };
+}
 
 export interface ShapesWorldOptions {
+  /**
+   * The concept set (default 'standard': 8 colours, 5 positions, 1–4 objects). 'rich': 12
+   * colours, the 9 cells of a 3×3 grid, 1–6 objects, and larger default splits.
+   */
+  concepts?: ConceptsName;
   /** Seed of everything (default 0). */
   seed?: number;
   /** Image side in pixels (default 64). */
   imageSize?: number;
-  /** Images per split; each has a captions row and a VQA row (default 2000/250/250). */
+  /** Images per split; each has a captions row and a VQA row (default 2000/250/250; rich: 10000/500/500). */
   splits?: PerSplit;
-  /** NLVR2 image pairs per split, one statement each (default 1000/125/125). */
+  /** NLVR2 image pairs per split, one statement each (default 1000/125/125; rich: 5000/250/250). */
   nlvrPairs?: PerSplit;
   /** Questions per image (default 6). */
   questionsPerImage?: number;
@@ -53,6 +66,8 @@ export interface ShapesWorldOptions {
 
 /** The options that determine the content (what the manifest records). */
 export interface ResolvedShapesWorldOptions {
+  /** Present only for the rich world (a standard world's options, and manifest, do not name it). */
+  concepts?: 'rich';
   seed: number;
   imageSize: number;
   splits: PerSplit;
@@ -112,11 +127,14 @@ function resolveSplits(name: string, v: PerSplit | undefined, dflt: Readonly<Per
 
 /** Fill in defaults and validate (throws a RangeError naming the bad option). */
 export function resolveShapesWorldOptions(options: ShapesWorldOptions = {}): ResolvedShapesWorldOptions {
+  const concepts = conceptSet(options.concepts ?? 'standard').name;
+  const defaults = shapesWorldDefaultSizes(concepts);
   return {
+    ...(concepts === 'rich' ? { concepts } : {}),
     seed: checkCount('seed', options.seed ?? 0, 0, Number.MAX_SAFE_INTEGER),
     imageSize: checkCount('imageSize', options.imageSize ?? DEFAULT_IMAGE_SIZE, 8, 1024),
-    splits: resolveSplits('splits', options.splits, DEFAULT_SPLITS),
-    nlvrPairs: resolveSplits('nlvrPairs', options.nlvrPairs, DEFAULT_NLVR_PAIRS),
+    splits: resolveSplits('splits', options.splits, defaults.splits),
+    nlvrPairs: resolveSplits('nlvrPairs', options.nlvrPairs, defaults.nlvrPairs),
     questionsPerImage: checkCount('questionsPerImage', options.questionsPerImage ?? DEFAULT_QUESTIONS_PER_IMAGE, 1, 50),
     captionsPerImage: checkCount('captionsPerImage', options.captionsPerImage ?? DEFAULT_CAPTIONS_PER_IMAGE, 1, 10),
   };
@@ -160,21 +178,23 @@ function imageIdOffset(o: ResolvedShapesWorldOptions, split: SplitName): number 
 /** The scene, captions and questions of one image (no pixels). */
 export function shapesWorldImage(o: ResolvedShapesWorldOptions, split: SplitName, index: number): ShapesWorldImage {
   const si = SPLITS.indexOf(split);
-  const scene = sampleScene(Rng.forKey(o.seed, STREAM.scene, si, index));
+  const concepts = o.concepts ?? 'standard';
+  const scene = sampleScene(Rng.forKey(o.seed, STREAM.scene, si, index), concepts);
   const captions = captionsFor(scene, Rng.forKey(o.seed, STREAM.captions, si, index), o.captionsPerImage);
-  const qs = questionsFor(scene, Rng.forKey(o.seed, STREAM.questions, si, index), o.questionsPerImage);
+  const qs = questionsFor(scene, Rng.forKey(o.seed, STREAM.questions, si, index), o.questionsPerImage, concepts);
   const annRng = Rng.forKey(o.seed, STREAM.annotators, si, index);
   const image_id = imageIdOffset(o, split) + index;
-  const questions = qs.map((q, k) => ({ ...q, question_id: image_id * o.questionsPerImage + k, annotators: annotatorAnswers(q, annRng) }));
+  const questions = qs.map((q, k) => ({ ...q, question_id: image_id * o.questionsPerImage + k, annotators: annotatorAnswers(q, annRng, concepts) }));
   return { split, index, image_id, scene, captions, questions };
 }
 
 /** The two scenes and the statement of one NLVR pair (no pixels). */
 export function shapesWorldPair(o: ResolvedShapesWorldOptions, split: SplitName, index: number): ShapesWorldPair {
   const si = SPLITS.indexOf(split);
-  const left = sampleScene(Rng.forKey(o.seed, STREAM.nlvrLeft, si, index));
-  const right = sampleScene(Rng.forKey(o.seed, STREAM.nlvrRight, si, index));
-  const statement = statementFor(left, right, Rng.forKey(o.seed, STREAM.statement, si, index));
+  const concepts = o.concepts ?? 'standard';
+  const left = sampleScene(Rng.forKey(o.seed, STREAM.nlvrLeft, si, index), concepts);
+  const right = sampleScene(Rng.forKey(o.seed, STREAM.nlvrRight, si, index), concepts);
+  const statement = statementFor(left, right, Rng.forKey(o.seed, STREAM.statement, si, index), concepts);
   return { split, index, identifier: `${split}-${index}-0`, left, right, statement };
 }
 
@@ -244,7 +264,7 @@ export async function generateShapesWorld(outDir: string, options: ShapesWorldOp
   const manifestPath = join(outDir, 'manifest.json');
   rmSync(manifestPath, { force: true });
 
-  const vocab = shapesWorldAnswerVocab();
+  const vocab = shapesWorldAnswerVocab(o.concepts ?? 'standard');
   const targetCache = new Map<string, Targets>();
   vocab.save(join(outDir, 'answers.json'));
 
@@ -360,6 +380,8 @@ export function shapesWorldMismatch(outDir: string, options: EnsureShapesWorldOp
   if (!m) return 'no manifest';
   if (m.version !== SHAPES_WORLD_VERSION) return `generator version ${m.version} ≠ ${SHAPES_WORLD_VERSION}`;
   const want = resolveShapesWorldOptions(options);
+  const [had, wanted] = [m.options?.concepts ?? 'standard', want.concepts ?? 'standard'];
+  if (had !== wanted) return `it holds the ${had} shapes world, not the ${wanted} one`;
   if (JSON.stringify(m.options) !== JSON.stringify(want)) return 'options differ';
   for (const name of shapesWorldFileNames()) {
     const info = m.files?.[name];

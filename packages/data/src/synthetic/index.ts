@@ -63,6 +63,15 @@
  * Defaults: 2,000/250/250 images and 1,000/125/125 NLVR pairs (train/val/test), seed 0.
  * `shapesWorldTexts(options)` yields every caption, question and statement (for building a
  * tokenizer vocabulary) without rendering.
+ *
+ * **The rich world** (`concepts: 'rich'`; the default is `'standard'`, everything above):
+ * 12 colours (the 8 plus pink, teal, black, lime — each far from the others and from the
+ * background, so they survive resizing to 32 px), positions on a 3×3 grid ("top left", "top",
+ * "top right", "left", "center", "right", "bottom left", "bottom", "bottom right"; centres at
+ * least 0.05 from the third lines), 1–6 objects, the same shapes and sizes, the same grammar
+ * over the larger word lists (38 answers, counts 0–6), and default sizes 10,000/500/500 images
+ * and 5,000/250/250 NLVR pairs. The manifest's options record `concepts: 'rich'`; a standard
+ * world's do not name concepts (its files are those of the generator before the option).
  */
 // Names are prefixed where they would be ambiguous in the package root's re-exports.
 export {
@@ -77,6 +86,16 @@ export {
   SIZE_RADIUS as SCENE_SIZE_RADIUS,
   MIN_OBJECTS as SCENE_MIN_OBJECTS,
   MAX_OBJECTS as SCENE_MAX_OBJECTS,
+  RICH_COLORS as SCENE_RICH_COLORS,
+  GRID_POSITIONS as SCENE_GRID_POSITIONS,
+  RICH_MAX_OBJECTS as SCENE_RICH_MAX_OBJECTS,
+  gridPositionOf,
+  CONCEPTS as SHAPES_WORLD_CONCEPTS,
+  STANDARD_CONCEPTS as SHAPES_WORLD_STANDARD_CONCEPTS,
+  RICH_CONCEPTS as SHAPES_WORLD_RICH_CONCEPTS,
+  conceptSet as shapesWorldConceptSet,
+  type ConceptsName as ShapesWorldConcepts,
+  type ConceptSet as ShapesWorldConceptSet,
   type Scene,
   type SceneObject,
   type SceneBackground,
@@ -93,6 +112,7 @@ export {
   questionsFor,
   annotatorAnswers,
   shapesWorldAnswerVocab,
+  shapesWorldAnswers,
   SHAPES_WORLD_ANSWERS,
   QUESTION_TYPES as SCENE_QUESTION_TYPES,
   DEFAULT_QUESTIONS_PER_IMAGE,
@@ -117,6 +137,9 @@ export {
   SPLITS as SHAPES_WORLD_SPLITS,
   DEFAULT_SPLITS as SHAPES_WORLD_DEFAULT_SPLITS,
   DEFAULT_NLVR_PAIRS as SHAPES_WORLD_DEFAULT_NLVR_PAIRS,
+  RICH_DEFAULT_SPLITS as SHAPES_WORLD_RICH_DEFAULT_SPLITS,
+  RICH_DEFAULT_NLVR_PAIRS as SHAPES_WORLD_RICH_DEFAULT_NLVR_PAIRS,
+  shapesWorldDefaultSizes,
   type SplitName as ShapesWorldSplit,
   type PerSplit as ShapesWorldPerSplit,
   type ShapesWorldOptions,

@@ -7,30 +7,32 @@
  *  - shape:    "what shape is REF?"                         → circle, square, …
  *  - size:     "what size is REF?"                          → small | large
  *  - position: "where is REF?"                              → left | right | top | bottom | center
+ *                                                             (rich world: the 9 grid cells, "top left" …)
  *  - count:    "how many [size] [color] (shapes|<shape>s) are there?",
- *              "how many … are on the left?"                → 0 … 4
+ *              "how many … are on the left?"                → 0 … 4 (rich world: 0 … 6)
  *  - exist:    "is there a blue star?", "is there a red shape on the left?" → yes | no
  *  - yesno:    "is REF red?", "is REF a circle?", "is REF large?", "is REF on the left?",
  *              "are there exactly two red shapes?", "is there exactly one circle?",
  *              "are there more red shapes than blue shapes?" → yes | no
- * Yes/no questions are balanced (the wanted answer is drawn first).
+ * Yes/no questions are balanced (the wanted answer is drawn first). Colours, positions and
+ * counts come from the world's concept set (`concepts`, standard by default).
  */
 import type { Rng } from '../rng.js';
 import { AnswerVocab } from '../vqa/answers.js';
 import {
-  COLORS,
-  MAX_OBJECTS,
-  POSITIONS,
   POSITION_PHRASE,
   SHAPES,
   SIZES,
   article,
   attrsOf,
+  conceptSet,
   countMatching,
   describe,
   numberWord,
   quantified,
   type Attrs,
+  type ConceptSet,
+  type ConceptsName,
   type Scene,
   type SceneObject,
 } from './scene.js';
@@ -47,14 +49,20 @@ export interface Question {
 export const DEFAULT_QUESTIONS_PER_IMAGE = 6;
 export const ANNOTATORS = 10;
 
-const COUNT_ANSWERS = Array.from({ length: MAX_OBJECTS + 1 }, (_, i) => String(i));
+const countAnswers = (c: ConceptSet): string[] => Array.from({ length: c.maxObjects + 1 }, (_, i) => String(i));
 
-/** The closed answer set, in label order (all already in VQA-normalised form). */
-export const SHAPES_WORLD_ANSWERS: readonly string[] = ['yes', 'no', ...COLORS, ...SHAPES, ...SIZES, ...POSITIONS, ...COUNT_ANSWERS];
+/** The closed answer set of a concept set, in label order (all already in VQA-normalised form). */
+export function shapesWorldAnswers(concepts: ConceptsName = 'standard'): readonly string[] {
+  const c = conceptSet(concepts);
+  return ['yes', 'no', ...c.colors, ...SHAPES, ...SIZES, ...c.positions, ...countAnswers(c)];
+}
+
+/** The closed answer set of the standard world, in label order (28 answers). */
+export const SHAPES_WORLD_ANSWERS: readonly string[] = shapesWorldAnswers('standard');
 
 /** The answer vocabulary of the shapes world (`answers.json`). */
-export function shapesWorldAnswerVocab(): AnswerVocab {
-  return new AnswerVocab(SHAPES_WORLD_ANSWERS);
+export function shapesWorldAnswerVocab(concepts: ConceptsName = 'standard'): AnswerVocab {
+  return new AnswerVocab(shapesWorldAnswers(concepts));
 }
 
 type AttrKey = keyof Attrs;
@@ -96,7 +104,7 @@ function otherThan<T>(rng: Rng, items: readonly T[], not: T): T {
   return rng.choice(items.filter((v) => v !== not));
 }
 
-type Gen = (scene: Scene, rng: Rng) => Question | null;
+type Gen = (scene: Scene, rng: Rng, c: ConceptSet) => Question | null;
 
 const colorQ: Gen = (s, rng) => {
   const p = pickRef(s, rng, 'color');
@@ -121,14 +129,14 @@ const positionQ: Gen = (s, rng) => {
 const COUNT_KEYS: readonly (readonly AttrKey[])[] = [[], [], ['color'], ['shape'], ['color', 'shape'], ['size'], ['position'], ['color', 'position'], ['size', 'shape']];
 
 /** Random attributes for `keys`: those of a scene object (with probability `pFromScene`) or random values. */
-function sampleAttrs(s: Scene, rng: Rng, keys: readonly AttrKey[], pFromScene: number): Attrs {
+function sampleAttrs(s: Scene, rng: Rng, keys: readonly AttrKey[], pFromScene: number, c: ConceptSet): Attrs {
   if (rng.bernoulli(pFromScene)) return attrsOf(rng.choice(s.objects), keys);
   const a: Attrs = {};
   for (const k of keys) {
     if (k === 'shape') a.shape = rng.choice(SHAPES);
-    else if (k === 'color') a.color = rng.choice(COLORS);
+    else if (k === 'color') a.color = rng.choice(c.colors);
     else if (k === 'size') a.size = rng.choice(SIZES);
-    else a.position = rng.choice(POSITIONS);
+    else a.position = rng.choice(c.positions);
   }
   return a;
 }
@@ -136,8 +144,8 @@ function sampleAttrs(s: Scene, rng: Rng, keys: readonly AttrKey[], pFromScene: n
 /** "red shapes" / "circles" / "small squares" (no position). */
 const plainPlural = (a: Attrs): string => describe({ ...a, position: undefined }, 2);
 
-const countQ: Gen = (s, rng) => {
-  const a = sampleAttrs(s, rng, rng.choice(COUNT_KEYS), 0.7);
+const countQ: Gen = (s, rng, c) => {
+  const a = sampleAttrs(s, rng, rng.choice(COUNT_KEYS), 0.7, c);
   const n = countMatching(s, a);
   const tail = a.position ? `are ${POSITION_PHRASE[a.position]}` : 'are there';
   return { question: `how many ${plainPlural(a)} ${tail}?`, answer: String(n), type: 'count' };
@@ -154,24 +162,24 @@ const EXIST_KEYS: readonly (readonly AttrKey[])[] = [
   ['color', 'position'],
 ];
 
-const existQ: Gen = (s, rng) => {
+const existQ: Gen = (s, rng, c) => {
   const want = rng.bernoulli(0.5);
   const keys = rng.choice(EXIST_KEYS);
   for (let t = 0; t < 20; t++) {
-    const a = sampleAttrs(s, rng, keys, want ? 1 : 0);
+    const a = sampleAttrs(s, rng, keys, want ? 1 : 0, c);
     if (countMatching(s, a) > 0 === want) return { question: `is there ${quantified(a, 1)}?`, answer: want ? 'yes' : 'no', type: 'exist' };
   }
   return null;
 };
 
-const yesnoAttrQ = (s: Scene, rng: Rng, want: boolean): Question | null => {
+const yesnoAttrQ = (s: Scene, rng: Rng, want: boolean, c: ConceptSet): Question | null => {
   const attr = rng.choice(['color', 'shape', 'size', 'position'] as const);
   const p = pickRef(s, rng, attr);
   if (!p) return null;
   const answer = want ? 'yes' : 'no';
   switch (attr) {
     case 'color': {
-      const v = want ? p.o.color : otherThan(rng, COLORS, p.o.color);
+      const v = want ? p.o.color : otherThan(rng, c.colors, p.o.color);
       return { question: `is ${the(p.ref)} ${v}?`, answer, type: 'yesno' };
     }
     case 'shape': {
@@ -183,19 +191,19 @@ const yesnoAttrQ = (s: Scene, rng: Rng, want: boolean): Question | null => {
       return { question: `is ${the(p.ref)} ${v}?`, answer, type: 'yesno' };
     }
     case 'position': {
-      const v = want ? p.o.position : otherThan(rng, POSITIONS, p.o.position);
+      const v = want ? p.o.position : otherThan(rng, c.positions, p.o.position);
       return { question: `is ${the(p.ref)} ${POSITION_PHRASE[v]}?`, answer, type: 'yesno' };
     }
   }
 };
 
-const yesnoCountQ = (s: Scene, rng: Rng, want: boolean): Question | null => {
+const yesnoCountQ = (s: Scene, rng: Rng, want: boolean, c: ConceptSet): Question | null => {
   const keys = rng.choice(COUNT_KEYS.filter((k) => !k.includes('position')));
-  const a = sampleAttrs(s, rng, keys, 0.8);
+  const a = sampleAttrs(s, rng, keys, 0.8, c);
   const n = countMatching(s, a);
   let k = n;
   if (!want) {
-    const options = [n - 1, n + 1].filter((v) => v >= 1 && v <= MAX_OBJECTS);
+    const options = [n - 1, n + 1].filter((v) => v >= 1 && v <= c.maxObjects);
     if (options.length === 0) return null;
     k = rng.choice(options);
   }
@@ -204,11 +212,11 @@ const yesnoCountQ = (s: Scene, rng: Rng, want: boolean): Question | null => {
   return { question, answer: want ? 'yes' : 'no', type: 'yesno' };
 };
 
-const yesnoMoreQ = (s: Scene, rng: Rng, want: boolean): Question | null => {
+const yesnoMoreQ = (s: Scene, rng: Rng, want: boolean, c: ConceptSet): Question | null => {
   const key = rng.choice(['color', 'shape'] as const);
   for (let t = 0; t < 10; t++) {
-    const a = sampleAttrs(s, rng, [key], 0.8);
-    const b = sampleAttrs(s, rng, [key], 0.5);
+    const a = sampleAttrs(s, rng, [key], 0.8, c);
+    const b = sampleAttrs(s, rng, [key], 0.5, c);
     if (a[key] === b[key]) continue;
     const more = countMatching(s, a) > countMatching(s, b);
     if (more !== want) continue;
@@ -217,12 +225,12 @@ const yesnoMoreQ = (s: Scene, rng: Rng, want: boolean): Question | null => {
   return null;
 };
 
-const yesnoQ: Gen = (s, rng) => {
+const yesnoQ: Gen = (s, rng, c) => {
   const want = rng.bernoulli(0.5);
   const r = rng.random();
-  if (r < 0.6) return yesnoAttrQ(s, rng, want);
-  if (r < 0.85) return yesnoCountQ(s, rng, want);
-  return yesnoMoreQ(s, rng, want);
+  if (r < 0.6) return yesnoAttrQ(s, rng, want, c);
+  if (r < 0.85) return yesnoCountQ(s, rng, want, c);
+  return yesnoMoreQ(s, rng, want, c);
 };
 
 const GENERATORS: Record<QuestionType, Gen> = {
@@ -240,7 +248,8 @@ const GENERATORS: Record<QuestionType, Gen> = {
  * are visited in a random order (so an image gets a spread of types), skipping a type when
  * the scene offers no unambiguous question of it.
  */
-export function questionsFor(scene: Scene, rng: Rng, count = DEFAULT_QUESTIONS_PER_IMAGE): Question[] {
+export function questionsFor(scene: Scene, rng: Rng, count = DEFAULT_QUESTIONS_PER_IMAGE, concepts: ConceptsName = 'standard'): Question[] {
+  const c = conceptSet(concepts);
   const out: Question[] = [];
   const seen = new Set<string>();
   let order = rng.shuffle([...QUESTION_TYPES]) as QuestionType[];
@@ -249,7 +258,7 @@ export function questionsFor(scene: Scene, rng: Rng, count = DEFAULT_QUESTIONS_P
       order = rng.shuffle([...QUESTION_TYPES]) as QuestionType[];
       k = 0;
     }
-    const q = GENERATORS[order[k]!](scene, rng);
+    const q = GENERATORS[order[k]!](scene, rng, c);
     if (q && !seen.has(q.question)) {
       seen.add(q.question);
       out.push(q);
@@ -259,19 +268,19 @@ export function questionsFor(scene: Scene, rng: Rng, count = DEFAULT_QUESTIONS_P
 }
 
 /** Plausible wrong answers of a question type. */
-function wrongAnswers(q: Question): string[] {
+function wrongAnswers(q: Question, concepts: ConceptSet): string[] {
   switch (q.type) {
     case 'color':
-      return COLORS.filter((c) => c !== q.answer);
+      return concepts.colors.filter((c) => c !== q.answer);
     case 'shape':
       return SHAPES.filter((c) => c !== q.answer);
     case 'size':
       return SIZES.filter((c) => c !== q.answer);
     case 'position':
-      return POSITIONS.filter((c) => c !== q.answer);
+      return concepts.positions.filter((c) => c !== q.answer);
     case 'count': {
       const n = Number(q.answer);
-      return COUNT_ANSWERS.filter((c) => Math.abs(Number(c) - n) === 1);
+      return countAnswers(concepts).filter((c) => Math.abs(Number(c) - n) === 1);
     }
     case 'exist':
     case 'yesno':
@@ -287,7 +296,7 @@ export const ANNOTATOR_NOISE = [0.45, 0.25, 0.18, 0.12] as const;
  * plausible wrong one (mostly the same one, so wrong answers get soft scores 0.3, 0.6 or
  * 0.9), in a random order.
  */
-export function annotatorAnswers(q: Question, rng: Rng): string[] {
+export function annotatorAnswers(q: Question, rng: Rng, concepts: ConceptsName = 'standard'): string[] {
   const u = rng.random();
   let wrong = ANNOTATOR_NOISE.length - 1;
   for (let k = 0, acc = 0; k < ANNOTATOR_NOISE.length; k++) {
@@ -297,7 +306,7 @@ export function annotatorAnswers(q: Question, rng: Rng): string[] {
       break;
     }
   }
-  const options = wrongAnswers(q);
+  const options = wrongAnswers(q, conceptSet(concepts));
   const main = rng.choice(options);
   const answers: string[] = [];
   for (let k = 0; k < wrong; k++) answers.push(rng.bernoulli(0.75) ? main : rng.choice(options));

@@ -1,5 +1,7 @@
 /**
- * The shapes-world scene model: 1–4 coloured shapes on a light, slightly noisy background.
+ * The shapes-world scene model: 1–4 coloured shapes on a light, slightly noisy background
+ * (the standard concept set), or 1–6 shapes with 12 colours on a 3×3 grid of positions (the
+ * rich concept set, `RICH_CONCEPTS`).
  *
  * A scene is a plain JSON object (`Scene`) that fully determines the rendered pixels and
  * every caption, question and statement about it. Coordinates are fractions of the image
@@ -10,7 +12,12 @@ import type { Rng } from '../rng.js';
 export const SHAPES = ['circle', 'square', 'triangle', 'diamond', 'star', 'cross'] as const;
 export type ShapeName = (typeof SHAPES)[number];
 
-/** Named palette colours (sRGB, 0–255). */
+/**
+ * Named palette colours (sRGB, 0–255): the 8 of the standard world, then the 4 the rich world
+ * adds. Each added colour is at least 108 apart (RGB Euclidean distance) from every other
+ * colour and at least 110 from the lightest background, further than the closest standard pair
+ * (orange–yellow, 72), so it stays distinguishable after the images are downscaled.
+ */
 export const PALETTE = {
   red: [220, 38, 38],
   orange: [245, 130, 20],
@@ -20,15 +27,25 @@ export const PALETTE = {
   purple: [140, 55, 190],
   brown: [125, 75, 35],
   gray: [110, 110, 110],
+  pink: [240, 100, 180],
+  teal: [0, 180, 175],
+  black: [15, 15, 15],
+  lime: [130, 230, 50],
 } as const satisfies Record<string, readonly [number, number, number]>;
 export type ColorName = keyof typeof PALETTE;
-export const COLORS = Object.keys(PALETTE) as ColorName[];
+/** The colours of the standard world. */
+export const COLORS: readonly ColorName[] = ['red', 'orange', 'yellow', 'green', 'blue', 'purple', 'brown', 'gray'];
+/** The colours of the rich world: the standard 8 and pink, teal, black, lime. */
+export const RICH_COLORS: readonly ColorName[] = [...COLORS, 'pink', 'teal', 'black', 'lime'];
 
 export const SIZES = ['small', 'large'] as const;
 export type SizeName = (typeof SIZES)[number];
 
+/** The position regions of the standard world (see `positionOf`). */
 export const POSITIONS = ['left', 'right', 'top', 'bottom', 'center'] as const;
-export type PositionName = (typeof POSITIONS)[number];
+/** The position regions of the rich world: the cells of a 3×3 grid, row by row (see `gridPositionOf`). */
+export const GRID_POSITIONS = ['top left', 'top', 'top right', 'left', 'center', 'right', 'bottom left', 'bottom', 'bottom right'] as const;
+export type PositionName = (typeof GRID_POSITIONS)[number];
 
 /** Nominal radius (fraction of the image side) range per size. */
 export const SIZE_RADIUS: Record<SizeName, readonly [number, number]> = {
@@ -45,9 +62,10 @@ export const MIN_GAP = 0.03;
 /** Distance of the centre from the image border is at least its bound plus this. */
 export const BORDER_MARGIN = 0.02;
 
-/** Objects per scene. */
+/** Objects per scene (standard world; the rich world has up to `RICH_MAX_OBJECTS`). */
 export const MIN_OBJECTS = 1;
 export const MAX_OBJECTS = 4;
+export const RICH_MAX_OBJECTS = 6;
 
 export type Rgb = [number, number, number];
 
@@ -113,6 +131,22 @@ export function positionIsClear(x: number, y: number): boolean {
   return Math.abs(ax - ay) >= DIAGONAL_MARGIN;
 }
 
+/** Grid positions closer than this to a third line (x or y = ⅓ or ⅔) are never sampled. */
+export const GRID_MARGIN = 0.05;
+
+const gridIndex = (v: number): number => (v < 1 / 3 ? 0 : v < 2 / 3 ? 1 : 2);
+
+/** Cell of a point on the 3×3 grid of the rich world: "top left", "top", …, "center", …, "bottom right". */
+export function gridPositionOf(x: number, y: number): PositionName {
+  return GRID_POSITIONS[gridIndex(y) * 3 + gridIndex(x)]!;
+}
+
+/** Whether (x, y) is clearly inside its grid cell (at least `GRID_MARGIN` from every third line). */
+export function gridPositionIsClear(x: number, y: number): boolean {
+  for (const v of [x, y]) if (Math.abs(v - 1 / 3) < GRID_MARGIN || Math.abs(v - 2 / 3) < GRID_MARGIN) return false;
+  return true;
+}
+
 const round4 = (v: number): number => Math.round(v * 10000) / 10000;
 
 function samplePoint(rng: Rng, position: PositionName, bound: number): [number, number] | null {
@@ -142,28 +176,79 @@ function samplePoint(rng: Rng, position: PositionName, bound: number): [number, 
   return null;
 }
 
+/** A grid cell's centre coordinate range along one axis (cell index 0, 1, 2), within [lo, hi]. */
+function gridRange(cell: number, lo: number, hi: number): [number, number] {
+  const a = cell === 0 ? lo : cell === 1 ? 1 / 3 + GRID_MARGIN : 2 / 3 + GRID_MARGIN;
+  const b = cell === 0 ? 1 / 3 - GRID_MARGIN : cell === 1 ? 2 / 3 - GRID_MARGIN : hi;
+  return [Math.max(a, lo), Math.min(b, hi)];
+}
+
+function sampleGridPoint(rng: Rng, position: PositionName, bound: number): [number, number] | null {
+  const lo = bound + BORDER_MARGIN;
+  const hi = 1 - lo;
+  const cell = GRID_POSITIONS.indexOf(position);
+  const [xa, xb] = gridRange(cell % 3, lo, hi);
+  const [ya, yb] = gridRange(Math.floor(cell / 3), lo, hi);
+  if (xa > xb || ya > yb) return null;
+  for (let t = 0; t < 30; t++) {
+    const x = round4(rng.uniform(xa, xb));
+    const y = round4(rng.uniform(ya, yb));
+    if (x < lo || x > hi || y < lo || y > hi) continue;
+    if (gridPositionOf(x, y) === position && gridPositionIsClear(x, y)) return [x, y];
+  }
+  return null;
+}
+
+export const CONCEPTS = ['standard', 'rich'] as const;
+/** The concept set of a shapes world: `standard` (the default) or `rich`. */
+export type ConceptsName = (typeof CONCEPTS)[number];
+
+/** What a concept set draws scenes from (shapes and sizes are the same in both). */
+export interface ConceptSet {
+  readonly name: ConceptsName;
+  readonly colors: readonly ColorName[];
+  readonly positions: readonly PositionName[];
+  readonly maxObjects: number;
+  /** The position region of a point (unambiguous for every sampled centre). */
+  positionOf(x: number, y: number): PositionName;
+}
+
+/** 1–4 objects, 8 colours, 5 position regions (left, right, top, bottom, center). */
+export const STANDARD_CONCEPTS: ConceptSet = { name: 'standard', colors: COLORS, positions: POSITIONS, maxObjects: MAX_OBJECTS, positionOf };
+/** 1–6 objects, 12 colours, the 9 cells of a 3×3 grid. */
+export const RICH_CONCEPTS: ConceptSet = { name: 'rich', colors: RICH_COLORS, positions: GRID_POSITIONS, maxObjects: RICH_MAX_OBJECTS, positionOf: gridPositionOf };
+
+/** The concept set of a name (undefined: standard); a RangeError for an unknown name. */
+export function conceptSet(name: ConceptsName | undefined = 'standard'): ConceptSet {
+  if (name === 'standard') return STANDARD_CONCEPTS;
+  if (name === 'rich') return RICH_CONCEPTS;
+  throw new RangeError(`shapes world: concepts must be 'standard' or 'rich', got ${JSON.stringify(name)}`);
+}
+
 /**
- * A random scene: 1–4 objects (uniform), each with a uniform shape, colour, size and
- * position region; centres are placed by rejection sampling so that no two shapes
- * overlap (bounding circles at least 0.03 apart) and every position is unambiguous.
+ * A random scene: 1–4 objects (uniform; 1–6 in the rich world), each with a uniform shape,
+ * colour, size and position region; centres are placed by rejection sampling so that no two
+ * shapes overlap (bounding circles at least 0.03 apart) and every position is unambiguous.
  */
-export function sampleScene(rng: Rng): Scene {
-  const n = rng.int(MIN_OBJECTS, MAX_OBJECTS + 1);
+export function sampleScene(rng: Rng, concepts: ConceptsName = 'standard'): Scene {
+  const c = conceptSet(concepts);
+  const point = c.name === 'rich' ? sampleGridPoint : samplePoint;
+  const n = rng.int(MIN_OBJECTS, c.maxObjects + 1);
   for (;;) {
     // on a failed placement, start over with the same number of objects (keeps n uniform)
     const objects: SceneObject[] = [];
     let failed = false;
     for (let k = 0; k < n && !failed; k++) {
       const shape = rng.choice(SHAPES);
-      const color = rng.choice(COLORS);
+      const color = rng.choice(c.colors);
       const size = rng.choice(SIZES);
       const [rlo, rhi] = SIZE_RADIUS[size];
       const r = round4(rng.uniform(rlo, rhi));
       const bound = BOUND_FACTOR * r;
       let placed = false;
       for (let attempt = 0; attempt < 20 && !placed; attempt++) {
-        const position = rng.choice(POSITIONS);
-        const p = samplePoint(rng, position, bound);
+        const position = rng.choice(c.positions);
+        const p = point(rng, position, bound);
         if (!p) continue;
         const [x, y] = p;
         const clash = objects.some((o) => Math.hypot(o.x - x, o.y - y) < BOUND_FACTOR * (o.r + r) + MIN_GAP);
@@ -199,7 +284,7 @@ function sampleBackground(rng: Rng): SceneBackground {
 // ---------------------------------------------------------------------------------------
 // Words
 
-export const NUMBER_WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten'] as const;
+export const NUMBER_WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten', 'eleven', 'twelve'] as const;
 
 export function numberWord(n: number): string {
   const w = NUMBER_WORDS[n];
@@ -222,6 +307,10 @@ export const POSITION_PHRASE: Record<PositionName, string> = {
   top: 'at the top',
   bottom: 'at the bottom',
   center: 'in the center',
+  'top left': 'at the top left',
+  'top right': 'at the top right',
+  'bottom left': 'at the bottom left',
+  'bottom right': 'at the bottom right',
 };
 
 /** A partial description of an object: the attributes a phrase mentions. */

@@ -1,14 +1,16 @@
 /**
  * The dataset folder a recipe reads. `"shapes"`, `"shapes:<folder>"` or the default path
  * `data/shapes` is the embedded shapes world, generated on first use (and regenerated when
- * its manifest says it is stale); any other path is a prepared dataset that must exist
+ * its manifest says it is stale); `"shapes-rich"`, `"shapes-rich:<folder>"` or the path
+ * `data/shapes-rich` is its rich variant (12 colours, a 3×3 grid of positions, 1–6 objects,
+ * 10,000 training images); any other path is a prepared dataset that must exist
  * (`vlmoe data convert …` output) and hold `tokenizer.json` and the `<kind>_<split>.arrow`
  * files a recipe asks for (`captions`, `vqa` with `answers.json`, `nlvr2`), so one recipe
  * runs on the synthetic world or on real data.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ensureDefaultDataset } from '@vlmoe/data';
+import { ensureDefaultDataset, readShapesWorldManifest, type ShapesWorldConcepts } from '@vlmoe/data';
 import type { TaskName } from '@vlmoe/moe';
 
 export type Kind = 'captions' | 'vqa' | 'nlvr2';
@@ -32,34 +34,63 @@ export interface RecipeDataset {
 
 /** The documented default folder of the embedded shapes world (relative to the working directory). */
 export const SHAPES_DEFAULT_DIR = 'data/shapes';
+/** The documented default folder of the rich shapes world. */
+export const SHAPES_RICH_DEFAULT_DIR = 'data/shapes-rich';
+
+/** The spec word and default folder of each concept set of the shapes world. */
+const SHAPES_SPECS: Record<ShapesWorldConcepts, { word: string; dir: string }> = {
+  standard: { word: 'shapes', dir: SHAPES_DEFAULT_DIR },
+  rich: { word: 'shapes-rich', dir: SHAPES_RICH_DEFAULT_DIR },
+};
 
 /**
  * What a recipe's `data` names: `"shapes"` (the shapes world in `data/shapes`), `"shapes:DIR"`
- * (the shapes world in DIR), the default path `data/shapes` itself, or a prepared dataset folder.
+ * (the shapes world in DIR), `"shapes-rich"` / `"shapes-rich:DIR"` (the rich shapes world in
+ * `data/shapes-rich` / DIR), the default paths `data/shapes` and `data/shapes-rich` themselves,
+ * or a prepared dataset folder. `concepts` is the shapes world's concept set (null for a
+ * prepared dataset).
  */
-export function resolveDataSpec(data: string): { dir: string; shapes: boolean } {
-  if (data === 'shapes') return { dir: SHAPES_DEFAULT_DIR, shapes: true };
-  if (data.startsWith('shapes:')) {
-    const dir = data.slice('shapes:'.length);
-    if (!dir) throw new Error(`data 'shapes:' names no folder (write "shapes" for ${SHAPES_DEFAULT_DIR}, or "shapes:<folder>")`);
-    return { dir, shapes: true };
+export function resolveDataSpec(data: string): { dir: string; shapes: boolean; concepts: ShapesWorldConcepts | null } {
+  for (const concepts of ['standard', 'rich'] as const) {
+    const { word, dir: dflt } = SHAPES_SPECS[concepts];
+    if (data === word) return { dir: dflt, shapes: true, concepts };
+    if (data.startsWith(`${word}:`)) {
+      const dir = data.slice(word.length + 1);
+      if (!dir) throw new Error(`data '${word}:' names no folder (write "${word}" for ${dflt}, or "${word}:<folder>")`);
+      return { dir, shapes: true, concepts };
+    }
   }
-  return { dir: data, shapes: path.normalize(data) === path.normalize(SHAPES_DEFAULT_DIR) };
+  const plain = (p: string) => path.normalize(p).replace(/(.)[\\/]+$/, '$1'); // "data/shapes/" is "data/shapes"
+  for (const concepts of ['standard', 'rich'] as const) {
+    if (plain(data) === plain(SHAPES_SPECS[concepts].dir)) return { dir: data, shapes: true, concepts };
+  }
+  return { dir: data, shapes: false, concepts: null };
 }
 
 /** The same `data` with its folder made absolute (for recipes written for child processes). */
 export function absoluteDataSpec(data: string): string {
-  const { dir, shapes } = resolveDataSpec(data);
-  return shapes ? `shapes:${path.resolve(dir)}` : path.resolve(dir);
+  const { dir, concepts } = resolveDataSpec(data);
+  return concepts ? `${SHAPES_SPECS[concepts].word}:${path.resolve(dir)}` : path.resolve(dir);
+}
+
+/**
+ * Generate (or reuse) the shapes world a spec names, under the dataset's lock. A folder that
+ * already holds the shapes world of the other concept set is an error naming both (it is not
+ * overwritten: another run may be reading it); any other mismatch with its manifest (a stale
+ * generator, other sizes, a damaged file) regenerates it.
+ */
+async function ensureShapes(dir: string, concepts: ShapesWorldConcepts): Promise<void> {
+  await ensureDefaultDataset(dir, { ...(concepts === 'rich' ? { concepts } : {}), otherConcepts: 'error' });
 }
 
 export async function openDataset(data: string): Promise<RecipeDataset> {
-  const { dir, shapes } = resolveDataSpec(data);
-  if (shapes) await ensureDefaultDataset(dir);
+  const { dir, concepts } = resolveDataSpec(data);
+  if (concepts) await ensureShapes(dir, concepts);
   else if (!fs.existsSync(dir)) {
     throw new Error(
       `data '${dir}' does not exist (a prepared dataset folder is made by 'vlmoe data convert'; ` +
-        `"shapes" generates the synthetic shapes world in ${SHAPES_DEFAULT_DIR}, "shapes:<folder>" in another folder)`,
+        `"shapes" generates the synthetic shapes world in ${SHAPES_DEFAULT_DIR}, "shapes:<folder>" in another folder, ` +
+        `"shapes-rich" the rich shapes world in ${SHAPES_RICH_DEFAULT_DIR}, "shapes-rich:<folder>" in another folder)`,
     );
   } else if (!fs.statSync(dir).isDirectory()) throw new Error(`data '${dir}' is not a folder (a dataset is a folder of Arrow files with tokenizer.json)`);
   const tokenizer = path.join(dir, 'tokenizer.json');

@@ -19,7 +19,7 @@ const object = () => z.record(z.string(), z.unknown());
 export const COMMON_SHAPE = {
   ...T.SCHEMA_KEY,
   name: z.string().describe('the run folder: <runs>/<name> (letters, digits, _ . -)'),
-  data: z.string().default('data/shapes').describe('a prepared dataset folder, or "shapes" / "shapes:<folder>" for the synthetic shapes world (data/shapes is the default)'),
+  data: z.string().default('data/shapes').describe('a prepared dataset folder, or "shapes" / "shapes:<folder>" for the synthetic shapes world (data/shapes is the default), "shapes-rich" / "shapes-rich:<folder>" for its rich variant (12 colours, 3×3 positions, 1–6 objects; data/shapes-rich)'),
   runs: z.string().default('runs').describe('where run folders go'),
   steps: z.int().default(100).describe('optimiser steps'),
   batch: z.int().default(16).describe("global batch (DeepSpeed's train_batch_size)"),
