@@ -102,10 +102,12 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'study': {
-      const a = parseCommand(rest, { name: 'study', usage: STUDY_USAGE, options: { config: { type: 'string' }, seeds: { type: 'string' }, fresh: { type: 'boolean' }, jobs: { type: 'string' } } });
+      const a = parseCommand(rest, { name: 'study', usage: STUDY_USAGE, options: { config: { type: 'string' }, budget: { type: 'string' }, seeds: { type: 'string' }, fresh: { type: 'boolean' }, jobs: { type: 'string' } } });
       if (!a) return 0;
       const seeds = a.values.seeds?.split(',').map((x, i) => intOption(x.trim(), `seeds (item ${i + 1})`, a.usage, 0)!);
-      await study(a.values.config ?? null, { seeds, fresh: a.values.fresh === true, jobs: intOption(a.values.jobs, 'jobs', a.usage) });
+      const budget = choiceOption(a.values.budget, 'budget', a.usage, ['quick', 'full'] as const);
+      if (budget !== undefined && a.values.config !== undefined) a.usage('--budget picks a built-in study; --config sets its own models, seeds and steps: give one of them');
+      await study(a.values.config ?? null, { seeds, fresh: a.values.fresh === true, jobs: intOption(a.values.jobs, 'jobs', a.usage), budget });
       return 0;
     }
     case 'import': {

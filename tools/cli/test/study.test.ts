@@ -16,10 +16,11 @@ const dir = mkdtempSync(join(tmpdir(), 'vlmoe-study-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const env = { ...process.env, VLMOE_PROGRESS: '0' };
 
-function config(runs: string): string {
+function config(runs: string, extra: object = {}): string {
   const steps = { steps: 2, batch: 8, warmup: 1, checkpointEvery: 2 };
   const p = join(dir, `${runs}.json`);
   writeFileSync(p, JSON.stringify({
+    ...extra,
     name: 'st', data: `shapes:${join(dir, 'shapes')}`, runs: join(dir, runs), evalBatch: 128, seeds: [0, 1],
     models: [{ id: 'moe', label: 'MoE-2E', experts: 2 }, { id: 'dense', label: 'Dense' }],
     pretrain: { ...steps, textLen: 24 },
@@ -84,7 +85,7 @@ describe('vlmoe study', () => {
   }, 900_000);
 
   test('killed with SIGKILL part-way, the study resumes and ends with the uninterrupted numbers', async () => {
-    const cfg = config('b');
+    const cfg = config('b', { reference: join(dir, 'a', 'st', 'study', 'study.json') }); // study a's numbers printed beside b's
     const marker = join(dir, 'b', 'st-seed0', 'dense-pretrain', 'checkpoints', 'latest');
     await new Promise<void>((resolve, reject) => {
       const child = spawn(process.execPath, [cli, 'study', '--config', cfg], { env, stdio: 'ignore' });
@@ -107,6 +108,13 @@ describe('vlmoe study', () => {
     const [a, b] = [studyJson('a'), studyJson('b')];
     expect(b.table).toEqual(a.table);
     expect(b.claims).toEqual(a.claims);
+    // the reference study's mean ± s.d. beside each cell; what ran, where and on which commit
+    expect(r.stdout).toMatch(/In brackets: the reference study st \(2 seeds, mean ± s\.d\.;/);
+    expect(r.stdout).toMatch(/\| MoE-2E \| (\d+\.\d\d ± \d+\.\d\d) \(st: \1\) \|/);
+    const json = JSON.parse(readFileSync(join(dir, 'b', 'st', 'study', 'study.json'), 'utf8')) as { command: string; commit: string | null; machine: string };
+    expect(json.command).toMatch(/^vlmoe study --config .*b\.json$/);
+    expect(json.commit).toMatch(/^[0-9a-f]{40}(\+changes)?$/);
+    expect(json.machine).toMatch(/cores, \d+ GiB, .* Node v\d+/);
     // training FLOPs are counted across the crash exactly as without it
     expect(b.curves.map((c) => c.points.map((p) => p.flops))).toEqual(a.curves.map((c) => c.points.map((p) => p.flops)));
   }, 900_000);
@@ -120,6 +128,11 @@ describe('vlmoe study', () => {
     writeFileSync(bad, JSON.stringify({ models: [{ id: 'm', experts: 2 }, { id: 'd' }], compare: [{ a: 'm', b: 'dd' }] }));
     r = spawnSync(process.execPath, [cli, 'study', '--config', bad], { encoding: 'utf8', env });
     expect(r.stderr).toMatch(/compare\[0\]\.b 'dd' is not a model id \(did you mean 'd'\?\)/);
+    r = spawnSync(process.execPath, [cli, 'study', '--budget', 'full', '--config', bad], { encoding: 'utf8', env });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--budget picks a built-in study; --config sets its own models, seeds and steps/);
+    r = spawnSync(process.execPath, [cli, 'study', '--budget', 'ful'], { encoding: 'utf8', env });
+    expect(r.stderr).toMatch(/--budget must be quick or full, got 'ful' \(did you mean 'full'\?\)/);
     r = spawnSync(process.execPath, [cli, 'study', '--seeds', '0,x'], { encoding: 'utf8', env });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--seeds \(item 2\) must be an integer ≥ 0, got 'x'/);

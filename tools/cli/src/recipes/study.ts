@@ -10,6 +10,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import * as os from 'node:os';
 import * as T from '@vlmoe/tensor';
 import { curveSvgs, formatFlops, formatMeanSd, meanSd, pairScores, pairedBootstrap, verdict, type Curve, type ExampleMetric, type Interval, type MeanSd, type TaskResult } from '@vlmoe/eval';
 import { CURVE_METRICS } from './evaluate.js';
@@ -26,16 +29,70 @@ export const STUDY_SCHEMA = BENCH_SCHEMA.omit({ seed: true }).extend({
     .optional()
     .describe('the claims to test, as model-id pairs (default: every MoE model against every dense model)'),
   resamples: z.int().default(2000).describe('bootstrap resamples per interval'),
+  reference: z.string().optional().describe("a study.json (e.g. a committed full study) whose mean ± s.d. are printed beside this study's, row by row"),
 });
 export type StudyConfig = T.Z.output<typeof STUDY_SCHEMA>;
 
-export const STUDY_USAGE = `usage: vlmoe study [--config study.json] [--seeds 0,1,2] [--jobs N] [--fresh]
+/** The repository root (for the committed reference studies of the built-in budgets). */
+const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
 
-Runs the bench comparison at every seed, then reports each metric as mean ± s.d. over seeds
-and every claim (an MoE model against a dense model) as the paired difference with its 95%
-bootstrap interval over evaluation examples, combined over seeds. Without --config: the main
-job's models at seeds 0, 1, 2. Report: <runs>/<name>/study/.
-config keys (JSON): the bench config's (but 'seeds' instead of 'seed'), plus ${T.configUsage(STUDY_SCHEMA.pick({ seeds: true, compare: true, resamples: true }))}`;
+/**
+ * Fine-tuning recipes of the built-in studies. Retrieval wants more and larger batches: tuned
+ * once on the dense twin's val split of the standard world (batch 64 × 300 steps at lr 1e-3:
+ * TR@1 8.8 / IR@1 9.7 %, against 1.7 / 1.3 % at batch 32 × 150, and below that at lr 5e-4 and
+ * 2e-3; 32 text tokens then, 40 now, which the identifying captions need), the same recipe
+ * for every model.
+ */
+function shapesFinetune(steps: number, retrievalSteps: number) {
+  const evalEvery = 50;
+  return {
+    vqa: { steps, batch: 32, lr: 1e-3, warmup: Math.round(steps / 10), textLen: 16, checkpointEvery: 50, evalEvery },
+    nlvr: { steps, batch: 32, lr: 1e-3, warmup: Math.round(steps / 10), textLen: 24, checkpointEvery: 50, evalEvery },
+    retrieval: { steps: retrievalSteps, batch: 64, lr: 1e-3, warmup: Math.round(retrievalSteps / 10), textLen: 40, checkpointEvery: 50, evalEvery },
+  };
+}
+
+/**
+ * The built-in studies, on the standard shapes world (`data/shapes`). `quick` (what `npm start`
+ * runs; ≈ 15 min on 2 cores): VL-MoE-tiny top-1 vs its dense twin vs the ~3× dense model, one
+ * seed, printed beside the committed full study. `full` (≈ 2 h on 2 cores): top-1 and top-2
+ * VL-MoE, the dense twin and the 3× model at seeds 0, 1, 2, with longer pretraining and
+ * fine-tuning; its report is committed under docs/results/shapes-full/. Retrieval feeds 40
+ * text tokens: the standard world's identifying captions take up to 33 (67 of the 238 val ones
+ * more than 32). The rich world (`shapes-rich`) is not used here yet: its identifying captions
+ * (median 35 tokens, 191 of 496 over 40) do not fit the model's 40 text positions.
+ */
+export const STUDY_BUDGETS = {
+  quick: {
+    ...DEFAULT_BENCH, seed: undefined, name: 'quick', seeds: [0],
+    finetune: shapesFinetune(100, 300),
+    reference: path.join(REPO, 'docs', 'results', 'shapes-full', 'study.json'),
+  },
+  full: {
+    ...DEFAULT_BENCH, seed: undefined, name: 'full', seeds: [0, 1, 2],
+    models: [
+      DEFAULT_BENCH.models[0]!,
+      { id: 'vlmoe-tiny-e8-top2', label: 'VL-MoE-tiny (8 experts, top-2)', preset: 'tiny', experts: 8, k: 2, model: {} },
+      ...DEFAULT_BENCH.models.slice(1),
+    ],
+    pretrain: { ...DEFAULT_BENCH.pretrain, steps: 400, warmup: 40, checkpointEvery: 100 },
+    finetune: shapesFinetune(300, 300),
+  },
+} as const;
+export type StudyBudget = keyof typeof STUDY_BUDGETS;
+
+export const STUDY_USAGE = `usage: vlmoe study [--budget quick|full | --config study.json] [--seeds 0,1,2] [--jobs N] [--fresh]
+
+Runs the bench comparison at every seed, then reports each metric as mean ± s.d. over seeds,
+every claim (an MoE model against a dense model) as the paired difference with its 95%
+bootstrap interval over evaluation examples, combined over seeds, and the time (seconds and
+FLOPs) each model needs to reach each dense model's final validation quality.
+--budget (without --config; default quick) picks a built-in study on the shapes world:
+  quick  VL-MoE-tiny top-1 vs dense twin vs ~3x dense, 1 seed, beside the committed full study
+         (what npm start runs; about 15 min on 2 cores)
+  full   + VL-MoE-tiny top-2, seeds 0, 1, 2, longer training (about 2 h on 2 cores)
+Report: <runs>/<name>/study/.
+config keys (JSON): the bench config's (but 'seeds' instead of 'seed'), plus ${T.configUsage(STUDY_SCHEMA.pick({ seeds: true, compare: true, resamples: true, reference: true }))}`;
 
 /** The metrics a claim is tested on: which task result holds them and how the table calls them. */
 const METRICS: { metric: ExampleMetric; kind: TaskResult['kind']; name: string }[] = [
@@ -105,6 +162,30 @@ function meanCurves(runs: BenchResult[]): Curve[] {
   return out;
 }
 
+/** The repository's commit (with '+changes' when the work tree differs), or null outside a git checkout. */
+function gitCommit(): string | null {
+  const git = (args: string[]) => spawnSync('git', args, { cwd: REPO, encoding: 'utf8' });
+  const head = git(['rev-parse', 'HEAD']);
+  if (head.status !== 0) return null;
+  const dirty = git(['status', '--porcelain', '--untracked-files=no']).stdout.trim() !== '';
+  return `${head.stdout.trim()}${dirty ? '+changes' : ''}`;
+}
+
+/** What the study ran on: CPU model, cores, memory, Node and platform. */
+function machine(): string {
+  const cpus = os.cpus();
+  return `${cpus[0]?.model.trim() ?? 'unknown CPU'} × ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${process.platform} ${os.release()}, Node ${process.version}`;
+}
+
+/** A reference study's table (from its study.json), or null when the file does not exist. */
+function readReference(file: string | undefined): { name: string; seeds: number[]; table: Record<string, Record<string, MeanSd>>; where: string } | null {
+  if (!file || !fs.existsSync(file)) return null;
+  const j = T.asObject(T.readJsonFile(file, 'reference study (study.json)'), file) as { name?: unknown; seeds?: unknown; table?: unknown; commit?: unknown };
+  if (typeof j.name !== 'string' || !Array.isArray(j.seeds) || typeof j.table !== 'object' || j.table === null) throw new Error(`reference study ${file}: expected a study.json with name, seeds and table`);
+  const rel = path.relative(process.cwd(), file);
+  return { name: j.name, seeds: j.seeds as number[], table: j.table as Record<string, Record<string, MeanSd>>, where: `${rel.startsWith('..') ? file : rel}${typeof j.commit === 'string' ? `, commit ${j.commit.slice(0, 7)}` : ''}` };
+}
+
 export interface StudyResult {
   /** Per model label, per table column: mean ± s.d. over seeds (percent). */
   table: Record<string, Record<string, MeanSd>>;
@@ -122,10 +203,13 @@ function chanceLine(r: BenchResult): string[] {
   return n > 0 ? [`Chance: TR@1 = IR@1 = ${(100 / n).toFixed(2)} % (${n} candidate images).`, ''] : [];
 }
 
-export async function study(config: string | object | null, opts: { seeds?: number[]; jobs?: number; fresh?: boolean } = {}): Promise<StudyResult> {
+export async function study(config: string | object | null, opts: { seeds?: number[]; jobs?: number; fresh?: boolean; budget?: StudyBudget } = {}): Promise<StudyResult> {
   const t0 = performance.now();
-  const where = typeof config === 'string' ? config : config ? '(study object)' : '(default study)';
-  const raw = config === null ? { ...DEFAULT_BENCH, seed: undefined } : typeof config === 'string' ? readConfig(config) : JSON.parse(JSON.stringify(config));
+  if (config !== null && opts.budget !== undefined) throw new Error(`--budget picks a built-in study; a config (${typeof config === 'string' ? config : 'object'}) sets its own models, seeds and steps: use one of them`);
+  const budget = opts.budget ?? 'quick';
+  if (!(budget in STUDY_BUDGETS)) throw new Error(`unknown budget '${budget}' (quick, full)`);
+  const where = typeof config === 'string' ? config : config ? '(study object)' : `(built-in ${budget} study)`;
+  const raw = config === null ? JSON.parse(JSON.stringify(STUDY_BUDGETS[budget])) : typeof config === 'string' ? readConfig(config) : JSON.parse(JSON.stringify(config));
   const cfg = T.parseConfig(STUDY_SCHEMA, raw, `config ${where}`);
   const seeds = opts.seeds ?? cfg.seeds;
   const ids = cfg.models.map((m) => m.id);
@@ -133,7 +217,7 @@ export async function study(config: string | object | null, opts: { seeds?: numb
   for (const [i, c] of compare.entries()) {
     for (const k of ['a', 'b'] as const) if (!ids.includes(c[k])) throw new Error(`config ${where}: compare[${i}].${k} '${c[k]}' is not a model id${T.didYouMean(c[k], ids)} (${ids.join(', ')})`);
   }
-  const { seeds: _s, compare: _c, resamples, ...benchKeys } = cfg;
+  const { seeds: _s, compare: _c, resamples, reference: _r, ...benchKeys } = cfg;
   const runs: BenchResult[] = [];
   for (const seed of seeds) {
     console.log(`\n== study ${cfg.name}: seed ${seed} (${runs.length + 1} of ${seeds.length})`);
@@ -200,12 +284,25 @@ export async function study(config: string | object | null, opts: { seeds?: numb
     : [];
   const seconds = (performance.now() - t0) / 1000;
   const head = `| Model | ${columns.join(' | ')} |\n| --- |${columns.map(() => ' ---: |').join('')}`;
-  const rows = Object.entries(table).map(([m, cols]) => `| ${m} | ${columns.map((c) => (cols[c] ? formatMeanSd(cols[c]!) : '–')).join(' | ')} |`);
+  const ref = readReference(cfg.reference);
+  const json0 = { command: ['vlmoe', ...process.argv.slice(2)].join(' '), commit: gitCommit(), machine: machine() };
+  const cell = (m: string, c: string, v: MeanSd | undefined) => {
+    const own = v ? formatMeanSd(v) : '–';
+    const r = ref?.table[m]?.[c];
+    return ref ? `${own} (${ref.name}: ${r ? formatMeanSd(r) : '–'})` : own;
+  };
+  const rows = Object.entries(table).map(([m, cols]) => `| ${m} | ${columns.map((c) => cell(m, c, cols[c])).join(' | ')} |`);
   const markdown = [
     `# vlmoe study ${cfg.name}`,
     '',
-    `${seeds.length} seed(s) (${seeds.join(', ')}), ${cfg.split} split; mean ± s.d. over seeds, in percent. Wall-clock ${(seconds / 60).toFixed(1)} min.`,
+    seeds.length === 1
+      ? `One seed (${seeds[0]}): single-run values, no spread; ${cfg.split} split, in percent. Wall-clock ${(seconds / 60).toFixed(1)} min.`
+      : `${seeds.length} seeds (${seeds.join(', ')}), ${cfg.split} split; mean ± s.d. over seeds, in percent. Wall-clock ${(seconds / 60).toFixed(1)} min.`,
     '',
+    `Command: \`${json0.command}\`; commit ${json0.commit ?? '(not a git checkout)'}; ${json0.machine}.`,
+    '',
+    ...(ref ? [`In brackets: the reference study ${ref.name} (${ref.seeds.length} seeds, mean ± s.d.; ${ref.where}).`, ''] : []),
+    ...(cfg.reference && !ref ? [`No reference study at ${cfg.reference} yet (run \`vlmoe study --budget full\` and commit its report there).`, ''] : []),
     head,
     ...rows,
     '',
@@ -229,7 +326,7 @@ export async function study(config: string | object | null, opts: { seeds?: numb
   }
   const full = svgs.length ? `${markdown}\n${svgs.map((f) => `![${f}](${f})`).join('\n')}\n` : markdown;
   T.writeFileAtomicSync(path.join(reportDir, 'report.md'), (w) => w(new TextEncoder().encode(full)));
-  const json = { name: cfg.name, seeds, split: cfg.split, table, claims, timeToQuality: ttq, curves, seconds, benchRuns: runs.map((r) => r.reportDir) };
+  const json = { name: cfg.name, seeds, split: cfg.split, ...json0, table, claims, timeToQuality: ttq, curves, seconds, benchRuns: runs.map((r) => r.reportDir) };
   T.writeFileAtomicSync(path.join(reportDir, 'study.json'), (w) => w(new TextEncoder().encode(JSON.stringify(json, null, 1) + '\n')));
   console.log(`\n${markdown}\nreport: ${path.join(reportDir, 'report.md')}`);
   return { table, claims, timeToQuality: ttq, markdown, reportDir, seconds };
