@@ -111,7 +111,11 @@ describe('vlmoe study', () => {
     // the reference study's mean ± s.d. beside each cell; what ran, where and on which commit
     expect(r.stdout).toMatch(/In brackets: the reference study st \(2 seeds, mean ± s\.d\.;/);
     expect(r.stdout).toMatch(/\| MoE-2E \| (\d+\.\d\d ± \d+\.\d\d) \(st: \1\) \|/);
-    const json = JSON.parse(readFileSync(join(dir, 'b', 'st', 'study', 'study.json'), 'utf8')) as { command: string; commit: string | null; machine: string };
+    const json = JSON.parse(readFileSync(join(dir, 'b', 'st', 'study', 'study.json'), 'utf8')) as { command: string; commit: string | null; machine: string; training: { seconds: number; flops: number } };
+    // the training cost is summed from the runs' logs: the crash and the resume count the work once, as without them
+    const jsonA = JSON.parse(readFileSync(join(dir, 'a', 'st', 'study', 'study.json'), 'utf8')) as { training: { flops: number } };
+    expect(json.training.flops).toBe(jsonA.training.flops);
+    expect(r.stdout).toMatch(/Training: \d+\.\d min and \d+\.\d\d [GTP]FLOPs over all runs/);
     expect(json.command).toMatch(/^vlmoe study --config .*b\.json$/);
     expect(json.commit).toMatch(/^[0-9a-f]{40}(\+changes)?$/);
     expect(json.machine).toMatch(/cores, \d+ GiB, .* Node v\d+/);

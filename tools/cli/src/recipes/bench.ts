@@ -123,6 +123,20 @@ export interface BenchResult {
   curves: Curve[];
   /** When each model first reaches each dense model's final val value. */
   timeToQuality: TimeToQuality[];
+  /** Training seconds and FLOPs of every run (pretraining and fine-tuning, from their logs: a resumed run counts once). */
+  training: { seconds: number; flops: number };
+}
+
+/** The summed cost of training runs, from the last row of each one's metrics.jsonl. */
+function trainingCost(runDirs: string[]): { seconds: number; flops: number } {
+  let seconds = 0, flops = 0;
+  for (const d of runDirs) {
+    const p = path.join(d, 'metrics.jsonl');
+    const c = runCost(fs.existsSync(p) ? fs.readFileSync(p, 'utf8') : '');
+    seconds += c.seconds;
+    flops += c.flops;
+  }
+  return { seconds, flops };
 }
 
 /** Every fine-tuning run's val.jsonl as curves, offset by its pretraining run's cost. */
@@ -264,5 +278,5 @@ export async function bench(config: string | object | null, opts: { fresh?: bool
   const table = report.markdown.split('\n').filter((l) => l.startsWith('|')).join('\n');
   const seconds = (performance.now() - t0) / 1000;
   console.log(`\n${report.title}\n\n${table}\n\nwall-clock ${fmtTime(seconds)}; report: ${path.join(reportDir, 'report.md')}`);
-  return { markdown: table, reportDir, seconds, report, config: cfg, curves, timeToQuality: ttq };
+  return { markdown: table, reportDir, seconds, report, config: cfg, curves, timeToQuality: ttq, training: trainingCost(models.flatMap((m) => [m.pretrain, ...Object.values(m.runs)])) };
 }

@@ -283,6 +283,7 @@ export async function study(config: string | object | null, opts: { seeds?: numb
       ]
     : [];
   const seconds = (performance.now() - t0) / 1000;
+  const training = runs.reduce((a, r) => ({ seconds: a.seconds + r.training.seconds, flops: a.flops + r.training.flops }), { seconds: 0, flops: 0 });
   const head = `| Model | ${columns.join(' | ')} |\n| --- |${columns.map(() => ' ---: |').join('')}`;
   const ref = readReference(cfg.reference);
   const json0 = { command: ['vlmoe', ...process.argv.slice(2)].join(' '), commit: gitCommit(), machine: machine() };
@@ -296,8 +297,10 @@ export async function study(config: string | object | null, opts: { seeds?: numb
     `# vlmoe study ${cfg.name}`,
     '',
     seeds.length === 1
-      ? `One seed (${seeds[0]}): single-run values, no spread; ${cfg.split} split, in percent. Wall-clock ${(seconds / 60).toFixed(1)} min.`
-      : `${seeds.length} seeds (${seeds.join(', ')}), ${cfg.split} split; mean ± s.d. over seeds, in percent. Wall-clock ${(seconds / 60).toFixed(1)} min.`,
+      ? `One seed (${seeds[0]}): single-run values, no spread; ${cfg.split} split, in percent.`
+      : `${seeds.length} seeds (${seeds.join(', ')}), ${cfg.split} split; mean ± s.d. over seeds, in percent.`,
+    '',
+    `Training: ${(training.seconds / 60).toFixed(1)} min and ${formatFlops(training.flops)}FLOPs over all runs (from their logs, whatever invocations ran them); this invocation's wall-clock ${(seconds / 60).toFixed(1)} min.`,
     '',
     `Command: \`${json0.command}\`; commit ${json0.commit ?? '(not a git checkout)'}; ${json0.machine}.`,
     '',
@@ -326,7 +329,7 @@ export async function study(config: string | object | null, opts: { seeds?: numb
   }
   const full = svgs.length ? `${markdown}\n${svgs.map((f) => `![${f}](${f})`).join('\n')}\n` : markdown;
   T.writeFileAtomicSync(path.join(reportDir, 'report.md'), (w) => w(new TextEncoder().encode(full)));
-  const json = { name: cfg.name, seeds, split: cfg.split, ...json0, table, claims, timeToQuality: ttq, curves, seconds, benchRuns: runs.map((r) => r.reportDir) };
+  const json = { name: cfg.name, seeds, split: cfg.split, ...json0, table, claims, timeToQuality: ttq, curves, seconds, training, benchRuns: runs.map((r) => r.reportDir) };
   T.writeFileAtomicSync(path.join(reportDir, 'study.json'), (w) => w(new TextEncoder().encode(JSON.stringify(json, null, 1) + '\n')));
   console.log(`\n${markdown}\nreport: ${path.join(reportDir, 'report.md')}`);
   return { table, claims, timeToQuality: ttq, markdown, reportDir, seconds };
