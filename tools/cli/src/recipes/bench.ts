@@ -31,7 +31,7 @@ import * as T from '@vlmoe/tensor';
 import { readConfig } from './config.js';
 import { BENCH_SCHEMA, type BenchConfig, type BenchModel } from './schemas.js';
 import { absoluteDataSpec, openDataset } from './dataset.js';
-import { CURVE_METRICS, loadFinetuned } from './evaluate.js';
+import { CURVE_METRICS, CURVE_METRIC_NAMES, loadFinetuned } from './evaluate.js';
 import { checkFinetuneRecipe, finetune } from './finetune.js';
 import { checkPretrainRecipe, pretrain } from './pretrain.js';
 import { modelConfig } from './trainer.js';
@@ -127,24 +127,22 @@ export interface BenchResult {
   training: { seconds: number; flops: number };
 }
 
-/** The summed cost of training runs, from the last row of each one's metrics.jsonl. */
+/** A run folder's training cost at its end (zeros without a metrics.jsonl). */
+function runCostOf(runDir: string): { seconds: number; flops: number } {
+  const p = path.join(runDir, 'metrics.jsonl');
+  return runCost(fs.existsSync(p) ? fs.readFileSync(p, 'utf8') : '');
+}
+
+/** The summed cost of training runs. */
 function trainingCost(runDirs: string[]): { seconds: number; flops: number } {
-  let seconds = 0, flops = 0;
-  for (const d of runDirs) {
-    const p = path.join(d, 'metrics.jsonl');
-    const c = runCost(fs.existsSync(p) ? fs.readFileSync(p, 'utf8') : '');
-    seconds += c.seconds;
-    flops += c.flops;
-  }
-  return { seconds, flops };
+  return runDirs.map(runCostOf).reduce((a, c) => ({ seconds: a.seconds + c.seconds, flops: a.flops + c.flops }), { seconds: 0, flops: 0 });
 }
 
 /** Every fine-tuning run's val.jsonl as curves, offset by its pretraining run's cost. */
 function readCurves(models: { label: string; pretrain: string; runs: Partial<Record<TaskName, string>> }[]): Curve[] {
   const curves: Curve[] = [];
   for (const m of models) {
-    const pm = path.join(m.pretrain, 'metrics.jsonl');
-    const offset = runCost(fs.existsSync(pm) ? fs.readFileSync(pm, 'utf8') : '');
+    const offset = runCostOf(m.pretrain);
     for (const [task, dir] of Object.entries(m.runs) as [TaskName, string][]) {
       const vp = path.join(dir, 'val.jsonl');
       if (!fs.existsSync(vp)) continue;
@@ -158,7 +156,7 @@ function readCurves(models: { label: string; pretrain: string; runs: Partial<Rec
 /** The learning-curve SVGs and the time-to-quality table, added to the report folder and report.md. */
 function writeCurves(reportDir: string, curves: Curve[], ttq: TimeToQuality[]): void {
   if (!curves.length) return;
-  const names = Object.fromEntries(Object.values(CURVE_METRICS).flat().map((m) => [m.key, m.name]));
+  const names = CURVE_METRIC_NAMES;
   const files: string[] = [];
   for (const metric of [...new Set(curves.map((c) => c.metric))]) {
     for (const [f, svg] of Object.entries(curveSvgs(metric, names[metric] ?? metric, curves.filter((c) => c.metric === metric)))) {

@@ -95,6 +95,9 @@ export const CURVE_METRICS: Record<TaskName, { key: string; name: string }[]> = 
   retrieval: [{ key: 'tr1', name: 'TR@1' }, { key: 'ir1', name: 'IR@1' }],
 };
 
+/** CURVE_METRICS' table names by key. */
+export const CURVE_METRIC_NAMES: Record<string, string> = Object.fromEntries(Object.values(CURVE_METRICS).flat().map((m) => [m.key, m.name]));
+
 /** A result's curve metrics (CURVE_METRICS' keys). */
 export function curveMetrics(r: TaskEvalResult): Record<string, number> {
   if (r.task === 'vqa') return { vqa: r.accuracy ?? 0 };

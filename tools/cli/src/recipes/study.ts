@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as T from '@vlmoe/tensor';
 import { curveSvgs, formatFlops, formatMeanSd, meanSd, pairScores, pairedBootstrap, verdict, type Curve, type ExampleMetric, type Interval, type MeanSd, type TaskResult } from '@vlmoe/eval';
-import { CURVE_METRICS } from './evaluate.js';
+import { CURVE_METRIC_NAMES } from './evaluate.js';
 import { readConfig } from './config.js';
 import { DEFAULT_BENCH, bench, type BenchResult } from './bench.js';
 import { BENCH_SCHEMA } from './schemas.js';
@@ -260,7 +260,7 @@ export async function study(config: string | object | null, opts: { seeds?: numb
 
   // time to quality: per seed from the val curves, combined over seeds
   const ttq = combineTimeToQuality(runs);
-  const names = Object.fromEntries(Object.values(CURVE_METRICS).flat().map((m) => [m.key, m.name]));
+  const names = CURVE_METRIC_NAMES;
   const fmt = (v: MeanSd | null, f: (x: number) => string = (x) => x.toFixed(1)) => (v === null ? '–' : v.n > 1 ? `${f(v.mean)} ± ${f(v.sd)}` : f(v.mean));
   const ttqLines = ttq.length
     ? [
