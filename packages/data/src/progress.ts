@@ -5,6 +5,8 @@
  */
 export class Progress {
   private done = 0;
+  /** Work done before this bar started (a resumed run): counted in the total, not in the rate. */
+  private before = 0;
   private lastDraw = 0;
   private lastDecile = -1;
   private readonly start = Date.now();
@@ -16,6 +18,12 @@ export class Progress {
     const env = process.env.VLMOE_PROGRESS;
     this.enabled = options.enabled ?? env !== '0';
     this.tty = env === '1' ? false : Boolean(process.stderr.isTTY);
+  }
+
+  /** Starts the count at `n` units done earlier (a resumed run), without drawing: the rate and ETA count only this bar's work. */
+  resumeAt(n: number): void {
+    this.done = this.before = n;
+    if (this.total) this.lastDecile = Math.floor((10 * n) / this.total);
   }
 
   tick(n = 1, note?: string): void {
@@ -37,7 +45,7 @@ export class Progress {
 
   private line(note?: string): string {
     const secs = (Date.now() - this.start) / 1000;
-    const rate = this.done / Math.max(secs, 1e-3);
+    const rate = (this.done - this.before) / Math.max(secs, 1e-3);
     if (this.total) {
       const frac = Math.min(1, this.done / this.total);
       const width = 24;
