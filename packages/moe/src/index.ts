@@ -11,7 +11,7 @@ export { VLMo, type VLMoInput, type VLMoOutput, type Pass } from './models/vlmo.
 export { preset, parameterCount, resolveVLMoConfig, parseVLMoConfig, canonicalMoE, VLMO_CONFIG_SCHEMA, MOE_CONFIG_SCHEMA, DEEPSPEED_MOE_ALIASES, VLMOE_ROUTING, type VLMoConfig, type MoEConfig, type ResolvedMoEConfig, type PresetName, type ResolvedVLMoConfig } from './models/config.js';
 export { Pooler, ITCHead, ITMHead, MLMHead, VQAHead, NLVRHead, sampleHardNegatives, rankGather, type ITCGather } from './models/heads.js';
 export { VLMoPretrainer, pretrainBatchFrom, type PretrainBatch, type PretrainArrays, type PretrainLosses } from './models/pretrainer.js';
-export { VQAModel, NLVRModel, RetrievalModel, createTaskModel, taskBatchFrom, TASKS, type TaskName, type TaskArrays, type TaskBatch, type TaskOutput, type AnyTaskModel } from './models/tasks.js';
+export { VQAModel, NLVRModel, RetrievalModel, createTaskModel, taskBatchFrom, encodeImages, encodeTexts, type DualEncoder, TASKS, type TaskName, type TaskArrays, type TaskBatch, type TaskOutput, type AnyTaskModel } from './models/tasks.js';
 export { evalAdapter, type TaskModels, type VLMoEvalAdapter } from './models/adapter.js';
 export { convertKeys, CheckpointKeyError, type KeyRule, type NoCounterpart, type ConvertOptions, type ConvertSpec } from './interop/key_map.js';
 export { importVlmoCheckpoint, exportVlmoCheckpoint, vlmoRules, vlmoMoELayers, type VlmoImportOptions, type VlmoExportOptions } from './interop/unilm_vlmo.js';

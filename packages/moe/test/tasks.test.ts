@@ -133,4 +133,20 @@ describe('task models (VQA, NLVR, retrieval)', () => {
     expect(a.encodeImages!(b).length).toBe(3 * 64);
     expect(a.encodeTexts!(b).length).toBe(3 * 64);
   });
+
+  test('evalAdapter over a VLMoPretrainer (zero-shot retrieval): the embeddings of a RetrievalModel loaded from its weights', () => {
+    const pre = new VLMoPretrainer(cfg(), {}, { generator: gen(21) });
+    const ret = new RetrievalModel(cfg(), { generator: gen(22) });
+    // what `vlmoe eval` does with a pretraining checkpoint: the ITM / MLM heads and the pooler are left out
+    const { missingKeys } = ret.loadStateDict(pre.stateDict(), { strict: false });
+    expect(missingKeys).toEqual([]);
+    const zs = evalAdapter('pre', { retrieval: pre }), ft = evalAdapter('ret', { retrieval: ret });
+    const b = arrays(3, 8, { cap: 4, seed: 5 });
+    const close = (x: Float32Array, y: Float32Array) => x.forEach((v, i) => expect(v).toBeCloseTo(y[i]!, 6));
+    close(zs.encodeImages!(b), ft.encodeImages!(b));
+    close(zs.encodeTexts!(b), ft.encodeTexts!(b));
+    expect(pre.training).toBe(false);
+    // and the embeddings are not the untrained retrieval model's
+    expect(Array.from(evalAdapter('other', { retrieval: new RetrievalModel(cfg(), { generator: gen(22) }) }).encodeImages!(b))).not.toEqual(Array.from(zs.encodeImages!(b)));
+  });
 });

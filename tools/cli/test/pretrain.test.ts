@@ -37,6 +37,25 @@ describe('vlmoe pretrain', () => {
     expect(after.map((m) => m.lr)).toEqual(straight.map((m) => m.lr));
   });
 
+  test('evalEvery: zero-shot retrieval on the val split in val.jsonl with the cost so far; training unchanged; the last row is the final report', () => {
+    const r = run('--config', config('zs', { evalEvery: 10 }));
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const rows = readFileSync(join(dir, 'runs', 'zs', 'val.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; seconds: number; flops: number; metrics: Record<string, number> });
+    expect(rows.map((v) => v.step)).toEqual([10, 20]);
+    expect(Object.keys(rows[0]!.metrics).sort()).toEqual(['zs_ir1', 'zs_tr1']);
+    const m = losses('zs') as unknown as { step: number; flops: number; seconds: number; loss: number }[];
+    expect(rows[1]!.flops).toBe(m[19]!.flops);
+    expect(rows[0]!.flops).toBe(m[9]!.flops);
+    // evaluation draws nothing from the training's RNG streams: the losses of the run without it
+    if (!existsSync(join(dir, 'runs', 'straight', 'metrics.jsonl'))) expect(run('--config', config('straight')).status).toBe(0); // when run alone (-t)
+    expect(m.map((x) => x.loss)).toEqual(losses('straight').map((x) => x.loss));
+    // the final zero-shot report (eval/val/result.json) evaluates the same weights on the same split
+    const final = JSON.parse(readFileSync(join(dir, 'runs', 'zs', 'eval', 'val', 'result.json'), 'utf8')) as { tr: Record<string, number>; ir: Record<string, number> };
+    expect([rows[1]!.metrics.zs_tr1, rows[1]!.metrics.zs_ir1]).toEqual([final.tr['1'], final.ir['1']]);
+    // rank 0 evaluates alone: refused with expert parallelism
+    expect(run('--config', config('zs-ep', { evalEvery: 10, engine: { expert_parallel_size: 2 } })).stderr).toMatch(/'evalEvery' needs expert_parallel_size 1/);
+  });
+
   test("--deepspeed_config: a DeepSpeed JSON as the engine part (optimizer type in any case); DeepSpeed's MoE names in model.moe, ep_size moved to the engine", () => {
     const ds = join(dir, 'deepspeed.json');
     writeFileSync(ds, JSON.stringify({ train_batch_size: 8, gradient_accumulation_steps: 2, zero_optimization: { stage: 1 }, optimizer: { type: 'adamw', params: { lr: 1e-3 } } }));

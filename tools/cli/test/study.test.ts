@@ -23,7 +23,7 @@ function config(runs: string, extra: object = {}): string {
     ...extra,
     name: 'st', data: `shapes:${join(dir, 'shapes')}`, runs: join(dir, runs), evalBatch: 128, seeds: [0, 1],
     models: [{ id: 'moe', label: 'MoE-2E', experts: 2 }, { id: 'dense', label: 'Dense' }],
-    pretrain: { ...steps, textLen: 24 },
+    pretrain: { ...steps, textLen: 24, evalEvery: 1 },
     finetune: { vqa: { ...steps, textLen: 16, evalEvery: 1 }, nlvr: { ...steps, textLen: 24, evalEvery: 1 }, retrieval: { ...steps, textLen: 24, evalEvery: 1 } },
   }));
   return p;
@@ -53,12 +53,17 @@ describe('vlmoe study', () => {
       expect(c.interval.high).toBeGreaterThanOrEqual(c.interval.estimate);
       expect(c.text).toMatch(/^MoE-2E > Dense on (VQA|NLVR|TR@1|IR@1): (yes|no|not shown), [+−]\d+\.\d\d \(95% interval [+−]\d+\.\d\d … [+−]\d+\.\d\d\)$/);
     }
-    // learning curves: a validation after each of the 2 fine-tuning steps, cost counted from the start of pretraining
-    expect(s.curves.map((c) => `${c.model} ${c.metric}`).sort()).toEqual(['Dense ir1', 'Dense nlvr', 'Dense tr1', 'Dense vqa', 'MoE-2E ir1', 'MoE-2E nlvr', 'MoE-2E tr1', 'MoE-2E vqa']);
+    // learning curves: zero-shot retrieval after each of the 2 pretraining steps, then a validation after each of
+    // the 2 fine-tuning steps, cost counted from the start of pretraining
+    expect(s.curves.map((c) => `${c.model} ${c.metric}`).sort()).toEqual(['Dense ir1', 'Dense nlvr', 'Dense tr1', 'Dense vqa', 'Dense zs_ir1', 'Dense zs_tr1', 'MoE-2E ir1', 'MoE-2E nlvr', 'MoE-2E tr1', 'MoE-2E vqa', 'MoE-2E zs_ir1', 'MoE-2E zs_tr1']);
     for (const c of s.curves) {
       expect(c.points.map((p) => p.step)).toEqual([1, 2]);
       expect(c.points[1]!.flops).toBeGreaterThan(c.points[0]!.flops);
       expect(c.points[1]!.seconds).toBeGreaterThan(c.points[0]!.seconds);
+    }
+    for (const m of ['MoE-2E', 'Dense']) {
+      const pre = s.curves.find((c) => c.model === m && c.metric === 'zs_tr1')!, ft = s.curves.find((c) => c.model === m && c.metric === 'vqa')!;
+      expect(ft.points[0]!.flops).toBeGreaterThan(pre.points[1]!.flops); // fine-tuning starts where pretraining ended
     }
     // each seed's bench report holds its curves and the curve of a metric ends at the table's value
     const seed0 = JSON.parse(readFileSync(join(dir, 'a', 'st-seed0', 'report', 'curves.json'), 'utf8')) as { curves: { model: string; metric: string; points: { value: number; flops: number }[] }[] };
@@ -68,7 +73,7 @@ describe('vlmoe study', () => {
     expect(100 * vqaCurve.points[1]!.value).toBeCloseTo(vqaRow.headlines[0]!.value, 2);
     // the dense model reaches its own final value; every (metric, target = the dense model, model) row is there
     const ttq = s.timeToQuality;
-    expect(ttq.filter((t) => t.target === 'Dense').length).toBe(8);
+    expect(ttq.filter((t) => t.target === 'Dense').length).toBe(12);
     for (const t of ttq.filter((x) => x.model === 'Dense')) {
       expect(t.reached).toBe(2);
       expect(t.ratio!.mean).toBeCloseTo(1, 12);
@@ -77,7 +82,7 @@ describe('vlmoe study', () => {
     expect(md).toMatch(/## Time to quality/);
     expect(md).toMatch(/- MoE-2E reaches Dense's final VQA acc (in \d+\.\d\d( ± \d+\.\d\d)? × its training time \([12]\/2 seeds\)|: no \(0\/2 seeds\))/);
     // the curve charts render (sharp)
-    for (const f of ['curve_vqa_seconds.svg', 'curve_tr1_flops.svg']) {
+    for (const f of ['curve_vqa_seconds.svg', 'curve_tr1_flops.svg', 'curve_zs_tr1_flops.svg']) {
       const meta = await sharp(readFileSync(join(dir, 'a', 'st', 'study', f))).metadata();
       expect(meta.width).toBe(720);
       expect(md).toContain(`![${f}](${f})`);

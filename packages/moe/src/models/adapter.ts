@@ -6,12 +6,13 @@
  * depth, the MoE's eval capacity factor) without autograd, and returns plain Float32Arrays.
  */
 import * as T from '@vlmoe/tensor';
-import { taskBatchFrom, type NLVRModel, type RetrievalModel, type TaskArrays, type TaskName, type VQAModel } from './tasks.js';
+import { encodeImages, encodeTexts, taskBatchFrom, type DualEncoder, type NLVRModel, type TaskArrays, type TaskName, type VQAModel } from './tasks.js';
 
 export interface TaskModels {
   vqa?: VQAModel;
   nlvr?: NLVRModel;
-  retrieval?: RetrievalModel;
+  /** A fine-tuned RetrievalModel, or a VLMoPretrainer for zero-shot retrieval with its ITC head. */
+  retrieval?: DualEncoder;
 }
 
 /** What @vlmoe/eval's harnesses call (its `ModelAdapter`). */
@@ -42,8 +43,8 @@ export function evalAdapter(name: string, models: TaskModels, params?: { total: 
   if (vqa) a.vqaLogits = (b) => infer('vqa', vqa, (x) => vqa.logits(x), b);
   if (nlvr) a.nlvrLogits = (b) => infer('nlvr', nlvr, (x) => nlvr.logits(x), b);
   if (retrieval) {
-    a.encodeImages = (b) => infer('retrieval', retrieval, (x) => retrieval.encodeImages(x), b);
-    a.encodeTexts = (b) => infer('retrieval', retrieval, (x) => retrieval.encodeTexts(x), b);
+    a.encodeImages = (b) => infer('retrieval', retrieval, (x) => encodeImages(retrieval, x), b);
+    a.encodeTexts = (b) => infer('retrieval', retrieval, (x) => encodeTexts(retrieval, x), b);
   }
   return a;
 }

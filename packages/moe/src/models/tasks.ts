@@ -168,6 +168,28 @@ export class NLVRModel extends TaskModel {
   }
 }
 
+/**
+ * A VLMo dual encoder: the backbone's image-only and text-only passes through an ITC head. A
+ * fine-tuned RetrievalModel is one, and so is a VLMoPretrainer (zero-shot retrieval, as VLMo
+ * evaluates its pretraining).
+ */
+export interface DualEncoder extends T.nn.Module {
+  backbone: VLMo;
+  itc: ITCHead;
+}
+
+/** L2-normalised image embeddings [B, e] of a dual encoder. */
+export function encodeImages(m: DualEncoder, x: TaskBatch): T.Tensor {
+  need(x, ['image'], 'encodeImages');
+  return m.itc.embedImage(m.backbone.forward({ image: x.image }).hidden);
+}
+
+/** L2-normalised text embeddings [B, e] of a dual encoder. */
+export function encodeTexts(m: DualEncoder, x: TaskBatch): T.Tensor {
+  need(x, ['ids'], 'encodeTexts');
+  return m.itc.embedText(m.backbone.forward({ textIds: x.ids, textMask: x.mask }).hidden);
+}
+
 export class RetrievalModel extends TaskModel implements DataParallelModule {
   readonly task = 'retrieval';
   itc: ITCHead;
@@ -183,13 +205,11 @@ export class RetrievalModel extends TaskModel implements DataParallelModule {
   }
   /** L2-normalised image embeddings [B, e]. */
   encodeImages(x: TaskBatch): T.Tensor {
-    need(x, ['image'], 'RetrievalModel.encodeImages');
-    return this.itc.embedImage(this.backbone.forward({ image: x.image }).hidden);
+    return encodeImages(this, x);
   }
   /** L2-normalised text embeddings [B, e]. */
   encodeTexts(x: TaskBatch): T.Tensor {
-    need(x, ['ids'], 'RetrievalModel.encodeTexts');
-    return this.itc.embedText(this.backbone.forward({ textIds: x.ids, textMask: x.mask }).hidden);
+    return encodeTexts(this, x);
   }
   forward(x: TaskBatch): TaskOutput {
     need(x, ['image', 'ids'], 'RetrievalModel');

@@ -31,7 +31,7 @@ import * as T from '@vlmoe/tensor';
 import { readConfig } from './config.js';
 import { BENCH_SCHEMA, type BenchConfig, type BenchModel } from './schemas.js';
 import { absoluteDataSpec, openDataset } from './dataset.js';
-import { CURVE_METRICS, CURVE_METRIC_NAMES, loadFinetuned } from './evaluate.js';
+import { CURVE_METRICS, CURVE_METRIC_NAMES, PRETRAIN_CURVE_METRICS, loadFinetuned } from './evaluate.js';
 import { checkFinetuneRecipe, finetune } from './finetune.js';
 import { checkPretrainRecipe, pretrain } from './pretrain.js';
 import { modelConfig } from './trainer.js';
@@ -46,7 +46,7 @@ export const DEFAULT_BENCH: BenchConfig = {
     { id: 'vlmo-tiny', label: 'VLMo-tiny (dense twin)', preset: 'tiny', experts: 0, k: 1, model: {} },
     { id: 'vlmo-tiny-3x', label: 'VLMo-tiny-3x (dense, d96 x 6)', preset: 'tiny', experts: 0, k: 1, model: { dim: 96, depth: 6, heads: 4 } },
   ],
-  pretrain: { steps: 150, batch: 32, lr: 1e-3, warmup: 15, textLen: 32, checkpointEvery: 50 },
+  pretrain: { steps: 150, batch: 32, lr: 1e-3, warmup: 15, textLen: 32, checkpointEvery: 50, evalEvery: 50 },
   finetune: {
     vqa: { steps: 150, batch: 32, lr: 1e-3, warmup: 15, textLen: 16, checkpointEvery: 50, evalEvery: 50 },
     nlvr: { steps: 150, batch: 32, lr: 1e-3, warmup: 15, textLen: 24, checkpointEvery: 50, evalEvery: 50 },
@@ -119,7 +119,7 @@ export interface BenchResult {
   seconds: number;
   report: SuiteReport;
   config: BenchConfig;
-  /** Learning curves on the val split (fine-tuning runs with evalEvery > 0), cost from the start of pretraining. */
+  /** Learning curves on the val split (runs with evalEvery > 0): zero-shot retrieval during pretraining, then the task metrics; cost from the start of pretraining. */
   curves: Curve[];
   /** When each model first reaches each dense model's final val value. */
   timeToQuality: TimeToQuality[];
@@ -138,10 +138,18 @@ function trainingCost(runDirs: string[]): { seconds: number; flops: number } {
   return runDirs.map(runCostOf).reduce((a, c) => ({ seconds: a.seconds + c.seconds, flops: a.flops + c.flops }), { seconds: 0, flops: 0 });
 }
 
-/** Every fine-tuning run's val.jsonl as curves, offset by its pretraining run's cost. */
+/**
+ * Every run's val.jsonl as curves: the pretraining run's zero-shot retrieval from its start, and
+ * each fine-tuning run's task metrics offset by its pretraining run's cost.
+ */
 function readCurves(models: { label: string; pretrain: string; runs: Partial<Record<TaskName, string>> }[]): Curve[] {
   const curves: Curve[] = [];
   for (const m of models) {
+    const pp = path.join(m.pretrain, 'val.jsonl');
+    if (fs.existsSync(pp)) {
+      const text = fs.readFileSync(pp, 'utf8');
+      for (const { key } of PRETRAIN_CURVE_METRICS) curves.push(curveFromValJsonl(text, { model: m.label, metric: key, source: pp }));
+    }
     const offset = runCostOf(m.pretrain);
     for (const [task, dir] of Object.entries(m.runs) as [TaskName, string][]) {
       const vp = path.join(dir, 'val.jsonl');
@@ -168,7 +176,7 @@ function writeCurves(reportDir: string, curves: Curve[], ttq: TimeToQuality[]): 
   const md = path.join(reportDir, 'report.md');
   const section = [
     '', '## Time to quality', '',
-    'Validation (val split) during fine-tuning; cost counted from the start of pretraining (wall-clock seconds of training, and FLOPs of the matrix-multiply kernels, forward and backward). For every dense model\'s final value: when each model first reaches it.', '',
+    'Validation (val split) during training: zero-shot retrieval with the ITC head during pretraining, the task metrics during fine-tuning; cost counted from the start of pretraining (wall-clock seconds of training, and FLOPs of the matrix-multiply kernels, forward and backward). For every dense model\'s final value: when each model first reaches it.', '',
     timeToQualityMarkdown(ttq, names), '',
     ...files.map((f) => `![${f}](${f})`), '',
   ].join('\n');

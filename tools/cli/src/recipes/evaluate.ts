@@ -95,14 +95,22 @@ export const CURVE_METRICS: Record<TaskName, { key: string; name: string }[]> = 
   retrieval: [{ key: 'tr1', name: 'TR@1' }, { key: 'ir1', name: 'IR@1' }],
 };
 
-/** CURVE_METRICS' table names by key. */
-export const CURVE_METRIC_NAMES: Record<string, string> = Object.fromEntries(Object.values(CURVE_METRICS).flat().map((m) => [m.key, m.name]));
+/** The metrics a pretraining run's curve follows in val.jsonl: zero-shot retrieval with its ITC head. */
+export const PRETRAIN_CURVE_METRICS: { key: string; name: string }[] = [{ key: 'zs_tr1', name: 'zero-shot TR@1' }, { key: 'zs_ir1', name: 'zero-shot IR@1' }];
+
+/** The table names of CURVE_METRICS' and PRETRAIN_CURVE_METRICS' keys. */
+export const CURVE_METRIC_NAMES: Record<string, string> = Object.fromEntries([...Object.values(CURVE_METRICS).flat(), ...PRETRAIN_CURVE_METRICS].map((m) => [m.key, m.name]));
 
 /** A result's curve metrics (CURVE_METRICS' keys). */
 export function curveMetrics(r: TaskEvalResult): Record<string, number> {
   if (r.task === 'vqa') return { vqa: r.accuracy ?? 0 };
   if (r.task === 'nlvr') return { nlvr: r.accuracy ?? 0 };
   return { tr1: r.tr[1] ?? 0, ir1: r.ir[1] ?? 0 };
+}
+
+/** A pretraining run's zero-shot retrieval result as its curve metrics (PRETRAIN_CURVE_METRICS' keys). */
+export function zeroShotCurveMetrics(r: RetrievalEvalResult): Record<string, number> {
+  return { zs_tr1: r.tr[1] ?? 0, zs_ir1: r.ir[1] ?? 0 };
 }
 
 export function headline(r: TaskEvalResult): string {

@@ -7,14 +7,17 @@
  * The run folder `<runs>/<name>/` holds the resolved config, `metrics.jsonl` (one line per
  * step: loss parts, lr, grad norm, samples/s, tokens/s, per MoE layer the expert load (max /
  * mean count) and the drop rate) and `checkpoints/` (every `checkpointEvery` steps and at the
- * end, with the data-loader position and the RNG states). `--resume` continues from the
+ * end, with the data-loader position and the RNG states). With `evalEvery`, `val.jsonl` gets
+ * zero-shot retrieval on the val split (`zs_tr1`, `zs_ir1`) every that many steps, with the
+ * training seconds and FLOPs so far: the pretraining learning curve. `--resume` continues from the
  * newest checkpoint and reproduces the uninterrupted run's losses exactly.
  */
 import * as T from '@vlmoe/tensor';
-import { VLMoPretrainer, pretrainBatchFrom, type PretrainBatch } from '@vlmoe/moe';
+import { VLMoPretrainer, evalAdapter, pretrainBatchFrom, type PretrainBatch } from '@vlmoe/moe';
 import { initProcessGroup } from '@vlmoe/parallel';
 import { recipeConfig } from './config.js';
-import { evaluateRun } from './evaluate.js';
+import { evaluateRun, evaluateTask, zeroShotCurveMetrics } from './evaluate.js';
+import type { RetrievalEvalResult } from '@vlmoe/eval';
 import { RECIPE_OPTIONS_USAGE, applyDeepSpeedConfig, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
 import { PRETRAIN_SCHEMA, type PretrainConfig } from './schemas.js';
 
@@ -57,6 +60,13 @@ export async function pretrain(config: string | Partial<PretrainConfig>, opts: R
       tokensPerSample: cfg.textLen + r.numPatches + 1,
       describe: describeModel(mc, cfg),
       generators: { model: modelGen },
+      // zero-shot image-text retrieval with the ITC head on the val split, as the final report
+      validate: cfg.evalEvery > 0 ? {
+        every: cfg.evalEvery,
+        run: async () => zeroShotCurveMetrics(await evaluateTask(evalAdapter(cfg.name, { retrieval: model }), 'retrieval', {
+          data: cfg.data, split: 'val', imageSize: r.imageSize, textLen: cfg.textLen, batchSize: cfg.evalBatch,
+        }) as RetrievalEvalResult),
+      } : undefined,
     });
   } finally {
     pg.destroy();

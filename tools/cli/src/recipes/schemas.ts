@@ -31,6 +31,8 @@ export const COMMON_SHAPE = {
   seed: z.int().default(0).describe('every random choice is a function of the seed, the step and the sample'),
   augment: z.boolean().default(false).describe('random resized crop + flip (off: a flip contradicts "left of" texts, crops cut counted objects)'),
   engine: object().default({}).describe("DeepSpeed config keys merged over the recipe's (zero_optimization, expert_parallel_size, bf16, …)"),
+  evalBatch: z.int().min(1).default(64).describe('batch of the evaluations (during and after training)'),
+  evalEvery: z.int().min(0).default(0).describe("steps between evaluations on the val split during training (0: none; fine-tuning: the task's metrics, pretraining: zero-shot retrieval with the ITC head), logged to <run>/val.jsonl with the training seconds and FLOPs so far"),
 };
 
 /** The model keys of a recipe (a fine-tuning recipe leaves them to its init run). */
@@ -62,8 +64,6 @@ export const FINETUNE_SCHEMA = z.strictObject({
   imageSize: z.int().nullable().default(null),
   model: object().nullable().default(null),
   evalSplit: z.enum(['val', 'test', 'none']).default('val').describe('split evaluated after training'),
-  evalBatch: z.int().default(64),
-  evalEvery: z.int().min(0).default(0).describe('steps between evaluations on the val split during training (0: none), logged to <run>/val.jsonl with the training seconds and FLOPs so far'),
 });
 
 export const BENCH_MODEL_SCHEMA = z.strictObject({

@@ -266,7 +266,7 @@ export async function study(config: string | object | null, opts: { seeds?: numb
     ? [
         '## Time to quality',
         '',
-        `Validation (val split) during fine-tuning, cost counted from the start of pretraining: training wall-clock and FLOPs (matrix-multiply kernels, forward and backward) until a model's val metric first reaches a dense model's final val value; mean ± s.d. over the seeds that reached it. "× target" divides by the target model's own time to its final value.`,
+        `Validation (val split) during training — zero-shot retrieval with the ITC head during pretraining, the task metrics during fine-tuning — with the cost counted from the start of pretraining: training wall-clock and FLOPs (matrix-multiply kernels, forward and backward) until a model's val metric first reaches a dense model's final val value; mean ± s.d. over the seeds that reached it. "× target" divides by the target model's own time to its final value.`,
         '',
         '| Metric | Target: final val of | Model | Reached | Seconds | FLOPs | × target |',
         '| --- | --- | --- | ---: | ---: | ---: | ---: |',

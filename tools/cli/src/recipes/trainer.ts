@@ -97,6 +97,8 @@ export function applyDeepSpeedConfig(cfg: CommonConfig & { model?: Record<string
 export function checkRecipe(cfg: CommonConfig & { evalSplit: string }, where: string, engineSource = `config ${where}: engine`): void {
   if (!/^[A-Za-z0-9_.-]+$/.test(cfg.name)) throw new Error(`config ${where}: 'name' may only hold letters, digits, '_', '.', '-' (it names the run folder)`);
   if (!['val', 'test', 'none'].includes(cfg.evalSplit)) throw new Error(`config ${where}: 'evalSplit' must be val, test or none, got ${JSON.stringify(cfg.evalSplit)}`);
+  const ep = Number((cfg.engine as Record<string, unknown>).expert_parallel_size ?? 1);
+  if (cfg.evalEvery > 0 && ep > 1) throw new Error(`config ${where}: 'evalEvery' needs expert_parallel_size 1 (rank 0 evaluates alone and holds only its own experts at ${ep}); evaluate the checkpoints with 'vlmoe eval' instead`);
   resolveConfig(engineConfig(cfg), resolveInit().worldSize, engineSource);
 }
 
@@ -215,7 +217,7 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
   const losses: number[] = [];
   const save = () => engine.saveCheckpoint(ckptDir, `step${step}`, { step, loader: loader.stateDict(), generators: Object.fromEntries(Object.entries(gens).map(([k, g]) => [k, g.getState()])) });
   const bar = new Progress(`${spec.label} ${cfg.name}`, cfg.steps, { enabled: pg.rank === 0 ? undefined : false });
-  if (step) bar.tick(step);
+  if (step) bar.resumeAt(step);
   const start = step;
   let t0 = performance.now();
   epochs: while (step < cfg.steps) {
