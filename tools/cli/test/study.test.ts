@@ -81,6 +81,12 @@ describe('vlmoe study', () => {
     const md = readFileSync(join(dir, 'a', 'st', 'study', 'report.md'), 'utf8');
     expect(md).toMatch(/## Time to quality/);
     expect(md).toMatch(/- MoE-2E reaches Dense's final VQA acc (in \d+\.\d\d( ± \d+\.\d\d)? × its training time \([12]\/2 seeds\)|: no \(0\/2 seeds\))/);
+    // every seed's bench report is copied in; the first seed's routing charts are in the study's report
+    for (const seed of [0, 1]) expect(existsSync(join(dir, 'a', 'st', 'study', `seed${seed}`, 'report.md'))).toBe(true);
+    expect(md).toContain('[bench report](seed1/report.md)');
+    const routing = md.match(/!\[routing_[^\]]*\]\(seed0\/(routing_[^)]*\.svg)\)/g) ?? [];
+    expect(routing.length).toBeGreaterThan(0);
+    for (const link of routing) expect(existsSync(join(dir, 'a', 'st', 'study', link.slice(link.indexOf('(') + 1, -1)))).toBe(true);
     // the curve charts render (sharp)
     for (const f of ['curve_vqa_seconds.svg', 'curve_tr1_flops.svg', 'curve_zs_tr1_flops.svg']) {
       const meta = await sharp(readFileSync(join(dir, 'a', 'st', 'study', f))).metadata();

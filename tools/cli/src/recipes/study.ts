@@ -327,7 +327,22 @@ export async function study(config: string | object | null, opts: { seeds?: numb
       svgs.push(f);
     }
   }
-  const full = svgs.length ? `${markdown}\n${svgs.map((f) => `![${f}](${f})`).join('\n')}\n` : markdown;
+  // every seed's bench report (its table, training curves, routing charts, predictions) inside the study folder,
+  // so the folder stands alone; the first seed's routing charts are the study's routing evidence
+  const perSeed: string[] = ['', '## Per seed', ''];
+  for (const [i, r] of runs.entries()) {
+    const dst = path.join(reportDir, `seed${seeds[i]}`);
+    fs.rmSync(dst, { recursive: true, force: true });
+    fs.cpSync(r.reportDir, dst, { recursive: true });
+    perSeed.push(`- seed ${seeds[i]}: [bench report](seed${seeds[i]}/report.md)`);
+  }
+  const routing = fs.readdirSync(path.join(reportDir, `seed${seeds[0]}`)).filter((f) => /^routing_.*\.svg$/.test(f)).sort();
+  if (routing.length) {
+    perSeed.push('', `## Routing (seed ${seeds[0]})`, '', "Per MoE layer and modality, over pretraining: each expert's share of the assignments (heatmap), and the balance chart — most-loaded expert ÷ mean, drop rate, router entropy ÷ ln E.", '');
+    perSeed.push(...routing.map((f) => `![${f}](seed${seeds[0]}/${f})`));
+  }
+  const body = `${markdown}\n${perSeed.join('\n')}\n`;
+  const full = svgs.length ? `${body}\n## Learning curves (mean over seeds)\n\n${svgs.map((f) => `![${f}](${f})`).join('\n')}\n` : body;
   T.writeFileAtomicSync(path.join(reportDir, 'report.md'), (w) => w(new TextEncoder().encode(full)));
   const json = { name: cfg.name, seeds, split: cfg.split, ...json0, table, claims, timeToQuality: ttq, curves, seconds, training, benchRuns: runs.map((r) => r.reportDir) };
   T.writeFileAtomicSync(path.join(reportDir, 'study.json'), (w) => w(new TextEncoder().encode(JSON.stringify(json, null, 1) + '\n')));
