@@ -96,7 +96,7 @@ export const CURVE_METRICS: Record<TaskName, { key: string; name: string }[]> = 
 };
 
 /** The metrics a pretraining run's curve follows in val.jsonl: zero-shot retrieval with its ITC head. */
-export const PRETRAIN_CURVE_METRICS: { key: string; name: string }[] = [{ key: 'zs_tr1', name: 'zero-shot TR@1' }, { key: 'zs_ir1', name: 'zero-shot IR@1' }];
+export const PRETRAIN_CURVE_METRICS: { key: string; name: string }[] = CURVE_METRICS.retrieval.map((m) => ({ key: `zs_${m.key}`, name: `zero-shot ${m.name}` }));
 
 /** The table names of CURVE_METRICS' and PRETRAIN_CURVE_METRICS' keys. */
 export const CURVE_METRIC_NAMES: Record<string, string> = Object.fromEntries([...Object.values(CURVE_METRICS).flat(), ...PRETRAIN_CURVE_METRICS].map((m) => [m.key, m.name]));
@@ -109,8 +109,8 @@ export function curveMetrics(r: TaskEvalResult): Record<string, number> {
 }
 
 /** A pretraining run's zero-shot retrieval result as its curve metrics (PRETRAIN_CURVE_METRICS' keys). */
-export function zeroShotCurveMetrics(r: RetrievalEvalResult): Record<string, number> {
-  return { zs_tr1: r.tr[1] ?? 0, zs_ir1: r.ir[1] ?? 0 };
+export function zeroShotCurveMetrics(r: TaskEvalResult): Record<string, number> {
+  return Object.fromEntries(Object.entries(curveMetrics(r)).map(([k, v]) => [`zs_${k}`, v]));
 }
 
 export function headline(r: TaskEvalResult): string {

@@ -17,7 +17,6 @@ import { VLMoPretrainer, evalAdapter, pretrainBatchFrom, type PretrainBatch } fr
 import { initProcessGroup } from '@vlmoe/parallel';
 import { recipeConfig } from './config.js';
 import { evaluateRun, evaluateTask, zeroShotCurveMetrics } from './evaluate.js';
-import type { RetrievalEvalResult } from '@vlmoe/eval';
 import { RECIPE_OPTIONS_USAGE, applyDeepSpeedConfig, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
 import { PRETRAIN_SCHEMA, type PretrainConfig } from './schemas.js';
 
@@ -65,7 +64,7 @@ export async function pretrain(config: string | Partial<PretrainConfig>, opts: R
         every: cfg.evalEvery,
         run: async () => zeroShotCurveMetrics(await evaluateTask(evalAdapter(cfg.name, { retrieval: model }), 'retrieval', {
           data: cfg.data, split: 'val', imageSize: r.imageSize, textLen: cfg.textLen, batchSize: cfg.evalBatch,
-        }) as RetrievalEvalResult),
+        })),
       } : undefined,
     });
   } finally {
