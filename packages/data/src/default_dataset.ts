@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureShapesWorld, readShapesWorldManifest, shapesWorldTexts, type ShapesWorldManifest, type ShapesWorldOptions } from './synthetic/index.js';
-import { withFileLock } from './fs.js';
+import { withFileLock } from './file_lock.js';
 import { buildWordPieceTokenizer, saveTokenizer, tokenizerJsonToString } from './text/index.js';
 
 export interface DefaultDataset {

@@ -21,5 +21,4 @@ export { normalizeAnswer, cleanAnswerWhitespace, processPunctuation, processDigi
 export { PYTHON_WHITESPACE, isPythonSpace, pythonStrip, pythonSplit } from './vqa/whitespace.js';
 export { Rng, mixSeed } from './rng.js';
 export { Progress } from './progress.js';
-export { writeFileAtomic, readJsonFile } from './fs.js';
 export { parseCommand, intOption, choiceOption, UsageError, type CliIO, type CommandSpec, type OptionSpec, type OptionValues, type Parsed, type UsageFail } from './cli/command_line.js';

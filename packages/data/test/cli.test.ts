@@ -151,7 +151,7 @@ describe('vlmoe-data command line: help, version, usage errors (every command)',
     const r = await cli('convert', 'coco', join(tmp.path, 'missing.json'), join(tmp.path, 'o.arrow'), '--images', tmp.path);
     expect(r.code).toBe(1);
     expect(r.out).toBe('');
-    expect(r.err).toMatch(/^vlmoe-data: .*missing\.json: cannot read JSON \(ENOENT\)/);
+    expect(r.err).toMatch(/^vlmoe-data: .*missing\.json does not exist \(expected a JSON file\)/);
     expect(r.err.trim().split('\n')).toHaveLength(1);
     const t = await cli('tokenizer', join(tmp.path, 't.json'), join(tmp.path, 'missing.arrow'));
     expect(t.code).toBe(1);

@@ -733,7 +733,7 @@ describe('ensureDefaultDataset from several processes at once', () => {
   }, 60_000);
 
   it('a lock left by a dead process is taken over', async () => {
-    const { withFileLock } = await import('../src/fs.js');
+    const { withFileLock } = await import('../src/file_lock.js');
     const p = join(tmp(), 'thing');
     writeFileSync(`${p}.lock`, '999999999\n'); // no such pid
     expect(await withFileLock(p, async () => 7)).toBe(7);

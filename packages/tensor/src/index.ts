@@ -32,7 +32,9 @@ export { flashAttention, type FlashAttentionOptions } from './ops/flash_attentio
 export { toDevice } from './ops/device.js';
 export * from './serialization/safetensors.js';
 export { loadPth, loadPthObject, savePth, serializePth, deserializePth, stateDictFromPth, PthError, PyDict, PyTuple, PickleError, type PyKey, type PthLoadOptions, type PthStateDictOptions, type PthSaveOptions } from './serialization/pth.js';
-export { readJsonFile, didYouMean, nearestKey, asObject } from './serialization/json_config.js';
+export { asObject } from './serialization/json_config.js';
+// the repository's file and did-you-mean helpers (one implementation, in @vlmoe/util), re-exported for the packages above
+export { readJsonFile, didYouMean, nearestKey, writeFileAtomic, writeFileAtomicSync, type ChunkWriter, type AsyncChunkWriter } from '@vlmoe/util';
 export { z, parseConfig, jsonSchemaOf, configUsage, knownKeysAt, SCHEMA_KEY, type Z, type ParseConfigOptions } from './serialization/config_schema.js';
 /** Uninitialised tensor (like torch.empty). */
 export { emptyTensor as empty } from './ops/creation.js';

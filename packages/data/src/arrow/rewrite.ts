@@ -13,7 +13,7 @@ import { dirname, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { RecordBatchFileWriter } from 'apache-arrow';
 import { ArrowReader, type ArrowFormat } from './reader.js';
-import { tempPathFor } from '../fs.js';
+import { tempPathFor } from '@vlmoe/util';
 
 export interface RewriteReport {
   /** The file written. */

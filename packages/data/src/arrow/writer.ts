@@ -22,7 +22,7 @@ import {
   type Schema,
 } from 'apache-arrow';
 import { SCHEMAS, type DatasetKind, type RowTypes } from './schemas.js';
-import { tempPathFor } from '../fs.js';
+import { tempPathFor } from '@vlmoe/util';
 
 export interface ArrowWriterOptions {
   /** IPC file format (`.arrow`, random access; default) or stream format (`.arrows`). */

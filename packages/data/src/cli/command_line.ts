@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { didYouMean } from '@vlmoe/util';
 
 /** The package version, from packages/data/package.json (src/cli/ and dist/cli/ are both two levels below it). */
 export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -51,31 +52,6 @@ export type Parsed<O extends OptionSpec> = { values: OptionValues<O>; positional
 
 /** Throws a UsageError for this command. */
 export type UsageFail = (message: string) => never;
-
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0]!;
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const t = d[j]!;
-      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = t;
-    }
-  }
-  return d[b.length]!;
-}
-
-/** ` (did you mean 'x'?)` for the closest of `known`, or ''. */
-export function didYouMean(word: string, known: readonly string[], prefix = ''): string {
-  let best = '';
-  let bestD = Infinity;
-  for (const k of known) {
-    const dist = editDistance(word, k);
-    if (dist < bestD) [best, bestD] = [k, dist];
-  }
-  return best && bestD <= Math.max(2, Math.floor(word.length / 3)) ? ` (did you mean '${prefix}${best}'?)` : '';
-}
 
 const COMMON: OptionSpec = { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } };
 

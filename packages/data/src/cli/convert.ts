@@ -18,7 +18,8 @@ import {
 import { existsSync, statSync } from 'node:fs';
 import { isParquetFile, parquetToArrowFile } from '../arrow/parquet.js';
 import { rewriteAsArrowFile } from '../arrow/rewrite.js';
-import { choiceOption, didYouMean, intOption, parseCommand, type CliIO, type UsageFail } from './command_line.js';
+import { didYouMean } from '@vlmoe/util';
+import { choiceOption, intOption, parseCommand, type CliIO, type UsageFail } from './command_line.js';
 
 export const CONVERT_USAGE = `usage: vlmoe-data convert <kind> <input> <out.arrow> [options]
        vlmoe-data convert --to-file <in.arrow|in.parquet> <out.arrow>

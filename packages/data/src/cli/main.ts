@@ -6,7 +6,8 @@
  * 0 done (or help / version printed), 1 a failure while running (a bad file: its message, never
  * a stack trace), 2 a mistake on the command line (one line naming it, then the usage).
  */
-import { UsageError, VERSION, didYouMean, type CliIO } from './command_line.js';
+import { didYouMean } from '@vlmoe/util';
+import { UsageError, VERSION, type CliIO } from './command_line.js';
 import { CONVERT_USAGE, convertCommand } from './convert.js';
 import { INSPECT_USAGE, inspectCommand } from './inspect.js';
 import { SYNTH_USAGE, synthCommand } from './synth.js';

@@ -1,5 +1,5 @@
 /** Shared pieces of the converters: options, image file loading with checks, reports. */
-import { readJsonFile } from '../fs.js';
+import { readJsonFile } from '@vlmoe/util';
 import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -159,7 +159,7 @@ export class ConvertSession {
 
 /** Parse a JSON file with an error naming it. */
 export function readJson(path: string): unknown {
-  return readJsonFile(path, 'JSON');
+  return readJsonFile(path, 'JSON file');
 }
 
 /** Parse a JSON-lines file; errors name the file and line. */

@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AnswerVocab } from '../vqa/answers.js';
-import { writeFileAtomic } from '../fs.js';
+import { writeFileAtomicSync } from '@vlmoe/util';
 import { ConvertSession, field, readJson, sidecarPath, withWriter, type ConvertOptions, type ConvertReport } from './common.js';
 
 export interface Vqa2Input {
@@ -108,7 +108,7 @@ async function writeVqa(
   }
   if (Object.keys(annotations).length > 0) {
     const p = sidecarPath(out, 'annotations.json');
-    writeFileAtomic(p, JSON.stringify(annotations) + '\n');
+    writeFileAtomicSync(p, JSON.stringify(annotations) + '\n', { mkdir: true });
     s.report.sidecars.push(p);
   }
   return s.finish();

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng } from '../rng.js';
 import { ArrowWriter, writeArrowFile } from '../arrow/writer.js';
-import { readJsonFile, writeFileAtomic } from '../fs.js';
+import { readJsonFile, writeFileAtomicSync } from '@vlmoe/util';
 import type { AnswerVocab } from '../vqa/answers.js';
 import { captionsFor, DEFAULT_CAPTIONS_PER_IMAGE } from './captions.js';
 import { annotatorAnswers, DEFAULT_QUESTIONS_PER_IMAGE, questionsFor, shapesWorldAnswerVocab, type Question } from './questions.js';
@@ -342,8 +342,8 @@ export async function generateShapesWorld(outDir: string, options: ShapesWorldOp
       retrieval[split] = rows.length;
       await writeArrowFile(join(outDir, `retrieval_${split}.arrow`), 'captions', rows, { batchRows: 256 });
     }
-    writeFileAtomic(join(outDir, `vqa_${split}_annotations.json`), JSON.stringify(annotations) + '\n');
-    writeFileAtomic(join(outDir, `scenes_${split}.json`), JSON.stringify({ split, images: sceneImages, pairs: scenePairs }) + '\n');
+    writeFileAtomicSync(join(outDir, `vqa_${split}_annotations.json`), JSON.stringify(annotations) + '\n', { mkdir: true });
+    writeFileAtomicSync(join(outDir, `scenes_${split}.json`), JSON.stringify({ split, images: sceneImages, pairs: scenePairs }) + '\n', { mkdir: true });
   }
 
   const files: Record<string, ShapesWorldFileInfo> = {};
@@ -355,7 +355,7 @@ export async function generateShapesWorld(outDir: string, options: ShapesWorldOp
     counts: { images: total, captions: { ...o.splits }, questions, nlvr2: { ...o.nlvrPairs }, retrieval, answers: vocab.size },
     files,
   };
-  writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 1) + '\n');
+  writeFileAtomicSync(manifestPath, JSON.stringify(manifest, null, 1) + '\n', { mkdir: true });
   return manifest;
 }
 

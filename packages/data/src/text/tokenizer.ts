@@ -16,7 +16,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { readJsonFile as readJson } from '../fs.js';
+import { readJsonFile as readJson } from '@vlmoe/util';
 
 /**
  * The parts of the `@huggingface/tokenizers` Tokenizer used here. (Its 0.2.0 type declarations use

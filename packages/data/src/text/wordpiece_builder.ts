@@ -23,7 +23,7 @@
  * The vocabulary is: special tokens (ids 0..n-1, in the given order), the alphabet sorted by code
  * point, the '##' alphabet in the same order, then merged symbols in merge order.
  */
-import { writeFileAtomic } from '../fs.js';
+import { writeFileAtomicSync } from '@vlmoe/util';
 import { createBertWordSplitter, indexAddedTokens, splitOnAddedTokens, type AddedTokenInfo } from './tokenizer.js';
 
 export interface WordPieceBuilderOptions {
@@ -332,5 +332,5 @@ export function tokenizerJsonToString(tokenizerJson: object): string {
 
 /** Writes a tokenizer.json atomically (see `tokenizerJsonToString` for the format). */
 export function saveTokenizer(path: string, tokenizerJson: object): void {
-  writeFileAtomic(path, tokenizerJsonToString(tokenizerJson));
+  writeFileAtomicSync(path, tokenizerJsonToString(tokenizerJson), { mkdir: true });
 }

@@ -6,7 +6,7 @@
  * 0, 0.3, 0.6, 0.9, 1.0 for n = 0, 1, 2, 3, ≥4.
  */
 import { normalizeAnswer } from './normalize.js';
-import { readJsonFile, writeFileAtomic } from '../fs.js';
+import { readJsonFile, writeFileAtomicSync } from '@vlmoe/util';
 
 export function softScore(count: number): number {
   if (count <= 0) return 0;
@@ -84,7 +84,7 @@ export class AnswerVocab {
 
   /** Save as JSON `{"answers": [...]}` (label = index), atomically. */
   save(path: string): void {
-    writeFileAtomic(path, JSON.stringify(this.toJSON(), null, 1) + '\n');
+    writeFileAtomicSync(path, JSON.stringify(this.toJSON(), null, 1) + '\n', { mkdir: true });
   }
 
   static load(path: string): AnswerVocab {

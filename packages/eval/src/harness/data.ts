@@ -1,7 +1,8 @@
 /** Shared plumbing of the harnesses: opening a split, sidecars, batches of text only. */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { BertTokenizer, DataLoader, readJsonFile as readJson, type Batch, type DataLoaderOptions } from '@vlmoe/data';
+import { BertTokenizer, DataLoader, type Batch, type DataLoaderOptions } from '@vlmoe/data';
+import { readJsonFile as readJson } from '@vlmoe/util';
 
 export interface EvalDataOptions {
   /** The Arrow split to evaluate (IPC file format). */

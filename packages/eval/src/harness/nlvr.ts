@@ -4,7 +4,8 @@
  * official format) and JSON.
  */
 import { join } from 'node:path';
-import { ArrowReader, Progress, writeFileAtomic } from '@vlmoe/data';
+import { ArrowReader, Progress } from '@vlmoe/data';
+import { writeFileAtomicSync } from '@vlmoe/util';
 import { readScores, type ModelAdapter } from '../adapter.js';
 import { nlvrAccuracy, nlvrConsistency } from '../metrics/index.js';
 import { openEvalLoader, type EvalDataOptions } from './data.js';
@@ -57,9 +58,9 @@ export async function evaluateNlvr(adapter: ModelAdapter, o: NlvrEvalOptions): P
   const files: string[] = [];
   if (o.outDir) {
     const csv = join(o.outDir, 'nlvr_predictions.csv');
-    writeFileAtomic(csv, predictions.map((p) => `${p.identifier},${p.prediction ? 'True' : 'False'}`).join('\n') + '\n');
+    writeFileAtomicSync(csv, predictions.map((p) => `${p.identifier},${p.prediction ? 'True' : 'False'}`).join('\n') + '\n', { mkdir: true });
     const json = join(o.outDir, 'nlvr_predictions.json');
-    writeFileAtomic(json, JSON.stringify(predictions) + '\n');
+    writeFileAtomicSync(json, JSON.stringify(predictions) + '\n', { mkdir: true });
     files.push(csv, json);
   }
   return { task: 'nlvr', examples: predictions.length, accuracy, consistency, predictions, files };

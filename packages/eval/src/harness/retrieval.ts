@@ -5,7 +5,8 @@
  * the whole score matrix. Writes the top-10 rankings both ways.
  */
 import { join } from 'node:path';
-import { ArrowReader, Progress, writeFileAtomic } from '@vlmoe/data';
+import { ArrowReader, Progress } from '@vlmoe/data';
+import { writeFileAtomicSync } from '@vlmoe/util';
 import { tensor, matmul, scope } from '@vlmoe/tensor';
 import { readScores, type ModelAdapter } from '../adapter.js';
 import { retrievalMetrics, type RetrievalResult } from '../metrics/index.js';
@@ -119,7 +120,7 @@ export async function evaluateRetrieval(adapter: ModelAdapter, o: RetrievalEvalO
   const files: string[] = [];
   if (o.outDir) {
     const p = join(o.outDir, 'retrieval_rankings.json');
-    writeFileAtomic(p, JSON.stringify({ textToImage: owner, imageToTopTexts: topTexts, textToTopImages: topImages.map((x) => x.idx) }) + '\n');
+    writeFileAtomicSync(p, JSON.stringify({ textToImage: owner, imageToTopTexts: topTexts, textToTopImages: topImages.map((x) => x.idx) }) + '\n', { mkdir: true });
     files.push(p);
   }
   return { task: 'retrieval', images: nImages, texts: nTexts, ...result, files };

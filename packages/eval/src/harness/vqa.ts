@@ -4,7 +4,8 @@
  * results file `[{question_id, answer}]`.
  */
 import { join } from 'node:path';
-import { AnswerVocab, Progress, writeFileAtomic } from '@vlmoe/data';
+import { AnswerVocab, Progress } from '@vlmoe/data';
+import { writeFileAtomicSync } from '@vlmoe/util';
 import { readScores, type ModelAdapter } from '../adapter.js';
 import { vqaAccuracy, type VqaAccuracyResult } from '../metrics/index.js';
 import { findSidecar, openEvalLoader, readJsonFile, type EvalDataOptions } from './data.js';
@@ -70,7 +71,7 @@ export async function evaluateVqa(adapter: ModelAdapter, o: VqaEvalOptions): Pro
   const files: string[] = [];
   if (o.outDir) {
     const p = join(o.outDir, 'vqa_results.json');
-    writeFileAtomic(p, JSON.stringify(predictions) + '\n');
+    writeFileAtomicSync(p, JSON.stringify(predictions) + '\n', { mkdir: true });
     files.push(p);
   }
   return {

@@ -8,7 +8,7 @@ import { routingFromJsonl, routingSvgs } from './routing.js';
 import { exampleScores, type ExampleMetric, type ExampleScores } from '../stats/per_example.js';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '@vlmoe/data';
+import { writeFileAtomicSync } from '@vlmoe/util';
 import type { ModelAdapter } from '../adapter.js';
 import { evaluateVqa, type VqaEvalOptions, type VqaEvalResult } from '../harness/vqa.js';
 import { evaluateNlvr, type NlvrEvalOptions, type NlvrEvalResult } from '../harness/nlvr.js';
@@ -142,7 +142,7 @@ export async function runBenchmarkSuite(o: SuiteOptions): Promise<SuiteReport> {
   const columns: string[] = [];
   for (const r of results) for (const h of r.headlines) if (!columns.includes(h.column)) columns.push(h.column);
   const chart = join(o.outDir, 'tasks.svg');
-  writeFileAtomic(
+  writeFileAtomicSync(
     chart,
     barChartSvg({
       title,
@@ -154,6 +154,7 @@ export async function runBenchmarkSuite(o: SuiteOptions): Promise<SuiteReport> {
         values: columns.map((c) => results.find((r) => r.model === m.name && r.headlines.some((h) => h.column === c))?.headlines.find((h) => h.column === c)?.value ?? null),
       })),
     }),
+    { mkdir: true },
   );
   report.files.push(chart);
   // per training run, read once: its curves and, for MoE runs, the routing diagnostics
@@ -163,10 +164,10 @@ export async function runBenchmarkSuite(o: SuiteOptions): Promise<SuiteReport> {
   for (const run of o.trainingRuns ?? []) {
     const text = readFileSync(run.metricsJsonl, 'utf8');
     const p = join(o.outDir, `curves_${safe(run.name)}.svg`);
-    writeFileAtomic(p, lineChartSvg({ title: `${run.name}: training`, series: curvesFromJsonl(text, run.keys, run.metricsJsonl), xLabel: 'step' }));
+    writeFileAtomicSync(p, lineChartSvg({ title: `${run.name}: training`, series: curvesFromJsonl(text, run.keys, run.metricsJsonl), xLabel: 'step' }), { mkdir: true });
     curveFiles.push(p);
     for (const [name, svg] of Object.entries(routingSvgs(run.name, routingFromJsonl(text, 60, run.metricsJsonl)))) {
-      writeFileAtomic(join(o.outDir, name), svg);
+      writeFileAtomicSync(join(o.outDir, name), svg, { mkdir: true });
       routingFiles.push(join(o.outDir, name));
     }
   }
@@ -188,8 +189,8 @@ export async function runBenchmarkSuite(o: SuiteOptions): Promise<SuiteReport> {
   const mdPath = join(o.outDir, 'report.md');
   const jsonPath = join(o.outDir, 'report.json');
   report.files.push(mdPath, jsonPath);
-  writeFileAtomic(mdPath, report.markdown);
-  writeFileAtomic(jsonPath, JSON.stringify({ ...report, markdown: undefined, results: report.results.map(({ examples: _e, ...r }) => r) }, (_k, v) => (v instanceof Map ? Object.fromEntries(v) : v), 1) + '\n');
+  writeFileAtomicSync(mdPath, report.markdown, { mkdir: true });
+  writeFileAtomicSync(jsonPath, JSON.stringify({ ...report, markdown: undefined, results: report.results.map(({ examples: _e, ...r }) => r) }, (_k, v) => (v instanceof Map ? Object.fromEntries(v) : v), 1) + '\n', { mkdir: true });
   return report;
 }
 

@@ -10,7 +10,7 @@
  */
 import { createRequire } from 'node:module';
 import type * as Zod from 'zod';
-import { didYouMean } from './json_config.js';
+import { didYouMean } from '@vlmoe/util';
 
 /**
  * zod, loaded through its CommonJS build: file by file. Its ES module entry makes Node open

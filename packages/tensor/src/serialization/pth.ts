@@ -34,7 +34,7 @@ import { emptyTensor } from '../ops/creation.js';
 import { contiguous } from '../ops/elementwise.js';
 import { toDevice } from '../ops/device.js';
 import { Tensor, contiguousStrides, fmtShape } from '../tensor.js';
-import { writeFileAtomicSync } from './atomic.js';
+import { writeFileAtomicSync } from '@vlmoe/util';
 import { PickleError, PyDict, PyGlobal, PyPersistent, PyReduce, PyTuple, describe, pickle, unpickle, type AllowedGlobal, type PyKey } from './pickle.js';
 import { ZipError, ZipWriter, bytesSource, fileSource, looksLikeZip, readZipDirectory, readZipEntry, type ByteSource, type ZipEntry } from './zip.js';
 

@@ -11,7 +11,7 @@
  * range, no overlaps, no gaps, size = numel × itemsize) and names the file and the tensor
  * in every error. F16/BF16 load as float32 (exactly), I16/I8 as int32, BOOL as bool.
  * Writing can store float32 tensors as BF16 or F16 (round to nearest, ties to even).
- * `saveFile` replaces the target atomically (see atomic.ts).
+ * `saveFile` replaces the target atomically (@vlmoe/util's writeFileAtomicSync).
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -19,9 +19,8 @@ import { native } from '@vlmoe/native-cuda';
 import type { DType } from '../dtype.js';
 import { emptyTensor } from '../ops/creation.js';
 import { Tensor, fmtShape } from '../tensor.js';
-import { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
+import { writeFileAtomic, writeFileAtomicSync } from '@vlmoe/util';
 
-export { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
 
 /** dtype strings of the safetensors format that this library reads and writes. */
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';

@@ -1,9 +1,10 @@
 /**
- * Atomic file replacement: write to a temporary file in the target's directory, fsync it,
- * rename it over the target, fsync the directory. A crash or an error at any point leaves
- * either the old file or the new one, never a torn mix, and an error removes the
- * temporary file. (POSIX rename within one directory is atomic; the directory fsync makes
- * the rename itself durable.)
+ * Atomic file replacement, the one implementation of the repository: write to a temporary
+ * file in the target's directory, fsync it, rename it over the target, fsync the directory.
+ * A crash or an error at any point leaves either the old file or the new one, never a torn
+ * mix, and an error removes the temporary file. (POSIX rename within one directory is
+ * atomic; the directory fsync makes the rename itself durable.) The target's permission bits
+ * are kept when it exists.
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -13,6 +14,9 @@ import * as path from 'node:path';
 /** Receives the file's bytes chunk by chunk, in order. */
 export type ChunkWriter = (chunk: Uint8Array) => void;
 export type AsyncChunkWriter = (chunk: Uint8Array) => Promise<void>;
+
+/** What `writeFileAtomicSync` writes: the whole content, or a producer that hands it over in chunks. */
+export type FileContent = string | Uint8Array | ((write: ChunkWriter) => void);
 
 /** A fresh, unguessable temporary name beside `target` (same directory, so rename is atomic). */
 export function tempPathFor(target: string): string {
@@ -59,11 +63,16 @@ async function fsyncDir(dir: string): Promise<void> {
 }
 
 /**
- * Replaces `target` atomically with the bytes `produce` hands to its writer. If `produce`
- * (or any write, fsync or the rename) throws, the temporary file is removed, `target` is
- * untouched, and the error is rethrown.
+ * Replaces `target` atomically with `content`: a string (UTF-8), bytes, or a producer that
+ * hands the bytes to its writer chunk by chunk (a large file never held whole). If the
+ * producer (or any write, fsync or the rename) throws, the temporary file is removed,
+ * `target` is untouched, and the error is rethrown. With `mkdir`, missing parent directories
+ * are created first.
  */
-export function writeFileAtomicSync(target: string, produce: (write: ChunkWriter) => void): void {
+export function writeFileAtomicSync(target: string, content: FileContent, options: { mkdir?: boolean } = {}): void {
+  if (options.mkdir) fs.mkdirSync(path.dirname(target), { recursive: true });
+  const produce: (write: ChunkWriter) => void =
+    typeof content === 'function' ? content : (write) => write(typeof content === 'string' ? Buffer.from(content, 'utf8') : content);
   const tmp = tempPathFor(target);
   const mode = existingMode(target);
   let fd: number | undefined = fs.openSync(tmp, 'wx', mode ?? 0o666);
@@ -96,8 +105,9 @@ export function writeFileAtomicSync(target: string, produce: (write: ChunkWriter
   fsyncDirSync(path.dirname(target));
 }
 
-/** Async twin of writeFileAtomicSync. */
-export async function writeFileAtomic(target: string, produce: (write: AsyncChunkWriter) => Promise<void>): Promise<void> {
+/** Async twin of `writeFileAtomicSync` for a producer that awaits its writes. */
+export async function writeFileAtomic(target: string, produce: (write: AsyncChunkWriter) => Promise<void>, options: { mkdir?: boolean } = {}): Promise<void> {
+  if (options.mkdir) await fsp.mkdir(path.dirname(target), { recursive: true });
   const tmp = tempPathFor(target);
   const mode = existingMode(target);
   let fh: fsp.FileHandle | undefined = await fsp.open(tmp, 'wx', mode ?? 0o666);
