@@ -6,7 +6,7 @@
  */
 import * as T from '@vlmoe/tensor';
 import { capacity, type ResolvedRouterOptions } from './options.js';
-import type { RouteOptions } from './route.js';
+import type { RouteOptions } from './route_types.js';
 
 export interface TokenSlots {
   assigned: ReturnType<typeof T.moeAssign>;

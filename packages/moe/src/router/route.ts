@@ -12,58 +12,12 @@
  * same permute / combine kernels serve both.
  */
 import * as T from '@vlmoe/tensor';
-import { capacity, gateEps, resolveRouterOptions, type ResolvedRouterOptions, type RouterOptions } from './options.js';
+import { capacity, gateEps, resolveRouterOptions, type ResolvedRouterOptions } from './options.js';
 import { fusedGateEnabled, tokenChoiceFused } from './route_fused.js';
 import { assignTokenSlots } from './assign.js';
 
-export type RoutingPolicy = 'token-choice' | 'expert-choice';
-
-export interface RouteOptions extends RouterOptions {
-  /** Training mode: the train capacity factor and noise; false → `evalCapacityFactor`. Default true. */
-  training?: boolean;
-  /** Scores that pick the first expert (default: the logits); gates always come from the clean logits. */
-  selectLogits?: T.Tensor | null;
-  /** Scores that pick choices 2..k among the experts not yet taken (default: `selectLogits`); DeepSpeed's `top2_2nd_expert_sampling`. */
-  secondSelectLogits?: T.Tensor | null;
-  /** RTS: uniform priorities [S, k], higher kept (required with `useRts`; `TopKGate` draws them). */
-  rtsPriorities?: T.Tensor | null;
-  /** 'token-choice' (DeepSpeed, default) or 'expert-choice'. */
-  policy?: RoutingPolicy;
-  /**
-   * Dropless capacity across an expert-parallel group: given this rank's largest per-expert
-   * count, returns the group's largest (DeepSpeed max-reduces it). Default: identity.
-   */
-  reduceCapacity?: (localMax: number) => number;
-}
-
-export interface GateOutput {
-  numTokens: number;
-  numExperts: number;
-  /** Assignments per token: k for token choice, E for expert choice. */
-  k: number;
-  /** Slots per expert (C). */
-  capacity: number;
-  /** int64 [S, k]: the expert of each assignment. */
-  expertIndex: T.Tensor;
-  /** int64 [S, k]: the slot in that expert's buffer, −1 when dropped. */
-  slot: T.Tensor;
-  /** int64 [S, k]: the row in the compact expert-contiguous buffer (expert offset + slot), −1 when dropped. */
-  row: T.Tensor;
-  /** [S, k]: combine weights (0 when dropped); differentiable w.r.t. the logits. */
-  combineWeight: T.Tensor;
-  /** [S, E]: softmax of the logits. */
-  gates: T.Tensor;
-  /** int64 [E]: assignments per expert before / after dropping. */
-  countsBefore: T.Tensor;
-  countsAfter: T.Tensor;
-  /** int64 [E]: DeepSpeed's `exp_counts` (first choices before dropping; all choices for k > 2). */
-  expCounts: T.Tensor;
-  /** Token choice: dropped assignments. Expert choice: tokens no expert picked. */
-  dropped: number;
-  /** Balance loss (unscaled; 0 for expert choice) and router z-loss, scalar tensors. */
-  auxLoss: T.Tensor;
-  zLoss: T.Tensor;
-}
+export type { RoutingPolicy, RouteOptions, GateOutput } from './route_types.js';
+import type { RouteOptions, GateOutput } from './route_types.js';
 
 function checkScores(name: string, t: T.Tensor | null | undefined, shape: readonly number[]): void {
   if (!t) return;

@@ -14,7 +14,7 @@
  */
 import * as T from '@vlmoe/tensor';
 import { gateEps, resolveRouterOptions, type ResolvedRouterOptions } from './options.js';
-import type { GateOutput, RouteOptions } from './route.js';
+import type { GateOutput, RouteOptions } from './route_types.js';
 import { assignTokenSlots } from './assign.js';
 
 /** Why the fused gating cannot serve these logits and options, or null when it can. */
