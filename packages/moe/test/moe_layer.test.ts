@@ -199,6 +199,12 @@ describe('ModalityFFN (VL-MoE block FFNs)', () => {
     expect(routerEntropy(T.full([3, 8], 1 / 8, { dtype: 'float64' }))).toBeCloseTo(Math.log(8), 12);
     expect(routerEntropy(T.tensor([[1, 0, 0], [0, 0, 1]], { dtype: 'float64' }))).toBe(0);
     expect(routerEntropy(T.zeros([0, 4]))).toBe(0);
+    // random float32 gates against −Σ p log p summed in float64 by hand
+    const g = T.softmax(T.mul(T.randn([257, 8], { generator: gen(11) }), 3), -1);
+    const p = floats(g);
+    let h = 0;
+    for (const v of p) if (v > 0) h -= v * Math.log(v);
+    expect(Math.abs(routerEntropy(g) - h / 257) / (h / 257)).toBeLessThan(1e-5);
   });
 
   test('vl: one shared FFN; a batch of one modality only; bad modality ids are named', () => {

@@ -131,17 +131,15 @@ export interface MoEOutput {
   routerEntropy: number;
 }
 
-/** Mean over tokens of the entropy (nats) of gates [S, E]. */
+/**
+ * Mean over tokens of the entropy (nats) of gates [S, E], summed by the tensor kernels on the
+ * gates' device (a gate of exactly 0 adds 0 · log(1e-30) = 0), without recording a graph.
+ */
 export function routerEntropy(gates: T.Tensor): number {
-  const [S, E] = gates.shape as [number, number];
+  const S = gates.shape[0]!;
   if (S === 0) return 0;
-  const g = gates.dataSync() as Float32Array | Float64Array;
-  let h = 0;
-  for (let i = 0; i < S * E; i++) {
-    const p = g[i]!;
-    if (p > 0) h -= p * Math.log(p);
-  }
-  return h / S;
+  const h = T.noGrad(() => T.scope(() => -T.mul(gates, T.log(T.clamp(gates, 1e-30))).sum().item() / S));
+  return h > 0 ? h : 0; // never -0
 }
 
 function reduceCapacityOf(group: ExpertGroup | null): ((localMax: number) => number) | undefined {
