@@ -6,3 +6,4 @@
 export { writeFileAtomicSync, writeFileAtomic, tempPathFor, type ChunkWriter, type AsyncChunkWriter, type FileContent } from './atomic.js';
 export { readJsonFile } from './json_file.js';
 export { editDistance, nearestKey, didYouMean } from './did_you_mean.js';
+export { crc32, crc32Reference } from './crc32.js';

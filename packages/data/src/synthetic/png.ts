@@ -9,22 +9,7 @@
  * are rare in noise) and is several times faster than going through sharp, and the same
  * pixels give the same bytes on every machine and Node version.
  */
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(data: Uint8Array, start: number, end: number): number {
-  let c = 0xffffffff;
-  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+import { crc32 } from '@vlmoe/util';
 
 function adler32(data: Uint8Array): number {
   let a = 1;
@@ -285,7 +270,7 @@ export function encodePngRgb(rgb: Uint8Array, width: number, height: number): Ui
     const len = body(pos);
     view.setUint32(start, len);
     pos += len;
-    view.setUint32(pos, crc32(out, start + 4, pos));
+    view.setUint32(pos, crc32(out.subarray(start + 4, pos)));
     pos += 4;
   };
   chunk('IHDR', (at) => {

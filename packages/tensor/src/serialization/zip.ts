@@ -13,6 +13,7 @@
  */
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
+import { crc32 } from '@vlmoe/util';
 
 /** An invalid or unsupported archive, naming the file (and the entry). */
 export class ZipError extends Error {
@@ -56,37 +57,6 @@ export function fileSource(fd: number): ByteSource {
       return buf;
     },
   };
-}
-
-// ---- CRC-32 (IEEE, as zip uses) -----------------------------------------------------------------
-
-let crcTable: Uint32Array | undefined;
-
-function crc32Js(data: Uint8Array, prev: number): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let c = ~prev >>> 0;
-  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
-  return ~c >>> 0;
-}
-
-const nativeCrc = (zlib as unknown as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
-
-/** CRC-32 of `data`, continuing from `prev` (0 to start): node:zlib's when it has one (Node ≥ 20.15), else a table. */
-export function crc32(data: Uint8Array, prev = 0): number {
-  // zlib.crc32 takes at most 2^32 - 1 bytes per call on some builds: feed it in slices
-  if (nativeCrc) {
-    let c = prev;
-    for (let off = 0; off < data.length; off += 1 << 30) c = nativeCrc(data.subarray(off, Math.min(data.length, off + (1 << 30))), c);
-    return c >>> 0;
-  }
-  return crc32Js(data, prev);
 }
 
 // ---- reading ----------------------------------------------------------------------------------
