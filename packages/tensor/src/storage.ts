@@ -38,11 +38,21 @@ export class Storage {
 
 export interface MemoryReport {
   /** Bytes of live native storages and the peak since start, per device. */
-  cpu: { live: number; peak: number; allocs: number };
-  cuda: { live: number; peak: number; allocs: number }[];
+  cpu: { live: number; peak: number; allocs: number; cached: number };
+  cuda: { live: number; peak: number; allocs: number; cached: number }[];
 }
 
 /** Live and peak bytes per device, as counted by the addon. */
 export function memory(): MemoryReport {
   return native.memory();
+}
+
+/**
+ * Returns the blocks the allocators keep for reuse (CPU and CUDA) to the system, as
+ * torch.cuda.empty_cache() does. The CPU cache is bounded (VLMOE_CPU_CACHE_MB): once it is
+ * full of one job's block sizes, a next job of other sizes in the same process gets no reuse
+ * and pays fresh pages on every allocation. Call it between jobs (the trainer does after each run).
+ */
+export function emptyCache(): void {
+  native.emptyCache();
 }

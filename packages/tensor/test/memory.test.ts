@@ -63,6 +63,25 @@ describe('memory()', () => {
   });
 });
 
+describe('emptyCache()', () => {
+  it('a freed large block is cached for reuse, and emptyCache gives it back', () => {
+    T.emptyCache();
+    expect(T.memory().cpu.cached).toBe(0);
+    const live0 = T.memory().cpu.live;
+    const t = T.zeros([1 << 20]); // 4 MiB: above the cache's minimum block
+    t.dispose();
+    expect(T.memory().cpu.live).toBe(live0);
+    expect(T.memory().cpu.cached).toBeGreaterThanOrEqual(4 << 20);
+    T.emptyCache();
+    expect(T.memory().cpu.cached).toBe(0);
+    // what was live stays valid
+    const u = T.ones([1 << 20]);
+    T.emptyCache();
+    expect(u.sum().item()).toBe(1 << 20);
+    u.dispose();
+  });
+});
+
 describe('scope() / tidy()', () => {
   it('frees intermediates but not the returned tensor', () => {
     const before = live();
