@@ -11,7 +11,8 @@
  * `image_id` (the file name, as ViLT writes it), `split`.
  */
 import { join, dirname } from 'node:path';
-import { ConvertSession, field, readJson, withWriter, type ConvertOptions, type ConvertReport } from './common.js';
+import { ConvertSession, field, withWriter, type ConvertOptions, type ConvertReport } from './common.js';
+import { readJsonFile } from '@vlmoe/util';
 
 export interface CocoCaptionsInput {
   /** `captions_*.json` in the official COCO layout. */
@@ -23,7 +24,7 @@ export interface CocoCaptionsInput {
 }
 
 export async function convertCocoCaptions(input: CocoCaptionsInput, out: string, options: ConvertOptions = {}): Promise<ConvertReport> {
-  const json = readJson(input.annotations);
+  const json = readJsonFile(input.annotations);
   const where = input.annotations;
   const images = field<unknown[]>(json, 'images', 'array', where);
   const anns = field<unknown[]>(json, 'annotations', 'array', where);
@@ -63,7 +64,7 @@ export interface KarpathyInput {
 }
 
 export async function convertKarpathy(input: KarpathyInput, out: string, options: ConvertOptions = {}): Promise<ConvertReport> {
-  const json = readJson(input.json);
+  const json = readJsonFile(input.json);
   const where = input.json;
   const images = field<unknown[]>(json, 'images', 'array', where);
   const root = input.imageRoot ?? dirname(input.json);

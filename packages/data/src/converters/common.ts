@@ -1,5 +1,4 @@
 /** Shared pieces of the converters: options, image file loading with checks, reports. */
-import { readJsonFile } from '@vlmoe/util';
 import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -155,11 +154,6 @@ export class ConvertSession {
     this.progress.finish(`${this.report.rows} rows, ${this.report.texts} texts${s ? `, ${s} images skipped` : ''}`);
     return this.report;
   }
-}
-
-/** Parse a JSON file with an error naming it. */
-export function readJson(path: string): unknown {
-  return readJsonFile(path, 'JSON file');
 }
 
 /** Parse a JSON-lines file; errors name the file and line. */

@@ -13,8 +13,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AnswerVocab } from '../vqa/answers.js';
-import { writeFileAtomicSync } from '@vlmoe/util';
-import { ConvertSession, field, readJson, sidecarPath, withWriter, type ConvertOptions, type ConvertReport } from './common.js';
+import { readJsonFile, writeFileAtomicSync } from '@vlmoe/util';
+import { ConvertSession, field, sidecarPath, withWriter, type ConvertOptions, type ConvertReport } from './common.js';
 
 export interface Vqa2Input {
   /** `v2_OpenEnded_mscoco_<subtype>_questions.json`. */
@@ -48,7 +48,7 @@ function resolveVocab(vocab: AnswerVocab | string | undefined, from: string[], m
   if (from.length === 0) return null;
   const mc: string[] = [];
   for (const path of from) {
-    const anns = field<unknown[]>(readJson(path), 'annotations', 'array', path);
+    const anns = field<unknown[]>(readJsonFile(path), 'annotations', 'array', path);
     anns.forEach((a, i) => mc.push(field<string>(a, 'multiple_choice_answer', 'string', `${path} annotations[${i}]`)));
   }
   return AnswerVocab.build(mc, minCount);
@@ -115,7 +115,7 @@ async function writeVqa(
 }
 
 export async function convertVqa2(input: Vqa2Input, out: string, options: ConvertOptions = {}): Promise<ConvertReport> {
-  const qjson = readJson(input.questions);
+  const qjson = readJsonFile(input.questions);
   const qs = field<unknown[]>(qjson, 'questions', 'array', input.questions);
   const subtype = (qjson as { data_subtype?: string }).data_subtype;
   const imageName =
@@ -127,7 +127,7 @@ export async function convertVqa2(input: Vqa2Input, out: string, options: Conver
   const split = input.split ?? (subtype ? subtype.replace(/\d+$/, '') : 'train');
   const annotators = new Map<number, string[]>();
   if (input.annotations) {
-    const anns = field<unknown[]>(readJson(input.annotations), 'annotations', 'array', input.annotations);
+    const anns = field<unknown[]>(readJsonFile(input.annotations), 'annotations', 'array', input.annotations);
     anns.forEach((a, i) => {
       const w = `${input.annotations} annotations[${i}]`;
       const qid = field<number>(a, 'question_id', 'number', w);
@@ -166,7 +166,7 @@ export interface EasyVqaInput {
 }
 
 export async function convertEasyVqa(input: EasyVqaInput, out: string, options: ConvertOptions = {}): Promise<ConvertReport> {
-  const list = readJson(input.questions);
+  const list = readJsonFile(input.questions);
   if (!Array.isArray(list)) throw new Error(`${input.questions}: expected a JSON list of [question, answer, image_id]`);
   let answerLines: string[];
   try {

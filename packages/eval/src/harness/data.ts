@@ -2,7 +2,6 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { BertTokenizer, DataLoader, type Batch, type DataLoaderOptions } from '@vlmoe/data';
-import { readJsonFile as readJson } from '@vlmoe/util';
 
 export interface EvalDataOptions {
   /** The Arrow split to evaluate (IPC file format). */
@@ -50,11 +49,6 @@ export function findSidecar(file: string, suffix: string, fallback?: string): st
     if (existsSync(b)) return b;
   }
   return null;
-}
-
-/** A JSON file, typed (@vlmoe/data's reader: errors name the file). */
-export function readJsonFile<T>(path: string): T {
-  return readJson(path) as T;
 }
 
 /** A batch holding only tokenised texts (for `encodeTexts`): images are empty. */

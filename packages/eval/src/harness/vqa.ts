@@ -5,10 +5,10 @@
  */
 import { join } from 'node:path';
 import { AnswerVocab, Progress } from '@vlmoe/data';
-import { writeFileAtomicSync } from '@vlmoe/util';
+import { readJsonFile, writeFileAtomicSync } from '@vlmoe/util';
 import { readScores, type ModelAdapter } from '../adapter.js';
 import { vqaAccuracy, type VqaAccuracyResult } from '../metrics/index.js';
-import { findSidecar, openEvalLoader, readJsonFile, type EvalDataOptions } from './data.js';
+import { findSidecar, openEvalLoader, type EvalDataOptions } from './data.js';
 
 export interface VqaEvalOptions extends EvalDataOptions {
   /** Answer vocabulary (default: `<stem>_answers.json` or `answers.json` beside the file). */
@@ -62,7 +62,7 @@ export async function evaluateVqa(adapter: ModelAdapter, o: VqaEvalOptions): Pro
   const annPath = o.annotations ?? findSidecar(o.file, 'annotations.json');
   let official: VqaAccuracyResult | null = null;
   if (annPath) {
-    const raw = readJsonFile<Record<string, string[] | { answers: string[]; questionType?: string; answerType?: string }>>(annPath);
+    const raw = readJsonFile(annPath) as Record<string, string[] | { answers: string[]; questionType?: string; answerType?: string }>;
     const ann: Record<string, { answers: string[]; questionType?: string; answerType?: string }> = {};
     const asked = new Set(predictions.map((p) => String(p.question_id)));
     for (const [qid, v] of Object.entries(raw)) if (asked.has(qid)) ann[qid] = Array.isArray(v) ? { answers: v } : v;
