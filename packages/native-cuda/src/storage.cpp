@@ -2,6 +2,8 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -21,9 +23,21 @@ namespace {
 // 64 KiB and more are kept in per-size free lists and reused; sizes are rounded to 1/8 of
 // their power of two so reuse hits often and waste stays under 12.5%. The cache is bounded
 // (VLMOE_CPU_CACHE_MB, default 2048) and emptied when an allocation fails.
+//
+// When a freed block does not fit, the cache makes room by evicting size classes nobody has
+// used for kStaleOps cacheable allocations and frees (least recently used first), so it
+// follows a job whose block sizes changed (a second model in the same process); a class in
+// use is never evicted for another, so a working set larger than the cache keeps the part
+// that is cached instead of churning it. Otherwise the freed block goes back to the system.
 constexpr size_t kCacheMin = 64 << 10;
-std::unordered_map<size_t, std::vector<void*>> g_cache;
+constexpr uint64_t kStaleOps = uint64_t(1) << 16;
+struct FreeList {
+  std::vector<void*> blocks;
+  uint64_t last_use = 0;  // g_tick of the last allocation or free of this class
+};
+std::unordered_map<size_t, FreeList> g_cache;
 size_t g_cached_bytes = 0;
+uint64_t g_tick = 0;  // counts allocations and frees of cacheable (>= kCacheMin) blocks
 
 size_t cache_limit() {
   static size_t limit = [] {
@@ -72,10 +86,11 @@ void free_block(void* p, size_t key) {
 void* cpu_alloc(size_t rounded) {
   if (rounded >= kCacheMin) {
     const bool share = shared_blocks_wanted(rounded);
-    auto it = g_cache.find(cache_key(rounded, share));
-    if (it != g_cache.end() && !it->second.empty()) {
-      void* p = it->second.back();
-      it->second.pop_back();
+    FreeList& list = g_cache[cache_key(rounded, share)];
+    list.last_use = ++g_tick;
+    if (!list.blocks.empty()) {
+      void* p = list.blocks.back();
+      list.blocks.pop_back();
       g_cached_bytes -= rounded;
       return p;
     }
@@ -105,12 +120,37 @@ void* cpu_alloc(size_t rounded) {
   return p;
 }
 
+// Frees cached blocks of stale size classes (oldest first, the oldest blocks of each class
+// first) until `need` more bytes fit under the limit or no stale class is left.
+void evict_stale(size_t need) {
+  std::vector<std::pair<uint64_t, size_t>> stale;  // (last_use, key)
+  for (auto& kv : g_cache)
+    if (!kv.second.blocks.empty() && kv.second.last_use + kStaleOps < g_tick) stale.emplace_back(kv.second.last_use, kv.first);
+  std::sort(stale.begin(), stale.end());
+  for (const auto& entry : stale) {
+    std::vector<void*>& blocks = g_cache[entry.second].blocks;
+    const size_t bytes = entry.second & ~size_t(1);
+    size_t n = 0;
+    while (n < blocks.size() && g_cached_bytes + need > cache_limit()) {
+      free_block(blocks[n++], entry.second);
+      g_cached_bytes -= bytes;
+    }
+    blocks.erase(blocks.begin(), blocks.begin() + static_cast<std::ptrdiff_t>(n));
+    if (g_cached_bytes + need <= cache_limit()) return;
+  }
+}
+
 void cpu_release(void* p, size_t rounded) {
   const size_t key = cache_key(rounded, rounded >= kCacheMin && shared_block_is_base(p));
-  if (rounded >= kCacheMin && g_cached_bytes + rounded <= cache_limit()) {
-    g_cache[key].push_back(p);
-    g_cached_bytes += rounded;
-    return;
+  if (rounded >= kCacheMin && rounded <= cache_limit()) {
+    FreeList& list = g_cache[key];
+    list.last_use = ++g_tick;
+    if (g_cached_bytes + rounded > cache_limit()) evict_stale(rounded);
+    if (g_cached_bytes + rounded <= cache_limit()) {
+      list.blocks.push_back(p);
+      g_cached_bytes += rounded;
+      return;
+    }
   }
   free_block(p, key);
 }
@@ -179,7 +219,7 @@ MemStats storage_stats(int device) {
 
 void storage_empty_cache() {
   for (auto& kv : g_cache)
-    for (void* p : kv.second) free_block(p, kv.first);
+    for (void* p : kv.second.blocks) free_block(p, kv.first);
   g_cache.clear();
   g_cached_bytes = 0;
   for (auto& kv : g_cuda) cuda_empty_cache(kv.first);

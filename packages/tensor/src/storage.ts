@@ -49,9 +49,10 @@ export function memory(): MemoryReport {
 
 /**
  * Returns the blocks the allocators keep for reuse (CPU and CUDA) to the system, as
- * torch.cuda.empty_cache() does. The CPU cache is bounded (VLMOE_CPU_CACHE_MB): once it is
- * full of one job's block sizes, a next job of other sizes in the same process gets no reuse
- * and pays fresh pages on every allocation. Call it between jobs (the trainer does after each run).
+ * torch.cuda.empty_cache() does. The CPU cache is bounded (VLMOE_CPU_CACHE_MB) and evicts size
+ * classes left unused for a while when a freed block does not fit, so a next job of other sizes
+ * in the same process gets reuse either way; calling this between jobs (the trainer does after
+ * each run) gives the memory back at once and lets the next job start from a clean cache.
  */
 export function emptyCache(): void {
   native.emptyCache();
