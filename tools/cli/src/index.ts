@@ -3,7 +3,7 @@
  * bench`, and the trainer they share (run folder, metrics, checkpoints, --resume, progress),
  * for programs that train without the command line (tools/examples does).
  */
-export { pretrain, PRETRAIN_SCHEMA, type PretrainConfig } from './recipes/pretrain.js';
+export { pretrain, pretrainValidationLoss, PRETRAIN_SCHEMA, type PretrainConfig } from './recipes/pretrain.js';
 export { finetune, FINETUNE_SCHEMA, type FinetuneConfig } from './recipes/finetune.js';
 export { evaluateRun, loadFinetuned } from './recipes/evaluate.js';
 export { bench, DEFAULT_BENCH, type BenchConfig, type BenchModel } from './recipes/bench.js';

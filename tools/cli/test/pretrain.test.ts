@@ -4,8 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, test } from 'vitest';
+import { BertTokenizer } from '@vlmoe/data';
+import { VLMoPretrainer } from '@vlmoe/moe';
+import { loadCheckpointWeights } from '@vlmoe/parallel';
+import { pretrainValidationLoss } from '../src/index.js';
 
 const cli = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const launcher = fileURLToPath(new URL('../../../packages/parallel/dist/launcher.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'vlmoe-pretrain-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -37,12 +42,20 @@ describe('vlmoe pretrain', () => {
     expect(after.map((m) => m.lr)).toEqual(straight.map((m) => m.lr));
   });
 
-  test('evalEvery: zero-shot retrieval on the val split in val.jsonl with the cost so far; training unchanged; the last row is the final report', () => {
+  test('evalEvery: zero-shot retrieval and the pretraining loss on fixed val batches in val.jsonl with the cost so far; training unchanged; the last row is the final report', async () => {
     const r = run('--config', config('zs', { evalEvery: 10 }));
     expect(r.status, r.stdout + r.stderr).toBe(0);
     const rows = readFileSync(join(dir, 'runs', 'zs', 'val.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; seconds: number; flops: number; metrics: Record<string, number> });
     expect(rows.map((v) => v.step)).toEqual([10, 20]);
-    expect(Object.keys(rows[0]!.metrics).sort()).toEqual(['zs_ir1', 'zs_tr1']);
+    expect(Object.keys(rows[0]!.metrics).sort()).toEqual(['loss', 'loss_itc', 'loss_itm', 'loss_mlm', 'zs_ir1', 'zs_tr1']);
+    for (const { metrics: v } of rows) {
+      // the weighted sum of the objectives (ITC 1, ITM 1, MLM 0.25), each a mean over fixed val batches
+      expect(v.loss).toBeCloseTo(v.loss_itc! + v.loss_itm! + 0.25 * v.loss_mlm!, 10);
+      expect(v.loss_itc).toBeGreaterThan(0.5); // batch 8: ln 8 = 2.08 at chance, after 10-20 steps not far below
+      expect(v.loss_itc).toBeLessThan(3);
+      expect(v.loss_itm).toBeGreaterThan(0.2);
+      expect(v.loss_mlm).toBeGreaterThan(0.5);
+    }
     const m = losses('zs') as unknown as { step: number; flops: number; seconds: number; loss: number }[];
     expect(rows[1]!.flops).toBe(m[19]!.flops);
     expect(rows[0]!.flops).toBe(m[9]!.flops);
@@ -52,9 +65,31 @@ describe('vlmoe pretrain', () => {
     // the final zero-shot report (eval/val/result.json) evaluates the same weights on the same split
     const final = JSON.parse(readFileSync(join(dir, 'runs', 'zs', 'eval', 'val', 'result.json'), 'utf8')) as { tr: Record<string, number>; ir: Record<string, number> };
     expect([rows[1]!.metrics.zs_tr1, rows[1]!.metrics.zs_ir1]).toEqual([final.tr['1'], final.ir['1']]);
+    // the logged loss is the final weights' loss on the fixed val batches: recomputed here from the checkpoint
+    const rec = JSON.parse(readFileSync(join(dir, 'runs', 'zs', 'config.json'), 'utf8')) as { modelConfig: never };
+    const model = new VLMoPretrainer(rec.modelConfig);
+    model.loadStateDict(loadCheckpointWeights(join(dir, 'runs', 'zs', 'checkpoints')).weights);
+    model.eval();
+    const again = await pretrainValidationLoss(model, { file: join(dir, 'shapes', 'captions_val.arrow'), tokenizer: BertTokenizer.fromFile(join(dir, 'shapes', 'tokenizer.json')), imageSize: 32, textLen: 24, batch: 8, batches: 8 });
+    for (const [k, v] of Object.entries(again)) expect(v, k).toBeCloseTo(rows[1]!.metrics[k]!, 5);
     // rank 0 evaluates alone: refused with expert parallelism
     expect(run('--config', config('zs-ep', { evalEvery: 10, engine: { expert_parallel_size: 2 } })).stderr).toMatch(/'evalEvery' needs expert_parallel_size 1/);
-  });
+  }, 300_000);
+
+  test('the validation loss does not depend on the layout: 2 ranks log the 1-process values; valBatches 0 logs none', () => {
+    // dense, so 2 ranks train the very model of 1 process (an MoE's balance loss is per rank)
+    for (const [name, nproc] of [['val1', 1], ['val2', 2]] as const) {
+      const args = [cli, 'pretrain', '--config', config(name, { experts: 0, evalEvery: 10, evalSplit: 'none' })];
+      const r = spawnSync(process.execPath, nproc === 1 ? args : [launcher, '--nproc', '2', ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, VLMOE_PROGRESS: '0' } });
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+    }
+    const val = (name: string) => readFileSync(join(dir, 'runs', name, 'val.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { metrics: Record<string, number> }).metrics);
+    const [one, two] = [val('val1'), val('val2')];
+    expect(two.length).toBe(2);
+    for (const [i, row] of one.entries()) for (const k of ['loss', 'loss_itc', 'loss_itm', 'loss_mlm']) expect(two[i]![k], `${k} at row ${i}`).toBeCloseTo(row[k]!, 4);
+    expect(run('--config', config('val0', { experts: 0, steps: 10, evalEvery: 10, valBatches: 0, evalSplit: 'none' })).status).toBe(0);
+    expect(Object.keys(val('val0')[0]!).sort()).toEqual(['zs_ir1', 'zs_tr1']);
+  }, 300_000);
 
   test("--deepspeed_config: a DeepSpeed JSON as the engine part (optimizer type in any case); DeepSpeed's MoE names in model.moe, ep_size moved to the engine", () => {
     const ds = join(dir, 'deepspeed.json');

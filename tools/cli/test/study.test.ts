@@ -20,11 +20,11 @@ function config(runs: string, extra: object = {}): string {
   const steps = { steps: 2, batch: 8, warmup: 1, checkpointEvery: 2 };
   const p = join(dir, `${runs}.json`);
   writeFileSync(p, JSON.stringify({
-    ...extra,
     name: 'st', data: `shapes:${join(dir, 'shapes')}`, runs: join(dir, runs), evalBatch: 128, seeds: [0, 1],
     models: [{ id: 'moe', label: 'MoE-2E', experts: 2 }, { id: 'dense', label: 'Dense' }],
     pretrain: { ...steps, textLen: 24, evalEvery: 1 },
     finetune: { vqa: { ...steps, textLen: 16, evalEvery: 1 }, nlvr: { ...steps, textLen: 24, evalEvery: 1 }, retrieval: { ...steps, textLen: 24, evalEvery: 1 } },
+    ...extra,
   }));
   return p;
 }
@@ -132,6 +132,49 @@ describe('vlmoe study', () => {
     expect(json.machine).toMatch(/cores, \d+ GiB, .* Node v\d+/);
     // training FLOPs are counted across the crash exactly as without it
     expect(b.curves.map((c) => c.points.map((p) => p.flops))).toEqual(a.curves.map((c) => c.points.map((p) => p.flops)));
+  }, 900_000);
+
+  test('search: the same grid for every model (MoE keys for the MoE models), scored by the val loss; each model runs the study with its best trial on the test split', () => {
+    const search = { pretrain: { lr: [1e-3, 3e-3] }, moe: { capacityFactor: [1, 2] }, steps: 2 };
+    // the search chooses on val: a table on val is refused before anything trains
+    let r = spawnSync(process.execPath, [cli, 'study', '--config', config('s-val', { search })], { encoding: 'utf8', env });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/'search' chooses each model's settings on the val split, so the table must be computed on the test split: set "split": "test"/);
+    // a misspelt key is named, with the trial and the file, before any trial trains
+    r = spawnSync(process.execPath, [cli, 'study', '--config', config('s-typo', { split: 'test', search: { pretrain: { lrr: [1e-3] } } })], { encoding: 'utf8', env });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/s-typo\.json \(search trial 0 of model 'moe': lrr 0\.001\).*unknown key 'lrr' \(did you mean 'lr'\?\)/s);
+    expect(existsSync(join(dir, 's-typo', 'st-search'))).toBe(false);
+    const cfg = config('s', { split: 'test', seeds: [0], search });
+    r = spawnSync(process.execPath, [cli, 'study', '--config', cfg], { encoding: 'utf8', timeout: 600_000, env });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/hyperparameter search, 6 trials of 2 pretraining steps at seed 0, scored by the validation loss on the val split \(moe 4, dense 2\)/);
+    const s = JSON.parse(readFileSync(join(dir, 's', 'st', 'study', 'study.json'), 'utf8')) as { split: string; search: { models: { id: string; best: number; trials: { pretrain: { lr: number }; moe: { capacityFactor?: number }; loss: number; run: string }[] }[] } };
+    expect(s.split).toBe('test');
+    const [moe, dense] = s.search.models;
+    expect(moe!.trials.map((t) => [t.pretrain.lr, t.moe.capacityFactor])).toEqual([[1e-3, 1], [1e-3, 2], [3e-3, 1], [3e-3, 2]]);
+    expect(dense!.trials.map((t) => [t.pretrain.lr, t.moe.capacityFactor])).toEqual([[1e-3, undefined], [3e-3, undefined]]);
+    for (const m of [moe!, dense!]) {
+      // each trial's score is the val loss its run logged last; the best is the lowest
+      for (const t of m.trials) {
+        const rows = readFileSync(join(t.run, 'val.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; metrics: { loss: number } });
+        expect(rows[rows.length - 1]!.step).toBe(2);
+        expect(t.loss).toBe(rows[rows.length - 1]!.metrics.loss);
+      }
+      expect(m.trials[m.best]!.loss).toBe(Math.min(...m.trials.map((t) => t.loss)));
+      // the study's own pretraining run carries the chosen settings
+      const recipe = JSON.parse(readFileSync(join(dir, 's', 'st-seed0', 'configs', `${m.id}-pretrain.json`), 'utf8')) as { lr: number; model: { moe?: { capacityFactor?: number } } };
+      expect(recipe.lr).toBe(m.trials[m.best]!.pretrain.lr);
+      expect(recipe.model.moe?.capacityFactor).toBe(m.trials[m.best]!.moe.capacityFactor);
+    }
+    const report = readFileSync(join(dir, 's', 'st', 'study', 'report.md'), 'utf8');
+    expect(report).toMatch(/## Hyperparameter search/);
+    expect(report).toMatch(/computed on the test split, which the search never saw/);
+    expect(report).toMatch(/\| MoE-2E \| (\*\*)?lr 0\.001, moe\.capacityFactor 1(\*\*)? \| (\*\*)?\d+\.\d{4}/);
+    // a rerun reuses the finished trials
+    r = spawnSync(process.execPath, [cli, 'study', '--config', cfg], { encoding: 'utf8', timeout: 600_000, env });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/pretrain moe-t0: .*resuming at step 2/);
   }, 900_000);
 
   test('config mistakes are named before anything trains', () => {

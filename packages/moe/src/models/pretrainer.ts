@@ -113,10 +113,33 @@ export class VLMoPretrainer extends T.nn.Module implements DataParallelModule {
     const itm = this.itm.loss(pooled, labels);
     const passes = [img, txt, fusedMlm, pos, negImg, negTxt];
     const moe = passes.reduce((a, o) => T.add(a, o.moeLoss), T.zeros([], { dtype: bb.config.dtype, device: pooled.device }));
-    const w = { itc: this.weights.itc ?? 1, itm: this.weights.itm ?? 1, mlm: this.weights.mlm ?? 0.25 };
+    const w = this.lossWeights;
     const loss = T.add(T.add(T.add(T.mul(itc, w.itc), T.mul(itm, w.itm)), T.mul(mlm, w.mlm)), moe);
     // expert load: the fused pass of the real pairs (vision and text pools of every MoE block)
     return { loss, parts: { itc: itc.item(), itm: itm.item(), mlm: mlm.item(), moe: moe.item() }, expertCounts: pos.expertCounts, droppedBy: pos.droppedBy, entropyBy: pos.entropyBy, dropped: passes.reduce((a, o) => a + o.dropped, 0) };
+  }
+
+  /**
+   * The objectives on one batch without gradients or collectives — this process's batch alone,
+   * whatever data-parallel group the engine set — for validation (call with the model in eval
+   * mode; `vlmoe pretrain` logs their mean over fixed val batches as the validation loss).
+   */
+  validationLosses(x: PretrainBatch): { itc: number; itm: number; mlm: number } {
+    const dp = this._dp;
+    this._dp = null;
+    try {
+      return T.scope(() => T.noGrad(() => {
+        const { itc, itm, mlm } = this.forward(x).parts;
+        return { itc, itm, mlm };
+      }));
+    } finally {
+      this._dp = dp;
+    }
+  }
+
+  /** The objectives' weights in the loss (defaults: ITC 1, ITM 1, MLM 0.25). */
+  get lossWeights(): { itc: number; itm: number; mlm: number } {
+    return { itc: this.weights.itc ?? 1, itm: this.weights.itm ?? 1, mlm: this.weights.mlm ?? 0.25 };
   }
 
   /**

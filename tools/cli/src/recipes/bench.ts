@@ -69,7 +69,7 @@ models: [{id, label, preset, experts, k, model}], finetune: {vqa|nlvr|retrieval:
  * Writes a run's recipe config; a changed recipe (or `fresh`) invalidates the run folder, which
  * starts over. Returns whether the run starts over (its dependants must too).
  */
-function writeRecipe(configPath: string, runDir: string, recipe: object, fresh: boolean, initChanged = false): boolean {
+export function writeRecipe(configPath: string, runDir: string, recipe: object, fresh: boolean, initChanged = false): boolean {
   const text = JSON.stringify(recipe, null, 2) + '\n';
   const same = fs.existsSync(configPath) && fs.readFileSync(configPath, 'utf8') === text;
   const restart = (!same || fresh || initChanged) && fs.existsSync(runDir);
@@ -215,15 +215,17 @@ export async function bench(config: string | object | null, opts: { fresh?: bool
   // every recipe the bench will run, checked whole before anything trains; errors name the user's file
   for (const m of cfg.models) {
     const modelKeys = { preset: m.preset, experts: m.experts, k: m.k, model: m.model, imageSize: cfg.imageSize };
-    checkPretrainRecipe({ seed: cfg.seed, ...cfg.pretrain, ...modelKeys, name: `${m.id}-pretrain`, data, runs }, {}, `${where} (pretrain of model '${m.id}')`);
+    checkPretrainRecipe({ seed: cfg.seed, ...cfg.pretrain, ...m.pretrain, ...modelKeys, name: `${m.id}-pretrain`, data, runs }, {}, `${where} (pretrain of model '${m.id}')`);
     for (const t of tasks) checkFinetuneRecipe({ seed: cfg.seed, ...cfg.finetune[t], task: t, name: `${m.id}-${t}`, data, runs, evalSplit: 'none' }, {}, `${where} (finetune.${t} of model '${m.id}')`);
   }
+  // the evaluation files too: a missing split fails now, not after the training
+  for (const t of tasks) ds.evalFile(t, cfg.split);
   const plans: Plan[] = cfg.models.map((m) => {
     const modelKeys = { preset: m.preset, experts: m.experts, k: m.k, model: m.model, imageSize: cfg.imageSize };
     const pName = `${m.id}-pretrain`;
     const pConfig = path.join(runs, 'configs', `${pName}.json`);
     // a pretraining run that starts over takes its fine-tuning runs with it
-    const newPretrain = writeRecipe(pConfig, path.join(runs, pName), { seed: cfg.seed, ...cfg.pretrain, ...modelKeys, name: pName, data, runs }, opts.fresh === true);
+    const newPretrain = writeRecipe(pConfig, path.join(runs, pName), { seed: cfg.seed, ...cfg.pretrain, ...m.pretrain, ...modelKeys, name: pName, data, runs }, opts.fresh === true);
     const ts = tasks.map((t) => {
       const name = `${m.id}-${t}`;
       const c = path.join(runs, 'configs', `${name}.json`);

@@ -8,11 +8,14 @@
  * step: loss parts, lr, grad norm, samples/s, tokens/s, per MoE layer the expert load (max /
  * mean count) and the drop rate) and `checkpoints/` (every `checkpointEvery` steps and at the
  * end, with the data-loader position and the RNG states). With `evalEvery`, `val.jsonl` gets
- * zero-shot retrieval on the val split (`zs_tr1`, `zs_ir1`) every that many steps, with the
- * training seconds and FLOPs so far: the pretraining learning curve. `--resume` continues from the
- * newest checkpoint and reproduces the uninterrupted run's losses exactly.
+ * zero-shot retrieval on the val split (`zs_tr1`, `zs_ir1`) and the pretraining loss on
+ * `valBatches` fixed batches of the val captions (`loss`, `loss_itc`, `loss_itm`, `loss_mlm`)
+ * every that many steps, with the training seconds and FLOPs so far: the pretraining learning
+ * curve. `--resume` continues from the newest checkpoint and reproduces the uninterrupted run's
+ * losses exactly.
  */
 import * as T from '@vlmoe/tensor';
+import { DataLoader, type BertTokenizer } from '@vlmoe/data';
 import { VLMoPretrainer, evalAdapter, pretrainBatchFrom, type PretrainBatch } from '@vlmoe/moe';
 import { initProcessGroup } from '@vlmoe/parallel';
 import { recipeConfig } from './config.js';
@@ -41,6 +44,40 @@ export function checkPretrainRecipe(config: string | Partial<PretrainConfig>, op
   return { cfg, where, engineSource };
 }
 
+/** The seed of the validation batches' order, MLM masks and hard negatives: the same for every run, model and seed. */
+const VALIDATION_SEED = 20230101;
+
+/**
+ * The pretraining loss on the first `batches` batches of `file` (val captions) in a fixed
+ * shuffled order, with fixed MLM masks and hard-negative draws, without augmentation: every
+ * validation of every run sees the same batches, so the values compare across steps, models and
+ * seeds. Batches of the recipe's global batch size (the ITC loss depends on it), on this process
+ * alone (`VLMoPretrainer.validationLosses`), with the model in eval mode. Returns the means of
+ * the weighted loss (without the MoE balance loss) and of each objective.
+ */
+export async function pretrainValidationLoss(model: VLMoPretrainer, o: { file: string; tokenizer: BertTokenizer; imageSize: number; textLen: number; batch: number; batches: number }): Promise<{ loss: number; loss_itc: number; loss_itm: number; loss_mlm: number }> {
+  const loader = await DataLoader.create({
+    files: o.file, tokenizer: o.tokenizer, image: { size: o.imageSize, train: false }, maxTextLen: o.textLen, batchSize: o.batch,
+    shuffle: true, dropLast: true, seed: VALIDATION_SEED, numWorkers: 0, mlm: { probability: 0.15 },
+  });
+  const sum = { itc: 0, itm: 0, mlm: 0 };
+  let n = 0;
+  try {
+    for await (const b of loader) {
+      const parts = model.validationLosses(pretrainBatchFrom(b, new T.Generator(VALIDATION_SEED + n)));
+      b.release?.();
+      for (const k of ['itc', 'itm', 'mlm'] as const) sum[k] += parts[k];
+      if (++n >= o.batches) break;
+    }
+  } finally {
+    await loader.close();
+  }
+  if (n === 0) throw new Error(`${o.file}: no complete batch of ${o.batch} captions for the validation loss`);
+  const w = model.lossWeights;
+  const [itc, itm, mlm] = [sum.itc / n, sum.itm / n, sum.mlm / n];
+  return { loss: w.itc * itc + w.itm * itm + w.mlm * mlm, loss_itc: itc, loss_itm: itm, loss_mlm: mlm };
+}
+
 /** Runs the recipe from a config file, or from a config object (the same keys; a library call). */
 export async function pretrain(config: string | Partial<PretrainConfig>, opts: RecipeRunOptions = {}): Promise<TrainResult & { evaluation: unknown }> {
   const { cfg, where: configPath, engineSource } = checkPretrainRecipe(config, opts);
@@ -51,6 +88,8 @@ export async function pretrain(config: string | Partial<PretrainConfig>, opts: R
     const modelGen = new T.Generator(cfg.seed);
     const model = new VLMoPretrainer(mc, cfg.weights, { generator: modelGen });
     const r = model.backbone.config;
+    // checked before training: a dataset without val captions fails now, not at the first validation
+    const valCaptions = cfg.evalEvery > 0 && cfg.valBatches > 0 ? ds.file('captions', 'val') : null;
     result = await train<PretrainBatch>({
       label: 'pretrain', where: configPath, cfg, pg, model, record: { recipe: 'pretrain', ...cfg, modelConfig: mc }, resume: opts.resume, stopAfter: opts.stopAfter, engineSource,
       loader: { files: ds.file('captions', 'train'), tokenizer, image: { size: r.imageSize }, mlm: { probability: 0.15 } },
@@ -59,12 +98,16 @@ export async function pretrain(config: string | Partial<PretrainConfig>, opts: R
       tokensPerSample: cfg.textLen + r.numPatches + 1,
       describe: describeModel(mc, cfg),
       generators: { model: modelGen },
-      // zero-shot image-text retrieval with the ITC head on the val split, as the final report
+      // zero-shot image-text retrieval with the ITC head on the val split, as the final report,
+      // and the pretraining loss on fixed val batches
       validate: cfg.evalEvery > 0 ? {
         every: cfg.evalEvery,
-        run: async () => zeroShotCurveMetrics(await evaluateTask(evalAdapter(cfg.name, { retrieval: model }), 'retrieval', {
-          data: cfg.data, split: 'val', imageSize: r.imageSize, textLen: cfg.textLen, batchSize: cfg.evalBatch,
-        })),
+        run: async () => ({
+          ...zeroShotCurveMetrics(await evaluateTask(evalAdapter(cfg.name, { retrieval: model }), 'retrieval', {
+            data: cfg.data, split: 'val', imageSize: r.imageSize, textLen: cfg.textLen, batchSize: cfg.evalBatch,
+          })),
+          ...(valCaptions ? await pretrainValidationLoss(model, { file: valCaptions, tokenizer, imageSize: r.imageSize, textLen: cfg.textLen, batch: cfg.batch, batches: cfg.valBatches }) : {}),
+        }),
       } : undefined,
     });
   } finally {

@@ -52,6 +52,7 @@ export const PRETRAIN_SCHEMA = z.strictObject({
   ...MODEL_SHAPE,
   weights: z.strictObject({ itc: z.number().optional(), itm: z.number().optional(), mlm: z.number().optional() }).default({}).describe('loss weights (default itc 1, itm 1, mlm 0.25)'),
   evalSplit: z.enum(['val', 'test', 'none']).default('val').describe('split of the final zero-shot retrieval report'),
+  valBatches: z.int().min(0).default(8).describe("with evalEvery: batches of the val captions (of the global batch size, in a fixed order with fixed MLM masks) whose pretraining loss each validation logs as loss, loss_itc, loss_itm, loss_mlm (0: none)"),
 });
 
 export const FINETUNE_SCHEMA = z.strictObject({
@@ -66,15 +67,6 @@ export const FINETUNE_SCHEMA = z.strictObject({
   evalSplit: z.enum(['val', 'test', 'none']).default('val').describe('split evaluated after training'),
 });
 
-export const BENCH_MODEL_SCHEMA = z.strictObject({
-  id: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'may only hold letters, digits, _ . -').describe('run-folder id'),
-  label: z.string().optional().describe('name in the table (default: the id)'),
-  preset: MODEL_SHAPE.preset,
-  experts: z.int().default(0),
-  k: z.int().default(1),
-  model: object().default({}),
-});
-
 /** A recipe schema's keys, none required and no defaults filled: a bench config's per-stage block. */
 function block<S extends Record<string, T.Z.ZodType>>(shape: S, omit: readonly string[]) {
   const out: Record<string, T.Z.ZodType> = {};
@@ -86,6 +78,16 @@ function block<S extends Record<string, T.Z.ZodType>>(shape: S, omit: readonly s
   return z.strictObject(out);
 }
 const SET_BY_BENCH = ['name', 'data', 'runs', 'preset', 'experts', 'k', 'imageSize', 'model', 'task', 'init', 'evalSplit', 'seed'];
+
+export const BENCH_MODEL_SCHEMA = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'may only hold letters, digits, _ . -').describe('run-folder id'),
+  label: z.string().optional().describe('name in the table (default: the id)'),
+  preset: MODEL_SHAPE.preset,
+  experts: z.int().default(0),
+  k: z.int().default(1),
+  model: object().default({}),
+  pretrain: block(PRETRAIN_SCHEMA.shape, SET_BY_BENCH).optional().describe("this model's pretraining recipe keys over the config's 'pretrain' block (e.g. its own lr; what a study's search chose)"),
+});
 
 export const BENCH_SCHEMA = z.strictObject({
   ...T.SCHEMA_KEY,

@@ -19,6 +19,7 @@ import { CURVE_METRIC_NAMES } from './evaluate.js';
 import { readConfig } from './config.js';
 import { DEFAULT_BENCH, bench, type BenchResult } from './bench.js';
 import { BENCH_SCHEMA } from './schemas.js';
+import { SEARCH_SCHEMA, search, withSettings, type SearchResult } from './search.js';
 
 const { z } = T;
 
@@ -30,6 +31,7 @@ export const STUDY_SCHEMA = BENCH_SCHEMA.omit({ seed: true }).extend({
     .describe('the claims to test, as model-id pairs (default: every MoE model against every dense model)'),
   resamples: z.int().default(2000).describe('bootstrap resamples per interval'),
   reference: z.string().optional().describe("a study.json (e.g. a committed full study) whose mean ± s.d. are printed beside this study's, row by row"),
+  search: SEARCH_SCHEMA.optional().describe("a hyperparameter search before the comparison: the same grid for every model, trials scored on the val split; each model then runs with its best trial's settings, and the table is computed on the test split ('split': 'test')"),
 });
 export type StudyConfig = T.Z.output<typeof STUDY_SCHEMA>;
 
@@ -92,7 +94,8 @@ FLOPs) each model needs to reach each dense model's final validation quality.
          (what npm start runs; about 15 min on 2 cores)
   full   + VL-MoE-tiny top-2, seeds 0, 1, 2, longer training (about 2 h on 2 cores)
 Report: <runs>/<name>/study/.
-config keys (JSON): the bench config's (but 'seeds' instead of 'seed'), plus ${T.configUsage(STUDY_SCHEMA.pick({ seeds: true, compare: true, resamples: true, reference: true }))}`;
+config keys (JSON): the bench config's (but 'seeds' instead of 'seed'), plus ${T.configUsage(STUDY_SCHEMA.pick({ seeds: true, compare: true, resamples: true, reference: true, search: true }))}
+search keys: ${T.configUsage(SEARCH_SCHEMA)}`;
 
 /** The metrics a claim is tested on: which task result holds them and how the table calls them. */
 const METRICS: { metric: ExampleMetric; kind: TaskResult['kind']; name: string }[] = [
@@ -217,7 +220,16 @@ export async function study(config: string | object | null, opts: { seeds?: numb
   for (const [i, c] of compare.entries()) {
     for (const k of ['a', 'b'] as const) if (!ids.includes(c[k])) throw new Error(`config ${where}: compare[${i}].${k} '${c[k]}' is not a model id${T.didYouMean(c[k], ids)} (${ids.join(', ')})`);
   }
-  const { seeds: _s, compare: _c, resamples, reference: _r, ...benchKeys } = cfg;
+  const { seeds: _s, compare: _c, resamples, reference: _r, search: searchCfg, ...benchKeys } = cfg;
+  // the search chooses on the val split, so the comparison is made on the test split
+  let searched: SearchResult | null = null;
+  if (searchCfg) {
+    if (cfg.split !== 'test') throw new Error(`config ${where}: 'search' chooses each model's settings on the val split, so the table must be computed on the test split: set "split": "test" (the dataset needs test files)`);
+    const models = cfg.models.map((m) => ({ ...m, label: m.label ?? m.id }));
+    searched = await search({ ...cfg, models, seeds }, searchCfg, where, { fresh: opts.fresh });
+    const chosen = searched.models;
+    benchKeys.models = models.map((m, i) => { const c = chosen[i]!; return withSettings(m, c.trials[c.best]!); });
+  }
   const runs: BenchResult[] = [];
   for (const seed of seeds) {
     console.log(`\n== study ${cfg.name}: seed ${seed} (${runs.length + 1} of ${seeds.length})`);
@@ -315,6 +327,7 @@ export async function study(config: string | object | null, opts: { seeds?: numb
     ...claims.map((c) => `- ${c.text}`),
     '',
     ...ttqLines,
+    ...(searched ? [searched.markdown] : []),
   ].join('\n');
   const reportDir = path.join(cfg.runs, cfg.name, 'study');
   fs.mkdirSync(reportDir, { recursive: true });
@@ -344,7 +357,7 @@ export async function study(config: string | object | null, opts: { seeds?: numb
   const body = `${markdown}\n${perSeed.join('\n')}\n`;
   const full = svgs.length ? `${body}\n## Learning curves (mean over seeds)\n\n${svgs.map((f) => `![${f}](${f})`).join('\n')}\n` : body;
   T.writeFileAtomicSync(path.join(reportDir, 'report.md'), (w) => w(new TextEncoder().encode(full)));
-  const json = { name: cfg.name, seeds, split: cfg.split, ...json0, table, claims, timeToQuality: ttq, curves, seconds, training, benchRuns: runs.map((r) => r.reportDir) };
+  const json = { name: cfg.name, seeds, split: cfg.split, ...json0, table, claims, timeToQuality: ttq, curves, seconds, training, benchRuns: runs.map((r) => r.reportDir), ...(searched ? { search: { seed: searched.seed, steps: searched.steps, models: searched.models } } : {}) };
   T.writeFileAtomicSync(path.join(reportDir, 'study.json'), (w) => w(new TextEncoder().encode(JSON.stringify(json, null, 1) + '\n')));
   console.log(`\n${markdown}\nreport: ${path.join(reportDir, 'report.md')}`);
   return { table, claims, timeToQuality: ttq, markdown, reportDir, seconds };

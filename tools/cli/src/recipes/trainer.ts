@@ -274,7 +274,8 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
         spec.model.train();
         const v: ValRow = { step, seconds, flops, metrics };
         fs.appendFileSync(valPath, `${JSON.stringify(v)}\n`);
-        bar.note(`validation at step ${step}: ${Object.entries(metrics).map(([k, x]) => `${k} ${(100 * x).toFixed(2)}`).join(', ')}`);
+        // metrics are fractions (printed as percent), losses (keys loss, loss_*) are printed as they are
+        bar.note(`validation at step ${step}: ${Object.entries(metrics).map(([k, x]) => `${k} ${/^loss(_|$)/.test(k) ? x.toFixed(3) : (100 * x).toFixed(2)}`).join(', ')}`);
       }
       if (step % cfg.checkpointEvery === 0 || step === cfg.steps) save();
       t0 = performance.now(); // validation and checkpoints are not training time
