@@ -4,7 +4,7 @@
  * ends with exactly the uninterrupted study's numbers.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -175,6 +175,14 @@ describe('vlmoe study', () => {
     r = spawnSync(process.execPath, [cli, 'study', '--config', cfg], { encoding: 'utf8', timeout: 600_000, env });
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/pretrain moe-t0: .*resuming at step 2/);
+    // a dataset without test files (the real-data recipe's: train and val only) is refused before any trial trains
+    const noTest = join(dir, 'no-test');
+    mkdirSync(noTest, { recursive: true });
+    for (const f of readdirSync(join(dir, 'shapes'))) if (!f.includes('_test')) symlinkSync(join(dir, 'shapes', f), join(noTest, f));
+    r = spawnSync(process.execPath, [cli, 'study', '--config', config('s-notest', { split: 'test', search, data: noTest })], { encoding: 'utf8', env });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/no vqa_test\.arrow/);
+    expect(existsSync(join(dir, 's-notest', 'st-search'))).toBe(false);
   }, 900_000);
 
   test('config mistakes are named before anything trains', () => {

@@ -15,10 +15,12 @@ import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as T from '@vlmoe/tensor';
 import { curveSvgs, formatFlops, formatMeanSd, meanSd, pairScores, pairedBootstrap, verdict, type Curve, type ExampleMetric, type Interval, type MeanSd, type TaskResult } from '@vlmoe/eval';
+import { TASKS } from '@vlmoe/moe';
 import { CURVE_METRIC_NAMES } from './evaluate.js';
 import { readConfig } from './config.js';
 import { DEFAULT_BENCH, bench, type BenchResult } from './bench.js';
 import { BENCH_SCHEMA } from './schemas.js';
+import { openDataset } from './dataset.js';
 import { SEARCH_SCHEMA, search, withSettings, type SearchResult } from './search.js';
 
 const { z } = T;
@@ -225,6 +227,9 @@ export async function study(config: string | object | null, opts: { seeds?: numb
   let searched: SearchResult | null = null;
   if (searchCfg) {
     if (cfg.split !== 'test') throw new Error(`config ${where}: 'search' chooses each model's settings on the val split, so the table must be computed on the test split: set "split": "test" (the dataset needs test files)`);
+    // the test files must exist before the search trains (a dataset with only train and val fails now)
+    const ds = await openDataset(cfg.data);
+    for (const t of TASKS) if (cfg.finetune[t]) ds.evalFile(t, 'test');
     const models = cfg.models.map((m) => ({ ...m, label: m.label ?? m.id }));
     searched = await search({ ...cfg, models, seeds }, searchCfg, where, { fresh: opts.fresh });
     const chosen = searched.models;
