@@ -43,15 +43,9 @@ describe('CPU block cache (storage.cpp)', () => {
     });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    const out = JSON.parse(r.stdout) as Record<string, number>;
-    expect(out.filled).toBe(8);
-    // in-use classes: A hits the cache (8 → 7 while held); B misses (stays 8) and is freed, not cached
-    expect(out.hotA).toBe(7);
-    expect(out.hotB).toBe(8);
-    expect(out.afterHot).toBe(8);
-    // after A went stale: B's block comes from the cache (8 → 6 while held) and returns to it
-    expect(out.staleB).toBe(6);
-    expect(out.afterStale).toBe(8);
-    expect(out.emptied).toBe(0);
+    // cached MiB at each point: full of A; in-use classes: A hits the cache (8 → 7 while held), B misses
+    // (stays 8) and is freed, not cached; after A went stale: B's block comes from the cache (8 → 6 while
+    // held) and returns to it
+    expect(JSON.parse(r.stdout)).toEqual({ filled: 8, hotA: 7, hotB: 8, afterHot: 8, staleB: 6, afterStale: 8, emptied: 0 });
   });
 });
