@@ -94,9 +94,13 @@ export class VLMoPretrainer extends T.nn.Module implements DataParallelModule {
   }
 
   forward(x: PretrainBatch): PretrainLosses {
+    return this.losses(x, this._dp && this._dp.size > 1 ? this._dp : null);
+  }
+
+  /** The objectives over the global batch of `dp`'s ranks, or over this process's batch (`dp` null). */
+  private losses(x: PretrainBatch, dp: ProcessGroup | null): PretrainLosses {
     const B = x.ids.shape[0]!;
     const bb = this.backbone;
-    const dp = this._dp && this._dp.size > 1 ? this._dp : null;
     const samples = x.samples ?? { rows: Array.from({ length: B }, (_, i) => i), total: B };
     const img = bb.forward({ image: x.image, samples });
     const txt = bb.forward({ textIds: x.ids, textMask: x.mask, samples });
@@ -125,16 +129,10 @@ export class VLMoPretrainer extends T.nn.Module implements DataParallelModule {
    * mode; `vlmoe pretrain` logs their mean over fixed val batches as the validation loss).
    */
   validationLosses(x: PretrainBatch): { itc: number; itm: number; mlm: number } {
-    const dp = this._dp;
-    this._dp = null;
-    try {
-      return T.scope(() => T.noGrad(() => {
-        const { itc, itm, mlm } = this.forward(x).parts;
-        return { itc, itm, mlm };
-      }));
-    } finally {
-      this._dp = dp;
-    }
+    return T.scope(() => T.noGrad(() => {
+      const { itc, itm, mlm } = this.losses(x, null).parts;
+      return { itc, itm, mlm };
+    }));
   }
 
   /** The objectives' weights in the loss (defaults: ITC 1, ITM 1, MLM 0.25). */

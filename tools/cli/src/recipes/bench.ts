@@ -212,20 +212,22 @@ export async function bench(config: string | object | null, opts: { fresh?: bool
   const jobs = Math.max(1, Math.min(opts.jobs ?? 1, cfg.models.length));
   const threads = Math.max(1, Math.floor(os.availableParallelism() / jobs));
   type Plan = { m: BenchModel; label: string; pretrain: { name: string; config: string }; tasks: { task: TaskName; name: string; config: string }[] };
+  // a model's pretraining recipe: the config's block, the model's own keys over it, its model keys
+  const pretrainRecipe = (m: BenchModel) => ({
+    seed: cfg.seed, ...cfg.pretrain, ...m.pretrain, preset: m.preset, experts: m.experts, k: m.k, model: m.model, imageSize: cfg.imageSize, name: `${m.id}-pretrain`, data, runs,
+  });
   // every recipe the bench will run, checked whole before anything trains; errors name the user's file
   for (const m of cfg.models) {
-    const modelKeys = { preset: m.preset, experts: m.experts, k: m.k, model: m.model, imageSize: cfg.imageSize };
-    checkPretrainRecipe({ seed: cfg.seed, ...cfg.pretrain, ...m.pretrain, ...modelKeys, name: `${m.id}-pretrain`, data, runs }, {}, `${where} (pretrain of model '${m.id}')`);
+    checkPretrainRecipe(pretrainRecipe(m), {}, `${where} (pretrain of model '${m.id}')`);
     for (const t of tasks) checkFinetuneRecipe({ seed: cfg.seed, ...cfg.finetune[t], task: t, name: `${m.id}-${t}`, data, runs, evalSplit: 'none' }, {}, `${where} (finetune.${t} of model '${m.id}')`);
   }
   // the evaluation files too: a missing split fails now, not after the training
   for (const t of tasks) ds.evalFile(t, cfg.split);
   const plans: Plan[] = cfg.models.map((m) => {
-    const modelKeys = { preset: m.preset, experts: m.experts, k: m.k, model: m.model, imageSize: cfg.imageSize };
     const pName = `${m.id}-pretrain`;
     const pConfig = path.join(runs, 'configs', `${pName}.json`);
     // a pretraining run that starts over takes its fine-tuning runs with it
-    const newPretrain = writeRecipe(pConfig, path.join(runs, pName), { seed: cfg.seed, ...cfg.pretrain, ...m.pretrain, ...modelKeys, name: pName, data, runs }, opts.fresh === true);
+    const newPretrain = writeRecipe(pConfig, path.join(runs, pName), pretrainRecipe(m), opts.fresh === true);
     const ts = tasks.map((t) => {
       const name = `${m.id}-${t}`;
       const c = path.join(runs, 'configs', `${name}.json`);
