@@ -8,7 +8,7 @@ export { finetune, FINETUNE_SCHEMA, type FinetuneConfig } from './recipes/finetu
 export { evaluateRun, loadFinetuned } from './recipes/evaluate.js';
 export { bench, DEFAULT_BENCH, type BenchConfig, type BenchModel } from './recipes/bench.js';
 export { train, engineConfig, modelConfig, describeModel, COMMON_SHAPE, MODEL_SHAPE, type TrainSpec, type TrainResult, type CommonConfig, type ModelKeys, type StepOutput, type RecipeRunOptions } from './recipes/trainer.js';
-export { BENCH_SCHEMA, jsonSchemas } from './recipes/schemas.js';
+export { BENCH_SCHEMA, STUDY_SCHEMA, SEARCH_SCHEMA, jsonSchemas, type StudyConfig, type SearchConfig } from './recipes/schemas.js';
 export { importCheckpoint, exportCheckpoint, type ImportOptions, type CheckpointFormat } from './interop.js';
-export { study, STUDY_SCHEMA, type StudyConfig, type StudyResult, type Claim } from './recipes/study.js';
+export { study, type StudyResult, type Claim } from './recipes/study.js';
 export { type BenchResult } from './recipes/bench.js';

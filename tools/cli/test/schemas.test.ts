@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, describe, expect, test } from 'vitest';
-import { DEFAULT_BENCH, jsonSchemas } from '../src/index.js';
+import { DEFAULT_BENCH, STUDY_SCHEMA, jsonSchemas } from '../src/index.js';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const cli = here('../dist/main.js');
@@ -34,6 +34,14 @@ describe('published JSON Schemas', () => {
     const real = JSON.parse(readFileSync(here('../recipes/real-data.json'), 'utf8'));
     expect(bench(real), JSON.stringify(bench.errors)).toBe(true);
     expect(bench(DEFAULT_BENCH), JSON.stringify(bench.errors)).toBe(true);
+    const study = validator('study');
+    const shapesSearch = JSON.parse(readFileSync(here('../recipes/shapes-search.json'), 'utf8'));
+    expect(shapesSearch.$schema).toBe('../schemas/study.schema.json');
+    expect(study(shapesSearch), JSON.stringify(study.errors)).toBe(true);
+    expect(STUDY_SCHEMA.parse(shapesSearch).search?.moe).toEqual({ capacityFactor: [1.25, 2] });
+    // a bench config without a seed is a study config at the default seeds (the real-data study is run so)
+    expect(real.seed).toBeUndefined();
+    expect(study(real), JSON.stringify(study.errors)).toBe(true);
     const ds = validator('deepspeed');
     expect(ds({ train_batch_size: 32, zero_optimization: { stage: 2 }, optimizer: { type: 'adamw', params: { lr: 1e-3, betas: [0.9, 0.98] } }, bf16: { enabled: true } }), JSON.stringify(ds.errors)).toBe(true);
   });
@@ -59,6 +67,23 @@ describe('published JSON Schemas', () => {
       const file = join(dir, 'r.json');
       writeFileSync(file, JSON.stringify(recipe));
       const r = spawnSync(process.execPath, [cli, 'pretrain', '--config', file], { encoding: 'utf8', env: { ...process.env, VLMOE_PROGRESS: '0' } });
+      expect(r.status, JSON.stringify(o)).toBe(1);
+      expect(r.stderr).toMatch(re);
+      expect(r.stderr).toContain(file);
+    }
+    // a study config's search block: the same for both
+    const study = validator('study');
+    const models = [{ id: 'a', experts: 4 }, { id: 'b' }];
+    for (const [o, re] of [
+      [{ search: { pretrian: { lr: [1e-3] } } }, /unknown key 'search\.pretrian'/],
+      [{ search: { pretrain: { lr: [] } } }, /'search\.pretrain\.lr'/],
+      [{ seeds: 1 }, /'seeds' must be an array/],
+    ] as [object, RegExp][]) {
+      const cfg = { name: 'x', data: `shapes:${join(dir, 'shapes')}`, runs: join(dir, 'runs'), split: 'test', models, ...o };
+      expect(study(cfg), `JSON Schema accepted ${JSON.stringify(o)}`).toBe(false);
+      const file = join(dir, 's.json');
+      writeFileSync(file, JSON.stringify(cfg));
+      const r = spawnSync(process.execPath, [cli, 'study', '--config', file], { encoding: 'utf8', env: { ...process.env, VLMOE_PROGRESS: '0' } });
       expect(r.status, JSON.stringify(o)).toBe(1);
       expect(r.stderr).toMatch(re);
       expect(r.stderr).toContain(file);

@@ -1,7 +1,8 @@
 /**
  * The config kinds of the command line, each one zod schema: its keys, types, defaults,
  * documentation and TypeScript type in one definition. `vlmoe pretrain` / `finetune` read
- * recipes, `vlmoe bench` reads bench configs; a recipe's `engine` block is the DeepSpeed
+ * recipes, `vlmoe bench` reads bench configs, `vlmoe study` study configs (a bench config at several
+ * seeds, with an optional hyperparameter search); a recipe's `engine` block is the DeepSpeed
  * config of @vlmoe/parallel and its `model` block the model config of @vlmoe/moe (each checked
  * by its own schema there, with DeepSpeed's names accepted). `jsonSchemas()` composes them into
  * the JSON Schema files published in `tools/cli/schemas/` for editors (`"$schema"` in a config).
@@ -107,6 +108,27 @@ export const BENCH_SCHEMA = z.strictObject({
   evalBatch: z.int().default(64),
 });
 
+/** A study's hyperparameter search: the same grid for every model, trials scored by the pretraining validation loss. */
+const VALUES = z.array(z.union([z.number(), z.string(), z.boolean()])).min(1);
+
+export const SEARCH_SCHEMA = z.strictObject({
+  pretrain: z.record(z.string(), VALUES).default({}).describe('pretraining recipe keys and the values tried for every model, e.g. {"lr": [5e-4, 1e-3, 2e-3], "warmup": [20, 40]}'),
+  moe: z.record(z.string(), VALUES).default({}).describe('MoE keys (model.moe) and the values tried for the MoE models only, e.g. {"capacityFactor": [1.25, 2]}'),
+  steps: z.int().min(1).optional().describe("pretraining steps of every trial (default: the study's pretraining steps)"),
+  seed: z.int().optional().describe("the trials' seed (default: the study's first seed)"),
+});
+
+/** A `vlmoe study` config: a bench config run at several seeds, with the claims tested and an optional search. */
+export const STUDY_SCHEMA = BENCH_SCHEMA.omit({ seed: true }).extend({
+  seeds: z.array(z.int()).min(1).default([0, 1, 2]).describe('the seeds every model is trained at (each seed is a whole bench run)'),
+  compare: z
+    .array(z.strictObject({ a: z.string().describe('model id (the claimed better one)'), b: z.string().describe('model id') }))
+    .optional()
+    .describe('the claims to test, as model-id pairs (default: every MoE model against every dense model)'),
+  resamples: z.int().default(2000).describe('bootstrap resamples per interval'),
+  reference: z.string().optional().describe("a study.json (e.g. a committed full study) whose mean ± s.d. are printed beside this study's, row by row"),
+  search: SEARCH_SCHEMA.optional().describe("a hyperparameter search before the comparison: the same grid for every model, trials scored on the val split; each model then runs with its best trial's settings, and the table is computed on the test split ('split': 'test')"),
+});
 export type CommonConfig = T.Z.output<T.Z.ZodObject<typeof COMMON_SHAPE>>;
 export type ModelKeys = T.Z.output<T.Z.ZodObject<typeof MODEL_SHAPE>>;
 export type PretrainConfig = T.Z.output<typeof PRETRAIN_SCHEMA>;
@@ -114,6 +136,8 @@ export type PretrainConfig = T.Z.output<typeof PRETRAIN_SCHEMA>;
 export type FinetuneConfig = Omit<T.Z.output<typeof FINETUNE_SCHEMA>, keyof ModelKeys> & ModelKeys;
 export type BenchModel = T.Z.output<typeof BENCH_MODEL_SCHEMA> & { label: string };
 export type BenchConfig = Omit<T.Z.output<typeof BENCH_SCHEMA>, 'models'> & { models: BenchModel[] };
+export type SearchConfig = T.Z.output<typeof SEARCH_SCHEMA>;
+export type StudyConfig = T.Z.output<typeof STUDY_SCHEMA>;
 
 /** A recipe's `model` block as editors see it: the model config's keys (DeepSpeed's MoE names too), none required. */
 function modelBlockSchema() {
@@ -134,11 +158,14 @@ export function jsonSchemas(): Record<string, Record<string, unknown>> {
   const typed = <S extends T.Z.ZodObject>(s: S, fields: Record<string, T.Z.ZodType>) => s.extend(fields);
   const pre = typed(PRETRAIN_SCHEMA, { engine: engine.optional(), model: model.optional() });
   const ft = typed(FINETUNE_SCHEMA, { engine: engine.optional(), model: model.nullable().optional() });
-  const bench = BENCH_SCHEMA.extend({ models: z.array(BENCH_MODEL_SCHEMA.extend({ model: model.optional() })).min(1) });
+  const models = z.array(BENCH_MODEL_SCHEMA.extend({ model: model.optional() })).min(1);
+  const bench = BENCH_SCHEMA.extend({ models });
+  const study = STUDY_SCHEMA.extend({ models });
   return {
     pretrain: T.jsonSchemaOf(pre, { title: 'vlmoe pretrain recipe' }),
     finetune: T.jsonSchemaOf(ft, { title: 'vlmoe finetune recipe' }),
     bench: T.jsonSchemaOf(bench, { title: 'vlmoe bench config' }),
+    study: T.jsonSchemaOf(study, { title: 'vlmoe study config' }),
     deepspeed: T.jsonSchemaOf(engine, { title: 'DeepSpeed config (the keys the vlmoe engine implements)' }),
   };
 }

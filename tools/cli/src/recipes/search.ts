@@ -14,23 +14,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
-import type { BenchConfig, BenchModel } from './schemas.js';
+import type { BenchConfig, BenchModel, SearchConfig } from './schemas.js';
 import { absoluteDataSpec } from './dataset.js';
 import { checkPretrainRecipe, pretrain } from './pretrain.js';
 import { writeRecipe } from './bench.js';
 import type { ValRow } from './trainer.js';
 
-const { z } = T;
 
-const VALUES = z.array(z.union([z.number(), z.string(), z.boolean()])).min(1);
-
-export const SEARCH_SCHEMA = z.strictObject({
-  pretrain: z.record(z.string(), VALUES).default({}).describe('pretraining recipe keys and the values tried for every model, e.g. {"lr": [5e-4, 1e-3, 2e-3], "warmup": [20, 40]}'),
-  moe: z.record(z.string(), VALUES).default({}).describe('MoE keys (model.moe) and the values tried for the MoE models only, e.g. {"capacityFactor": [1.25, 2]}'),
-  steps: z.int().min(1).optional().describe("pretraining steps of every trial (default: the study's pretraining steps)"),
-  seed: z.int().optional().describe("the trials' seed (default: the study's first seed)"),
-});
-export type SearchConfig = T.Z.output<typeof SEARCH_SCHEMA>;
 
 type Value = number | string | boolean;
 

@@ -19,23 +19,11 @@ import { TASKS } from '@vlmoe/moe';
 import { CURVE_METRIC_NAMES } from './evaluate.js';
 import { readConfig } from './config.js';
 import { DEFAULT_BENCH, bench, type BenchResult } from './bench.js';
-import { BENCH_SCHEMA } from './schemas.js';
+import { STUDY_SCHEMA, SEARCH_SCHEMA, type StudyConfig } from './schemas.js';
 import { openDataset } from './dataset.js';
-import { SEARCH_SCHEMA, search, withSettings, type SearchResult } from './search.js';
+import { search, withSettings, type SearchResult } from './search.js';
 
-const { z } = T;
 
-export const STUDY_SCHEMA = BENCH_SCHEMA.omit({ seed: true }).extend({
-  seeds: z.array(z.int()).min(1).default([0, 1, 2]).describe('the seeds every model is trained at (each seed is a whole bench run)'),
-  compare: z
-    .array(z.strictObject({ a: z.string().describe('model id (the claimed better one)'), b: z.string().describe('model id') }))
-    .optional()
-    .describe('the claims to test, as model-id pairs (default: every MoE model against every dense model)'),
-  resamples: z.int().default(2000).describe('bootstrap resamples per interval'),
-  reference: z.string().optional().describe("a study.json (e.g. a committed full study) whose mean ± s.d. are printed beside this study's, row by row"),
-  search: SEARCH_SCHEMA.optional().describe("a hyperparameter search before the comparison: the same grid for every model, trials scored on the val split; each model then runs with its best trial's settings, and the table is computed on the test split ('split': 'test')"),
-});
-export type StudyConfig = T.Z.output<typeof STUDY_SCHEMA>;
 
 /** The repository root (for the committed reference studies of the built-in budgets). */
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
