@@ -9,6 +9,7 @@ export * from './arrow/schemas.js';
 export { ArrowReader, BatchView, type ArrowReaderOptions, type ArrowFormat } from './arrow/reader.js';
 export { ArrowWriter, SchemaWriter, writeArrowFile, type ArrowWriterOptions } from './arrow/writer.js';
 export { rewriteAsArrowFile, type RewriteReport } from './arrow/rewrite.js';
+export { groupSplit, heldOutGroups, type GroupSplitOptions, type GroupSplitReport } from './arrow/group_split.js';
 export { parquetToArrowFile, isParquetFile, type ParquetConvertReport } from './arrow/parquet.js';
 export * from './converters/index.js';
 export * from './image/index.js';

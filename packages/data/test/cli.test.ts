@@ -34,7 +34,7 @@ function expectUsageError(r: { code: number; out: string; err: string }, command
   expect(usage).toMatch(new RegExp(`^usage: vlmoe-data ${command === '' || command === 'help' ? '<command>' : command}`));
 }
 
-const COMMANDS = ['convert', 'inspect', 'synth', 'tokenizer'] as const;
+const COMMANDS = ['convert', 'inspect', 'split', 'synth', 'tokenizer'] as const;
 
 describe('vlmoe-data command line: help, version, usage errors (every command)', () => {
   test('--help / -h / help print the usage on stdout and exit 0', async () => {

@@ -10,6 +10,7 @@ import { didYouMean } from '@vlmoe/util';
 import { UsageError, VERSION, type CliIO } from './command_line.js';
 import { CONVERT_USAGE, convertCommand } from './convert.js';
 import { INSPECT_USAGE, inspectCommand } from './inspect.js';
+import { SPLIT_USAGE, splitCommand } from './split.js';
 import { SYNTH_USAGE, synthCommand } from './synth.js';
 import { TOKENIZER_USAGE, tokenizerCommand } from './tokenizer.js';
 
@@ -21,6 +22,8 @@ commands:
   convert --to-file <in> <out.arrow>   rewrite an Arrow IPC stream (e.g. a Hugging Face datasets
                                        cache file) as an IPC file, as the DataLoader needs
   inspect <file.arrow>...              schema, kind, rows, batches and the first rows of Arrow files
+  split <in> <rest.arrow> <held.arrow> carve a held-out split (a dev set) from a dataset file,
+                                       whole images / statements at a time
   synth <out-dir>                      generate the synthetic shapes-world dataset
   tokenizer <out.json> <file.arrow>... build a WordPiece tokenizer.json from the texts of Arrow files
   help [<command>]                     this text, or a command's usage
@@ -28,7 +31,7 @@ commands:
 'vlmoe-data <command> --help' lists a command's options; --version prints the version.
 `;
 
-const USAGES: Record<string, string> = { convert: CONVERT_USAGE, inspect: INSPECT_USAGE, synth: SYNTH_USAGE, tokenizer: TOKENIZER_USAGE };
+const USAGES: Record<string, string> = { convert: CONVERT_USAGE, inspect: INSPECT_USAGE, split: SPLIT_USAGE, synth: SYNTH_USAGE, tokenizer: TOKENIZER_USAGE };
 const COMMANDS = [...Object.keys(USAGES), 'help'];
 
 export const processIO: CliIO = {
@@ -46,6 +49,9 @@ async function dispatch(argv: string[], io: CliIO): Promise<number> {
       return 0;
     case 'inspect':
       return (await inspectCommand(rest, io)) > 0 ? 1 : 0;
+    case 'split':
+      await splitCommand(rest, io);
+      return 0;
     case 'synth':
       await synthCommand(rest, io);
       return 0;
