@@ -42,6 +42,13 @@ describe('published JSON Schemas', () => {
     // a bench config without a seed is a study config at the default seeds (the real-data study is run so)
     expect(real.seed).toBeUndefined();
     expect(study(real), JSON.stringify(study.errors)).toBe(true);
+    // the real-data study with the search is the real-data bench config plus seeds and the search (kept in step)
+    const realSearch = JSON.parse(readFileSync(here('../recipes/real-data-search.json'), 'utf8'));
+    expect(study(realSearch), JSON.stringify(study.errors)).toBe(true);
+    const { $schema: _s1, name: _n1, seeds, search, ...restSearch } = realSearch;
+    const { $schema: _s2, name: _n2, ...restReal } = real;
+    expect(restSearch).toEqual(restReal);
+    expect({ seeds, search }).toEqual({ seeds: [0, 1, 2], search: shapesSearch.search });
     const ds = validator('deepspeed');
     expect(ds({ train_batch_size: 32, zero_optimization: { stage: 2 }, optimizer: { type: 'adamw', params: { lr: 1e-3, betas: [0.9, 0.98] } }, bf16: { enabled: true } }), JSON.stringify(ds.errors)).toBe(true);
   });
