@@ -91,8 +91,14 @@ describe('converters on the real shared data', () => {
       expect(rep).toMatchObject({ rows: nImages, images: nImages, texts: nQuestions });
       const vocab = AnswerVocab.load(join(tmp.path, `easyvqa_${split}_answers.json`));
       expect(vocab.size).toBe(13);
-      const annotations = JSON.parse(readFileSync(join(tmp.path, `easyvqa_${split}_annotations.json`), 'utf8'));
+      const annotations = JSON.parse(readFileSync(join(tmp.path, `easyvqa_${split}_annotations.json`), 'utf8')) as Record<string, { answers: string[]; answerType: string }>;
       expect(Object.keys(annotations).length).toBe(nQuestions);
+      // each entry: the 10 agreeing answers and the answer type of easy-VQA's generator
+      const raw0 = JSON.parse(readFileSync(join(SHARED_DATA, 'easy-vqa', split, 'questions.json'), 'utf8')) as [string, string, number][];
+      const typeOf = (a: string) => (a === 'yes' || a === 'no' ? 'yes/no' : ['circle', 'rectangle', 'triangle'].includes(a) ? 'shape' : 'color');
+      raw0.forEach(([, answer], i) => expect(annotations[String(i)]).toEqual({ answers: new Array(10).fill(answer), answerType: typeOf(answer) }));
+      const types = new Set(Object.values(annotations).map((a) => a.answerType));
+      expect([...types].sort()).toEqual(['color', 'shape', 'yes/no']);
       const { rows, images } = await readBack(out, 'vqa');
       const qs = rows.reduce((n, r) => n + (r.questions as string[]).length, 0);
       expect(qs).toBe(nQuestions);
@@ -175,6 +181,8 @@ describe('converters on the other real layouts (built from the shared files)', (
           image_id: 100 + img,
           multiple_choice_answer: [...counts].sort((a, b) => b[1] - a[1])[0]![0],
           answers: answers.map((a, j) => ({ answer: a, answer_confidence: 'yes', answer_id: j + 1 })),
+          answer_type: ['yes/no', 'number', 'other'][(img + k) % 3],
+          question_type: ['is the', 'how many', 'what color is the'][(img + k) % 3],
         });
         qid++;
       }
@@ -199,6 +207,10 @@ describe('converters on the other real layouts (built from the shared files)', (
     expect((r0.answer_labels as number[][])[1]).toEqual([vocab.label('2')]);
     // question 2: red ×9 after normalisation ('red.' and 'Red')
     expect((r0.answer_scores as number[][])[2]).toEqual([1]);
+    // the annotations sidecar: each question's raw answers with its official types
+    const side = JSON.parse(readFileSync(join(d, 'vqa_train_annotations.json'), 'utf8')) as Record<string, unknown>;
+    expect(side['1001']).toEqual({ answers: patterns[1], answerType: 'number', questionType: 'how many' });
+    expect(Object.keys(side).length).toBe(12);
     // test split: questions only
     writeFileSync(join(d, 'q_test.json'), JSON.stringify({ data_subtype: 'train2014', questions: questions.slice(0, 3) }));
     const out2 = join(d, 'vqa_test.arrow');

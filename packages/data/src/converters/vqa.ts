@@ -8,7 +8,9 @@
  * files to get VQAv2's 3,129 — or a saved vocabulary. Test splits (no annotations) get empty
  * answer lists. Two sidecars are written beside the Arrow file: `<stem>_answers.json` (the
  * vocabulary; label = index) and `<stem>_annotations.json` (question_id → the raw annotator
- * answers, what the official VQA accuracy needs).
+ * answers, what the official VQA accuracy needs; where the question's types are known —
+ * VQAv2's `answer_type` / `question_type`, easy-VQA's answer type from its answer — the entry
+ * is `{answers, answerType, questionType}`, and the accuracy is also reported per type).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,6 +42,23 @@ interface Question {
   question: string;
   questionId: number;
   annotators: string[];
+  /** The official `answer_type` ("yes/no", "number", "other"; easy-VQA: "yes/no", "shape", "color"). */
+  answerType?: string;
+  /** The official `question_type` (the question's first words, "what color is the"). */
+  questionType?: string;
+}
+
+/** easy-VQA's answer types (its generator asks about a shape's shape, its colour, or yes/no). */
+export const EASY_VQA_ANSWER_TYPES: Readonly<Record<string, string>> = {
+  yes: 'yes/no', no: 'yes/no',
+  circle: 'shape', rectangle: 'shape', triangle: 'shape',
+  red: 'color', green: 'color', blue: 'color', black: 'color', gray: 'color', teal: 'color', brown: 'color', yellow: 'color',
+};
+
+/** A question's entry in `<stem>_annotations.json`: its answers, with its types where known. */
+function annotationEntry(q: Question): string[] | { answers: string[]; answerType?: string; questionType?: string } {
+  if (q.answerType === undefined && q.questionType === undefined) return q.annotators;
+  return { answers: q.annotators, ...(q.answerType !== undefined ? { answerType: q.answerType } : {}), ...(q.questionType !== undefined ? { questionType: q.questionType } : {}) };
 }
 
 function resolveVocab(vocab: AnswerVocab | string | undefined, from: string[], minCount: number): AnswerVocab | null {
@@ -66,7 +85,7 @@ async function writeVqa(
   options: ConvertOptions,
 ): Promise<ConvertReport> {
   const s = new ConvertSession(out, label, byImage.size, options);
-  const annotations: Record<string, string[]> = {};
+  const annotations: Record<string, ReturnType<typeof annotationEntry>> = {};
   await withWriter(out, 'vqa', options, async (w) => {
     for (const [imageId, qs] of byImage) {
       s.progress.tick();
@@ -86,7 +105,7 @@ async function writeVqa(
           labels.push([]);
           scores.push([]);
         }
-        if (q.annotators.length > 0) annotations[String(q.questionId)] = q.annotators;
+        if (q.annotators.length > 0) annotations[String(q.questionId)] = annotationEntry(q);
       }
       w.write({
         image: bytes,
@@ -126,6 +145,7 @@ export async function convertVqa2(input: Vqa2Input, out: string, options: Conver
     });
   const split = input.split ?? (subtype ? subtype.replace(/\d+$/, '') : 'train');
   const annotators = new Map<number, string[]>();
+  const types = new Map<number, { answerType?: string; questionType?: string }>();
   if (input.annotations) {
     const anns = field<unknown[]>(readJsonFile(input.annotations), 'annotations', 'array', input.annotations);
     anns.forEach((a, i) => {
@@ -133,6 +153,11 @@ export async function convertVqa2(input: Vqa2Input, out: string, options: Conver
       const qid = field<number>(a, 'question_id', 'number', w);
       const list = field<unknown[]>(a, 'answers', 'array', w).map((x, k) => field<string>(x, 'answer', 'string', `${w} answers[${k}]`));
       annotators.set(qid, list);
+      const t = a as { answer_type?: unknown; question_type?: unknown };
+      types.set(qid, {
+        ...(typeof t.answer_type === 'string' ? { answerType: t.answer_type } : {}),
+        ...(typeof t.question_type === 'string' ? { questionType: t.question_type } : {}),
+      });
     });
   }
   const vocab = resolveVocab(input.answerVocab, input.vocabFrom ?? (input.annotations ? [input.annotations] : []), input.minAnswerCount ?? 9);
@@ -145,7 +170,7 @@ export async function convertVqa2(input: Vqa2Input, out: string, options: Conver
     if (input.annotations && !annotators.has(questionId)) throw new Error(`${w}: question_id ${questionId} has no entry in ${input.annotations}`);
     let list = byImage.get(imageId);
     if (!list) byImage.set(imageId, (list = []));
-    list.push({ imageId, question, questionId, annotators: annotators.get(questionId) ?? [] });
+    list.push({ imageId, question, questionId, annotators: annotators.get(questionId) ?? [], ...types.get(questionId) });
   });
   return writeVqa(out, `vqav2 ${split}`, split, byImage, (id) => join(input.imageDir, imageName(id)), input.questions, vocab, options);
 }
@@ -188,7 +213,7 @@ export async function convertEasyVqa(input: EasyVqaInput, out: string, options: 
     if (vocab.label(answer) < 0) throw new Error(`${w}: answer '${answer}' is not in ${input.answers}`);
     let q = byImage.get(imageId);
     if (!q) byImage.set(imageId, (q = []));
-    q.push({ imageId, question, questionId: base + i, annotators: new Array<string>(copies).fill(answer) });
+    q.push({ imageId, question, questionId: base + i, annotators: new Array<string>(copies).fill(answer), answerType: EASY_VQA_ANSWER_TYPES[answer] ?? 'other' });
   });
   return writeVqa(out, `easy-vqa ${split}`, split, byImage, (id) => join(input.imageDir, `${id}.png`), input.questions, vocab, options);
 }

@@ -190,6 +190,53 @@ export interface StudyResult {
 }
 
 /** What chance is for the retrieval metrics of a run (1 / candidates). */
+/** A VQA task's accuracy per answer type (where the annotations carry types), mean ± s.d. over seeds per model. */
+export interface StudyVqaByType {
+  task: string;
+  /** Questions of each type in the evaluation split. */
+  counts: Record<string, number>;
+  /** model label → answer type → accuracy (percent). */
+  table: Record<string, Record<string, MeanSd>>;
+}
+
+function vqaByAnswerType(runs: BenchResult[]): StudyVqaByType[] {
+  const out: StudyVqaByType[] = [];
+  const perType = (detail: Record<string, unknown>) => (detail.official as { perAnswerType?: Record<string, { accuracy: number; count: number }> } | null)?.perAnswerType ?? {};
+  for (const task of [...new Set(runs[0]!.report.results.filter((x) => x.kind === 'vqa').map((x) => x.task))]) {
+    const counts: Record<string, number> = {};
+    const table: Record<string, Record<string, MeanSd>> = {};
+    for (const m of runs[0]!.config.models) {
+      const values = new Map<string, number[]>();
+      for (const r of runs) {
+        const res = r.report.results.find((x) => x.model === m.label && x.task === task);
+        for (const [t, v] of Object.entries(res ? perType(res.detail) : {})) {
+          counts[t] = v.count;
+          values.set(t, [...(values.get(t) ?? []), 100 * v.accuracy]);
+        }
+      }
+      table[m.label] = Object.fromEntries([...values].map(([t, v]) => [t, meanSd(v)]));
+    }
+    if (Object.keys(counts).length > 1) out.push({ task, counts, table });
+  }
+  return out;
+}
+
+function vqaByTypeLines(byType: StudyVqaByType[], seeds: number): string[] {
+  return byType.flatMap(({ task, counts, table }) => {
+    const types = Object.keys(counts).sort();
+    return [
+      `## ${task} by answer type`,
+      '',
+      `Accuracy on the questions of each answer type (the types in the dataset's annotations), ${seeds > 1 ? 'mean ± s.d. over seeds' : 'one seed'}, in percent; in brackets the questions of each type.`,
+      '',
+      `| Model | ${types.map((t) => `${t} (${counts[t]})`).join(' | ')} |`,
+      `| --- |${types.map(() => ' ---: |').join('')}`,
+      ...Object.entries(table).map(([m, row]) => `| ${m} | ${types.map((t) => (row[t] ? formatMeanSd(row[t]!) : '–')).join(' | ')} |`),
+      '',
+    ];
+  });
+}
+
 function chanceLine(r: BenchResult): string[] {
   const ret = r.report.results.find((x) => x.kind === 'retrieval');
   const n = Number(ret?.detail.images ?? 0);
@@ -263,6 +310,8 @@ export async function study(config: string | object | null, opts: { seeds?: numb
     }
   }
 
+  const byType = vqaByAnswerType(runs);
+
   // time to quality: per seed from the val curves, combined over seeds
   const ttq = combineTimeToQuality(runs);
   const names = CURVE_METRIC_NAMES;
@@ -319,6 +368,7 @@ export async function study(config: string | object | null, opts: { seeds?: numb
     '',
     ...claims.map((c) => `- ${c.text}`),
     '',
+    ...vqaByTypeLines(byType, seeds.length),
     ...ttqLines,
     ...(searched ? [searched.markdown] : []),
   ].join('\n');
@@ -350,7 +400,7 @@ export async function study(config: string | object | null, opts: { seeds?: numb
   const body = `${markdown}\n${perSeed.join('\n')}\n`;
   const full = svgs.length ? `${body}\n## Learning curves (mean over seeds)\n\n${svgs.map((f) => `![${f}](${f})`).join('\n')}\n` : body;
   T.writeFileAtomicSync(path.join(reportDir, 'report.md'), (w) => w(new TextEncoder().encode(full)));
-  const json = { name: cfg.name, seeds, split: cfg.split, ...json0, table, claims, timeToQuality: ttq, curves, seconds, training, benchRuns: runs.map((r) => r.reportDir), ...(searched ? { search: { seed: searched.seed, steps: searched.steps, models: searched.models } } : {}) };
+  const json = { name: cfg.name, seeds, split: cfg.split, ...json0, table, claims, vqaByAnswerType: byType, timeToQuality: ttq, curves, seconds, training, benchRuns: runs.map((r) => r.reportDir), ...(searched ? { search: { seed: searched.seed, steps: searched.steps, models: searched.models } } : {}) };
   T.writeFileAtomicSync(path.join(reportDir, 'study.json'), (w) => w(new TextEncoder().encode(JSON.stringify(json, null, 1) + '\n')));
   console.log(`\n${markdown}\nreport: ${path.join(reportDir, 'report.md')}`);
   return { table, claims, timeToQuality: ttq, markdown, reportDir, seconds };
