@@ -171,11 +171,15 @@ describe('vlmoe study', () => {
     expect(report).toMatch(/## Hyperparameter search/);
     expect(report).toMatch(/computed on the test split, which the search never saw/);
     expect(report).toMatch(/\| MoE-2E \| (\*\*)?lr 0\.001, moe\.capacityFactor 1(\*\*)? \| (\*\*)?\d+\.\d{4}/);
+    // the effort each model's search took: its trials' training time, as their logs say
+    const minutes = (m: { trials: { run: string }[] }) => m.trials.reduce((a, t) => a + (JSON.parse(readFileSync(join(t.run, 'val.jsonl'), 'utf8').trim().split('\n').pop()!) as { seconds: number }).seconds, 0) / 60;
+    expect(report).toContain(`Search effort per model (the MoE models try each pretraining setting with every MoE setting): MoE-2E 4 trials, ${minutes(moe!).toFixed(1)} min, `);
+    expect(report).toMatch(new RegExp(`; Dense 2 trials, ${minutes(dense!).toFixed(1)} min, [0-9.]+ ?[GTP]?FLOPs\\.`));
     // a rerun reuses the finished trials
     r = spawnSync(process.execPath, [cli, 'study', '--config', cfg], { encoding: 'utf8', timeout: 600_000, env });
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/pretrain moe-t0: .*resuming at step 2/);
-    // a dataset without test files (the real-data recipe's: train and val only) is refused before any trial trains
+    // a dataset without test files is refused before any trial trains
     const noTest = join(dir, 'no-test');
     mkdirSync(noTest, { recursive: true });
     for (const f of readdirSync(join(dir, 'shapes'))) if (!f.includes('_test')) symlinkSync(join(dir, 'shapes', f), join(noTest, f));

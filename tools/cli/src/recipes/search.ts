@@ -14,6 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
+import { formatFlops } from '@vlmoe/eval';
 import type { BenchConfig, BenchModel, SearchConfig } from './schemas.js';
 import { absoluteDataSpec } from './dataset.js';
 import { checkPretrainRecipe, pretrain } from './pretrain.js';
@@ -33,6 +34,9 @@ export interface SearchTrial {
   loss: number;
   zsTr1: number | null;
   zsIr1: number | null;
+  /** The trial's training wall-clock (seconds) and FLOPs (matrix-multiply kernels, forward and backward). */
+  seconds: number;
+  flops: number;
 }
 
 export interface SearchResult {
@@ -107,7 +111,7 @@ export async function search(cfg: Omit<BenchConfig, 'seed'> & { seeds: number[] 
       await pretrain(config, { resume: true });
       const v = lastValidation(path.join(root, t.name));
       if (v.step !== steps || typeof v.metrics.loss !== 'number') throw new Error(`${path.join(root, t.name)}: the trial's last validation is not at step ${steps} with a loss`);
-      trials.push({ pretrain: t.pretrain, moe: t.moe, run: path.join(root, t.name), loss: v.metrics.loss, zsTr1: v.metrics.zs_tr1 ?? null, zsIr1: v.metrics.zs_ir1 ?? null });
+      trials.push({ pretrain: t.pretrain, moe: t.moe, run: path.join(root, t.name), loss: v.metrics.loss, zsTr1: v.metrics.zs_tr1 ?? null, zsIr1: v.metrics.zs_ir1 ?? null, seconds: v.seconds, flops: v.flops });
     }
     const best = trials.reduce((b, t, i) => (t.loss < trials[b]!.loss ? i : b), 0);
     models.push({ id: p.m.id, label: p.m.label, trials, best });
@@ -124,6 +128,8 @@ export async function search(cfg: Omit<BenchConfig, 'seed'> & { seeds: number[] 
       const b = (x: string) => (i === m.best ? `**${x}**` : x);
       return `| ${m.label} | ${b(settingsText(t))} | ${b(t.loss.toFixed(4))} | ${pct(t.zsTr1)} | ${pct(t.zsIr1)} |`;
     })),
+    '',
+    `Search effort per model (the MoE models try each pretraining setting with every MoE setting): ${models.map((m) => `${m.label} ${m.trials.length} trials, ${(m.trials.reduce((a, t) => a + t.seconds, 0) / 60).toFixed(1)} min, ${formatFlops(m.trials.reduce((a, t) => a + t.flops, 0))}FLOPs`).join('; ')}.`,
     '',
   ].join('\n');
   console.log(`\n${markdown}`);
