@@ -20,6 +20,21 @@ const validator = (name: string) => ajv.compile(published(name));
 const dir = mkdtempSync(join(tmpdir(), 'vlmoe-schemas-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** Each case's keys over `base`: the published JSON Schema of `kind` refuses the config, and `vlmoe <kind> --config` exits 1 naming the file and the key. */
+function refusedByBoth(kind: 'pretrain' | 'study', base: object, cases: [object, RegExp][]): void {
+  const schema = validator(kind);
+  for (const [o, re] of cases) {
+    const cfg = { ...base, ...o };
+    expect(schema(cfg), `JSON Schema accepted ${JSON.stringify(o)}`).toBe(false);
+    const file = join(dir, `${kind}.json`);
+    writeFileSync(file, JSON.stringify(cfg));
+    const r = spawnSync(process.execPath, [cli, kind, '--config', file], { encoding: 'utf8', env: { ...process.env, VLMOE_PROGRESS: '0' } });
+    expect(r.status, JSON.stringify(o)).toBe(1);
+    expect(r.stderr).toMatch(re);
+    expect(r.stderr).toContain(file);
+  }
+}
+
 describe('published JSON Schemas', () => {
   test('the files in tools/cli/schemas are what the config schemas say (npm run schemas -w @vlmoe/cli rewrites them)', () => {
     for (const [name, schema] of Object.entries(jsonSchemas())) expect(published(name), name).toEqual(JSON.parse(JSON.stringify(schema)));
@@ -68,33 +83,14 @@ describe('published JSON Schemas', () => {
       [{ engine: { train_batch_size: 'auto' } }, /'train_batch_size' must be an integer, got "auto"/],
       [{ model: { moe: { dropPolicy: 'biggest' } } }, /'model\.moe\.dropPolicy' must be one of "position", "probs", got "biggest"/],
     ];
-    for (const [o, re] of cases) {
-      const recipe = { name: 'x', data: `shapes:${join(dir, 'shapes')}`, runs: join(dir, 'runs'), steps: 1, ...o };
-      expect(pre(recipe), `JSON Schema accepted ${JSON.stringify(o)}`).toBe(false);
-      const file = join(dir, 'r.json');
-      writeFileSync(file, JSON.stringify(recipe));
-      const r = spawnSync(process.execPath, [cli, 'pretrain', '--config', file], { encoding: 'utf8', env: { ...process.env, VLMOE_PROGRESS: '0' } });
-      expect(r.status, JSON.stringify(o)).toBe(1);
-      expect(r.stderr).toMatch(re);
-      expect(r.stderr).toContain(file);
-    }
+    const base = { name: 'x', data: `shapes:${join(dir, 'shapes')}`, runs: join(dir, 'runs') };
+    refusedByBoth('pretrain', { ...base, steps: 1 }, cases);
     // a study config's search block: the same for both
-    const study = validator('study');
-    const models = [{ id: 'a', experts: 4 }, { id: 'b' }];
-    for (const [o, re] of [
+    refusedByBoth('study', { ...base, split: 'test', models: [{ id: 'a', experts: 4 }, { id: 'b' }] }, [
       [{ search: { pretrian: { lr: [1e-3] } } }, /unknown key 'search\.pretrian'/],
       [{ search: { pretrain: { lr: [] } } }, /'search\.pretrain\.lr'/],
       [{ seeds: 1 }, /'seeds' must be an array/],
-    ] as [object, RegExp][]) {
-      const cfg = { name: 'x', data: `shapes:${join(dir, 'shapes')}`, runs: join(dir, 'runs'), split: 'test', models, ...o };
-      expect(study(cfg), `JSON Schema accepted ${JSON.stringify(o)}`).toBe(false);
-      const file = join(dir, 's.json');
-      writeFileSync(file, JSON.stringify(cfg));
-      const r = spawnSync(process.execPath, [cli, 'study', '--config', file], { encoding: 'utf8', env: { ...process.env, VLMOE_PROGRESS: '0' } });
-      expect(r.status, JSON.stringify(o)).toBe(1);
-      expect(r.stderr).toMatch(re);
-      expect(r.stderr).toContain(file);
-    }
+    ]);
     // DeepSpeed's MoE names are valid in the model block for both
     expect(pre({ name: 'x', model: { moe: { capacity_factor: 2, drop_tokens: false, ep_size: 1 } } }), JSON.stringify(pre.errors)).toBe(true);
   });
