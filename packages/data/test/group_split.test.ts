@@ -162,6 +162,9 @@ describe('the held-out groups', () => {
     const none = await cli('split', f, at('x.arrow'), at('y.arrow'), '--fraction', '0.001');
     expect(none.code).toBe(1);
     expect(none.err).toMatch(/c_fwd\.arrow: a fraction of 0\.001 of 257 group\(s\) holds none out/);
+    const all = await cli('split', f, at('x.arrow'), at('y.arrow'), '--fraction', '0.999');
+    expect(all.code).toBe(1);
+    expect(all.err).toMatch(/c_fwd\.arrow: a fraction of 0\.999 of 257 group\(s\) holds every one out/);
     const missing = await cli('split', at('nope.arrow'), at('x.arrow'), at('y.arrow'), '--fraction', '0.5');
     expect(missing.code).toBe(1);
     expect(missing.err).toContain('nope.arrow');

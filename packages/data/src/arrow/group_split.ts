@@ -122,7 +122,9 @@ export async function groupSplit(input: string, out: { rest: string; held: strin
   if (links.length === 0) throw new Error(`${input}: no rows to split`);
   const keys = connectedGroups(links);
   const held = heldOutGroups(keys, o.fraction, seed);
-  if (held.size === 0) throw new Error(`${input}: a fraction of ${o.fraction} of ${new Set(keys).size} group(s) holds none out`);
+  const groups = new Set(keys).size;
+  if (held.size === 0) throw new Error(`${input}: a fraction of ${o.fraction} of ${groups} group(s) holds none out`);
+  if (held.size === groups) throw new Error(`${input}: a fraction of ${o.fraction} of ${groups} group(s) holds every one out`);
 
   const writers = { rest: new ArrowWriter(out.rest, kind), held: new ArrowWriter(out.held, kind) };
   const rows = { rest: 0, held: 0 };
@@ -172,5 +174,5 @@ export async function groupSplit(input: string, out: { rest: string; held: strin
       }
     }
   }
-  return { kind, groupBy: LINKS[kind].what, groups: { rest: new Set(keys).size - held.size, held: held.size }, rows, sidecars };
+  return { kind, groupBy: LINKS[kind].what, groups: { rest: groups - held.size, held: held.size }, rows, sidecars };
 }
