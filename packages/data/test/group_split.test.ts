@@ -5,7 +5,7 @@
  * seed whatever the row order, and bad input named.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../src/cli/main.js';
 import { ArrowReader } from '../src/arrow/reader.js';
@@ -115,9 +115,10 @@ describe('vlmoe-data split on the real training sets', () => {
   }, 60_000);
 });
 
+const make = (i: number): CaptionRow => ({ image: new Uint8Array([i & 255, i >> 8]), caption: [`a caption ${i}`, `another ${i}`], image_id: `img${i}`, split: 'train' });
+
 describe('the held-out groups', () => {
   test('are round(fraction × groups), whatever the order of the rows', async () => {
-    const make = (i: number): CaptionRow => ({ image: new Uint8Array([i & 255, i >> 8]), caption: [`a caption ${i}`, `another ${i}`], image_id: `img${i}`, split: 'train' });
     const n = 257;
     const forward = Array.from({ length: n }, (_, i) => make(i));
     await writeArrowFile(at('c_fwd.arrow'), 'captions', forward, { batchRows: 50 });
@@ -168,7 +169,15 @@ describe('the held-out groups', () => {
     const missing = await cli('split', at('nope.arrow'), at('x.arrow'), at('y.arrow'), '--fraction', '0.5');
     expect(missing.code).toBe(1);
     expect(missing.err).toContain('nope.arrow');
-    // nothing half-written is left behind
     for (const o of ['x.arrow', 'y.arrow']) expect(existsSync(at(o))).toBe(false);
+    // a failure with one output open (the other's folder cannot be made: its parent is a file) leaves nothing behind
+    const stuck = await cli('split', f, at('z.arrow'), join(f, 'held.arrow'), '--fraction', '0.5');
+    expect(stuck.code).toBe(1);
+    expect(readdirSync(tmp.path).filter((n) => n.includes('z.arrow'))).toEqual([]);
+    // a row without its group key is named
+    await writeArrowFile(at('c_null.arrow'), 'captions', [make(0), { ...make(1), image_id: null as unknown as string }]);
+    const nul = await cli('split', at('c_null.arrow'), at('x.arrow'), at('y.arrow'), '--fraction', '0.5');
+    expect(nul.code).toBe(1);
+    expect(nul.err).toMatch(/c_null\.arrow.*row 1.*image_id.*null, so the row belongs to no group/);
   });
 });

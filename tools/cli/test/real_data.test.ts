@@ -61,7 +61,7 @@ describe('real data: prepare-real-data.sh and real-data.json', () => {
     const bench = readFileSync(join(dir, 'runs', `${cfg.name}-seed0`, 'report', 'report.md'), 'utf8');
     expect(bench).toContain(`vlmoe bench ${cfg.name}-seed0 (test split of real)`);
     for (const t of ['easy-VQA', 'NLVR1', 'COCO-mini']) expect(bench).toContain(t);
-    // curves on the dev splits (val.jsonl of each fine-tuning run), the table on the test splits
+    // the fine-tuning runs validated as they trained (finetune evaluates the val split: the dev files), the table is on test
     const runs = join(dir, 'runs', `${cfg.name}-seed0`);
     const vqaRun = readdirSync(runs).find((d) => d.endsWith('-vqa'))!;
     expect(readFileSync(join(runs, vqaRun, 'val.jsonl'), 'utf8').trim().split('\n').length).toBe(2);

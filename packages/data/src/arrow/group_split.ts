@@ -12,10 +12,11 @@
  * function of the file's contents and the seed alone: the same on every machine, and stable
  * when rows are reordered. Rows keep their order and values (the `split` column too: a row
  * says where it came from). VQA sidecars follow their rows: `<stem>_annotations.json` is split
- * by question id, `<stem>_answers.json` (the label vocabulary) is copied beside both outputs.
- * Every output appears atomically.
+ * by question id, `<stem>_answers.json` (the label vocabulary) is copied beside both outputs
+ * (a side with no annotated question gets no annotations file). Each output file appears
+ * atomically; a failure leaves no temporary file.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { readJsonFile, writeFileAtomicSync } from '@vlmoe/util';
 import { ArrowReader } from './reader.js';
@@ -115,7 +116,14 @@ export async function groupSplit(input: string, out: { rest: string; held: strin
   try {
     if (!reader.kind) throw new Error(`${input}: not a captions, vqa or nlvr2 file (columns: ${reader.schema.fields.map((f) => f.name).join(', ')})`);
     kind = reader.kind;
-    for await (const b of reader.batches()) for (let i = 0; i < b.numRows; i++) links.push(LINKS[kind].keys((c) => b.value(c, i)));
+    const KEY_COLUMNS = { captions: ['image_id'], vqa: ['image_id'], nlvr2: ['identifier', 'questions'] }[kind];
+    for await (const b of reader.batches()) {
+      for (let i = 0; i < b.numRows; i++) {
+        // a row without its group key cannot be placed: name it
+        for (const c of KEY_COLUMNS) if (b.value(c, i) === null) throw new Error(`${b.where(i, c)}: null, so the row belongs to no group`);
+        links.push(LINKS[kind].keys((c) => b.value(c, i)));
+      }
+    }
   } finally {
     await reader.close();
   }
@@ -126,53 +134,53 @@ export async function groupSplit(input: string, out: { rest: string; held: strin
   if (held.size === 0) throw new Error(`${input}: a fraction of ${o.fraction} of ${groups} group(s) holds none out`);
   if (held.size === groups) throw new Error(`${input}: a fraction of ${o.fraction} of ${groups} group(s) holds every one out`);
 
-  const writers = { rest: new ArrowWriter(out.rest, kind), held: new ArrowWriter(out.held, kind) };
   const rows = { rest: 0, held: 0 };
   const questionIds = { rest: [] as number[], held: [] as number[] };
+  const sidecars: string[] = [];
   const again = await ArrowReader.open(input, { kind });
+  const writers: Partial<Record<'rest' | 'held', ArrowWriter<DatasetKind>>> = {};
   try {
+    writers.rest = new ArrowWriter(out.rest, kind);
+    writers.held = new ArrowWriter(out.held, kind);
     let r = 0;
     for await (const b of again.batches()) {
       for (let i = 0; i < b.numRows; i++, r++) {
         const side = held.has(keys[r]!) ? 'held' : 'rest';
         const row = b.row(i);
-        writers[side].write(row);
+        writers[side]!.write(row);
         rows[side]++;
-        if (kind === 'vqa') questionIds[side].push(...((row as { question_id: number[] }).question_id ?? []));
+        if (kind === 'vqa') questionIds[side].push(...((row as { question_id: number[] | null }).question_id ?? []));
       }
     }
     if (r !== keys.length) throw new Error(`${input}: changed while it was split (${keys.length} rows, then ${r})`);
+    // a VQA file's sidecars, each beside its output (an output's old sidecar without a counterpart now is removed)
+    if (kind === 'vqa') {
+      const annotations = sidecar(input, 'annotations.json');
+      const answers = sidecar(input, 'answers.json');
+      const all = existsSync(annotations) ? (readJsonFile(annotations) as Record<string, unknown>) : null;
+      for (const side of ['rest', 'held'] as const) {
+        const part: Record<string, unknown> = {};
+        if (all) for (const q of questionIds[side]) if (String(q) in all) part[String(q)] = all[String(q)];
+        const annFile = sidecar(out[side], 'annotations.json');
+        if (Object.keys(part).length > 0) {
+          writeFileAtomicSync(annFile, JSON.stringify(part) + '\n', { mkdir: true });
+          sidecars.push(annFile);
+        } else rmSync(annFile, { force: true });
+        const ansFile = sidecar(out[side], 'answers.json');
+        if (existsSync(answers)) {
+          writeFileAtomicSync(ansFile, readFileSync(answers), { mkdir: true });
+          sidecars.push(ansFile);
+        } else rmSync(ansFile, { force: true });
+      }
+    }
     await writers.rest.close();
     await writers.held.close();
   } catch (e) {
-    await writers.rest.abort();
-    await writers.held.abort();
+    await writers.rest?.abort();
+    await writers.held?.abort();
     throw e;
   } finally {
     await again.close();
-  }
-
-  const sidecars: string[] = [];
-  if (kind === 'vqa') {
-    const annotations = sidecar(input, 'annotations.json');
-    if (existsSync(annotations)) {
-      const all = readJsonFile(annotations) as Record<string, unknown>;
-      for (const side of ['rest', 'held'] as const) {
-        const part: Record<string, unknown> = {};
-        for (const q of questionIds[side]) if (String(q) in all) part[String(q)] = all[String(q)];
-        const file = sidecar(out[side], 'annotations.json');
-        writeFileAtomicSync(file, JSON.stringify(part) + '\n', { mkdir: true });
-        sidecars.push(file);
-      }
-    }
-    const answers = sidecar(input, 'answers.json');
-    if (existsSync(answers)) {
-      for (const side of ['rest', 'held'] as const) {
-        const file = sidecar(out[side], 'answers.json');
-        writeFileAtomicSync(file, readFileSync(answers), { mkdir: true });
-        sidecars.push(file);
-      }
-    }
   }
   return { kind, groupBy: LINKS[kind].what, groups: { rest: groups - held.size, held: held.size }, rows, sidecars };
 }

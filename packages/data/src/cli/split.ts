@@ -6,8 +6,9 @@ export const SPLIT_USAGE = `usage: vlmoe-data split <in.arrow> <rest.arrow> <hel
 
 Carves a held-out split from a captions, vqa or nlvr2 file — a dev set from a training set, so
 that hyperparameters are chosen on data that is neither trained on nor the test set. Whole
-groups go to one side: an image (image_id) for captions and vqa; for nlvr2 the identifier less
-its last -part (NLVR2: a set of image pairs with its statements, NLVR1: a statement). The
+groups go to one side: an image (image_id) for captions and vqa; for nlvr2, rows that share a
+statement text or an identifier less its last -part (NLVR2: a set of image pairs, NLVR1: a
+statement id) are one group. The
 held-out groups are round(F × groups) chosen by a hash of the seed and the group, so the same
 input and seed give the same files on every machine. VQA sidecars follow: the
 <stem>_annotations.json is split by question id, <stem>_answers.json copied beside both.

@@ -13,7 +13,7 @@ import { findSidecar, openEvalLoader, type EvalDataOptions } from './data.js';
 export interface VqaEvalOptions extends EvalDataOptions {
   /** Answer vocabulary (default: `<stem>_answers.json` or `answers.json` beside the file). */
   answers?: string;
-  /** Annotator answers `{question_id: [10 answers]}` (default: `<stem>_annotations.json`). */
+  /** Annotator answers `{question_id: [10 answers] | {answers, answerType?, questionType?}}` (default: `<stem>_annotations.json`). */
   annotations?: string;
   /** Folder for `vqa_results.json` (not written when absent). */
   outDir?: string;

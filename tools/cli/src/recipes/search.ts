@@ -13,15 +13,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as T from '@vlmoe/tensor';
 import { formatFlops } from '@vlmoe/eval';
 import type { BenchConfig, BenchModel, SearchConfig } from './schemas.js';
 import { absoluteDataSpec } from './dataset.js';
 import { checkPretrainRecipe, pretrain } from './pretrain.js';
 import { writeRecipe } from './bench.js';
 import type { ValRow } from './trainer.js';
-
-
 
 type Value = number | string | boolean;
 

@@ -23,8 +23,6 @@ import { STUDY_SCHEMA, SEARCH_SCHEMA, type StudyConfig } from './schemas.js';
 import { openDataset } from './dataset.js';
 import { search, withSettings, type SearchResult } from './search.js';
 
-
-
 /** The repository root (for the committed reference studies of the built-in budgets). */
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
 
@@ -189,7 +187,6 @@ export interface StudyResult {
   seconds: number;
 }
 
-/** What chance is for the retrieval metrics of a run (1 / candidates). */
 /** A VQA task's accuracy per answer type (where the annotations carry types), mean ± s.d. over seeds per model. */
 export interface StudyVqaByType {
   task: string;
@@ -237,6 +234,7 @@ function vqaByTypeLines(byType: StudyVqaByType[], seeds: number): string[] {
   });
 }
 
+/** What chance is for the retrieval metrics of a run (1 / candidates). */
 function chanceLine(r: BenchResult): string[] {
   const ret = r.report.results.find((x) => x.kind === 'retrieval');
   const n = Number(ret?.detail.images ?? 0);
