@@ -327,11 +327,12 @@ describe('generateShapesWorld', () => {
     const vocab = AnswerVocab.load(join(dir, 'answers.json'));
     const qids = new Set<number>();
     const imageIds = new Set<number>();
+    const seenTypes = new Set<string>();
     let questions = 0;
     for (const split of SHAPES_WORLD_SPLITS) {
       const t = readTable(join(dir, `vqa_${split}.arrow`));
       const caps = readTable(join(dir, `captions_${split}.arrow`));
-      const ann = JSON.parse(readFileSync(join(dir, `vqa_${split}_annotations.json`), 'utf8')) as Record<string, string[]>;
+      const ann = JSON.parse(readFileSync(join(dir, `vqa_${split}_annotations.json`), 'utf8')) as Record<string, { answers: string[]; questionType: string; answerType: string }>;
       const sc = JSON.parse(readFileSync(join(dir, `scenes_${split}.json`), 'utf8')) as { images: { image_id: number; scene: Scene }[] };
       expect(sc.images).toHaveLength(t.numRows);
       let splitQuestions = 0;
@@ -356,8 +357,15 @@ describe('generateShapesWorld', () => {
         for (let k = 0; k < qs.length; k++) {
           expect(qids.has(ids[k]!)).toBe(false);
           qids.add(ids[k]!);
-          const raw = ann[String(ids[k])]!;
+          const entry = ann[String(ids[k])]!;
+          const raw = entry.answers;
           expect(raw).toHaveLength(10);
+          // the question's type, and the official answer type it falls under, agree with its true answer
+          const kind = /^\d+$/.test(answerOf(qs[k]!, scene)) ? 'number' : ['yes', 'no'].includes(answerOf(qs[k]!, scene)) ? 'yes/no' : 'other';
+          expect(entry.answerType, qs[k]).toBe(kind);
+          expect(entry.questionType, qs[k]).toBe({ number: 'count', 'yes/no': entry.questionType === 'exist' ? 'exist' : 'yesno', other: entry.questionType }[kind]);
+          expect(['color', 'shape', 'size', 'position', 'count', 'exist', 'yesno']).toContain(entry.questionType);
+          seenTypes.add(entry.questionType);
           expect({ answers: answers[k], labels: labels[k], scores: scores[k] }).toEqual(vocab.targets(raw));
           for (const [j, l] of labels[k]!.entries()) expect(vocab.answer(l)).toBe(answers[k]![j]);
           const truth = answerOf(qs[k]!, scene);
@@ -371,6 +379,7 @@ describe('generateShapesWorld', () => {
       questions += splitQuestions;
     }
     expect(qids.size).toBe(questions);
+    expect([...seenTypes].sort()).toEqual(['color', 'count', 'exist', 'position', 'shape', 'size', 'yesno']);
   });
 
   it('NLVR2 rows: two images, one statement, labels true of the scenes', async () => {

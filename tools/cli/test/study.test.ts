@@ -46,6 +46,22 @@ describe('vlmoe study', () => {
     const s = studyJson('a');
     expect(s.seeds).toEqual([0, 1]);
     expect(s.table['MoE-2E']!['VQA acc']!.n).toBe(2);
+    // the shapes world's annotations carry question and answer types: the VQA accuracy per type, over both seeds
+    const byType = (JSON.parse(readFileSync(join(dir, 'a', 'st', 'study', 'study.json'), 'utf8')) as { vqaByType: { task: string; by: string; counts: Record<string, number>; table: Record<string, Record<string, { mean: number; n: number }>> }[] }).vqaByType;
+    expect(byType.map((b) => [b.task, b.by])).toEqual([['VQA', 'answer type'], ['VQA', 'question type']]);
+    const [answerTypes, questionTypes] = byType as [(typeof byType)[0], (typeof byType)[0]];
+    expect(Object.keys(answerTypes.counts).sort()).toEqual(['number', 'other', 'yes/no']);
+    for (const t of Object.keys(questionTypes.counts)) expect(['color', 'shape', 'size', 'position', 'count', 'exist', 'yesno']).toContain(t);
+    const total = (c: Record<string, number>) => Object.values(c).reduce((a, n) => a + n, 0);
+    expect(total(answerTypes.counts)).toBe(total(questionTypes.counts));
+    expect(questionTypes.counts.count).toBe(answerTypes.counts.number);
+    for (const b of byType) for (const t of Object.keys(b.counts)) expect(b.table['MoE-2E']![t]!.n).toBe(2);
+    // each breakdown averages back to the overall accuracy (seed by seed, so also in the mean)
+    for (const b of byType) {
+      const weighted = Object.entries(b.counts).reduce((a, [t, n]) => a + b.table['Dense']![t]!.mean * n, 0) / total(b.counts);
+      expect(weighted).toBeCloseTo(s.table['Dense']!['VQA acc']!.mean, 1);
+    }
+    expect(readFileSync(join(dir, 'a', 'st', 'study', 'report.md'), 'utf8')).toMatch(/## VQA by question type\n\n.*\n\n\| Question type \| Questions \| MoE-2E \| Dense \|/);
     // the default claims: every MoE model against every dense one, on VQA, NLVR, TR@1 and IR@1
     expect(s.claims.map((c) => [c.a, c.b, c.metric])).toEqual([['moe', 'dense', 'vqa'], ['moe', 'dense', 'nlvr'], ['moe', 'dense', 'tr1'], ['moe', 'dense', 'ir1']]);
     for (const c of s.claims) {

@@ -14,15 +14,19 @@ import { ArrowWriter, writeArrowFile } from '../arrow/writer.js';
 import { readJsonFile, writeFileAtomicSync } from '@vlmoe/util';
 import type { AnswerVocab } from '../vqa/answers.js';
 import { captionsFor, DEFAULT_CAPTIONS_PER_IMAGE } from './captions.js';
-import { annotatorAnswers, DEFAULT_QUESTIONS_PER_IMAGE, questionsFor, shapesWorldAnswerVocab, type Question } from './questions.js';
+import { annotatorAnswers, DEFAULT_QUESTIONS_PER_IMAGE, questionsFor, shapesWorldAnswerVocab, type Question, type QuestionType } from './questions.js';
 import { DEFAULT_IMAGE_SIZE, renderSceneSync } from './render.js';
 import { conceptSet, sampleScene, type ConceptsName, type Scene } from './scene.js';
 import { statementFor, type Statement } from './statements.js';
 
 export const SHAPES_WORLD_GENERATOR = 'vlmoe-shapes-world';
 /** Bumped whenever the generated content changes for the same options. */
-/** 2: the identifying caption first among each image's captions; retrieval_{val,test}.arrow. */
-export const SHAPES_WORLD_VERSION = 2;
+/** 2: the identifying caption first among each image's captions; retrieval_{val,test}.arrow.
+ * 3: each question's types in vqa_<split>_annotations.json ({answers, questionType, answerType}). */
+export const SHAPES_WORLD_VERSION = 3;
+
+/** The official VQA answer type of each question type (yes/no, number, other). */
+const ANSWER_TYPE: Record<QuestionType, string> = { color: 'other', shape: 'other', size: 'other', position: 'other', count: 'number', exist: 'yes/no', yesno: 'yes/no' };
 
 /** Splits with a retrieval evaluation file (`retrieval_<split>.arrow`). */
 export const RETRIEVAL_SPLITS = ['val', 'test'] as const;
@@ -277,7 +281,7 @@ export async function generateShapesWorld(outDir: string, options: ShapesWorldOp
     const captionsW = new ArrowWriter(join(outDir, `captions_${split}.arrow`), 'captions', { batchRows: 256 });
     const vqaW = new ArrowWriter(join(outDir, `vqa_${split}.arrow`), 'vqa', { batchRows: 256 });
     const nlvrW = new ArrowWriter(join(outDir, `nlvr2_${split}.arrow`), 'nlvr2', { batchRows: 256 });
-    const annotations: Record<string, string[]> = {};
+    const annotations: Record<string, { answers: string[]; questionType: string; answerType: string }> = {};
     // retrieval candidates: each image with its identifying caption (the first)
     const candidates: { image: Uint8Array; caption: string; image_id: number }[] = [];
     const sceneImages: { image_id: number; scene: Scene }[] = [];
@@ -296,7 +300,7 @@ export async function generateShapesWorld(outDir: string, options: ShapesWorldOp
           answers.push(t.answers);
           labels.push(t.labels);
           scores.push(t.scores);
-          annotations[String(q.question_id)] = q.annotators;
+          annotations[String(q.question_id)] = { answers: q.annotators, questionType: q.type, answerType: ANSWER_TYPE[q.type] };
         }
         vqaW.write({
           image: png,

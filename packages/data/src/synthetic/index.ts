@@ -55,7 +55,9 @@
  *    `question_id = image_id × questionsPerImage + k`, image ids unique over the splits
  *  - `nlvr2_{train,val,test}.arrow` — NLVR2 rows, one statement per pair
  *  - `answers.json` — the answer vocabulary (`AnswerVocab.save`)
- *  - `vqa_{split}_annotations.json` — `{ "<question_id>": [10 raw annotator answers] }`
+ *  - `vqa_{split}_annotations.json` — `{ "<question_id>": {answers: [10 raw annotator answers],
+ *    questionType (color, shape, size, position, count, exist, yesno), answerType (yes/no,
+ *    number, other: the official VQA types)} }`
  *  - `scenes_{split}.json` — `{ split, images: [{image_id, scene}], pairs: [{identifier, left, right}] }`
  *  - `manifest.json` — generator version, resolved options, counts, size and SHA-256 per file;
  *    `ensureShapesWorld` regenerates only when it does not match.

@@ -187,48 +187,55 @@ export interface StudyResult {
   seconds: number;
 }
 
-/** A VQA task's accuracy per answer type (where the annotations carry types), mean ± s.d. over seeds per model. */
+/** A VQA task's accuracy per answer or question type (where the annotations carry types), mean ± s.d. over seeds per model. */
 export interface StudyVqaByType {
   task: string;
+  /** Which breakdown: the official `answer_type` or `question_type` of the annotations. */
+  by: 'answer type' | 'question type';
   /** Questions of each type in the evaluation split. */
   counts: Record<string, number>;
-  /** model label → answer type → accuracy (percent). */
+  /** model label → type → accuracy (percent). */
   table: Record<string, Record<string, MeanSd>>;
 }
 
-function vqaByAnswerType(runs: BenchResult[]): StudyVqaByType[] {
+function vqaByType(runs: BenchResult[]): StudyVqaByType[] {
   const out: StudyVqaByType[] = [];
-  const perType = (detail: Record<string, unknown>) => (detail.official as { perAnswerType?: Record<string, { accuracy: number; count: number }> } | null)?.perAnswerType ?? {};
+  const breakdowns = [['answer type', 'perAnswerType'], ['question type', 'perQuestionType']] as const;
   for (const task of [...new Set(runs[0]!.report.results.filter((x) => x.kind === 'vqa').map((x) => x.task))]) {
-    const counts: Record<string, number> = {};
-    const table: Record<string, Record<string, MeanSd>> = {};
-    for (const m of runs[0]!.config.models) {
-      const values = new Map<string, number[]>();
-      for (const r of runs) {
-        const res = r.report.results.find((x) => x.model === m.label && x.task === task);
-        for (const [t, v] of Object.entries(res ? perType(res.detail) : {})) {
-          counts[t] = v.count;
-          values.set(t, [...(values.get(t) ?? []), 100 * v.accuracy]);
+    for (const [by, key] of breakdowns) {
+      const perType = (detail: Record<string, unknown>) => (detail.official as Record<string, Record<string, { accuracy: number; count: number }> | undefined> | null)?.[key] ?? {};
+      const counts: Record<string, number> = {};
+      const table: Record<string, Record<string, MeanSd>> = {};
+      for (const m of runs[0]!.config.models) {
+        const values = new Map<string, number[]>();
+        for (const r of runs) {
+          const res = r.report.results.find((x) => x.model === m.label && x.task === task);
+          for (const [t, v] of Object.entries(res ? perType(res.detail) : {})) {
+            counts[t] = v.count;
+            values.set(t, [...(values.get(t) ?? []), 100 * v.accuracy]);
+          }
         }
+        table[m.label] = Object.fromEntries([...values].map(([t, v]) => [t, meanSd(v)]));
       }
-      table[m.label] = Object.fromEntries([...values].map(([t, v]) => [t, meanSd(v)]));
+      if (Object.keys(counts).length > 1) out.push({ task, by, counts, table });
     }
-    if (Object.keys(counts).length > 1) out.push({ task, counts, table });
   }
   return out;
 }
 
+/** One table per task and breakdown: a row per type (with its question count), a column per model. */
 function vqaByTypeLines(byType: StudyVqaByType[], seeds: number): string[] {
-  return byType.flatMap(({ task, counts, table }) => {
+  return byType.flatMap(({ task, by, counts, table }) => {
     const types = Object.keys(counts).sort();
+    const models = Object.keys(table);
     return [
-      `## ${task} by answer type`,
+      `## ${task} by ${by}`,
       '',
-      `Accuracy on the questions of each answer type (the types in the dataset's annotations), ${seeds > 1 ? 'mean ± s.d. over seeds' : 'one seed'}, in percent; in brackets the questions of each type.`,
+      `Accuracy on the questions of each ${by} (as the dataset's annotations give it), ${seeds > 1 ? 'mean ± s.d. over seeds' : 'one seed'}, in percent.`,
       '',
-      `| Model | ${types.map((t) => `${t} (${counts[t]})`).join(' | ')} |`,
-      `| --- |${types.map(() => ' ---: |').join('')}`,
-      ...Object.entries(table).map(([m, row]) => `| ${m} | ${types.map((t) => (row[t] ? formatMeanSd(row[t]!) : '–')).join(' | ')} |`),
+      `| ${by[0]!.toUpperCase()}${by.slice(1)} | Questions | ${models.join(' | ')} |`,
+      `| --- | ---: |${models.map(() => ' ---: |').join('')}`,
+      ...types.map((t) => `| ${t} | ${counts[t]} | ${models.map((m) => (table[m]![t] ? formatMeanSd(table[m]![t]!) : '–')).join(' | ')} |`),
       '',
     ];
   });
@@ -308,7 +315,7 @@ export async function study(config: string | object | null, opts: { seeds?: numb
     }
   }
 
-  const byType = vqaByAnswerType(runs);
+  const byType = vqaByType(runs);
 
   // time to quality: per seed from the val curves, combined over seeds
   const ttq = combineTimeToQuality(runs);
@@ -398,7 +405,7 @@ export async function study(config: string | object | null, opts: { seeds?: numb
   const body = `${markdown}\n${perSeed.join('\n')}\n`;
   const full = svgs.length ? `${body}\n## Learning curves (mean over seeds)\n\n${svgs.map((f) => `![${f}](${f})`).join('\n')}\n` : body;
   T.writeFileAtomicSync(path.join(reportDir, 'report.md'), (w) => w(new TextEncoder().encode(full)));
-  const json = { name: cfg.name, seeds, split: cfg.split, ...json0, table, claims, vqaByAnswerType: byType, timeToQuality: ttq, curves, seconds, training, benchRuns: runs.map((r) => r.reportDir), ...(searched ? { search: { seed: searched.seed, steps: searched.steps, models: searched.models } } : {}) };
+  const json = { name: cfg.name, seeds, split: cfg.split, ...json0, table, claims, vqaByType: byType, timeToQuality: ttq, curves, seconds, training, benchRuns: runs.map((r) => r.reportDir), ...(searched ? { search: { seed: searched.seed, steps: searched.steps, models: searched.models } } : {}) };
   T.writeFileAtomicSync(path.join(reportDir, 'study.json'), (w) => w(new TextEncoder().encode(JSON.stringify(json, null, 1) + '\n')));
   console.log(`\n${markdown}\nreport: ${path.join(reportDir, 'report.md')}`);
   return { table, claims, timeToQuality: ttq, markdown, reportDir, seconds };
