@@ -94,7 +94,7 @@ function fnv1a(s: string): number {
 /** Which group keys are held out: the round(fraction × n) smallest hashes (ties by key). */
 export function heldOutGroups(keys: Iterable<string>, fraction: number, seed = 0): Set<string> {
   if (!(fraction > 0 && fraction < 1)) throw new RangeError(`the held-out fraction must be in (0, 1), got ${fraction}`);
-  const unique = [...new Set(keys)];
+  const unique = keys instanceof Set ? [...keys] : [...new Set(keys)];
   const ranked = unique.map((k) => ({ k, h: mixSeed(seed, fnv1a(k), k.length) })).sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
   return new Set(ranked.slice(0, Math.round(fraction * unique.length)).map((r) => r.k));
 }
@@ -120,8 +120,9 @@ export async function groupSplit(input: string, out: { rest: string; held: strin
     for await (const b of reader.batches()) {
       for (let i = 0; i < b.numRows; i++) {
         // a row without its group key cannot be placed: name it
-        for (const c of KEY_COLUMNS) if (b.value(c, i) === null) throw new Error(`${b.where(i, c)}: null, so the row belongs to no group`);
-        links.push(LINKS[kind].keys((c) => b.value(c, i)));
+        const values = new Map(KEY_COLUMNS.map((c) => [c, b.value(c, i)]));
+        for (const [c, v] of values) if (v === null) throw new Error(`${b.where(i, c)}: null, so the row belongs to no group`);
+        links.push(LINKS[kind].keys((c) => values.get(c)));
       }
     }
   } finally {
@@ -129,8 +130,9 @@ export async function groupSplit(input: string, out: { rest: string; held: strin
   }
   if (links.length === 0) throw new Error(`${input}: no rows to split`);
   const keys = connectedGroups(links);
-  const held = heldOutGroups(keys, o.fraction, seed);
-  const groups = new Set(keys).size;
+  const unique = new Set(keys);
+  const held = heldOutGroups(unique, o.fraction, seed);
+  const groups = unique.size;
   if (held.size === 0) throw new Error(`${input}: a fraction of ${o.fraction} of ${groups} group(s) holds none out`);
   if (held.size === groups) throw new Error(`${input}: a fraction of ${o.fraction} of ${groups} group(s) holds every one out`);
 

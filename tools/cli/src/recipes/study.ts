@@ -198,6 +198,20 @@ export interface StudyVqaByType {
   table: Record<string, Record<string, MeanSd>>;
 }
 
+/**
+ * model label → key → mean ± s.d. over seeds of the values `pick` yields for that model in each seed's run
+ * (a key a seed does not yield is averaged over the seeds that do).
+ */
+function seedMeans(runs: BenchResult[], pick: (run: BenchResult, label: string) => Iterable<[string, number]>): Record<string, Record<string, MeanSd>> {
+  const table: Record<string, Record<string, MeanSd>> = {};
+  for (const m of runs[0]!.config.models) {
+    const values = new Map<string, number[]>();
+    for (const r of runs) for (const [k, v] of pick(r, m.label)) values.set(k, [...(values.get(k) ?? []), v]);
+    table[m.label] = Object.fromEntries([...values].map(([k, v]) => [k, meanSd(v)]));
+  }
+  return table;
+}
+
 function vqaByType(runs: BenchResult[]): StudyVqaByType[] {
   const out: StudyVqaByType[] = [];
   const breakdowns = [['answer type', 'perAnswerType'], ['question type', 'perQuestionType']] as const;
@@ -205,18 +219,13 @@ function vqaByType(runs: BenchResult[]): StudyVqaByType[] {
     for (const [by, key] of breakdowns) {
       const perType = (detail: Record<string, unknown>) => (detail.official as Record<string, Record<string, { accuracy: number; count: number }> | undefined> | null)?.[key] ?? {};
       const counts: Record<string, number> = {};
-      const table: Record<string, Record<string, MeanSd>> = {};
-      for (const m of runs[0]!.config.models) {
-        const values = new Map<string, number[]>();
-        for (const r of runs) {
-          const res = r.report.results.find((x) => x.model === m.label && x.task === task);
-          for (const [t, v] of Object.entries(res ? perType(res.detail) : {})) {
-            counts[t] = v.count;
-            values.set(t, [...(values.get(t) ?? []), 100 * v.accuracy]);
-          }
+      const table = seedMeans(runs, function* (r, label) {
+        const res = r.report.results.find((x) => x.model === label && x.task === task);
+        for (const [t, v] of Object.entries(res ? perType(res.detail) : {})) {
+          counts[t] = v.count;
+          yield [t, 100 * v.accuracy];
         }
-        table[m.label] = Object.fromEntries([...values].map(([t, v]) => [t, meanSd(v)]));
-      }
+      });
       if (Object.keys(counts).length > 1) out.push({ task, by, counts, table });
     }
   }
@@ -283,22 +292,16 @@ export async function study(config: string | object | null, opts: { seeds?: numb
   const label = (id: string) => runs[0]!.config.models.find((m) => m.id === id)!.label;
 
   // mean ± s.d. of every headline over seeds
-  const table: Record<string, Record<string, MeanSd>> = {};
   const columns: string[] = [];
-  for (const m of runs[0]!.config.models) {
-    table[m.label] = {};
-    const values = new Map<string, number[]>();
-    for (const r of runs) {
-      for (const tr of r.report.results.filter((x) => x.model === m.label)) {
-        for (const h of tr.headlines) {
-          if (h.value === null) continue;
-          if (!columns.includes(h.column)) columns.push(h.column);
-          values.set(h.column, [...(values.get(h.column) ?? []), h.value]);
-        }
+  const table = seedMeans(runs, function* (r, label) {
+    for (const tr of r.report.results.filter((x) => x.model === label)) {
+      for (const h of tr.headlines) {
+        if (h.value === null) continue;
+        if (!columns.includes(h.column)) columns.push(h.column);
+        yield [h.column, h.value];
       }
     }
-    for (const [c, v] of values) table[m.label]![c] = meanSd(v);
-  }
+  });
 
   // every claim: paired bootstrap over examples, combined over seeds
   const claims: Claim[] = [];
