@@ -5,7 +5,7 @@ with plain PyTorch ops (DeepSpeed itself is not installable here): dense [S, E, 
 weights and dispatch mask, dispatch `einsum("sec,sm->ecm")`, one FFN per expert over its
 [C, M] capacity buffer (a Python loop over a ModuleList, as DeepSpeed's Experts), combine
 `einsum("sec,ecm->sm")`. Timed forward + backward (loss = sum(output) + l_aux), with as many
-threads as our pool. Also times a dense FFN (d -> h -> d) on the same tokens.
+threads as tools/bench/src/torch.ts sets (peer_threads.py). Also times a dense FFN (d -> h -> d) on the same tokens.
 
 Usage: torch_moe.py '<json args>'; prints one JSON object of seconds per step.
 """
@@ -16,6 +16,8 @@ import sys
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from peer_threads import apply_threads
 
 from torch_ops import best  # same timing loop as the ops peer (this folder is on sys.path)
 
@@ -102,10 +104,10 @@ class DeepSpeedMoE(nn.Module):
 
 def main():
     args = json.loads(sys.argv[1])
-    torch.set_num_threads(args["threads"])
+    seen = apply_threads(args)
     torch.manual_seed(0)
     S, d, h = args["S"], args["d"], args["h"]
-    out = {"torch_version": torch.__version__}
+    out = {"torch_version": torch.__version__, **seen}
     x = torch.randn(S, d, requires_grad=True)
 
     def step(model, moe):

@@ -1,13 +1,15 @@
 """PyTorch CPU peer for tools/bench: times the same cases as our benchmark.
 
 Usage: torch_ops.py <ops> '<json args>' ; prints one JSON object (seconds per call).
-Runs with as many threads as our pool (args.threads).
+Runs at the thread setting tools/bench/src/torch.ts passes (peer_threads.py: args.threads, null = default).
 """
 import json
 import sys
 import time
 
 import torch
+
+from peer_threads import apply_threads
 
 
 def best(fn, reps=5, min_time=0.2, warmup=2):
@@ -28,8 +30,7 @@ def best(fn, reps=5, min_time=0.2, warmup=2):
 
 
 def ops(args):
-    torch.set_num_threads(args["threads"])
-    out = {}
+    out = dict(apply_threads(args))
     a = torch.ones(1)
     b = torch.ones(1)
     out["add_1elem"] = best(lambda: a.add(b), min_time=0.3)
@@ -59,8 +60,7 @@ def ops(args):
 
 
 def gemm(args):
-    torch.set_num_threads(args["threads"])
-    out = {}
+    out = dict(apply_threads(args))
     for (M, N, K) in args["shapes"]:
         a = torch.randn(M, K)
         b = torch.randn(K, N)

@@ -2,7 +2,7 @@
 
 The same model as tools/bench/src/train_step.ts: a pre-LN transformer encoder of `blocks`
 blocks (d, heads, ffn, fp32), input [batch, seq, d], MSE loss against a fixed target,
-AdamW. Attention is written out (PyTorch 1.13 has no scaled_dot_product_attention).
+AdamW, at the thread setting tools/bench/src/torch.ts passes (peer_threads.py). Attention is written out (PyTorch 1.13 has no scaled_dot_product_attention).
 Usage: torch_train_step.py '<json args>'; prints one JSON line:
 {"ms": [...per-step ms...], "median_ms": x, "peak_rss_mb": y, "torch_version": ...}
 """
@@ -14,6 +14,8 @@ import sys
 import time
 
 import torch
+
+from peer_threads import apply_threads
 from torch import nn
 
 
@@ -41,7 +43,7 @@ class Block(nn.Module):
 
 def main():
     a = json.loads(sys.argv[1])
-    torch.set_num_threads(a["threads"])
+    seen = apply_threads(a)
     torch.manual_seed(0)
     model = nn.Sequential(*[Block(a["d"], a["heads"], a["ffn"]) for _ in range(a["blocks"])])
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
@@ -59,7 +61,7 @@ def main():
             times.append(dt)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"ms": times, "median_ms": statistics.median(times), "peak_rss_mb": rss_mb,
-                      "loss": float(loss), "torch_version": torch.__version__}))
+                      "loss": float(loss), "torch_version": torch.__version__, **seen}))
 
 
 if __name__ == "__main__":

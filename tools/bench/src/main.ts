@@ -8,13 +8,17 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { benchComm } from './comm.js';
 import { benchData } from './data.js';
-import { benchGemm } from './gemm.js';
+import { benchGemm, gemmBlasChild } from './gemm.js';
 import { benchMoe } from './moe.js';
 import { benchOps } from './ops.js';
 import { benchTrainStep, trainStepChild } from './train_step.js';
 
 const benches: Record<string, () => void | Promise<void>> = { gemm: benchGemm, ops: benchOps, 'train-step': benchTrainStep, data: benchData, moe: benchMoe, comm: benchComm };
 
+if (process.argv[2] === 'gemm-blas-child') {
+  gemmBlasChild(JSON.parse(process.argv[3]!));
+  process.exit(0);
+}
 if (process.argv[2] === 'train-step-child') {
   trainStepChild(JSON.parse(process.argv[3]!));
   process.exit(0);

@@ -1,11 +1,12 @@
 /**
  * Op benchmark: per-op overhead of `a.add(b)` on 1-element tensors (µs per op) and
  * throughput (GB/s of memory traffic) of elementwise ops, a reduction, softmax and
- * layerNorm on 16M-element float32 tensors — against PyTorch CPU in the same run.
+ * layerNorm on 16M-element float32 tensors — against PyTorch CPU in the same run, at its
+ * best thread setting per case (torch.ts).
  */
 import * as T from '@vlmoe/tensor';
-import { makeCase, printTable, timeit, writeResults, type Case } from './report.js';
-import { runTorch } from './torch.js';
+import { bestOverOurThreads, makeCase, printTable, timeit, writeResults, type Case } from './report.js';
+import { peerName, runTorchBest } from './torch.js';
 
 export function benchOps(): void {
   const info = T.nativeInfo();
@@ -13,18 +14,17 @@ export function benchOps(): void {
   const n = quick ? 1 << 20 : 1 << 24;
   const cols = 1024;
   const rows = n / cols;
-  const torch = runTorch('ops', { threads: info.threads, n, rows, cols });
+  const torch = runTorchBest('torch_ops.py', { n, rows, cols }, { argv: ['ops'] });
   const cases: Case[] = [];
-  const peerName = torch ? `PyTorch ${torch.torch_version ?? ''}` : 'PyTorch (not installed)';
-  const p = (k: string) => (torch ? (torch[k] ?? null) : null);
+  const p = (k: string) => (torch ? (torch.values[k] ?? null) : null);
 
   // Per-op overhead: one op per call, freed by the scope it runs in (batches of 1000).
   const a = T.ones([1]).keep();
   const b = T.ones([1]).keep();
   const perOp = timeit(() => T.scope(() => { for (let i = 0; i < 1000; ++i) a.add(b); }), { minTime: 0.3 }) / 1000;
   const perOpDispose = timeit(() => { for (let i = 0; i < 1000; ++i) a.add(b).dispose(); }, { minTime: 0.3 }) / 1000;
-  cases.push(makeCase('a.add(b), 1 element, in scope', 'µs/op', perOp * 1e6, p('add_1elem') === null ? null : p('add_1elem')! * 1e6, peerName, 'lower'));
-  cases.push(makeCase('a.add(b), 1 element, dispose()', 'µs/op', perOpDispose * 1e6, p('add_1elem') === null ? null : p('add_1elem')! * 1e6, peerName, 'lower'));
+  cases.push(makeCase('a.add(b), 1 element, in scope', 'µs/op', perOp * 1e6, p('add_1elem') === null ? null : p('add_1elem')! * 1e6, peerName(torch, 'add_1elem'), 'lower'));
+  cases.push(makeCase('a.add(b), 1 element, dispose()', 'µs/op', perOpDispose * 1e6, p('add_1elem') === null ? null : p('add_1elem')! * 1e6, peerName(torch, 'add_1elem'), 'lower'));
   a.dispose();
   b.dispose();
 
@@ -37,9 +37,9 @@ export function benchOps(): void {
     const gb = (bytes: number, s: number) => bytes / s / 1e9;
     const opts = { reps: 3, minTime: quick ? 0.1 : 0.3 };
     const run = (name: string, key: string, bytes: number, fn: () => unknown) => {
-      const s = timeit(() => T.scope(() => { fn(); }), opts);
+      const { seconds: s, threads } = bestOverOurThreads(() => timeit(() => T.scope(() => { fn(); }), opts));
       const ps = p(key);
-      cases.push(makeCase(`${name} (${n / 2 ** 20}M)`, 'GB/s', gb(bytes, s), ps === null ? null : gb(bytes, ps), peerName, 'higher'));
+      cases.push(makeCase(`${name} (${n / 2 ** 20}M) [ours: ${threads} thread${threads > 1 ? 's' : ''}]`, 'GB/s', gb(bytes, s), ps === null ? null : gb(bytes, ps), peerName(torch, key), 'higher'));
     };
     const f = 4 * n;
     run('add', 'add', 3 * f, () => T.add(x, y));
@@ -51,6 +51,6 @@ export function benchOps(): void {
     run(`softmax [${rows}x${cols}]`, 'softmax', 2 * f, () => T.softmax(m, -1));
     run(`layerNorm [${rows}x${cols}]`, 'layer_norm', 2 * f, () => T.layerNorm(m, cols, w, bias));
   });
-  printTable(`Ops, float32, ${info.threads} threads, kernels = ${info.simd}`, cases);
-  console.log(`\nwrote ${writeResults('ops', cases)}`);
+  printTable(`Ops, float32, each side at its best thread setting (ours: 1 or ${info.threads}), kernels = ${info.simd}`, cases);
+  console.log(`\nwrote ${writeResults('ops', cases, { peerRuns: torch?.runs.map((r) => ({ setting: r.label, ...r.out })) ?? null })}`);
 }

@@ -1,46 +1,122 @@
 /**
- * The PyTorch CPU peer: runs peers/torch_ops.py with Debian's python3-torch
- * (`apt-get install python3-torch`; it installs for /usr/bin/python3). Returns null with a
- * printed note when PyTorch is not installed, so the benchmark still runs.
+ * The PyTorch CPU peers (peers/*.py), run with Debian's python3-torch (`apt-get install
+ * python3-torch`; it installs for /usr/bin/python3; `VLMOE_PYTHON` picks another interpreter).
+ * Without PyTorch the functions return null and print a note, so the benchmark still runs.
+ *
+ * A fair peer runs the way its users run it, at its best settings: every peer is run once per
+ * setting of PEER_SETTINGS — PyTorch's intra-op threads at its default (no `set_num_threads`
+ * call), 1 and 2, each with OpenBLAS's own thread count at its default and at
+ * `OPENBLAS_NUM_THREADS=1` — and each timed case keeps its best setting, named in the report.
+ * (Debian's build pairs an OpenMP pool with a threaded OpenBLAS: `set_num_threads(2)` on two
+ * cores can oversubscribe and run 2–3x slower than the default.)
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-function python(): string | null {
+const NOT_INSTALLED = 'note: PyTorch is not installed, so the PyTorch column stays empty. Install it with: sudo apt-get install -y python3-torch';
+
+let cachedPython: string | null | undefined;
+/** The first interpreter of VLMOE_PYTHON, /usr/bin/python3, python3 that imports torch. */
+export function torchPython(): string | null {
+  if (cachedPython !== undefined) return cachedPython;
+  cachedPython = null;
   for (const p of [process.env.VLMOE_PYTHON, '/usr/bin/python3', 'python3']) {
     if (!p) continue;
     const r = spawnSync(p, ['-c', 'import torch'], { encoding: 'utf8' });
-    if (r.status === 0) return p;
+    if (r.status === 0) return (cachedPython = p);
   }
-  return null;
+  return cachedPython;
 }
 
-/** Runs a peer script (peers/<script>) with one JSON argument; returns its last JSON line. */
-export function runTorchScript(script: string, args: unknown): Record<string, unknown> | null {
-  const py = python();
-  if (!py) {
-    console.log('note: PyTorch is not installed, so the PyTorch column stays empty. Install it with: sudo apt-get install -y python3-torch');
-    return null;
-  }
+/** One way to run a peer: PyTorch's intra-op threads (null: its default) and OpenBLAS's (null: its default). */
+export interface PeerSetting {
+  threads: number | null;
+  openblasThreads: number | null;
+}
+
+export const PEER_SETTINGS: readonly PeerSetting[] = [null, 1, 2].flatMap((threads) => [null, 1].map((openblasThreads) => ({ threads, openblasThreads })));
+
+/** How a setting reads in a report; `defaultThreads` is what the peer's default turned out to be. */
+export function settingLabel(s: PeerSetting, defaultThreads?: number): string {
+  const t = s.threads === null ? `default${defaultThreads === undefined ? '' : ` (${defaultThreads})`}` : String(s.threads);
+  return `torch threads ${t}, OPENBLAS_NUM_THREADS ${s.openblasThreads ?? 'default'}`;
+}
+
+/** One run of a peer script: its last stdout line, parsed. */
+export function runPeer(script: string, argv: string[], env: Record<string, string | undefined> = {}): Record<string, unknown> {
+  const py = torchPython();
+  if (!py) throw new Error(NOT_INSTALLED);
   const path = join(dirname(fileURLToPath(import.meta.url)), '..', 'peers', script);
-  const r = spawnSync(py, [path, JSON.stringify(args)], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (r.status !== 0) throw new Error(`PyTorch peer failed (${py} ${path}):\n${r.stderr}`);
+  const childEnv: Record<string, string | undefined> = { ...process.env };
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) delete childEnv[k];
+    else childEnv[k] = v;
+  }
+  const r = spawnSync(py, [path, ...argv], { encoding: 'utf8', maxBuffer: 1 << 24, env: childEnv });
+  if (r.status !== 0) throw new Error(`PyTorch peer failed (${Object.entries(env).map(([k, v]) => `${k}=${v ?? ''} `).join('')}${py} ${path} ${argv.join(' ')}):\n${r.stderr}`);
   const lines = r.stdout.trim().split('\n');
   return JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>;
 }
 
-export function runTorch(what: string, args: Record<string, unknown>): Record<string, number> | null {
-  const py = python();
-  if (!py) {
-    console.log('note: PyTorch is not installed, so the PyTorch column stays empty. Install it with: sudo apt-get install -y python3-torch');
+/** A peer's results over the settings: per timed key its best value and the setting that gave it. */
+export interface PeerBest {
+  /** key → the lowest value over the settings (times: lower is better). */
+  values: Record<string, number>;
+  /** key → the label of the setting that gave it. */
+  setting: Record<string, string>;
+  /** key → the index into `runs` that gave it (to read that run's other fields, e.g. its peak RSS). */
+  from: Record<string, number>;
+  runs: { setting: PeerSetting; label: string; out: Record<string, unknown> }[];
+  version: string;
+}
+
+/**
+ * The best of each timed key over the runs (lower is better). A key is timed when `timed(key)`
+ * says so and every run reports it as a number.
+ */
+export function bestOverRuns(runs: PeerBest['runs'], timed: (key: string) => boolean): Pick<PeerBest, 'values' | 'setting' | 'from'> {
+  const values: Record<string, number> = {}, setting: Record<string, string> = {}, from: Record<string, number> = {};
+  if (runs.length === 0) return { values, setting, from };
+  for (const key of Object.keys(runs[0]!.out)) {
+    if (!timed(key) || !runs.every((r) => typeof r.out[key] === 'number' && Number.isFinite(r.out[key]))) continue;
+    let best = 0;
+    for (let i = 1; i < runs.length; i++) if ((runs[i]!.out[key] as number) < (runs[best]!.out[key] as number)) best = i;
+    values[key] = runs[best]!.out[key] as number;
+    setting[key] = runs[best]!.label;
+    from[key] = best;
+  }
+  return { values, setting, from };
+}
+
+/** Keys a peer prints that are not times. */
+const UNTIMED = new Set(['torch_version', 'torch_threads', 'peak_rss_mb', 'loss', 'ms']);
+
+/**
+ * Runs `peers/<script> [...argv] '<json args>'` once per setting (args.threads set to the
+ * setting's PyTorch threads) and keeps each timed key's best. Null when PyTorch is missing.
+ */
+export function runTorchBest(script: string, args: Record<string, unknown>, opts: { argv?: string[]; settings?: readonly PeerSetting[]; timed?: (key: string) => boolean } = {}): PeerBest | null {
+  if (!torchPython()) {
+    console.log(NOT_INSTALLED);
     return null;
   }
-  const script = join(dirname(fileURLToPath(import.meta.url)), '..', 'peers', 'torch_ops.py');
-  if (!existsSync(script)) throw new Error(`missing peer script ${script}`);
-  const r = spawnSync(py, [script, what, JSON.stringify(args)], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (r.status !== 0) throw new Error(`PyTorch peer failed (${py} ${script} ${what}):\n${r.stderr}`);
-  const lines = r.stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]!) as Record<string, number>;
+  const runs: PeerBest['runs'] = [];
+  for (const setting of opts.settings ?? PEER_SETTINGS) {
+    const out = runPeer(script, [...(opts.argv ?? []), JSON.stringify({ ...args, threads: setting.threads })], { OPENBLAS_NUM_THREADS: setting.openblasThreads === null ? undefined : String(setting.openblasThreads) });
+    runs.push({ setting, label: settingLabel(setting, typeof out.torch_threads === 'number' ? out.torch_threads : undefined), out });
+  }
+  const timed = opts.timed ?? ((k: string) => !UNTIMED.has(k));
+  return { ...bestOverRuns(runs, timed), runs, version: String(runs[0]!.out.torch_version ?? '') };
+}
+
+/** Per setting, one line of a peer's result for `key` (the evidence for "best setting"). */
+export function settingLines(peer: PeerBest, key: string, format: (v: number) => string): string[] {
+  return peer.runs.map((r) => `  ${r.label}: ${typeof r.out[key] === 'number' ? format(r.out[key] as number) : '—'}${r.label === peer.setting[key] ? '  ← best' : ''}`);
+}
+
+/** The peer column's name for a key: the PyTorch version, what ran, and the setting that won. */
+export function peerName(peer: PeerBest | null, key: string, what = ''): string {
+  if (!peer) return 'PyTorch (not installed)';
+  return `PyTorch ${peer.version}${what ? ` ${what}` : ''} [${peer.setting[key] ?? 'no result'}]`;
 }
