@@ -1,8 +1,10 @@
 /**
  * Image data benchmark: images/s for decode + random resized crop to 224 (scale 0.5–1,
  * bicubic) + horizontal flip + normalise to float32 CHW over the COCO-mini JPEGs, through
- * `ImagePool` with 0 (in-process), 1 and 2 worker threads — against Pillow doing the same
- * torchvision-style transform in one Python process (peers/pil_data.py), in the same run.
+ * `ImagePool` with 0 (in-process), 1 and 2 worker threads — against PyTorch's
+ * `DataLoader(num_workers=2)` over a Dataset doing the same with PIL + torchvision
+ * (peers/torch_data.py), and Pillow doing the same transform in one Python process
+ * (peers/pil_data.py, a per-core reference), in the same run.
  *
  * Both sides read the encoded bytes into memory first. Ours is driven like a loader drives it:
  * batches of 32, four batches in flight, through a pool that has been warmed up (worker start,
@@ -10,7 +12,7 @@
  * runs in its own child process (one configuration's leftovers — heap, allocator arenas —
  * measurably slow the next one down in a shared process). Rounds are interleaved with
  * Pillow's and the best round of each counts (the machines are noisy).
- * Bar from the issue: ≥ 2× Pillow's single-process rate with 2 workers.
+ * Bar (issue 21): ≥ 1.5× PyTorch's DataLoader with 2 workers, on our DataLoader path with 2 workers.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -19,6 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ImagePool, type ImageJob, type ImageTransformSpec } from '@vlmoe/data';
 import { makeCase, printTable, writeResults, type Case } from './report.js';
+import { runPeer, torchPython } from './torch.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '..', '..', '..');
@@ -57,6 +60,15 @@ function runPillow(py: string, files: string[], count: number, rounds: number, s
   if (r.status !== 0) throw new Error(`Pillow peer failed (${py} ${script}):\n${r.stderr}`);
   const out = lastJson<{ images_per_s: number; rounds: number[]; pil_version: string }>(r.stdout);
   return { imagesPerS: out.images_per_s, rounds: out.rounds, version: out.pil_version };
+}
+
+/** PyTorch's DataLoader with `workers` worker processes over the same bytes (null without torch + torchvision). */
+function runTorchLoader(files: string[], count: number, rounds: number, seed: number, workers: number): PeerResult | null {
+  const py = torchPython();
+  if (!py || spawnSync(py, ['-c', 'import torchvision'], { encoding: 'utf8' }).status !== 0) return null;
+  const args = { files, count, rounds, workers, batch: BATCH, size: SPEC.size, scale: SPEC.scale, ratio: SPEC.ratio, seed };
+  const out = runPeer('torch_data.py', [JSON.stringify(args)]) as { images_per_s: number; rounds: number[]; torch_version: string; torchvision_version: string };
+  return { imagesPerS: out.images_per_s, rounds: out.rounds, version: `${out.torch_version}, torchvision ${out.torchvision_version}` };
 }
 
 function runChild(args: ChildArgs): OursResult {
@@ -134,12 +146,25 @@ export async function benchData(): Promise<void> {
   const best: OursResult[] = configs.map(() => ({ imagesPerS: 0, cpuMsPerImage: Infinity, rounds: [] }));
   const all: number[][] = configs.map(() => []);
   const peerAll: number[] = [];
+  const loaderAll: number[] = [];
   let peer: PeerResult | null = null;
+  let loader: PeerResult | null = null;
+  let haveLoader = true;
   for (let r = 0; r < reps; r++) {
     if (py) {
       const p = runPillow(py, files, count, rounds, r);
       peerAll.push(...p.rounds);
       if (!peer || p.imagesPerS > peer.imagesPerS) peer = p;
+    }
+    if (haveLoader) {
+      const l = runTorchLoader(files, count, rounds, r, 2);
+      if (l === null) {
+        haveLoader = false;
+        console.log('note: PyTorch / torchvision not found (Debian python3-torch, python3-torchvision), so the DataLoader row has no peer.');
+      } else {
+        loaderAll.push(...l.rounds);
+        if (!loader || l.imagesPerS > loader.imagesPerS) loader = l;
+      }
     }
     for (let k = 0; k < configs.length; k++) {
       const o = runChild({ numWorkers: configs[k]!.numWorkers, into: configs[k]!.into, count, round: r, rounds });
@@ -149,25 +174,32 @@ export async function benchData(): Promise<void> {
   }
 
   const peerName = peer ? `Pillow ${peer.version}, 1 process` : 'Pillow (not installed)';
-  const cases: Case[] = configs.map((c, k) =>
-    makeCase(`decode + RRC 224 + flip + normalise, ${c.name}`, 'images/s', best[k]!.imagesPerS, peer ? peer.imagesPerS : null, peerName, 'higher'),
-  );
+  // the bar: our DataLoader path (2 workers, batches released for reuse) against PyTorch's DataLoader(num_workers=2)
+  const ours2 = 5;
+  const cases: Case[] = [
+    makeCase(`decode + RRC 224 + flip + normalise, ${configs[ours2].name} vs DataLoader`, 'images/s', best[ours2]!.imagesPerS, loader ? loader.imagesPerS : null, loader ? `PyTorch ${loader.version} DataLoader(num_workers=2)` : 'PyTorch DataLoader (not installed)', 'higher'),
+    ...configs.map((c, k) =>
+      makeCase(`decode + RRC 224 + flip + normalise, ${c.name}`, 'images/s', best[k]!.imagesPerS, peer ? peer.imagesPerS : null, peerName, 'higher'),
+    ),
+  ];
   printTable(`Images: COCO-mini JPEGs (${files.length} files, ${count} images per round, best of ${reps * rounds} rounds), ${cpus().length} cores`, cases);
   const fmt = (v: number[]) => v.map((x) => x.toFixed(0)).join('/');
-  console.log(`\nall rounds (images/s): Pillow ${fmt(peerAll)}; ` + configs.map((c, k) => `${c.name} ${fmt(all[k]!)}`).join('; '));
+  console.log(`\nall rounds (images/s): DataLoader ${fmt(loaderAll)}; Pillow ${fmt(peerAll)}; ` + configs.map((c, k) => `${c.name} ${fmt(all[k]!)}`).join('; '));
   console.log('CPU time per image in the best round, all threads of the process (ms): ' + configs.map((c, k) => `${c.name} ${best[k]!.cpuMsPerImage.toFixed(2)}`).join('; '));
   // the bar is judged on the path a trainer takes: the DataLoader with 2 workers, batches released for reuse
-  const two = cases[5]!;
-  const barMet = two.ratio !== null && two.ratio >= 2;
-  console.log(two.ratio === null ? 'bar (2 workers ≥ 2× Pillow): no peer measured' : `bar (2 workers, DataLoader path with release(), ≥ 2× Pillow): ${two.ratio.toFixed(2)}× — ${barMet ? 'met' : 'NOT met'}`);
+  const two = cases[0]!;
+  const barMet = two.ratio !== null && two.ratio >= 1.5;
+  console.log(two.ratio === null ? 'bar (≥ 1.5× PyTorch DataLoader(num_workers=2)): no peer measured' : `bar (2 workers, DataLoader path with release(), ≥ 1.5× PyTorch DataLoader(num_workers=2)): ${two.ratio.toFixed(2)}× — ${barMet ? 'met' : 'NOT met'}`);
+  const perCore = cases[1 + ours2]!;
+  if (perCore.ratio !== null) console.log(`per core against one Pillow process (2 workers ÷ 2): ${(perCore.ratio / 2).toFixed(2)}×`);
   const file = writeResults('data', cases, {
     images: count,
     files: files.length,
     reps,
     roundsPerProcess: rounds,
-    rounds: { pillow: peerAll, ...Object.fromEntries(configs.map((c, k) => [c.name, all[k]])) },
+    rounds: { dataLoader: loaderAll, pillow: peerAll, ...Object.fromEntries(configs.map((c, k) => [c.name, all[k]])) },
     cpuMsPerImage: Object.fromEntries(configs.map((c, k) => [c.name, best[k]!.cpuMsPerImage])),
-    bar: { case: two.case, required: 2, ratio: two.ratio, met: barMet },
+    bar: { case: two.case, required: 1.5, ratio: two.ratio, met: barMet },
   });
   console.log(`\nwrote ${file}`);
 }

@@ -6,6 +6,7 @@
  * settings really reach the peer.
  */
 import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as T from '@vlmoe/tensor';
@@ -64,6 +65,20 @@ describe.skipIf(!torchPython())('PyTorch peers (python3-torch installed)', () =>
     }
     expect(peer.values.torch_threads).toBeUndefined();
     expect(peer.version).toMatch(/^\d+\.\d+/);
+  });
+});
+
+describe.skipIf(!torchPython() || spawnSync(torchPython() ?? 'python3', ['-c', 'import torchvision'], { encoding: 'utf8' }).status !== 0)('the PyTorch DataLoader peer (python3-torchvision installed)', () => {
+  it('runs the torchvision transform through DataLoader workers over the shared COCO-mini JPEGs', () => {
+    const dir = fileURLToPath(new URL('../../../../shared/data/coco-mini/train2017/', import.meta.url));
+    const files = readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort().slice(0, 6).map((f) => dir + f);
+    const out = runPeer('torch_data.py', [JSON.stringify({ files, count: 20, rounds: 2, workers: 2, batch: 8 })]);
+    expect(out).toMatchObject({ images: 20, workers: 2 });
+    expect(out.rounds).toHaveLength(2);
+    expect(out.images_per_s).toBe(Math.max(...(out.rounds as number[])));
+    // the checksum adds one pixel per batch (3 epochs incl. warm-up × 3 batches); Normalize(0.5, 0.5)
+    // maps ToTensor's [0, 1] to [−1, 1]
+    expect(Math.abs(out.checksum as number)).toBeLessThanOrEqual(9);
   });
 });
 
