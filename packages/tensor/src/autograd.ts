@@ -7,6 +7,7 @@
  */
 import type { Tensor } from './tensor.js';
 import { nextTensorId } from './tensor_id.js';
+import { currentRange, timeBackward } from './profiler.js';
 
 export type BackwardFn = (grad: Tensor) => (Tensor | null)[];
 
@@ -14,6 +15,8 @@ export class Node {
   released = false;
   /** Storage versions of `saved` when recorded: an in-place write since then is an error. */
   readonly savedVersions: number[];
+  /** The profiler range the forward ran in (null when not profiling): its backward is booked there. */
+  readonly range: string | null = currentRange();
   constructor(
     readonly name: string,
     readonly inputs: (Tensor | null)[],
@@ -167,7 +170,7 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, opts: Backwa
     const g = grads.get(t);
     grads.delete(t);
     if (g) {
-      const gin = noGrad(() => node.backward(g));
+      const gin = noGrad(() => timeBackward(node.range, () => node.backward(g)));
       for (let i = 0; i < node.inputs.length; ++i) {
         const x = node.inputs[i];
         const gi = gin[i];

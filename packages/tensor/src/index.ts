@@ -10,6 +10,7 @@ export { autocast, autocastDType, type AutocastDType } from './autocast.js';
 export { cudaAvailable, normalizeDevice, type Device } from './device.js';
 export { memory, emptyCache, type MemoryReport } from './storage.js';
 export { flopCount } from './backend/flops.js';
+export { profile, recordFunction, isProfiling, currentRange, profileByFamily, type ProfileRow, type ProfileResult } from './profiler.js';
 export { scope, tidy, keep, scopeDepth } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled, Node, customOp, type BackwardOptions, type BackwardFn } from './autograd.js';
 export { Generator, manualSeed, defaultGenerator } from './generator.js';

@@ -16,7 +16,10 @@
  * Rows: ms/step ours vs twin (goal: ≥ 1.5x), tokens/s, peak RSS (goal: ≤ the twin's), the MoE
  * overhead inside our model (VL-MoE step / dense-twin step; goal ≤ 1.15 at top-1), and
  * achieved GFLOP/s (matrix-multiply FLOPs per step, counted by the kernels) as a fraction of
- * the GEMM peak measured in the same run.
+ * the GEMM peak measured in the same run; and where our step's time goes by op family
+ * (attention, dense FFN and the vision/text split, experts, routing, permute, all-to-all, heads, embeddings, optimizer,
+ * autograd engine, other), from one step under T.profile (forward and backward of a family
+ * together). Data loading is not part of this step: `npm run bench -- data` measures it.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +45,9 @@ export interface StepResult {
   loss: number;
   /** Matrix-multiply FLOPs of one step (forward + backward), as the kernels count them. */
   flops?: number;
+  /** One profiled step: milliseconds per op family (self times; they add up to profile_total_ms). */
+  profile?: { family: string; ms: number }[];
+  profile_total_ms?: number;
 }
 
 /** The models of the bench: [label, experts, k] (0 experts: the dense twin). */
@@ -104,7 +110,27 @@ export function modelChild(a: ModelBenchArgs): void {
   }
   const sorted = [...ms].sort((x, y) => x - y);
   const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
-  console.log(JSON.stringify({ ms, median_ms: median, peak_rss_mb: process.resourceUsage().maxRSS / 1024, loss, flops } satisfies StepResult));
+  const peakRss = process.resourceUsage().maxRSS / 1024;
+  // one more step under the profiler (after the timed ones: its bookkeeping does not touch their times)
+  const prof = T.profile(() => T.scope(() => {
+    opt.zeroGrad();
+    const out = model.forward({ ...batch, generator: new T.Generator(999) });
+    T.recordFunction('backward', () => out.loss.backward());
+    opt.step();
+  }));
+  const profile = T.profileByFamily(prof.rows, opFamily).map((r) => ({ family: r.name, ms: r.selfMs }));
+  console.log(JSON.stringify({ ms, median_ms: median, peak_rss_mb: peakRss, loss, flops, profile, profile_total_ms: prof.totalMs } satisfies StepResult));
+}
+
+/** The op family a profiler range counts in (forward and backward together). */
+export function opFamily(range: string): string {
+  const base = range.replace(/ \(backward\)$/, '');
+  const families: Record<string, string> = {
+    attention: 'attention', ffn: 'FFN dense + modality split', 'moe.experts': 'FFN experts', 'moe.routing': 'routing', 'moe.permute': 'permute',
+    'moe.all-to-all': 'all-to-all', heads: 'heads + losses', embeddings: 'embeddings', optimizer: 'optimizer', backward: 'autograd engine',
+    '(unmarked)': 'other',
+  };
+  return families[base] ?? base;
 }
 
 function runOurs(args: ModelBenchArgs): StepResult {
@@ -176,6 +202,11 @@ export function benchModel(): void {
   for (const r of results) {
     const gflops = (r.ours.flops ?? 0) / (r.ours.median_ms / 1e3) / 1e9;
     console.log(`  ${r.label}: ${((r.ours.flops ?? 0) / 1e9).toFixed(1)} GFLOP per step (matmul kernels), ${gflops.toFixed(0)} GFLOP/s = ${((100 * gflops) / peak).toFixed(0)} % of the peak; ours per thread setting: ${r.ourRuns.map((o) => `${o.threads}: ${o.median_ms.toFixed(0)} ms`).join(', ')}`);
+  }
+  console.log('\nwhere our step goes (one profiled step at the best thread setting; forward + backward per op family, ms and % of the step):');
+  for (const r of results) {
+    const p = r.ours.profile ?? [];
+    console.log(`  ${r.label} (${(r.ours.profile_total_ms ?? 0).toFixed(0)} ms): ${p.map((x) => `${x.family} ${x.ms.toFixed(0)} (${((100 * x.ms) / (r.ours.profile_total_ms ?? 1)).toFixed(0)} %)`).join(', ')}`);
   }
   if (chosen) console.log(`twin setting (chosen on ${MODEL_CASES[0]![0]} over ${PEER_SETTINGS.length} settings × einsum/index): ${results[0]!.twin!.setting.median_ms}, ${chosen.dispatch} dispatch`);
   console.log('\ngoals: step ≥ 1.5x the twin; peak RSS ≤ the twin; MoE overhead ≤ 1.15 at top-1 (ratio ≥ 0.87 above)');

@@ -222,17 +222,20 @@ export class MoE extends T.nn.Module implements ExpertParallelLayer {
     if (x.shape[x.ndim - 1] !== this.hiddenSize) throw new Error(`MoE: input's last dim must be hiddenSize = ${this.hiddenSize}, got shape [${x.shape.join(', ')}]`);
     return T.scope(() => {
       const tokens = x.reshape(-1, this.hiddenSize);
-      const gate = this.gate.forward(tokens);
-      const { row, groupSizes, numRows } = compactRows(gate);
-      const buf = T.moePermute(tokens, row, numRows);
+      // profiler ranges (T.profile): routing, permute, experts, all-to-all
+      const gate = T.recordFunction('moe.routing', () => this.gate.forward(tokens));
+      const { row, groupSizes, numRows } = T.recordFunction('moe.routing', () => compactRows(gate));
+      const buf = T.recordFunction('moe.permute', () => T.moePermute(tokens, row, numRows));
       let y: T.Tensor;
       if (this._group) {
-        const d = this._group.dispatch(buf, groupSizes);
-        y = d.combine(this.experts.forward(d.x, d.groupSizes));
+        const group = this._group;
+        const d = T.recordFunction('moe.all-to-all', () => group.dispatch(buf, groupSizes));
+        const e = T.recordFunction('moe.experts', () => this.experts.forward(d.x, d.groupSizes));
+        y = T.recordFunction('moe.all-to-all', () => d.combine(e));
       } else {
-        y = this.experts.forward(buf, groupSizes);
+        y = T.recordFunction('moe.experts', () => this.experts.forward(buf, groupSizes));
       }
-      let out = T.moeUnpermute(y, row, gate.combineWeight);
+      let out = T.recordFunction('moe.permute', () => T.moeUnpermute(y, row, gate.combineWeight));
       if (this.mlp && this.coefficient) {
         const c = T.softmax(this.coefficient.forward(tokens), -1);
         out = T.add(T.mul(out, c.narrow(1, 0, 1)), T.mul(this.mlp.forward(tokens), c.narrow(1, 1, 1)));

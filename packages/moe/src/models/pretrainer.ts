@@ -104,19 +104,21 @@ export class VLMoPretrainer extends T.nn.Module implements DataParallelModule {
     const samples = x.samples ?? { rows: Array.from({ length: B }, (_, i) => i), total: B };
     const img = bb.forward({ image: x.image, samples });
     const txt = bb.forward({ textIds: x.ids, textMask: x.mask, samples });
-    const { img: ie, txt: te } = this.itc.forward(img.hidden, txt.hidden);
-    const itc = this.itc.loss(ie, te, rankGather(dp));
+    const { img: ie, txt: te } = T.recordFunction('heads', () => this.itc.forward(img.hidden, txt.hidden));
+    const itc = T.recordFunction('heads', () => this.itc.loss(ie, te, rankGather(dp)));
     const fusedMlm = bb.forward({ textIds: x.mlmIds, textMask: x.mask, image: x.image, samples });
-    const mlm = this.mlmLoss(fusedMlm.hidden.narrow(1, 0, fusedMlm.textLen), x.mlmLabels, dp);
-    const neg = this.hardNegatives(ie, te, x, samples, dp);
+    const mlm = T.recordFunction('heads', () => this.mlmLoss(fusedMlm.hidden.narrow(1, 0, fusedMlm.textLen), x.mlmLabels, dp));
+    const neg = T.recordFunction('heads', () => this.hardNegatives(ie, te, x, samples, dp));
     const pos = bb.forward({ textIds: x.ids, textMask: x.mask, image: x.image, samples });
     const negImg = bb.forward({ textIds: x.ids, textMask: x.mask, image: neg.image, samples });
     const negTxt = bb.forward({ textIds: neg.ids, textMask: neg.mask, image: x.image, samples });
-    const pooled = T.cat([pos, negImg, negTxt].map((o) => this.pooler.forward(o.hidden)), 0);
-    const labels = T.tensor([...new Array<number>(B).fill(1), ...new Array<number>(2 * B).fill(0)], { dtype: 'int64', device: pooled.device });
-    const itm = this.itm.loss(pooled, labels);
+    const itm = T.recordFunction('heads', () => {
+      const pooled = T.cat([pos, negImg, negTxt].map((o) => this.pooler.forward(o.hidden)), 0);
+      const labels = T.tensor([...new Array<number>(B).fill(1), ...new Array<number>(2 * B).fill(0)], { dtype: 'int64', device: pooled.device });
+      return this.itm.loss(pooled, labels);
+    });
     const passes = [img, txt, fusedMlm, pos, negImg, negTxt];
-    const moe = passes.reduce((a, o) => T.add(a, o.moeLoss), T.zeros([], { dtype: bb.config.dtype, device: pooled.device }));
+    const moe = passes.reduce((a, o) => T.add(a, o.moeLoss), T.zeros([], { dtype: bb.config.dtype, device: itm.device }));
     const w = this.lossWeights;
     const loss = T.add(T.add(T.add(T.mul(itc, w.itc), T.mul(itm, w.itm)), T.mul(mlm, w.mlm)), moe);
     // expert load: the fused pass of the real pairs (vision and text pools of every MoE block)

@@ -81,11 +81,13 @@ class VLMoBlock extends T.nn.Module {
 
   forward(x: T.Tensor, modality: number[], pass: Pass, mask: T.Tensor | undefined, samples: T.nn.SampleIndex | undefined, acc: { aux: T.Tensor[]; z: T.Tensor[]; dropped: number; counts: Record<string, T.Tensor>; drops: Record<string, number>; entropy: Record<string, number> }): T.Tensor {
     const [B, L, d] = x.shape as [number, number, number];
-    let a = this.attn.forward(this.norm1.forward(x), mask);
-    if (this.gamma1) a = this.gamma1.forward(a);
-    x = T.add(x, this.dropPath.forward(a, samples));
+    x = T.recordFunction('attention', () => {
+      let a = this.attn.forward(this.norm1.forward(x), mask);
+      if (this.gamma1) a = this.gamma1.forward(a);
+      return T.add(x, this.dropPath.forward(a, samples));
+    });
     const flat = x.reshape(B * L, d);
-    const r = pass === 'fused' && this.vl ? this.vl.forward(flat) : this.ffn.forward(flat, modality);
+    const r = T.recordFunction('ffn', () => (pass === 'fused' && this.vl ? this.vl.forward(flat) : this.ffn.forward(flat, modality)));
     acc.aux.push(r.auxLoss);
     acc.z.push(r.zLoss);
     acc.dropped += r.dropped;
@@ -169,12 +171,12 @@ export class VLMo extends T.nn.Module {
       if (textIds.ndim !== 2) throw new Error(`VLMo: textIds must be [B, L], got [${textIds.shape.join(', ')}]`);
       B = textIds.shape[0]!;
       textLen = textIds.shape[1]!;
-      parts.push(this.embedText(textIds));
+      parts.push(T.recordFunction('embeddings', () => this.embedText(textIds)));
     }
     if (image) {
       if (B && image.shape[0] !== B) throw new Error(`VLMo: ${B} texts but ${image.shape[0]} images`);
       B = image.shape[0]!;
-      const e = this.embedImage(image, input.imageTokenType ?? 1);
+      const e = T.recordFunction('embeddings', () => this.embedImage(image, input.imageTokenType ?? 1));
       imageLen = e.shape[1]!;
       parts.push(e);
     }

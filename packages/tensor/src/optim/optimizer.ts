@@ -7,6 +7,7 @@
  * `dispose()` frees them. `step()` runs under noGrad.
  */
 import { enableGrad, noGrad } from '../autograd.js';
+import { recordFunction } from '../profiler.js';
 import { clone, contiguous, cast, fill_ } from '../ops/elementwise.js';
 import { keep } from '../scope.js';
 import { fmtShape, Tensor } from '../tensor.js';
@@ -94,9 +95,9 @@ export abstract class Optimizer<H extends BaseHyper = BaseHyper> {
   step(closure?: () => number): number | undefined {
     let loss: number | undefined;
     if (closure) loss = enableGrad(closure);
-    noGrad(() => {
+    recordFunction('optimizer', () => noGrad(() => {
       for (const g of this.paramGroups) this.stepGroup(g);
-    });
+    }));
     return loss;
   }
 
