@@ -1,6 +1,6 @@
 /**
  * MoE layer benchmark (issue 6): forward + backward (loss = sum(output) + auxLoss, gradients
- * to the input and every parameter) of our MoE layer for S = 4096 tokens, d = 256,
+ * to the input and every parameter) of our MoE layer for S = 4096 and 1024 tokens, d = 256,
  * h = 1024, E ∈ {8, 32}, k ∈ {1, 2}, capacity factor 1, against
  *  (a) DeepSpeed's einsum MoE in PyTorch (peers/torch_moe.py: dense [S, E, C] dispatch and
  *      combine, an FFN per expert), and
@@ -13,10 +13,10 @@ import { MoE } from '@vlmoe/moe';
 import { makeCase, ourThreadSettings, printTable, timeit, writeResults, type Case } from './report.js';
 import { peerName, runTorchBest } from './torch.js';
 
-export function benchMoe(): void {
-  const quick = process.env.VLMOE_BENCH_QUICK === '1';
+/** One token count S: every configuration against the einsum peer and our dense FFN. */
+function benchMoeAt(S: number, quick: boolean): { result: Case[]; ratios: Record<string, { vsEinsum: number | null; vsDense: number }>; peerRuns: unknown } {
   const info = T.nativeInfo();
-  const S = quick ? 512 : 4096, d = 256, h = 1024;
+  const d = 256, h = 1024;
   const cases: [number, number][] = [[8, 1], [32, 1], [8, 2], [32, 2]];
   const opts = { reps: quick ? 1 : 3, minTime: quick ? 0.05 : 0.5 };
   const torch = runTorchBest('torch_moe.py', { S, d, h, cf: 1, minCapacity: 4, cases, reps: opts.reps, minTime: opts.minTime });
@@ -64,17 +64,34 @@ export function benchMoe(): void {
   for (const [E, k] of cases) {
     const s = best[`E${E}_k${k}`]!;
     const ps = torch?.values[`moe_E${E}_k${k}`] ?? null;
-    result.push(makeCase(`MoE E=${E} k=${k} fwd+bwd vs einsum${th(`E${E}_k${k}`)}`, 'ms', s * 1e3, ps === null ? null : ps * 1e3, peerName(torch, `moe_E${E}_k${k}`, 'einsum MoE'), 'lower'));
-    result.push(makeCase(`MoE E=${E} k=${k} fwd+bwd vs our dense FFN${th(`E${E}_k${k}`)}`, 'ms', s * 1e3, denseS * 1e3, `vlmoe dense FFN d→h→d${th('dense')}`, 'lower'));
-    ratios[`E${E}_k${k}`] = { vsEinsum: ps === null ? null : s / ps, vsDense: s / denseS };
+    result.push(makeCase(`MoE S=${S} E=${E} k=${k} fwd+bwd vs einsum${th(`E${E}_k${k}`)}`, 'ms', s * 1e3, ps === null ? null : ps * 1e3, peerName(torch, `moe_E${E}_k${k}`, 'einsum MoE'), 'lower'));
+    result.push(makeCase(`MoE S=${S} E=${E} k=${k} fwd+bwd vs our dense FFN${th(`E${E}_k${k}`)}`, 'ms', s * 1e3, denseS * 1e3, `vlmoe dense FFN d→h→d${th('dense')}`, 'lower'));
+    ratios[`S${S}_E${E}_k${k}`] = { vsEinsum: ps === null ? null : s / ps, vsDense: s / denseS };
   }
-  if (torch?.values.dense !== undefined) result.push(makeCase(`dense FFN fwd+bwd (ours vs PyTorch)${th('dense')}`, 'ms', denseS * 1e3, torch.values.dense * 1e3, peerName(torch, 'dense'), 'lower'));
-  printTable(`MoE layer forward+backward, S=${S}, d=${d}, h=${h}, cf=1, float32, each side at its best thread setting (ours: ${settings.join(' or ')}), GEMM = ${info.blas}`, result);
+  if (torch?.values.dense !== undefined) result.push(makeCase(`dense FFN S=${S} fwd+bwd (ours vs PyTorch)${th('dense')}`, 'ms', denseS * 1e3, torch.values.dense * 1e3, peerName(torch, 'dense'), 'lower'));
+  return { result, ratios, peerRuns: torch?.runs.map((r) => ({ setting: r.label, ...r.out })) ?? null };
+}
+
+export function benchMoe(): void {
+  const quick = process.env.VLMOE_BENCH_QUICK === '1';
+  const info = T.nativeInfo();
+  // S = 4096 (~128 rows per expert at E = 32) and S = 1024 (~32 rows per expert: where a GEMM per expert runs far below peak)
+  const sizes = quick ? [512] : [4096, 1024];
+  const result: Case[] = [];
+  const ratios: Record<string, { vsEinsum: number | null; vsDense: number }> = {};
+  const peerRuns: Record<string, unknown> = {};
+  for (const S of sizes) {
+    const r = benchMoeAt(S, quick);
+    result.push(...r.result);
+    Object.assign(ratios, r.ratios);
+    peerRuns[`S${S}`] = r.peerRuns;
+  }
+  printTable(`MoE layer forward+backward, S = ${sizes.join(' and ')}, d = 256, h = 1024, cf = 1, float32, each side at its best thread setting (ours: ${ourThreadSettings().join(' or ')}), GEMM = ${info.blas}`, result);
   console.log('\ntime ratios (ours / peer; bars: vs einsum ≤ 0.30, vs dense ≤ 1.15 at k = 1):');
   for (const [key, r] of Object.entries(ratios)) {
     const k1 = key.endsWith('k1');
     const e = r.vsEinsum === null ? '—' : `${r.vsEinsum.toFixed(3)}${r.vsEinsum <= 0.3 ? ' ok' : ' OVER'}`;
     console.log(`  ${key}: vs einsum ${e}; vs dense ${r.vsDense.toFixed(3)}${k1 ? (r.vsDense <= 1.15 ? ' ok' : ' OVER') : ' (k = 2: twice the active FLOPs)'}`);
   }
-  console.log(`\nwrote ${writeResults('moe', result, { ratios, peerRuns: torch?.runs.map((r) => ({ setting: r.label, ...r.out })) ?? null })}`);
+  console.log(`\nwrote ${writeResults('moe', result, { ratios, peerRuns })}`);
 }
