@@ -23,6 +23,8 @@ import time
 import numpy as np
 from PIL import Image, __version__ as PIL_VERSION
 
+from peer_common import read_blobs
+
 
 def get_params(rnd, width, height, scale, ratio):
     """torchvision.transforms.RandomResizedCrop.get_params (python random instead of torch.rand)."""
@@ -65,10 +67,7 @@ def transform(data, rnd, size, scale, ratio, mean, std):
 
 def main():
     args = json.loads(sys.argv[1])
-    blobs = []
-    for f in args['files']:
-        with open(f, 'rb') as fh:
-            blobs.append(fh.read())
+    blobs = read_blobs(args['files'])
     size = args.get('size', 224)
     scale = args.get('scale', [0.5, 1.0])
     ratio = args.get('ratio', [3 / 4, 4 / 3])

@@ -25,6 +25,8 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
+from peer_common import read_blobs
+
 
 class Blobs(torch.utils.data.Dataset):
     def __init__(self, blobs, count, transform):
@@ -40,10 +42,7 @@ class Blobs(torch.utils.data.Dataset):
 
 def main():
     a = json.loads(sys.argv[1])
-    blobs = []
-    for f in a['files']:
-        with open(f, 'rb') as fh:
-            blobs.append(fh.read())
+    blobs = read_blobs(a['files'])
     torch.manual_seed(a.get('seed', 0))
     tf = transforms.Compose([
         transforms.RandomResizedCrop(a.get('size', 224), scale=tuple(a.get('scale', [0.5, 1.0])), ratio=tuple(a.get('ratio', [3 / 4, 4 / 3])),

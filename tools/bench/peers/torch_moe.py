@@ -5,7 +5,7 @@ with plain PyTorch ops (DeepSpeed itself is not installable here): dense [S, E, 
 weights and dispatch mask, dispatch `einsum("sec,sm->ecm")`, one FFN per expert over its
 [C, M] capacity buffer (a Python loop over a ModuleList, as DeepSpeed's Experts), combine
 `einsum("sec,ecm->sm")`. Timed forward + backward (loss = sum(output) + l_aux), with as many
-threads as tools/bench/src/torch.ts sets (peer_threads.py). Also times a dense FFN (d -> h -> d) on the same tokens.
+threads as tools/bench/src/torch.ts sets (peer_common.py). Also times a dense FFN (d -> h -> d) on the same tokens.
 
 Usage: torch_moe.py '<json args>'; prints one JSON object of seconds per step.
 """
@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from peer_threads import apply_threads
+from peer_common import apply_threads
 
 from torch_ops import best  # same timing loop as the ops peer (this folder is on sys.path)
 

@@ -1,7 +1,7 @@
 """PyTorch CPU peer for tools/bench: times the same cases as our benchmark.
 
 Usage: torch_ops.py <ops> '<json args>' ; prints one JSON object (seconds per call).
-Runs at the thread setting tools/bench/src/torch.ts passes (peer_threads.py: args.threads, null = default).
+Runs at the thread setting tools/bench/src/torch.ts passes (peer_common.py: args.threads, null = default).
 """
 import json
 import sys
@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from peer_threads import apply_threads
+from peer_common import apply_threads
 
 
 def best(fn, reps=5, min_time=0.2, warmup=2):

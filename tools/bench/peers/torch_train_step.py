@@ -2,21 +2,18 @@
 
 The same model as tools/bench/src/train_step.ts: a pre-LN transformer encoder of `blocks`
 blocks (d, heads, ffn, fp32), input [batch, seq, d], MSE loss against a fixed target,
-AdamW, at the thread setting tools/bench/src/torch.ts passes (peer_threads.py). Attention is written out (PyTorch 1.13 has no scaled_dot_product_attention).
+AdamW, at the thread setting tools/bench/src/torch.ts passes (peer_common.py). Attention is written out (PyTorch 1.13 has no scaled_dot_product_attention).
 Usage: torch_train_step.py '<json args>'; prints one JSON line:
 {"ms": [...per-step ms...], "median_ms": x, "peak_rss_mb": y, "torch_version": ...}
 """
 import json
 import math
-import resource
-import statistics
 import sys
-import time
 
 import torch
-
-from peer_threads import apply_threads
 from torch import nn
+
+from peer_common import apply_threads, time_steps
 
 
 class Block(nn.Module):
@@ -49,19 +46,16 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
     x = torch.randn(a["batch"], a["seq"], a["d"])
     target = torch.randn(a["batch"], a["seq"], a["d"])
-    times = []
-    for i in range(a["warmup"] + a["steps"]):
-        t0 = time.perf_counter()
+
+    def step():
         opt.zero_grad(set_to_none=True)
         loss = torch.nn.functional.mse_loss(model(x), target)
         loss.backward()
         opt.step()
-        dt = (time.perf_counter() - t0) * 1000
-        if i >= a["warmup"]:
-            times.append(dt)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"ms": times, "median_ms": statistics.median(times), "peak_rss_mb": rss_mb,
-                      "loss": float(loss), "torch_version": torch.__version__, **seen}))
+        return loss
+
+    loss, timing = time_steps(step, a["warmup"], a["steps"])
+    print(json.dumps({**timing, "loss": float(loss), "torch_version": torch.__version__, **seen}))
 
 
 if __name__ == "__main__":

@@ -34,10 +34,7 @@ Modes:
 import json
 import math
 import os
-import resource
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +42,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'packages', 'moe', 'test', 'fixtures'))
 import vlmo_twin  # noqa: E402  (the forward twin)
 
-from peer_threads import apply_threads  # noqa: E402
+from peer_common import apply_threads, time_steps  # noqa: E402
 
 # the MoE losses of the current step, one (l_aux, z) per MoE layer call
 MOE_LOSSES = []
@@ -194,22 +191,16 @@ def bench(a):
     mlm_labels[pick] = ids[pick]
     mlm_ids = ids.masked_fill(pick, 3)
     pixels = torch.randn(B, 3, c['imageSize'], c['imageSize'])
-    times = []
-    loss = None
-    for i in range(a['warmup'] + a['steps']):
-        t0 = time.perf_counter()
+    def step():
         opt.zero_grad(set_to_none=True)
         u = torch.rand(2 * B, dtype=torch.float64)
         loss, _ = step_losses(model, c, ids, mask, mlm_ids, mlm_labels, pixels, u, a.get('weights', {}))
         loss.backward()
         opt.step()
-        dt = (time.perf_counter() - t0) * 1000
-        if i >= a['warmup']:
-            times.append(dt)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({'ms': times, 'median_ms': statistics.median(times), 'peak_rss_mb': rss_mb, 'loss': float(loss),
-                      'dispatch': a.get('dispatch', 'einsum'), 'torch_version': torch.__version__, **seen}))
+        return loss
 
+    loss, timing = time_steps(step, a['warmup'], a['steps'])
+    print(json.dumps({**timing, 'loss': float(loss), 'dispatch': a.get('dispatch', 'einsum'), 'torch_version': torch.__version__, **seen}))
 
 if __name__ == '__main__':
     if len(sys.argv) == 3 and sys.argv[1] == 'losses':
