@@ -10,7 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import * as T from '@vlmoe/tensor';
-import { makeCase, printTable, writeResults, type Case } from './report.js';
+import { makeCase, median, printTable, writeResults, type Case } from './report.js';
 
 const require = createRequire(import.meta.url);
 
@@ -62,7 +62,6 @@ export function benchComm(): void {
   // shm and mpi alternate, RUNS times each; each cell is the median over the runs (single
   // runs on a small shared machine vary by ±10–30%)
   const RUNS = Math.max(1, Number(process.env.VLMOE_BENCH_COMM_RUNS ?? 3));
-  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
   // 2 and 4 ranks on a quiet machine, and 2 ranks beside a busy neighbour (one extra process
   // spinning on a core, as on a shared machine: waits must degrade no worse than OpenMPI's)
   for (const [P, busy] of [[2, false], [4, false], [2, true]] as const) {

@@ -20,8 +20,8 @@ import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ImagePool, type ImageJob, type ImageTransformSpec } from '@vlmoe/data';
-import { makeCase, printTable, writeResults, type Case } from './report.js';
-import { runPeer, torchPython } from './torch.js';
+import { lastJsonLine, makeCase, printTable, runChild, writeResults, type Case } from './report.js';
+import { findPython, runPeer, torchPython } from './torch.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '..', '..', '..');
@@ -39,42 +39,26 @@ function cocoFiles(): string[] {
   return readdirSync(cocoDir).filter((f) => f.endsWith('.jpg')).sort().map((f) => join(cocoDir, f));
 }
 
-function python(): string | null {
-  for (const p of [process.env.VLMOE_PYTHON, '/usr/bin/python3', 'python3']) {
-    if (!p) continue;
-    const r = spawnSync(p, ['-c', 'import PIL, numpy'], { encoding: 'utf8' });
-    if (r.status === 0) return p;
-  }
-  return null;
-}
-
-function lastJson<T>(stdout: string): T {
-  const lines = stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]!) as T;
-}
-
 function runPillow(py: string, files: string[], count: number, rounds: number, seed: number): PeerResult {
   const script = join(here, '..', 'peers', 'pil_data.py');
   const args = { files, count, rounds, size: SPEC.size, scale: SPEC.scale, ratio: SPEC.ratio, seed };
   const r = spawnSync(py, [script, JSON.stringify(args)], { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`Pillow peer failed (${py} ${script}):\n${r.stderr}`);
-  const out = lastJson<{ images_per_s: number; rounds: number[]; pil_version: string }>(r.stdout);
+  const out = lastJsonLine<{ images_per_s: number; rounds: number[]; pil_version: string }>(r.stdout, `Pillow peer (${py} ${script})`);
   return { imagesPerS: out.images_per_s, rounds: out.rounds, version: out.pil_version };
 }
 
 /** PyTorch's DataLoader with `workers` worker processes over the same bytes (null without torch + torchvision). */
 function runTorchLoader(files: string[], count: number, rounds: number, seed: number, workers: number): PeerResult | null {
-  const py = torchPython();
-  if (!py || spawnSync(py, ['-c', 'import torchvision'], { encoding: 'utf8' }).status !== 0) return null;
+  // the DataLoader peer runs under the PyTorch peers' interpreter, which must also import torchvision
+  if (!torchPython() || findPython(['torch', 'torchvision']) !== torchPython()) return null;
   const args = { files, count, rounds, workers, batch: BATCH, size: SPEC.size, scale: SPEC.scale, ratio: SPEC.ratio, seed };
   const out = runPeer('torch_data.py', [JSON.stringify(args)]) as { images_per_s: number; rounds: number[]; torch_version: string; torchvision_version: string };
   return { imagesPerS: out.images_per_s, rounds: out.rounds, version: `${out.torch_version}, torchvision ${out.torchvision_version}` };
 }
 
-function runChild(args: ChildArgs): OursResult {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--data-bench-child', JSON.stringify(args)], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (r.status !== 0) throw new Error(`data bench child failed (${JSON.stringify(args)}):\n${r.stderr}`);
-  return lastJson<OursResult>(r.stdout);
+function runOurs(args: ChildArgs): OursResult {
+  return runChild<OursResult>('--data-bench-child', args, { script: fileURLToPath(import.meta.url), what: `data bench child (${JSON.stringify(args)})` });
 }
 
 /** Runs `count` images through the pool, BATCH per run() and IN_FLIGHT runs outstanding. */
@@ -140,7 +124,7 @@ export async function benchData(): Promise<void> {
     { name: '1 worker, runInto reused shared batches (DataLoader with release())', numWorkers: 1, into: 'reuse' },
     { name: '2 workers, runInto reused shared batches (DataLoader with release())', numWorkers: 2, into: 'reuse' },
   ] as const;
-  const py = python();
+  const py = findPython(['PIL', 'numpy']);
   if (!py) console.log('note: Pillow/numpy not found for /usr/bin/python3 (Debian python3-pil, python3-numpy), so the peer column stays empty.');
 
   const best: OursResult[] = configs.map(() => ({ imagesPerS: 0, cpuMsPerImage: Infinity, rounds: [] }));
@@ -167,7 +151,7 @@ export async function benchData(): Promise<void> {
       }
     }
     for (let k = 0; k < configs.length; k++) {
-      const o = runChild({ numWorkers: configs[k]!.numWorkers, into: configs[k]!.into, count, round: r, rounds });
+      const o = runOurs({ numWorkers: configs[k]!.numWorkers, into: configs[k]!.into, count, round: r, rounds });
       all[k]!.push(...o.rounds);
       if (o.imagesPerS > best[k]!.imagesPerS) best[k] = o;
     }

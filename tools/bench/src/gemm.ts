@@ -3,11 +3,9 @@
  * OpenBLAS's cblas_sgemm called directly in the same run, plus the built-in kernel's ratio.
  * Square n = 256..2048 and two transformer shapes. PyTorch's matmul is added when present.
  */
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { native } from '@vlmoe/native-cuda';
 import * as T from '@vlmoe/tensor';
-import { makeCase, printTable, timeit, writeResults, type Case } from './report.js';
+import { makeCase, printTable, runChild, timeit, writeResults, type Case } from './report.js';
 import { peerName, runTorchBest } from './torch.js';
 
 const SHAPES: [number, number, number][] = [
@@ -64,15 +62,10 @@ export function gemmBlasChild(args: BlasChildArgs): void {
 
 /** The OpenBLAS peer under each OPENBLAS_CORETYPE, each in its own process. */
 function blasPeers(shapes: [number, number, number][], quick: boolean): { coretype: string | null; out: Record<string, number | string> }[] {
-  const main = fileURLToPath(new URL('./main.js', import.meta.url));
   return BLAS_CORETYPES.map((coretype) => {
-    const env = { ...process.env };
-    if (coretype === null) delete env.OPENBLAS_CORETYPE;
-    else env.OPENBLAS_CORETYPE = coretype;
     const args: BlasChildArgs = { shapes, reps: quick ? 2 : 5, minTime: quick ? 0.1 : 0.3 };
-    const r = spawnSync(process.execPath, [main, 'gemm-blas-child', JSON.stringify(args)], { encoding: 'utf8', env, maxBuffer: 1 << 24 });
-    if (r.status !== 0) throw new Error(`OpenBLAS peer (OPENBLAS_CORETYPE=${coretype ?? '(unset)'}) failed:\n${r.stderr}`);
-    return { coretype, out: JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number | string> };
+    const out = runChild<Record<string, number | string>>('gemm-blas-child', args, { env: { OPENBLAS_CORETYPE: coretype ?? undefined }, what: `OpenBLAS peer (OPENBLAS_CORETYPE=${coretype ?? '(unset)'})` });
+    return { coretype, out };
   });
 }
 

@@ -21,11 +21,9 @@
  * autograd engine, other), from one step under T.profile (forward and backward of a family
  * together). Data loading is not part of this step: `npm run bench -- data` measures it.
  */
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import * as T from '@vlmoe/tensor';
 import { VLMoPretrainer, preset, type VLMoConfig } from '@vlmoe/moe';
-import { makeCase, ourThreadSettings, printTable, timeit, writeResults, type Case } from './report.js';
+import { makeCase, ourThreadSettings, printTable, runChild, timeit, timeSteps, writeResults, type Case } from './report.js';
 import { PEER_SETTINGS, peerName, runTorchBest, type PeerBest, type PeerSetting } from './torch.js';
 
 export interface ModelBenchArgs {
@@ -92,24 +90,17 @@ export function modelChild(a: ModelBenchArgs): void {
     for (const t of Object.values(b)) t.keep();
     return b;
   });
-  const ms: number[] = [];
-  let loss = 0, flops = 0;
-  for (let i = 0; i < a.warmup + a.steps; i++) {
+  const { ms, medianMs: median, last: { loss, flops } } = timeSteps((i) => {
     const f0 = T.flopCount();
-    const t0 = process.hrtime.bigint();
-    loss = T.scope(() => {
+    const loss = T.scope(() => {
       opt.zeroGrad();
       const out = model.forward({ ...batch, generator: new T.Generator(1000 + i) });
       out.loss.backward();
       opt.step();
       return out.loss.item();
     });
-    const dt = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (i >= a.warmup) ms.push(dt);
-    flops = T.flopCount() - f0;
-  }
-  const sorted = [...ms].sort((x, y) => x - y);
-  const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+    return { loss, flops: T.flopCount() - f0 };
+  }, a.warmup, a.steps);
   const peakRss = process.resourceUsage().maxRSS / 1024;
   // one more step under the profiler (after the timed ones: its bookkeeping does not touch their times)
   const prof = T.profile(() => T.scope(() => {
@@ -134,10 +125,7 @@ export function opFamily(range: string): string {
 }
 
 function runOurs(args: ModelBenchArgs): StepResult {
-  const main = fileURLToPath(new URL('./main.js', import.meta.url));
-  const r = spawnSync(process.execPath, [main, 'model-child', JSON.stringify(args)], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (r.status !== 0) throw new Error(`model child failed (${JSON.stringify({ ...args, config: '…' })}):\n${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as StepResult;
+  return runChild<StepResult>('model-child', args, { what: `model child (${args.config.moe?.numExperts ?? 0} experts, ${args.threads ?? 'default'} threads)` });
 }
 
 /** The best GFLOP/s of our shipped matmul over square and transformer-like shapes (the GEMM peak of this run). */

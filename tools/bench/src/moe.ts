@@ -10,7 +10,7 @@
  */
 import * as T from '@vlmoe/tensor';
 import { MoE } from '@vlmoe/moe';
-import { makeCase, ourThreadSettings, printTable, timeit, writeResults, type Case } from './report.js';
+import { forEachOurThreadSetting, makeCase, ourThreadSettings, printTable, timeit, writeResults, type Case } from './report.js';
 import { peerName, runTorchBest } from './torch.js';
 
 /** One token count S: every configuration against the einsum peer and our dense FFN. */
@@ -43,20 +43,14 @@ function benchMoeAt(S: number, quick: boolean): { result: Case[]; ratios: Record
   }
   const best: Record<string, number> = {};
   const bestThreads: Record<string, number> = {};
-  const settings = ourThreadSettings();
-  try {
-    for (const t of settings) {
-      T.setNumThreads(t);
-      for (let round = 0; round < (quick ? 1 : 4); round++) {
-        for (const c of configs) {
-          const s = timeit(c.fn, { reps: 1, minTime: opts.minTime, warmup: round === 0 ? 2 : 0 });
-          if (s < (best[c.key] ?? Infinity)) [best[c.key], bestThreads[c.key]] = [s, t];
-        }
+  forEachOurThreadSetting((t) => {
+    for (let round = 0; round < (quick ? 1 : 4); round++) {
+      for (const c of configs) {
+        const s = timeit(c.fn, { reps: 1, minTime: opts.minTime, warmup: round === 0 ? 2 : 0 });
+        if (s < (best[c.key] ?? Infinity)) [best[c.key], bestThreads[c.key]] = [s, t];
       }
     }
-  } finally {
-    T.setNumThreads(settings[0]!);
-  }
+  });
   const th = (key: string) => ` [ours: ${bestThreads[key]} thread${bestThreads[key]! > 1 ? 's' : ''}]`;
   const denseS = best.dense!;
   const result: Case[] = [];

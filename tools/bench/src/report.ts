@@ -1,4 +1,5 @@
 /** Result tables and JSON files shaped as DESIGN.md asks (tools/bench/results/<name>.json). */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -74,20 +75,85 @@ export function ourThreadSettings(): number[] {
 }
 
 /**
- * The fastest of `time()` (seconds) over our thread settings, and the setting that gave it
- * (the pool is put back to its default afterwards).
+ * Runs `body` at each of our thread settings (the pool is put back to its default afterwards,
+ * also when `body` throws).
  */
-export function bestOverOurThreads(time: () => number): { seconds: number; threads: number } {
+export function forEachOurThreadSetting(body: (threads: number) => void): void {
   const settings = ourThreadSettings();
-  let best = { seconds: Infinity, threads: settings[0]! };
   try {
     for (const t of settings) {
       setNumThreads(t);
-      const s = time();
-      if (s < best.seconds) best = { seconds: s, threads: t };
+      body(t);
     }
   } finally {
     setNumThreads(settings[0]!);
   }
+}
+
+/** The fastest of `time()` (seconds) over our thread settings, and the setting that gave it. */
+export function bestOverOurThreads(time: () => number): { seconds: number; threads: number } {
+  let best = { seconds: Infinity, threads: ourThreadSettings()[0]! };
+  forEachOurThreadSetting((t) => {
+    const s = time();
+    if (s < best.seconds) best = { seconds: s, threads: t };
+  });
   return best;
+}
+
+/** The median of a non-empty list (the mean of the middle two for an even count). */
+export function median(v: readonly number[]): number {
+  if (v.length === 0) throw new Error('median of an empty list');
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/**
+ * Times `warmup + steps` calls of `step(i)`: the milliseconds of the last `steps`, their
+ * median, and what the last call returned.
+ */
+export function timeSteps<R>(step: (i: number) => R, warmup: number, steps: number): { ms: number[]; medianMs: number; last: R } {
+  const ms: number[] = [];
+  let last!: R;
+  for (let i = 0; i < warmup + steps; i++) {
+    const t0 = process.hrtime.bigint();
+    last = step(i);
+    const dt = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (i >= warmup) ms.push(dt);
+  }
+  return { ms, medianMs: median(ms), last };
+}
+
+/** The last line of a child's stdout, parsed as JSON (children print their result last). */
+export function lastJsonLine<R>(stdout: string, what: string): R {
+  const line = stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as R;
+  } catch {
+    throw new Error(`${what}: its last line of output is not JSON: ${JSON.stringify(line.slice(0, 200))}`);
+  }
+}
+
+/** This process's environment with `changes` applied (an undefined value removes the variable). */
+export function childEnv(changes: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return env;
+}
+
+/**
+ * Runs `node <script> <mode> <JSON args>` in a child process (its own pool, peak RSS and
+ * environment; `env` entries set to undefined are removed) and returns the JSON it printed
+ * last. `script` defaults to this benchmark's main.js, whose child modes are listed there.
+ */
+export function runChild<R>(mode: string, args: unknown, opts: { env?: Record<string, string | undefined>; script?: string; what?: string } = {}): R {
+  const script = opts.script ?? fileURLToPath(new URL('./main.js', import.meta.url));
+  const env = childEnv(opts.env ?? {});
+  const what = opts.what ?? `${mode} child`;
+  const r = spawnSync(process.execPath, [script, mode, JSON.stringify(args)], { encoding: 'utf8', env, maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status ?? r.signal}):\n${r.stderr}`);
+  return lastJsonLine<R>(r.stdout, what);
 }

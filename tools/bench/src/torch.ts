@@ -13,20 +13,33 @@
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { childEnv, lastJsonLine } from './report.js';
 
 const NOT_INSTALLED = 'note: PyTorch is not installed, so the PyTorch column stays empty. Install it with: sudo apt-get install -y python3-torch';
 
-let cachedPython: string | null | undefined;
-/** The first interpreter of VLMOE_PYTHON, /usr/bin/python3, python3 that imports torch. */
-export function torchPython(): string | null {
-  if (cachedPython !== undefined) return cachedPython;
-  cachedPython = null;
+const foundPython = new Map<string, string | null>();
+/**
+ * The first interpreter of VLMOE_PYTHON, /usr/bin/python3, python3 that imports every one of
+ * `modules` (null if none does); remembered per module list.
+ */
+export function findPython(modules: readonly string[]): string | null {
+  const key = modules.join(',');
+  if (foundPython.has(key)) return foundPython.get(key)!;
+  let found: string | null = null;
   for (const p of [process.env.VLMOE_PYTHON, '/usr/bin/python3', 'python3']) {
     if (!p) continue;
-    const r = spawnSync(p, ['-c', 'import torch'], { encoding: 'utf8' });
-    if (r.status === 0) return (cachedPython = p);
+    if (spawnSync(p, ['-c', `import ${modules.join(', ')}`], { encoding: 'utf8' }).status === 0) {
+      found = p;
+      break;
+    }
   }
-  return cachedPython;
+  foundPython.set(key, found);
+  return found;
+}
+
+/** The interpreter the PyTorch peers run with (null without PyTorch). */
+export function torchPython(): string | null {
+  return findPython(['torch']);
 }
 
 /** One way to run a peer: PyTorch's intra-op threads (null: its default) and OpenBLAS's (null: its default). */
@@ -48,15 +61,10 @@ export function runPeer(script: string, argv: string[], env: Record<string, stri
   const py = torchPython();
   if (!py) throw new Error(NOT_INSTALLED);
   const path = join(dirname(fileURLToPath(import.meta.url)), '..', 'peers', script);
-  const childEnv: Record<string, string | undefined> = { ...process.env };
-  for (const [k, v] of Object.entries(env)) {
-    if (v === undefined) delete childEnv[k];
-    else childEnv[k] = v;
-  }
-  const r = spawnSync(py, [path, ...argv], { encoding: 'utf8', maxBuffer: 1 << 24, env: childEnv });
-  if (r.status !== 0) throw new Error(`PyTorch peer failed (${Object.entries(env).map(([k, v]) => `${k}=${v ?? ''} `).join('')}${py} ${path} ${argv.join(' ')}):\n${r.stderr}`);
-  const lines = r.stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>;
+  const what = `PyTorch peer (${Object.entries(env).map(([k, v]) => `${k}=${v ?? ''} `).join('')}${py} ${path} ${argv.join(' ')})`;
+  const r = spawnSync(py, [path, ...argv], { encoding: 'utf8', maxBuffer: 1 << 24, env: childEnv(env) });
+  if (r.status !== 0) throw new Error(`${what} failed:\n${r.stderr}`);
+  return lastJsonLine<Record<string, unknown>>(r.stdout, what);
 }
 
 /** A peer's results over the settings: per timed key its best value and the setting that gave it. */

@@ -5,10 +5,8 @@
  * (peers/torch_train_step.py), each side at its best thread setting (ours: 1 or all cores;
  * PyTorch: torch.ts's settings). Each run is its own process, so peak RSS is its own.
  */
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import * as T from '@vlmoe/tensor';
-import { makeCase, ourThreadSettings, printTable, writeResults, type Case } from './report.js';
+import { makeCase, ourThreadSettings, printTable, runChild, timeSteps, writeResults, type Case } from './report.js';
 import { peerName, runTorchBest, settingLines } from './torch.js';
 
 const { nn } = T;
@@ -51,22 +49,13 @@ export function trainStepChild(cfg: TrainStepConfig): void {
   const opt = new T.optim.AdamW(model.parameters(), { lr: 1e-4, weightDecay: 0.01 });
   const x = T.randn([cfg.batch, cfg.seq, cfg.d], { generator: gen }).keep();
   const target = T.randn([cfg.batch, cfg.seq, cfg.d], { generator: gen }).keep();
-  const ms: number[] = [];
-  let loss = 0;
-  for (let i = 0; i < cfg.warmup + cfg.steps; ++i) {
-    const t0 = process.hrtime.bigint();
-    loss = T.scope(() => {
-      opt.zeroGrad();
-      const l = nn.mseLoss(model.forward(x), target);
-      l.backward();
-      opt.step();
-      return l.item();
-    });
-    const dt = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (i >= cfg.warmup) ms.push(dt);
-  }
-  const sorted = [...ms].sort((a, b) => a - b);
-  const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+  const { ms, medianMs: median, last: loss } = timeSteps(() => T.scope(() => {
+    opt.zeroGrad();
+    const l = nn.mseLoss(model.forward(x), target);
+    l.backward();
+    opt.step();
+    return l.item();
+  }), cfg.warmup, cfg.steps);
   console.log(JSON.stringify({ ms, median_ms: median, peak_rss_mb: process.resourceUsage().maxRSS / 1024, loss, live_bytes: T.memory().cpu.live }));
 }
 
@@ -74,14 +63,11 @@ export function benchTrainStep(): void {
   const quick = process.env.VLMOE_BENCH_QUICK === '1';
   const info = T.nativeInfo();
   const base = { blocks: 4, d: 256, heads: 4, ffn: 1024, seq: 128, batch: 16, warmup: quick ? 1 : 3, steps: quick ? 3 : 20 };
-  const main = fileURLToPath(new URL('./main.js', import.meta.url));
   // ours at each of its thread settings, each in its own child (its own peak RSS); the best counts
   type Run = { threads: number; median_ms: number; peak_rss_mb: number; loss: number };
   const ourRuns: Run[] = ourThreadSettings().map((threads) => {
     const cfg: TrainStepConfig = { ...base, threads };
-    const child = spawnSync(process.execPath, [main, 'train-step-child', JSON.stringify(cfg)], { encoding: 'utf8', maxBuffer: 1 << 24 });
-    if (child.status !== 0) throw new Error(`train-step child failed (${threads} threads):\n${child.stderr}`);
-    return { threads, ...(JSON.parse(child.stdout.trim().split('\n').pop()!) as Omit<Run, 'threads'>) };
+    return { threads, ...runChild<Omit<Run, 'threads'>>('train-step-child', cfg, { what: `train-step child (${threads} threads)` }) };
   });
   const ours = ourRuns.reduce((a, b) => (b.median_ms < a.median_ms ? b : a));
   const torch = runTorchBest('torch_train_step.py', base, { timed: (k) => k === 'median_ms' });

@@ -5,13 +5,12 @@
  * is asserted (speed is what the benchmarks report), only which run is picked and that the
  * settings really reach the peer.
  */
-import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as T from '@vlmoe/tensor';
-import { PEER_SETTINGS, bestOverRuns, peerName, runPeer, runTorchBest, settingLabel, torchPython, type PeerBest } from '../src/torch.js';
-import { ourThreadSettings } from '../src/report.js';
+import { PEER_SETTINGS, bestOverRuns, findPython, peerName, runPeer, runTorchBest, settingLabel, torchPython, type PeerBest } from '../src/torch.js';
+import { ourThreadSettings, runChild } from '../src/report.js';
 
 const run = (label: string, out: Record<string, unknown>): PeerBest['runs'][number] => ({ setting: { threads: null, openblasThreads: null }, label, out });
 
@@ -68,7 +67,7 @@ describe.skipIf(!torchPython())('PyTorch peers (python3-torch installed)', () =>
   });
 });
 
-describe.skipIf(!torchPython() || spawnSync(torchPython() ?? 'python3', ['-c', 'import torchvision'], { encoding: 'utf8' }).status !== 0)('the PyTorch DataLoader peer (python3-torchvision installed)', () => {
+describe.skipIf(!torchPython() || findPython(['torch', 'torchvision']) !== torchPython())('the PyTorch DataLoader peer (python3-torchvision installed)', () => {
   it('runs the torchvision transform through DataLoader workers over the shared COCO-mini JPEGs', () => {
     const dir = fileURLToPath(new URL('../../../../shared/data/coco-mini/train2017/', import.meta.url));
     const files = readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort().slice(0, 6).map((f) => dir + f);
@@ -87,9 +86,7 @@ describe.skipIf(!T.nativeInfo().blasAvailable)('the OpenBLAS peer in its own pro
   for (const coretype of ['Haswell', 'SkylakeX']) {
     it(`OPENBLAS_CORETYPE=${coretype}: the kernels it names, results within the float32 bound of a float64 reference`, () => {
       const args = { shapes: [[64, 48, 96]], reps: 1, minTime: 0.001 };
-      const r = spawnSync(process.execPath, [main, 'gemm-blas-child', JSON.stringify(args)], { encoding: 'utf8', env: { ...process.env, OPENBLAS_CORETYPE: coretype } });
-      expect(r.status, r.stderr).toBe(0);
-      const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number | string>;
+      const out = runChild<Record<string, number | string>>('gemm-blas-child', args, { script: main, env: { OPENBLAS_CORETYPE: coretype } });
       expect(String(out.core).toLowerCase()).toContain(coretype.toLowerCase());
       expect(out['64x48x96']).toBeGreaterThan(0);
       expect(out['64x48x96_err']).toBeGreaterThanOrEqual(0);
