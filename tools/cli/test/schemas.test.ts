@@ -64,6 +64,28 @@ describe('published JSON Schemas', () => {
     const { $schema: _s2, name: _n2, ...restReal } = real;
     expect(restSearch).toEqual(restReal);
     expect({ seeds, search }).toEqual({ seeds: [0, 1, 2], search: shapesSearch.search });
+    // the study at the settings the search chose (run without repeating the search): shapes-search.json
+    // without its search block, each model at values of the search's grid
+    const searched = JSON.parse(readFileSync(here('../recipes/shapes-searched.json'), 'utf8'));
+    expect(study(searched), JSON.stringify(study.errors)).toBe(true);
+    const { $schema: _s3, name: n3, search: grid, models: searchModels, ...restShapes } = shapesSearch;
+    const { $schema: _s4, name: n4, models: searchedModels, ...restSearched } = searched;
+    expect(restSearched).toEqual(restShapes);
+    expect(n4).not.toBe(n3); // its own runs folder
+    expect(searchedModels).toHaveLength(searchModels.length);
+    searchedModels.forEach((m: { pretrain: Record<string, number>; model?: { moe?: Record<string, number> } }, i: number) => {
+      const { pretrain, model, ...rest } = m;
+      const { model: searchModel, ...searchRest } = searchModels[i];
+      expect(rest).toEqual(searchRest);
+      const { moe, ...arch } = model ?? {};
+      expect(arch).toEqual(searchModel ?? {});
+      expect(Object.keys(pretrain)).toEqual(Object.keys(grid.pretrain));
+      for (const [k, v] of Object.entries(pretrain)) expect(grid.pretrain[k]).toContain(v);
+      if (searchRest.experts > 0) {
+        expect(Object.keys(moe ?? {})).toEqual(Object.keys(grid.moe));
+        for (const [k, v] of Object.entries(moe ?? {})) expect(grid.moe[k]).toContain(v);
+      } else expect(moe).toBeUndefined();
+    });
     const ds = validator('deepspeed');
     expect(ds({ train_batch_size: 32, zero_optimization: { stage: 2 }, optimizer: { type: 'adamw', params: { lr: 1e-3, betas: [0.9, 0.98] } }, bf16: { enabled: true } }), JSON.stringify(ds.errors)).toBe(true);
   });
