@@ -38,7 +38,7 @@ export interface NativeInfo {
   /** Micro-kernel of the built-in GEMM on this CPU. */
   gemmKernel: string;
   threads: number;
-  /** Elementwise kernel set: "avx2-fma" or "portable". */
+  /** Elementwise kernel set: "avx512", "avx2-fma" or "portable" (VLMOE_SIMD=portable|avx2 caps it). */
   simd: string;
 }
 

@@ -8,7 +8,7 @@ describe('addon', () => {
     expect(i.cudaDevices).toBeGreaterThanOrEqual(0);
     expect(['openblas', 'builtin']).toContain(i.blas);
     expect(['avx512', 'avx2-fma', 'portable']).toContain(i.gemmKernel);
-    expect(['avx2-fma', 'portable']).toContain(i.simd);
+    expect(['avx512', 'avx2-fma', 'portable']).toContain(i.simd);
     expect(i.threads).toBeGreaterThanOrEqual(1);
   });
 

@@ -1,3 +1,4 @@
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -6,21 +7,28 @@
 namespace vlmoe {
 
 namespace {
-bool detect_avx2() {
+CpuSimd detect() {
 #if defined(__x86_64__)
-  if (const char* env = std::getenv("VLMOE_SIMD")) {
-    if (std::string(env) == "portable") return false;
-  }
+  // VLMOE_SIMD=portable|avx2 caps the set (testing the narrower sets on wider hardware)
+  const char* env = std::getenv("VLMOE_SIMD");
+  const std::string cap = env ? env : "";
+  if (!cap.empty() && cap != "portable" && cap != "avx2" && cap != "avx2-fma" && cap != "avx512")
+    std::fprintf(stderr, "vlmoe: VLMOE_SIMD=%s is not one of portable, avx2, avx512; ignored\n", env);
+  if (cap == "portable") return CpuSimd::kPortable;
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  if (avx512 && cap != "avx2" && cap != "avx2-fma") return CpuSimd::kAvx512;
+  return avx2 ? CpuSimd::kAvx2 : CpuSimd::kPortable;
 #else
-  return false;
+  return CpuSimd::kPortable;
 #endif
 }
-const bool g_avx2 = detect_avx2();
+const CpuSimd g_simd = detect();
 }  // namespace
 
-bool cpu_uses_avx2() { return g_avx2; }
-const char* cpu_simd_name() { return g_avx2 ? "avx2-fma" : "portable"; }
+CpuSimd cpu_simd() { return g_simd; }
+const char* cpu_simd_name() { return g_simd == CpuSimd::kAvx512 ? "avx512" : g_simd == CpuSimd::kAvx2 ? "avx2-fma" : "portable"; }
 
 }  // namespace vlmoe

@@ -7,7 +7,7 @@
 
 #include "../threadpool.h"
 #include "kernels.h"
-#include "vec_math_avx2.h"
+#include "vec_math.h"
 
 namespace vlmoe {
 namespace VLMOE_CPU_NS {
@@ -66,35 +66,38 @@ void cast_loop(Iter& it) {
   unary_loop<Ti, To>(it, [](Ti x) { return x; });
 }
 
-// Explicit 8-lane versions of the float32 transcendental ops (see vec_math_avx2.h); other
-// ops and types use the auto-vectorised scalar loops above.
+// Explicit SIMD versions of the float32 transcendental ops at the kernel set's widest vector
+// (vec_math.h: 16 lanes with AVX-512, 8 with AVX2); other ops and types use the
+// auto-vectorised scalar loops above.
 template <class Op>
-struct Vec8 {
+struct VecOp {
   static constexpr bool has = false;
 };
-#if defined(__AVX2__) && defined(__FMA__)
-#define VLMOE_VEC8(name, fn)                                        \
-  template <>                                                       \
-  struct Vec8<opfn::name> {                                         \
-    static constexpr bool has = true;                               \
-    static __m256 apply(__m256 x) { return v8::fn(x); }             \
+#if defined(VLMOE_HAVE_V8)
+using vec::VWide;
+constexpr int kW = VWide::kLanes;
+#define VLMOE_VECOP(name, fn)                                     \
+  template <>                                                     \
+  struct VecOp<opfn::name> {                                      \
+    static constexpr bool has = true;                             \
+    static VWide apply(VWide x) { return vec::fn(x); }            \
   };
-VLMOE_VEC8(exp, exp)
-VLMOE_VEC8(log, log)
-VLMOE_VEC8(tanh, tanh)
-VLMOE_VEC8(sigmoid, sigmoid)
-VLMOE_VEC8(gelu, gelu)
-VLMOE_VEC8(gelu_tanh, gelu_tanh)
-#undef VLMOE_VEC8
+VLMOE_VECOP(exp, exp)
+VLMOE_VECOP(log, log)
+VLMOE_VECOP(tanh, tanh)
+VLMOE_VECOP(sigmoid, sigmoid)
+VLMOE_VECOP(gelu, gelu)
+VLMOE_VECOP(gelu_tanh, gelu_tanh)
+#undef VLMOE_VECOP
 
 template <class Op, class F>
-void unary_vec8(Iter& it, F scalar) {
+void unary_vec(Iter& it, F scalar) {
   run_rows(it, kElementwiseGrain / 4, [&](char** p, int64_t n, const int64_t* s) {
     float* o = reinterpret_cast<float*>(p[0]);
     const float* a = reinterpret_cast<const float*>(p[1]);
     if (s[0] == 1 && s[1] == 1) {
       int64_t i = 0;
-      for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, Vec8<Op>::apply(_mm256_loadu_ps(a + i)));
+      for (; i + kW <= n; i += kW) VecOp<Op>::apply(VWide::load(a + i)).store(o + i);
       for (; i < n; ++i) o[i] = scalar(a[i]);
     } else {
       for (int64_t i = 0; i < n; ++i) o[i * s[0]] = scalar(a[i * s[1]]);
@@ -103,7 +106,7 @@ void unary_vec8(Iter& it, F scalar) {
 }
 
 // g * gelu'(x), the hot backward of the transformer FFN.
-void gelu_backward_vec8(Iter& it, const OpParams& p) {
+void gelu_backward_vec(Iter& it, const OpParams& p) {
   opfn::gelu_backward f;
   run_rows(it, kElementwiseGrain / 4, [&](char** ptr, int64_t n, const int64_t* s) {
     float* o = reinterpret_cast<float*>(ptr[0]);
@@ -111,16 +114,38 @@ void gelu_backward_vec8(Iter& it, const OpParams& p) {
     const float* x = reinterpret_cast<const float*>(ptr[2]);
     if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
       int64_t i = 0;
-      for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, v8::gelu_backward(_mm256_loadu_ps(g + i), _mm256_loadu_ps(x + i)));
+      for (; i + kW <= n; i += kW) vec::gelu_backward(VWide::load(g + i), VWide::load(x + i)).store(o + i);
       for (; i < n; ++i) o[i] = f(g[i], x[i], p);
     } else {
       for (int64_t i = 0; i < n; ++i) o[i * s[0]] = f(g[i * s[1]], x[i * s[2]], p);
     }
   });
 }
+
+// gelu(x + bias) / gelu_tanh(x + bias): the add and the SIMD GELU in one pass (the bias row is
+// contiguous within each row of x).
+template <bool Tanh>
+void bias_gelu_vec(Iter& it, const OpParams& p) {
+  run_rows(it, kElementwiseGrain / 4, [&](char** ptr, int64_t n, const int64_t* s) {
+    float* o = reinterpret_cast<float*>(ptr[0]);
+    const float* x = reinterpret_cast<const float*>(ptr[1]);
+    const float* b = reinterpret_cast<const float*>(ptr[2]);
+    auto scalar = [&](float a, float c) { return Tanh ? opfn::bias_gelu_tanh{}(a, c, p) : opfn::bias_gelu{}(a, c, p); };
+    if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
+      int64_t i = 0;
+      for (; i + kW <= n; i += kW) {
+        const VWide z = VWide::load(x + i) + VWide::load(b + i);
+        (Tanh ? vec::gelu_tanh(z) : vec::gelu(z)).store(o + i);
+      }
+      for (; i < n; ++i) o[i] = scalar(x[i], b[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i * s[0]] = scalar(x[i * s[1]], b[i * s[2]]);
+    }
+  });
+}
 #else
 template <class Op, class F>
-void unary_vec8(Iter&, F) {}  // never instantiated: Vec8<...>::has is false without AVX2
+void unary_vec(Iter&, F) {}  // never instantiated: VecOp<...>::has is false without AVX2
 #endif
 
 }  // namespace
@@ -148,8 +173,8 @@ void unary(UnaryOp op, DType in, DType out, Iter& it, const OpParams& p) {
       using T = decltype(tag);                                              \
       if constexpr (kind_##kind<T>) {                                       \
         opfn::name f;                                                       \
-        if constexpr (std::is_same<T, float>::value && Vec8<opfn::name>::has) \
-          unary_vec8<opfn::name>(it, [&](T x) { return f(x, p); });         \
+        if constexpr (std::is_same<T, float>::value && VecOp<opfn::name>::has) \
+          unary_vec<opfn::name>(it, [&](T x) { return f(x, p); });         \
         else                                                                \
           unary_loop<T, T>(it, [&](T x) { return f(x, p); });               \
       } else {                                                              \
@@ -183,35 +208,11 @@ void pred(PredOp op, DType in, Iter& it) {
   }
 }
 
-#if defined(__AVX2__) && defined(__FMA__)
-// gelu(x + bias) / gelu_tanh(x + bias): the add and the 8-lane GELU in one pass (the bias
-// row is contiguous within each row of x).
-template <bool Tanh>
-void bias_gelu_vec8(Iter& it, const OpParams& p) {
-  run_rows(it, kElementwiseGrain / 4, [&](char** ptr, int64_t n, const int64_t* s) {
-    float* o = reinterpret_cast<float*>(ptr[0]);
-    const float* x = reinterpret_cast<const float*>(ptr[1]);
-    const float* b = reinterpret_cast<const float*>(ptr[2]);
-    auto scalar = [&](float a, float c) { return Tanh ? opfn::bias_gelu_tanh{}(a, c, p) : opfn::bias_gelu{}(a, c, p); };
-    if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
-      int64_t i = 0;
-      for (; i + 8 <= n; i += 8) {
-        const __m256 z = _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(b + i));
-        _mm256_storeu_ps(o + i, Tanh ? v8::gelu_tanh(z) : v8::gelu(z));
-      }
-      for (; i < n; ++i) o[i] = scalar(x[i], b[i]);
-    } else {
-      for (int64_t i = 0; i < n; ++i) o[i * s[0]] = scalar(x[i * s[1]], b[i * s[2]]);
-    }
-  });
-}
-#endif
-
 void binary(BinaryOp op, DType t, Iter& it, const OpParams& p) {
-#if defined(__AVX2__) && defined(__FMA__)
-  if (op == BinaryOp::gelu_backward && t == DType::f32) return gelu_backward_vec8(it, p);
-  if (op == BinaryOp::bias_gelu && t == DType::f32) return bias_gelu_vec8<false>(it, p);
-  if (op == BinaryOp::bias_gelu_tanh && t == DType::f32) return bias_gelu_vec8<true>(it, p);
+#if defined(VLMOE_HAVE_V8)
+  if (op == BinaryOp::gelu_backward && t == DType::f32) return gelu_backward_vec(it, p);
+  if (op == BinaryOp::bias_gelu && t == DType::f32) return bias_gelu_vec<false>(it, p);
+  if (op == BinaryOp::bias_gelu_tanh && t == DType::f32) return bias_gelu_vec<true>(it, p);
 #endif
   switch (op) {
 #define VLMOE_CASE(name, kind, expr)                                        \

@@ -1,7 +1,8 @@
-// The CPU kernel set. Every file under src/cpu/ except gemm*.cpp and dispatch.cpp is
-// compiled twice: once portable (namespace cpu_portable) and, on x86-64, once with
-// -mavx2 -mfma (namespace cpu_avx2). `cpu()` in dispatch.cpp picks one set at start-up from
-// the CPU's features, so one binary runs everywhere and uses AVX2/FMA where present.
+// The CPU kernel sets. The files of VLMOE_ISA_SOURCES (CMakeLists.txt) are compiled once
+// portable (namespace cpu_portable) and, on x86-64, with -mavx2 -mfma (cpu_avx2) and with
+// AVX-512 F/DQ/BW/VL (cpu_avx512). dispatch.cpp picks one set at start-up from the CPU's
+// features (VLMOE_SIMD=portable|avx2 caps it), so one binary runs everywhere and uses the
+// widest vectors the CPU has.
 #pragma once
 #include <cstdint>
 
@@ -89,14 +90,21 @@ VLMOE_DECLARE_CPU_KERNELS
 namespace cpu_avx2 {
 VLMOE_DECLARE_CPU_KERNELS
 }
+namespace cpu_avx512 {
+VLMOE_DECLARE_CPU_KERNELS
+}
 #endif
 
-// True when the AVX2/FMA kernel set is in use.
-bool cpu_uses_avx2();
+enum class CpuSimd { kPortable, kAvx2, kAvx512 };
+// The kernel set in use (chosen once, at start-up) and its name: "avx512", "avx2-fma", "portable".
+CpuSimd cpu_simd();
 const char* cpu_simd_name();
 
 #if defined(__x86_64__)
-#define VLMOE_CPU(fn, ...) (::vlmoe::cpu_uses_avx2() ? ::vlmoe::cpu_avx2::fn(__VA_ARGS__) : ::vlmoe::cpu_portable::fn(__VA_ARGS__))
+#define VLMOE_CPU(fn, ...)                                                                 \
+  (::vlmoe::cpu_simd() == ::vlmoe::CpuSimd::kAvx512 ? ::vlmoe::cpu_avx512::fn(__VA_ARGS__) \
+   : ::vlmoe::cpu_simd() == ::vlmoe::CpuSimd::kAvx2 ? ::vlmoe::cpu_avx2::fn(__VA_ARGS__)   \
+                                                    : ::vlmoe::cpu_portable::fn(__VA_ARGS__))
 #else
 #define VLMOE_CPU(fn, ...) (::vlmoe::cpu_portable::fn(__VA_ARGS__))
 #endif

@@ -41,7 +41,11 @@ void ln_fwd(RowArgs ra, double eps, const T* x, const T* w, const T* b, T* y, T*
         for (; j + 8 <= cols; j += 8)
           for (int q = 0; q < 8; ++q) {
             float d = xr[j + q] - muT;
+#if defined(__FMA__)
+            acc[q] = __builtin_fmaf(d, d, acc[q]);  // explicit: GCC contracts this at 256 bits but not at 512
+#else
             acc[q] += d * d;
+#endif
           }
         v = (double(acc[0]) + acc[1] + acc[2] + acc[3]) + (double(acc[4]) + acc[5] + acc[6] + acc[7]);
         for (; j < cols; ++j) {

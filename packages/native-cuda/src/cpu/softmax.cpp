@@ -5,7 +5,7 @@
 
 #include "../threadpool.h"
 #include "kernels.h"
-#include "vec_math_avx2.h"
+#include "vec_math.h"
 
 namespace vlmoe {
 namespace VLMOE_CPU_NS {
@@ -64,15 +64,17 @@ void softmax_rows(const SoftmaxArgs& a) {
         float accf[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         int64_t j = 0;
         if constexpr (sizeof(T) == 4) {
-#if defined(__AVX2__) && defined(__FMA__)
-          __m256 acc = _mm256_setzero_ps();
-          const __m256 vm = _mm256_set1_ps(float(mx));
+#if defined(VLMOE_HAVE_V8)
+          // 8 lanes at every width: the same partial sums, so the same result, in every kernel set
+          using vec::V8;
+          V8 acc = V8::zero();
+          const V8 vm = V8::set1(float(mx));
           for (; j + 8 <= cols; j += 8) {
-            __m256 v = v8::exp(_mm256_sub_ps(_mm256_loadu_ps(reinterpret_cast<float*>(yr) + j), vm));
-            _mm256_storeu_ps(reinterpret_cast<float*>(yr) + j, v);
-            acc = _mm256_add_ps(acc, v);
+            const V8 v = vec::exp(V8::load(reinterpret_cast<float*>(yr) + j) - vm);
+            v.store(reinterpret_cast<float*>(yr) + j);
+            acc = acc + v;
           }
-          _mm256_storeu_ps(accf, acc);
+          acc.store(accf);
 #else
           for (; j + 8 <= cols; j += 8)
             for (int q = 0; q < 8; ++q) {
