@@ -129,6 +129,32 @@ describe('groupedLinear', () => {
     });
   }
 
+  // groups smaller than a thread's share of the rows run concurrently, one builtin GEMM each
+  // (also when OpenBLAS is the dispatcher's choice); the big one keeps the threaded GEMM
+  it('many small groups beside a big one: equal to one matmul per group on both GEMM paths, forward and backward', () => {
+    const sizes = [1, 9, 0, 4, 7, 2, 5, 3, 0, 6, 8, 1, 2, 60], G = sizes.length, K = 19, N = 23, R = sizes.reduce((a, b) => a + b, 0);
+    const x = rand(R * K), w = rand(G * K * N), b = rand(G * N), dy = rand(R * N);
+    const builtinBefore = T.nativeInfo().blas === 'builtin';
+    try {
+      for (const builtin of T.nativeInfo().blasAvailable ? [true, false] : [true]) {
+        T.useBuiltinGemm(builtin);
+        for (const dtype of ['float64', 'float32'] as const) {
+          const tol = dtype === 'float64' ? 1e-12 : 1e-5;
+          const wt = T.tensor(w, { dtype, shape: [G, K, N] }).requiresGrad_(true), xt = T.tensor(x, { dtype, shape: [R, K] }).requiresGrad_(true);
+          const y = T.groupedLinear(xt, wt, T.tensor(b, { dtype, shape: [G, N] }), sizes);
+          expectClose(flat(y), refGrouped(x, w, b, sizes, K, N), tol, tol, `forward, ${builtin ? 'builtin' : 'openblas'} ${dtype}`);
+          T.mul(y, T.tensor(dy, { dtype, shape: [R, N] })).sum().backward();
+          const xref = T.tensor(x, { dtype, shape: [R, K] }).requiresGrad_(true), wref = T.tensor(w, { dtype, shape: [G, K, N] }).requiresGrad_(true);
+          T.mul(T.groupedLinear(xref, wref, null, sizes, { reference: true }), T.tensor(dy, { dtype, shape: [R, N] })).sum().backward();
+          expectClose(flat(xt.grad!), flat(xref.grad!), tol, tol, `dx, ${builtin ? 'builtin' : 'openblas'} ${dtype}`);
+          expectClose(flat(wt.grad!), flat(wref.grad!), tol, tol, `dw, ${builtin ? 'builtin' : 'openblas'} ${dtype}`);
+        }
+      }
+    } finally {
+      T.useBuiltinGemm(builtinBefore);
+    }
+  });
+
   it('an empty group gets zero weight and bias gradients', () => {
     const x = f64(rand(8), [2, 4]);
     const w = f64(rand(2 * 4 * 3), [2, 4, 3], true), b = f64(rand(6), [2, 3], true);

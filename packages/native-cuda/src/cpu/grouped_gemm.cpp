@@ -15,16 +15,18 @@
 namespace vlmoe {
 namespace {
 
-// The reference path (tests) runs every group through the plain triple-loop GEMM.
+// The reference path (tests) runs every group through the plain triple-loop GEMM; groups run
+// concurrently (below) go through the builtin GEMM, single-threaded.
 thread_local bool t_reference = false;
+thread_local bool t_concurrent = false;
 
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
                  int64_t ldb, float beta, float* C, int64_t ldc) {
-  (t_reference ? gemm_reference_f32 : gemm_f32)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  (t_reference ? gemm_reference_f32 : t_concurrent ? gemm_builtin_f32 : gemm_f32)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda, const double* B,
                  int64_t ldb, double beta, double* C, int64_t ldc) {
-  (t_reference ? gemm_reference_f64 : gemm_f64)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  (t_reference ? gemm_reference_f64 : t_concurrent ? gemm_builtin_f64 : gemm_f64)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 struct ReferenceScope {
@@ -33,17 +35,24 @@ struct ReferenceScope {
   bool prev;
 };
 
+struct ConcurrentScope {
+  ConcurrentScope() : prev(t_concurrent) { t_concurrent = true; }
+  ~ConcurrentScope() { t_concurrent = prev; }
+  bool prev;
+};
+
 // Scheduling. One GEMM threaded inside (the plain way) loses efficiency when groups are
 // small: every group re-packs its own weight matrix, and with few rows per group the
 // threads split little work. So groups smaller than a thread's share of the rows run
-// concurrently instead, one single-threaded GEMM per group (nested parallel_for runs inline),
-// taken largest first from a shared counter (dynamic LPT). Larger groups keep the threaded
-// GEMM. With OpenBLAS as the dispatcher's choice everything stays sequential (its own
-// threads must not be entered from several of ours at once), as does the reference path.
+// concurrently instead, one single-threaded builtin GEMM per group (nested parallel_for runs
+// inline), taken largest first from a shared counter (dynamic LPT). Larger groups keep the
+// dispatcher's threaded GEMM (builtin on our pool, or OpenBLAS with its own threads — which
+// is why the concurrent groups never enter OpenBLAS: its threads must not be entered from
+// several of ours at once). The reference path stays sequential.
 template <typename Fn>
 void for_each_group(int64_t G, const int64_t* sizes, int64_t total, const Fn& run) {
   const int nt = num_threads();
-  if (t_reference || nt <= 1 || G <= 1 || std::string(gemm_backend_name()) != "builtin") {
+  if (t_reference || nt <= 1 || G <= 1) {
     for (int64_t g = 0; g < G; ++g) run(g);
     return;
   }
@@ -56,6 +65,7 @@ void for_each_group(int64_t G, const int64_t* sizes, int64_t total, const Fn& ru
   std::stable_sort(small.begin(), small.end(), [&](int64_t a, int64_t b) { return sizes[a] > sizes[b]; });
   std::atomic<size_t> next{0};
   parallel_for(nt, 1, [&](int64_t, int64_t) {
+    ConcurrentScope concurrent;
     for (size_t i = next.fetch_add(1); i < small.size(); i = next.fetch_add(1)) run(small[i]);
   });
 }
