@@ -129,7 +129,7 @@ int num_threads() { return pool().size(); }
 
 void set_num_threads(int n) { pool().resize(n); }
 
-void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn, int64_t align) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   Pool& p = pool();
@@ -139,7 +139,8 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     fn(0, n);
     return;
   }
-  int64_t chunk = (n + nt - 1) / nt;
+  align = std::max<int64_t>(align, 1);
+  const int64_t chunk = ((n + nt - 1) / nt + align - 1) / align * align;
   // An exception in any chunk is carried back to the caller (never lost on a worker).
   std::exception_ptr error;
   std::mutex error_mu;

@@ -17,9 +17,11 @@ int num_threads();
 void set_num_threads(int n);
 
 // Calls fn(begin, end) on disjoint chunks covering [0, n). Runs inline when
-// n <= grain or the pool has one thread. Chunks are at least `grain` long.
-// fn must not call parallel_for itself (nested calls run inline).
-void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+// n <= grain or the pool has one thread. Chunks are at least `grain` long and, but for the
+// last, a multiple of `align` (elementwise kernels pass 64 elements, so every chunk starts
+// where the operand does, modulo a cache line, and only the op's last elements take the
+// scalar tail). fn must not call parallel_for itself (nested calls run inline).
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn, int64_t align = 1);
 
 // Default grain for elementwise work, in elements: below this threading does not pay.
 constexpr int64_t kElementwiseGrain = 32768;

@@ -11,12 +11,13 @@ import { describe, expect, it } from 'vitest';
 import * as T from '../src/index.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/simd_child.mjs', import.meta.url));
+const STREAM_CHILD = fileURLToPath(new URL('./fixtures/stream_child.mjs', import.meta.url));
 
-function run(simd: string | undefined): Record<string, string> {
-  const env = { ...process.env };
+function run(simd: string | undefined, child = CHILD, extra: Record<string, string> = {}): Record<string, string> {
+  const env = { ...process.env, ...extra };
   if (simd === undefined) delete env.VLMOE_SIMD;
   else env.VLMOE_SIMD = simd;
-  const r = spawnSync(process.execPath, [CHILD], { encoding: 'utf8', env, maxBuffer: 1 << 26 });
+  const r = spawnSync(process.execPath, [child], { encoding: 'utf8', env, maxBuffer: 1 << 26 });
   expect(r.status, r.stderr).toBe(0);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, string>;
 }
@@ -45,6 +46,22 @@ describe('kernel sets', () => {
       let diff = -1;
       for (let i = 0; i < a.length && diff < 0; i++) if (!Object.is(a[i], b[i]) && !(Number.isNaN(a[i]!) && Number.isNaN(b[i]!))) diff = i;
       expect(diff, `${op}: first differing element ${diff}: ${a[diff]} (avx512) vs ${b[diff]} (avx2)`).toBe(-1);
+    }
+  });
+
+  // outputs of ≥ 16 MiB are written with non-temporal stores (elementwise.cpp): the same bits
+  // as ordinary stores, on both vector widths
+  it.skipIf(T.nativeInfo().simd === 'portable')('large outputs: non-temporal stores give the same bits as ordinary ones', () => {
+    type Out = Record<string, { sha: string; n: number; samples: number[] }>;
+    for (const simd of T.nativeInfo().simd === 'avx512' ? [undefined, 'avx2'] : [undefined]) {
+      const streamed = run(simd, STREAM_CHILD) as unknown as Out, plain = run(simd, STREAM_CHILD, { VLMOE_STREAM_STORES: '0' }) as unknown as Out;
+      expect(Object.keys(streamed).length).toBe(12);
+      expect(streamed, `VLMOE_SIMD=${simd ?? '(default)'}`).toEqual(plain);
+      // and they are the ops' values (spot checks against plain JS arithmetic in float32)
+      const { a, b } = streamed.inputs as unknown as { a: number[]; b: number[] };
+      streamed.add!.samples.forEach((v, i) => expect(v).toBe(Math.fround(a[i]! + b[i]!)));
+      streamed.div!.samples.forEach((v, i) => expect(v).toBe(Math.fround(a[i]! / b[i]!)));
+      streamed.addScalar!.samples.forEach((v, i) => expect(v).toBe(Math.fround(a[i]! + Math.fround(0.3))));
     }
   });
 });

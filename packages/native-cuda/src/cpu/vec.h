@@ -28,6 +28,8 @@ struct V8 {
   Reg v;
   static V8 load(const float* p) { return {_mm256_loadu_ps(p)}; }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
+  // non-temporal store (p 32-byte aligned): the line goes to memory without being read first
+  void stream(float* p) const { _mm256_stream_ps(p, v); }
   static V8 set1(float x) { return {_mm256_set1_ps(x)}; }
   static V8 zero() { return {_mm256_setzero_ps()}; }
   friend V8 operator+(V8 a, V8 b) { return {_mm256_add_ps(a.v, b.v)}; }
@@ -79,6 +81,7 @@ struct V16 {
   Reg v;
   static V16 load(const float* p) { return {_mm512_loadu_ps(p)}; }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
+  void stream(float* p) const { _mm512_stream_ps(p, v); }  // p 64-byte aligned
   static V16 set1(float x) { return {_mm512_set1_ps(x)}; }
   static V16 zero() { return {_mm512_setzero_ps()}; }
   friend V16 operator+(V16 a, V16 b) { return {_mm512_add_ps(a.v, b.v)}; }
