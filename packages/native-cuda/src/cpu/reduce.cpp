@@ -59,10 +59,14 @@ struct SumLike {
   // Reduce n elements with stride s.
   static A row(const T* x, int64_t n, int64_t s) {
     if (!Prod && s == 1) {
-      A acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      // 16 independent partial sums (two 512-bit or four 256-bit vectors of doubles): with 8,
+      // the latency of one vector add chain, not memory, bounded a float32 sum. Scalar code
+      // the compiler vectorises without reordering, so every kernel set gives the same bits.
+      A acc[16] = {};
       int64_t i = 0;
-      for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; ++j) acc[j] += A(x[i + j]);
+      for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; ++j) acc[j] += A(x[i + j]);
+      for (int j = 0; j < 8; ++j) acc[j] += acc[j + 8];
       A r = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
       for (; i < n; ++i) r += A(x[i]);
       return r;
