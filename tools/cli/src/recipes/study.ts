@@ -259,6 +259,8 @@ function chanceLine(r: BenchResult): string[] {
 
 export async function study(config: string | object | null, opts: { seeds?: number[]; jobs?: number; fresh?: boolean; budget?: StudyBudget } = {}): Promise<StudyResult> {
   const t0 = performance.now();
+  // the code that runs is the checkout as it is now: a commit made while the study runs must not be credited with it
+  const commit = gitCommit();
   if (config !== null && opts.budget !== undefined) throw new Error(`--budget picks a built-in study; a config (${typeof config === 'string' ? config : 'object'}) sets its own models, seeds and steps: use one of them`);
   const budget = opts.budget ?? 'quick';
   if (!(budget in STUDY_BUDGETS)) throw new Error(`unknown budget '${budget}' (quick, full)`);
@@ -348,7 +350,7 @@ export async function study(config: string | object | null, opts: { seeds?: numb
   const training = runs.reduce((a, r) => ({ seconds: a.seconds + r.training.seconds, flops: a.flops + r.training.flops }), { seconds: 0, flops: 0 });
   const head = `| Model | ${columns.join(' | ')} |\n| --- |${columns.map(() => ' ---: |').join('')}`;
   const ref = readReference(cfg.reference);
-  const json0 = { command: ['vlmoe', ...process.argv.slice(2)].join(' '), commit: gitCommit(), machine: machine() };
+  const json0 = { command: ['vlmoe', ...process.argv.slice(2)].join(' '), commit, machine: machine() };
   const cell = (m: string, c: string, v: MeanSd | undefined) => {
     const own = v ? formatMeanSd(v) : '–';
     const r = ref?.table[m]?.[c];
