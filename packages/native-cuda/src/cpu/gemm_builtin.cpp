@@ -29,7 +29,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <string>
 #include <type_traits>
 
 #include "../threadpool.h"
@@ -54,27 +53,26 @@ namespace {
 // ------------------------------------------------------------------------------------------
 // Micro-kernels
 //
-// Contract: Ap holds kc groups of MR values (one column of the A micro-panel per k), 64-byte
-// aligned; Bp holds kc rows of NR values (one row of the B micro-panel per k), ldbp apart:
-// ldbp = NR for a packed panel, or B's own row stride when the kernel reads B in place.
-//   C[i*ldc + j] = alpha * sum_k Ap[k*MR+i] * Bp[k*ldbp+j] + beta * C[i*ldc + j]
+// Contract: Ap holds kc groups of MR values (one column of the A micro-panel per k), Bp holds
+// kc groups of NR values (one row of the B micro-panel per k), both 64-byte aligned.
+//   C[i*ldc + j] = alpha * sum_k Ap[k*MR+i] * Bp[k*NR+j] + beta * C[i*ldc + j]
 // for the full MR x NR tile; beta == 0 never reads C.
 // ------------------------------------------------------------------------------------------
 
 template <typename T>
-using KernelFn = void (*)(int64_t kc, const T* Ap, const T* Bp, int64_t ldbp, T* C, int64_t ldc,
-                          T alpha, T beta);
+using KernelFn = void (*)(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha,
+                          T beta);
 
 // Portable kernel: plain loops over a small accumulator array; at -O3 the compiler
 // vectorises the j loop with whatever the baseline ISA offers (SSE2 on x86-64, NEON on
 // aarch64). MR x NR is chosen so the accumulators fit the 16 baseline vector registers.
 template <typename T, int MR, int NR>
-void kernel_portable(int64_t kc, const T* __restrict Ap, const T* __restrict Bp, int64_t ldbp,
+void kernel_portable(int64_t kc, const T* __restrict Ap, const T* __restrict Bp,
                      T* __restrict C, int64_t ldc, T alpha, T beta) {
   T acc[MR][NR] = {};
   for (int64_t k = 0; k < kc; ++k) {
     const T* a = Ap + k * MR;
-    const T* b = Bp + k * ldbp;
+    const T* b = Bp + k * NR;
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
   }
@@ -150,7 +148,7 @@ struct V256d {
 #define VLMOE_DEFINE_SIMD_KERNEL(NAME, TARGET)                                                \
   template <class S, int MR, int NV>                                                          \
   __attribute__((target(TARGET))) void NAME(int64_t kc, const typename S::T* __restrict Ap,  \
-                                            const typename S::T* __restrict Bp, int64_t ldbp, \
+                                            const typename S::T* __restrict Bp,              \
                                             typename S::T* __restrict C, int64_t ldc,        \
                                             typename S::T alpha, typename S::T beta) {       \
     using V = typename S::V;                                                                  \
@@ -165,14 +163,14 @@ struct V256d {
     }                                                                                         \
     for (int64_t k = 0; k < kc; ++k) {                                                        \
       V b[NV];                                                                                \
-      _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) b[v] = S::loadu(Bp + v * W);       \
+      _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) b[v] = S::load(Bp + v * W);        \
       _Pragma("GCC unroll 64") for (int i = 0; i < MR; ++i) {                                 \
         const V a = S::set1(Ap[i]);                                                           \
         _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) acc[i][v] =                      \
             S::fmadd(a, b[v], acc[i][v]);                                                     \
       }                                                                                       \
       Ap += MR;                                                                               \
-      Bp += ldbp;                                                                             \
+      Bp += NV * W;                                                                           \
     }                                                                                         \
     const V va = S::set1(alpha);                                                              \
     if (beta == typename S::T(0)) {                                                           \
@@ -360,17 +358,6 @@ inline int64_t balanced_block(int64_t n, int64_t target, int64_t unit) {
   return (b + unit - 1) / unit * unit;
 }
 
-// Reading B in place: for tiles of at most this many A micro-panels (see run_tile).
-constexpr int64_t kDirectBPanels = 4;
-// VLMOE_GEMM_PACK_B=always packs B for every tile (benchmarks compare the two).
-bool pack_b_always() {
-  static const bool always = [] {
-    const char* s = std::getenv("VLMOE_GEMM_PACK_B");
-    return s != nullptr && std::string(s) == "always";
-  }();
-  return always;
-}
-
 template <typename T, int MR, int NR>
 struct Driver {
   KernelFn<T> kernel;
@@ -391,18 +378,13 @@ struct Driver {
     T* Bp = static_cast<T*>(tls_pack.b.get(sizeof(T) * nc_pad * kc_max));
     alignas(64) T tmp[MR * NR];
 
-    // Few rows (each B micro-panel serves at most kDirectBPanels A micro-panels, as for the
-    // ~32 tokens an expert gets): packing B would cost about as much as the product, so the
-    // kernel reads full-width panels of a non-transposed B in place (rows ldb apart) and only
-    // a last, narrower panel is packed.
-    const bool direct_b = !g.transB && m <= kDirectBPanels * MR && !pack_b_always();
     for (int64_t jc = j0; jc < j1; jc += NC) {
       const int64_t nc = std::min(NC, j1 - jc);
       for (int64_t pc = 0; pc < g.K; pc += KC) {
         const int64_t kc = std::min(KC, g.K - pc);
         // The first rank-KC update applies the caller's beta, later ones accumulate.
         const T beta_k = pc == 0 ? beta : T(1);
-        if (!direct_b) pack_B<T, NR>(kc, nc, B, g.ldb, g.transB, pc, jc, Bp);
+        pack_B<T, NR>(kc, nc, B, g.ldb, g.transB, pc, jc, Bp);
         for (int64_t ic = i0; ic < i1; ic += MC) {
           const int64_t mc = std::min(MC, i1 - ic);
           pack_A<T, MR>(mc, kc, A, g.lda, g.transA, ic, pc, Ap);
@@ -410,23 +392,15 @@ struct Driver {
           for (int64_t jr = 0; jr < nc; jr += NR) {
             const int64_t cols = std::min<int64_t>(NR, nc - jr);
             const T* bp = Bp + jr * kc;
-            int64_t ldbp = NR;
-            if (direct_b && cols == NR) {
-              bp = B + pc * g.ldb + jc + jr;
-              ldbp = g.ldb;
-            } else if (direct_b) {
-              pack_B<T, NR>(kc, cols, B, g.ldb, false, pc, jc + jr, Bp);
-              bp = Bp;
-            }
             for (int64_t ir = 0; ir < mc; ir += MR) {
               const int64_t rows = std::min<int64_t>(MR, mc - ir);
               const T* ap = Ap + ir * kc;
               T* c = C + (ic + ir) * g.ldc + jc + jr;
               if (rows == MR && cols == NR) {
-                kernel(kc, ap, bp, ldbp, c, g.ldc, alpha, beta_k);
+                kernel(kc, ap, bp, c, g.ldc, alpha, beta_k);
               } else {
                 // Edge tile: full tile into a scratch buffer, then the valid part.
-                kernel(kc, ap, bp, ldbp, tmp, NR, T(1), T(0));
+                kernel(kc, ap, bp, tmp, NR, T(1), T(0));
                 for (int64_t i = 0; i < rows; ++i) {
                   T* ci = c + i * g.ldc;
                   const T* ti = tmp + i * NR;
