@@ -1,8 +1,8 @@
 /**
  * The CPU kernel sets agree: on a CPU with AVX-512 the 16-lane kernels (vec_math.h at V16)
  * give exactly the bits of the 8-lane AVX2 kernels (VLMOE_SIMD=avx2) for every float32 op with
- * hand-written SIMD — the same algorithm lane by lane, and reductions that keep their 8
- * partial sums — so results do not depend on the machine's vector width. Special values
+ * hand-written SIMD — the same algorithm lane by lane, and reductions whose partial sums are
+ * fixed in the source — so results do not depend on the machine's vector width. Special values
  * (±0, subnormals, ±inf, NaN, exp's overflow and underflow edges) and loop tails included.
  */
 import { spawnSync } from 'node:child_process';

@@ -154,6 +154,7 @@ export function runChild<R>(mode: string, args: unknown, opts: { env?: Record<st
   const env = childEnv(opts.env ?? {});
   const what = opts.what ?? `${mode} child`;
   const r = spawnSync(process.execPath, [script, mode, JSON.stringify(args)], { encoding: 'utf8', env, maxBuffer: 1 << 24 });
+  if (r.error) throw new Error(`${what} could not run or its output was cut: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status ?? r.signal}):\n${r.stderr}`);
   return lastJsonLine<R>(r.stdout, what);
 }

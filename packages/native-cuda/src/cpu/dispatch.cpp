@@ -20,6 +20,7 @@ CpuSimd detect() {
   const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
                       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
   if (avx512 && cap != "avx2" && cap != "avx2-fma") return CpuSimd::kAvx512;
+  if (cap == "avx512") std::fprintf(stderr, "vlmoe: VLMOE_SIMD=avx512 but this CPU lacks AVX-512 F/DQ/BW/VL; using %s\n", avx2 ? "avx2" : "portable");
   return avx2 ? CpuSimd::kAvx2 : CpuSimd::kPortable;
 #else
   return CpuSimd::kPortable;

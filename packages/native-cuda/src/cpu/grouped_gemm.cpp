@@ -48,11 +48,19 @@ struct ConcurrentScope {
 // inline), taken largest first from a shared counter (dynamic LPT). Larger groups keep the
 // dispatcher's threaded GEMM (builtin on our pool, or OpenBLAS with its own threads — which
 // is why the concurrent groups never enter OpenBLAS: its threads must not be entered from
-// several of ours at once). The reference path stays sequential.
+// several of ours at once). The reference path stays sequential. With OpenBLAS chosen, a
+// group's bits thus depend on its size (builtin when small, OpenBLAS when big).
+// The concurrent builtin groups stand in for OpenBLAS only when the dispatcher chose it on
+// its own ("auto"); VLMOE_GEMM=openblas keeps every group on OpenBLAS, one after another.
+bool concurrent_groups_allowed() {
+  if (std::string(gemm_backend_name()) == "builtin") return true;
+  return !gemm_force_builtin() && std::string(gemm_choice_reason()).rfind("auto", 0) == 0;
+}
+
 template <typename Fn>
 void for_each_group(int64_t G, const int64_t* sizes, int64_t total, const Fn& run) {
   const int nt = num_threads();
-  if (t_reference || nt <= 1 || G <= 1) {
+  if (t_reference || nt <= 1 || G <= 1 || !concurrent_groups_allowed()) {
     for (int64_t g = 0; g < G; ++g) run(g);
     return;
   }
