@@ -18,6 +18,7 @@
 //   gemm_*            the dispatcher: OpenBLAS when compiled with VLMOE_HAVE_OPENBLAS and
 //                     not forced off with gemm_set_force_builtin(true), else builtin.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace vlmoe {
@@ -35,6 +36,13 @@ void gemm_builtin_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
 void gemm_builtin_f64(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha,
                       const double* A, int64_t lda, const double* B, int64_t ldb, double beta,
                       double* C, int64_t ldc);
+
+// Read-ahead for the next builtin GEMM on the calling thread: that GEMM spreads software
+// prefetches of [p, p + bytes) over its micro-kernel calls, so the DRAM traffic of data the
+// thread reads next (a grouped GEMM's next expert weights) overlaps this product's arithmetic
+// instead of stalling the next pack. Consumed (cleared) by that one call; a hint left over
+// when it ends is dropped. Only a hint: it changes no result, and bytes = 0 clears it.
+void gemm_prefetch_hint(const void* p, size_t bytes);
 
 // Strided batched builtin GEMM (see gemm_batched_* below).
 void gemm_builtin_batched_f32(int64_t batch, bool transA, bool transB, int64_t M, int64_t N,

@@ -322,6 +322,24 @@ struct PackBuffers {
 };
 thread_local PackBuffers tls_pack;
 
+// Read-ahead set by gemm_prefetch_hint: cache lines [next, end) still to prefetch.
+struct ReadAhead {
+  const char* next = nullptr;
+  const char* end = nullptr;
+};
+thread_local ReadAhead tls_ahead;
+
+// Issues up to `lines` prefetches from the read-ahead (L2: the data is read by the next
+// pack, not by this kernel, and must not push the panels this kernel reads out of L1).
+VLMOE_ALWAYS_INLINE void read_ahead(ReadAhead& ra, int64_t lines) {
+#if VLMOE_GEMM_X86
+  for (; lines > 0 && ra.next < ra.end; --lines, ra.next += 64) _mm_prefetch(ra.next, _MM_HINT_T1);
+#else
+  (void)ra;
+  (void)lines;
+#endif
+}
+
 // ------------------------------------------------------------------------------------------
 // Blocked driver
 // ------------------------------------------------------------------------------------------
@@ -377,6 +395,13 @@ struct Driver {
     T* Ap = static_cast<T*>(tls_pack.a.get(sizeof(T) * mc_pad * kc_max));
     T* Bp = static_cast<T*>(tls_pack.b.get(sizeof(T) * nc_pad * kc_max));
     alignas(64) T tmp[MR * NR];
+    // Read-ahead (gemm_prefetch_hint) spread evenly over this tile's micro-kernel calls.
+    ReadAhead& ra = tls_ahead;
+    int64_t ahead_per_call = 0;
+    if (ra.next < ra.end) {
+      const int64_t calls = ((m + MR - 1) / MR) * ((n + NR - 1) / NR) * ((g.K + KC - 1) / KC);
+      ahead_per_call = ((ra.end - ra.next) / 64 + calls - 1) / calls;
+    }
 
     for (int64_t jc = j0; jc < j1; jc += NC) {
       const int64_t nc = std::min(NC, j1 - jc);
@@ -396,6 +421,7 @@ struct Driver {
               const int64_t rows = std::min<int64_t>(MR, mc - ir);
               const T* ap = Ap + ir * kc;
               T* c = C + (ic + ir) * g.ldc + jc + jr;
+              if (ahead_per_call) read_ahead(ra, ahead_per_call);
               if (rows == MR && cols == NR) {
                 kernel(kc, ap, bp, c, g.ldc, alpha, beta_k);
               } else {
@@ -602,6 +628,9 @@ template <typename T>
 void gemm_builtin(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha,
                   const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C,
                   int64_t ldc) {
+  struct DropReadAhead {
+    ~DropReadAhead() { tls_ahead = ReadAhead{}; }
+  } drop;  // a hint serves this one call
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == T(0)) {
     scale_c(M, N, beta, C, ldc);
@@ -662,6 +691,11 @@ void gemm_builtin_batched_f64(int64_t batch, bool transA, bool transB, int64_t M
                               double beta, double* C, int64_t ldc, int64_t strideC) {
   gemm_builtin_batched<double>(batch, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb,
                                strideB, beta, C, ldc, strideC);
+}
+
+void gemm_prefetch_hint(const void* p, size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  tls_ahead = bytes && c ? ReadAhead{c, c + bytes} : ReadAhead{};
 }
 
 const char* gemm_simd_name() { return impl<float>().name; }

@@ -23,10 +23,12 @@ thread_local bool t_concurrent = false;
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
                  int64_t ldb, float beta, float* C, int64_t ldc) {
   (t_reference ? gemm_reference_f32 : t_concurrent ? gemm_builtin_f32 : gemm_f32)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_prefetch_hint(nullptr, 0);  // unused when OpenBLAS ran it
 }
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda, const double* B,
                  int64_t ldb, double beta, double* C, int64_t ldc) {
   (t_reference ? gemm_reference_f64 : t_concurrent ? gemm_builtin_f64 : gemm_f64)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_prefetch_hint(nullptr, 0);
 }
 
 struct ReferenceScope {
@@ -52,21 +54,28 @@ struct ConcurrentScope {
 // group's bits thus depend on its size (builtin when small, OpenBLAS when big).
 // The concurrent builtin groups stand in for OpenBLAS only when the dispatcher chose it on
 // its own ("auto"); VLMOE_GEMM=openblas keeps every group on OpenBLAS, one after another.
+// Read-ahead: with ~32 rows per expert a group's GEMM does ~16 flops per weight byte, about
+// the machine's flops-to-DRAM balance, so each GEMM prefetches (gemm_prefetch_hint) the weights
+// its thread reads next while it computes, and the next pack finds them in cache.
 bool concurrent_groups_allowed() {
   if (std::string(gemm_backend_name()) == "builtin") return true;
   return !gemm_force_builtin() && std::string(gemm_choice_reason()).rfind("auto", 0) == 0;
 }
 
+// run(g, ahead): ahead is the group this thread most likely runs next (-1: none or unknown),
+// whose weights the run may prefetch (gemm_prefetch_hint) while it computes group g. With
+// groups taken from a shared counter by nt threads, a thread's next group is about nt places
+// on; a wrong guess still warms the shared L3 for the thread that takes it.
 template <typename Fn>
 void for_each_group(int64_t G, const int64_t* sizes, int64_t total, const Fn& run) {
   const int nt = num_threads();
   if (t_reference || nt <= 1 || G <= 1 || !concurrent_groups_allowed()) {
-    for (int64_t g = 0; g < G; ++g) run(g);
+    for (int64_t g = 0; g < G; ++g) run(g, t_reference || g + 1 >= G ? int64_t(-1) : g + 1);
     return;
   }
   std::vector<int64_t> small;
   for (int64_t g = 0; g < G; ++g) {
-    if (sizes[g] * nt > total) run(g);  // big: threaded GEMM
+    if (sizes[g] * nt > total) run(g, int64_t(-1));  // big: threaded GEMM
     else small.push_back(g);
   }
   if (small.empty()) return;
@@ -74,8 +83,15 @@ void for_each_group(int64_t G, const int64_t* sizes, int64_t total, const Fn& ru
   std::atomic<size_t> next{0};
   parallel_for(nt, 1, [&](int64_t, int64_t) {
     ConcurrentScope concurrent;
-    for (size_t i = next.fetch_add(1); i < small.size(); i = next.fetch_add(1)) run(small[i]);
+    for (size_t i = next.fetch_add(1); i < small.size(); i = next.fetch_add(1))
+      run(small[i], i + nt < small.size() ? small[i + nt] : int64_t(-1));
   });
+}
+
+// Prefetch hint for the next GEMM on this thread: matrix `g` (-1: none) of a [G, rows, cols] stack.
+template <typename T>
+void ahead(const T* stack, int64_t g, int64_t elems) {
+  if (g >= 0 && !t_reference) gemm_prefetch_hint(stack + g * elems, sizeof(T) * static_cast<size_t>(elems));
 }
 
 // Columns sums of an [n, N] block into out [N] (overwrites).
@@ -98,11 +114,12 @@ template <typename T>
 void forward_impl(int64_t G, const int64_t* sizes, int64_t K, int64_t N, const T* x, const T* w, const T* b, T* y) {
   std::vector<int64_t> off(G + 1, 0);
   for (int64_t g = 0; g < G; ++g) off[g + 1] = off[g] + sizes[g];
-  for_each_group(G, sizes, off[G], [&](int64_t g) {
+  for_each_group(G, sizes, off[G], [&](int64_t g, int64_t next) {
     const int64_t n = sizes[g];
     if (n == 0) return;
     T* yg = y + off[g] * N;
     if (b) fill_rows(n, N, b + g * N, yg);
+    ahead(w, next, K * N);
     gemm(false, false, n, N, K, T(1), x + off[g] * K, K, w + g * K * N, N, b ? T(1) : T(0), yg, N);
   });
 }
@@ -111,14 +128,20 @@ template <typename T>
 void backward_impl(int64_t G, const int64_t* sizes, int64_t K, int64_t N, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
   std::vector<int64_t> off(G + 1, 0);
   for (int64_t g = 0; g < G; ++g) off[g + 1] = off[g] + sizes[g];
-  for_each_group(G, sizes, off[G], [&](int64_t g) {
+  for_each_group(G, sizes, off[G], [&](int64_t g, int64_t next) {
     const int64_t n = sizes[g];
     const T* dyg = dy + off[g] * N;
-    if (dx && n > 0) gemm(false, true, n, K, N, T(1), dyg, N, w + g * K * N, N, T(0), dx + off[g] * K, K);
+    if (dx && n > 0) {
+      if (!dw) ahead(w, next, K * N);
+      gemm(false, true, n, K, N, T(1), dyg, N, w + g * K * N, N, T(0), dx + off[g] * K, K);
+    }
     if (dw) {
       T* dwg = dw + g * K * N;
       if (n == 0) std::memset(dwg, 0, sizeof(T) * K * N);
-      else gemm(true, false, K, N, n, T(1), x + off[g] * K, K, dyg, N, T(0), dwg, N);
+      else {
+        if (dx) ahead(w, next, K * N);  // the next group's dx reads its weights
+        gemm(true, false, K, N, n, T(1), x + off[g] * K, K, dyg, N, T(0), dwg, N);
+      }
     }
     if (db) col_sums(n, N, dyg, db + g * N);
   });
@@ -158,16 +181,18 @@ void ffn_forward_impl(DType t, int64_t G, const int64_t* sizes, int64_t D, int64
                       const T* w2, const T* b2, T* pre, T* hid, T* y) {
   std::vector<int64_t> off(G + 1, 0);
   for (int64_t g = 0; g < G; ++g) off[g + 1] = off[g] + sizes[g];
-  for_each_group(G, sizes, off[G], [&](int64_t g) {
+  for_each_group(G, sizes, off[G], [&](int64_t g, int64_t next) {
     const int64_t n = sizes[g];
     if (n == 0) return;
     T* pg = pre + off[g] * H;
     T* hg = hid + off[g] * H;
     T* yg = y + off[g] * D;
     if (b1) fill_rows(n, H, b1 + g * H, pg);
+    ahead(w2, g, H * D);  // read by the second GEMM, next
     gemm(false, false, n, H, D, T(1), x + off[g] * D, D, w1 + g * D * H, H, b1 ? T(1) : T(0), pg, H);
     activation(t, act, pg, hg, n * H);
     if (b2) fill_rows(n, D, b2 + g * D, yg);
+    ahead(w1, next, D * H);
     gemm(false, false, n, D, H, T(1), hg, H, w2 + g * H * D, D, b2 ? T(1) : T(0), yg, D);
   });
 }
@@ -178,7 +203,7 @@ void ffn_backward_impl(DType t, int64_t G, const int64_t* sizes, int64_t D, int6
   std::vector<int64_t> off(G + 1, 0);
   for (int64_t g = 0; g < G; ++g) off[g + 1] = off[g] + sizes[g];
   const bool need_dpre = dx || dw1 || db1;
-  for_each_group(G, sizes, off[G], [&](int64_t g) {
+  for_each_group(G, sizes, off[G], [&](int64_t g, int64_t next) {
     const int64_t n = sizes[g];
     const T* dyg = dy + off[g] * D;
     if (n == 0) {
@@ -188,14 +213,24 @@ void ffn_backward_impl(DType t, int64_t G, const int64_t* sizes, int64_t D, int6
       if (db2) std::memset(db2 + g * D, 0, sizeof(T) * D);
       return;
     }
-    if (dw2) gemm(true, false, H, D, n, T(1), hid + off[g] * H, H, dyg, D, T(0), dw2 + g * H * D, D);
+    // Read-ahead: each weight read by a dx-type GEMM is prefetched during the GEMM before it
+    // (w2 during dw2, w1 during dp), and the next group's w2 during this group's last GEMM.
+    if (dw2) {
+      if (need_dpre) ahead(w2, g, H * D);
+      gemm(true, false, H, D, n, T(1), hid + off[g] * H, H, dyg, D, T(0), dw2 + g * H * D, D);
+    }
     if (db2) col_sums(n, D, dyg, db2 + g * D);
     if (!need_dpre) return;
     T* dp = scratch + off[g] * H;
+    if (dx) ahead(w1, g, D * H);
     gemm(false, true, n, H, D, T(1), dyg, D, w2 + g * H * D, D, T(0), dp, H);
     activation_backward(t, act, dp, pre + off[g] * H, n * H);
-    if (dw1) gemm(true, false, D, H, n, T(1), x + off[g] * D, D, dp, H, T(0), dw1 + g * D * H, H);
+    if (dw1) {
+      ahead(dx ? w1 : w2, dx ? g : next, D * H);
+      gemm(true, false, D, H, n, T(1), x + off[g] * D, D, dp, H, T(0), dw1 + g * D * H, H);
+    }
     if (db1) col_sums(n, H, dp, db1 + g * H);
+    if (dx) ahead(w2, next, H * D);
     if (dx) gemm(false, true, n, D, H, T(1), dp, H, w1 + g * D * H, H, T(0), dx + off[g] * D, D);
   });
 }
