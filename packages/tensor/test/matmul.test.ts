@@ -96,6 +96,8 @@ describe('GEMM paths against a float64 reference', () => {
   const sizes: [number, number, number][] = [
     [1, 1, 1], [1, 7, 1], [7, 1, 7], [7, 7, 7], [1, 129, 7], [129, 7, 1], [7, 129, 129], [129, 129, 129],
     [1000, 129, 7], [7, 129, 1000], [1000, 1, 1], [1, 1000, 129],
+    // K = 45: the transposed-B pack's 16-, 8- and 1-wide k steps (2 x 16 + 8 + 5)
+    [33, 45, 70],
   ];
   const data = sizes.map(([M, K, N]) => {
     const a = rng.uniforms(M * K), b = rng.uniforms(K * N);
