@@ -63,10 +63,27 @@ struct Iter {
   // of operand k where the row starts.
   template <class Row>
   void for_each_row(int64_t begin, int64_t end, Row&& row) const {
+    switch (nops) {
+      case 1: return rows_n<1>(begin, end, row);
+      case 2: return rows_n<2>(begin, end, row);
+      case 3: return rows_n<3>(begin, end, row);
+      case 4: return rows_n<4>(begin, end, row);
+      default: return rows_n<kMaxOps>(begin, end, row);
+    }
+  }
+
+ private:
+  // for_each_row with the operand count N fixed at compile time. Row start pointers are
+  // computed once from the multi-index, then advanced incrementally: one add per operand per
+  // row, one more per carried dimension. (Recomputing sum_d idx[d]·stride[k][d] per row over
+  // runtime-sized arrays let GCC vectorise the bookkeeping with masked AVX-512 loads of arrays
+  // just stored to; an add over rows of 32 floats ran at ~150 ns per row, 1/20 of memory speed.)
+  template <int N, class Row>
+  void rows_n(int64_t begin, int64_t end, Row& row) const {
     if (begin >= end) return;
     if (ndim == 0) {
       char* p[kMaxOps];
-      for (int k = 0; k < nops; ++k) p[k] = base[k];
+      for (int k = 0; k < N; ++k) p[k] = base[k];
       int64_t s[kMaxOps] = {};
       row(p, int64_t(1), s);
       return;
@@ -79,22 +96,29 @@ struct Iter {
       idx[d] = rem % shape[d];
       rem /= shape[d];
     }
-    int64_t s[kMaxOps];
-    for (int k = 0; k < nops; ++k) s[k] = stride[k][last];
+    int64_t s[kMaxOps] = {};
+    int64_t step[kMaxOps];  // bytes per element along the last dimension
+    char* cur[kMaxOps];
+    for (int k = 0; k < N; ++k) {
+      s[k] = stride[k][last];
+      step[k] = s[k] * elsize[k];
+      int64_t off = 0;
+      for (int d = 0; d < ndim; ++d) off += idx[d] * stride[k][d];
+      cur[k] = base[k] + off * elsize[k];
+    }
     int64_t pos = begin;
     while (pos < end) {
-      char* p[kMaxOps];
-      for (int k = 0; k < nops; ++k) {
-        int64_t off = 0;
-        for (int d = 0; d < ndim; ++d) off += idx[d] * stride[k][d];
-        p[k] = base[k] + off * elsize[k];
-      }
       int64_t n = inner - idx[last];
       if (n > end - pos) n = end - pos;
+      char* p[kMaxOps];
+      for (int k = 0; k < N; ++k) p[k] = cur[k];
       row(p, n, s);
       pos += n;
       idx[last] += n;
+      for (int k = 0; k < N; ++k) cur[k] += n * step[k];
       for (int d = last; d > 0 && idx[d] >= shape[d]; --d) {
+        // wrap dimension d: back to its start, one step along d - 1
+        for (int k = 0; k < N; ++k) cur[k] += (stride[k][d - 1] - shape[d] * stride[k][d]) * elsize[k];
         idx[d] = 0;
         ++idx[d - 1];
       }

@@ -3,6 +3,7 @@
 // loops below are written so the compiler vectorises them.
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -196,9 +197,41 @@ template <class Op, class F>
 void unary_vec(Iter&, F) {}  // never instantiated: VecOp<...>::has is false without AVX2
 #endif
 
+// A same-dtype copy (contiguous() of a permuted or sliced view, clone): a memcpy per
+// contiguous row. The auto-vectorised element loop measured 8x slower on the row pattern of a
+// head split ([B, L, 3, H, Dh] -> [3, B, H, L, Dh]: rows of Dh floats read 3·H·Dh apart):
+// 7.8 -> 0.9 ms for B 32, L 89, H 6, Dh 32 on one thread.
+template <class W>
+void copy_strided(char* o, const char* a, int64_t n, int64_t so, int64_t sa) {
+  W* out = reinterpret_cast<W*>(o);
+  const W* in = reinterpret_cast<const W*>(a);
+  for (int64_t i = 0; i < n; ++i) out[i * so] = in[i * sa];
+}
+
+void copy_rows(Iter& it, size_t es) {
+  run_rows(it, kElementwiseGrain, [&](char** ptr, int64_t n, const int64_t* s) {
+    if (s[0] == 1 && s[1] == 1) {
+      std::memcpy(ptr[0], ptr[1], es * static_cast<size_t>(n));
+      return;
+    }
+    switch (es) {
+      case 1: copy_strided<uint8_t>(ptr[0], ptr[1], n, s[0], s[1]); break;
+      case 2: copy_strided<uint16_t>(ptr[0], ptr[1], n, s[0], s[1]); break;
+      case 4: copy_strided<uint32_t>(ptr[0], ptr[1], n, s[0], s[1]); break;
+      case 8: copy_strided<uint64_t>(ptr[0], ptr[1], n, s[0], s[1]); break;
+      default:
+        for (int64_t i = 0; i < n; ++i) std::memcpy(ptr[0] + i * s[0] * es, ptr[1] + i * s[1] * es, es);
+    }
+  });
+}
+
 }  // namespace
 
 void unary(UnaryOp op, DType in, DType out, Iter& it, const OpParams& p) {
+  if (op == UnaryOp::copy && in == out) {
+    copy_rows(it, dtype_size(in));
+    return;
+  }
   if (op == UnaryOp::copy && in != out) {
     dispatch_dtype(in, [&](auto ti) {
       using Ti = decltype(ti);
