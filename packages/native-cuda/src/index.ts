@@ -56,6 +56,8 @@ export interface NativeAddon {
   info(): NativeInfo;
   alloc(device: number, nbytes: number): number;
   free(handle: number, view?: ArrayBuffer): void;
+  /** Tells V8 that `deltaBytes` more (or, negative, fewer) bytes are held by objects only its collector frees (napi_adjust_external_memory, batched). */
+  adjustExternal(deltaBytes: number): void;
   arrayBuffer(handle: number): ArrayBuffer;
   write(handle: number, byteOffset: number, src: ArrayBufferView): void;
   read(handle: number, byteOffset: number, dst: ArrayBufferView): void;

@@ -48,4 +48,22 @@ describe('CPU block cache (storage.cpp)', () => {
     // held) and returns to it
     expect(JSON.parse(r.stdout)).toEqual({ filled: 8, hotA: 7, hotB: 8, afterHot: 8, staleB: 6, afterStale: 8, emptied: 0 });
   });
+  it.skipIf(!binary)('without VLMOE_CPU_CACHE_MB the bound follows the peak of live bytes past 2 GiB', () => {
+    // 3 GiB of 64 MiB blocks, never touched (no pages): all of it cached after the frees
+    const child = `
+const native = require(process.env.ADDON);
+const MiB = 1 << 20;
+const hs = Array.from({ length: 48 }, () => native.alloc(-1, 64 * MiB));
+hs.forEach((h) => native.free(h));
+const cached = native.memory().cpu.cached / MiB;
+native.emptyCache();
+process.stdout.write(JSON.stringify({ cached, peak: native.memory().cpu.peak / MiB }));
+`;
+    const env: NodeJS.ProcessEnv = { ...process.env, ADDON: binary, VLMOE_POISON: '0' };
+    delete env.VLMOE_CPU_CACHE_MB;
+    const r = spawnSync(process.execPath, ['-e', child], { encoding: 'utf8', env });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ cached: 3072, peak: 3072 });
+  });
 });

@@ -14,14 +14,18 @@ const stack: Scope[] = [];
 
 const registry = new FinalizationRegistry<Storage>((storage) => storage.release());
 
+/** Leaves t to the garbage collector (FinalizationRegistry), its storage's bytes reported to V8. */
+function finalizable(t: Tensor): void {
+  registry.register(t, t.storage, t);
+  t._finalizable = true;
+  t.storage.gcOwned();
+}
+
 /** Called for every new tensor. */
 export function track(t: Tensor): void {
   const top = stack[stack.length - 1];
   if (top) top.push(t);
-  else {
-    registry.register(t, t.storage, t);
-    t._finalizable = true;
-  }
+  else finalizable(t);
 }
 
 /** Called when a tensor is disposed explicitly. */
@@ -35,10 +39,7 @@ export function untrackFinalizer(t: Tensor): void {
 /** Keep a tensor alive past the end of the enclosing scopes (the caller now owns it). */
 export function keep<T extends Tensor>(t: T): T {
   t._kept = true;
-  if (!t._finalizable) {
-    registry.register(t, t.storage, t);
-    t._finalizable = true;
-  }
+  if (!t._finalizable) finalizable(t);
   return t;
 }
 
@@ -130,10 +131,7 @@ function close(mine: Scope, result: unknown): void {
     if (t._kept) continue;
     if (survivors.has(t)) {
       if (parent) parent.push(t);
-      else {
-        registry.register(t, t.storage, t);
-        t._finalizable = true;
-      }
+      else finalizable(t);
       continue;
     }
     t.dispose();

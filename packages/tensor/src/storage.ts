@@ -9,6 +9,8 @@ export class Storage {
   /** Bumped by every in-place write; autograd checks saved tensors against it. */
   version = 0;
   private view: ArrayBuffer | undefined;
+  /** Whether V8 was told about these bytes (gcOwned). */
+  private gcReported = false;
 
   constructor(
     readonly handle: number,
@@ -31,8 +33,24 @@ export class Storage {
     this.refs++;
   }
 
+  /**
+   * Marks the storage as one the garbage collector may have to free (a tensor on it is left
+   * to the FinalizationRegistry): its CPU bytes are reported to V8 as external memory, so
+   * that forgotten tensors drive collections. Storages freed deterministically (scopes,
+   * dispose()) are never reported: their churn would only trigger collections with nothing to
+   * collect.
+   */
+  gcOwned(): void {
+    if (this.gcReported || this.deviceCode !== -1 || this.refs === 0) return;
+    this.gcReported = true;
+    native.adjustExternal(this.nbytes);
+  }
+
   release(): void {
-    if (--this.refs === 0) native.free(this.handle, this.view);
+    if (--this.refs === 0) {
+      if (this.gcReported) native.adjustExternal(-this.nbytes);
+      native.free(this.handle, this.view);
+    }
   }
 }
 
