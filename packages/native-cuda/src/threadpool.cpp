@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -13,6 +14,43 @@
 namespace vlmoe {
 namespace {
 
+// Waits briefly before sleeping. A job on the pool costs two wake-ups when both sides sleep
+// (the caller wakes a worker, the last worker wakes the caller): a futex round trip each,
+// ~20-40 µs in a VM — more than an elementwise op of 1 MiB takes on one core (measured: an
+// add of 4 MiB ran slower on two threads than on one). So a worker spins on the job counter
+// for VLMOE_SPIN_US microseconds (default 50) after its last job before it blocks, and the
+// caller spins as long for the workers to finish, before sleeping on a condition variable.
+// Back-to-back ops (a training step) then hand over without a syscall, and an idle pool
+// still sleeps after 50 µs (0 turns spinning off: always sleep).
+int64_t spin_ns() {
+  static const int64_t v = [] {
+    const char* env = std::getenv("VLMOE_SPIN_US");
+    const long us = env ? std::atol(env) : 50;
+    return static_cast<int64_t>(us < 0 ? 0 : us) * 1000;
+  }();
+  return v;
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Spins until done() or the budget runs out; true when done() became true.
+template <class Done>
+bool spin_until(const Done& done) {
+  const int64_t budget = spin_ns();
+  if (budget == 0) return done();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count() > budget)
+      return done();
+  }
+}
+
 class Pool {
  public:
   explicit Pool(int n) { resize(n); }
@@ -23,21 +61,23 @@ class Pool {
   void resize(int n) {
     stop();
     n = std::max(1, n);
-    quit_ = false;
+    quit_.store(false);
     for (int i = 0; i < n - 1; ++i) workers_.emplace_back([this, i] { loop(i + 1); });
   }
 
   // Runs task(i) for i in [0, ntasks), task 0 on the caller.
   void run(int ntasks, const std::function<void(int)>& task) {
+    bool wake;
     {
       std::unique_lock<std::mutex> lk(mu_);
       task_ = &task;
       ntasks_ = ntasks;
       next_.store(1, std::memory_order_relaxed);
-      pending_ = ntasks - 1;
-      ++generation_;
+      pending_.store(ntasks - 1, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
+      wake = sleepers_ > 0;  // spinning workers see the new generation themselves
     }
-    cv_.notify_all();
+    if (wake) cv_.notify_all();
     in_parallel_ = true;
     task(0);
     // The caller also helps with tasks not yet taken.
@@ -46,8 +86,12 @@ class Pool {
       finish_one();
     }
     in_parallel_ = false;
+    const auto finished = [this] { return pending_.load(std::memory_order_acquire) == 0 && active_.load(std::memory_order_acquire) == 0; };
+    spin_until(finished);
     std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, [this] { return pending_ == 0 && active_ == 0; });
+    caller_waiting_ = true;
+    done_cv_.wait(lk, finished);
+    caller_waiting_ = false;
     task_ = nullptr;
   }
 
@@ -55,24 +99,31 @@ class Pool {
 
  private:
   void finish_one() {
-    std::lock_guard<std::mutex> lk(mu_);
-    if (--pending_ == 0) done_cv_.notify_one();
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (caller_waiting_) done_cv_.notify_one();
+    }
   }
 
   void loop(int) {
     uint64_t seen = 0;
     for (;;) {
+      spin_until([&] { return quit_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen; });
       const std::function<void(int)>* task;
       int ntasks;
       {
         std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return quit_ || generation_ != seen; });
-        if (quit_) return;
-        seen = generation_;
+        if (!quit_.load() && generation_.load() == seen) {
+          ++sleepers_;
+          cv_.wait(lk, [&] { return quit_.load() || generation_.load() != seen; });
+          --sleepers_;
+        }
+        if (quit_.load()) return;
+        seen = generation_.load();
         task = task_;
         ntasks = ntasks_;
         if (task == nullptr) continue;
-        ++active_;
+        active_.fetch_add(1, std::memory_order_relaxed);
       }
       in_parallel_ = true;
       for (int i = next_.fetch_add(1); i < ntasks; i = next_.fetch_add(1)) {
@@ -81,14 +132,14 @@ class Pool {
       }
       in_parallel_ = false;
       std::lock_guard<std::mutex> lk(mu_);
-      if (--active_ == 0 && pending_ == 0) done_cv_.notify_one();
+      if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1 && pending_.load() == 0 && caller_waiting_) done_cv_.notify_one();
     }
   }
 
   void stop() {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      quit_ = true;
+      quit_.store(true);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
@@ -98,13 +149,15 @@ class Pool {
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_, done_cv_;
-  const std::function<void(int)>* task_ = nullptr;
-  int ntasks_ = 0;
-  int pending_ = 0;
-  int active_ = 0;  // workers inside the current generation's task loop
+  const std::function<void(int)>* task_ = nullptr;  // under mu_
+  int ntasks_ = 0;                                  // under mu_
+  int sleepers_ = 0;                                // workers blocked on cv_ (under mu_)
+  bool caller_waiting_ = false;                     // the caller blocked on done_cv_ (under mu_)
+  std::atomic<int> pending_{0};                     // tasks 1.. not yet finished
+  std::atomic<int> active_{0};                      // workers inside the current generation's task loop (changed under mu_)
   std::atomic<int> next_{0};
-  uint64_t generation_ = 0;
-  bool quit_ = false;
+  std::atomic<uint64_t> generation_{0};             // bumped under mu_
+  std::atomic<bool> quit_{false};
 };
 
 thread_local bool Pool::in_parallel_ = false;

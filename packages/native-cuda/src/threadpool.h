@@ -1,9 +1,10 @@
 // A fixed pool of native worker threads shared by every CPU kernel.
 //
 // Sized once to the machine (std::thread::hardware_concurrency, or VLMOE_NUM_THREADS),
-// workers sleep on a condition variable between jobs (no spinning: on a 2-core machine a
-// spinning pool starves everything else), and parallel_for runs small work inline on the
-// caller so tiny ops never pay for a wake-up.
+// workers wait for the next job spinning for VLMOE_SPIN_US microseconds (default 50; 0 = never)
+// and then sleep on a condition variable (a long spin would starve everything else on a
+// 2-core machine; none at all pays a futex round trip per op), and parallel_for runs small
+// work inline on the caller so tiny ops never pay for a wake-up.
 #pragma once
 #include <cstdint>
 #include <functional>
