@@ -118,6 +118,18 @@ export function runTorchBest(script: string, args: Record<string, unknown>, opts
   return { ...bestOverRuns(runs, timed), runs, version: String(runs[0]!.out.torch_version ?? '') };
 }
 
+/**
+ * One peer result from several rounds of runTorchBest (rounds interleaved with ours, so a burst
+ * of machine noise hurts one round of each side rather than one side): every run of every
+ * round is a candidate, each timed key keeps its best. Null when PyTorch is missing.
+ */
+export function mergePeerRounds(rounds: readonly (PeerBest | null)[]): PeerBest | null {
+  const got = rounds.filter((r): r is PeerBest => r !== null);
+  if (got.length === 0) return null;
+  const runs = got.flatMap((r) => r.runs);
+  return { ...bestOverRuns(runs, (k) => !UNTIMED.has(k)), runs, version: got[0]!.version };
+}
+
 /** Per setting, one line of a peer's result for `key` (the evidence for "best setting"). */
 export function settingLines(peer: PeerBest, key: string, format: (v: number) => string): string[] {
   return peer.runs.map((r) => `  ${r.label}: ${typeof r.out[key] === 'number' ? format(r.out[key] as number) : '—'}${r.label === peer.setting[key] ? '  ← best' : ''}`);
