@@ -23,7 +23,7 @@
  */
 import * as T from '@vlmoe/tensor';
 import { VLMoPretrainer, preset, type VLMoConfig } from '@vlmoe/moe';
-import { makeCase, ourThreadSettings, printTable, runChild, timeit, timeSteps, writeResults, type Case } from './report.js';
+import { gemmPeak, makeCase, ourThreadSettings, printTable, runChild, timeit, timeSteps, writeResults, type Case } from './report.js';
 import { PEER_SETTINGS, peerName, runTorchBest, type PeerBest, type PeerSetting } from './torch.js';
 
 export interface ModelBenchArgs {
@@ -126,20 +126,6 @@ export function opFamily(range: string): string {
 
 function runOurs(args: ModelBenchArgs): StepResult {
   return runChild<StepResult>('model-child', args, { what: `model child (${args.config.moe?.numExperts ?? 0} experts, ${args.threads ?? 'default'} threads)` });
-}
-
-/** The best GFLOP/s of our shipped matmul over square and transformer-like shapes (the GEMM peak of this run). */
-function gemmPeak(quick: boolean): number {
-  const shapes: [number, number, number][] = quick ? [[512, 512, 512]] : [[1024, 1024, 1024], [2048, 2048, 2048], [2848, 768, 192], [2848, 192, 768]];
-  let best = 0;
-  for (const [M, N, K] of shapes) {
-    T.scope(() => {
-      const a = T.randn([M, K]), b = T.randn([K, N]);
-      const s = timeit(() => T.scope(() => { T.matmul(a, b); }), { reps: quick ? 1 : 3, minTime: quick ? 0.05 : 0.3 });
-      best = Math.max(best, (2 * M * N * K) / s / 1e9);
-    });
-  }
-  return best;
 }
 
 export function benchModel(): void {

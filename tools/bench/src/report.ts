@@ -4,6 +4,7 @@ import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as T from '@vlmoe/tensor';
 import { nativeInfo, setNumThreads } from '@vlmoe/tensor';
 
 export interface Case {
@@ -157,4 +158,18 @@ export function runChild<R>(mode: string, args: unknown, opts: { env?: Record<st
   if (r.error) throw new Error(`${what} could not run or its output was cut: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status ?? r.signal}):\n${r.stderr}`);
   return lastJsonLine<R>(r.stdout, what);
+}
+
+/** The best GFLOP/s of our shipped matmul over square and transformer-like shapes (the GEMM peak of this run). */
+export function gemmPeak(quick: boolean): number {
+  const shapes: [number, number, number][] = quick ? [[512, 512, 512]] : [[1024, 1024, 1024], [2048, 2048, 2048], [2848, 768, 192], [2848, 192, 768]];
+  let best = 0;
+  for (const [M, N, K] of shapes) {
+    T.scope(() => {
+      const a = T.randn([M, K]), b = T.randn([K, N]);
+      const s = timeit(() => T.scope(() => { T.matmul(a, b); }), { reps: quick ? 1 : 3, minTime: quick ? 0.05 : 0.3 });
+      best = Math.max(best, (2 * M * N * K) / s / 1e9);
+    });
+  }
+  return best;
 }

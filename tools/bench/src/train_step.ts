@@ -6,7 +6,7 @@
  * PyTorch: torch.ts's settings). Each run is its own process, so peak RSS is its own.
  */
 import * as T from '@vlmoe/tensor';
-import { makeCase, ourThreadSettings, printTable, runChild, timeSteps, writeResults, type Case } from './report.js';
+import { gemmPeak, makeCase, ourThreadSettings, printTable, runChild, timeSteps, writeResults, type Case } from './report.js';
 import { peerName, runTorchBest, settingLines } from './torch.js';
 
 const { nn } = T;
@@ -49,14 +49,18 @@ export function trainStepChild(cfg: TrainStepConfig): void {
   const opt = new T.optim.AdamW(model.parameters(), { lr: 1e-4, weightDecay: 0.01 });
   const x = T.randn([cfg.batch, cfg.seq, cfg.d], { generator: gen }).keep();
   const target = T.randn([cfg.batch, cfg.seq, cfg.d], { generator: gen }).keep();
-  const { ms, medianMs: median, last: loss } = timeSteps(() => T.scope(() => {
-    opt.zeroGrad();
-    const l = nn.mseLoss(model.forward(x), target);
-    l.backward();
-    opt.step();
-    return l.item();
-  }), cfg.warmup, cfg.steps);
-  console.log(JSON.stringify({ ms, median_ms: median, peak_rss_mb: process.resourceUsage().maxRSS / 1024, loss, live_bytes: T.memory().cpu.live }));
+  const { ms, medianMs: median, last: { loss, flops } } = timeSteps(() => {
+    const f0 = T.flopCount();
+    const loss = T.scope(() => {
+      opt.zeroGrad();
+      const l = nn.mseLoss(model.forward(x), target);
+      l.backward();
+      opt.step();
+      return l.item();
+    });
+    return { loss, flops: T.flopCount() - f0 };
+  }, cfg.warmup, cfg.steps);
+  console.log(JSON.stringify({ ms, median_ms: median, peak_rss_mb: process.resourceUsage().maxRSS / 1024, loss, flops, live_bytes: T.memory().cpu.live }));
 }
 
 export function benchTrainStep(): void {
@@ -64,7 +68,7 @@ export function benchTrainStep(): void {
   const info = T.nativeInfo();
   const base = { blocks: 4, d: 256, heads: 4, ffn: 1024, seq: 128, batch: 16, warmup: quick ? 1 : 3, steps: quick ? 3 : 20 };
   // ours at each of its thread settings, each in its own child (its own peak RSS); the best counts
-  type Run = { threads: number; median_ms: number; peak_rss_mb: number; loss: number };
+  type Run = { threads: number; median_ms: number; peak_rss_mb: number; loss: number; flops: number };
   const ourRuns: Run[] = ourThreadSettings().map((threads) => {
     const cfg: TrainStepConfig = { ...base, threads };
     return { threads, ...runChild<Omit<Run, 'threads'>>('train-step-child', cfg, { what: `train-step child (${threads} threads)` }) };
@@ -80,6 +84,10 @@ export function benchTrainStep(): void {
   ];
   printTable(`Training step, fp32, each side at its best thread setting (GEMM: ${info.blas}, kernels: ${info.simd})`, cases);
   console.log(`\nours per thread setting: ${ourRuns.map((r) => `${r.threads} thread(s) ${r.median_ms.toFixed(1)} ms`).join('; ')}`);
+  // achieved rate against the GEMM peak measured in this run (matrix-multiply FLOPs counted by the kernels)
+  const peak = gemmPeak(quick);
+  const gflops = ours.flops / 1e9, rate = gflops / (ours.median_ms / 1e3);
+  console.log(`${gflops.toFixed(1)} GFLOP per step (matmul kernels), ${rate.toFixed(0)} GFLOP/s = ${((100 * rate) / peak).toFixed(0)} % of the GEMM peak of this run (${peak.toFixed(0)} GFLOP/s; goal ≥ 60 %)`);
   if (torch) {
     console.log('PyTorch per setting (median ms/step):');
     for (const l of settingLines(torch, 'median_ms', (v) => v.toFixed(1))) console.log(l);
