@@ -23,7 +23,7 @@
  */
 import * as T from '@vlmoe/tensor';
 import { VLMoPretrainer, preset, type VLMoConfig } from '@vlmoe/moe';
-import { gemmPeak, makeCase, ourThreadSettings, printTable, runChild, timeit, timeSteps, writeResults, type Case } from './report.js';
+import { gemmPeak, makeCase, ourThreadSettings, printTable, runChild, timeSteps, writeResults, type Case } from './report.js';
 import { PEER_SETTINGS, peerName, runTorchBest, type PeerBest, type PeerSetting } from './torch.js';
 
 export interface ModelBenchArgs {
