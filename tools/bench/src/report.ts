@@ -5,7 +5,6 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '@vlmoe/tensor';
-import { nativeInfo, setNumThreads } from '@vlmoe/tensor';
 
 export interface Case {
   case: string;
@@ -25,7 +24,7 @@ export function makeCase(name: string, unit: string, ours: number, peer: number 
 
 export function machine(): Record<string, unknown> {
   const c = cpus();
-  return { cpu: c[0]?.model ?? 'unknown', cores: c.length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, native: nativeInfo() };
+  return { cpu: c[0]?.model ?? 'unknown', cores: c.length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, native: T.nativeInfo() };
 }
 
 const fmt = (v: number | null, digits = 2) => (v === null ? '—' : v >= 100 ? v.toFixed(0) : v.toFixed(digits));
@@ -72,7 +71,7 @@ export function timeit(fn: () => void, opts: { reps?: number; minTime?: number; 
 
 /** Our thread settings: the pool's default (all cores) and 1 — ours reports its best, like the peers. */
 export function ourThreadSettings(): number[] {
-  return [...new Set([nativeInfo().threads, 1])];
+  return [...new Set([T.nativeInfo().threads, 1])];
 }
 
 /**
@@ -83,11 +82,11 @@ export function forEachOurThreadSetting(body: (threads: number) => void): void {
   const settings = ourThreadSettings();
   try {
     for (const t of settings) {
-      setNumThreads(t);
+      T.setNumThreads(t);
       body(t);
     }
   } finally {
-    setNumThreads(settings[0]!);
+    T.setNumThreads(settings[0]!);
   }
 }
 

@@ -98,6 +98,7 @@ void gemm_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float a
               int64_t ldc) {
 #ifdef VLMOE_HAVE_OPENBLAS
   if (use_openblas() && fits_blasint(M, N, K, lda, ldb, ldc)) {
+    gemm_prefetch_hint(nullptr, 0);  // a read-ahead serves the builtin kernel only
     if (degenerate(M, N, K, alpha, beta, C, ldc)) return;
     cblas_sgemm(CblasRowMajor, tr(transA), tr(transB), bi(M), bi(N), bi(K), alpha, A, bi(lda),
                 B, bi(ldb), beta, C, bi(ldc));
@@ -112,6 +113,7 @@ void gemm_f64(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double 
               double* C, int64_t ldc) {
 #ifdef VLMOE_HAVE_OPENBLAS
   if (use_openblas() && fits_blasint(M, N, K, lda, ldb, ldc)) {
+    gemm_prefetch_hint(nullptr, 0);  // a read-ahead serves the builtin kernel only
     if (degenerate(M, N, K, alpha, beta, C, ldc)) return;
     cblas_dgemm(CblasRowMajor, tr(transA), tr(transB), bi(M), bi(N), bi(K), alpha, A, bi(lda),
                 B, bi(ldb), beta, C, bi(ldc));

@@ -40,8 +40,9 @@ void gemm_builtin_f64(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
 // Read-ahead for the next builtin GEMM on the calling thread: that GEMM spreads software
 // prefetches of [p, p + bytes) over its micro-kernel calls, so the DRAM traffic of data the
 // thread reads next (a grouped GEMM's next expert weights) overlaps this product's arithmetic
-// instead of stalling the next pack. Consumed (cleared) by that one call; a hint left over
-// when it ends is dropped. Only a hint: it changes no result, and bytes = 0 clears it.
+// instead of stalling the next pack. Consumed (cleared) by the next gemm_builtin_* or gemm_*
+// call on the thread (the dispatcher drops it when OpenBLAS runs the product). Only a hint: it
+// changes no result, and bytes = 0 clears it.
 void gemm_prefetch_hint(const void* p, size_t bytes);
 
 // Strided batched builtin GEMM (see gemm_batched_* below).

@@ -196,19 +196,14 @@ VLMOE_DEFINE_SIMD_KERNEL(kernel_avx2, "avx2,fma")
 // Packing
 // ------------------------------------------------------------------------------------------
 
+enum class Isa { kAvx512, kAvx2, kPortable };
+Isa isa();  // the kernel set in use (below; VLMOE_GEMM_SIMD caps it)
+
 #if VLMOE_GEMM_X86
 // 8 x 8 float transposes (AVX) for packing a transposed B (weights read as W^T, the
 // backward's dx = dy W^T): 8 loads of 32 bytes, 24 shuffles, 8 stores, against 16 4 x 4 SSE
 // transposes. dst[j * ldd + r] = src[r * ld + j]. (The same for the row-major A pack measured
 // slower: its 8-row panels are short and the SSE loop it replaced was already cheap.)
-bool have_avx() {
-  static const bool v = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx") != 0;
-  }();
-  return v;
-}
-
 __attribute__((target("avx"))) inline void transpose8x8(const float* src, int64_t ld, float* dst, int64_t ldd) {
   const __m256 r0 = _mm256_loadu_ps(src + 0 * ld), r1 = _mm256_loadu_ps(src + 1 * ld);
   const __m256 r2 = _mm256_loadu_ps(src + 2 * ld), r3 = _mm256_loadu_ps(src + 3 * ld);
@@ -294,7 +289,7 @@ void pack_B(int64_t kc, int64_t nc, const T* B, int64_t ldb, bool transB, int64_
       const T* src = B + (j0 + jr) * ldb + p0;
 #if VLMOE_GEMM_X86
       if constexpr (std::is_same_v<T, float> && NR % 8 == 0) {
-        if (cols == NR && have_avx()) {
+        if (cols == NR && isa() != Isa::kPortable) {  // AVX2 or AVX-512 kernels imply AVX
           // 8 x 8 transposes, two k blocks of 8 back to back per group of 8 columns, so each
           // 64-byte source line is used whole while it is in L1 (column streams ldb apart
           // alias in L1 when ldb is a multiple of 4 KiB).
@@ -609,8 +604,6 @@ void run_f64_portable(const Args& g, double alpha, const double* A, const double
   run_with<double, 4, 4, kernel_portable<double, 4, 4>>(g, alpha, A, B, beta, C,
                                                         with_env({256, 128, 1024}));
 }
-
-enum class Isa { kAvx512, kAvx2, kPortable };
 
 Isa detect_isa() {
   // VLMOE_GEMM_SIMD=avx2|portable forces a lower kernel (testing on AVX-512 hardware).

@@ -23,12 +23,10 @@ thread_local bool t_concurrent = false;
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
                  int64_t ldb, float beta, float* C, int64_t ldc) {
   (t_reference ? gemm_reference_f32 : t_concurrent ? gemm_builtin_f32 : gemm_f32)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  gemm_prefetch_hint(nullptr, 0);  // unused when OpenBLAS ran it
 }
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda, const double* B,
                  int64_t ldb, double beta, double* C, int64_t ldc) {
   (t_reference ? gemm_reference_f64 : t_concurrent ? gemm_builtin_f64 : gemm_f64)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  gemm_prefetch_hint(nullptr, 0);
 }
 
 struct ReferenceScope {
@@ -70,7 +68,7 @@ template <typename Fn>
 void for_each_group(int64_t G, const int64_t* sizes, int64_t total, const Fn& run) {
   const int nt = num_threads();
   if (t_reference || nt <= 1 || G <= 1 || !concurrent_groups_allowed()) {
-    for (int64_t g = 0; g < G; ++g) run(g, t_reference || g + 1 >= G ? int64_t(-1) : g + 1);
+    for (int64_t g = 0; g < G; ++g) run(g, g + 1 < G ? g + 1 : int64_t(-1));
     return;
   }
   std::vector<int64_t> small;
@@ -88,7 +86,8 @@ void for_each_group(int64_t G, const int64_t* sizes, int64_t total, const Fn& ru
   });
 }
 
-// Prefetch hint for the next GEMM on this thread: matrix `g` (-1: none) of a [G, rows, cols] stack.
+// Prefetch hint for the next GEMM on this thread: matrix `g` (-1: none) of a [G, rows, cols]
+// stack. None on the reference path: its triple loop would leave the hint to a later GEMM.
 template <typename T>
 void ahead(const T* stack, int64_t g, int64_t elems) {
   if (g >= 0 && !t_reference) gemm_prefetch_hint(stack + g * elems, sizeof(T) * static_cast<size_t>(elems));
