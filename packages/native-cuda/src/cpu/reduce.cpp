@@ -7,7 +7,7 @@
 //  * inner reduction (the innermost dim is reduced): per output, run along rows of R;
 //  * outer reduction (the innermost dim is kept): per chunk of outputs, add whole rows of
 //    K into an accumulator, so the input is read once, in order.
-// float32 sums accumulate in float64.
+// float32 sums accumulate in float64 (contiguous rows: 8 float32 addends per lane first).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -56,21 +56,48 @@ struct SumLike {
   using A = acc_t<T>;
   static A init() { return Prod ? A(1) : A(0); }
   static A combine(A a, A b) { return Prod ? a * b : a + b; }
+  // 16 independent partial sums (two 512-bit or four 256-bit vectors of doubles): with 8,
+  // the latency of one vector add chain, not memory, bounded a float32 sum. Scalar code
+  // the compiler vectorises without reordering, so every kernel set gives the same bits.
+  static A widened_sum(const T* x, int64_t n) {
+    A acc[16] = {};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+      for (int j = 0; j < 16; ++j) acc[j] += A(x[i + j]);
+    for (int j = 0; j < 8; ++j) acc[j] += acc[j + 8];
+    A r = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; ++i) r += A(x[i]);
+    return r;
+  }
+  // float32 rows: 64 float lanes, each adding 8 consecutive blocks' elements in float32,
+  // then widened into 64 double lanes. The float32 part of the error is at most 7 units of
+  // rounding of one lane's 8 magnitudes (PyTorch's float32 cascade sum: ~log2(n) units of
+  // the whole sum), and it is exact whenever 8 addends fit the float mantissa. Widening every
+  // element cost a conversion per 8 floats and kept one core at ~40 GB/s; widening once per
+  // 8 lands near the memory bound (~50 GB/s per core, measured). Each lane is independent
+  // scalar code, so every kernel set still gives the same bits.
+  static constexpr int64_t kLanes = 64, kRows = 8, kBlock = kLanes * kRows;
+  static A blocked_float_sum(const T* x, int64_t n) {
+    double acc[kLanes] = {};
+    int64_t i = 0;
+    for (; i + kBlock <= n; i += kBlock) {
+      float f[kLanes] = {};
+      for (int64_t b = 0; b < kRows; ++b)
+        for (int64_t j = 0; j < kLanes; ++j) f[j] += x[i + b * kLanes + j];
+      for (int64_t j = 0; j < kLanes; ++j) acc[j] += double(f[j]);
+    }
+    for (int64_t j = 0; j < 32; ++j) acc[j] += acc[j + 32];
+    for (int64_t j = 0; j < 16; ++j) acc[j] += acc[j + 16];
+    for (int64_t j = 0; j < 8; ++j) acc[j] += acc[j + 8];
+    double r = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    return r + widened_sum(x + i, n - i);
+  }
   // Reduce n elements with stride s.
   static A row(const T* x, int64_t n, int64_t s) {
-    if (!Prod && s == 1) {
-      // 16 independent partial sums (two 512-bit or four 256-bit vectors of doubles): with 8,
-      // the latency of one vector add chain, not memory, bounded a float32 sum. Scalar code
-      // the compiler vectorises without reordering, so every kernel set gives the same bits.
-      A acc[16] = {};
-      int64_t i = 0;
-      for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; ++j) acc[j] += A(x[i + j]);
-      for (int j = 0; j < 8; ++j) acc[j] += acc[j + 8];
-      A r = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-      for (; i < n; ++i) r += A(x[i]);
-      return r;
+    if constexpr (!Prod && std::is_same<T, float>::value) {
+      if (s == 1 && n >= kBlock) return blocked_float_sum(x, n);
     }
+    if (!Prod && s == 1) return widened_sum(x, n);
     A r = init();
     for (int64_t i = 0; i < n; ++i) r = combine(r, A(x[i * s]));
     return r;
