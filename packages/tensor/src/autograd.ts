@@ -8,6 +8,7 @@
 import type { Tensor } from './tensor.js';
 import { nextTensorId } from './tensor_id.js';
 import { currentRange, timeBackward } from './profiler.js';
+import { scope } from './scope.js';
 
 export type BackwardFn = (grad: Tensor) => (Tensor | null)[];
 
@@ -170,7 +171,10 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, opts: Backwa
     const g = grads.get(t);
     grads.delete(t);
     if (g) {
-      const gin = noGrad(() => timeBackward(node.range, () => node.backward(g)));
+      // In a scope of its own: what a backward rule makes besides the gradients it returns
+      // (contiguous copies, transposes, partial products) is freed now, not at the end of the
+      // step's scope.
+      const gin = noGrad(() => timeBackward(node.range, () => scope(() => node.backward(g))));
       for (let i = 0; i < node.inputs.length; ++i) {
         const x = node.inputs[i];
         const gi = gin[i];

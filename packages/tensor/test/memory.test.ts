@@ -207,6 +207,28 @@ describe('scope() / tidy()', () => {
   });
 });
 
+describe('backward frees as it goes', () => {
+  it('what a backward rule makes besides its gradients is freed when the rule returns, not when the step scope closes', () => {
+    // 16 scaled softmaxes, each with a transposed input: every backward rule makes a
+    // contiguous copy of its incoming gradient, its dx and (scale != 1) a scaled copy; only
+    // the returned gradient may outlive the rule, and only until its consumer has run.
+    const n = 256 * 256 * 4;
+    const x = T.randn([256, 256], { requiresGrad: true });
+    T.scope(() => {
+      let y: T.Tensor = x;
+      for (let i = 0; i < 16; ++i) y = T.softmax(y.t(), -1, { scale: 1.5 });
+      const loss = y.mul(y).sum();
+      const atForward = live();
+      const peak0 = T.memory().cpu.peak;
+      loss.backward();
+      // x.grad is all that backward leaves behind; at any time it held a few gradients at most
+      expect(live() - atForward).toBe(n);
+      expect(T.memory().cpu.peak - Math.max(peak0, atForward)).toBeLessThanOrEqual(6 * n);
+    });
+    x.dispose();
+  });
+});
+
 describe('helpers free what they allocate', () => {
   it('gradcheck leaves live bytes unchanged and does not touch the inputs\' grads', () => {
     const x = T.randn([3, 4], { dtype: 'float64', requiresGrad: true });
