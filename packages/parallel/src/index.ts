@@ -1,6 +1,6 @@
 /**
  * @vlmoe/parallel — torch.distributed-style process groups for vlmoe (shm and mpi backends; nccl discovered),
- * and the `vlmoe-run` launcher; the training engine (data and expert parallel, ZeRO 1/2, checkpoints).
+ * and the `vlmoe-run` launcher; the training engine (data and expert parallel, ZeRO 1/2, checkpoints); tensor-parallel layers (Megatron's column/row split).
  */
 export { type ProcessGroup, type ReduceOp, type Work, type AsyncOption, CompletedWork } from './process_group.js';
 export { ShmProcessGroup, type ShmOptions } from './shm.js';
@@ -16,5 +16,6 @@ export { loadCheckpointWeights, saveCheckpointWeights, type TrainingState, type 
 export { ZeroOptimizer, type ParamGroup, type ZeroOptions, type GlobalState } from './zero.js';
 export { resolveConfig, DEEPSPEED_CONFIG_SCHEMA, type DeepSpeedConfig, type ResolvedConfig } from './config.js';
 export { LossScaler, type LossScalerOptions, type LossScalerState } from './loss_scaler.js';
-export { createParallelGroups, type ParallelGroups } from './groups.js';
+export { createParallelGroups, describeParallelGroups, type ParallelGroups, type ParallelSizes } from './groups.js';
+export * from './tensor_parallel/index.js';
 export { wireModel, isExpertParallelLayer, isDataParallelModule, type ExpertParallelLayer, type DataParallelModule } from './wiring.js';

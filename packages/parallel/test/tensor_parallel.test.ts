@@ -1,0 +1,54 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, test } from 'vitest';
+import * as T from '@vlmoe/tensor';
+import { shardOf, unshard } from '../src/index.js';
+
+const launcher = fileURLToPath(new URL('../dist/launcher.js', import.meta.url));
+const worker = fileURLToPath(new URL('./workers/tensor_parallel.mjs', import.meta.url));
+
+describe('shardOf / unshard (Megatron partition_dim and partition_stride)', () => {
+  test('rank r holds block r of every chunk; unshard puts the shards back in order', () => {
+    const full = T.arange(0, 24, 1, { dtype: 'float64' }).reshape(6, 4);
+    // rows in 3 chunks (q, k, v) of 2, over 2 ranks: rank 0 holds rows 0, 2, 4; rank 1 rows 1, 3, 5
+    const s0 = shardOf(full, { dim: 0, stride: 3 }, 0, 2), s1 = shardOf(full, { dim: 0, stride: 3 }, 1, 2);
+    expect(s0.toArray()).toEqual([[0, 1, 2, 3], [8, 9, 10, 11], [16, 17, 18, 19]]);
+    expect(s1.toArray()).toEqual([[4, 5, 6, 7], [12, 13, 14, 15], [20, 21, 22, 23]]);
+    expect(unshard([s0, s1], { dim: 0, stride: 3 }).toArray()).toEqual(full.toArray());
+    // columns, plain split over 4 ranks
+    const cols = [0, 1, 2, 3].map((r) => shardOf(full, { dim: 1, stride: 1 }, r, 4));
+    expect(cols[2]!.toArray()).toEqual([[2], [6], [10], [14], [18], [22]]);
+    expect(unshard(cols, { dim: 1, stride: 1 }).toArray()).toEqual(full.toArray());
+  });
+
+  test('a dim that does not split is an error naming the shape and the ranks', () => {
+    const full = T.zeros([6, 4]);
+    expect(() => shardOf(full, { dim: 0, stride: 3 }, 0, 4)).toThrow(/dim 0 of \[6, 4\] \(6\) does not split into 3 chunk\(s\) over 4 tensor-parallel ranks/);
+    expect(() => shardOf(full, { dim: 2, stride: 1 }, 0, 2)).toThrow(/dim 2 is out of range/);
+  });
+});
+
+describe('tensor-parallel layers vs their one-process twins (float64)', () => {
+  const runs: [string, string[]][] = [
+    ['1 rank', ['--nproc', '1']],
+    ['TP 2', ['--nproc', '2']],
+    ['TP 4', ['--nproc', '4']],
+    ['TP 2 × DP 2 (4 ranks)', ['--nproc', '4', worker, '--tp', '2']],
+  ];
+  for (const [name, args] of runs) {
+    test(`${name}: column/row linears (plain, gathered, q·k·v stride 3, scattered input), vocab embedding, vocab cross-entropy — outputs and gradient shards`, () => {
+      const argv = args.includes(worker) ? [launcher, ...args] : [launcher, ...args, worker];
+      const r = spawnSync(process.execPath, argv, { encoding: 'utf8', timeout: 180_000 });
+      const out = `${r.stdout}\n${r.stderr}`;
+      expect(r.status, out).toBe(0);
+      const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; tpSize: number; diffs: Record<string, number> });
+      const n = Number(args[1]);
+      expect(rows.length, out).toBe(n);
+      for (const row of rows) {
+        expect(row.tpSize).toBe(args.includes('--tp') ? 2 : n);
+        expect(Object.keys(row.diffs).length).toBe(26);
+        for (const [check, d] of Object.entries(row.diffs)) expect(d, `rank ${row.rank}: ${check}`).toBeLessThan(1e-12);
+      }
+    });
+  }
+});

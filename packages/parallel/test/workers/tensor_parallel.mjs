@@ -1,0 +1,118 @@
+// Tensor-parallel layers on every rank of a tensor-parallel group (the whole world, or groups
+// of `--tp` ranks inside it) against their one-process twins, in float64: outputs and every
+// gradient (this rank's shard of the full gradient). Prints one JSON line per rank: the
+// largest absolute difference per check.
+import * as T from '@vlmoe/tensor';
+import {
+  initProcessGroup, createParallelGroups, ColumnParallelLinear, RowParallelLinear, VocabParallelEmbedding,
+  vocabParallelCrossEntropy, scatterToTensorParallelRegion, gatherFromTensorParallelRegion, shardOf, unshard,
+} from '../../dist/index.js';
+
+const tpArg = process.argv.indexOf('--tp');
+const world = initProcessGroup();
+const groups = createParallelGroups(world, { tensor: tpArg > 0 ? Number(process.argv[tpArg + 1]) : world.size });
+const tp = groups.tensorParallel;
+const P = tp.size, r = tp.rank;
+const f64 = { dtype: 'float64' };
+const diffs = {};
+const check = (name, got, want) => {
+  if (got.shape.join() !== want.shape.join()) throw new Error(`${name}: shape [${got.shape}] vs [${want.shape}]`);
+  diffs[name] = Math.max(diffs[name] ?? 0, T.max(T.abs(T.sub(got, want))).item());
+};
+const shard = (full, dim, stride = 1) => shardOf(full, { dim, stride }, r, P);
+// every rank of a tensor-parallel group sees the same data; data-parallel replicas see their own
+const seed = 100 + groups.dataParallel.rank;
+const g = new T.Generator(seed);
+const lin = (inF, outF, bias = true) => new T.nn.Linear(inF, outF, { ...f64, generator: g, bias });
+
+// 1. MLP: column (no gather) → gelu → row (input parallel), vs fc2(gelu(fc1(x)))
+{
+  const fc1 = lin(8, 4 * P * 2), fc2 = lin(4 * P * 2, 8);
+  const x = T.randn([3, 5, 8], { ...f64, generator: g });
+  const w = T.randn([3, 5, 8], { ...f64, generator: g });
+  const xr = T.clone(x).requiresGrad_();
+  const yr = fc2.forward(T.gelu(fc1.forward(xr)));
+  T.sum(T.mul(yr, w)).backward();
+  const col = ColumnParallelLinear.fromDense(fc1, tp), row = RowParallelLinear.fromDense(fc2, tp);
+  const xp = T.clone(x).requiresGrad_();
+  const yp = row.forward(T.gelu(col.forward(xp)));
+  T.sum(T.mul(yp, w)).backward();
+  check('mlp out', yp, yr);
+  check('mlp dx', xp.grad, xr.grad);
+  check('mlp fc1.weight grad', col.weight.grad, shard(fc1.weight.grad, 0));
+  check('mlp fc1.bias grad', col.bias.grad, shard(fc1.bias.grad, 0));
+  check('mlp fc2.weight grad', row.weight.grad, shard(fc2.weight.grad, 1));
+  check('mlp fc2.bias grad', row.bias.grad, fc2.bias.grad);
+  // the shards put back together are the full weights
+  check('unshard fc1.weight', unshard(tp.allGather(col.weight), { dim: 0, stride: 1 }), fc1.weight);
+  check('unshard fc2.weight', unshard(tp.allGather(row.weight), { dim: 1, stride: 1 }), fc2.weight);
+}
+
+// 2. fused q·k·v weight (stride 3): this rank's columns are its heads of q, of k and of v;
+//    gathered column output and a row layer taking the full input (scatter first)
+{
+  const qkv = lin(6, 3 * 2 * P, false);
+  const plain = lin(6, 2 * P), back = lin(2 * P, 6);
+  const x = T.randn([4, 6], { ...f64, generator: g });
+  const xr = T.clone(x).requiresGrad_();
+  const yq = qkv.forward(xr), yg = plain.forward(xr), yb = back.forward(yg);
+  T.add(T.add(T.sum(T.mul(yq, yq)), T.sum(T.mul(yg, T.tanh(yg)))), T.sum(T.mul(yb, yb))).backward();
+  const cq = ColumnParallelLinear.fromDense(qkv, tp, { stride: 3 });
+  const cg = ColumnParallelLinear.fromDense(plain, tp, { gatherOutput: true });
+  const rb = RowParallelLinear.fromDense(back, tp, { inputIsParallel: false });
+  const xp = T.clone(x).requiresGrad_();
+  const pq = cq.forward(xp), pg = cg.forward(xp), pb = rb.forward(pg);
+  // each rank's q·k·v columns carry only its share of sum(yq²); the others come from other ranks' backward
+  T.add(T.add(T.sum(T.mul(pq, pq)), T.sum(T.mul(pg, T.tanh(pg)))), T.sum(T.mul(pb, pb))).backward();
+  check('qkv out (stride 3)', pq, shard(yq, 1, 3));
+  check('qkv weight grad (stride 3)', cq.weight.grad, shard(qkv.weight.grad, 0, 3));
+  check('gathered column out', pg, yg);
+  check('gathered column weight grad', cg.weight.grad, shard(plain.weight.grad, 0));
+  check('row (scattered input) out', pb, yb);
+  check('row (scattered input) weight grad', rb.weight.grad, shard(back.weight.grad, 1));
+  check('dx through scatter/gather', xp.grad, xr.grad);
+  check('unshard qkv weight', unshard(tp.allGather(cq.weight), { dim: 0, stride: 3 }), qkv.weight);
+}
+
+// 3. scatter ∘ gather is the identity, forward and backward
+{
+  const x = T.randn([2, 3, 4 * P], { ...f64, generator: g }).requiresGrad_();
+  const y = gatherFromTensorParallelRegion(tp, scatterToTensorParallelRegion(tp, x));
+  T.sum(T.mul(y, y)).backward();
+  check('gather(scatter(x))', y, x);
+  check('gather(scatter(x)) grad', x.grad, T.mul(x, 2));
+}
+
+// 4. vocab-parallel embedding (ids everywhere in the vocabulary)
+{
+  const V = 6 * P, d = 5;
+  const emb = new T.nn.Embedding(V, d, { ...f64, generator: g });
+  const ids = T.randint(0, V, [4, 7], { generator: g, dtype: 'int64' });
+  const w = T.randn([4, 7, d], { ...f64, generator: g });
+  T.sum(T.mul(emb.forward(ids), w)).backward();
+  const ve = VocabParallelEmbedding.fromDense(emb, tp);
+  const out = ve.forward(ids);
+  T.sum(T.mul(out, w)).backward();
+  check('vocab embedding out', out, emb.forward(ids));
+  check('vocab embedding grad', ve.weight.grad, shard(emb.weight.grad, 0));
+}
+
+// 5. vocab-parallel cross-entropy (some targets ignored) vs crossEntropy on the full logits
+for (const reduction of ['mean', 'sum', 'none']) {
+  const V = 5 * P, N = 9;
+  const logits = T.mul(T.randn([N, V], { ...f64, generator: g }), 3);
+  const target = T.randint(0, V, [N], { generator: g, dtype: 'int64' });
+  const tgt = T.where(T.lt(T.uniform([N], 0, 1, { generator: g }), 0.25), -100, target);
+  const gw = reduction === 'none' ? T.randn([N], { ...f64, generator: g }) : T.ones([], f64);
+  const lr = T.clone(logits).requiresGrad_();
+  const ref = T.crossEntropy(lr, tgt, { reduction });
+  T.sum(T.mul(ref, gw)).backward();
+  const lp = T.clone(shard(logits, 1)).requiresGrad_();
+  const got = vocabParallelCrossEntropy(tp, lp, tgt, { reduction });
+  T.sum(T.mul(got, gw)).backward();
+  check(`vocab cross-entropy ${reduction}`, got, ref);
+  check(`vocab cross-entropy ${reduction} grad`, lp.grad, shard(lr.grad, 1));
+}
+
+console.log(JSON.stringify({ rank: world.rank, tpRank: r, tpSize: P, diffs }));
+world.destroy();
