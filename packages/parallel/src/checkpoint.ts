@@ -29,6 +29,8 @@ const MAX_SHARD_BYTES = 1 << 30;
 export interface CheckpointLayout {
   world: number;
   expertParallel: number;
+  /** Absent in checkpoints written before tensor parallelism (1). */
+  tensorParallel?: number;
   stage: number;
 }
 

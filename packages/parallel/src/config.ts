@@ -55,7 +55,8 @@ export const DEEPSPEED_CONFIG_SCHEMA = T.z.strictObject({
       overlap_comm: T.z.boolean().optional().describe('reduce buckets during backward (default true)'),
     })
     .optional(),
-  expert_parallel_size: int().optional().describe("ranks that share one set of experts (DeepSpeed's ep_size; default 1)"),
+  expert_parallel_size: int().optional().describe("ranks that share one set of experts (DeepSpeed's ep_size; default 1); divides the data-parallel size"),
+  tensor_parallel_size: int().optional().describe("ranks that split each dense layer — attention heads, FFN hidden units, the vocabulary (Megatron's tensor_model_parallel_size; default 1); the data-parallel size is the world size / this"),
   bf16: T.z.strictObject({ enabled: T.z.boolean().optional() }).optional().describe('float32 matrix products in bfloat16 (autocast), float32 master weights'),
   fp16: T.z
     .strictObject({
@@ -83,6 +84,9 @@ export interface ResolvedConfig {
   /** Reduce gradient buckets during backward as they fill (all-reduce in stages 0 and 1, reduce-scatter in stage 2). */
   overlapComm: boolean;
   expertParallel: number;
+  tensorParallel: number;
+  /** Ranks that see different samples: world size / tensor_parallel_size. */
+  dataParallel: number;
   /** The optimiser, its type in the canonical case. */
   optimizer: { type: OptimizerType; params: NonNullable<NonNullable<DeepSpeedConfig['optimizer']>['params']> };
   scheduler: NonNullable<DeepSpeedConfig['scheduler']> | null;
@@ -125,31 +129,38 @@ function unimplemented(at: readonly string[], key: string, known: readonly strin
 
 /**
  * The engine's view of a DeepSpeed config for `worldSize` ranks. `where` names the config in
- * errors (e.g. the recipe file and its `engine` key).
+ * errors (e.g. the recipe file and its `engine` key). Batch sizes count data-parallel ranks:
+ * the world size divided by tensor_parallel_size (the ranks of a tensor-parallel group share
+ * their samples).
  */
 export function resolveConfig(c: DeepSpeedConfig, worldSize: number, where = 'config'): ResolvedConfig {
   c = T.parseConfig(DEEPSPEED_CONFIG_SCHEMA, c, where, { unknownKey: unimplemented, alsoKnown: (at) => DEEPSPEED_ONLY[at.join('.')] ?? [] });
-  for (const k of ['train_batch_size', 'train_micro_batch_size_per_gpu', 'gradient_accumulation_steps', 'expert_parallel_size'] as const)
+  for (const k of ['train_batch_size', 'train_micro_batch_size_per_gpu', 'gradient_accumulation_steps', 'expert_parallel_size', 'tensor_parallel_size'] as const)
     if (c[k] !== undefined && !posInt(c[k])) throw new Error(`${where}: ${k} must be a positive integer, got ${JSON.stringify(c[k])}`);
+  const tp = c.tensor_parallel_size ?? 1;
+  if (worldSize % tp !== 0) throw new Error(`${where}: tensor_parallel_size ${tp} does not divide the world size ${worldSize}`);
+  const dp = worldSize / tp;
+  // batch sizes count data-parallel ranks; the messages say which
+  const ranks = tp > 1 ? `data-parallel size ${dp} (world size ${worldSize} / tensor_parallel_size ${tp})` : `world size ${worldSize}`;
   let tb = c.train_batch_size, mb = c.train_micro_batch_size_per_gpu, ga = c.gradient_accumulation_steps;
   if (tb !== undefined && mb !== undefined && ga !== undefined) {
-    if (tb !== mb * ga * worldSize)
-      throw new Error(`${where}: train_batch_size ${tb} != train_micro_batch_size_per_gpu ${mb} × gradient_accumulation_steps ${ga} × world size ${worldSize}`);
+    if (tb !== mb * ga * dp)
+      throw new Error(`${where}: train_batch_size ${tb} != train_micro_batch_size_per_gpu ${mb} × gradient_accumulation_steps ${ga} × ${ranks}`);
   } else if (tb !== undefined && mb !== undefined) {
-    ga = tb / (mb * worldSize);
-    if (!posInt(ga)) throw new Error(`${where}: train_batch_size ${tb} is not divisible by micro batch ${mb} × world size ${worldSize}`);
+    ga = tb / (mb * dp);
+    if (!posInt(ga)) throw new Error(`${where}: train_batch_size ${tb} is not divisible by micro batch ${mb} × ${ranks}`);
   } else if (tb !== undefined && ga !== undefined) {
-    mb = tb / (ga * worldSize);
-    if (!posInt(mb)) throw new Error(`${where}: train_batch_size ${tb} is not divisible by gradient_accumulation_steps ${ga} × world size ${worldSize}`);
+    mb = tb / (ga * dp);
+    if (!posInt(mb)) throw new Error(`${where}: train_batch_size ${tb} is not divisible by gradient_accumulation_steps ${ga} × ${ranks}`);
   } else if (mb !== undefined) {
     ga = ga ?? 1;
-    tb = mb * ga * worldSize;
+    tb = mb * ga * dp;
   } else if (tb !== undefined) {
     ga = 1;
-    mb = tb / worldSize;
-    if (!posInt(mb)) throw new Error(`${where}: train_batch_size ${tb} is not divisible by world size ${worldSize}`);
+    mb = tb / dp;
+    if (!posInt(mb)) throw new Error(`${where}: train_batch_size ${tb} is not divisible by ${ranks}`);
   } else throw new Error(`${where}: give train_batch_size or train_micro_batch_size_per_gpu`);
-  tb = mb! * ga! * worldSize;
+  tb = mb! * ga! * dp;
   const stage = c.zero_optimization?.stage ?? 0;
   if (![0, 1, 2].includes(stage)) throw new Error(`${where}: zero_optimization.stage ${stage} is not supported (0, 1 or 2; stage 3 comes later)`);
   if (c.bf16?.enabled && c.fp16?.enabled) throw new Error(`${where}: bf16.enabled and fp16.enabled are both set; choose one`);
@@ -164,7 +175,7 @@ export function resolveConfig(c: DeepSpeedConfig, worldSize: number, where = 'co
   const clip = c.gradient_clipping ?? 0;
   if (!(clip >= 0)) throw new Error(`${where}: gradient_clipping must be ≥ 0, got ${clip}`);
   const ep = c.expert_parallel_size ?? 1;
-  if (worldSize % ep !== 0) throw new Error(`${where}: expert_parallel_size ${ep} does not divide the world size ${worldSize}`);
+  if (dp % ep !== 0) throw new Error(`${where}: expert_parallel_size ${ep} does not divide the ${ranks}`);
   const given = c.optimizer ?? { type: 'AdamW' };
   if (typeof given.type !== 'string') throw new Error(`${where}: optimizer.type is required (one of ${OPTIMIZERS.join(', ')}; any case)`);
   const type = OPTIMIZERS.find((o) => o.toLowerCase() === given.type.toLowerCase());
@@ -181,7 +192,7 @@ export function resolveConfig(c: DeepSpeedConfig, worldSize: number, where = 'co
   const overlap = c.zero_optimization?.overlap_comm ?? true;
   if (typeof overlap !== 'boolean') throw new Error(`${where}: zero_optimization.overlap_comm must be true or false, got ${JSON.stringify(overlap)}`);
   return {
-    trainBatchSize: tb, microBatch: mb!, gradAccum: ga!, clip, stage: stage as 0 | 1 | 2, bucketElements: Math.floor(bucket), overlapComm: overlap, expertParallel: ep, optimizer,
+    trainBatchSize: tb, microBatch: mb!, gradAccum: ga!, clip, stage: stage as 0 | 1 | 2, bucketElements: Math.floor(bucket), overlapComm: overlap, expertParallel: ep, tensorParallel: tp, dataParallel: dp, optimizer,
     scheduler: c.scheduler ?? null, mixedPrecision, lossScale,
   };
 }

@@ -15,19 +15,26 @@
  *   gradients is the same on every rank when it also runs collectives of its own (expert
  *   all-to-all); else turn it off. Without overlap the gradients are reduced after backward,
  *   in parameter order. Either way the result is the same bits (element-wise sums in rank
- *   order). Dense parameters are averaged over the world; expert parameters (tag `expert`)
- *   are summed over the expert-data-parallel group and divided by the world size
- *   (DeepSpeed's scaling: the all-to-all already brought every rank's tokens to the expert).
+ *   order). Dense parameters are averaged over the data-parallel group; expert parameters
+ *   (tag `expert`) are summed over the expert-data-parallel group and divided by the
+ *   data-parallel size (DeepSpeed's scaling: the all-to-all already brought every rank's
+ *   tokens to the expert).
+ * - Tensor parallel (`tensor_parallel_size` T): the model's attention, dense FFNs and
+ *   vocabulary are split over groups of T consecutive ranks (tensor_parallel/apply.ts); those
+ *   ranks see the same samples, so the data-parallel size is world / T and batch sizes count
+ *   it. Split parameters are reduced over the data-parallel group like the rest; replicated
+ *   ones get the same gradient on every rank of a tensor-parallel group.
  * - ZeRO stage 1: each rank keeps optimiser state for 1/N of the flattened parameters only
- *   (dense: N = world; expert: N = expert-data-parallel size), steps its partition, and the
+ *   (dense: N = data-parallel size; expert: N = expert-data-parallel size), steps its partition, and the
  *   partitions are all-gathered back into the parameters. Stage 2: the gradients are
  *   reduce-scattered instead of all-reduced, so each rank only receives its partition; with
  *   overlap, a bucket (a contiguous range of the flat parameter space) is reduce-scattered
  *   with uneven blocks as soon as it is ready and its `.grad`s are freed right away.
- * - Gradient clipping by the global norm over all parameters (expert partitions and shards
- *   included exactly once).
- * - Checkpoints by global parameter name and global expert index (checkpoint.ts), so they
- *   load at another world size, expert-parallel size or ZeRO stage.
+ * - Gradient clipping by the global norm over all parameters (expert partitions, ZeRO
+ *   partitions and tensor-parallel shards included exactly once, replicated ones once).
+ * - Checkpoints by global parameter name, global expert index and full (unsplit) tensors
+ *   (checkpoint.ts), so they load at another world size, tensor- or expert-parallel size or
+ *   ZeRO stage.
  *
  * What is partitioned and how gradients are reduced at each stage is the ZeRO optimizer's
  * (zero.ts); the engine wires the layout into the model (wiring.ts), counts micro steps,
@@ -39,6 +46,7 @@ import { resolveConfig, type DeepSpeedConfig, type ResolvedConfig } from './conf
 import { createParallelGroups, type ParallelGroups } from './groups.js';
 import { LossScaler } from './loss_scaler.js';
 import type { ProcessGroup } from './process_group.js';
+import type { TensorParallelReport } from './tensor_parallel/apply.js';
 import { wireModel } from './wiring.js';
 import { ZeroOptimizer, type Optim } from './zero.js';
 
@@ -128,6 +136,8 @@ export class DistributedEngine implements Engine {
   skippedSteps = 0;
   /** fp16: the loss scaler (null otherwise). */
   readonly lossScaler: LossScaler | null;
+  /** What tensor parallelism split in the model (zeros at tensor_parallel_size 1 apart from the element counts). */
+  readonly tensorParallelReport: TensorParallelReport;
 
   constructor(o: EngineOptions) {
     this.module = o.model;
@@ -136,9 +146,11 @@ export class DistributedEngine implements Engine {
     this.config = resolveConfig(typeof o.config === 'string' ? (T.readJsonFile(o.config, 'DeepSpeed config') as DeepSpeedConfig) : o.config, world.size, source);
     if (o.groups && o.groups.expertParallelSize !== this.config.expertParallel)
       throw new Error(`initialize: the given groups have expert-parallel size ${o.groups.expertParallelSize}, the config says ${this.config.expertParallel}`);
-    this.groups = o.groups ?? createParallelGroups(world, this.config.expertParallel);
-    // the layout goes into the model before its parameters are listed (MoE layers keep their share of the experts)
-    wireModel(o.model, this.groups);
+    if (o.groups && o.groups.tensorParallelSize !== this.config.tensorParallel)
+      throw new Error(`initialize: the given groups have tensor-parallel size ${o.groups.tensorParallelSize}, the config says ${this.config.tensorParallel}`);
+    this.groups = o.groups ?? createParallelGroups(world, { tensor: this.config.tensorParallel, expert: this.config.expertParallel });
+    // the layout goes into the model before its parameters are listed (split layers, MoE layers' share of the experts)
+    this.tensorParallelReport = wireModel(o.model, this.groups);
     this.zero = new ZeroOptimizer([...o.model.namedParameters()], this.groups, {
       stage: this.config.stage, bucketElements: this.config.bucketElements, overlapComm: this.config.overlapComm,
       makeOptimizer: (params) => makeOptimizer(this.config, params),
@@ -188,7 +200,7 @@ export class DistributedEngine implements Engine {
     const boundary = this.isGradientAccumulationBoundary();
     this.microSteps++;
     if (!boundary) return null;
-    this.zero.reduceGradients(1 / this.groups.world.size);
+    this.zero.reduceGradients(1 / this.groups.dataParallelSize);
     // fp16: back to the true gradients
     if (this.lossScaler && this.lossScaler.scale !== 1) this.zero.scaleGradients(1 / this.lossScaler.scale);
     const norm = Math.sqrt(this.zero.gradNormSq());
@@ -224,7 +236,7 @@ export class DistributedEngine implements Engine {
   }
 
   saveCheckpoint(dir: string, tag = `global_step${this.globalSteps}`, clientState?: unknown): void {
-    saveCheckpoint(dir, tag, this.zero, this.groups.world, { world: this.groups.world.size, expertParallel: this.groups.expertParallelSize, stage: this.config.stage }, {
+    saveCheckpoint(dir, tag, this.zero, this.groups.world, { world: this.groups.world.size, expertParallel: this.groups.expertParallelSize, tensorParallel: this.groups.tensorParallelSize, stage: this.config.stage }, {
       globalSteps: this.globalSteps, microSteps: this.microSteps, lrs: this.getLr(), scheduler: this.lrScheduler ? this.lrScheduler.stateDict() : null,
       lossScaler: this.lossScaler ? this.lossScaler.stateDict() : null, skippedSteps: this.skippedSteps, clientState: clientState ?? null,
     });

@@ -8,6 +8,9 @@
  *   share of the experts. With `expert_parallel_size` P > 1 every layer gets it; the number
  *   of experts of every layer must divide by P, and every expert parameter (tag `expert`)
  *   must belong to such a layer — else the engine refuses before the first step.
+ * - Tensor parallelism (`tensor_parallel_size` > 1): attention, dense FFNs and what a
+ *   `TensorParallelModule` splits itself are split over the tensor-parallel group
+ *   (tensor_parallel/apply.ts).
  * - `DataParallelModule` (the pretrainer, the retrieval model): gets the data-parallel group,
  *   so objectives that look across the global batch (contrastive negatives, hard negatives,
  *   loss normalisers) see every rank's samples and compute the same loss on any layout.
@@ -16,6 +19,7 @@ import type * as T from '@vlmoe/tensor';
 import { ExpertParallelGroup } from './expert_parallel.js';
 import type { ParallelGroups } from './groups.js';
 import type { ProcessGroup } from './process_group.js';
+import { applyTensorParallel, type TensorParallelReport } from './tensor_parallel/apply.js';
 
 /** A layer whose experts can be spread over an expert-parallel group. */
 export interface ExpertParallelLayer {
@@ -39,8 +43,13 @@ export function isDataParallelModule(m: unknown): m is DataParallelModule {
   return typeof (m as Partial<DataParallelModule>).setDataParallelGroup === 'function';
 }
 
-/** Hands the groups to the model's layers (see the file comment); throws before changing anything when the layout cannot be honoured. */
-export function wireModel(model: T.nn.Module, groups: ParallelGroups): void {
+/**
+ * Hands the groups to the model's layers (see the file comment); throws before changing
+ * anything when the expert layout cannot be honoured. Tensor parallelism goes first (it
+ * replaces layers), then experts, then the data-parallel group. Returns what tensor
+ * parallelism split.
+ */
+export function wireModel(model: T.nn.Module, groups: ParallelGroups): TensorParallelReport {
   const P = groups.expertParallelSize;
   const named = [...model.namedModules()];
   const layers = named.filter(([, m]) => isExpertParallelLayer(m)) as [string, T.nn.Module & ExpertParallelLayer][];
@@ -55,8 +64,12 @@ export function wireModel(model: T.nn.Module, groups: ParallelGroups): void {
     for (const [, l] of layers) for (const p of l.parameters()) owned.add(p);
     for (const [name, p] of model.namedParameters())
       if (p.tags.expert && !owned.has(p)) throw new Error(`initialize: expert parameter '${name}' belongs to no MoE layer that takes an expert-parallel group, so it cannot be spread over expert_parallel_size ${P}`);
+  }
+  const report = applyTensorParallel(model, groups.tensorParallel);
+  if (P > 1) {
     const group = new ExpertParallelGroup(groups.expertParallel);
     for (const [, l] of layers) l.setExpertParallelGroup(group);
   }
-  for (const [, m] of named) if (isDataParallelModule(m)) m.setDataParallelGroup(groups.world);
+  for (const [, m] of model.namedModules()) if (isDataParallelModule(m)) m.setDataParallelGroup(groups.dataParallel);
+  return report;
 }

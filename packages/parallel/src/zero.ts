@@ -4,11 +4,13 @@
  * partitions are stepped and gathered back, and how all of it is read and written in the
  * global layout of a checkpoint. The engine drives it; checkpoints talk to it.
  *
- * - Parameter groups: the dense parameters, reduced over the world, and the expert
- *   parameters (tag `expert`), reduced over the expert-data-parallel group (the ranks that
- *   hold the same experts). Gradients are summed over the group and scaled by the caller
- *   (1 / world size: for experts DeepSpeed's scaling, the all-to-all already brought every
- *   rank's tokens to the expert).
+ * - Parameter groups: the dense parameters, reduced over the data-parallel group (the whole
+ *   world without tensor parallelism), and the expert parameters (tag `expert`), reduced over
+ *   the expert-data-parallel group (the ranks that hold the same experts). Gradients are
+ *   summed over the group and scaled by the caller (1 / data-parallel size: for experts
+ *   DeepSpeed's scaling, the all-to-all already brought every rank's tokens to the expert).
+ *   Tensor-parallel shards (tag `tensorParallel`) sit in the dense group like any parameter:
+ *   each rank's partition spans its own shards.
  * - Stage 0: the optimiser steps every parameter; gradients are all-reduced in buckets.
  * - Stage 1: each rank keeps optimiser state for its 1/N of a group's flattened parameters
  *   (N = the group's size), steps that partition (a flat `shard` parameter) and the
@@ -17,12 +19,14 @@
  *   receives its partition's gradient.
  * - With `overlapComm` the buckets are reduced during backward (overlap.ts).
  * - Global layout (checkpoints): every parameter by name, expert tensors with all E experts
- *   (gathered over the expert-parallel group), optimiser state per parameter (partitions
+ *   (gathered over the expert-parallel group), tensor-parallel shards put back together
+ *   (gathered over the tensor-parallel group), optimiser state per parameter (partitions
  *   gathered and cut back into parameters); `loadGlobalState` takes the same at any layout.
  */
 import * as T from '@vlmoe/tensor';
 import type { ParallelGroups } from './groups.js';
 import { OverlappedReducer } from './overlap.js';
+import { shardOf, tensorParallelTag, unshard } from './tensor_parallel/shard.js';
 import type { ProcessGroup } from './process_group.js';
 
 export type Optim = T.optim.Optimizer<T.optim.BaseHyper>;
@@ -84,7 +88,7 @@ export class ZeroOptimizer {
       }
       return { kind, names: list.map(([k]) => k), params: list.map(([, p]) => p), group, offsets, numel: n, chunk: Math.ceil(n / group.size), shard: null };
     };
-    this.paramGroups = [mk('dense', dense, groups.world)];
+    this.paramGroups = [mk('dense', dense, groups.dataParallel)];
     if (expert.length) this.paramGroups.push(mk('expert', expert, groups.expertDataParallel));
     // every rank starts from rank 0's dense parameters and its expert-data-parallel peers' experts
     T.noGrad(() => {
@@ -225,24 +229,42 @@ export class ZeroOptimizer {
     });
   }
 
-  /** The squared global gradient norm: every gradient entry of the model counted once (collective). */
+  /**
+   * The squared global gradient norm: every gradient entry of the model counted once
+   * (collective). Per group: [replicated, tensor-parallel-split] sums of squares of this rank's
+   * gradients (its partition's part of each parameter under ZeRO), summed over the partition
+   * group and, for experts, the expert-parallel group; the split part is then summed over the
+   * tensor-parallel group, while replicated entries — the same on every rank of it — count once.
+   */
   gradNormSq(): number {
-    let total = 0;
+    const sums = T.tensor([0, 0], { dtype: 'float64', device: this.groups.world.device });
     T.noGrad(() => {
       for (const g of this.paramGroups) {
-        let local = 0;
-        const acc = (x: T.Tensor | null) => {
-          if (x) local += T.sum(T.mul(x, x)).item();
-        };
-        if (g.shard) acc(g.shard.grad);
-        else for (const p of g.params) acc(p.grad);
-        const t = T.tensor([local], { dtype: 'float64', device: g.group.device });
+        const local = [0, 0];
+        const sq = (x: T.Tensor) => T.sum(T.mul(x, x)).item();
+        if (g.shard) {
+          const grad = g.shard.grad;
+          if (grad) {
+            const { lo, hi } = this.range(g);
+            g.params.forEach((p, i) => {
+              const a = Math.max(lo, g.offsets[i]!), b = Math.min(hi, g.offsets[i]! + p.numel);
+              if (b > a) local[p.tags.tensorParallel ? 1 : 0] += sq(grad.narrow(0, a - lo, b - a));
+            });
+          }
+        } else for (const p of g.params) if (p.grad) local[p.tags.tensorParallel ? 1 : 0] += sq(p.grad);
+        const t = T.tensor(local, { dtype: 'float64', device: g.group.device });
         // a partitioned group is spread over its group; expert groups also differ across the EP group
         if (g.shard) g.group.allReduce(t, 'sum');
         if (g.kind === 'expert') this.groups.expertParallel.allReduce(t, 'sum');
-        total += t.item();
+        T.add_(sums, t);
       }
     });
+    const [replicated, splitLocal] = sums.dataSync() as Float64Array;
+    sums.dispose();
+    const split = T.tensor([splitLocal!], { dtype: 'float64', device: this.groups.world.device });
+    if (this.groups.tensorParallel.size > 1) this.groups.tensorParallel.allReduce(split, 'sum');
+    const total = replicated! + split.item();
+    split.dispose();
     return total;
   }
 
@@ -276,20 +298,36 @@ export class ZeroOptimizer {
     return bytes;
   }
 
-  /** Gathers expert tensors (local experts first along dim 0) over the expert-parallel group. */
-  private globalExperts(local: T.Tensor): T.Tensor {
+  /**
+   * A parameter-shaped tensor of this rank (the parameter, or its optimiser state) in the global
+   * layout: expert tensors gathered over the expert-parallel group (local experts first along
+   * dim 0), tensor-parallel shards put back together over the tensor-parallel group.
+   */
+  private toGlobal(g: ParamGroup, p: T.nn.Parameter, local: T.Tensor): T.Tensor {
+    let out = local;
     const ep = this.groups.expertParallel;
-    if (ep.size === 1) return local;
-    return T.cat(ep.allGather(T.contiguous(local)), 0);
+    if (g.kind === 'expert' && ep.size > 1) out = T.cat(ep.allGather(T.contiguous(out)), 0);
+    const tag = tensorParallelTag(p), tp = this.groups.tensorParallel;
+    if (tag && tp.size > 1) out = unshard(tp.allGather(T.contiguous(out)), tag);
+    return out;
   }
 
-  /** This rank's experts of a global expert tensor (all experts along dim 0). */
-  private localExperts(g: ParamGroup, global: T.Tensor, where: string): T.Tensor {
-    if (g.kind !== 'expert') return global;
+  /** This rank's part of a global tensor for parameter p (its experts, its tensor-parallel shard). */
+  private toLocal(g: ParamGroup, p: T.nn.Parameter, global: T.Tensor, where: string): T.Tensor {
+    let out = global;
+    const tag = tensorParallelTag(p), tp = this.groups.tensorParallel;
+    if (tag) {
+      try {
+        out = shardOf(out, tag, tp.rank, tp.size);
+      } catch (e) {
+        throw new Error(`${where}: ${(e as Error).message}`);
+      }
+    }
+    if (g.kind !== 'expert') return out;
     const ep = this.groups.expertParallel;
-    const L = global.shape[0]! / ep.size;
-    if (!Number.isInteger(L)) throw new Error(`${where}: ${global.shape[0]} experts do not divide over expert-parallel size ${ep.size}`);
-    return global.narrow(0, ep.rank * L, L);
+    const L = out.shape[0]! / ep.size;
+    if (!Number.isInteger(L)) throw new Error(`${where}: ${out.shape[0]} experts do not divide over expert-parallel size ${ep.size}`);
+    return out.narrow(0, ep.rank * L, L);
   }
 
   /** Per-parameter optimiser state of a group, in the parameters' local shapes. */
@@ -327,16 +365,16 @@ export class ZeroOptimizer {
     T.noGrad(() => {
       for (const g of this.paramGroups) {
         const states = this.perParamState(g);
-        g.params.forEach((p, i) => s.params.push([g.names[i]!, g.kind === 'expert' ? this.globalExperts(p) : p]));
+        g.params.forEach((p, i) => s.params.push([g.names[i]!, this.toGlobal(g, p, p)]));
         // optimiser tensors: the same keys on every rank (a step has happened everywhere or nowhere)
-        for (const name of g.names) {
+        g.names.forEach((name, i) => {
           const st = states.get(name);
-          if (!st) continue;
+          if (!st) return;
           for (const [k, v] of Object.entries(st)) {
             if (typeof v === 'number') (s.scalars[name] ??= {})[k] = v;
-            else s.optimizer.push([`${name}::${k}`, g.kind === 'expert' ? this.globalExperts(v) : v]);
+            else s.optimizer.push([`${name}::${k}`, this.toGlobal(g, g.params[i]!, v)]);
           }
-        }
+        });
       }
     });
     return s;
@@ -354,7 +392,7 @@ export class ZeroOptimizer {
           const name = g.names[i]!;
           const v = get(name);
           if (!v) throw new Error(`${where} has no parameter '${name}'`);
-          const local = this.localExperts(g, v, where);
+          const local = this.toLocal(g, p, v, `${where}: '${name}'`);
           if (local.shape.join() !== p.shape.join()) throw new Error(`${where}: '${name}' is [${local.shape}] there (this rank's part), the model has [${p.shape}]`);
           T.copy_(p, local);
         });
@@ -364,7 +402,7 @@ export class ZeroOptimizer {
             const keys = optimizerKeys(name);
             if (!keys.length) return;
             const st: Record<string, T.Tensor | number> = { ...(scalars[name] ?? {}) };
-            for (const k of keys) st[k] = T.keep(T.clone(this.localExperts(g, get(`${name}::${k}`)!, where)));
+            for (const k of keys) st[k] = T.keep(T.clone(this.toLocal(g, p, get(`${name}::${k}`)!, `${where}: '${name}::${k}'`)));
             this.optimizer.state.set(p, st);
           });
           continue;
@@ -376,7 +414,7 @@ export class ZeroOptimizer {
             const full = T.zeros([g.chunk * g.group.size], { dtype: g.params[0]!.dtype, device: g.params[0]!.device });
             g.params.forEach((p, i) => {
               const v = get(`${g.names[i]!}::${k}`);
-              if (v) T.copy_(full.narrow(0, g.offsets[i]!, p.numel), this.localExperts(g, v, where).reshape(-1));
+              if (v) T.copy_(full.narrow(0, g.offsets[i]!, p.numel), this.toLocal(g, p, v, `${where}: '${g.names[i]!}::${k}'`).reshape(-1));
             });
             st[k] = T.keep(T.contiguous(full.narrow(0, g.group.rank * g.chunk, g.chunk)));
             full.dispose();

@@ -1,0 +1,77 @@
+/**
+ * Self-attention with its heads split over a tensor-parallel group (Megatron-LM's
+ * ParallelAttention), made from a `T.nn.MultiheadSelfAttention`: rank r keeps heads
+ * [r·H/P, (r+1)·H/P) —
+ *
+ *   q·k·v: column-parallel with stride 3 (its heads' rows of q, of k and of v; VLMo's separate
+ *          q and v biases split the same way),
+ *   attention over its local heads (no communication),
+ *   output projection: row-parallel (partial products all-reduced, bias added once).
+ *
+ * One all-reduce forward (after the projection) and one backward (the input gradient, in
+ * `copyToTensorParallelRegion`). Attention dropout would fall inside the split region, where
+ * each rank draws only its heads' masks; to keep results the same on any layout (DESIGN
+ * principle 7) it is refused at P > 1. The projection dropout is outside it and draws the
+ * same mask on every rank.
+ */
+import * as T from '@vlmoe/tensor';
+import type { ProcessGroup } from '../process_group.js';
+import { ColumnParallelLinear, RowParallelLinear, tensorParallelParameter } from './linear.js';
+import { copyToTensorParallelRegion } from './mappings.js';
+
+export class ParallelSelfAttention extends T.nn.Module {
+  qkv: ColumnParallelLinear;
+  qBias: T.nn.Parameter | null = null;
+  vBias: T.nn.Parameter | null = null;
+  proj: RowParallelLinear;
+  readonly dim: number;
+  readonly numHeads: number;
+  readonly headDim: number;
+  /** Heads on this rank. */
+  readonly localHeads: number;
+  private readonly _projDropout: number;
+  private readonly _gen: T.Generator;
+
+  constructor(readonly group: ProcessGroup, attn: T.nn.MultiheadSelfAttention) {
+    super();
+    const P = group.size;
+    if (attn.numHeads % P !== 0) throw new Error(`ParallelSelfAttention: ${attn.numHeads} heads do not split over ${P} tensor-parallel ranks`);
+    if (P > 1 && (attn.opts.attnDropout ?? 0) > 0)
+      throw new Error(`ParallelSelfAttention: attention dropout (${attn.opts.attnDropout}) inside the tensor-parallel region would draw other masks than one process; set it to 0 or use tensor_parallel_size 1`);
+    this.dim = attn.dim;
+    this.numHeads = attn.numHeads;
+    this.headDim = attn.headDim;
+    this.localHeads = attn.numHeads / P;
+    this.qkv = ColumnParallelLinear.fromDense(attn.qkv, group, { stride: 3 });
+    if (attn.qBias && attn.vBias) {
+      this.qBias = tensorParallelParameter(attn.qBias, group, { dim: 0, stride: 1 }, attn.qBias.tags);
+      this.vBias = tensorParallelParameter(attn.vBias, group, { dim: 0, stride: 1 }, attn.vBias.tags);
+    }
+    this.proj = RowParallelLinear.fromDense(attn.proj, group);
+    this._projDropout = attn.opts.projDropout ?? 0;
+    this._gen = attn.opts.generator ?? T.defaultGenerator;
+    this.training = attn.training;
+  }
+
+  static fromDense(attn: T.nn.MultiheadSelfAttention, group: ProcessGroup): ParallelSelfAttention {
+    return new ParallelSelfAttention(group, attn);
+  }
+
+  /** x [B, L, dim] (replicated over the group); mask as MultiheadSelfAttention's. Returns [B, L, dim]. */
+  forward(x: T.Tensor, mask?: T.Tensor): T.Tensor {
+    return T.scope(() => this.attend(x, mask));
+  }
+
+  private attend(x: T.Tensor, mask?: T.Tensor): T.Tensor {
+    if (x.ndim !== 3 || x.shape[2] !== this.dim) throw new Error(`ParallelSelfAttention: expected [B, L, ${this.dim}], got [${x.shape.join(', ')}]`);
+    const [B, L] = x.shape as [number, number];
+    const dl = this.localHeads * this.headDim;
+    let bias: T.Tensor | null = this.qkv.bias;
+    if (this.qBias && this.vBias) bias = T.cat([this.qBias, T.zeros([dl], { dtype: x.dtype, device: x.device }), this.vBias]);
+    const qkv = T.linear(copyToTensorParallelRegion(this.group, x), this.qkv.weight, bias); // [B, L, 3·dim/P]
+    const heads = T.permute(T.reshape(qkv, [B, L, 3, this.localHeads, this.headDim]), [2, 0, 3, 1, 4]);
+    const ctx = T.scaledDotProductAttention(heads.select(0, 0), heads.select(0, 1), heads.select(0, 2), { attnMask: mask, dropoutP: 0, training: this.training, generator: this._gen });
+    const merged = T.reshape(T.permute(ctx, [0, 2, 1, 3]), [B, L, dl]);
+    return T.dropout(this.proj.forward(merged), this._projDropout, this.training, this._gen);
+  }
+}
