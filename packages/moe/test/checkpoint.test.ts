@@ -37,7 +37,7 @@ describe('checkpoints load at another layout', () => {
     const files = readdirSync(join(dir, tag)).sort();
     expect(files).toEqual(['checkpoint.json', 'model-00001-of-00001.safetensors', 'optim-00001-of-00001.safetensors']);
     const index = JSON.parse(readFileSync(join(dir, tag, 'checkpoint.json'), 'utf8'));
-    expect(index.layout).toEqual({ world: 4, expertParallel: 4, stage: 2 });
+    expect(index.layout).toEqual({ world: 4, expertParallel: 4, tensorParallel: 1, stage: 2 });
     for (const [world, ep, stage] of [[2, 2, 1], [1, 1, 0]] as const) {
       const loaded = run(world, ep, stage, 'load');
       expect(loaded.steps).toBe(4);

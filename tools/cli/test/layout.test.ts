@@ -3,7 +3,8 @@
  * pretraining on 2 ranks with expert parallelism 2, and on 4 ranks with EP 2 and EP 4, at ZeRO
  * stages 0, 1 and 2, on the shm and the mpi backends, computes what one process computes on
  * the same global batch — the loss at every step within 1e-5 relative, the final parameters
- * within float32 noise. Dropless routing and balance-loss weight 0 make the objectives the
+ * within float32 noise; likewise with tensor parallelism 2 alone, with data parallelism, with
+ * EP 2 and with EP 2 and ZeRO-2 (checkpoints in the global layout compared as they are). Dropless routing and balance-loss weight 0 make the objectives the
  * same (the balance loss is per rank by design, as DeepSpeed's l_aux; with capacity a rank's
  * drops depend on its share of the batch). A checkpoint written at EP 2 then loads at EP 1
  * and EP 4 with the same eval outputs, and each rank holds 1/P of the experts.
@@ -93,6 +94,45 @@ describe('vlmoe pretrain: N ranks with expert parallelism and ZeRO = one process
       }, 600_000);
     }
   }
+
+  // tensor parallelism (Megatron's split of attention heads, dense FFNs and the vocabulary) alone and with EP and ZeRO
+  const tpLayouts: [string, number, object][] = [
+    ['tp2', 2, { tensor_parallel_size: 2 }],
+    ['tp2-dp2', 4, { tensor_parallel_size: 2 }],
+    ['tp2-ep2', 4, { tensor_parallel_size: 2, expert_parallel_size: 2 }],
+    ['tp2-ep2-z2', 4, { tensor_parallel_size: 2, expert_parallel_size: 2, zero_optimization: { stage: 2 } }],
+  ];
+  for (const backend of ['shm', 'mpi'] as const) {
+    test.skipIf(backend === 'mpi' && !mpiReady)(`${backend}: tensor parallel 2 — ${backend === 'mpi' ? '4 ranks with EP 2 and ZeRO-2' : '2 ranks; 4 ranks with DP 2, with EP 2, with EP 2 and ZeRO-2'}`, () => {
+      for (const [layout, nproc, engine] of backend === 'mpi' ? tpLayouts.slice(3) : tpLayouts) {
+        const name = `${backend}-${nproc}r-${layout}`;
+        pretrain(name, nproc, backend, engine);
+        expectSameRun(name);
+        const rec = JSON.parse(readFileSync(join(runs, name, 'config.json'), 'utf8')) as { resolvedEngine: { tensorParallel: number; dataParallel: number } };
+        expect([rec.resolvedEngine.tensorParallel, rec.resolvedEngine.dataParallel]).toEqual([2, nproc / 2]);
+      }
+    }, 600_000);
+  }
+
+  test('validation during training (evalEvery) of a tensor-parallel model runs on every rank together and equals one process', () => {
+    const val = (name: string, nproc: number, engine: object) => {
+      const p = join(dir, `${name}.json`);
+      writeFileSync(p, JSON.stringify({
+        name, data: `shapes:${join(dir, 'shapes')}`, runs, preset: 'tiny', experts: 4, k: 1, steps: 10, batch: 8, textLen: 16, warmup: 2, checkpointEvery: 10, evalSplit: 'none', evalEvery: 5, valBatches: 2,
+        model: { moe: { dropTokens: false, auxLossWeight: 0 } }, engine,
+      }));
+      const args = [cli, 'pretrain', '--config', p];
+      const r = spawnSync(process.execPath, nproc === 1 ? args : [launcher, '--nproc', String(nproc), ...args], { encoding: 'utf8', env, timeout: 240_000 });
+      expect(r.status, `${name}: ${r.stdout}\n${r.stderr}`).toBe(0);
+      return readFileSync(join(runs, name, 'val.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { metrics: Record<string, number> }).metrics);
+    };
+    const one = val('val-one', 1, {}), tp = val('val-tp2', 2, { tensor_parallel_size: 2 });
+    expect(tp.length).toBe(2);
+    tp.forEach((m, i) => {
+      expect(Object.keys(m).sort()).toEqual(Object.keys(one[i]!).sort());
+      for (const [k, v] of Object.entries(one[i]!)) expect(Math.abs(m[k]! - v), `validation ${i + 1}: ${k} ${m[k]} vs ${v}`).toBeLessThan(1e-5 * Math.max(1, Math.abs(v)));
+    });
+  }, 300_000);
 
   test('vlmoe finetune (vqa, nlvr, retrieval) from an EP-2 pretraining run: 2 ranks with EP 2 = one process', () => {
     const init = join(runs, 'shm-2r-ep2-z1');

@@ -17,7 +17,7 @@
  *   LayerNorm → GELU → Linear(2d, 2); cross-entropy.
  */
 import * as T from '@vlmoe/tensor';
-import { allGatherRows, type ProcessGroup } from '@vlmoe/parallel';
+import { allGatherRows, ColumnParallelLinear, vocabParallelCrossEntropy, type ProcessGroup, type TensorParallelModule } from '@vlmoe/parallel';
 
 type DT = { dtype?: 'float32' | 'float64'; generator?: T.Generator };
 
@@ -131,25 +131,42 @@ export class ITMHead extends T.nn.Module {
   }
 }
 
-export class MLMHead extends T.nn.Module {
+/**
+ * MLM head. Over a tensor-parallel group (`setTensorParallelGroup`, called by the engine) the
+ * decoder is column-parallel and the loss vocab-parallel (Megatron's): each rank computes its
+ * slice of the vocabulary and no rank materialises the full logits.
+ */
+export class MLMHead extends T.nn.Module implements TensorParallelModule {
   transform: T.nn.Linear;
   norm: T.nn.LayerNorm;
-  decoder: T.nn.Linear;
+  decoder: T.nn.Linear | ColumnParallelLinear;
+  private _tp: ProcessGroup | null = null;
   constructor(dim: number, vocabSize: number, o: DT = {}) {
     super();
     this.transform = new T.nn.Linear(dim, dim, o);
     this.norm = new T.nn.LayerNorm(dim, { eps: 1e-12, dtype: o.dtype });
     this.decoder = new T.nn.Linear(dim, vocabSize, o);
   }
-  /** text hidden [B, Lt, d] → vocabulary logits [B, Lt, V]. */
+  setTensorParallelGroup(group: ProcessGroup): void {
+    if (group.size === 1 || this._tp) return;
+    const dense = this.decoder as T.nn.Linear;
+    this.decoder = ColumnParallelLinear.fromDense(dense, group);
+    for (const p of dense.parameters()) p.dispose();
+    this._tp = group;
+  }
+  /** text hidden [B, Lt, d] → vocabulary logits [B, Lt, V] (this rank's [B, Lt, V/P] slice when tensor-parallel). */
   forward(textHidden: T.Tensor): T.Tensor {
     return this.decoder.forward(this.norm.forward(T.gelu(this.transform.forward(textHidden))));
   }
+  /** Cross-entropy of the logits `forward` gave against `labels` (−100 ignored). */
+  crossEntropy(logits: T.Tensor, labels: T.Tensor, reduction: 'mean' | 'sum' = 'mean'): T.Tensor {
+    const V = logits.shape[logits.ndim - 1]!;
+    if (this._tp) return vocabParallelCrossEntropy(this._tp, logits.reshape(-1, V), labels.reshape(-1), { ignoreIndex: -100, reduction, vocabSize: (this.decoder as ColumnParallelLinear).outFeatures });
+    return T.crossEntropy(logits.reshape(-1, V), labels.reshape(-1), { ignoreIndex: -100, reduction });
+  }
   /** labels [B, Lt]: the original ids at masked positions, −100 elsewhere. */
   loss(textHidden: T.Tensor, labels: T.Tensor): T.Tensor {
-    const logits = this.forward(textHidden);
-    const V = logits.shape[2]!;
-    return T.crossEntropy(logits.reshape(-1, V), labels.reshape(-1), { ignoreIndex: -100 });
+    return this.crossEntropy(this.forward(textHidden), labels);
   }
 }
 

@@ -148,9 +148,7 @@ export class VLMoPretrainer extends T.nn.Module implements DataParallelModule {
    */
   private mlmLoss(textHidden: T.Tensor, labels: T.Tensor, dp: ProcessGroup | null): T.Tensor {
     if (!dp) return this.mlm.loss(textHidden, labels);
-    const logits = this.mlm.forward(textHidden);
-    const V = logits.shape[2]!;
-    const sum = T.crossEntropy(logits.reshape(-1, V), labels.reshape(-1), { ignoreIndex: -100, reduction: 'sum' });
+    const sum = this.mlm.crossEntropy(this.mlm.forward(textHidden), labels, 'sum');
     const count = T.noGrad(() => T.cast(T.sum(T.cast(T.ne(labels, -100), 'int64')), 'float64').reshape(1));
     dp.allReduce(count, 'sum');
     return T.mul(sum, dp.size / Math.max(1, count.item()));

@@ -11,6 +11,7 @@
  * L-FFN in the lower blocks and send all tokens to the VL-FFN in the top `vlBlocks`.
  */
 import * as T from '@vlmoe/tensor';
+import { VocabParallelEmbedding, type ProcessGroup, type TensorParallelModule } from '@vlmoe/parallel';
 import { DenseFFN, ModalityFFN, NormedFFN, TEXT, VISION, type FFNLayer, type FFNSpec } from '../layers/modality.js';
 import { resolveVLMoConfig, type ResolvedVLMoConfig, type VLMoConfig } from './config.js';
 
@@ -100,9 +101,10 @@ class VLMoBlock extends T.nn.Module {
   }
 }
 
-export class VLMo extends T.nn.Module {
+export class VLMo extends T.nn.Module implements TensorParallelModule {
   readonly config: ResolvedVLMoConfig;
-  textEmbed: T.nn.Embedding;
+  /** The word embedding; vocab-parallel over a tensor-parallel group (`setTensorParallelGroup`, called by the engine). */
+  textEmbed: T.nn.Embedding | VocabParallelEmbedding;
   textPos: T.nn.Parameter;
   typeEmbed: T.nn.Embedding;
   patchEmbed: T.nn.PatchEmbedding;
@@ -127,6 +129,14 @@ export class VLMo extends T.nn.Module {
     this.imagePos = trunc([1 + c.numPatches, d]);
     this.blocks = new T.nn.ModuleList(Array.from({ length: c.depth }, (_, i) => new VLMoBlock(i, c, gen)));
     this.norm = new T.nn.LayerNorm(d, { eps: 1e-6, dtype });
+  }
+
+  /** Splits the word embedding by vocabulary over `group` (Megatron's VocabParallelEmbedding); attention and FFNs are split by the engine. */
+  setTensorParallelGroup(group: ProcessGroup): void {
+    if (group.size === 1 || this.textEmbed instanceof VocabParallelEmbedding) return;
+    const dense = this.textEmbed;
+    this.textEmbed = VocabParallelEmbedding.fromDense(dense, group);
+    for (const p of dense.parameters()) p.dispose();
   }
 
   /** Parameter counts of this module: total, and active per token (unrouted experts excluded). */

@@ -20,6 +20,12 @@ export interface VocabParallelCrossEntropyOptions {
   ignoreIndex?: number;
   /** Default 'mean'. */
   reduction?: 'mean' | 'sum' | 'none';
+  /**
+   * The true vocabulary size when the slices are padded (a column-parallel decoder over a
+   * vocabulary P does not divide: ⌈V/P⌉ columns per rank): logits of columns ≥ V are left out.
+   * Default: P × the slice width (no padding).
+   */
+  vocabSize?: number;
 }
 
 /** `logits` [..., V/P] (this rank's vocabulary slice), `target` [...] int (global ids). */
@@ -33,7 +39,13 @@ export function vocabParallelCrossEntropy(pg: ProcessGroup, logits: T.Tensor, ta
   const Vp = logits.shape[logits.ndim - 1]!;
   const N = target.numel;
   const lo = pg.rank * Vp;
-  const x = T.reshape(logits, [N, Vp]);
+  const V = opts.vocabSize ?? pg.size * Vp;
+  if (!(Number.isInteger(V) && V >= 1 && Math.ceil(V / pg.size) === Vp))
+    throw new RangeError(`vocabParallelCrossEntropy: vocabSize ${opts.vocabSize} does not give ${pg.size} slices of ${Vp} columns (⌈V / P⌉ each)`);
+  const valid = Math.max(0, Math.min(Vp, V - lo));
+  const raw = T.reshape(logits, [N, Vp]);
+  // padding columns (past the vocabulary) take no part: -inf logits, zero softmax, zero gradient
+  const x = valid === Vp ? raw : T.where(T.lt(T.arange(0, Vp, 1, { dtype: 'int64', device: raw.device }), valid), raw, -Infinity);
   const t = T.reshape(target, [N]);
   // filled by forward (customOp records its node after forward runs)
   const saved: T.Tensor[] = [];

@@ -3,12 +3,14 @@
  * tensor-parallel group of P ranks (rank r holds ids [r·V/P, (r+1)·V/P)). Each rank looks up
  * the ids in its range, writes zeros for the others, and one all-reduce sums the ranks'
  * rows into the full lookup (backward: each rank's gradient rows land in its own shard only).
- * V must divide by P (Megatron pads the vocabulary to a multiple for the same reason).
+ * When P does not divide V each rank holds ⌈V/P⌉ rows and the last shards end in zero padding
+ * (as Megatron pads the vocabulary), never looked up and trimmed from checkpoints.
  */
 import * as T from '@vlmoe/tensor';
 import type { ProcessGroup } from '../process_group.js';
 import { tensorParallelParameter } from './linear.js';
 import { reduceFromTensorParallelRegion } from './mappings.js';
+import { splitTag } from './shard.js';
 
 export class VocabParallelEmbedding extends T.nn.Module {
   weight: T.nn.Parameter;
@@ -21,11 +23,10 @@ export class VocabParallelEmbedding extends T.nn.Module {
     super();
     if (weight.ndim !== 2) throw new Error(`VocabParallelEmbedding: weight must be [vocab, dim], got [${weight.shape.join(', ')}]`);
     const V = weight.shape[0]!;
-    if (V % group.size !== 0)
-      throw new Error(`VocabParallelEmbedding: a vocabulary of ${V} does not split over ${group.size} tensor-parallel ranks; use a vocabulary size divisible by ${group.size} (Megatron pads it to a multiple)`);
-    this.weight = tensorParallelParameter(weight, group, { dim: 0, stride: 1 }, weight.tags);
-    this.vocabStart = group.rank * (V / group.size);
-    this.vocabEnd = this.vocabStart + V / group.size;
+    this.weight = tensorParallelParameter(weight, group, splitTag(V, 0, group.size), weight.tags);
+    const rows = this.weight.shape[0]!;
+    this.vocabStart = Math.min(V, group.rank * rows);
+    this.vocabEnd = Math.min(V, this.vocabStart + rows);
   }
 
   static fromDense(embedding: T.nn.Embedding, group: ProcessGroup): VocabParallelEmbedding {

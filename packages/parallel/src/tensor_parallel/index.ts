@@ -3,4 +3,6 @@ export { copyToTensorParallelRegion, reduceFromTensorParallelRegion, scatterToTe
 export { ColumnParallelLinear, RowParallelLinear, tensorParallelParameter, type ColumnParallelOptions, type RowParallelOptions } from './linear.js';
 export { VocabParallelEmbedding } from './embedding.js';
 export { vocabParallelCrossEntropy, type VocabParallelCrossEntropyOptions } from './cross_entropy.js';
-export { shardOf, unshard, tensorParallelTag, type TensorParallelTag } from './shard.js';
+export { shardOf, unshard, splitTag, tensorParallelTag, type TensorParallelTag } from './shard.js';
+export { ParallelSelfAttention } from './attention.js';
+export { applyTensorParallel, isTensorParallelModule, type TensorParallelModule, type TensorParallelReport } from './apply.js';

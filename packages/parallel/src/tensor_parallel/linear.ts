@@ -3,7 +3,8 @@
  * tensor-parallel group of P ranks:
  *
  * - `ColumnParallelLinear`: `Y = X·Wᵀ + b` with W split by output features — rank r holds
- *   rows [r·out/P, (r+1)·out/P) of W and of b and computes its slice of Y from the whole X.
+ *   rows [r·out/P, (r+1)·out/P) of W and of b and computes its slice of Y from the whole X
+ *   (when P does not divide out, ⌈out/P⌉ rows per rank, zero-padded at the end).
  *   Forward enters through `copyToTensorParallelRegion` (backward: all-reduce of dX), and
  *   leaves with the slice (`gatherOutput: false`, to feed a row-parallel layer) or gathers
  *   the full Y (`gatherOutput: true`).
@@ -21,7 +22,7 @@
 import * as T from '@vlmoe/tensor';
 import type { ProcessGroup } from '../process_group.js';
 import { copyToTensorParallelRegion, gatherFromTensorParallelRegion, reduceFromTensorParallelRegion, scatterToTensorParallelRegion } from './mappings.js';
-import { shardOf, type TensorParallelTag } from './shard.js';
+import { shardOf, splitTag, type TensorParallelTag } from './shard.js';
 
 /** A split parameter made from the full tensor: rank `pg.rank`'s shard, tagged. */
 export function tensorParallelParameter(full: T.Tensor, pg: ProcessGroup, tag: TensorParallelTag, tags: T.nn.ParamTags = {}): T.nn.Parameter {
@@ -50,17 +51,23 @@ export class ColumnParallelLinear extends T.nn.Module {
   weight: T.nn.Parameter;
   bias: T.nn.Parameter | null;
   readonly gatherOutput: boolean;
-  /** Output features on this rank. */
+  /** Output features of the full layer. */
+  readonly outFeatures: number;
+  /**
+   * Output features on this rank: out / P, or ⌈out / P⌉ when P does not divide out (a plain
+   * split is then zero-padded, shard.ts: the last ranks' slices end in padding columns).
+   */
   readonly outFeaturesPerRank: number;
 
   /** `weight` [out, in] and `bias` [out] are the full layer's; this rank keeps its shard. */
   constructor(readonly group: ProcessGroup, weight: T.nn.Parameter, bias: T.nn.Parameter | null, opts: ColumnParallelOptions = {}) {
     super();
     if (weight.ndim !== 2) throw new Error(`ColumnParallelLinear: weight must be [out, in], got [${weight.shape.join(', ')}]`);
-    const tag = { dim: 0, stride: opts.stride ?? 1 };
+    const tag = splitTag(weight.shape[0]!, 0, group.size, opts.stride ?? 1);
     this.weight = tensorParallelParameter(weight, group, tag, weight.tags);
     this.bias = bias ? tensorParallelParameter(bias, group, tag, bias.tags) : null;
     this.gatherOutput = opts.gatherOutput ?? false;
+    this.outFeatures = weight.shape[0]!;
     this.outFeaturesPerRank = this.weight.shape[0]!;
   }
 
@@ -70,7 +77,9 @@ export class ColumnParallelLinear extends T.nn.Module {
 
   forward(x: T.Tensor): T.Tensor {
     const y = T.linear(copyToTensorParallelRegion(this.group, x), this.weight, this.bias);
-    return this.gatherOutput ? gatherFromTensorParallelRegion(this.group, y) : y;
+    if (!this.gatherOutput) return y;
+    const full = gatherFromTensorParallelRegion(this.group, y);
+    return full.shape[full.ndim - 1] === this.outFeatures ? full : full.narrow(full.ndim - 1, 0, this.outFeatures);
   }
 }
 

@@ -5,7 +5,7 @@
 import * as T from '@vlmoe/tensor';
 import {
   initProcessGroup, createParallelGroups, ColumnParallelLinear, RowParallelLinear, VocabParallelEmbedding,
-  vocabParallelCrossEntropy, scatterToTensorParallelRegion, gatherFromTensorParallelRegion, shardOf, unshard,
+  vocabParallelCrossEntropy, scatterToTensorParallelRegion, gatherFromTensorParallelRegion, shardOf, unshard, splitTag,
 } from '../../dist/index.js';
 
 const tpArg = process.argv.indexOf('--tp');
@@ -19,7 +19,7 @@ const check = (name, got, want) => {
   if (got.shape.join() !== want.shape.join()) throw new Error(`${name}: shape [${got.shape}] vs [${want.shape}]`);
   diffs[name] = Math.max(diffs[name] ?? 0, T.max(T.abs(T.sub(got, want))).item());
 };
-const shard = (full, dim, stride = 1) => shardOf(full, { dim, stride }, r, P);
+const shard = (full, dim, stride = 1) => shardOf(full, splitTag(full.shape[dim], dim, P, stride), r, P);
 // every rank of a tensor-parallel group sees the same data; data-parallel replicas see their own
 const seed = 100 + groups.dataParallel.rank;
 const g = new T.Generator(seed);
@@ -83,9 +83,9 @@ const lin = (inF, outF, bias = true) => new T.nn.Linear(inF, outF, { ...f64, gen
   check('gather(scatter(x)) grad', x.grad, T.mul(x, 2));
 }
 
-// 4. vocab-parallel embedding (ids everywhere in the vocabulary)
-{
-  const V = 6 * P, d = 5;
+// 4. vocab-parallel embedding (ids everywhere in the vocabulary; also a vocabulary P does not divide)
+for (const V of [6 * P, 6 * P + 1]) {
+  const d = 5;
   const emb = new T.nn.Embedding(V, d, { ...f64, generator: g });
   const ids = T.randint(0, V, [4, 7], { generator: g, dtype: 'int64' });
   const w = T.randn([4, 7, d], { ...f64, generator: g });
@@ -93,13 +93,14 @@ const lin = (inF, outF, bias = true) => new T.nn.Linear(inF, outF, { ...f64, gen
   const ve = VocabParallelEmbedding.fromDense(emb, tp);
   const out = ve.forward(ids);
   T.sum(T.mul(out, w)).backward();
-  check('vocab embedding out', out, emb.forward(ids));
-  check('vocab embedding grad', ve.weight.grad, shard(emb.weight.grad, 0));
+  check(`vocab embedding out (V ${V % P ? 'padded' : 'divisible'})`, out, emb.forward(ids));
+  check(`vocab embedding grad (V ${V % P ? 'padded' : 'divisible'})`, ve.weight.grad, shard(emb.weight.grad, 0));
 }
 
-// 5. vocab-parallel cross-entropy (some targets ignored) vs crossEntropy on the full logits
-for (const reduction of ['mean', 'sum', 'none']) {
-  const V = 5 * P, N = 9;
+// 5. vocab-parallel cross-entropy (some targets ignored) vs crossEntropy on the full logits;
+//    with V = 5P + 1 the slices are padded (⌈V/P⌉ columns, padding logits are garbage on purpose)
+for (const [reduction, V] of [['mean', 5 * P], ['sum', 5 * P], ['none', 5 * P], ['mean', 5 * P + 1], ['none', 5 * P + 1]]) {
+  const N = 9;
   const logits = T.mul(T.randn([N, V], { ...f64, generator: g }), 3);
   const target = T.randint(0, V, [N], { generator: g, dtype: 'int64' });
   const tgt = T.where(T.lt(T.uniform([N], 0, 1, { generator: g }), 0.25), -100, target);
@@ -107,11 +108,37 @@ for (const reduction of ['mean', 'sum', 'none']) {
   const lr = T.clone(logits).requiresGrad_();
   const ref = T.crossEntropy(lr, tgt, { reduction });
   T.sum(T.mul(ref, gw)).backward();
-  const lp = T.clone(shard(logits, 1)).requiresGrad_();
-  const got = vocabParallelCrossEntropy(tp, lp, tgt, { reduction });
+  const padded = V % P !== 0;
+  const tag = padded ? { dim: 1, stride: 1, full: V } : { dim: 1, stride: 1 };
+  const mine = shardOf(logits, tag, r, P);
+  // padding columns hold large values: they must not count
+  const cols = mine.shape[1];
+  const lo = r * cols;
+  const garbage = T.where(T.ge(T.add(T.arange(0, cols, 1, { dtype: 'int64' }), lo), V), 50, mine);
+  const lp = T.clone(garbage).requiresGrad_();
+  const got = vocabParallelCrossEntropy(tp, lp, tgt, { reduction, vocabSize: V });
   T.sum(T.mul(got, gw)).backward();
-  check(`vocab cross-entropy ${reduction}`, got, ref);
-  check(`vocab cross-entropy ${reduction} grad`, lp.grad, shard(lr.grad, 1));
+  const name = `vocab cross-entropy ${reduction}${padded ? ' (padded)' : ''}`;
+  check(name, got, ref);
+  check(`${name} grad`, lp.grad, shardOf(lr.grad, tag, r, P));
+}
+
+// 6. a column-parallel layer whose outputs P does not divide: padded shard, gathered output trimmed
+{
+  const lin2 = lin(6, 4 * P + 1);
+  const x = T.randn([3, 6], { ...f64, generator: g });
+  const xr = T.clone(x).requiresGrad_();
+  const yr = lin2.forward(xr);
+  T.sum(T.mul(yr, yr)).backward();
+  const c = ColumnParallelLinear.fromDense(lin2, tp, { gatherOutput: true });
+  const xp = T.clone(x).requiresGrad_();
+  const yp = c.forward(xp);
+  T.sum(T.mul(yp, yp)).backward();
+  const tag = P > 1 ? { dim: 0, stride: 1, full: 4 * P + 1 } : { dim: 0, stride: 1 };
+  check('padded column out', yp, yr);
+  check('padded column dx', xp.grad, xr.grad);
+  check('padded column weight grad', c.weight.grad, shardOf(lin2.weight.grad, tag, r, P));
+  check('padded column unshard', unshard(tp.allGather(c.weight), tag), lin2.weight);
 }
 
 console.log(JSON.stringify({ rank: world.rank, tpRank: r, tpSize: P, diffs }));

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
 import { BertTokenizer, DataLoader, Progress, type Batch, type DataLoaderOptions } from '@vlmoe/data';
 import { canonicalMoE, parameterCount, parseVLMoConfig, preset, resolveVLMoConfig, type PresetName, type VLMoConfig } from '@vlmoe/moe';
-import { initialize, resolveConfig, resolveInit, type DeepSpeedConfig, type ProcessGroup } from '@vlmoe/parallel';
+import { describeParallelGroups, initialize, resolveConfig, resolveInit, type DeepSpeedConfig, type ProcessGroup } from '@vlmoe/parallel';
 import type { CommonConfig, ModelKeys } from './schemas.js';
 import { openDataset, type RecipeDataset } from './dataset.js';
 
@@ -190,7 +190,11 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
   const { engine } = initialize({
     model: spec.model, processGroup: pg, configSource: spec.engineSource ?? `config ${spec.where}: engine`, config: engineConfig(cfg),
   });
-  const loader = await DataLoader.create({ ...spec.loader, image: { ...spec.loader.image, train: cfg.augment }, batchSize: engine.config.microBatch, shuffle: true, seed: cfg.seed, rank: pg.rank, worldSize: pg.size, maxTextLen: cfg.textLen });
+  // the ranks of a tensor-parallel group read the same samples: the data is sharded over the data-parallel group
+  const dp = engine.groups.dataParallel;
+  const loader = await DataLoader.create({ ...spec.loader, image: { ...spec.loader.image, train: cfg.augment }, batchSize: engine.config.microBatch, shuffle: true, seed: cfg.seed, rank: dp.rank, worldSize: dp.size, maxTextLen: cfg.textLen });
+  // a model split over ranks (tensor or expert parallel) runs its forward collectively: every rank validates, rank 0 writes
+  const splitModel = engine.groups.tensorParallelSize > 1 || engine.groups.expertParallelSize > 1;
   let step = 0;
   const gens = spec.generators ?? {};
   if (spec.resume && fs.existsSync(path.join(ckptDir, 'latest'))) {
@@ -213,6 +217,10 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
     flops = last.flops ?? 0;
     if (spec.validate) fs.writeFileSync(valPath, rowsUpTo(valPath, step).map((l) => `${l}\n`).join(''));
     console.log(`${spec.label} ${cfg.name}: ${spec.describe}, ${pg.size} rank(s), global batch ${engine.config.trainBatchSize}${step ? `, resuming at step ${step}` : ''}`);
+    if (pg.size > 1) console.log(describeParallelGroups(engine.groups));
+    const tp = engine.tensorParallelReport;
+    if (engine.groups.tensorParallelSize > 1)
+      console.log(`tensor parallel ${engine.groups.tensorParallelSize}: ${tp.attention} attention layer(s) and ${tp.feedForward} FFN(s) split by heads / hidden units, ${tp.modules} module(s) split by vocabulary; this rank holds ${tp.splitElements} split + ${tp.replicatedElements} replicated parameter elements`);
   }
   const losses: number[] = [];
   const save = () => engine.saveCheckpoint(ckptDir, `step${step}`, { step, loader: loader.stateDict(), generators: Object.fromEntries(Object.entries(gens).map(([k, g]) => [k, g.getState()])) });
@@ -229,11 +237,11 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
         const lr = engine.getLr()[0]!;
         let loss = r.loss.item();
         let parts = r.parts;
-        if (pg.size > 1) {
+        if (dp.size > 1) {
           // log the global batch's mean loss (and parts), not rank 0's share
           const keys = Object.keys(parts);
           const v = T.tensor([loss, ...keys.map((k) => parts[k]!)], { dtype: 'float64' });
-          pg.allReduce(v, 'avg');
+          dp.allReduce(v, 'avg');
           const a = v.dataSync() as Float64Array;
           loss = a[0]!;
           parts = Object.fromEntries(keys.map((k, i) => [k, a[i + 1]!]));
@@ -265,17 +273,19 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
       flops += stepFlops;
       losses.push(row.loss);
       if (pg.rank === 0) {
-        fs.appendFileSync(metricsPath, `${JSON.stringify({ step, ...row, samplesPerSec: engine.config.trainBatchSize / dt, tokensPerSec: (tokens * pg.size) / dt, seconds, flops })}\n`);
+        fs.appendFileSync(metricsPath, `${JSON.stringify({ step, ...row, samplesPerSec: engine.config.trainBatchSize / dt, tokensPerSec: (tokens * dp.size) / dt, seconds, flops })}\n`);
         bar.tick(1, `loss ${row.loss.toFixed(3)} (${Object.entries(row).filter(([k, v]) => typeof v === 'number' && !['loss', 'lr', 'gradNorm', 'dropped', 'lossScale', 'skippedSteps'].includes(k)).map(([k, v]) => `${k} ${(v as number).toFixed(3)}`).join(' ')})`);
       }
-      if (spec.validate && pg.rank === 0 && (step % spec.validate.every === 0 || step === cfg.steps)) {
+      if (spec.validate && (pg.rank === 0 || splitModel) && (step % spec.validate.every === 0 || step === cfg.steps)) {
         spec.model.eval();
         const metrics = await spec.validate.run(step);
         spec.model.train();
-        const v: ValRow = { step, seconds, flops, metrics };
-        fs.appendFileSync(valPath, `${JSON.stringify(v)}\n`);
-        // metrics are fractions (printed as percent), losses (keys loss, loss_*) are printed as they are
-        bar.note(`validation at step ${step}: ${Object.entries(metrics).map(([k, x]) => `${k} ${/^loss(_|$)/.test(k) ? x.toFixed(3) : (100 * x).toFixed(2)}`).join(', ')}`);
+        if (pg.rank === 0) {
+          const v: ValRow = { step, seconds, flops, metrics };
+          fs.appendFileSync(valPath, `${JSON.stringify(v)}\n`);
+          // metrics are fractions (printed as percent), losses (keys loss, loss_*) are printed as they are
+          bar.note(`validation at step ${step}: ${Object.entries(metrics).map(([k, x]) => `${k} ${/^loss(_|$)/.test(k) ? x.toFixed(3) : (100 * x).toFixed(2)}`).join(', ')}`);
+        }
       }
       if (step % cfg.checkpointEvery === 0 || step === cfg.steps) save();
       t0 = performance.now(); // validation and checkpoints are not training time
