@@ -47,7 +47,7 @@ describe('tensor-parallel layers vs their one-process twins (float64)', () => {
     ['TP 2 × DP 2 (4 ranks)', ['--nproc', '4', worker, '--tp', '2']],
   ];
   for (const [name, args] of runs) {
-    test(`${name}: column/row linears (plain, gathered, q·k·v stride 3, scattered input, padded), vocab embedding and cross-entropy (divisible and padded vocabularies) — outputs and gradient shards`, () => {
+    test(`${name}: column/row linears (plain, gathered, q·k·v stride 3, scattered input, padded), vocab embedding and cross-entropy (divisible and padded vocabularies), attention and FFN with dropout in and out of the split regions — outputs and gradient shards`, () => {
       const argv = args.includes(worker) ? [launcher, ...args] : [launcher, ...args, worker];
       const r = spawnSync(process.execPath, argv, { encoding: 'utf8', timeout: 180_000 });
       const out = `${r.stdout}\n${r.stderr}`;
@@ -58,7 +58,7 @@ describe('tensor-parallel layers vs their one-process twins (float64)', () => {
       for (const row of rows) {
         expect(row.tpSize).toBe(args.includes('--tp') ? 2 : n);
         // at P = 1 nothing is padded, so the padded and divisible checks share names
-        expect(Object.keys(row.diffs).length).toBe(row.tpSize > 1 ? 36 : 30);
+        expect(Object.keys(row.diffs).length).toBe(row.tpSize > 1 ? 42 : 36);
         for (const [check, d] of Object.entries(row.diffs)) expect(d, `rank ${row.rank}: ${check}`).toBeLessThan(1e-12);
       }
     });

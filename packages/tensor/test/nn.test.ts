@@ -191,6 +191,28 @@ describe('dropout', () => {
     T.manualSeed(99);
     expect(flat(T.dropout(x, 0.3))).toEqual(e1);
   });
+  it('dropoutSlice: each slice gets the whole tensor\'s mask and gradient; the generator advances by the whole', () => {
+    const whole = [3, 6, 5];
+    const x = T.randn(whole, { dtype: 'float64', generator: new T.Generator(4) });
+    const g = new T.Generator(21);
+    const xw = T.clone(x).requiresGrad_();
+    const yw = T.dropout(xw, 0.4, true, g);
+    T.sum(T.mul(yw, yw)).backward();
+    const after = flat(T.dropout(T.ones([50]), 0.4, true, g));
+    for (const [dim, start, n] of [[1, 0, 2], [1, 4, 2], [2, 1, 3], [0, 2, 1]] as const) {
+      const gs = new T.Generator(21);
+      const xs = T.clone(x.narrow(dim, start, n)).requiresGrad_();
+      const ys = T.dropoutSlice(xs, 0.4, true, gs, { whole, dim, start });
+      T.sum(T.mul(ys, ys)).backward();
+      // dropped entries are x·0 here (−0 for negative x) where dropout writes +0: compare values
+      const z = (a: number[]) => a.map((v) => v + 0);
+      expect(z(flat(ys)), `dim ${dim} at ${start}`).toEqual(z(flat(yw.narrow(dim, start, n))));
+      expect(z(flat(xs.grad!)), `grad, dim ${dim} at ${start}`).toEqual(z(flat(xw.grad!.narrow(dim, start, n))));
+      expect(flat(T.dropout(T.ones([50]), 0.4, true, gs)), 'the generator is where the whole draw leaves it').toEqual(after);
+    }
+    expect(() => T.dropoutSlice(x.narrow(1, 0, 2), 0.4, true, g, { whole: [3, 6, 5], dim: 1, start: 5 })).toThrow(/is not a slice of \[3, 6, 5\] at 5 along dim 1/);
+    expect(flat(T.dropoutSlice(x, 0.4, false, g, { whole, dim: 0, start: 0 }))).toEqual(flat(x));
+  });
   it('p = 0 and eval mode are the identity; p = 1 gives zeros', () => {
     const x = T.randn([3, 4]);
     expect(flat(T.dropout(x, 0))).toEqual(flat(x));

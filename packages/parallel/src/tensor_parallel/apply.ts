@@ -3,21 +3,21 @@
  * Megatron layers into a model written without them:
  *
  * - every `T.nn.MultiheadSelfAttention` becomes a `ParallelSelfAttention` (heads split);
- * - every `T.nn.FeedForward` gets a column-parallel fc1 and a row-parallel fc2 (its forward is
- *   unchanged: fc1 → GELU → fc2, one all-reduce);
+ * - every `T.nn.FeedForward` becomes a `ParallelFeedForward` (column-parallel fc1, row-parallel
+ *   fc2: one all-reduce);
  * - every `TensorParallelModule` splits what only it knows how to (the VLMo backbone's word
  *   embedding, the pretrainer's MLM decoder and loss: vocab-parallel);
  * - everything else (layer norms, position and type embeddings, small heads, the experts of
  *   MoE layers) stays replicated: every rank of the group computes it on the same input.
  *
  * The split layers are cut from the built ones, so the model starts from the values it
- * would have in one process. A split region with dropout inside is refused at P > 1 (each rank
- * would draw only its slice's mask).
+ * would have in one process, and dropout inside a split region applies the slice of the mask
+ * one process draws (T.dropoutSlice), so training stays the same on any layout.
  */
 import * as T from '@vlmoe/tensor';
 import type { ProcessGroup } from '../process_group.js';
 import { ParallelSelfAttention } from './attention.js';
-import { ColumnParallelLinear, RowParallelLinear } from './linear.js';
+import { ParallelFeedForward } from './feedforward.js';
 
 /** A module that splits parts of itself over a tensor-parallel group (checked structurally). */
 export interface TensorParallelModule {
@@ -47,21 +47,15 @@ export function applyTensorParallel(model: T.nn.Module, group: ProcessGroup): Te
   if (group.size > 1) {
     const named = [...model.namedModules()];
     for (const [name, m] of named) {
-      if (m instanceof T.nn.FeedForward) {
-        if ((m.opts.dropout ?? 0) > 0)
-          throw new Error(`tensor parallel: FeedForward '${name || '(the model)'}' has dropout ${m.opts.dropout} inside its split region; set it to 0 or use tensor_parallel_size 1`);
-        const fc1 = m.fc1, fc2 = m.fc2;
-        (m as unknown as { fc1: unknown }).fc1 = ColumnParallelLinear.fromDense(fc1, group);
-        (m as unknown as { fc2: unknown }).fc2 = RowParallelLinear.fromDense(fc2, group);
-        disposeParams(fc1);
-        disposeParams(fc2);
-        report.feedForward++;
-      }
       for (const [k, child] of [...m.namedChildren()]) {
-        if (!(child instanceof T.nn.MultiheadSelfAttention)) continue;
-        (m as unknown as Record<string, unknown>)[k] = ParallelSelfAttention.fromDense(child, group);
+        if (child instanceof T.nn.MultiheadSelfAttention) {
+          (m as unknown as Record<string, unknown>)[k] = ParallelSelfAttention.fromDense(child, group);
+          report.attention++;
+        } else if (child instanceof T.nn.FeedForward) {
+          (m as unknown as Record<string, unknown>)[k] = ParallelFeedForward.fromDense(child, group);
+          report.feedForward++;
+        } else continue;
         disposeParams(child);
-        report.attention++;
       }
     }
     for (const [, m] of named) {

@@ -9,10 +9,10 @@
  *   output projection: row-parallel (partial products all-reduced, bias added once).
  *
  * One all-reduce forward (after the projection) and one backward (the input gradient, in
- * `copyToTensorParallelRegion`). Attention dropout would fall inside the split region, where
- * each rank draws only its heads' masks; to keep results the same on any layout (DESIGN
- * principle 7) it is refused at P > 1. The projection dropout is outside it and draws the
- * same mask on every rank.
+ * `copyToTensorParallelRegion`). Attention dropout falls inside the split region: each rank
+ * applies to its heads the slice of the mask one process draws for all heads (T.dropoutSlice;
+ * the generator advances as in one process), so results stay the same on any layout (DESIGN
+ * principle 7). The projection dropout is outside it and draws the same mask on every rank.
  */
 import * as T from '@vlmoe/tensor';
 import type { ProcessGroup } from '../process_group.js';
@@ -29,6 +29,7 @@ export class ParallelSelfAttention extends T.nn.Module {
   readonly headDim: number;
   /** Heads on this rank. */
   readonly localHeads: number;
+  private readonly _attnDropout: number;
   private readonly _projDropout: number;
   private readonly _gen: T.Generator;
 
@@ -36,8 +37,6 @@ export class ParallelSelfAttention extends T.nn.Module {
     super();
     const P = group.size;
     if (attn.numHeads % P !== 0) throw new Error(`ParallelSelfAttention: ${attn.numHeads} heads do not split over ${P} tensor-parallel ranks`);
-    if (P > 1 && (attn.opts.attnDropout ?? 0) > 0)
-      throw new Error(`ParallelSelfAttention: attention dropout (${attn.opts.attnDropout}) inside the tensor-parallel region would draw other masks than one process; set it to 0 or use tensor_parallel_size 1`);
     this.dim = attn.dim;
     this.numHeads = attn.numHeads;
     this.headDim = attn.headDim;
@@ -48,6 +47,7 @@ export class ParallelSelfAttention extends T.nn.Module {
       this.vBias = tensorParallelParameter(attn.vBias, group, { dim: 0, stride: 1 }, attn.vBias.tags);
     }
     this.proj = RowParallelLinear.fromDense(attn.proj, group);
+    this._attnDropout = attn.opts.attnDropout ?? 0;
     this._projDropout = attn.opts.projDropout ?? 0;
     this._gen = attn.opts.generator ?? T.defaultGenerator;
     this.training = attn.training;
@@ -70,7 +70,9 @@ export class ParallelSelfAttention extends T.nn.Module {
     if (this.qBias && this.vBias) bias = T.cat([this.qBias, T.zeros([dl], { dtype: x.dtype, device: x.device }), this.vBias]);
     const qkv = T.linear(copyToTensorParallelRegion(this.group, x), this.qkv.weight, bias); // [B, L, 3·dim/P]
     const heads = T.permute(T.reshape(qkv, [B, L, 3, this.localHeads, this.headDim]), [2, 0, 3, 1, 4]);
-    const ctx = T.scaledDotProductAttention(heads.select(0, 0), heads.select(0, 1), heads.select(0, 2), { attnMask: mask, dropoutP: 0, training: this.training, generator: this._gen });
+    // attention dropout: this rank's heads get the mask one process draws for all of them
+    const dropoutOf = this.group.size > 1 ? { whole: [B, this.numHeads, L, L], dim: 1, start: this.group.rank * this.localHeads } : undefined;
+    const ctx = T.scaledDotProductAttention(heads.select(0, 0), heads.select(0, 1), heads.select(0, 2), { attnMask: mask, dropoutP: this._attnDropout, training: this.training, generator: this._gen, dropoutOf });
     const merged = T.reshape(T.permute(ctx, [0, 2, 1, 3]), [B, L, dl]);
     return T.dropout(this.proj.forward(merged), this._projDropout, this.training, this._gen);
   }

@@ -5,4 +5,5 @@ export { VocabParallelEmbedding } from './embedding.js';
 export { vocabParallelCrossEntropy, type VocabParallelCrossEntropyOptions } from './cross_entropy.js';
 export { shardOf, unshard, splitTag, tensorParallelTag, type TensorParallelTag } from './shard.js';
 export { ParallelSelfAttention } from './attention.js';
+export { ParallelFeedForward } from './feedforward.js';
 export { applyTensorParallel, isTensorParallelModule, type TensorParallelModule, type TensorParallelReport } from './apply.js';

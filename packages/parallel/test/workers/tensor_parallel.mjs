@@ -5,7 +5,7 @@
 import * as T from '@vlmoe/tensor';
 import {
   initProcessGroup, createParallelGroups, ColumnParallelLinear, RowParallelLinear, VocabParallelEmbedding,
-  vocabParallelCrossEntropy, scatterToTensorParallelRegion, gatherFromTensorParallelRegion, shardOf, unshard, splitTag,
+  vocabParallelCrossEntropy, ParallelSelfAttention, ParallelFeedForward, scatterToTensorParallelRegion, gatherFromTensorParallelRegion, shardOf, unshard, splitTag,
 } from '../../dist/index.js';
 
 const tpArg = process.argv.indexOf('--tp');
@@ -139,6 +139,37 @@ for (const [reduction, V] of [['mean', 5 * P], ['sum', 5 * P], ['none', 5 * P], 
   check('padded column dx', xp.grad, xr.grad);
   check('padded column weight grad', c.weight.grad, shardOf(lin2.weight.grad, tag, r, P));
   check('padded column unshard', unshard(tp.allGather(c.weight), tag), lin2.weight);
+}
+
+// 7. dropout inside the split regions (attention weights, FFN hidden units) and outside them:
+//    training mode, the same generator seed on both sides — the same masks, so the same numbers
+{
+  const make = () => {
+    const gen = new T.Generator(77);
+    return {
+      attn: new T.nn.MultiheadSelfAttention(4 * P, 2 * P, { ...f64, generator: gen, attnDropout: 0.3, projDropout: 0.2 }),
+      ff: new T.nn.FeedForward(4 * P, 8 * P, { ...f64, generator: gen, dropout: 0.25 }),
+    };
+  };
+  const ref = make(), par = make();
+  const x = T.randn([2, 5, 4 * P], { ...f64, generator: g });
+  const xr = T.clone(x).requiresGrad_();
+  const yr = ref.ff.forward(T.add(xr, ref.attn.forward(xr)));
+  T.sum(T.mul(yr, yr)).backward();
+  const pa = ParallelSelfAttention.fromDense(par.attn, tp), pf = ParallelFeedForward.fromDense(par.ff, tp);
+  const xp = T.clone(x).requiresGrad_();
+  const yp = pf.forward(T.add(xp, pa.forward(xp)));
+  T.sum(T.mul(yp, yp)).backward();
+  check('dropout: attention + FFN out', yp, yr);
+  check('dropout: dx', xp.grad, xr.grad);
+  check('dropout: qkv weight grad', pa.qkv.weight.grad, shard(ref.attn.qkv.weight.grad, 0, 3));
+  check('dropout: fc1 weight grad', pf.fc1.weight.grad, shard(ref.ff.fc1.weight.grad, 0));
+  check('dropout: fc2 weight grad', pf.fc2.weight.grad, shard(ref.ff.fc2.weight.grad, 1));
+  // the dropout really dropped (outputs differ from eval mode)
+  diffs['dropout: active (must be large)'] = 0;
+  ref.attn.eval();
+  const ye = T.noGrad(() => ref.attn.forward(x));
+  if (T.max(T.abs(T.sub(ye, T.noGrad(() => { ref.attn.train(); return ref.attn.forward(x); })))).item() < 1e-3) diffs['dropout: active (must be large)'] = 1;
 }
 
 console.log(JSON.stringify({ rank: world.rank, tpRank: r, tpSize: P, diffs }));

@@ -10,7 +10,7 @@
  */
 import { fmtShape, type Tensor } from '../tensor.js';
 import { defaultGenerator, type Generator } from '../generator.js';
-import { dropout } from './dropout.js';
+import { dropout, dropoutSlice, type SliceOf } from './dropout.js';
 import { le } from './elementwise.js';
 import { matmul } from './matmul.js';
 import { softmax } from './softmax.js';
@@ -28,6 +28,11 @@ export interface AttentionOptions {
   scale?: number;
   training?: boolean;
   generator?: Generator;
+  /**
+   * These attention weights are a slice of larger ones (a tensor-parallel rank's heads of the
+   * one-process [..., H, Lq, Lk]): draw the dropout mask the whole would get (dropoutSlice).
+   */
+  dropoutOf?: SliceOf;
 }
 
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
@@ -56,6 +61,6 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   }
   const scores = matmul(q, transpose(k, -2, -1));
   let p = softmax(scores, -1, { scale, mask });
-  if (dropoutOn) p = dropout(p, opts.dropoutP, true, opts.generator ?? defaultGenerator);
+  if (dropoutOn) p = opts.dropoutOf ? dropoutSlice(p, opts.dropoutP!, true, opts.generator ?? defaultGenerator, opts.dropoutOf) : dropout(p, opts.dropoutP, true, opts.generator ?? defaultGenerator);
   return matmul(p, v);
 }
