@@ -134,7 +134,7 @@ describe('vlmoe pretrain: N ranks with expert parallelism and ZeRO = one process
     });
   }, 300_000);
 
-  test('vlmoe finetune (vqa, nlvr, retrieval) from an EP-2 pretraining run: 2 ranks with EP 2 = one process', () => {
+  test('vlmoe finetune (vqa, nlvr, retrieval) from an EP-2 pretraining run: 2 ranks with EP 2, and with TP 2, = one process', () => {
     const init = join(runs, 'shm-2r-ep2-z1');
     if (!existsSync(join(init, 'checkpoints', 'latest'))) pretrain('shm-2r-ep2-z1', 2, 'shm', { expert_parallel_size: 2, zero_optimization: { stage: 1 } });
     const finetune = (name: string, task: string, nproc: number, engine: object) => {
@@ -148,9 +148,11 @@ describe('vlmoe pretrain: N ranks with expert parallelism and ZeRO = one process
     };
     for (const task of ['vqa', 'nlvr', 'retrieval']) {
       const one = finetune(`ft-${task}-1`, task, 1, {});
-      const two = finetune(`ft-${task}-2`, task, 2, { expert_parallel_size: 2 });
-      expect(two.length).toBe(4);
-      two.forEach((v, i) => expect(Math.abs(v - one[i]!) / Math.abs(one[i]!), `${task} step ${i + 1}: ${v} vs ${one[i]}`).toBeLessThan(1e-5));
+      for (const [name, engine] of [['ep2', { expert_parallel_size: 2 }], ['tp2', { tensor_parallel_size: 2 }]] as const) {
+        const two = finetune(`ft-${task}-${name}`, task, 2, engine);
+        expect(two.length).toBe(4);
+        two.forEach((v, i) => expect(Math.abs(v - one[i]!) / Math.abs(one[i]!), `${task} ${name} step ${i + 1}: ${v} vs ${one[i]}`).toBeLessThan(1e-5));
+      }
     }
   }, 600_000);
 
