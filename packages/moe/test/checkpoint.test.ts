@@ -12,9 +12,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 interface Report { steps: number; probe: number[]; params: Record<string, number[]> }
 
-function run(world: number, ep: number, stage: number, mode: 'save' | 'load'): Report {
+function run(world: number, ep: number, stage: number, mode: 'save' | 'load', tp = 1, where = dir): Report {
   const r = spawnSync(process.execPath, [launcher, '--nproc', String(world), worker], {
-    encoding: 'utf8', env: { ...process.env, EP: String(ep), STAGE: String(stage), MODE: mode, DIR: dir }, timeout: 170_000,
+    encoding: 'utf8', env: { ...process.env, EP: String(ep), STAGE: String(stage), TP: String(tp), MODE: mode, DIR: where }, timeout: 170_000,
   });
   const out = `${r.stdout}\n${r.stderr}`;
   expect(r.status, out).toBe(0);
@@ -44,6 +44,22 @@ describe('checkpoints load at another layout', () => {
       expectClose(loaded.probe, saved.probe, `probe outputs at world ${world}`);
       expect(Object.keys(loaded.params).sort()).toEqual(Object.keys(saved.params).sort());
       for (const name of Object.keys(saved.params)) expectClose(loaded.params[name]!, saved.params[name]!, `${name} after the next step at world ${world}`);
+    }
+  });
+
+  test('saved at (TP 2, EP 2, DP 2, ZeRO-2) on 4 ranks; loaded at (TP 1, EP 1), (TP 1, EP 4) and (TP 4, EP 1): same outputs, same next step', () => {
+    const tpDir = join(dir, 'tp');
+    const saved = run(4, 2, 2, 'save', 2, tpDir);
+    expect(saved.steps).toBe(4);
+    const index = JSON.parse(readFileSync(join(tpDir, readFileSync(join(tpDir, 'latest'), 'utf8'), 'checkpoint.json'), 'utf8'));
+    expect(index.layout).toEqual({ world: 4, expertParallel: 2, tensorParallel: 2, stage: 2 });
+    for (const [world, ep, tp] of [[1, 1, 1], [4, 4, 1], [4, 1, 4]] as const) {
+      const loaded = run(world, ep, 0, 'load', tp, tpDir);
+      const at = `world ${world}, TP ${tp}, EP ${ep}`;
+      expect(loaded.steps).toBe(4);
+      expectClose(loaded.probe, saved.probe, `probe outputs at ${at}`);
+      expect(Object.keys(loaded.params).sort()).toEqual(Object.keys(saved.params).sort());
+      for (const name of Object.keys(saved.params)) expectClose(loaded.params[name]!, saved.params[name]!, `${name} after the next step at ${at}`);
     }
   });
 });

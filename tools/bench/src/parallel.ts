@@ -1,0 +1,192 @@
+/**
+ * Tensor-parallel benchmark (issue 22): one VL-MoE-small pretraining step (the `model` bench's
+ * E 8 top-1 configuration, global batch 32, fp32, AdamW; the tiny preset with VLMOE_BENCH_QUICK=1) on 2 ranks at TP 2 against DP 2 on
+ * the same global batch, both in the same run, each a fresh 2-rank job (shm; each rank 1
+ * thread, so the two ranks use the machine's 2 cores):
+ *
+ * - step time (median of the timed steps; on 2 cores TP is not expected to win on time: it
+ *   does the same FLOPs plus the all-reduces, and the replicated parts twice);
+ * - per-rank parameter memory: the split layers (attention, dense FFNs, word embedding, MLM
+ *   decoder) must cost 1/TP of their one-process bytes per rank (the figure that must hold);
+ * - tensor-parallel communication per step, counted on the tensor-parallel group (every
+ *   all-reduce and all-gather, bytes per rank), against the analytic count: per backbone pass
+ *   of T tokens, 2 all-reduces of [T, d] (one forward, one backward) per attention and per
+ *   dense FFN the pass goes through (experts are replicated: none), the word embedding's
+ *   forward all-reduce per text pass, and the MLM head's backward all-reduce of [N, d] plus
+ *   its loss's 3 all-reduces of N floats (N = the MLM pass's text positions), and the engine's
+ *   one float64 for the split parameters' share of the global gradient norm;
+ * - data-parallel gradient all-reduce bytes per step.
+ */
+import * as T from '@vlmoe/tensor';
+import { VLMoPretrainer, type VLMoConfig } from '@vlmoe/moe';
+import { createParallelGroups, initProcessGroup, initialize, type ProcessGroup } from '@vlmoe/parallel';
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { modelBenchConfig, randomPretrainBatch } from './model.js';
+import { makeCase, median, printTable, writeResults, type Case } from './report.js';
+
+const require = createRequire(import.meta.url);
+
+export interface ParallelChildArgs {
+  tp: number;
+  preset: 'tiny' | 'small';
+  globalBatch: number;
+  warmup: number;
+  steps: number;
+}
+
+interface ChildResult {
+  rank: number;
+  tp: number;
+  dp: number;
+  ms: number[];
+  paramBytes: number;
+  splitBytes: number;
+  replicatedBytes: number;
+  /** Bytes of the one-process model's parameters that tensor parallelism splits (the same layers, unsplit). */
+  fullSplitBytes: number;
+  tpBytesPerStep: number;
+  tpCallsPerStep: number;
+  analyticTpBytesPerStep: number;
+  dpBytesPerStep: number;
+  loss: number;
+}
+
+/** A process group whose all-reduces and all-gathers count their bytes (everything else passes through). */
+function counting(pg: ProcessGroup, tally: { bytes: number; calls: number }): ProcessGroup {
+  const bytesOf = (t: T.Tensor) => t.numel * T.dtypeSize[t.dtype];
+  if (pg.size === 1) return pg; // a group of one moves nothing
+  return new Proxy(pg, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop) as unknown;
+      if (typeof v !== 'function') return v;
+      if (prop === 'allReduce' || prop === 'allGatherIntoTensor' || prop === 'allGather' || prop === 'reduceScatterTensor') {
+        return (...a: unknown[]) => {
+          const t = (prop === 'allGatherIntoTensor' || prop === 'reduceScatterTensor' ? a[1] : a[0]) as T.Tensor;
+          tally.bytes += bytesOf(t);
+          tally.calls++;
+          return (v as (...x: unknown[]) => unknown).apply(target, a);
+        };
+      }
+      return (v as (...x: unknown[]) => unknown).bind(target);
+    },
+  });
+}
+
+/** The analytic tensor-parallel bytes of one step, from the backbone passes it ran (see the file comment). */
+function analyticBytes(c: VLMoConfig & { depth: number; dim: number; vlBlocks: number }, moeBlocks: readonly number[], passes: { pass: string; B: number; textLen: number; imageLen: number }[], mlmRows: number): number {
+  const d = c.dim, f = 4;
+  let bytes = 0;
+  for (const p of passes) {
+    const tokens = p.B * (p.textLen + p.imageLen);
+    for (let i = 0; i < c.depth; i++) {
+      bytes += 2 * tokens * d * f; // attention: forward all-reduce after the projection, backward in copyTo
+      const vl = p.pass === 'fused' && i >= c.depth - c.vlBlocks;
+      if (vl || !moeBlocks.includes(i)) bytes += 2 * tokens * d * f; // a dense FFN (VL, or the V/L FFNs splitting the tokens)
+    }
+    if (p.textLen > 0) bytes += p.B * p.textLen * d * f; // vocab-parallel word embedding, forward
+  }
+  bytes += mlmRows * d * f + 3 * mlmRows * 4; // MLM decoder input gradient; loss max / sum / target logit
+  return bytes + 8; // the split parameters' part of the global gradient norm (one float64)
+}
+
+/** Runs on every rank of a 2-rank job: timed steps, memory, communication; rank 0 prints one JSON line. */
+export async function parallelChild(a: ParallelChildArgs): Promise<void> {
+  T.setNumThreads(1);
+  const world = initProcessGroup();
+  const groups = createParallelGroups(world, { tensor: a.tp });
+  const tpTally = { bytes: 0, calls: 0 }, dpTally = { bytes: 0, calls: 0 };
+  groups.tensorParallel = counting(groups.tensorParallel, tpTally);
+  groups.dataParallel = counting(groups.dataParallel, dpTally);
+  const config = modelBenchConfig(a.preset, 8, 1);
+  const gen = new T.Generator(0);
+  const model = new VLMoPretrainer(config, {}, { generator: gen });
+  model.train();
+  const r = model.backbone.config;
+  const moeBlocks = r.moe?.blocks ?? [];
+  // what the split layers cost in one process: the parameters tensor parallelism will cut
+  const splitNames = /(attn\.(qkv|qBias|vBias|proj\.weight)|ffn\.fc[12]\.weight|ffn\.fc1\.bias|textEmbed\.weight|mlm\.decoder\.)/;
+  let fullSplitBytes = 0;
+  for (const [name, p] of model.namedParameters()) if (splitNames.test(name) && !p.tags.expert) fullSplitBytes += p.numel * 4;
+  const { engine } = initialize({ model, processGroup: world, groups, config: { train_batch_size: a.globalBatch, tensor_parallel_size: a.tp, optimizer: { type: 'AdamW', params: { lr: 1e-4, weight_decay: 0.01 } } } });
+  const dp = engine.groups.dataParallel;
+  const local = a.globalBatch / dp.size;
+  // this data-parallel rank's rows of one global batch
+  const batch = T.scope(() => {
+    const whole = randomPretrainBatch(config, a.globalBatch, new T.Generator(100));
+    const b = Object.fromEntries(Object.entries(whole).map(([k, t]) => [k, T.contiguous(t.narrow(0, dp.rank * local, local)).keep()])) as typeof whole;
+    return b;
+  });
+  // the backbone passes of a step (for the analytic count)
+  const passes: { pass: string; B: number; textLen: number; imageLen: number }[] = [];
+  const bb = model.backbone;
+  const forward = bb.forward.bind(bb);
+  bb.forward = ((x: Parameters<typeof forward>[0]) => {
+    const o = forward(x);
+    passes.push({ pass: o.pass, B: o.hidden.shape[0]!, textLen: o.textLen, imageLen: o.imageLen });
+    return o;
+  }) as typeof bb.forward;
+  const ms: number[] = [];
+  let loss = 0, analytic = 0, tpBytes = 0, tpCalls = 0, dpBytes = 0;
+  for (let i = 0; i < a.warmup + a.steps; i++) {
+    passes.length = 0;
+    tpTally.bytes = tpTally.calls = dpTally.bytes = dpTally.calls = 0;
+    world.barrier();
+    const t0 = process.hrtime.bigint();
+    loss = T.scope(() => {
+      const out = engine.forward<[Parameters<VLMoPretrainer['forward']>[0]], ReturnType<VLMoPretrainer['forward']>>({ ...batch, generator: new T.Generator(1000 + i) });
+      engine.backward(out.loss);
+      engine.step();
+      return out.loss.item();
+    });
+    ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const mlmPass = passes[2]!; // image, text, then the masked-text fused pass (VLMoPretrainer.losses)
+    analytic = a.tp > 1 ? analyticBytes(r as never, moeBlocks, passes, mlmPass.B * mlmPass.textLen) : 0;
+    tpBytes = tpTally.bytes;
+    tpCalls = tpTally.calls;
+    dpBytes = dpTally.bytes;
+  }
+  const rep = engine.tensorParallelReport;
+  const paramBytes = (rep.splitElements + rep.replicatedElements) * 4;
+  const res: ChildResult = {
+    rank: world.rank, tp: a.tp, dp: dp.size, ms: ms.slice(a.warmup), paramBytes, splitBytes: rep.splitElements * 4, replicatedBytes: rep.replicatedElements * 4, fullSplitBytes,
+    tpBytesPerStep: tpBytes, tpCallsPerStep: tpCalls, analyticTpBytesPerStep: analytic, dpBytesPerStep: dpBytes, loss,
+  };
+  if (world.rank === 0) console.log(JSON.stringify(res));
+  engine.destroy();
+  world.destroy();
+}
+
+function runJob(a: ParallelChildArgs): ChildResult {
+  const launcher = require.resolve('@vlmoe/parallel').replace(/index\.js$/, 'launcher.js');
+  const main = fileURLToPath(new URL('./main.js', import.meta.url));
+  const r = spawnSync(process.execPath, [launcher, '--nproc', '2', main, 'parallel-child', JSON.stringify(a)], { encoding: 'utf8', maxBuffer: 1 << 24, timeout: 1_800_000 });
+  if (r.status !== 0) throw new Error(`parallel bench (TP ${a.tp}) failed (exit ${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`);
+  const line = r.stdout.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).reverse().find((l) => l.startsWith('{'));
+  if (!line) throw new Error(`parallel bench (TP ${a.tp}): no result line in\n${r.stdout}\n${r.stderr}`);
+  return JSON.parse(line) as ChildResult;
+}
+
+export function benchParallel(): void {
+  const quick = process.env.VLMOE_BENCH_QUICK === '1';
+  const args = { preset: quick ? ('tiny' as const) : ('small' as const), globalBatch: 32, warmup: 1, steps: quick ? 1 : 3 };
+  // alternate the layouts over rounds; each keeps its best median (the machine is shared)
+  const rounds = quick ? 1 : 2;
+  const runs: Record<number, ChildResult[]> = { 1: [], 2: [] };
+  for (let i = 0; i < rounds; i++) for (const tp of [2, 1]) runs[tp]!.push(runJob({ tp, ...args }));
+  const best = (tp: number) => runs[tp]!.reduce((a, b) => (median(b.ms) < median(a.ms) ? b : a));
+  const tp2 = best(2), dp2 = best(1);
+  const mib = (b: number) => b / 2 ** 20;
+  const cases: Case[] = [
+    makeCase('step, TP 2 vs DP 2 (2 ranks, global batch 32)', 'ms/step', median(tp2.ms), median(dp2.ms), 'DP 2 (same model, same global batch)', 'lower'),
+    makeCase('parameters per rank, TP 2 vs DP 2', 'MiB', mib(tp2.paramBytes), mib(dp2.paramBytes), 'DP 2 (every rank holds the whole model)', 'lower'),
+    makeCase('split layers per rank at TP 2 vs one process (goal 1/2)', 'MiB', mib(tp2.splitBytes), mib(tp2.fullSplitBytes), 'the same layers unsplit', 'lower'),
+    makeCase('tensor-parallel all-reduce bytes per step per rank, measured vs analytic', 'MiB', mib(tp2.tpBytesPerStep), mib(tp2.analyticTpBytesPerStep), 'analytic count (file comment)', 'lower'),
+    makeCase('data-parallel bytes per step per rank (gradients, ITC/ITM gathers), TP 2 vs DP 2', 'MiB', mib(tp2.dpBytesPerStep), mib(dp2.dpBytesPerStep), 'DP 2', 'lower'),
+  ];
+  printTable(`Tensor parallelism, VL-MoE ${args.preset} E 8 top-1, fp32, 2 ranks × 1 thread (shm), best of ${rounds} alternating round${rounds > 1 ? 's' : ''}`, cases);
+  console.log(`  TP 2: ${tp2.tpCallsPerStep} collectives on the tensor-parallel group per step; split ${mib(tp2.splitBytes).toFixed(1)} MiB + replicated ${mib(tp2.replicatedBytes).toFixed(1)} MiB per rank (experts, layer norms, small heads stay replicated)`);
+  console.log(`  losses after the last step: TP 2 ${tp2.loss.toFixed(5)}, DP 2 ${dp2.loss.toFixed(5)} (the same global batch and seeds; they differ by what stays per data-parallel rank: expert capacity and the balance loss)`);
+  console.log(`\nwrote ${writeResults('parallel', cases, { preset: args.preset, runs })}`);
+}
