@@ -2,10 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import * as T from '@vlmoe/tensor';
-import { shardOf, splitTag, unshard } from '../src/index.js';
+import { mpiAvailable, shardOf, splitTag, unshard } from '../src/index.js';
 
 const launcher = fileURLToPath(new URL('../dist/launcher.js', import.meta.url));
 const worker = fileURLToPath(new URL('./workers/tensor_parallel.mjs', import.meta.url));
+// mpirun as root needs its consent variables; 4 ranks on 2 cores need oversubscription
+const mpiEnv = { OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMPI_MCA_rmaps_base_oversubscribe: '1' };
+const mpiReady = spawnSync('mpirun', ['--version'], { encoding: 'utf8' }).status === 0 && mpiAvailable();
 
 describe('shardOf / unshard (Megatron partition_dim and partition_stride)', () => {
   test('rank r holds block r of every chunk; unshard puts the shards back in order', () => {
@@ -45,15 +48,17 @@ describe('tensor-parallel layers vs their one-process twins (float64)', () => {
     ['TP 2', ['--nproc', '2']],
     ['TP 4', ['--nproc', '4']],
     ['TP 2 × DP 2 (4 ranks)', ['--nproc', '4', worker, '--tp', '2']],
+    ['mpi: TP 4', ['--backend', 'mpi', '--nproc_per_node', '4']],
   ];
   for (const [name, args] of runs) {
-    test(`${name}: column/row linears (plain, gathered, q·k·v stride 3, scattered input, padded), vocab embedding and cross-entropy (divisible and padded vocabularies), attention and FFN with dropout in and out of the split regions — outputs and gradient shards`, () => {
+    const mpi = args.includes('mpi');
+    test.skipIf(mpi && !mpiReady)(`${name}: column/row linears (plain, gathered, q·k·v stride 3, scattered input, padded), vocab embedding and cross-entropy (divisible and padded vocabularies), attention and FFN with dropout in and out of the split regions — outputs and gradient shards`, () => {
       const argv = args.includes(worker) ? [launcher, ...args] : [launcher, ...args, worker];
-      const r = spawnSync(process.execPath, argv, { encoding: 'utf8', timeout: 180_000 });
+      const r = spawnSync(process.execPath, argv, { encoding: 'utf8', timeout: 180_000, env: mpi ? { ...process.env, ...mpiEnv } : process.env });
       const out = `${r.stdout}\n${r.stderr}`;
       expect(r.status, out).toBe(0);
       const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; tpSize: number; diffs: Record<string, number> });
-      const n = Number(args[1]);
+      const n = Number(args[args.length - 1 - (args.includes('--tp') ? 3 : 0)]);
       expect(rows.length, out).toBe(n);
       for (const row of rows) {
         expect(row.tpSize).toBe(args.includes('--tp') ? 2 : n);
