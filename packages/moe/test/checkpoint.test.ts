@@ -10,11 +10,11 @@ const worker = fileURLToPath(new URL('./workers/ckpt.mjs', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'vlmoe-ckpt-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Report { steps: number; probe: number[]; params: Record<string, number[]> }
+interface Report { steps: number; probe: number[]; params: Record<string, number[]>; splitExperts: number }
 
-function run(world: number, ep: number, stage: number, mode: 'save' | 'load', tp = 1, where = dir): Report {
+function run(world: number, ep: number, stage: number, mode: 'save' | 'load', tp = 1, where = dir, etp = false): Report {
   const r = spawnSync(process.execPath, [launcher, '--nproc', String(world), worker], {
-    encoding: 'utf8', env: { ...process.env, EP: String(ep), STAGE: String(stage), TP: String(tp), MODE: mode, DIR: where }, timeout: 170_000,
+    encoding: 'utf8', env: { ...process.env, EP: String(ep), STAGE: String(stage), TP: String(tp), ETP: etp ? '1' : '0', MODE: mode, DIR: where }, timeout: 170_000,
   });
   const out = `${r.stdout}\n${r.stderr}`;
   expect(r.status, out).toBe(0);
@@ -47,16 +47,19 @@ describe('checkpoints load at another layout', () => {
     }
   });
 
-  test('saved at (TP 2, EP 2, DP 2, ZeRO-2) on 4 ranks; loaded at (TP 1, EP 1), (TP 1, EP 4) and (TP 4, EP 1): same outputs, same next step', () => {
-    const tpDir = join(dir, 'tp');
-    const saved = run(4, 2, 2, 'save', 2, tpDir);
+  for (const etp of [false, true])
+  test(`saved at (TP 2, EP 2, DP 2, ZeRO-2)${etp ? ' with expert tensor parallelism' : ''} on 4 ranks; loaded at (TP 1, EP 1), (TP 1, EP 4) and (TP 4, EP 1): same outputs, same next step`, () => {
+    const tpDir = join(dir, etp ? 'etp' : 'tp');
+    const saved = run(4, 2, 2, 'save', 2, tpDir, etp);
     expect(saved.steps).toBe(4);
+    expect(saved.splitExperts, 'w1, b1 and w2 split by hidden units').toBe(etp ? 3 : 0);
     const index = JSON.parse(readFileSync(join(tpDir, readFileSync(join(tpDir, 'latest'), 'utf8'), 'checkpoint.json'), 'utf8'));
     expect(index.layout).toEqual({ world: 4, expertParallel: 2, tensorParallel: 2, stage: 2 });
     for (const [world, ep, tp] of [[1, 1, 1], [4, 4, 1], [4, 1, 4]] as const) {
-      const loaded = run(world, ep, 0, 'load', tp, tpDir);
+      const loaded = run(world, ep, 0, 'load', tp, tpDir, etp);
       const at = `world ${world}, TP ${tp}, EP ${ep}`;
       expect(loaded.steps).toBe(4);
+      expect(loaded.splitExperts).toBe(etp && tp > 1 ? 3 : 0);
       expectClose(loaded.probe, saved.probe, `probe outputs at ${at}`);
       expect(Object.keys(loaded.params).sort()).toEqual(Object.keys(saved.params).sort());
       for (const name of Object.keys(saved.params)) expectClose(loaded.params[name]!, saved.params[name]!, `${name} after the next step at ${at}`);

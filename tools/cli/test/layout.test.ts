@@ -29,17 +29,17 @@ const env = { ...process.env, VLMOE_PROGRESS: '0' };
 const mpiEnv = { ...env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMPI_MCA_rmaps_base_oversubscribe: '1', VLMOE_BACKEND: 'mpi' };
 const mpiReady = spawnSync('mpirun', ['--version'], { encoding: 'utf8' }).status === 0 && mpiAvailable();
 
-function config(name: string, engine: object): string {
+function config(name: string, engine: object, moe: object = {}): string {
   const p = join(dir, `${name}.json`);
   writeFileSync(p, JSON.stringify({
     name, data: `shapes:${join(dir, 'shapes')}`, runs, preset: 'tiny', experts: 4, k: 1, steps: 20, batch: 8, textLen: 16, warmup: 2, checkpointEvery: 20, evalSplit: 'none',
-    model: { moe: { dropTokens: false, auxLossWeight: 0 } }, engine,
+    model: { moe: { dropTokens: false, auxLossWeight: 0, ...moe } }, engine,
   }));
   return p;
 }
 
-function pretrain(name: string, nproc: number, backend: 'shm' | 'mpi', engine: object): void {
-  const args = [cli, 'pretrain', '--config', config(name, engine)];
+function pretrain(name: string, nproc: number, backend: 'shm' | 'mpi', engine: object, moe: object = {}): void {
+  const args = [cli, 'pretrain', '--config', config(name, engine, moe)];
   const r = nproc === 1 ? spawnSync(process.execPath, args, { encoding: 'utf8', env, timeout: 240_000 })
     : backend === 'shm' ? spawnSync(process.execPath, [launcher, '--nproc', String(nproc), ...args], { encoding: 'utf8', env, timeout: 240_000 })
       : spawnSync('mpirun', ['-np', String(nproc), '-x', 'VLMOE_BACKEND', '-x', 'VLMOE_PROGRESS', process.execPath, ...args], { encoding: 'utf8', env: mpiEnv, timeout: 240_000, killSignal: 'SIGKILL' });
@@ -96,17 +96,19 @@ describe('vlmoe pretrain: N ranks with expert parallelism and ZeRO = one process
   }
 
   // tensor parallelism (Megatron's split of attention heads, dense FFNs and the vocabulary) alone and with EP and ZeRO
-  const tpLayouts: [string, number, object][] = [
-    ['tp2', 2, { tensor_parallel_size: 2 }],
-    ['tp2-dp2', 4, { tensor_parallel_size: 2 }],
-    ['tp2-ep2', 4, { tensor_parallel_size: 2, expert_parallel_size: 2 }],
-    ['tp2-ep2-z2', 4, { tensor_parallel_size: 2, expert_parallel_size: 2, zero_optimization: { stage: 2 } }],
+  const etp = { enableExpertTensorParallelism: true };
+  const tpLayouts: [string, number, object, object][] = [
+    ['tp2', 2, { tensor_parallel_size: 2 }, {}],
+    ['tp2-dp2', 4, { tensor_parallel_size: 2 }, {}],
+    ['tp2-ep2', 4, { tensor_parallel_size: 2, expert_parallel_size: 2 }, {}],
+    ['tp2-ep2-etp', 4, { tensor_parallel_size: 2, expert_parallel_size: 2 }, etp],
+    ['tp2-ep2-z2', 4, { tensor_parallel_size: 2, expert_parallel_size: 2, zero_optimization: { stage: 2 } }, etp],
   ];
   for (const backend of ['shm', 'mpi'] as const) {
-    test.skipIf(backend === 'mpi' && !mpiReady)(`${backend}: tensor parallel 2 — ${backend === 'mpi' ? '4 ranks with EP 2 and ZeRO-2' : '2 ranks; 4 ranks with DP 2, with EP 2, with EP 2 and ZeRO-2'}`, () => {
-      for (const [layout, nproc, engine] of backend === 'mpi' ? tpLayouts.slice(3) : tpLayouts) {
+    test.skipIf(backend === 'mpi' && !mpiReady)(`${backend}: tensor parallel 2 — ${backend === 'mpi' ? '4 ranks with EP 2, expert tensor parallelism and ZeRO-2' : '2 ranks; 4 ranks with DP 2, with EP 2, with EP 2 and expert tensor parallelism, with both and ZeRO-2'}`, () => {
+      for (const [layout, nproc, engine, moe] of backend === 'mpi' ? tpLayouts.slice(4) : tpLayouts) {
         const name = `${backend}-${nproc}r-${layout}`;
-        pretrain(name, nproc, backend, engine);
+        pretrain(name, nproc, backend, engine, moe);
         expectSameRun(name);
         const rec = JSON.parse(readFileSync(join(runs, name, 'config.json'), 'utf8')) as { resolvedEngine: { tensorParallel: number; dataParallel: number } };
         expect([rec.resolvedEngine.tensorParallel, rec.resolvedEngine.dataParallel]).toEqual([2, nproc / 2]);

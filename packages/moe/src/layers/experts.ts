@@ -7,8 +7,18 @@
  *
  * Parameters carry the tag `{ expert: true }`, which the parallel engine reads (expert
  * gradients are reduced over the expert-data-parallel group).
+ *
+ * Expert tensor parallelism (`tensorParallel`, the MoE layer's enableExpertTensorParallelism):
+ * over a tensor-parallel group of P ranks, which all see the same tokens, rank r keeps hidden
+ * units [r·h/P, (r+1)·h/P) of every expert — w1 and b1 by columns, w2 by rows (zero-padded
+ * when P does not divide h: padded units stay 0) — and b2 whole; the partial outputs are
+ * summed with one all-reduce (and the input gradient with one in backward), then b2 is added
+ * by row. Hidden dropout applies this rank's slice of the one-process mask (T.dropoutSlice).
  */
 import * as T from '@vlmoe/tensor';
+import {
+  copyToTensorParallelRegion, reduceFromTensorParallelRegion, splitTag, tensorParallelParameter, type ProcessGroup, type TensorParallelModule,
+} from '@vlmoe/parallel';
 
 export type ExpertActivation = T.ExpertActivation;
 
@@ -21,6 +31,8 @@ export interface ExpertsOptions {
   dropout?: number;
   dtype?: 'float32' | 'float64';
   generator?: T.Generator;
+  /** Split over a tensor-parallel group when the engine hands one (setTensorParallelGroup). Default false. */
+  tensorParallel?: boolean;
 }
 
 /** The experts' default activation and dropout. */
@@ -32,7 +44,7 @@ function param(shape: number[], bound: number, o: ExpertsOptions): T.nn.Paramete
   return new T.nn.Parameter(t, { tags: { expert: true } });
 }
 
-export class Experts extends T.nn.Module {
+export class Experts extends T.nn.Module implements TensorParallelModule {
   w1: T.nn.Parameter;
   b1: T.nn.Parameter;
   w2: T.nn.Parameter;
@@ -46,6 +58,8 @@ export class Experts extends T.nn.Module {
   readonly activation: ExpertActivation;
   readonly dropout: number;
   private readonly _gen: T.Generator | undefined;
+  private readonly _splittable: boolean;
+  private _tp: ProcessGroup | null = null;
 
   /** Each expert initialised independently like torch.nn.Linear (U(±1/√fan_in)). */
   constructor(o: ExpertsOptions) {
@@ -62,6 +76,7 @@ export class Experts extends T.nn.Module {
     this.activation = act;
     this.dropout = drop;
     this._gen = o.generator;
+    this._splittable = o.tensorParallel ?? false;
     const E = o.numExperts, d = o.hiddenSize, h = o.ffnHiddenSize;
     this.w1 = param([E, d, h], 1 / Math.sqrt(d), o);
     this.b1 = param([E, h], 1 / Math.sqrt(d), o);
@@ -73,10 +88,10 @@ export class Experts extends T.nn.Module {
    * Every expert a copy of one dense FFN (`fc1` [h, d], `fc2` [d, h] in torch layout), as
    * DeepSpeed deep-copies the `expert` module it is given.
    */
-  static fromFeedForward(ffn: T.nn.FeedForward, numExperts: number, o: { dropout?: number; generator?: T.Generator } = {}): Experts {
+  static fromFeedForward(ffn: T.nn.FeedForward, numExperts: number, o: { dropout?: number; generator?: T.Generator; tensorParallel?: boolean } = {}): Experts {
     const d = ffn.dim, h = ffn.hidden;
     const ex = new Experts({ numExperts, hiddenSize: d, ffnHiddenSize: h, activation: ffn.opts.approximate === 'tanh' ? 'gelu_tanh' : 'gelu',
-      dropout: o.dropout ?? ffn.opts.dropout ?? 0, dtype: ffn.fc1.weight.dtype as 'float32' | 'float64', generator: o.generator });
+      dropout: o.dropout ?? ffn.opts.dropout ?? 0, dtype: ffn.fc1.weight.dtype as 'float32' | 'float64', generator: o.generator, tensorParallel: o.tensorParallel });
     T.noGrad(() => {
       const stack = (t: T.Tensor) => t.unsqueeze(0).expand(numExperts, ...t.shape);
       T.copy_(ex.w1, stack(ffn.fc1.weight.t()));
@@ -106,12 +121,62 @@ export class Experts extends T.nn.Module {
     this.numExperts = count;
   }
 
+  /** Expert tensor parallelism (see the file comment): splits every expert's hidden units over `group`; false when this pool is not splittable. */
+  setTensorParallelGroup(group: ProcessGroup): boolean {
+    if (!this._splittable) return false;
+    if (group.size === 1 || this._tp) return true;
+    const P = group.size, h = this.ffnHiddenSize;
+    if (this.dropout > 0 && h % P !== 0) throw new Error(`Experts: dropout inside the split hidden units needs ${h} hidden units to divide over ${P} tensor-parallel ranks`);
+    const split = (k: 'w1' | 'b1' | 'w2', dim: number) => {
+      const old = this[k];
+      this[k] = tensorParallelParameter(old, group, splitTag(h, dim, P), old.tags);
+      old.dispose();
+    };
+    split('w1', 2);
+    split('b1', 1);
+    split('w2', 1);
+    this._tp = group;
+    return true;
+  }
+
+  /** b2 of each row's expert: [R, d] (rows grouped by expert). */
+  private biasRows(groupSizes: T.Tensor | ArrayLike<number>, R: number): T.Tensor {
+    const sizes = (groupSizes as T.Tensor).shape ? Array.from((groupSizes as T.Tensor).dataSync() as ArrayLike<number | bigint>, Number) : Array.from(groupSizes as ArrayLike<number>);
+    const idx = new Int32Array(R);
+    let at = 0;
+    sizes.forEach((n, e) => {
+      idx.fill(e, at, at + n);
+      at += n;
+    });
+    return T.embedding(T.tensor(idx, { dtype: 'int64' }), this.b2);
+  }
+
+  /** The tensor-parallel forward: partial outputs over this rank's hidden units, summed over the group, plus b2. */
+  private forwardSplit(x: T.Tensor, groupSizes: T.Tensor | ArrayLike<number>, tp: ProcessGroup): T.Tensor {
+    return T.scope(() => {
+      const xin = copyToTensorParallelRegion(tp, x);
+      const dropping = this.dropout > 0 && this.training;
+      let y: T.Tensor;
+      if (!dropping) y = T.expertFFN(xin, this.w1, this.b1, this.w2, null, groupSizes, { activation: this.activation });
+      else {
+        let h = T.groupedLinear(xin, this.w1, this.b1, groupSizes);
+        h = this.activation === 'relu' ? T.relu(h) : T.gelu(h, this.activation === 'gelu_tanh' ? 'tanh' : 'none');
+        const hs = this.w1.shape[2]!;
+        h = T.dropoutSlice(h, this.dropout, true, this._gen ?? T.defaultGenerator, { whole: [h.shape[0]!, this.ffnHiddenSize], dim: 1, start: tp.rank * hs });
+        y = T.groupedLinear(h, this.w2, null, groupSizes);
+      }
+      y = T.add(reduceFromTensorParallelRegion(tp, y), this.biasRows(groupSizes, x.shape[0]!));
+      return dropping ? T.dropout(y, this.dropout, true, this._gen) : y;
+    });
+  }
+
   /**
    * x [R, d], rows grouped by expert (`groupSizes[e]` rows for expert e, in order) → [R, d].
    * Without active dropout this is one fused native call (T.expertFFN) forward and one
    * backward; with dropout, grouped GEMM → activation → dropout → grouped GEMM → dropout.
    */
   forward(x: T.Tensor, groupSizes: T.Tensor | ArrayLike<number>): T.Tensor {
+    if (this._tp) return this.forwardSplit(x, groupSizes, this._tp);
     if (this.dropout === 0 || !this.training) return T.expertFFN(x, this.w1, this.b1, this.w2, this.b2, groupSizes, { activation: this.activation });
     return T.scope(() => {
       let h = T.groupedLinear(x, this.w1, this.b1, groupSizes);

@@ -64,6 +64,12 @@ export interface MoELayerConfig extends RouterOptions {
   activation?: ExpertActivation;
   /** Expert dropout in training (default 0). */
   dropout?: number;
+  /**
+   * Under tensor parallelism, split every expert's FFN over the tensor-parallel group (its
+   * hidden units, as a dense FFN is split) instead of holding and computing every expert on
+   * every rank of the group (DeepSpeed's `enable_expert_tensor_parallelism`). Default false.
+   */
+  enableExpertTensorParallelism?: boolean;
 }
 
 export interface ResolvedMoELayerConfig extends ResolvedRouterOptions {
@@ -72,6 +78,7 @@ export interface ResolvedMoELayerConfig extends ResolvedRouterOptions {
   useResidual: boolean;
   activation: ExpertActivation;
   dropout: number;
+  enableExpertTensorParallelism: boolean;
 }
 
 /** The JSON schema of every MoE layer option (zod; the compiler keeps it complete). */
@@ -82,6 +89,7 @@ export const MOE_LAYER_CONFIG_SHAPE = {
   useResidual: z.boolean().optional().describe('residual MoE: a dense FFN beside the experts (default false)'),
   activation: z.enum(['gelu', 'gelu_tanh', 'relu']).optional().describe("expert activation (default 'gelu')"),
   dropout: z.number().optional().describe('expert dropout in training (default 0)'),
+  enableExpertTensorParallelism: z.boolean().optional().describe("with tensor_parallel_size > 1: split each expert's FFN over the tensor-parallel group instead of replicating the experts there (default false)"),
 } satisfies { readonly [K in keyof Required<MoELayerConfig>]: Z.ZodType };
 
 /** Every MoE layer option with its default filled in (the defaults of the router, the gate and the experts). */
@@ -93,6 +101,7 @@ export function resolveMoELayerConfig(o: MoELayerConfig): ResolvedMoELayerConfig
     useResidual: o.useResidual ?? false,
     activation: o.activation ?? DEFAULT_EXPERT_ACTIVATION,
     dropout: o.dropout ?? DEFAULT_EXPERT_DROPOUT,
+    enableExpertTensorParallelism: o.enableExpertTensorParallelism ?? false,
   };
   if (r.policy !== 'token-choice' && r.policy !== 'expert-choice') throw new RangeError(`MoE: policy must be 'token-choice' or 'expert-choice', got '${String(o.policy)}'`);
   if (!['gelu', 'gelu_tanh', 'relu'].includes(r.activation)) throw new RangeError(`MoE: activation must be 'gelu', 'gelu_tanh' or 'relu', got '${r.activation}'`);
@@ -172,8 +181,8 @@ export class MoE extends T.nn.Module implements ExpertParallelLayer {
     this.gate.setReduceCapacity(reduceCapacityOf(this._group));
     const h = o.expert ? o.expert.hidden : o.ffnHiddenSize!;
     this.experts = o.expert
-      ? Experts.fromFeedForward(o.expert, this.numLocalExperts, { dropout: o.dropout, generator: o.generator })
-      : new Experts({ numExperts: this.numLocalExperts, hiddenSize: o.hiddenSize, ffnHiddenSize: h, activation: c.activation, dropout: c.dropout, dtype: o.dtype, generator: o.generator });
+      ? Experts.fromFeedForward(o.expert, this.numLocalExperts, { dropout: o.dropout, generator: o.generator, tensorParallel: c.enableExpertTensorParallelism })
+      : new Experts({ numExperts: this.numLocalExperts, hiddenSize: o.hiddenSize, ffnHiddenSize: h, activation: c.activation, dropout: c.dropout, dtype: o.dtype, generator: o.generator, tensorParallel: c.enableExpertTensorParallelism });
     if (c.useResidual) {
       this.mlp = new T.nn.FeedForward(o.hiddenSize, h, { dtype: o.dtype, generator: o.generator, dropout: c.dropout });
       if (o.expert) T.noGrad(() => {

@@ -90,7 +90,7 @@ export const VLMO_CONFIG_SCHEMA = T.z.strictObject({
 export const DEEPSPEED_MOE_ALIASES: Readonly<Record<string, keyof MoEConfig>> = {
   num_experts: 'numExperts', capacity_factor: 'capacityFactor', eval_capacity_factor: 'evalCapacityFactor', min_capacity: 'minCapacity',
   drop_tokens: 'dropTokens', use_rts: 'useRts', noisy_gate_policy: 'noisyGatePolicy', use_residual: 'useResidual',
-  top2_2nd_expert_sampling: 'top2SecondExpertSampling',
+  top2_2nd_expert_sampling: 'top2SecondExpertSampling', enable_expert_tensor_parallelism: 'enableExpertTensorParallelism',
 };
 
 /** A `moe` block with DeepSpeed's names replaced by ours (both given: an error naming the two). */

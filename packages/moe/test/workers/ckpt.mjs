@@ -1,6 +1,6 @@
 // Run by vlmoe-run in the checkpoint test. A small model — self-attention and an FFN (split
-// over the tensor-parallel group with TP > 1), an expert-parallel MoE layer — trains through
-// the engine. MODE=save: 3 steps, save to DIR, then report. MODE=load: load
+// over the tensor-parallel group with TP > 1), an expert-parallel MoE layer (its experts split
+// over the tensor-parallel group too with ETP=1) — trains through the engine. MODE=save: 3 steps, save to DIR, then report. MODE=load: load
 // from DIR, then report. The report (rank 0, JSON): the model's outputs on a probe batch and
 // the global parameters after one more step — equal for every layout that loaded the same
 // checkpoint.
@@ -10,7 +10,7 @@ import { MoE } from '../../dist/index.js';
 
 const pg = initProcessGroup();
 const me = pg.rank;
-const EP = Number(process.env.EP), STAGE = Number(process.env.STAGE), TP = Number(process.env.TP ?? 1);
+const EP = Number(process.env.EP), STAGE = Number(process.env.STAGE), TP = Number(process.env.TP ?? 1), ETP = process.env.ETP === '1';
 const G = (s) => new T.Generator(s);
 const groups = createParallelGroups(pg, { tensor: TP, expert: EP });
 const dp = groups.dataParallel;
@@ -21,7 +21,7 @@ class Net extends T.nn.Module {
     this.fc = new T.nn.Linear(8, 8, { generator: G(1) });
     this.attn = new T.nn.MultiheadSelfAttention(8, 4, { generator: G(3) });
     this.ffn = new T.nn.FeedForward(8, 16, { generator: G(4) });
-    this.moe = new MoE({ hiddenSize: 8, ffnHiddenSize: 16, numExperts: 4, k: 2, dropTokens: false, expertGroup: EP > 1 ? new ExpertParallelGroup(groups.expertParallel) : null, generator: G(2 + dp.rank) });
+    this.moe = new MoE({ hiddenSize: 8, ffnHiddenSize: 16, numExperts: 4, k: 2, dropTokens: false, enableExpertTensorParallelism: ETP, expertGroup: EP > 1 ? new ExpertParallelGroup(groups.expertParallel) : null, generator: G(2 + dp.rank) });
   }
   // x [B, 4, 8]: a sequence of 4 tokens per sample
   forward(x) {
@@ -52,5 +52,6 @@ const probe = T.noGrad(() => engine.forward(T.randn([3, 4, 8], { generator: G(99
 step(3);
 // global parameters (every rank takes part): experts gathered over the expert-parallel group, tensor-parallel shards put together
 const params = Object.fromEntries(engine.zero.globalState().params.map(([name, t]) => [name, Array.from(t.dataSync())]));
-if (me === 0) console.log(JSON.stringify({ steps: engine.globalSteps, probe: Array.from(probe.dataSync()), params }));
+const splitExperts = engine.module.parameters().filter((p) => p.tags.expert && p.tags.tensorParallel).length;
+if (me === 0) console.log(JSON.stringify({ steps: engine.globalSteps, probe: Array.from(probe.dataSync()), params, splitExperts }));
 pg.destroy();

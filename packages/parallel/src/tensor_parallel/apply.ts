@@ -6,9 +6,10 @@
  * - every `T.nn.FeedForward` becomes a `ParallelFeedForward` (column-parallel fc1, row-parallel
  *   fc2: one all-reduce);
  * - every `TensorParallelModule` splits what only it knows how to (the VLMo backbone's word
- *   embedding, the pretrainer's MLM decoder and loss: vocab-parallel);
+ *   embedding, the pretrainer's MLM decoder and loss: vocab-parallel; an MoE layer's experts
+ *   by hidden units when it has `enableExpertTensorParallelism`);
  * - everything else (layer norms, position and type embeddings, small heads, the experts of
- *   MoE layers) stays replicated: every rank of the group computes it on the same input.
+ *   other MoE layers) stays replicated: every rank of the group computes it on the same input.
  *
  * The split layers are cut from the built ones, so the model starts from the values it
  * would have in one process, and dropout inside a split region applies the slice of the mask
@@ -21,7 +22,8 @@ import { ParallelFeedForward } from './feedforward.js';
 
 /** A module that splits parts of itself over a tensor-parallel group (checked structurally). */
 export interface TensorParallelModule {
-  setTensorParallelGroup(group: ProcessGroup): void;
+  /** Splits what this module splits; `false`: nothing here is split (e.g. an option turned it off). */
+  setTensorParallelGroup(group: ProcessGroup): boolean | void;
 }
 
 export function isTensorParallelModule(m: unknown): m is TensorParallelModule {
@@ -59,10 +61,7 @@ export function applyTensorParallel(model: T.nn.Module, group: ProcessGroup): Te
       }
     }
     for (const [, m] of named) {
-      if (isTensorParallelModule(m)) {
-        m.setTensorParallelGroup(group);
-        report.modules++;
-      }
+      if (isTensorParallelModule(m) && m.setTensorParallelGroup(group) !== false) report.modules++;
     }
   }
   for (const p of model.parameters()) {

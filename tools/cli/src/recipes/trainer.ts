@@ -220,7 +220,7 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
     if (pg.size > 1) console.log(describeParallelGroups(engine.groups));
     const tp = engine.tensorParallelReport;
     if (engine.groups.tensorParallelSize > 1)
-      console.log(`tensor parallel ${engine.groups.tensorParallelSize}: ${tp.attention} attention layer(s) and ${tp.feedForward} FFN(s) split by heads / hidden units, ${tp.modules} module(s) split by vocabulary; this rank holds ${tp.splitElements} split + ${tp.replicatedElements} replicated parameter elements`);
+      console.log(`tensor parallel ${engine.groups.tensorParallelSize}: ${tp.attention} attention layer(s) and ${tp.feedForward} FFN(s) split by heads / hidden units, ${tp.modules} module(s) split by their own rule (word embedding, MLM head, experts with enableExpertTensorParallelism); this rank holds ${tp.splitElements} split + ${tp.replicatedElements} replicated parameter elements`);
   }
   const losses: number[] = [];
   const save = () => engine.saveCheckpoint(ckptDir, `step${step}`, { step, loader: loader.stateDict(), generators: Object.fromEntries(Object.entries(gens).map(([k, g]) => [k, g.getState()])) });
