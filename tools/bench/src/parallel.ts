@@ -5,9 +5,11 @@
  * thread, so the two ranks use the machine's 2 cores):
  *
  * - step time (median of the timed steps; on 2 cores TP is not expected to win on time: it
- *   does the same FLOPs plus the all-reduces, and the replicated parts twice);
+ *   does the same FLOPs plus the all-reduces, and the replicated parts twice), also with the
+ *   experts split (the MoE option enableExpertTensorParallelism);
  * - per-rank parameter memory: the split layers (attention, dense FFNs, word embedding, MLM
  *   decoder) must cost 1/TP of their one-process bytes per rank (the figure that must hold);
+ *   with the experts split too, the whole model's memory per rank;
  * - tensor-parallel communication per step, counted on the tensor-parallel group (every
  *   all-reduce and all-gather, bytes per rank), against the analytic count: per backbone pass
  *   of T tokens, 2 all-reduces of [T, d] (one forward, one backward) per attention and per
@@ -30,6 +32,8 @@ const require = createRequire(import.meta.url);
 
 export interface ParallelChildArgs {
   tp: number;
+  /** Split the experts too (enableExpertTensorParallelism). */
+  etp: boolean;
   preset: 'tiny' | 'small';
   globalBatch: number;
   warmup: number;
@@ -100,6 +104,7 @@ export async function parallelChild(a: ParallelChildArgs): Promise<void> {
   groups.tensorParallel = counting(groups.tensorParallel, tpTally);
   groups.dataParallel = counting(groups.dataParallel, dpTally);
   const config = modelBenchConfig(a.preset, 8, 1);
+  if (a.etp) config.moe = { ...config.moe!, enableExpertTensorParallelism: true };
   const gen = new T.Generator(0);
   const model = new VLMoPretrainer(config, {}, { generator: gen });
   model.train();
@@ -142,7 +147,7 @@ export async function parallelChild(a: ParallelChildArgs): Promise<void> {
     });
     ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
     const mlmPass = passes[2]!; // image, text, then the masked-text fused pass (VLMoPretrainer.losses)
-    analytic = a.tp > 1 ? analyticBytes(r as never, moeBlocks, passes, mlmPass.B * mlmPass.textLen) : 0;
+    analytic = a.tp > 1 && !a.etp ? analyticBytes(r as never, moeBlocks, passes, mlmPass.B * mlmPass.textLen) : 0;
     tpBytes = tpTally.bytes;
     tpCalls = tpTally.calls;
     dpBytes = dpTally.bytes;
@@ -173,20 +178,24 @@ export function benchParallel(): void {
   const args = { preset: quick ? ('tiny' as const) : ('small' as const), globalBatch: 32, warmup: 1, steps: quick ? 1 : 3 };
   // alternate the layouts over rounds; each keeps its best median (the machine is shared)
   const rounds = quick ? 1 : 2;
-  const runs: Record<number, ChildResult[]> = { 1: [], 2: [] };
-  for (let i = 0; i < rounds; i++) for (const tp of [2, 1]) runs[tp]!.push(runJob({ tp, ...args }));
-  const best = (tp: number) => runs[tp]!.reduce((a, b) => (median(b.ms) < median(a.ms) ? b : a));
-  const tp2 = best(2), dp2 = best(1);
+  const layouts = { tp2: { tp: 2, etp: false }, etp2: { tp: 2, etp: true }, dp2: { tp: 1, etp: false } } as const;
+  const runs: Record<keyof typeof layouts, ChildResult[]> = { tp2: [], etp2: [], dp2: [] };
+  for (let i = 0; i < rounds; i++) for (const k of ['tp2', 'etp2', 'dp2'] as const) runs[k].push(runJob({ ...layouts[k], ...args }));
+  const best = (k: keyof typeof layouts) => runs[k].reduce((a, b) => (median(b.ms) < median(a.ms) ? b : a));
+  const tp2 = best('tp2'), etp2 = best('etp2'), dp2 = best('dp2');
   const mib = (b: number) => b / 2 ** 20;
   const cases: Case[] = [
     makeCase('step, TP 2 vs DP 2 (2 ranks, global batch 32)', 'ms/step', median(tp2.ms), median(dp2.ms), 'DP 2 (same model, same global batch)', 'lower'),
+    makeCase('step, TP 2 with expert tensor parallelism vs DP 2', 'ms/step', median(etp2.ms), median(dp2.ms), 'DP 2 (same model, same global batch)', 'lower'),
     makeCase('parameters per rank, TP 2 vs DP 2', 'MiB', mib(tp2.paramBytes), mib(dp2.paramBytes), 'DP 2 (every rank holds the whole model)', 'lower'),
+    makeCase('parameters per rank, TP 2 with expert tensor parallelism vs DP 2', 'MiB', mib(etp2.paramBytes), mib(dp2.paramBytes), 'DP 2 (every rank holds the whole model)', 'lower'),
     makeCase('split layers per rank at TP 2 vs one process (goal 1/2)', 'MiB', mib(tp2.splitBytes), mib(tp2.fullSplitBytes), 'the same layers unsplit', 'lower'),
     makeCase('tensor-parallel all-reduce bytes per step per rank, measured vs analytic', 'MiB', mib(tp2.tpBytesPerStep), mib(tp2.analyticTpBytesPerStep), 'analytic count (file comment)', 'lower'),
     makeCase('data-parallel bytes per step per rank (gradients, ITC/ITM gathers), TP 2 vs DP 2', 'MiB', mib(tp2.dpBytesPerStep), mib(dp2.dpBytesPerStep), 'DP 2', 'lower'),
   ];
   printTable(`Tensor parallelism, VL-MoE ${args.preset} E 8 top-1, fp32, 2 ranks × 1 thread (shm), best of ${rounds} alternating round${rounds > 1 ? 's' : ''}`, cases);
   console.log(`  TP 2: ${tp2.tpCallsPerStep} collectives on the tensor-parallel group per step; split ${mib(tp2.splitBytes).toFixed(1)} MiB + replicated ${mib(tp2.replicatedBytes).toFixed(1)} MiB per rank (experts, layer norms, small heads stay replicated)`);
+  console.log(`  TP 2 with expert tensor parallelism: split ${mib(etp2.splitBytes).toFixed(1)} MiB + replicated ${mib(etp2.replicatedBytes).toFixed(1)} MiB per rank; ${mib(etp2.tpBytesPerStep).toFixed(0)} MiB all-reduced on the tensor-parallel group per step (the experts' partial outputs and input gradients added)`);
   console.log(`  losses after the last step: TP 2 ${tp2.loss.toFixed(5)}, DP 2 ${dp2.loss.toFixed(5)} (the same global batch and seeds; they differ by what stays per data-parallel rank: expert capacity and the balance loss)`);
   console.log(`\nwrote ${writeResults('parallel', cases, { preset: args.preset, runs })}`);
 }

@@ -17,7 +17,7 @@ describe('bench parallel', () => {
     expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
     const res = JSON.parse(readFileSync(RESULTS, 'utf8')) as { preset: string; runs: Record<string, { tp: number; splitBytes: number; fullSplitBytes: number; tpBytesPerStep: number; analyticTpBytesPerStep: number; dpBytesPerStep: number; paramBytes: number }[]> };
     expect(res.preset).toBe('tiny');
-    const tp2 = res.runs['2']![0]!, dp2 = res.runs['1']![0]!;
+    const tp2 = res.runs.tp2![0]!, dp2 = res.runs.dp2![0]!, etp2 = res.runs.etp2![0]!;
     expect(tp2.tp).toBe(2);
     // the word embedding and MLM decoder of a vocabulary 2 does not divide carry one padding row per rank at most
     expect(2 * tp2.splitBytes).toBeGreaterThanOrEqual(tp2.fullSplitBytes);
@@ -28,5 +28,8 @@ describe('bench parallel', () => {
     expect(dp2.tpBytesPerStep).toBe(0);
     expect(dp2.dpBytesPerStep).toBeGreaterThan(0);
     expect(tp2.paramBytes).toBeLessThan(dp2.paramBytes);
+    // with the experts split as well, the experts' w1, b1 and w2 move from replicated to split
+    expect(etp2.paramBytes).toBeLessThan(tp2.paramBytes);
+    expect(etp2.splitBytes).toBeGreaterThan(tp2.splitBytes);
   }, 600_000);
 });
