@@ -237,7 +237,7 @@ export class ZeroOptimizer {
    * tensor-parallel group, while replicated entries — the same on every rank of it — count once.
    */
   gradNormSq(): number {
-    const sums = T.tensor([0, 0], { dtype: 'float64', device: this.groups.world.device });
+    let replicated = 0, split = 0;
     T.noGrad(() => {
       for (const g of this.paramGroups) {
         const local = [0, 0];
@@ -256,17 +256,21 @@ export class ZeroOptimizer {
         // a partitioned group is spread over its group; expert groups also differ across the EP group
         if (g.shard) g.group.allReduce(t, 'sum');
         if (g.kind === 'expert') this.groups.expertParallel.allReduce(t, 'sum');
-        T.add_(sums, t);
+        const [r, s] = t.dataSync() as Float64Array;
+        t.dispose();
+        replicated += r!;
+        split += s!;
       }
     });
-    const [replicated, splitLocal] = sums.dataSync() as Float64Array;
-    sums.dispose();
-    const split = T.tensor([splitLocal!], { dtype: 'float64', device: this.groups.world.device });
-    if (this.groups.tensorParallel.size > 1) this.groups.tensorParallel.allReduce(split, 'sum');
-    const total = replicated! + split.item();
-    split.dispose();
-    return total;
+    if (this.groups.tensorParallel.size > 1) {
+      const t = T.tensor([split], { dtype: 'float64', device: this.groups.world.device });
+      this.groups.tensorParallel.allReduce(t, 'sum');
+      split = t.item();
+      t.dispose();
+    }
+    return replicated + split;
   }
+
 
   /** Drops every gradient (a skipped step). */
   zeroGrad(): void {

@@ -139,6 +139,12 @@ export class Experts extends T.nn.Module implements TensorParallelModule {
     return true;
   }
 
+  /** The activations of the first layer (the unfused path): act(x_g · w1[g] + b1[g]) per group. */
+  private hidden(x: T.Tensor, groupSizes: T.Tensor | ArrayLike<number>): T.Tensor {
+    const h = T.groupedLinear(x, this.w1, this.b1, groupSizes);
+    return this.activation === 'relu' ? T.relu(h) : T.gelu(h, this.activation === 'gelu_tanh' ? 'tanh' : 'none');
+  }
+
   /** b2 of each row's expert: [R, d] (rows grouped by expert). */
   private biasRows(groupSizes: T.Tensor | ArrayLike<number>, R: number): T.Tensor {
     const sizes = (groupSizes as T.Tensor).shape ? Array.from((groupSizes as T.Tensor).dataSync() as ArrayLike<number | bigint>, Number) : Array.from(groupSizes as ArrayLike<number>);
@@ -159,10 +165,8 @@ export class Experts extends T.nn.Module implements TensorParallelModule {
       let y: T.Tensor;
       if (!dropping) y = T.expertFFN(xin, this.w1, this.b1, this.w2, null, groupSizes, { activation: this.activation });
       else {
-        let h = T.groupedLinear(xin, this.w1, this.b1, groupSizes);
-        h = this.activation === 'relu' ? T.relu(h) : T.gelu(h, this.activation === 'gelu_tanh' ? 'tanh' : 'none');
-        const hs = this.w1.shape[2]!;
-        h = T.dropoutSlice(h, this.dropout, true, this._gen ?? T.defaultGenerator, { whole: [h.shape[0]!, this.ffnHiddenSize], dim: 1, start: tp.rank * hs });
+        let h = this.hidden(xin, groupSizes);
+        h = T.dropoutSlice(h, this.dropout, true, this._gen ?? T.defaultGenerator, { whole: [h.shape[0]!, this.ffnHiddenSize], dim: 1, start: tp.rank * this.w1.shape[2]! });
         y = T.groupedLinear(h, this.w2, null, groupSizes);
       }
       y = T.add(reduceFromTensorParallelRegion(tp, y), this.biasRows(groupSizes, x.shape[0]!));
@@ -179,9 +183,7 @@ export class Experts extends T.nn.Module implements TensorParallelModule {
     if (this._tp) return this.forwardSplit(x, groupSizes, this._tp);
     if (this.dropout === 0 || !this.training) return T.expertFFN(x, this.w1, this.b1, this.w2, this.b2, groupSizes, { activation: this.activation });
     return T.scope(() => {
-      let h = T.groupedLinear(x, this.w1, this.b1, groupSizes);
-      h = this.activation === 'relu' ? T.relu(h) : T.gelu(h, this.activation === 'gelu_tanh' ? 'tanh' : 'none');
-      h = T.dropout(h, this.dropout, this.training, this._gen);
+      const h = T.dropout(this.hidden(x, groupSizes), this.dropout, this.training, this._gen);
       return T.dropout(T.groupedLinear(h, this.w2, this.b2, groupSizes), this.dropout, this.training, this._gen);
     });
   }

@@ -37,7 +37,7 @@ export function splitTag(n: number, dim: number, size: number, stride = 1): Tens
 }
 
 /** Rows (along the split dim) of each rank's shard for a full length n. */
-export function blockLength(what: string, shape: readonly number[], tag: TensorParallelTag, size: number): number {
+function blockLength(what: string, shape: readonly number[], tag: TensorParallelTag, size: number): number {
   const n = shape[tag.dim];
   if (n === undefined) throw new Error(`${what}: dim ${tag.dim} is out of range for shape [${shape.join(', ')}]`);
   if (tag.full !== undefined) {

@@ -193,8 +193,9 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
   // the ranks of a tensor-parallel group read the same samples: the data is sharded over the data-parallel group
   const dp = engine.groups.dataParallel;
   const loader = await DataLoader.create({ ...spec.loader, image: { ...spec.loader.image, train: cfg.augment }, batchSize: engine.config.microBatch, shuffle: true, seed: cfg.seed, rank: dp.rank, worldSize: dp.size, maxTextLen: cfg.textLen });
-  // a model split over ranks (tensor or expert parallel) runs its forward collectively: every rank validates, rank 0 writes
-  const splitModel = engine.groups.tensorParallelSize > 1 || engine.groups.expertParallelSize > 1;
+  // a tensor-parallel model runs its forward collectively: every rank validates, rank 0 writes
+  // (validation with expert parallelism is refused by checkRecipe)
+  const splitModel = engine.groups.tensorParallelSize > 1;
   let step = 0;
   const gens = spec.generators ?? {};
   if (spec.resume && fs.existsSync(path.join(ckptDir, 'latest'))) {
