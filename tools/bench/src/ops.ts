@@ -4,14 +4,17 @@
  * layerNorm on 16M-element float32 tensors — against PyTorch CPU in the same run, at its
  * best thread setting per case (torch.ts). The sides alternate in rounds (peer at every
  * setting, then ours at every thread setting; 3 rounds, 1 with VLMOE_BENCH_QUICK=1). Each
- * side's result per round is its best setting's; the table reports the median over rounds
- * of those, as the issue asks of the MoE and comm rows: the best over every draw favours the
- * side with more draws (the peer has 6 settings a round, ours 2), and on a shared machine
- * one lucky draw decides it. The best-of-all-draws figures are printed beside it.
+ * side's result per round is its best draw's; the table reports the median over rounds of
+ * those, as the issue asks of the MoE and comm rows. Both sides get the same number of timed
+ * draws a round: the peer one process per setting (6), ours each of its thread settings in
+ * turn until it has as many (2 settings × 3). A memory-bound op on these machines is bimodal
+ * (the same sum of 64 MiB draws ~55 or ~100-140 GB/s, for either side, with the host's
+ * placement of the two cores), so the side with more draws is likelier to catch the fast
+ * mode. The best-of-all-draws figures are printed beside it.
  */
 import * as T from '@vlmoe/tensor';
 import { bestOverOurThreads, makeCase, median, ourThreadSettings, printTable, timeit, writeResults, type Case } from './report.js';
-import { mergePeerRounds, peerName, runTorchBest, type PeerBest } from './torch.js';
+import { mergePeerRounds, PEER_SETTINGS, peerName, runTorchBest, type PeerBest } from './torch.js';
 
 export function benchOps(): void {
   const info = T.nativeInfo();
@@ -56,7 +59,16 @@ export function benchOps(): void {
     const perOpDispose = timeit(() => { for (let i = 0; i < 1000; ++i) a.add(b).dispose(); }, { minTime: 0.3 }) / 1000;
     keep('add_1elem scope', 'a.add(b), 1 element, in scope', 0, { seconds: perOp, threads: info.threads });
     keep('add_1elem dispose', 'a.add(b), 1 element, dispose()', 0, { seconds: perOpDispose, threads: info.threads });
-    for (const [name, key, bytes, fn] of timed) keep(key, name, bytes, bestOverOurThreads(() => timeit(() => T.scope(() => { fn(); }), opts)));
+    // as many draws as the peer's settings (see the file comment)
+    const draws = Math.ceil(PEER_SETTINGS.length / ourThreadSettings().length);
+    for (const [name, key, bytes, fn] of timed) {
+      let best = { seconds: Infinity, threads: 0 };
+      for (let d = 0; d < draws; d++) {
+        const r = bestOverOurThreads(() => timeit(() => T.scope(() => { fn(); }), opts));
+        if (r.seconds < best.seconds) best = r;
+      }
+      keep(key, name, bytes, best);
+    }
   }
   for (const t of [a, b, x, y, m, w, bias]) t.dispose();
   const torch = mergePeerRounds(peerRounds);
@@ -81,6 +93,6 @@ export function benchOps(): void {
     if (pb !== null) bestLines.push(`  ${c.name}: ours ${gb(c.bytes, c.seconds).toFixed(1)} GB/s, peer ${gb(c.bytes, pb).toFixed(1)} GB/s (${(pb / c.seconds).toFixed(2)}x)`);
   }
   printTable(`Ops, float32, each side at its best thread setting (ours: 1 or ${info.threads}), median over ${rounds} alternating round${rounds > 1 ? 's' : ''} of each round's best, kernels = ${info.simd}`, cases);
-  if (rounds > 1 && bestLines.length) console.log(`\nthe best single draw of each side over all rounds and settings (the peer has ${torch!.runs.length / rounds} settings a round, ours ${ourThreadSettings().length}):\n${bestLines.join('\n')}`);
+  if (rounds > 1 && bestLines.length) console.log(`\nthe best single draw of each side over all rounds and settings (a round: the peer one draw per setting, ${torch!.runs.length / rounds}; ours ${Math.ceil(PEER_SETTINGS.length / ourThreadSettings().length)} draws of each of its ${ourThreadSettings().length} settings):\n${bestLines.join('\n')}`);
   console.log(`\nwrote ${writeResults('ops', cases, { peerRuns: torch?.runs.map((r) => ({ setting: r.label, ...r.out })) ?? null })}`);
 }
