@@ -10,7 +10,11 @@
  * - expert-parallel groups (size P, P | D): within a data-parallel group, P consecutive data
  *   indices ({t + T·(b·P + i) : i < P}); they split the experts among themselves;
  * - expert-data-parallel groups: the ranks that hold the same experts ({t + T·(b·P + i) : b <
- *   D / P}); expert gradients are reduced here.
+ *   D / P}); expert gradients are reduced here;
+ * - expert-data × tensor groups (T > 1): the same with every t ({t + T·(b·P + i) : t < T,
+ *   b < D / P}). Experts that tensor parallelism does not split are replicated over the
+ *   tensor-parallel group, but each of its ranks runs them on its own share of the tokens
+ *   (the MoE layer de-duplicates them), so their gradients are reduced here.
  *
  * With T = 1 this is DeepSpeed's expert layout (expert-parallel groups contiguous, expert-
  * data-parallel groups strided). Every rank calls newGroup for every group in the same order
@@ -35,6 +39,8 @@ export interface ParallelGroups {
   expertParallel: ProcessGroup;
   /** The ranks holding the same experts (expert gradients are reduced here). */
   expertDataParallel: ProcessGroup;
+  /** The ranks holding the same unsplit experts over every tensor-parallel rank (expertDataParallel when T = 1). */
+  expertDataTensorParallel: ProcessGroup;
   tensorParallelSize: number;
   dataParallelSize: number;
   expertParallelSize: number;
@@ -73,7 +79,8 @@ export function createParallelGroups(world: ProcessGroup, sizes: ParallelSizes |
   const dataParallel = mine(range(T, (t) => range(D, (d) => t + T * d)));
   const expertParallel = mine(range(T, (t) => range(D / P, (b) => range(P, (i) => t + T * (b * P + i)))).flat());
   const expertDataParallel = mine(range(T, (t) => range(P, (i) => range(D / P, (b) => t + T * (b * P + i)))).flat());
-  return { world, tensorParallel, dataParallel, expertParallel, expertDataParallel, tensorParallelSize: T, dataParallelSize: D, expertParallelSize: P };
+  const expertDataTensorParallel = T === 1 ? expertDataParallel : mine(range(P, (i) => range(D / P, (b) => range(T, (t) => t + T * (b * P + i))).flat()));
+  return { world, tensorParallel, dataParallel, expertParallel, expertDataParallel, expertDataTensorParallel, tensorParallelSize: T, dataParallelSize: D, expertParallelSize: P };
 }
 
 /** One line per kind of group, for the start-up log: sizes and this rank's members. */

@@ -10,7 +10,10 @@
  *   summed over the group and scaled by the caller (1 / data-parallel size: for experts
  *   DeepSpeed's scaling, the all-to-all already brought every rank's tokens to the expert).
  *   Tensor-parallel shards (tag `tensorParallel`) sit in the dense group like any parameter:
- *   each rank's partition spans its own shards.
+ *   each rank's partition spans its own shards. Experts replicated over the tensor-parallel
+ *   group that each of its ranks runs on its own share of the tokens (tag
+ *   `tensorParallelTokens`, set by the MoE layer) form a third group, reduced over the
+ *   expert-data × tensor-parallel ranks: every rank of it holds a part of their gradient.
  * - Stage 0: the optimiser steps every parameter; gradients are all-reduced in buckets.
  * - Stage 1: each rank keeps optimiser state for its 1/N of a group's flattened parameters
  *   (N = the group's size), steps that partition (a flat `shard` parameter) and the
@@ -89,7 +92,11 @@ export class ZeroOptimizer {
       return { kind, names: list.map(([k]) => k), params: list.map(([, p]) => p), group, offsets, numel: n, chunk: Math.ceil(n / group.size), shard: null };
     };
     this.paramGroups = [mk('dense', dense, groups.dataParallel)];
-    if (expert.length) this.paramGroups.push(mk('expert', expert, groups.expertDataParallel));
+    // experts each tensor-parallel rank runs on its own share of the tokens: summed over that group too
+    const tokenSplit = expert.filter(([, p]) => p.tags.tensorParallelTokens && groups.tensorParallelSize > 1);
+    const own = expert.filter((e) => !tokenSplit.includes(e));
+    if (own.length) this.paramGroups.push(mk('expert', own, groups.expertDataParallel));
+    if (tokenSplit.length) this.paramGroups.push(mk('expert', tokenSplit, groups.expertDataTensorParallel));
     // every rank starts from rank 0's dense parameters and its expert-data-parallel peers' experts
     T.noGrad(() => {
       for (const g of this.paramGroups) for (const p of g.params) g.group.broadcast(p, 0);

@@ -13,14 +13,17 @@
  * - tensor-parallel communication per step, counted on the tensor-parallel group (every
  *   all-reduce and all-gather, bytes per rank), against the analytic count: per backbone pass
  *   of T tokens, 2 all-reduces of [T, d] (one forward, one backward) per attention and per
- *   dense FFN the pass goes through (experts are replicated: none), the word embedding's
- *   forward all-reduce per text pass, and the MLM head's backward all-reduce of [N, d] plus
- *   its loss's 3 all-reduces of N floats (N = the MLM pass's text positions), and the engine's
- *   one float64 for the split parameters' share of the global gradient norm;
+ *   dense FFN the pass goes through, per MoE layer call with R kept assignments 2 all-gathers
+ *   of ⌈R / TP⌉ rows of d (the tokens are de-duplicated over the group: each rank runs its block
+ *   of the rows through the experts, which are replicated, and the outputs are all-gathered
+ *   forward, the input gradients backward), the word embedding's forward all-reduce per text
+ *   pass, and the MLM head's backward all-reduce of [N, d] plus its loss's 3 all-reduces of N
+ *   floats (N = the MLM pass's text positions), and the engine's one float64 for the split
+ *   parameters' share of the global gradient norm;
  * - data-parallel gradient all-reduce bytes per step.
  */
 import * as T from '@vlmoe/tensor';
-import { VLMoPretrainer, type VLMoConfig } from '@vlmoe/moe';
+import { MoE, VLMoPretrainer, type VLMoConfig } from '@vlmoe/moe';
 import { createParallelGroups, initProcessGroup, initialize, type ProcessGroup } from '@vlmoe/parallel';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -65,10 +68,10 @@ function counting(pg: ProcessGroup, tally: { bytes: number; calls: number }): Pr
     get(target, prop) {
       const v = Reflect.get(target, prop) as unknown;
       if (typeof v !== 'function') return v;
-      if (prop === 'allReduce' || prop === 'allGatherIntoTensor' || prop === 'allGather' || prop === 'reduceScatterTensor') {
+      if (prop === 'allReduce' || prop === 'allGatherIntoTensor' || prop === 'allGather' || prop === 'reduceScatterTensor' || prop === 'reduceScatter') {
         return (...a: unknown[]) => {
-          const t = (prop === 'allGatherIntoTensor' || prop === 'reduceScatterTensor' ? a[1] : a[0]) as T.Tensor;
-          tally.bytes += bytesOf(t);
+          if (prop === 'reduceScatter') for (const t of a[1] as T.Tensor[]) tally.bytes += bytesOf(t);
+          else tally.bytes += bytesOf((prop === 'allGatherIntoTensor' || prop === 'reduceScatterTensor' ? a[1] : a[0]) as T.Tensor);
           tally.calls++;
           return (v as (...x: unknown[]) => unknown).apply(target, a);
         };
@@ -79,9 +82,10 @@ function counting(pg: ProcessGroup, tally: { bytes: number; calls: number }): Pr
 }
 
 /** The analytic tensor-parallel bytes of one step, from the backbone passes it ran (see the file comment). */
-function analyticBytes(c: VLMoConfig & { depth: number; dim: number; vlBlocks: number }, moeBlocks: readonly number[], passes: { pass: string; B: number; textLen: number; imageLen: number }[], mlmRows: number): number {
+function analyticBytes(c: VLMoConfig & { depth: number; dim: number; vlBlocks: number }, moeBlocks: readonly number[], passes: { pass: string; B: number; textLen: number; imageLen: number }[], mlmRows: number, moeRows: readonly number[], tp: number): number {
   const d = c.dim, f = 4;
   let bytes = 0;
+  for (const R of moeRows) bytes += 2 * Math.ceil(R / tp) * d * f; // MoE: outputs forward, input gradients backward
   for (const p of passes) {
     const tokens = p.B * (p.textLen + p.imageLen);
     for (let i = 0; i < c.depth; i++) {
@@ -132,10 +136,22 @@ export async function parallelChild(a: ParallelChildArgs): Promise<void> {
     passes.push({ pass: o.pass, B: o.hidden.shape[0]!, textLen: o.textLen, imageLen: o.imageLen });
     return o;
   }) as typeof bb.forward;
+  // the kept assignments of every MoE layer call (for the analytic count)
+  const moeRows: number[] = [];
+  for (const m of model.modules()) {
+    if (!(m instanceof MoE)) continue;
+    const f = m.forward.bind(m);
+    m.forward = (x: T.Tensor) => {
+      const o = f(x);
+      moeRows.push(Number(T.scope(() => T.sum(o.expertCounts).item())) - o.dropped);
+      return o;
+    };
+  }
   const ms: number[] = [];
   let loss = 0, analytic = 0, tpBytes = 0, tpCalls = 0, dpBytes = 0;
   for (let i = 0; i < a.warmup + a.steps; i++) {
     passes.length = 0;
+    moeRows.length = 0;
     tpTally.bytes = tpTally.calls = dpTally.bytes = dpTally.calls = 0;
     world.barrier();
     const t0 = process.hrtime.bigint();
@@ -147,7 +163,7 @@ export async function parallelChild(a: ParallelChildArgs): Promise<void> {
     });
     ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
     const mlmPass = passes[2]!; // image, text, then the masked-text fused pass (VLMoPretrainer.losses)
-    analytic = a.tp > 1 && !a.etp ? analyticBytes(r as never, moeBlocks, passes, mlmPass.B * mlmPass.textLen) : 0;
+    analytic = a.tp > 1 && !a.etp ? analyticBytes(r as never, moeBlocks, passes, mlmPass.B * mlmPass.textLen, moeRows, a.tp) : 0;
     tpBytes = tpTally.bytes;
     tpCalls = tpTally.calls;
     dpBytes = dpTally.bytes;

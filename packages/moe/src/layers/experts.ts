@@ -8,17 +8,27 @@
  * Parameters carry the tag `{ expert: true }`, which the parallel engine reads (expert
  * gradients are reduced over the expert-data-parallel group).
  *
- * Expert tensor parallelism (`tensorParallel`, the MoE layer's enableExpertTensorParallelism):
- * over a tensor-parallel group of P ranks, which all see the same tokens, rank r keeps hidden
- * units [r·h/P, (r+1)·h/P) of every expert — w1 and b1 by columns, w2 by rows (zero-padded
- * when P does not divide h: padded units stay 0) — and b2 whole; the partial outputs are
- * summed with one all-reduce (and the input gradient with one in backward), then b2 is added
- * by row. Hidden dropout applies this rank's slice of the one-process mask (T.dropoutSlice).
+ * Under tensor parallelism the MoE layer hands the pool a tensor-parallel group of P ranks
+ * (`setTensorParallelGroup`) and from then on gives each rank its own share of the tokens
+ * (it de-duplicates the rows every rank of the group would otherwise route):
+ *
+ * - expert tensor parallelism (`tensorParallel`, the MoE layer's enableExpertTensorParallelism):
+ *   rank r keeps hidden units [r·h/P, (r+1)·h/P) of every expert — w1 and b1 by columns, w2
+ *   by rows (zero-padded when P does not divide h: padded units stay 0) — and b2 whole. The
+ *   ranks' rows are all-gathered (expert by expert), each rank computes its hidden units'
+ *   partial outputs for all of them, and a reduce-scatter hands every rank the sums for its
+ *   own rows, to which b2 is added (Megatron's expert tensor parallelism with the all-to-all
+ *   dispatcher; backward: reduce-scatter of the input gradient, all-gather of the output's).
+ *   b2 sees only this rank's rows: it gets the tag `tensorParallelTokens` (below);
+ * - otherwise every rank keeps every expert whole and runs it on its own rows; the parameters
+ *   get the tag `tensorParallelTokens`, so the engine sums their gradients over the
+ *   tensor-parallel group as well (each rank saw a share of the tokens).
+ *
+ * Dropout then applies each rank's part of the mask one process draws for all rows
+ * (T.dropoutSlice), so the generators stay in step over the group.
  */
 import * as T from '@vlmoe/tensor';
-import {
-  copyToTensorParallelRegion, reduceFromTensorParallelRegion, splitTag, tensorParallelParameter, type ProcessGroup, type TensorParallelModule,
-} from '@vlmoe/parallel';
+import { gatherRows, RowLayout, scatterRows, splitTag, tensorParallelParameter, type ProcessGroup } from '@vlmoe/parallel';
 
 export type ExpertActivation = T.ExpertActivation;
 
@@ -31,7 +41,7 @@ export interface ExpertsOptions {
   dropout?: number;
   dtype?: 'float32' | 'float64';
   generator?: T.Generator;
-  /** Split over a tensor-parallel group when the engine hands one (setTensorParallelGroup). Default false. */
+  /** Split the hidden units over a tensor-parallel group when the MoE layer hands one (setTensorParallelGroup). Default false. */
   tensorParallel?: boolean;
 }
 
@@ -44,7 +54,7 @@ function param(shape: number[], bound: number, o: ExpertsOptions): T.nn.Paramete
   return new T.nn.Parameter(t, { tags: { expert: true } });
 }
 
-export class Experts extends T.nn.Module implements TensorParallelModule {
+export class Experts extends T.nn.Module {
   w1: T.nn.Parameter;
   b1: T.nn.Parameter;
   w2: T.nn.Parameter;
@@ -60,6 +70,7 @@ export class Experts extends T.nn.Module implements TensorParallelModule {
   private readonly _gen: T.Generator | undefined;
   private readonly _splittable: boolean;
   private _tp: ProcessGroup | null = null;
+  private _split = false;
 
   /** Each expert initialised independently like torch.nn.Linear (U(±1/√fan_in)). */
   constructor(o: ExpertsOptions) {
@@ -121,10 +132,23 @@ export class Experts extends T.nn.Module implements TensorParallelModule {
     this.numExperts = count;
   }
 
-  /** Expert tensor parallelism (see the file comment): splits every expert's hidden units over `group`; false when this pool is not splittable. */
+  /**
+   * Tensor parallelism (see the file comment): from now on each rank of `group` passes its own
+   * rows. Splits every expert's hidden units over the group when the pool is splittable and
+   * returns true (b2, whole, gets the tag `tensorParallelTokens`); else keeps the experts whole,
+   * tags them `tensorParallelTokens` and returns false.
+   */
   setTensorParallelGroup(group: ProcessGroup): boolean {
-    if (!this._splittable) return false;
-    if (group.size === 1 || this._tp) return true;
+    if (group.size === 1) return false;
+    if (this._tp) {
+      if (this._tp !== group) throw new Error('Experts: already set to another tensor-parallel group');
+      return this._split;
+    }
+    this._tp = group;
+    if (!this._splittable) {
+      for (const p of this.parameters()) p.tags.tensorParallelTokens = true;
+      return false;
+    }
     const P = group.size, h = this.ffnHiddenSize;
     if (this.dropout > 0 && h % P !== 0) throw new Error(`Experts: dropout inside the split hidden units needs ${h} hidden units to divide over ${P} tensor-parallel ranks`);
     const split = (k: 'w1' | 'b1' | 'w2', dim: number) => {
@@ -135,7 +159,9 @@ export class Experts extends T.nn.Module implements TensorParallelModule {
     split('w1', 2);
     split('b1', 1);
     split('w2', 1);
-    this._tp = group;
+    // b2 stays whole and is added to this rank's rows only
+    this.b2.tags.tensorParallelTokens = true;
+    this._split = true;
     return true;
   }
 
@@ -147,7 +173,7 @@ export class Experts extends T.nn.Module implements TensorParallelModule {
 
   /** b2 of each row's expert: [R, d] (rows grouped by expert). */
   private biasRows(groupSizes: T.Tensor | ArrayLike<number>, R: number): T.Tensor {
-    const sizes = (groupSizes as T.Tensor).shape ? Array.from((groupSizes as T.Tensor).dataSync() as ArrayLike<number | bigint>, Number) : Array.from(groupSizes as ArrayLike<number>);
+    const sizes = sizesOf(groupSizes);
     const idx = new Int32Array(R);
     let at = 0;
     sizes.forEach((n, e) => {
@@ -157,20 +183,41 @@ export class Experts extends T.nn.Module implements TensorParallelModule {
     return T.embedding(T.tensor(idx, { dtype: 'int64' }), this.b2);
   }
 
-  /** The tensor-parallel forward: partial outputs over this rank's hidden units, summed over the group, plus b2. */
+  /**
+   * Expert tensor parallelism: every rank's rows gathered expert by expert, partial outputs over
+   * this rank's hidden units, reduce-scattered back to the rows' ranks, plus b2.
+   */
   private forwardSplit(x: T.Tensor, groupSizes: T.Tensor | ArrayLike<number>, tp: ProcessGroup): T.Tensor {
     return T.scope(() => {
-      const xin = copyToTensorParallelRegion(tp, x);
+      const mine = sizesOf(groupSizes), P = tp.size, L = mine.length;
+      const all = T.empty([P * L], { dtype: 'int64', device: tp.device });
+      tp.allGatherIntoTensor(all, T.tensor(mine, { dtype: 'int64', device: tp.device }));
+      const flat = Array.from(all.dataSync() as BigInt64Array, Number);
+      const { layout, groupSizes: sizes } = RowLayout.groupMajor(Array.from({ length: P }, (_, r) => flat.slice(r * L, (r + 1) * L)));
+      const xg = gatherRows(tp, x, layout, 'reduce-scatter');
       const dropping = this.dropout > 0 && this.training;
-      let y: T.Tensor;
-      if (!dropping) y = T.expertFFN(xin, this.w1, this.b1, this.w2, null, groupSizes, { activation: this.activation });
+      let partial: T.Tensor;
+      if (!dropping) partial = T.expertFFN(xg, this.w1, this.b1, this.w2, null, sizes, { activation: this.activation });
       else {
-        let h = this.hidden(xin, groupSizes);
-        h = T.dropoutSlice(h, this.dropout, true, this._gen ?? T.defaultGenerator, { whole: [h.shape[0]!, this.ffnHiddenSize], dim: 1, start: tp.rank * this.w1.shape[2]! });
-        y = T.groupedLinear(h, this.w2, null, groupSizes);
+        let h = this.hidden(xg, sizes);
+        h = T.dropoutSlice(h, this.dropout, true, this._gen ?? T.defaultGenerator, { whole: [layout.total, this.ffnHiddenSize], dim: 1, start: tp.rank * this.w1.shape[2]! });
+        partial = T.groupedLinear(h, this.w2, null, sizes);
       }
-      y = T.add(reduceFromTensorParallelRegion(tp, y), this.biasRows(groupSizes, x.shape[0]!));
-      return dropping ? T.dropout(y, this.dropout, true, this._gen) : y;
+      const y = T.add(scatterRows(tp, partial, layout, 'reduce-scatter'), this.biasRows(mine, x.shape[0]!));
+      return dropping ? T.dropoutSlice(y, this.dropout, true, this._gen ?? T.defaultGenerator, { whole: [layout.total, this.hiddenSize], dim: 0, start: layout.starts[tp.rank]! }) : y;
+    });
+  }
+
+  /** Whole experts on this rank's share of the rows; dropout draws the masks of all the group's rows (in rank order). */
+  private forwardShare(x: T.Tensor, groupSizes: T.Tensor | ArrayLike<number>, tp: ProcessGroup): T.Tensor {
+    if (this.dropout === 0 || !this.training) return T.expertFFN(x, this.w1, this.b1, this.w2, this.b2, groupSizes, { activation: this.activation });
+    return T.scope(() => {
+      const counts = tp.allGather(T.tensor([x.shape[0]!], { dtype: 'int64', device: tp.device })).map((t) => Number(t.item()));
+      const layout = new RowLayout(counts);
+      const gen = this._gen ?? T.defaultGenerator;
+      const at = (n: number) => ({ whole: [layout.total, n], dim: 0, start: layout.starts[tp.rank]! });
+      const h = T.dropoutSlice(this.hidden(x, groupSizes), this.dropout, true, gen, at(this.ffnHiddenSize));
+      return T.dropoutSlice(T.groupedLinear(h, this.w2, this.b2, groupSizes), this.dropout, true, gen, at(this.hiddenSize));
     });
   }
 
@@ -178,13 +225,19 @@ export class Experts extends T.nn.Module implements TensorParallelModule {
    * x [R, d], rows grouped by expert (`groupSizes[e]` rows for expert e, in order) → [R, d].
    * Without active dropout this is one fused native call (T.expertFFN) forward and one
    * backward; with dropout, grouped GEMM → activation → dropout → grouped GEMM → dropout.
+   * Under tensor parallelism, each rank passes its own rows (see the file comment).
    */
   forward(x: T.Tensor, groupSizes: T.Tensor | ArrayLike<number>): T.Tensor {
-    if (this._tp) return this.forwardSplit(x, groupSizes, this._tp);
+    if (this._tp) return this._split ? this.forwardSplit(x, groupSizes, this._tp) : this.forwardShare(x, groupSizes, this._tp);
     if (this.dropout === 0 || !this.training) return T.expertFFN(x, this.w1, this.b1, this.w2, this.b2, groupSizes, { activation: this.activation });
     return T.scope(() => {
       const h = T.dropout(this.hidden(x, groupSizes), this.dropout, this.training, this._gen);
       return T.dropout(T.groupedLinear(h, this.w2, this.b2, groupSizes), this.dropout, this.training, this._gen);
     });
   }
+}
+
+/** Rows per expert as numbers. */
+function sizesOf(groupSizes: T.Tensor | ArrayLike<number>): number[] {
+  return (groupSizes as T.Tensor).shape ? Array.from((groupSizes as T.Tensor).dataSync() as ArrayLike<number | bigint>, Number) : Array.from(groupSizes as ArrayLike<number>);
 }

@@ -14,10 +14,19 @@
  * (rows grouped by global expert) to `expertGroup.dispatch`, runs its local experts on what
  * comes back, and returns the outputs through the handle's `combine`. Without a group all
  * experts are local.
+ *
+ * Tensor parallelism plugs in through `setTensorParallelGroup` (the engine calls it). The ranks
+ * of a tensor-parallel group hold the same tokens and route them the same way, so the layer
+ * de-duplicates them before the experts (DeepSpeed's `drop_tokens`): rank r takes block r of
+ * P contiguous blocks of the expert-contiguous buffer, only those rows go through the
+ * all-to-all and the experts (1/P of the traffic and of the expert work per rank), and an
+ * all-gather over the group puts the outputs back together (backward: each rank keeps its
+ * block of the gradient, which every rank of the group holds the same copy of). The experts
+ * are split over the group (enableExpertTensorParallelism) or run whole on each rank's rows.
  */
 import * as T from '@vlmoe/tensor';
 import { z, type Z } from '@vlmoe/tensor';
-import type { ExpertParallelLayer } from '@vlmoe/parallel';
+import { gatherRows, RowLayout, scatterRows, type ExpertParallelLayer, type ProcessGroup, type TensorParallelModule } from '@vlmoe/parallel';
 import { DEFAULT_ROUTING_POLICY, TopKGate } from '../router/gate.js';
 import { ROUTER_OPTIONS_SHAPE, resolveRouterOptions, type ResolvedRouterOptions, type RouterOptions } from '../router/options.js';
 import { compactRows, type GateOutput, type RoutingPolicy } from '../router/route.js';
@@ -155,7 +164,7 @@ function reduceCapacityOf(group: ExpertGroup | null): ((localMax: number) => num
   return group?.maxCount ? (m: number) => group.maxCount!(m) : undefined;
 }
 
-export class MoE extends T.nn.Module implements ExpertParallelLayer {
+export class MoE extends T.nn.Module implements ExpertParallelLayer, TensorParallelModule {
   gate: TopKGate;
   experts: Experts;
   mlp: T.nn.FeedForward | null = null;
@@ -164,6 +173,7 @@ export class MoE extends T.nn.Module implements ExpertParallelLayer {
   readonly numExperts: number;
   numLocalExperts: number;
   private _group: ExpertGroup | null;
+  private _tp: ProcessGroup | null = null;
 
   constructor(o: MoEOptions) {
     super();
@@ -222,6 +232,18 @@ export class MoE extends T.nn.Module implements ExpertParallelLayer {
     this.gate.setReduceCapacity(reduceCapacityOf(group));
   }
 
+  /**
+   * Tensor parallelism (see the file comment): each rank of `group` runs the experts on its own
+   * block of the tokens from now on. Returns whether the experts were split (expert tensor
+   * parallelism); otherwise nothing is split, the experts stay whole on every rank.
+   */
+  setTensorParallelGroup(group: ProcessGroup): boolean {
+    if (group.size === 1) return false;
+    if (this._tp && this._tp !== group) throw new Error('MoE: the layer already uses another tensor-parallel group');
+    this._tp = group;
+    return this.experts.setTensorParallelGroup(group);
+  }
+
   /** Routing only (no experts run): the gate's decisions for tokens x [..., d]. */
   route(x: T.Tensor): GateOutput {
     return this.gate.forward(x.reshape(-1, this.hiddenSize));
@@ -235,15 +257,21 @@ export class MoE extends T.nn.Module implements ExpertParallelLayer {
       const gate = T.recordFunction('moe.routing', () => this.gate.forward(tokens));
       const { row, groupSizes, numRows } = T.recordFunction('moe.routing', () => compactRows(gate));
       const buf = T.recordFunction('moe.permute', () => T.moePermute(tokens, row, numRows));
+      // under tensor parallelism: this rank's block of the (replicated) rows, and its rows per expert
+      const tp = this._tp;
+      const share = tp ? RowLayout.blocks(numRows, tp.size) : null;
+      const rows = tp ? T.recordFunction('moe.permute', () => scatterRows(tp, buf, share!, 'slice')) : buf;
+      const sizes = tp ? blockSizes(groupSizes, share!.starts[tp.rank]!, share!.counts[tp.rank]!) : groupSizes;
       let y: T.Tensor;
       if (this._group) {
         const group = this._group;
-        const d = T.recordFunction('moe.all-to-all', () => group.dispatch(buf, groupSizes));
+        const d = T.recordFunction('moe.all-to-all', () => group.dispatch(rows, sizes));
         const e = T.recordFunction('moe.experts', () => this.experts.forward(d.x, d.groupSizes));
         y = T.recordFunction('moe.all-to-all', () => d.combine(e));
       } else {
-        y = T.recordFunction('moe.experts', () => this.experts.forward(buf, groupSizes));
+        y = T.recordFunction('moe.experts', () => this.experts.forward(rows, sizes));
       }
+      if (tp) y = T.recordFunction('moe.permute', () => gatherRows(tp, y, share!, 'slice'));
       let out = T.recordFunction('moe.permute', () => T.moeUnpermute(y, row, gate.combineWeight));
       if (this.mlp && this.coefficient) {
         const c = T.softmax(this.coefficient.forward(tokens), -1);
@@ -252,4 +280,14 @@ export class MoE extends T.nn.Module implements ExpertParallelLayer {
       return { output: out.reshape(...x.shape), auxLoss: gate.auxLoss, zLoss: gate.zLoss, expertCounts: gate.countsBefore, dropped: gate.dropped, capacity: gate.capacity, routerEntropy: routerEntropy(gate.gates) };
     });
   }
+}
+
+/** Rows per expert within rows [start, start + count) of a buffer with `groupSizes[e]` rows per expert, in order. */
+function blockSizes(groupSizes: readonly number[], start: number, count: number): number[] {
+  let at = 0;
+  return groupSizes.map((n) => {
+    const lo = Math.max(at, start), hi = Math.min(at + n, start + count);
+    at += n;
+    return Math.max(0, hi - lo);
+  });
 }

@@ -6,6 +6,7 @@ import * as T from '@vlmoe/tensor';
 import {
   initProcessGroup, createParallelGroups, ColumnParallelLinear, RowParallelLinear, VocabParallelEmbedding,
   vocabParallelCrossEntropy, ParallelSelfAttention, ParallelFeedForward, scatterToTensorParallelRegion, gatherFromTensorParallelRegion, shardOf, unshard, splitTag,
+  RowLayout, gatherRows, scatterRows,
 } from '../../dist/index.js';
 
 const tpArg = process.argv.indexOf('--tp');
@@ -170,6 +171,53 @@ for (const [reduction, V] of [['mean', 5 * P], ['sum', 5 * P], ['none', 5 * P], 
   ref.attn.eval();
   const ye = T.noGrad(() => ref.attn.forward(x));
   if (T.max(T.abs(T.sub(ye, T.noGrad(() => { ref.attn.train(); return ref.attn.forward(x); })))).item() < 1e-3) diffs['dropout: active (must be large)'] = 1;
+}
+
+// Row mappings with uneven counts (what the MoE layer's token de-duplication runs on).
+{
+  // 'slice': contiguous blocks of a replicated [R, 3] (R = 2P + 1 does not divide)
+  const R = 2 * P + 1, blocks = RowLayout.blocks(R, P);
+  const X = T.randn([R, 3], { ...f64, generator: g }), W = T.randn([R, 3], { ...f64, generator: g });
+  const xs = T.clone(X).requiresGrad_();
+  const mine = scatterRows(tp, xs, blocks, 'slice');
+  check('rows: slice scatter', mine, X.narrow(0, blocks.starts[r], blocks.counts[r]));
+  const back = gatherRows(tp, T.mul(mine, 2), blocks, 'slice');
+  check('rows: slice gather', back, T.mul(X, 2));
+  T.sum(T.mul(back, W)).backward();
+  check('rows: slice grad', xs.grad, T.mul(W, 2));
+  // 'reduce-scatter': rank q holds (q + j) mod 3 rows of each of 3 groups (some none), gathered group by group
+  const counts = Array.from({ length: P }, (_, q) => [0, 1, 2].map((j) => (q + j) % 3));
+  const { layout, groupSizes } = RowLayout.groupMajor(counts);
+  const own = (q) => T.randn([layout.counts[q], 3], { ...f64, generator: new T.Generator(500 + q) });
+  const weight = (q) => T.randn([layout.total, 3], { ...f64, generator: new T.Generator(700 + q) });
+  // the expected full layout: group j's rows from rank 0, 1, …
+  const parts = [];
+  for (let j = 0; j < 3; j++) for (let q = 0; q < P; q++) {
+    const before = counts[q].slice(0, j).reduce((a, b) => a + b, 0);
+    parts.push(own(q).narrow(0, before, counts[q][j]));
+  }
+  const full = T.cat(parts, 0);
+  const mineRows = T.tensor(Array.from(layout.fullRowsOf(r)), { dtype: 'int64' });
+  const y = T.clone(own(r)).requiresGrad_();
+  const gathered = gatherRows(tp, y, layout, 'reduce-scatter');
+  check('rows: group-major gather', gathered, full);
+  diffs['rows: group sizes'] = Math.abs(groupSizes.reduce((a, b) => a + b, 0) - layout.total) + Math.abs(groupSizes[0] - counts.reduce((a, c) => a + c[0], 0));
+  T.sum(T.mul(gathered, weight(r))).backward();
+  let wsum = weight(0);
+  for (let q = 1; q < P; q++) wsum = T.add(wsum, weight(q));
+  check('rows: gather grad is the reduce-scatter of every rank\'s', y.grad, T.indexSelect(wsum, 0, mineRows));
+  // forward reduce-scatter of every rank's full-layout partial, backward all-gather
+  const partial = (q) => T.randn([layout.total, 3], { ...f64, generator: new T.Generator(900 + q) });
+  const V = (q) => T.randn([layout.counts[q], 3], { ...f64, generator: new T.Generator(1100 + q) });
+  const z = T.clone(partial(r)).requiresGrad_();
+  const rs = scatterRows(tp, z, layout, 'reduce-scatter');
+  let psum = partial(0);
+  for (let q = 1; q < P; q++) psum = T.add(psum, partial(q));
+  check('rows: reduce-scatter', rs, T.indexSelect(psum, 0, mineRows));
+  T.sum(T.mul(rs, V(r))).backward();
+  // full row i is rank-major row order[i]
+  const vfull = T.indexSelect(T.cat(Array.from({ length: P }, (_, q) => V(q)), 0), 0, T.tensor(Array.from(layout.order), { dtype: 'int64' }));
+  check('rows: reduce-scatter grad is the all-gather', z.grad, vfull);
 }
 
 console.log(JSON.stringify({ rank: world.rank, tpRank: r, tpSize: P, diffs }));
