@@ -211,7 +211,7 @@ export function benchParallel(): void {
   ];
   printTable(`Tensor parallelism, VL-MoE ${args.preset} E 8 top-1, fp32, 2 ranks × 1 thread (shm), best of ${rounds} alternating round${rounds > 1 ? 's' : ''}`, cases);
   console.log(`  TP 2: ${tp2.tpCallsPerStep} collectives on the tensor-parallel group per step; split ${mib(tp2.splitBytes).toFixed(1)} MiB + replicated ${mib(tp2.replicatedBytes).toFixed(1)} MiB per rank (experts, layer norms, small heads stay replicated)`);
-  console.log(`  TP 2 with expert tensor parallelism: split ${mib(etp2.splitBytes).toFixed(1)} MiB + replicated ${mib(etp2.replicatedBytes).toFixed(1)} MiB per rank; ${mib(etp2.tpBytesPerStep).toFixed(0)} MiB all-reduced on the tensor-parallel group per step (the experts' partial outputs and input gradients added)`);
+  console.log(`  TP 2 with expert tensor parallelism: split ${mib(etp2.splitBytes).toFixed(1)} MiB + replicated ${mib(etp2.replicatedBytes).toFixed(1)} MiB per rank; ${mib(etp2.tpBytesPerStep).toFixed(0)} MiB moved on the tensor-parallel group per step (collective inputs; the experts' rows gathered and their partial outputs reduce-scattered added)`);
   console.log(`  losses after the last step: TP 2 ${tp2.loss.toFixed(5)}, DP 2 ${dp2.loss.toFixed(5)} (the same global batch and seeds; they differ by what stays per data-parallel rank: expert capacity and the balance loss)`);
   console.log(`\nwrote ${writeResults('parallel', cases, { preset: args.preset, runs })}`);
 }
