@@ -163,6 +163,8 @@ export interface NativeAddon {
   memory(): { cpu: MemStats; cuda: MemStats[] };
   /** Returns cached free CPU blocks to the system. */
   emptyCache(): void;
+  /** Peak bytes per device restart from the live bytes (torch's reset_peak_memory_stats). */
+  resetPeakMemory(): void;
   /**
    * Fused Adam (decoupled=0, L2 weight decay) / AdamW (decoupled=1) step over many
    * contiguous tensors of one dtype. Block: count, lr, beta1, beta2, eps, weightDecay,

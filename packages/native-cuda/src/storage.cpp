@@ -40,6 +40,7 @@ size_t g_cached_bytes = 0;
 uint64_t g_tick = 0;  // counts allocations and frees of cacheable (>= kCacheMin) blocks
 
 MemStats g_cpu;  // live / peak bytes of CPU storages (storage_stats)
+int64_t g_cpu_max_live = 0;  // the all-time peak (storage_reset_peak leaves it), for the cache's bound
 
 // The cache's bound: VLMOE_CPU_CACHE_MB when set, else the larger of 2 GiB and the peak of
 // live CPU bytes so far. A training step whose working set (activations held for backward)
@@ -55,7 +56,7 @@ size_t cache_limit() {
     return mb < 0 ? 0L : mb;
   }();
   if (env_mb >= 0) return static_cast<size_t>(env_mb) << 20;
-  return std::max(size_t(2048) << 20, static_cast<size_t>(std::max<int64_t>(g_cpu.peak, 0)));
+  return std::max(size_t(2048) << 20, static_cast<size_t>(std::max<int64_t>(g_cpu_max_live, 0)));
 }
 
 constexpr size_t kHuge = 2 << 20;
@@ -200,6 +201,7 @@ int32_t storage_alloc(int device, size_t nbytes) {
   s.live += static_cast<int64_t>(nbytes);
   s.allocs += 1;
   if (s.live > s.peak) s.peak = s.live;
+  if (device == kCpu && s.live > g_cpu_max_live) g_cpu_max_live = s.live;
   return h;
 }
 
@@ -224,6 +226,11 @@ MemStats storage_stats(int device) {
   if (device == kCpu) s.cached = static_cast<int64_t>(g_cached_bytes);
   else s.cached = static_cast<int64_t>(cuda_mem_info(device).cached);
   return s;
+}
+
+void storage_reset_peak(int device) {
+  MemStats& s = stats_for(device);
+  s.peak = s.live;
 }
 
 void storage_empty_cache() {

@@ -29,6 +29,8 @@ void storage_free(int32_t handle);
 // Throws std::invalid_argument naming the handle if it is not live.
 const Buffer& storage_get(int32_t handle);
 MemStats storage_stats(int device);  // kCpu or a CUDA ordinal
+// The peak of `device` from now on starts at its live bytes (torch's reset_peak_memory_stats).
+void storage_reset_peak(int device);
 int storage_max_device();
 // Returns every cached free CPU block to the system.
 void storage_empty_cache();           // highest CUDA ordinal that ever allocated, or -1

@@ -50,7 +50,8 @@ export const DEEPSPEED_CONFIG_SCHEMA = T.z.strictObject({
     .optional(),
   zero_optimization: T.z
     .strictObject({
-      stage: int().optional().describe('0, 1 (optimiser state partitioned) or 2 (and gradients)'),
+      stage: int().optional().describe('0, 1 (optimiser state partitioned), 2 (and gradients) or 3 (and parameters)'),
+      stage3_param_persistence_threshold: num().optional().describe('stage 3: parameters with fewer elements stay whole on every rank (default 1e5, as DeepSpeed)'),
       reduce_bucket_size: num().optional().describe('elements per gradient bucket (default 5e8)'),
       overlap_comm: T.z.boolean().optional().describe('reduce buckets during backward (default true)'),
     })
@@ -79,7 +80,9 @@ export interface ResolvedConfig {
   microBatch: number;
   gradAccum: number;
   clip: number;
-  stage: 0 | 1 | 2;
+  stage: 0 | 1 | 2 | 3;
+  /** Stage 3: parameters with fewer elements than this are kept whole on every rank. */
+  persistenceThreshold: number;
   bucketElements: number;
   /** Reduce gradient buckets during backward as they fill (all-reduce in stages 0 and 1, reduce-scatter in stage 2). */
   overlapComm: boolean;
@@ -109,7 +112,7 @@ const DEEPSPEED_ONLY: Readonly<Record<string, readonly string[]>> = {
     'data_efficiency', 'curriculum_learning', 'compression_training', 'communication_data_type', 'seq_parallel_communication_data_type', 'pipeline', 'data_types', 'comms_logger',
     'memory_breakdown', 'fp32_allreduce', 'disable_allgather', 'torch_autocast', 'graph_harvesting', 'monitor_config', 'nebula', 'weight_quantization', 'hybrid_engine', 'eigenvalue', 'progressive_layer_drop'],
   zero_optimization: ['allgather_partitions', 'allgather_bucket_size', 'reduce_scatter', 'contiguous_gradients', 'offload_param', 'offload_optimizer', 'stage3_max_live_parameters',
-    'stage3_max_reuse_distance', 'stage3_prefetch_bucket_size', 'stage3_param_persistence_threshold', 'stage3_gather_16bit_weights_on_model_save', 'stage3_gather_fp16_weights_on_model_save',
+    'stage3_max_reuse_distance', 'stage3_prefetch_bucket_size', 'stage3_gather_16bit_weights_on_model_save', 'stage3_gather_fp16_weights_on_model_save',
     'sub_group_size', 'round_robin_gradients', 'zero_hpz_partition_size', 'zero_quantized_weights', 'zero_quantized_gradients', 'mics_shard_size', 'mics_hierarchical_params_gather',
     'memory_efficient_linear', 'pipeline_loading_checkpoint', 'override_module_apply', 'ignore_unused_parameters', 'elastic_checkpoint', 'load_from_fp32_weights', 'cpu_offload',
     'legacy_stage1', 'use_multi_rank_bucket_allreduce', 'log_trace_cache_warnings'],
@@ -162,7 +165,9 @@ export function resolveConfig(c: DeepSpeedConfig, worldSize: number, where = 'co
   } else throw new Error(`${where}: give train_batch_size or train_micro_batch_size_per_gpu`);
   tb = mb! * ga! * dp;
   const stage = c.zero_optimization?.stage ?? 0;
-  if (![0, 1, 2].includes(stage)) throw new Error(`${where}: zero_optimization.stage ${stage} is not supported (0, 1 or 2; stage 3 comes later)`);
+  if (![0, 1, 2, 3].includes(stage)) throw new Error(`${where}: zero_optimization.stage must be 0, 1, 2 or 3, got ${stage}`);
+  const persistence = c.zero_optimization?.stage3_param_persistence_threshold ?? 1e5;
+  if (!(persistence >= 0)) throw new Error(`${where}: zero_optimization.stage3_param_persistence_threshold must be ≥ 0, got ${persistence}`);
   if (c.bf16?.enabled && c.fp16?.enabled) throw new Error(`${where}: bf16.enabled and fp16.enabled are both set; choose one`);
   let lossScale: LossScalerOptions | null = null;
   if (c.fp16?.enabled) {
@@ -192,7 +197,7 @@ export function resolveConfig(c: DeepSpeedConfig, worldSize: number, where = 'co
   const overlap = c.zero_optimization?.overlap_comm ?? true;
   if (typeof overlap !== 'boolean') throw new Error(`${where}: zero_optimization.overlap_comm must be true or false, got ${JSON.stringify(overlap)}`);
   return {
-    trainBatchSize: tb, microBatch: mb!, gradAccum: ga!, clip, stage: stage as 0 | 1 | 2, bucketElements: Math.floor(bucket), overlapComm: overlap, expertParallel: ep, tensorParallel: tp, dataParallel: dp, optimizer,
+    trainBatchSize: tb, microBatch: mb!, gradAccum: ga!, clip, stage: stage as 0 | 1 | 2 | 3, persistenceThreshold: persistence, bucketElements: Math.floor(bucket), overlapComm: overlap, expertParallel: ep, tensorParallel: tp, dataParallel: dp, optimizer,
     scheduler: c.scheduler ?? null, mixedPrecision, lossScale,
   };
 }

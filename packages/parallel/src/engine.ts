@@ -30,6 +30,12 @@
  *   reduce-scattered instead of all-reduced, so each rank only receives its partition; with
  *   overlap, a bucket (a contiguous range of the flat parameter space) is reduce-scattered
  *   with uneven blocks as soon as it is ready and its `.grad`s are freed right away.
+ * - Stage 3: the parameters are partitioned too — each rank keeps its block of every
+ *   parameter of at least `stage3_param_persistence_threshold` elements (DeepSpeed's
+ *   per-parameter partitions; smaller ones stay whole) and their full tensors are freed; a
+ *   module's are gathered just before its forward and again before its backward, and freed
+ *   right after (zero3.ts). Gradients are reduce-scattered after backward, as in stage 2
+ *   without overlap; `gatheredParameters(fn)` runs code that needs the full parameters.
  * - Gradient clipping by the global norm over all parameters (expert partitions, ZeRO
  *   partitions and tensor-parallel shards included exactly once, replicated ones once).
  * - Checkpoints by global parameter name, global expert index and full (unsplit) tensors
@@ -49,6 +55,7 @@ import type { ProcessGroup } from './process_group.js';
 import type { TensorParallelReport } from './tensor_parallel/apply.js';
 import { wireModel } from './wiring.js';
 import { ZeroOptimizer, type Optim } from './zero.js';
+import { ParameterCoordinator } from './zero3.js';
 
 export interface EngineOptions {
   model: T.nn.Module;
@@ -82,6 +89,8 @@ export interface Engine {
   loadCheckpoint(dir: string, tag?: string): unknown;
   /** Bytes of optimiser state this rank holds. */
   optimizerStateBytes(): number;
+  /** Runs `fn` with the full parameters in place (ZeRO-3 gathers them; collective). */
+  gatheredParameters<R>(fn: () => R): R;
   getLr(): number[];
   /** Frees the optimiser state, the ZeRO partitions and the module's parameters (DeepSpeed's `destroy`). */
   destroy(): void;
@@ -138,6 +147,8 @@ export class DistributedEngine implements Engine {
   readonly lossScaler: LossScaler | null;
   /** What tensor parallelism split in the model (zeros at tensor_parallel_size 1 apart from the element counts). */
   readonly tensorParallelReport: TensorParallelReport;
+  /** ZeRO-3: gathers and frees the partitioned parameters around each module (null below stage 3). */
+  private readonly coordinator: ParameterCoordinator | null;
 
   constructor(o: EngineOptions) {
     this.module = o.model;
@@ -152,9 +163,10 @@ export class DistributedEngine implements Engine {
     // the layout goes into the model before its parameters are listed (split layers, MoE layers' share of the experts)
     this.tensorParallelReport = wireModel(o.model, this.groups);
     this.zero = new ZeroOptimizer([...o.model.namedParameters()], this.groups, {
-      stage: this.config.stage, bucketElements: this.config.bucketElements, overlapComm: this.config.overlapComm,
+      stage: this.config.stage, bucketElements: this.config.bucketElements, overlapComm: this.config.overlapComm, persistenceThreshold: this.config.persistenceThreshold,
       makeOptimizer: (params) => makeOptimizer(this.config, params),
     });
+    this.coordinator = this.config.stage === 3 ? new ParameterCoordinator(o.model, this.zero) : null;
     this.lrScheduler = makeScheduler(this.config, this.zero.optimizer);
     this.lossScaler = this.config.lossScale ? new LossScaler(this.config.lossScale) : null;
   }
@@ -193,7 +205,17 @@ export class DistributedEngine implements Engine {
       T.autocast(this.config.mixedPrecision, () => scaled.backward());
     } finally {
       this.zero.endBackward(boundary);
+      this.coordinator?.endBackward();
     }
+  }
+
+  /**
+   * Runs `fn` with the module's full parameters in place (collective: every rank calls it) —
+   * under ZeRO-3 the partitioned parameters are gathered first and freed after (DeepSpeed's
+   * `GatheredParameters`); at other stages it just runs `fn`.
+   */
+  gatheredParameters<R>(fn: () => R): R {
+    return this.coordinator ? this.coordinator.gathered(fn) : fn();
   }
 
   step(): number | null {
@@ -223,6 +245,7 @@ export class DistributedEngine implements Engine {
   }
 
   destroy(): void {
+    this.coordinator?.remove();
     this.zero.destroy();
     this.module.dispose();
   }

@@ -14,6 +14,7 @@ export { allGatherRows } from './gather.js';
 export { initialize, DistributedEngine, type Engine, type EngineOptions, type InitializeResult } from './engine.js';
 export { loadCheckpointWeights, saveCheckpointWeights, type TrainingState, type CheckpointLayout } from './checkpoint.js';
 export { ZeroOptimizer, type ParamGroup, type ZeroOptions, type GlobalState } from './zero.js';
+export { ParameterCoordinator, isZero3Leaf, setZero3LeafModules } from './zero3.js';
 export { resolveConfig, DEEPSPEED_CONFIG_SCHEMA, type DeepSpeedConfig, type ResolvedConfig } from './config.js';
 export { LossScaler, type LossScalerOptions, type LossScalerState } from './loss_scaler.js';
 export { createParallelGroups, describeParallelGroups, type ParallelGroups, type ParallelSizes } from './groups.js';

@@ -48,10 +48,20 @@ export interface ParamGroup {
   chunk: number;
   /** Stages 1, 2: this rank's partition as a trainable flat tensor (the optimiser's only parameter of the group). */
   shard: T.nn.Parameter | null;
+  /**
+   * Stage 3: every parameter is split on its own (DeepSpeed's per-parameter partitions): rank r
+   * holds elements [r·sizes[i], (r+1)·sizes[i]) of params[i] (zero-padded past its end) at
+   * partOffsets[i] of its partition, so one parameter is gathered with one equal-block
+   * all-gather; the group's flat space is rank-major ([size, chunk]). Null: each rank holds one
+   * contiguous range of the flat space (stages 1, 2; `offsets`).
+   */
+  perParam: { sizes: number[]; partOffsets: number[] } | null;
 }
 
 export interface ZeroOptions {
-  stage: 0 | 1 | 2;
+  stage: 0 | 1 | 2 | 3;
+  /** Stage 3: parameters with fewer elements stay whole on every rank (DeepSpeed's stage3_param_persistence_threshold). */
+  persistenceThreshold?: number;
   /** Gradient bucket size in elements. */
   bucketElements: number;
   /** Reduce buckets during backward as they fill. */
@@ -70,12 +80,21 @@ export interface GlobalState {
   scalars: Record<string, Record<string, number>>;
 }
 
+/** Where a stage-3 parameter lives: its group and index there. */
+interface Placement {
+  g: ParamGroup;
+  i: number;
+}
+
 export class ZeroOptimizer {
-  readonly stage: 0 | 1 | 2;
+  readonly stage: 0 | 1 | 2 | 3;
   readonly paramGroups: ParamGroup[];
   readonly optimizer: Optim;
   private readonly overlap: OverlappedReducer | null;
   private readonly bucketElements: number;
+  /** Stage 3: every parameter's group and index; the partitioned ones (the rest persist whole). */
+  private readonly placement = new Map<T.nn.Parameter, Placement>();
+  readonly partitioned = new Set<T.nn.Parameter>();
 
   constructor(named: [string, T.nn.Parameter][], readonly groups: ParallelGroups, o: ZeroOptions) {
     if (!named.length) throw new Error('initialize: the model has no parameters');
@@ -89,7 +108,17 @@ export class ZeroOptimizer {
         offsets.push(n);
         n += p.numel;
       }
-      return { kind, names: list.map(([k]) => k), params: list.map(([, p]) => p), group, offsets, numel: n, chunk: Math.ceil(n / group.size), shard: null };
+      if (this.stage === 3) {
+        // per-parameter partitions: rank r's partition is its block of every parameter, in order
+        const N = group.size, sizes = list.map(([, p]) => Math.ceil(p.numel / N)), partOffsets: number[] = [];
+        let c = 0;
+        for (const k of sizes) {
+          partOffsets.push(c);
+          c += k;
+        }
+        return { kind, names: list.map(([k]) => k), params: list.map(([, p]) => p), group, offsets, numel: n, chunk: c, shard: null, perParam: { sizes, partOffsets } };
+      }
+      return { kind, names: list.map(([k]) => k), params: list.map(([, p]) => p), group, offsets, numel: n, chunk: Math.ceil(n / group.size), shard: null, perParam: null };
     };
     this.paramGroups = [mk('dense', dense, groups.dataParallel)];
     // experts each tensor-parallel rank runs on its own share of the tokens: summed over that group too
@@ -114,8 +143,94 @@ export class ZeroOptimizer {
     } else {
       this.optimizer = o.makeOptimizer(named.map(([, p]) => p));
     }
+    if (this.stage === 3) {
+      // the partitions hold the values now: free the full tensors of all but the small parameters
+      const threshold = o.persistenceThreshold ?? 0;
+      for (const g of this.paramGroups) g.params.forEach((p, i) => {
+        this.placement.set(p, { g, i });
+        if (p.numel >= threshold && g.group.size > 1) this.partitioned.add(p);
+      });
+      this.releaseParams(this.partitioned);
+    }
     const reduces = this.paramGroups.some((g) => g.group.size > 1);
-    this.overlap = o.overlapComm && reduces ? new OverlappedReducer(this.paramGroups, o.bucketElements, this.stage === 2) : null;
+    // stage 3 reduce-scatters after backward (no overlap yet)
+    this.overlap = o.overlapComm && reduces && this.stage < 3 ? new OverlappedReducer(this.paramGroups, o.bucketElements, this.stage === 2) : null;
+  }
+
+  /**
+   * Stage 3: gathers the full tensors of the given partitioned parameters whose data is
+   * released (one all-gather per parameter group of the partitions' blocks, written into the
+   * parameters' storage). The values are those of the last step, as when they were released,
+   * so the storage's version is kept (autograd's check of saved tensors stays quiet).
+   */
+  gatherParams(params: Iterable<T.nn.Parameter>): void {
+    const todo: T.nn.Parameter[] = [];
+    for (const p of params) if (this.partitioned.has(p) && p.storage.dataReleased) todo.push(p);
+    if (todo.length) this.gatherInto(todo);
+  }
+
+  /** Stage 3: the full values of the given parameters from the partitions (one all-gather per group). */
+  private gatherInto(params: Iterable<T.nn.Parameter>): void {
+    const byGroup = new Map<ParamGroup, number[]>();
+    for (const p of params) {
+      const at = this.placement.get(p)!;
+      const list = byGroup.get(at.g) ?? [];
+      if (!list.includes(at.i)) list.push(at.i);
+      byGroup.set(at.g, list);
+    }
+    for (const [g, idx] of byGroup) {
+      idx.sort((a, b) => a - b);
+      const N = g.group.size, pp = g.perParam!;
+      T.noGrad(() => T.scope(() => {
+        const width = idx.reduce((a, i) => a + pp.sizes[i]!, 0);
+        const send = idx.length === 1 ? g.shard!.narrow(0, pp.partOffsets[idx[0]!]!, width) : T.cat(idx.map((i) => g.shard!.narrow(0, pp.partOffsets[i]!, pp.sizes[i]!)), 0);
+        const all = T.empty([N * width], { dtype: g.shard!.dtype, device: g.shard!.device });
+        g.group.allGatherIntoTensor(all, T.contiguous(send));
+        const blocks = all.reshape(N, width);
+        let at = 0;
+        for (const i of idx) {
+          const p = g.params[i]!, c = pp.sizes[i]!;
+          const full = T.contiguous(blocks.narrow(1, at, c)).reshape(-1).narrow(0, 0, p.numel).reshape(...p.shape);
+          at += c;
+          const version = p.storage.version;
+          p.storage.restoreData();
+          T.copy_(p, full);
+          p.storage.version = version;
+        }
+      }));
+    }
+  }
+
+  /** Stage 3: frees the full tensors of the given partitioned parameters (their partitions hold the values). */
+  releaseParams(params: Iterable<T.nn.Parameter>): void {
+    for (const p of params) {
+      if (!this.partitioned.has(p)) continue;
+      const { g, i } = this.placement.get(p)!;
+      p.storage.releaseData(`'${g.names[i]}' is a ZeRO-3 partitioned parameter and is not gathered here: it is gathered for its module's forward and backward (or use the engine's gatheredParameters)`);
+    }
+  }
+
+  /** Writes parameter i's values `v` (its shape or flat) into `flat`, a buffer of the group's flat space. */
+  private place(g: ParamGroup, i: number, v: T.Tensor, flat: T.Tensor): void {
+    const p = g.params[i]!;
+    if (!g.perParam) {
+      T.copy_(flat.narrow(0, g.offsets[i]!, p.numel), v.reshape(-1));
+      return;
+    }
+    const N = g.group.size, c = g.perParam.sizes[i]!;
+    T.scope(() => {
+      let src = v.reshape(-1);
+      if (c * N > p.numel) src = T.cat([src, T.zeros([c * N - p.numel], { dtype: src.dtype, device: src.device })], 0);
+      T.copy_(flat.reshape(N, g.chunk).narrow(1, g.perParam!.partOffsets[i]!, c), src.reshape(N, c));
+    });
+  }
+
+  /** Parameter i's values (its shape) out of `flat`, a buffer of the group's flat space. */
+  private take(g: ParamGroup, i: number, flat: T.Tensor): T.Tensor {
+    const p = g.params[i]!;
+    if (!g.perParam) return flat.narrow(0, g.offsets[i]!, p.numel).reshape(...p.shape);
+    const N = g.group.size, c = g.perParam.sizes[i]!;
+    return T.contiguous(flat.reshape(N, g.chunk).narrow(1, g.perParam.partOffsets[i]!, c)).reshape(-1).narrow(0, 0, p.numel).reshape(...p.shape);
   }
 
   /** Gradient buckets per parameter group when reduction overlaps backward (else null). */
@@ -126,6 +241,8 @@ export class ZeroOptimizer {
   /** This rank's partition [lo, hi) of a group's flat space (clipped to the parameters). */
   private range(g: ParamGroup): { lo: number; hi: number } {
     const r = g.group.rank;
+    // stage 3's flat space is [size, chunk] with every parameter padded: nothing to clip
+    if (g.perParam) return { lo: r * g.chunk, hi: (r + 1) * g.chunk };
     return { lo: Math.min(g.numel, r * g.chunk), hi: Math.min(g.numel, (r + 1) * g.chunk) };
   }
 
@@ -145,7 +262,7 @@ export class ZeroOptimizer {
       const out = T.zeros([g.chunk * g.group.size], { dtype: g.params[0]!.dtype, device: g.params[0]!.device });
       g.params.forEach((p, i) => {
         const v = f(p);
-        if (v) T.copy_(out.narrow(0, g.offsets[i]!, p.numel), v.reshape(-1));
+        if (v) this.place(g, i, v, out);
       });
       return out;
     });
@@ -182,7 +299,7 @@ export class ZeroOptimizer {
 
   /**
    * Sums every group's gradients over its group and multiplies them by `scale`: into the
-   * parameters' `.grad` (stage 0) or into this rank's partition's `.grad` (stages 1, 2).
+   * parameters' `.grad` (stage 0) or into this rank's partition's `.grad` (stages 1, 2, 3).
    */
   reduceGradients(scale: number): void {
     for (const g of this.paramGroups) {
@@ -192,7 +309,7 @@ export class ZeroOptimizer {
         for (const p of g.params) p.zeroGrad();
         g.shard!.zeroGrad();
         g.shard!.grad = T.keep(part);
-      } else if (this.stage === 2) {
+      } else if (this.stage >= 2) {
         // reduce-scatter: this rank receives only its partition of the summed gradients
         T.noGrad(() => {
           const flat = this.flatten(g, (p) => p.grad);
@@ -249,7 +366,11 @@ export class ZeroOptimizer {
       for (const g of this.paramGroups) {
         const local = [0, 0];
         const sq = (x: T.Tensor) => T.sum(T.mul(x, x)).item();
-        if (g.shard) {
+        if (g.shard && g.perParam) {
+          // stage 3: parameter i's block is [partOffsets[i], + sizes[i]) (its padding holds zeros)
+          const grad = g.shard.grad, pp = g.perParam;
+          if (grad) g.params.forEach((p, i) => (local[p.tags.tensorParallel ? 1 : 0] += sq(grad.narrow(0, pp.partOffsets[i]!, pp.sizes[i]!))));
+        } else if (g.shard) {
           const grad = g.shard.grad;
           if (grad) {
             const { lo, hi } = this.range(g);
@@ -287,9 +408,18 @@ export class ZeroOptimizer {
     }
   }
 
-  /** Steps the optimiser and gathers the updated partitions back into the parameters. */
+  /**
+   * Steps the optimiser and gathers the updated partitions back into the parameters (stage 3:
+   * into the parameters kept whole; the partitioned ones are gathered when next used).
+   */
   step(): void {
     this.optimizer.step();
+    if (this.stage === 3) {
+      this.releaseParams(this.partitioned);
+      this.gatherInto([...this.placement.keys()].filter((p) => !this.partitioned.has(p)));
+      this.zeroGrad();
+      return;
+    }
     for (const g of this.paramGroups) {
       if (!g.shard) continue;
       T.noGrad(() => {
@@ -364,7 +494,7 @@ export class ZeroOptimizer {
     if (!keys.length) return out;
     g.params.forEach((p, i) => {
       const rec: Record<string, T.Tensor | number> = { ...scalars };
-      for (const k of keys) rec[k] = fulls[k]!.narrow(0, g.offsets[i]!, p.numel).reshape(...p.shape);
+      for (const k of keys) rec[k] = this.take(g, i, fulls[k]!);
       out.set(g.names[i]!, rec);
     });
     return out;
@@ -376,7 +506,13 @@ export class ZeroOptimizer {
     T.noGrad(() => {
       for (const g of this.paramGroups) {
         const states = this.perParamState(g);
-        g.params.forEach((p, i) => s.params.push([g.names[i]!, this.toGlobal(g, p, p)]));
+        // stage 3: the values from the partitions (partitioned parameters hold none between uses)
+        let values: T.Tensor | null = null;
+        if (g.perParam) {
+          values = T.empty([g.chunk * g.group.size], { dtype: g.shard!.dtype, device: g.shard!.device });
+          g.group.allGatherIntoTensor(values, g.shard!);
+        }
+        g.params.forEach((p, i) => s.params.push([g.names[i]!, this.toGlobal(g, p, values ? this.take(g, i, values) : p)]));
         // optimiser tensors: the same keys on every rank (a step has happened everywhere or nowhere)
         g.names.forEach((name, i) => {
           const st = states.get(name);
@@ -399,14 +535,22 @@ export class ZeroOptimizer {
   loadGlobalState(get: (name: string) => T.Tensor | null, optimizerKeys: (name: string) => string[], scalars: Record<string, Record<string, number>>, where: string): void {
     T.noGrad(() => {
       for (const g of this.paramGroups) {
+        // stage 3: the loaded values go into the partitions (through a full flat buffer)
+        const values = g.perParam ? T.zeros([g.chunk * g.group.size], { dtype: g.params[0]!.dtype, device: g.params[0]!.device }) : null;
         g.params.forEach((p, i) => {
           const name = g.names[i]!;
           const v = get(name);
           if (!v) throw new Error(`${where} has no parameter '${name}'`);
           const local = this.toLocal(g, p, v, `${where}: '${name}'`);
           if (local.shape.join() !== p.shape.join()) throw new Error(`${where}: '${name}' is [${local.shape}] there (this rank's part), the model has [${p.shape}]`);
-          T.copy_(p, local);
+          if (values) this.place(g, i, local, values);
+          if (!this.partitioned.has(p)) T.copy_(p, local);
         });
+        if (values) {
+          this.releaseParams(g.params); // a gathered copy would be stale
+          T.copy_(g.shard!, values.narrow(0, g.group.rank * g.chunk, g.chunk));
+          values.dispose();
+        }
         if (!g.shard) {
           g.params.forEach((p, i) => {
             const name = g.names[i]!;
@@ -425,13 +569,14 @@ export class ZeroOptimizer {
             const full = T.zeros([g.chunk * g.group.size], { dtype: g.params[0]!.dtype, device: g.params[0]!.device });
             g.params.forEach((p, i) => {
               const v = get(`${g.names[i]!}::${k}`);
-              if (v) T.copy_(full.narrow(0, g.offsets[i]!, p.numel), this.toLocal(g, p, v, `${where}: '${g.names[i]!}::${k}'`).reshape(-1));
+              if (v) this.place(g, i, this.toLocal(g, p, v, `${where}: '${g.names[i]!}::${k}'`), full);
             });
             st[k] = T.keep(T.contiguous(full.narrow(0, g.group.rank * g.chunk, g.chunk)));
             full.dispose();
           }
           this.optimizer.state.set(g.shard, st);
         }
+        if (g.perParam) continue; // stage 3: loaded above
         // the partition's values follow the loaded parameters
         const lo = g.group.rank * g.chunk;
         T.fill_(g.shard, 0);

@@ -11,7 +11,7 @@ function train(nproc: number, config: object, steps = 5) {
   });
   const out = `${r.stdout}\n${r.stderr}`;
   expect(r.status, out).toBe(0);
-  const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; maxDiff: number; stateBytes: number; numel: number; steps: number; freed: boolean; buckets: number[] | null; gradsHeld: number; skipped: number });
+  const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; maxDiff: number; stateBytes: number; numel: number; steps: number; freed: boolean; buckets: number[] | null; gradsHeld: number; skipped: number; released: number; stillReleased: number; params: number; probes: [string, number][] });
   expect(rows.length, out).toBe(nproc);
   for (const r of rows) expect(r.freed, 'engine.destroy() frees the optimiser state and the parameters').toBe(true);
   return rows;
@@ -38,6 +38,37 @@ describe('engine: data parallel and ZeRO give the single-process result', () => 
       });
     }
   }
+
+  // ZeRO-3: the parameters are partitioned as well; the full tensors exist only around their module
+  for (const n of [2, 4]) {
+    test(`world ${n}, ZeRO-3, 5 steps: parameters match 1 process; full weights held only by the module running; Adam state is 1/N of each parameter`, () => {
+      const rows = train(n, { ...base, zero_optimization: { stage: 3, stage3_param_persistence_threshold: 0 } });
+      for (const r of rows) {
+        expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(2e-5);
+        // every parameter freed between steps, back to freed after gatheredParameters
+        expect([r.released, r.stillReleased]).toEqual([r.params, r.params]);
+        // at the probe (between the two linears) neither linear's weight is held, forward or backward
+        expect(r.probes.length).toBe(10);
+        for (const [phase, held] of r.probes) expect(held, `${phase}`).toBe(0);
+        // per-parameter partitions: Adam's 2 moments of ⌈numel_p / N⌉ elements of each parameter
+        expect(r.stateBytes).toBe(2 * [8 * 15, 15, 15 * 4, 4].reduce((a, k) => a + Math.ceil(k / n), 0) * 4);
+      }
+    });
+  }
+  test('world 4, ZeRO-3 with SGD momentum, accumulation 2 and clipping: parameters match', () => {
+    const rows = train(4, { train_batch_size: 8, gradient_accumulation_steps: 2, gradient_clipping: 0.5, optimizer: { type: 'SGD', params: { lr: 0.1, momentum: 0.9 } }, zero_optimization: { stage: 3, stage3_param_persistence_threshold: 0 } });
+    for (const r of rows) expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(2e-5);
+  });
+  test('ZeRO-3 keeps parameters under stage3_param_persistence_threshold whole (the default 1e5 keeps this small model whole)', () => {
+    for (const r of train(2, { ...base, zero_optimization: { stage: 3 } })) {
+      expect(r.maxDiff).toBeLessThan(2e-5);
+      expect(r.released).toBe(0);
+    }
+    for (const r of train(2, { ...base, zero_optimization: { stage: 3, stage3_param_persistence_threshold: 17 } })) {
+      expect(r.maxDiff).toBeLessThan(2e-5);
+      expect(r.released).toBe(2); // the two weights (120 and 60 elements); the biases (15, 4) stay
+    }
+  });
 
   // SGD moves by the gradient itself (Adam is blind to its scale): catches a wrong averaging
   for (const stage of [0, 1, 2] as const) {

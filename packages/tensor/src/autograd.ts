@@ -14,6 +14,11 @@ export type BackwardFn = (grad: Tensor) => (Tensor | null)[];
 
 export class Node {
   released = false;
+  /**
+   * Called just before this node's backward runs (a module's pre-backward hook: ZeRO-3 gathers
+   * the module's partitioned parameters there). Add with `addPreHook`.
+   */
+  preHooks: (() => void)[] | undefined;
   /** Storage versions of `saved` when recorded: an in-place write since then is an error. */
   readonly savedVersions: number[];
   /** The profiler range the forward ran in (null when not profiling): its backward is booked there. */
@@ -25,6 +30,10 @@ export class Node {
     public saved: Tensor[] = [],
   ) {
     this.savedVersions = saved.map((t) => t.storage.version);
+  }
+
+  addPreHook(fn: () => void): void {
+    (this.preHooks ??= []).push(fn);
   }
 }
 
@@ -170,6 +179,9 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, opts: Backwa
     const node = t.gradFn!;
     const g = grads.get(t);
     grads.delete(t);
+    // pre-hooks run whether or not a gradient reached the node: they may be collectives, which
+    // every rank must run alike
+    if (node.preHooks) for (const h of node.preHooks) h();
     if (g) {
       // In a scope of its own: what a backward rule makes besides the gradients it returns
       // (contiguous copies, transposes, partial products) is freed now, not at the end of the

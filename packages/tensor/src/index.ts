@@ -8,7 +8,7 @@ export { Tensor, contiguousStrides, shapeNumel, type Shape } from './tensor.js';
 export { type DType, DTYPES, dtypeSize, promoteTypes, isFloating, isHalf, type TypedArray } from './dtype.js';
 export { autocast, autocastDType, type AutocastDType } from './autocast.js';
 export { cudaAvailable, normalizeDevice, type Device } from './device.js';
-export { memory, emptyCache, type MemoryReport } from './storage.js';
+export { memory, emptyCache, resetPeakMemory, type MemoryReport } from './storage.js';
 export { flopCount } from './backend/flops.js';
 export { profile, recordFunction, isProfiling, currentRange, profileByFamily, type ProfileRow, type ProfileResult } from './profiler.js';
 export { scope, tidy, keep, scopeDepth } from './scope.js';

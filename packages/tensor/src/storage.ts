@@ -11,13 +11,48 @@ export class Storage {
   private view: ArrayBuffer | undefined;
   /** Whether V8 was told about these bytes (gcOwned). */
   private gcReported = false;
+  /** Why the bytes are gone while the storage lives on (releaseData), or null. */
+  private releasedWhy: string | null = null;
 
   constructor(
-    readonly handle: number,
+    private _handle: number,
     readonly nbytes: number,
     readonly device: string,
     readonly deviceCode: number,
   ) {}
+
+  /** The native allocation. Throws, saying why, while the bytes are released (releaseData). */
+  get handle(): number {
+    if (this.releasedWhy !== null) throw new Error(this.releasedWhy);
+    return this._handle;
+  }
+
+  /** Whether the bytes are released (releaseData) and not yet restored. */
+  get dataReleased(): boolean {
+    return this.releasedWhy !== null;
+  }
+
+  /**
+   * Frees the bytes but keeps the storage (and every tensor on it) alive, as ZeRO-3 frees a
+   * partitioned parameter's full tensor between uses; any use until `restoreData` throws `why`.
+   */
+  releaseData(why: string): void {
+    if (this.releasedWhy !== null || this.refs === 0) return;
+    if (this.gcReported) {
+      native.adjustExternal(-this.nbytes);
+      this.gcReported = false;
+    }
+    native.free(this._handle, this.view);
+    this.view = undefined;
+    this.releasedWhy = why;
+  }
+
+  /** Allocates the bytes again after releaseData (contents undefined: the caller fills them). */
+  restoreData(): void {
+    if (this.releasedWhy === null) return;
+    this._handle = native.alloc(this.deviceCode, this.nbytes);
+    this.releasedWhy = null;
+  }
 
   static allocate(nbytes: number, device: string, deviceCode: number): Storage {
     return new Storage(native.alloc(deviceCode, nbytes), nbytes, device, deviceCode);
@@ -49,7 +84,7 @@ export class Storage {
   release(): void {
     if (--this.refs === 0) {
       if (this.gcReported) native.adjustExternal(-this.nbytes);
-      native.free(this.handle, this.view);
+      if (this.releasedWhy === null) native.free(this._handle, this.view);
     }
   }
 }
@@ -63,6 +98,11 @@ export interface MemoryReport {
 /** Live and peak bytes per device, as counted by the addon. */
 export function memory(): MemoryReport {
   return native.memory();
+}
+
+/** From now on `memory()`'s peaks start at the live bytes (torch.cuda.reset_peak_memory_stats), e.g. to measure one step. */
+export function resetPeakMemory(): void {
+  native.resetPeakMemory();
 }
 
 /**

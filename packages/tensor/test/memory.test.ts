@@ -296,3 +296,56 @@ describe('garbage collection of forgotten tensors (external memory reported to V
     expect(out.leakPeakLiveMiB).toBeLessThan(2048);
   });
 });
+
+describe('Storage.releaseData / restoreData (what ZeRO-3 does to a partitioned parameter) and resetPeakMemory', () => {
+  it('frees the bytes while the tensor lives; any use throws the given reason; restore allocates again; dispose after release frees nothing twice', () => {
+    const w = T.keep(T.randn([256, 256]));
+    const bytes = 256 * 256 * 4;
+    const before = live();
+    w.storage.releaseData("'w' is partitioned");
+    expect(w.storage.dataReleased).toBe(true);
+    expect(live()).toBe(before - bytes);
+    expect(() => T.scope(() => T.add(w, 1))).toThrow("'w' is partitioned"); // (the scope frees the output add made before it read w)
+    expect(() => w.dataSync()).toThrow("'w' is partitioned");
+    w.storage.releaseData('again'); // idempotent
+    w.storage.restoreData();
+    expect(live()).toBe(before);
+    T.noGrad(() => T.fill_(w, 2));
+    expect(T.scope(() => T.sum(w).item())).toBe(2 * 256 * 256);
+    w.storage.releaseData('released before dispose');
+    w.dispose();
+    expect(live()).toBe(before - bytes);
+  });
+
+  it('resetPeakMemory starts the peak at the live bytes; the peak then follows the next allocations', () => {
+    T.scope(() => T.zeros([1 << 20]));
+    T.resetPeakMemory();
+    const m = T.memory().cpu;
+    expect(m.peak).toBe(m.live);
+    const t = T.zeros([1 << 18]);
+    expect(T.memory().cpu.peak).toBe(m.live + (1 << 20));
+    t.dispose();
+  });
+});
+
+describe('autograd node pre-hooks', () => {
+  it('run just before their node backward, also when no gradient reaches it', () => {
+    const order: string[] = [];
+    const x = T.randn([3], { requiresGrad: true });
+    const a = T.customOp('a', [x], () => T.mul(x, 2), (g) => (order.push('a backward'), [T.mul(g, 2)]));
+    const b = T.customOp('b', [a], () => T.mul(a, 3), (g) => (order.push('b backward'), [T.mul(g, 3)]));
+    a.gradFn!.addPreHook(() => order.push('a pre-hook'));
+    b.gradFn!.addPreHook(() => order.push('b pre-hook'));
+    T.sum(b).backward();
+    expect(order).toEqual(['b pre-hook', 'b backward', 'a pre-hook', 'a backward']);
+    expect(Array.from(x.grad!.dataSync())).toEqual([6, 6, 6]);
+    // a node whose backward returns no gradient for its input: the input's node still runs its pre-hook
+    const seen: string[] = [];
+    const y = T.randn([2], { requiresGrad: true });
+    const c = T.customOp('c', [y], () => T.mul(y, 1), () => [null]);
+    c.gradFn!.addPreHook(() => seen.push('c'));
+    const d = T.customOp('d', [c], () => T.mul(c, 1), () => [null]);
+    T.sum(d).backward();
+    expect(seen).toEqual(['c']);
+  });
+});

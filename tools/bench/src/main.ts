@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * vlmoe benchmarks: `npm run bench -- <name>` with name in gemm | ops | train-step | data | moe | model | comm | parallel | all.
+ * vlmoe benchmarks: `npm run bench -- <name>` with name in gemm | ops | train-step | data | moe | model | comm | parallel | zero | all.
  * Each prints a table and writes tools/bench/results/<name>.json. VLMOE_BENCH_QUICK=1
  * runs smaller sizes (a smoke run, not for reporting).
  */
@@ -13,9 +13,10 @@ import { benchModel, modelChild } from './model.js';
 import { benchMoe } from './moe.js';
 import { benchOps } from './ops.js';
 import { benchParallel, parallelChild } from './parallel.js';
+import { benchZero, zeroChild } from './zero.js';
 import { benchTrainStep, trainStepChild } from './train_step.js';
 
-const benches: Record<string, () => void | Promise<void>> = { gemm: benchGemm, ops: benchOps, 'train-step': benchTrainStep, data: benchData, moe: benchMoe, model: benchModel, comm: benchComm, parallel: benchParallel };
+const benches: Record<string, () => void | Promise<void>> = { gemm: benchGemm, ops: benchOps, 'train-step': benchTrainStep, data: benchData, moe: benchMoe, model: benchModel, comm: benchComm, parallel: benchParallel, zero: benchZero };
 
 if (process.argv[2] === 'gemm-blas-child') {
   gemmBlasChild(JSON.parse(process.argv[3]!));
@@ -27,6 +28,10 @@ if (process.argv[2] === 'model-child') {
 }
 if (process.argv[2] === 'parallel-child') {
   await parallelChild(JSON.parse(process.argv[3]!));
+  process.exit(0);
+}
+if (process.argv[2] === 'zero-child') {
+  zeroChild(JSON.parse(process.argv[3]!));
   process.exit(0);
 }
 if (process.argv[2] === 'train-step-child') {

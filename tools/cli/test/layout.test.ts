@@ -85,10 +85,12 @@ describe('vlmoe pretrain: N ranks with expert parallelism and ZeRO = one process
   });
   for (const backend of ['shm', 'mpi'] as const) {
     for (const { nproc, ep } of layouts) {
-      test.skipIf(backend === 'mpi' && !mpiReady)(`${backend}: ${nproc} ranks, EP ${ep}, ZeRO 0 / 1 / 2`, () => {
-        for (const stage of [0, 1, 2]) {
+      // ZeRO-3 on shm (every parameter partitioned: no persistence threshold)
+      const stages = backend === 'shm' ? [0, 1, 2, 3] : [0, 1, 2];
+      test.skipIf(backend === 'mpi' && !mpiReady)(`${backend}: ${nproc} ranks, EP ${ep}, ZeRO ${stages.join(' / ')}`, () => {
+        for (const stage of stages) {
           const name = `${backend}-${nproc}r-ep${ep}-z${stage}`;
-          pretrain(name, nproc, backend, { expert_parallel_size: ep, zero_optimization: { stage } });
+          pretrain(name, nproc, backend, { expert_parallel_size: ep, zero_optimization: { stage, ...(stage === 3 ? { stage3_param_persistence_threshold: 0 } : {}) } });
           expectSameRun(name);
         }
       }, 600_000);
@@ -105,9 +107,10 @@ describe('vlmoe pretrain: N ranks with expert parallelism and ZeRO = one process
     ['tp2-ep2-z2', 4, { tensor_parallel_size: 2, expert_parallel_size: 2, zero_optimization: { stage: 2 } }, etp],
     // whole experts, each rank running them on its block of the tokens: partitions over expert-data × tensor ranks
     ['tp2-z2', 2, { tensor_parallel_size: 2, zero_optimization: { stage: 2 } }, {}],
+    ['tp2-ep2-z3', 4, { tensor_parallel_size: 2, expert_parallel_size: 2, zero_optimization: { stage: 3, stage3_param_persistence_threshold: 0 } }, etp],
   ];
   for (const backend of ['shm', 'mpi'] as const) {
-    test.skipIf(backend === 'mpi' && !mpiReady)(`${backend}: tensor parallel 2 — ${backend === 'mpi' ? '4 ranks with EP 2, expert tensor parallelism and ZeRO-2' : '2 ranks; 4 ranks with DP 2, with EP 2, with EP 2 and expert tensor parallelism, with both and ZeRO-2; 2 ranks with ZeRO-2'}`, () => {
+    test.skipIf(backend === 'mpi' && !mpiReady)(`${backend}: tensor parallel 2 — ${backend === 'mpi' ? '4 ranks with EP 2, expert tensor parallelism and ZeRO-2' : '2 ranks; 4 ranks with DP 2, with EP 2, with EP 2 and expert tensor parallelism, with both and ZeRO-2 / ZeRO-3; 2 ranks with ZeRO-2'}`, () => {
       for (const [layout, nproc, engine, moe] of backend === 'mpi' ? tpLayouts.slice(4, 5) : tpLayouts) {
         const name = `${backend}-${nproc}r-${layout}`;
         pretrain(name, nproc, backend, engine, moe);

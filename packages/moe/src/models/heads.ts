@@ -47,6 +47,8 @@ export function rankGather(dp: ProcessGroup | null): ITCGather | undefined {
 }
 
 export class ITCHead extends T.nn.Module {
+  /** `logits` (called by `loss`) reads logitScale: ZeRO-3 gathers it there too. */
+  static readonly zero3Entries = ['logits'];
   imageProj: T.nn.Linear;
   textProj: T.nn.Linear;
   logitScale: T.nn.Parameter;

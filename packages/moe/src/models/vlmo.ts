@@ -156,8 +156,7 @@ export class VLMo extends T.nn.Module implements TensorParallelModule {
     if (Lt > this.config.maxTextLen) throw new Error(`VLMo: text of ${Lt} tokens is longer than maxTextLen ${this.config.maxTextLen}`);
     const tok = this.textEmbed.forward(ids);
     const pos = this.textPos.narrow(0, 0, Lt);
-    const type = this.typeEmbed.weight.narrow(0, 0, 1);
-    return T.add(T.add(tok, pos), type);
+    return T.add(T.add(tok, pos), this.typeRow(0));
   }
 
   private embedImage(image: T.Tensor, type: number): T.Tensor {
@@ -168,7 +167,12 @@ export class VLMo extends T.nn.Module implements TensorParallelModule {
     const patches = this.patchEmbed.forward(image.dtype === c.dtype ? image : T.cast(image, c.dtype));
     const cls = this.imageCls.expand(B, 1, c.dim);
     const seq = T.cat([cls, patches], 1);
-    return T.add(T.add(seq, this.imagePos), this.typeEmbed.weight.narrow(0, type, 1));
+    return T.add(T.add(seq, this.imagePos), this.typeRow(type));
+  }
+
+  /** The token-type embedding of `type`, [1, 1, d], through the embedding's forward (so ZeRO-3 gathers its table there). */
+  private typeRow(type: number): T.Tensor {
+    return this.typeEmbed.forward(T.tensor([[type]], { dtype: 'int64', device: this.typeEmbed.weight.device }));
   }
 
   forward(input: VLMoInput): VLMoOutput {

@@ -122,6 +122,12 @@ Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value ResetPeakMemory(const Napi::CallbackInfo& info) {
+  storage_reset_peak(kCpu);
+  for (int d = 0; d <= storage_max_device(); ++d) storage_reset_peak(d);
+  return info.Env().Undefined();
+}
+
 Napi::Value Memory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto pack = [&](const MemStats& s) {
@@ -154,6 +160,7 @@ void register_memory(Napi::Env env, Napi::Object exports) {
   exports.Set("synchronize", Napi::Function::New(env, Synchronize, "synchronize"));
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache, "emptyCache"));
   exports.Set("memory", Napi::Function::New(env, Memory, "memory"));
+  exports.Set("resetPeakMemory", Napi::Function::New(env, ResetPeakMemory, "resetPeakMemory"));
 }
 
 }  // namespace vlmoe

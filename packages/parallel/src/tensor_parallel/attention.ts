@@ -20,6 +20,8 @@ import { ColumnParallelLinear, RowParallelLinear, tensorParallelParameter } from
 import { copyToTensorParallelRegion } from './mappings.js';
 
 export class ParallelSelfAttention extends T.nn.Module {
+  /** Its forward applies qkv's weight with its own biases: ZeRO-3 gathers its whole subtree for it. */
+  static readonly zero3Leaf = true;
   qkv: ColumnParallelLinear;
   qBias: T.nn.Parameter | null = null;
   vBias: T.nn.Parameter | null = null;

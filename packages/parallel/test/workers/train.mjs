@@ -9,10 +9,32 @@ const pg = initProcessGroup();
 const W = pg.size, me = pg.rank;
 const cfg = JSON.parse(process.env.CONFIG);
 const STEPS = Number(process.env.STEPS ?? 5);
-const GLOBAL = 8, IN = 8, OUT = 4;
+// 15 hidden units: parameters of 15 elements do not split evenly over 2 or 4 ranks (ZeRO-3 pads them)
+const GLOBAL = 8, IN = 8, HIDDEN = 15, OUT = 4;
 const gas = cfg.gradient_accumulation_steps ?? 1;
 
-const model = () => new T.nn.Sequential(new T.nn.Linear(IN, 16, { generator: new T.Generator(1) }), new T.nn.GELU(), new T.nn.Linear(16, OUT, { generator: new T.Generator(2) }));
+// Probe: an identity between the layers that records, in forward and in backward, whether the
+// linears' full weights are held there (ZeRO-3 must hold neither: the first was freed after its
+// forward / its gradient, the second is gathered only for its own forward / backward).
+const probes = [];
+class Probe extends T.nn.Module {
+  constructor(seq) {
+    super();
+    this._seq = seq;
+  }
+  held() {
+    return [this._seq[0].weight, this._seq[3].weight].filter((w) => !w.storage.dataReleased).length;
+  }
+  forward(x) {
+    probes.push(['forward', this.held()]);
+    return T.customOp('probe', [x], () => x.detach(), (g) => (probes.push(['backward', this.held()]), [g]));
+  }
+}
+const model = () => {
+  const layers = [new T.nn.Linear(IN, HIDDEN, { generator: new T.Generator(1) }), new T.nn.GELU()];
+  layers.push(new Probe(layers), new T.nn.Linear(HIDDEN, OUT, { generator: new T.Generator(2) }));
+  return new T.nn.Sequential(...layers);
+};
 const batch = (step) => ({
   x: T.randn([GLOBAL, IN], { generator: new T.Generator(1000 + step) }),
   y: T.randn([GLOBAL, OUT], { generator: new T.Generator(2000 + step) }),
@@ -56,14 +78,19 @@ for (let s = 0; s < STEPS; s++) {
 }
 let maxDiff = 0;
 const a = ref.parameters(), b = engine.module.parameters();
-a.forEach((p, i) => {
+// parameters whose full tensor is freed between steps (ZeRO-3)
+const released = b.filter((p) => p.storage.dataReleased).length;
+engine.gatheredParameters(() => a.forEach((p, i) => {
   const x = p.dataSync(), y = b[i].dataSync();
   for (let j = 0; j < x.length; j++) maxDiff = Math.max(maxDiff, Math.abs(x[j] - y[j]) / (1 + Math.abs(x[j])));
-});
+}));
+const stillReleased = b.filter((p) => p.storage.dataReleased).length;
 const numel = a.reduce((n, p) => n + p.numel, 0);
 const steps = engine.globalSteps;
 const buckets = engine.overlapBuckets;
 engine.destroy();
 const freed = engine.optimizerStateBytes() === 0 && b.every((p) => p.disposed);
-console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed, buckets, gradsHeld, skipped: engine.skippedSteps }));
+// the engine's probe records (the reference's come first: it ran the same model alone)
+const engineProbes = probes.slice(2 * STEPS);
+console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed, buckets, gradsHeld, skipped: engine.skippedSteps, released, stillReleased, params: b.length, probes: engineProbes }));
 pg.destroy();

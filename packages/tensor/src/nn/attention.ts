@@ -25,6 +25,8 @@ export interface AttentionOptions extends DeviceOptions, InitOptions {
 }
 
 export class MultiheadSelfAttention extends Module {
+  /** Its forward applies qkv's weight with its own biases: ZeRO-3 gathers its whole subtree for it (a z3 leaf module). */
+  static readonly zero3Leaf = true;
   qkv: Linear;
   qBias: Parameter | null = null;
   vBias: Parameter | null = null;

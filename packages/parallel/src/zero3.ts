@@ -1,0 +1,124 @@
+/**
+ * ZeRO stage 3's parameter coordinator (DeepSpeed's PartitionedParameterCoordinator, without
+ * prefetch): the ZeRO optimizer keeps every large parameter as per-rank partitions and frees
+ * its full tensor; this gathers a module's own partitioned parameters just before the module
+ * runs and frees them again right after —
+ *
+ * - forward: every module with partitioned parameters of its own gets its `forward` wrapped:
+ *   gather (one all-gather per parameter group), run, release;
+ * - backward: the autograd nodes of the module's outputs get a pre-hook that gathers the same
+ *   parameters before the module's backward rules run (they read the weights); a parameter is
+ *   released again as soon as its gradient is final (its post-accumulate-grad hook), and
+ *   whatever is still gathered when backward ends is released then (parameters without a
+ *   gradient, modules whose outputs went unused).
+ *
+ * A module that reads its own parameters in methods its callers call besides `forward` names
+ * them in `static zero3Entries` (the contrastive head's `logits`); they gather and release like
+ * forward (nested calls hold the parameters until the outermost returns).
+ *
+ * A module whose forward reads its children's parameters directly (attention applying its
+ * q·k·v linear's weight with its own biases) is a ZeRO-3 leaf (DeepSpeed's `z3_leaf_module`):
+ * its class has `static zero3Leaf = true` (or `setZero3LeafModules` marks instances), and it
+ * gathers its whole subtree's parameters for its forward and backward. A partitioned parameter
+ * read anywhere else throws an error naming it; `engine.gatheredParameters(fn)` runs code that
+ * needs the full parameters (DeepSpeed's `GatheredParameters`). Every rank runs the same
+ * modules in the same order, so the gathers — collectives — match across the group.
+ */
+import * as T from '@vlmoe/tensor';
+import type { ZeroOptimizer } from './zero.js';
+
+/** Adds `fn` as a pre-backward hook to the autograd nodes of the tensors in `out` (tensors, arrays, plain objects). */
+function hookOutputs(out: unknown, fn: () => void, depth = 0, seen = new Set<unknown>()): void {
+  if (depth > 4 || out === null || typeof out !== 'object' || seen.has(out)) return;
+  seen.add(out);
+  if (out instanceof T.Tensor) {
+    out.gradFn?.addPreHook(fn);
+    return;
+  }
+  if (out instanceof T.nn.Module) return;
+  for (const v of Array.isArray(out) ? out : Object.values(out)) hookOutputs(v, fn, depth + 1, seen);
+}
+
+const LEAF = Symbol('zero3Leaf');
+
+/** Whether ZeRO-3 gathers `m`'s whole subtree for its forward (see the file comment). */
+export function isZero3Leaf(m: T.nn.Module): boolean {
+  return (m as unknown as Record<symbol, boolean>)[LEAF] === true || (m.constructor as { zero3Leaf?: boolean }).zero3Leaf === true;
+}
+
+/** Marks every module of `model` that is an instance of one of `classes` as a ZeRO-3 leaf (DeepSpeed's set_z3_leaf_modules). Returns how many. */
+export function setZero3LeafModules(model: T.nn.Module, classes: readonly (abstract new (...a: never[]) => T.nn.Module)[]): number {
+  let n = 0;
+  for (const m of model.modules()) {
+    if (!classes.some((c) => m instanceof c)) continue;
+    Object.defineProperty(m, LEAF, { value: true, enumerable: false, configurable: true });
+    n++;
+  }
+  return n;
+}
+
+/** The modules whose forward gathers parameters, with the parameters each gathers: leaves take their subtree. */
+function units(m: T.nn.Module, partitioned: ReadonlySet<T.nn.Parameter>, out: [T.nn.Module, T.nn.Parameter[]][] = []): [T.nn.Module, T.nn.Parameter[]][] {
+  const leaf = isZero3Leaf(m);
+  const own = (leaf ? m.parameters() : [...m.ownParameters()].map(([, p]) => p)).filter((p) => partitioned.has(p));
+  if (own.length) out.push([m, own]);
+  if (!leaf) for (const c of m.children()) units(c, partitioned, out);
+  return out;
+}
+
+export class ParameterCoordinator {
+  private readonly undo: (() => void)[] = [];
+
+  constructor(model: T.nn.Module, private readonly zero: ZeroOptimizer) {
+    for (const [m, own] of units(model, zero.partitioned)) {
+      const gather = () => zero.gatherParams(own);
+      let depth = 0; // entries of this module on the stack (forward calling another entry)
+      const entries = ['forward', ...((m.constructor as { zero3Entries?: readonly string[] }).zero3Entries ?? [])];
+      for (const name of entries) {
+        const target = m as unknown as Record<string, (...a: unknown[]) => unknown>;
+        const original = target[name];
+        if (typeof original !== 'function') throw new Error(`ZeRO-3: ${m.constructor.name}.zero3Entries names '${name}', which is not a method`);
+        const hadOwn = Object.prototype.hasOwnProperty.call(m, name);
+        Object.defineProperty(m, name, {
+          configurable: true, writable: true, enumerable: false,
+          value: (...args: unknown[]) => {
+            if (depth++ === 0) gather();
+            let out: unknown;
+            try {
+              out = original.apply(m, args);
+            } finally {
+              if (--depth === 0) zero.releaseParams(own);
+            }
+            if (T.isGradEnabled()) hookOutputs(out, gather);
+            return out;
+          },
+        });
+        this.undo.push(() => {
+          if (hadOwn) target[name] = original;
+          else delete target[name];
+        });
+      }
+    }
+    for (const p of zero.partitioned) this.undo.push(p.registerPostAccumulateGradHook(() => zero.releaseParams([p])));
+  }
+
+  /** After a backward (also a failed one): frees every full parameter still gathered. */
+  endBackward(): void {
+    this.zero.releaseParams(this.zero.partitioned);
+  }
+
+  /** Runs `fn` with every partitioned parameter gathered (collective), then frees them. */
+  gathered<R>(fn: () => R): R {
+    this.zero.gatherParams(this.zero.partitioned);
+    try {
+      return fn();
+    } finally {
+      this.zero.releaseParams(this.zero.partitioned);
+    }
+  }
+
+  /** Unwraps the modules and removes the hooks. */
+  remove(): void {
+    for (const f of this.undo.splice(0)) f();
+  }
+}

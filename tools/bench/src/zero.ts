@@ -1,0 +1,123 @@
+/**
+ * ZeRO benchmark (issue 23): per-rank memory of one VL-MoE-small pretraining step with 16
+ * experts (top-1, fp32, AdamW, global batch 16; the tiny preset with VLMOE_BENCH_QUICK=1) at
+ * ZeRO stages 0, 1, 2 and 3 on 2 and 4 ranks (shm, 1 thread a rank, experts replicated over the
+ * ranks so that ZeRO alone partitions them), each a fresh job, in the same run:
+ *
+ * - model states per rank between steps: the live bytes of the parameters this rank holds in
+ *   full, its optimiser state and its partitions (what ZeRO divides: stage 3 must approach 1/N
+ *   of ZeRO-0's), and the ratio against ZeRO-0 at the same world size;
+ * - peak live bytes per rank during a step (T.resetPeakMemory before it: activations, gathered
+ *   parameters and gradients included);
+ * - step time (median of the timed steps). ZeRO-3 gathers every partitioned parameter again for
+ *   each use without prefetching yet, so its time is the cost of that traffic.
+ *
+ * Every rank builds the whole model before the engine partitions it (no zero.Init yet), so the
+ * process's peak since start is not the figure: the step's is.
+ */
+import * as T from '@vlmoe/tensor';
+import { VLMoPretrainer } from '@vlmoe/moe';
+import { initProcessGroup, initialize } from '@vlmoe/parallel';
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { modelBenchConfig, randomPretrainBatch } from './model.js';
+import { makeCase, median, printTable, writeResults, type Case } from './report.js';
+
+const require = createRequire(import.meta.url);
+
+export interface ZeroChildArgs {
+  stage: 0 | 1 | 2 | 3;
+  preset: 'tiny' | 'small';
+  experts: number;
+  globalBatch: number;
+  warmup: number;
+  steps: number;
+}
+
+interface ZeroResult {
+  stage: number;
+  world: number;
+  ms: number[];
+  /** Between steps: parameters held in full + optimiser state + partitions, bytes. */
+  modelStateBytes: number;
+  /** The largest step's peak live bytes (after T.resetPeakMemory before it). */
+  stepPeakBytes: number;
+  /** All live bytes between steps. */
+  liveBytes: number;
+  loss: number;
+}
+
+/** Runs on every rank: timed steps and memory; rank 0 prints one JSON line. */
+export function zeroChild(a: ZeroChildArgs): void {
+  T.setNumThreads(1);
+  const world = initProcessGroup();
+  const config = modelBenchConfig(a.preset, a.experts, 1);
+  const model = new VLMoPretrainer(config, {}, { generator: new T.Generator(0) });
+  model.train();
+  const { engine } = initialize({
+    model, processGroup: world,
+    config: { train_batch_size: a.globalBatch, optimizer: { type: 'AdamW', params: { lr: 1e-4, weight_decay: 0.01 } }, zero_optimization: { stage: a.stage, stage3_param_persistence_threshold: 0 } },
+  });
+  const local = a.globalBatch / world.size;
+  const batch = T.scope(() => {
+    const whole = randomPretrainBatch(config, a.globalBatch, new T.Generator(100));
+    return Object.fromEntries(Object.entries(whole).map(([k, t]) => [k, T.contiguous(t.narrow(0, world.rank * local, local)).keep()])) as typeof whole;
+  });
+  const ms: number[] = [];
+  let loss = 0, stepPeak = 0;
+  for (let i = 0; i < a.warmup + a.steps; i++) {
+    world.barrier();
+    T.resetPeakMemory();
+    const t0 = process.hrtime.bigint();
+    loss = T.scope(() => {
+      const out = engine.forward<[Parameters<VLMoPretrainer['forward']>[0]], ReturnType<VLMoPretrainer['forward']>>({ ...batch, generator: new T.Generator(1000 + i) });
+      engine.backward(out.loss);
+      engine.step();
+      return out.loss.item();
+    });
+    if (i >= a.warmup) {
+      ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      stepPeak = Math.max(stepPeak, T.memory().cpu.peak);
+    }
+  }
+  // model states between steps: full parameters held, optimiser state, partitions
+  let held = 0;
+  for (const p of model.parameters()) if (!p.storage.dataReleased) held += p.numel * T.dtypeSize[p.dtype];
+  const partitions = engine.zero.paramGroups.reduce((n, g) => n + (g.shard ? g.shard.numel * T.dtypeSize[g.shard.dtype] : 0), 0);
+  const res: ZeroResult = { stage: a.stage, world: world.size, ms: ms, modelStateBytes: held + engine.optimizerStateBytes() + partitions, stepPeakBytes: stepPeak, liveBytes: T.memory().cpu.live, loss };
+  if (world.rank === 0) console.log(JSON.stringify(res));
+  engine.destroy();
+  world.destroy();
+}
+
+function runJob(nproc: number, a: ZeroChildArgs): ZeroResult {
+  const launcher = require.resolve('@vlmoe/parallel').replace(/index\.js$/, 'launcher.js');
+  const main = fileURLToPath(new URL('./main.js', import.meta.url));
+  const r = spawnSync(process.execPath, [launcher, '--nproc', String(nproc), main, 'zero-child', JSON.stringify(a)], { encoding: 'utf8', maxBuffer: 1 << 24, timeout: 1_800_000 });
+  if (r.status !== 0) throw new Error(`zero bench (ZeRO-${a.stage}, ${nproc} ranks) failed (exit ${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`);
+  const line = r.stdout.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).reverse().find((l) => l.startsWith('{'));
+  if (!line) throw new Error(`zero bench (ZeRO-${a.stage}, ${nproc} ranks): no result line in\n${r.stdout}\n${r.stderr}`);
+  return JSON.parse(line) as ZeroResult;
+}
+
+export function benchZero(): void {
+  const quick = process.env.VLMOE_BENCH_QUICK === '1';
+  const base = { preset: quick ? ('tiny' as const) : ('small' as const), experts: 16, globalBatch: 16, warmup: 1, steps: quick ? 1 : 2 };
+  const mib = (b: number) => b / 2 ** 20;
+  const cases: Case[] = [];
+  const runs: ZeroResult[] = [];
+  for (const world of [2, 4]) {
+    const byStage = ([0, 1, 2, 3] as const).map((stage) => runJob(world, { ...base, stage }));
+    runs.push(...byStage);
+    const z0 = byStage[0]!;
+    for (const r of byStage.slice(1)) {
+      cases.push(makeCase(`model states per rank, ZeRO-${r.stage} vs ZeRO-0, ${world} ranks${r.stage === 3 ? ` (1/${world} = ${(1 / world).toFixed(2)})` : ''}`, 'MiB', mib(r.modelStateBytes), mib(z0.modelStateBytes), 'ZeRO-0', 'lower'));
+      cases.push(makeCase(`peak live bytes in a step per rank, ZeRO-${r.stage} vs ZeRO-0, ${world} ranks`, 'MiB', mib(r.stepPeakBytes), mib(z0.stepPeakBytes), 'ZeRO-0', 'lower'));
+      cases.push(makeCase(`step, ZeRO-${r.stage} vs ZeRO-0, ${world} ranks`, 'ms/step', median(r.ms), median(z0.ms), 'ZeRO-0', 'lower'));
+    }
+  }
+  printTable(`ZeRO, VL-MoE ${base.preset} E ${base.experts} top-1, fp32 AdamW, global batch ${base.globalBatch}, 1 thread a rank (shm), experts replicated`, cases);
+  for (const r of runs) console.log(`  ${r.world} ranks ZeRO-${r.stage}: model states ${mib(r.modelStateBytes).toFixed(1)} MiB, step peak ${mib(r.stepPeakBytes).toFixed(1)} MiB, ${median(r.ms).toFixed(0)} ms/step, loss ${r.loss.toFixed(5)}`);
+  console.log(`\nwrote ${writeResults('zero', cases, { preset: base.preset, runs })}`);
+}
