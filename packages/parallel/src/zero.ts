@@ -95,6 +95,12 @@ export class ZeroOptimizer {
   /** Stage 3: every parameter's group and index; the partitioned ones (the rest persist whole). */
   private readonly placement = new Map<T.nn.Parameter, Placement>();
   readonly partitioned = new Set<T.nn.Parameter>();
+  /**
+   * Stage 3 with overlap_comm: each parameter's gradient is reduce-scattered into its block of
+   * the partition's gradient as soon as it is final, in one fixed order on every rank (reverse
+   * parameter order, a parameter waiting for the ones before it), and freed at once.
+   */
+  private readonly s3: { order: Placement[]; ready: Set<T.nn.Parameter>; next: number; grads: Map<ParamGroup, T.Tensor>; removers: (() => void)[] } | null = null;
 
   constructor(named: [string, T.nn.Parameter][], readonly groups: ParallelGroups, o: ZeroOptions) {
     if (!named.length) throw new Error('initialize: the model has no parameters');
@@ -153,8 +159,35 @@ export class ZeroOptimizer {
       this.releaseParams(this.partitioned);
     }
     const reduces = this.paramGroups.some((g) => g.group.size > 1);
-    // stage 3 reduce-scatters after backward (no overlap yet)
     this.overlap = o.overlapComm && reduces && this.stage < 3 ? new OverlappedReducer(this.paramGroups, o.bucketElements, this.stage === 2) : null;
+    if (this.stage === 3 && o.overlapComm && reduces) {
+      const order: Placement[] = [];
+      for (const g of this.paramGroups) for (let i = g.params.length - 1; i >= 0; i--) if (g.params[i]!.requiresGrad) order.push({ g, i });
+      const s3 = { order, ready: new Set<T.nn.Parameter>(), next: 0, grads: new Map<ParamGroup, T.Tensor>(), removers: [] as (() => void)[] };
+      for (const { g, i } of order) s3.removers.push(g.params[i]!.registerPostAccumulateGradHook((p) => {
+        s3.ready.add(p as T.nn.Parameter);
+        while (s3.next < order.length && s3.ready.has(order[s3.next]!.g.params[order[s3.next]!.i]!)) this.reduceScatterParam(order[s3.next++]!);
+      }));
+      this.s3 = s3;
+    }
+  }
+
+  /** Stage 3: reduce-scatters one parameter's gradient (zeros without one) into its block of the group's partition gradient, and frees it. */
+  private reduceScatterParam({ g, i }: Placement): void {
+    const s3 = this.s3!, p = g.params[i]!, N = g.group.size, c = g.perParam!.sizes[i]!;
+    T.noGrad(() => T.scope(() => {
+      let flat = p.grad ? p.grad.reshape(-1) : T.zeros([p.numel], { dtype: p.dtype, device: p.device });
+      if (c * N > p.numel) flat = T.cat([flat, T.zeros([c * N - p.numel], { dtype: p.dtype, device: p.device })], 0);
+      const out = T.empty([c], { dtype: p.dtype, device: p.device });
+      g.group.reduceScatterTensor(out, T.contiguous(flat), 'sum');
+      let acc = s3.grads.get(g);
+      if (!acc) {
+        acc = T.keep(T.zeros([g.chunk], { dtype: p.dtype, device: p.device }));
+        s3.grads.set(g, acc);
+      }
+      T.add_(acc.narrow(0, g.perParam!.partOffsets[i]!, c), out);
+    }));
+    p.zeroGrad();
   }
 
   /**
@@ -249,11 +282,17 @@ export class ZeroOptimizer {
   /** Before a backward: on the accumulation boundary, the buckets start reducing as gradients finish. */
   beginBackward(boundary: boolean): void {
     if (boundary) this.overlap?.begin();
+    if (this.s3) {
+      this.s3.next = 0;
+      this.s3.ready.clear();
+    }
   }
 
   /** After a backward (also a failed one): buckets whose parameters got no gradient go now. */
   endBackward(boundary: boolean): void {
     if (boundary) this.overlap?.finishBackward();
+    // stage 3: every micro step's gradients go into the partitions; those still waiting go now, in order
+    if (this.s3) while (this.s3.next < this.s3.order.length) this.reduceScatterParam(this.s3.order[this.s3.next++]!);
   }
 
   /** Concatenation of f(param) for the group's params (zeros where f gives null), flat, padded to chunk · size. */
@@ -303,7 +342,14 @@ export class ZeroOptimizer {
    */
   reduceGradients(scale: number): void {
     for (const g of this.paramGroups) {
-      if (this.stage === 2 && this.overlap) {
+      if (this.s3) {
+        // stage 3: reduce-scattered parameter by parameter during backward
+        const part = this.s3.grads.get(g) ?? T.keep(T.zeros([g.chunk], { dtype: g.params[0]!.dtype, device: g.params[0]!.device }));
+        this.s3.grads.delete(g);
+        T.noGrad(() => T.mul_(part, scale));
+        g.shard!.zeroGrad();
+        g.shard!.grad = part;
+      } else if (this.stage === 2 && this.overlap) {
         // buckets were reduce-scattered during backward: this rank's partition only
         const part = this.overlap.wait(g, scale)!;
         for (const p of g.params) p.zeroGrad();
@@ -402,6 +448,10 @@ export class ZeroOptimizer {
 
   /** Drops every gradient (a skipped step). */
   zeroGrad(): void {
+    if (this.s3) {
+      for (const t of this.s3.grads.values()) t.dispose();
+      this.s3.grads.clear();
+    }
     for (const g of this.paramGroups) {
       g.shard?.zeroGrad();
       for (const p of g.params) p.zeroGrad();
@@ -591,6 +641,11 @@ export class ZeroOptimizer {
   /** Frees the optimiser state and the partitions. */
   destroy(): void {
     this.overlap?.dispose();
+    if (this.s3) {
+      for (const f of this.s3.removers.splice(0)) f();
+      for (const t of this.s3.grads.values()) t.dispose();
+      this.s3.grads.clear();
+    }
     for (const st of this.optimizer.state.values()) for (const v of Object.values(st)) if (typeof v === 'object' && v) (v as T.Tensor).dispose();
     this.optimizer.state.clear();
     for (const g of this.paramGroups) {

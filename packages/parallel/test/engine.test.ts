@@ -52,9 +52,17 @@ describe('engine: data parallel and ZeRO give the single-process result', () => 
         for (const [phase, held] of r.probes) expect(held, `${phase}`).toBe(0);
         // per-parameter partitions: Adam's 2 moments of ⌈numel_p / N⌉ elements of each parameter
         expect(r.stateBytes).toBe(2 * [8 * 15, 15, 15 * 4, 4].reduce((a, k) => a + Math.ceil(k / n), 0) * 4);
+        // overlap_comm (default): each gradient reduce-scattered and freed as soon as it is final
+        expect(r.gradsHeld).toBe(0);
       }
     });
   }
+  test('world 2, ZeRO-3 without overlap_comm: gradients reduce-scattered after backward, the same parameters', () => {
+    for (const r of train(2, { ...base, zero_optimization: { stage: 3, stage3_param_persistence_threshold: 0, overlap_comm: false } })) {
+      expect(r.maxDiff).toBeLessThan(2e-5);
+      expect(r.gradsHeld).toBe(r.numel);
+    }
+  });
   test('world 4, ZeRO-3 with SGD momentum, accumulation 2 and clipping: parameters match', () => {
     const rows = train(4, { train_batch_size: 8, gradient_accumulation_steps: 2, gradient_clipping: 0.5, optimizer: { type: 'SGD', params: { lr: 0.1, momentum: 0.9 } }, zero_optimization: { stage: 3, stage3_param_persistence_threshold: 0 } });
     for (const r of rows) expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(2e-5);

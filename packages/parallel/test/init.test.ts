@@ -98,7 +98,9 @@ describe('initProcessGroup and config', () => {
     expect(resolveConfig({ train_batch_size: 16, gradient_accumulation_steps: 2 }, 4)).toMatchObject({ microBatch: 2 });
     expect(() => resolveConfig({ train_batch_size: 10, train_micro_batch_size_per_gpu: 4 }, 2)).toThrow(/not divisible/);
     expect(() => resolveConfig({ train_batch_size: 8, train_micro_batch_size_per_gpu: 2, gradient_accumulation_steps: 2 }, 4)).toThrow(/!= train_micro_batch_size_per_gpu 2 × gradient_accumulation_steps 2 × world size 4/);
-    expect(() => resolveConfig({ train_batch_size: 8, zero_optimization: { stage: 3 as never } }, 1)).toThrow(/stage 3 is not supported/);
+    expect(() => resolveConfig({ train_batch_size: 8, zero_optimization: { stage: 4 as never } }, 1)).toThrow(/zero_optimization.stage must be 0, 1, 2 or 3, got 4/);
+    expect(resolveConfig({ train_batch_size: 8, zero_optimization: { stage: 3 } }, 2)).toMatchObject({ stage: 3, persistenceThreshold: 1e5 });
+    expect(() => resolveConfig({ train_batch_size: 8, zero_optimization: { stage: 3, stage3_param_persistence_threshold: -1 } }, 2)).toThrow(/stage3_param_persistence_threshold must be ≥ 0, got -1/);
     expect(() => resolveConfig({ train_batch_size: 8, expert_parallel_size: 3 }, 4)).toThrow(/expert_parallel_size 3 does not divide the world size 4/);
     expect(resolveConfig({ train_batch_size: 8, bf16: { enabled: true } }, 1)).toMatchObject({ mixedPrecision: 'bfloat16', lossScale: null });
     expect(resolveConfig({ train_batch_size: 8, fp16: { enabled: true, initial_scale_power: 8 } }, 1)).toMatchObject({ mixedPrecision: 'float16', lossScale: { initialScalePower: 8, window: 1000, hysteresis: 2, minScale: 1 } });

@@ -222,6 +222,11 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
     const tp = engine.tensorParallelReport;
     if (engine.groups.tensorParallelSize > 1)
       console.log(`tensor parallel ${engine.groups.tensorParallelSize}: ${tp.attention} attention layer(s) and ${tp.feedForward} FFN(s) split by heads / hidden units, ${tp.modules} module(s) split by their own rule (word embedding, MLM head, experts with enableExpertTensorParallelism); this rank holds ${tp.splitElements} split + ${tp.replicatedElements} replicated parameter elements`);
+    if (engine.config.stage === 3) {
+      const all = engine.module.parameters(), part = all.filter((p) => engine.zero.partitioned.has(p));
+      const el = (ps: typeof all) => ps.reduce((n, p) => n + p.numel, 0);
+      console.log(`ZeRO-3: ${part.length} of ${all.length} parameters partitioned (${el(part)} of ${el(all)} elements); ${all.length - part.length} under stage3_param_persistence_threshold ${engine.config.persistenceThreshold} kept whole on every rank`);
+    }
   }
   const losses: number[] = [];
   const save = () => engine.saveCheckpoint(ckptDir, `step${step}`, { step, loader: loader.stateDict(), generators: Object.fromEntries(Object.entries(gens).map(([k, g]) => [k, g.getState()])) });
