@@ -25,13 +25,9 @@
 import * as T from '@vlmoe/tensor';
 import { MoE, VLMoPretrainer, type VLMoConfig } from '@vlmoe/moe';
 import { createParallelGroups, initProcessGroup, initialize, type ProcessGroup } from '@vlmoe/parallel';
-import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { modelBenchConfig, randomPretrainBatch } from './model.js';
+import { modelBenchConfig } from './model.js';
+import { enginePretrainStep, localPretrainBatch, runRanks } from './ranks.js';
 import { makeCase, median, printTable, writeResults, type Case } from './report.js';
-
-const require = createRequire(import.meta.url);
 
 export interface ParallelChildArgs {
   tp: number;
@@ -120,13 +116,7 @@ export async function parallelChild(a: ParallelChildArgs): Promise<void> {
   for (const [name, p] of model.namedParameters()) if (splitNames.test(name) && !p.tags.expert) fullSplitBytes += p.numel * 4;
   const { engine } = initialize({ model, processGroup: world, groups, config: { train_batch_size: a.globalBatch, tensor_parallel_size: a.tp, optimizer: { type: 'AdamW', params: { lr: 1e-4, weight_decay: 0.01 } } } });
   const dp = engine.groups.dataParallel;
-  const local = a.globalBatch / dp.size;
-  // this data-parallel rank's rows of one global batch
-  const batch = T.scope(() => {
-    const whole = randomPretrainBatch(config, a.globalBatch, new T.Generator(100));
-    const b = Object.fromEntries(Object.entries(whole).map(([k, t]) => [k, T.contiguous(t.narrow(0, dp.rank * local, local)).keep()])) as typeof whole;
-    return b;
-  });
+  const batch = localPretrainBatch(config, a.globalBatch, dp.rank, dp.size);
   // the backbone passes of a step (for the analytic count)
   const passes: { pass: string; B: number; textLen: number; imageLen: number }[] = [];
   const bb = model.backbone;
@@ -155,12 +145,7 @@ export async function parallelChild(a: ParallelChildArgs): Promise<void> {
     tpTally.bytes = tpTally.calls = dpTally.bytes = dpTally.calls = 0;
     world.barrier();
     const t0 = process.hrtime.bigint();
-    loss = T.scope(() => {
-      const out = engine.forward<[Parameters<VLMoPretrainer['forward']>[0]], ReturnType<VLMoPretrainer['forward']>>({ ...batch, generator: new T.Generator(1000 + i) });
-      engine.backward(out.loss);
-      engine.step();
-      return out.loss.item();
-    });
+    loss = enginePretrainStep(engine, batch, i);
     ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
     const mlmPass = passes[2]!; // image, text, then the masked-text fused pass (VLMoPretrainer.losses)
     analytic = a.tp > 1 && !a.etp ? analyticBytes(r as never, moeBlocks, passes, mlmPass.B * mlmPass.textLen, moeRows, a.tp) : 0;
@@ -180,13 +165,7 @@ export async function parallelChild(a: ParallelChildArgs): Promise<void> {
 }
 
 function runJob(a: ParallelChildArgs): ChildResult {
-  const launcher = require.resolve('@vlmoe/parallel').replace(/index\.js$/, 'launcher.js');
-  const main = fileURLToPath(new URL('./main.js', import.meta.url));
-  const r = spawnSync(process.execPath, [launcher, '--nproc', '2', main, 'parallel-child', JSON.stringify(a)], { encoding: 'utf8', maxBuffer: 1 << 24, timeout: 1_800_000 });
-  if (r.status !== 0) throw new Error(`parallel bench (TP ${a.tp}) failed (exit ${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`);
-  const line = r.stdout.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).reverse().find((l) => l.startsWith('{'));
-  if (!line) throw new Error(`parallel bench (TP ${a.tp}): no result line in\n${r.stdout}\n${r.stderr}`);
-  return JSON.parse(line) as ChildResult;
+  return runRanks<ChildResult>(2, 'parallel-child', a, `parallel bench (TP ${a.tp})`);
 }
 
 export function benchParallel(): void {

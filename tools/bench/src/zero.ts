@@ -18,13 +18,9 @@
 import * as T from '@vlmoe/tensor';
 import { VLMoPretrainer } from '@vlmoe/moe';
 import { initProcessGroup, initialize } from '@vlmoe/parallel';
-import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { modelBenchConfig, randomPretrainBatch } from './model.js';
+import { modelBenchConfig } from './model.js';
+import { enginePretrainStep, localPretrainBatch, runRanks } from './ranks.js';
 import { makeCase, median, printTable, writeResults, type Case } from './report.js';
-
-const require = createRequire(import.meta.url);
 
 export interface ZeroChildArgs {
   stage: 0 | 1 | 2 | 3;
@@ -59,23 +55,14 @@ export function zeroChild(a: ZeroChildArgs): void {
     model, processGroup: world,
     config: { train_batch_size: a.globalBatch, optimizer: { type: 'AdamW', params: { lr: 1e-4, weight_decay: 0.01 } }, zero_optimization: { stage: a.stage, stage3_param_persistence_threshold: 0 } },
   });
-  const local = a.globalBatch / world.size;
-  const batch = T.scope(() => {
-    const whole = randomPretrainBatch(config, a.globalBatch, new T.Generator(100));
-    return Object.fromEntries(Object.entries(whole).map(([k, t]) => [k, T.contiguous(t.narrow(0, world.rank * local, local)).keep()])) as typeof whole;
-  });
+  const batch = localPretrainBatch(config, a.globalBatch, world.rank, world.size);
   const ms: number[] = [];
   let loss = 0, stepPeak = 0;
   for (let i = 0; i < a.warmup + a.steps; i++) {
     world.barrier();
     T.resetPeakMemory();
     const t0 = process.hrtime.bigint();
-    loss = T.scope(() => {
-      const out = engine.forward<[Parameters<VLMoPretrainer['forward']>[0]], ReturnType<VLMoPretrainer['forward']>>({ ...batch, generator: new T.Generator(1000 + i) });
-      engine.backward(out.loss);
-      engine.step();
-      return out.loss.item();
-    });
+    loss = enginePretrainStep(engine, batch, i);
     if (i >= a.warmup) {
       ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
       stepPeak = Math.max(stepPeak, T.memory().cpu.peak);
@@ -92,13 +79,7 @@ export function zeroChild(a: ZeroChildArgs): void {
 }
 
 function runJob(nproc: number, a: ZeroChildArgs): ZeroResult {
-  const launcher = require.resolve('@vlmoe/parallel').replace(/index\.js$/, 'launcher.js');
-  const main = fileURLToPath(new URL('./main.js', import.meta.url));
-  const r = spawnSync(process.execPath, [launcher, '--nproc', String(nproc), main, 'zero-child', JSON.stringify(a)], { encoding: 'utf8', maxBuffer: 1 << 24, timeout: 1_800_000 });
-  if (r.status !== 0) throw new Error(`zero bench (ZeRO-${a.stage}, ${nproc} ranks) failed (exit ${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`);
-  const line = r.stdout.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).reverse().find((l) => l.startsWith('{'));
-  if (!line) throw new Error(`zero bench (ZeRO-${a.stage}, ${nproc} ranks): no result line in\n${r.stdout}\n${r.stderr}`);
-  return JSON.parse(line) as ZeroResult;
+  return runRanks<ZeroResult>(nproc, 'zero-child', a, `zero bench (ZeRO-${a.stage}, ${nproc} ranks)`);
 }
 
 export function benchZero(): void {
