@@ -34,8 +34,9 @@
  *   parameter of at least `stage3_param_persistence_threshold` elements (DeepSpeed's
  *   per-parameter partitions; smaller ones stay whole) and their full tensors are freed; a
  *   module's are gathered just before its forward and again before its backward, and freed
- *   right after (zero3.ts). Gradients are reduce-scattered after backward, as in stage 2
- *   without overlap; `gatheredParameters(fn)` runs code that needs the full parameters.
+ *   right after (zero3.ts). With overlap_comm each gradient is reduce-scattered into its
+ *   partition block as soon as it is final and freed (zero.ts); `gatheredParameters(fn)` runs
+ *   code that needs the full parameters.
  * - Gradient clipping by the global norm over all parameters (expert partitions, ZeRO
  *   partitions and tensor-parallel shards included exactly once, replicated ones once).
  * - Checkpoints by global parameter name, global expert index and full (unsplit) tensors

@@ -20,6 +20,11 @@
  *   partitions are all-gathered back into the parameters.
  * - Stage 2: as stage 1, and the gradients are reduce-scattered, so a rank only ever
  *   receives its partition's gradient.
+ * - Stage 3: every parameter is partitioned on its own (rank r holds block r of each, padded:
+ *   `perParam`), the full tensors of those above the persistence threshold are freed, and
+ *   `gatherParams` / `releaseParams` bring them back around each module (zero3.ts drives
+ *   them); with `overlapComm` each gradient is reduce-scattered into its block as soon as it
+ *   is final and freed; `step` gathers nothing back but the parameters kept whole.
  * - With `overlapComm` the buckets are reduced during backward (overlap.ts).
  * - Global layout (checkpoints): every parameter by name, expert tensors with all E experts
  *   (gathered over the expert-parallel group), tensor-parallel shards put back together
