@@ -121,12 +121,12 @@ describe('engine: data parallel and ZeRO give the single-process result', () => 
 
   // mixed precision: every rank's products in bfloat16 / float16 (float32 master weights), the
   // same as one process multiplying in that dtype; fp16 with a static loss scale of 2^8 (exact)
-  for (const [n, stage, mp] of [[2, 0, 'bf16'], [4, 2, 'bf16'], [2, 1, 'fp16']] as const) {
+  for (const [n, stage, mp] of [[2, 0, 'bf16'], [4, 2, 'bf16'], [2, 1, 'fp16'], [4, 3, 'bf16'], [2, 3, 'fp16']] as const) {
     test(`${mp}, world ${n}, ZeRO-${stage}: parameters match one process multiplying in ${mp === 'bf16' ? 'bfloat16' : 'float16'}`, () => {
       // (the products' rounding moves the result by ~6e-4 (bf16) / ~6e-5 (fp16) from float32 here:
       // the tolerances tell the precisions apart; SGD, whose step follows the gradient)
       const cfgMp = mp === 'bf16' ? { bf16: { enabled: true } } : { fp16: { enabled: true, loss_scale: 256 } };
-      const rows = train(n, { train_batch_size: 8, optimizer: { type: 'SGD', params: { lr: 0.1, momentum: 0.9 } }, ...cfgMp, zero_optimization: { stage } });
+      const rows = train(n, { train_batch_size: 8, optimizer: { type: 'SGD', params: { lr: 0.1, momentum: 0.9 } }, ...cfgMp, zero_optimization: { stage, stage3_param_persistence_threshold: 0 } });
       for (const r of rows) {
         expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(mp === 'bf16' ? 2e-5 : 5e-6);
         expect(r.skipped).toBe(0);
