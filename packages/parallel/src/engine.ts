@@ -211,8 +211,9 @@ export class DistributedEngine implements Engine {
   }
 
   /**
-   * Runs `fn` with the module's full parameters in place (collective: every rank calls it) —
-   * under ZeRO-3 the partitioned parameters are gathered first and freed after (DeepSpeed's
+   * Runs `fn` with the module's full parameters in place (collective: every rank calls it,
+   * though `fn` may differ per rank) — under ZeRO-3 the partitioned parameters are gathered
+   * first and freed after `fn` returns or its promise settles (DeepSpeed's
    * `GatheredParameters`); at other stages it just runs `fn`.
    */
   gatheredParameters<R>(fn: () => R): R {

@@ -68,6 +68,8 @@ function units(m: T.nn.Module, partitioned: ReadonlySet<T.nn.Parameter>, out: [T
 
 export class ParameterCoordinator {
   private readonly undo: (() => void)[] = [];
+  /** Inside `gathered`: every parameter stays gathered (modules neither gather nor release). */
+  private pinned = 0;
 
   constructor(model: T.nn.Module, private readonly zero: ZeroOptimizer) {
     for (const [m, own] of units(model, zero.partitioned)) {
@@ -82,12 +84,12 @@ export class ParameterCoordinator {
         Object.defineProperty(m, name, {
           configurable: true, writable: true, enumerable: false,
           value: (...args: unknown[]) => {
-            if (depth++ === 0) gather();
+            if (depth++ === 0 && !this.pinned) gather();
             let out: unknown;
             try {
               out = original.apply(m, args);
             } finally {
-              if (--depth === 0) zero.releaseParams(own);
+              if (--depth === 0 && !this.pinned) zero.releaseParams(own);
             }
             if (T.isGradEnabled()) hookOutputs(out, gather);
             return out;
@@ -99,7 +101,7 @@ export class ParameterCoordinator {
         });
       }
     }
-    for (const p of zero.partitioned) this.undo.push(p.registerPostAccumulateGradHook(() => zero.releaseParams([p])));
+    for (const p of zero.partitioned) this.undo.push(p.registerPostAccumulateGradHook(() => this.pinned || zero.releaseParams([p])));
   }
 
   /** After a backward (also a failed one): frees every full parameter still gathered. */
@@ -107,14 +109,27 @@ export class ParameterCoordinator {
     this.zero.releaseParams(this.zero.partitioned);
   }
 
-  /** Runs `fn` with every partitioned parameter gathered (collective), then frees them. */
+  /**
+   * Runs `fn` with every partitioned parameter gathered (collective: every rank calls it, `fn`
+   * may differ per rank — e.g. rank 0 validates, the others wait), then frees them; modules run
+   * inside it gather nothing. A promise returned by `fn` keeps them until it settles.
+   */
   gathered<R>(fn: () => R): R {
     this.zero.gatherParams(this.zero.partitioned);
+    this.pinned++;
+    const done = () => {
+      if (--this.pinned === 0) this.zero.releaseParams(this.zero.partitioned);
+    };
+    let out: R;
     try {
-      return fn();
-    } finally {
-      this.zero.releaseParams(this.zero.partitioned);
+      out = fn();
+    } catch (e) {
+      done();
+      throw e;
     }
+    if (out instanceof Promise) return out.finally(done) as R;
+    done();
+    return out;
   }
 
   /** Unwraps the modules and removes the hooks. */

@@ -121,7 +121,7 @@ describe('vlmoe pretrain: N ranks with expert parallelism and ZeRO = one process
     }, 600_000);
   }
 
-  test('validation during training (evalEvery) of a tensor-parallel model runs on every rank together and equals one process', () => {
+  test('validation during training (evalEvery) of a tensor-parallel model runs on every rank together, of a ZeRO-3 model on rank 0 with the parameters gathered everywhere; both equal one process', () => {
     const val = (name: string, nproc: number, engine: object) => {
       const p = join(dir, `${name}.json`);
       writeFileSync(p, JSON.stringify({
@@ -133,15 +133,18 @@ describe('vlmoe pretrain: N ranks with expert parallelism and ZeRO = one process
       expect(r.status, `${name}: ${r.stdout}\n${r.stderr}`).toBe(0);
       return readFileSync(join(runs, name, 'val.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { metrics: Record<string, number> }).metrics);
     };
-    const one = val('val-one', 1, {}), tp = val('val-tp2', 2, { tensor_parallel_size: 2 });
-    expect(tp.length).toBe(2);
-    tp.forEach((m, i) => {
-      expect(Object.keys(m).sort()).toEqual(Object.keys(one[i]!).sort());
-      for (const [k, v] of Object.entries(one[i]!)) expect(Math.abs(m[k]! - v), `validation ${i + 1}: ${k} ${m[k]} vs ${v}`).toBeLessThan(1e-5 * Math.max(1, Math.abs(v)));
-    });
+    const one = val('val-one', 1, {});
+    for (const [name, engine] of [['val-tp2', { tensor_parallel_size: 2 }], ['val-z3', { zero_optimization: { stage: 3, stage3_param_persistence_threshold: 0 } }]] as const) {
+      const got = val(name, 2, engine);
+      expect(got.length).toBe(2);
+      got.forEach((m, i) => {
+        expect(Object.keys(m).sort()).toEqual(Object.keys(one[i]!).sort());
+        for (const [k, v] of Object.entries(one[i]!)) expect(Math.abs(m[k]! - v), `${name} validation ${i + 1}: ${k} ${m[k]} vs ${v}`).toBeLessThan(1e-5 * Math.max(1, Math.abs(v)));
+      });
+    }
   }, 300_000);
 
-  test('vlmoe finetune (vqa, nlvr, retrieval) from an EP-2 pretraining run: 2 ranks with EP 2, and with TP 2, = one process', () => {
+  test('vlmoe finetune (vqa, nlvr, retrieval) from an EP-2 pretraining run: 2 ranks with EP 2, with TP 2, and with ZeRO-3, = one process', () => {
     const init = join(runs, 'shm-2r-ep2-z1');
     if (!existsSync(join(init, 'checkpoints', 'latest'))) pretrain('shm-2r-ep2-z1', 2, 'shm', { expert_parallel_size: 2, zero_optimization: { stage: 1 } });
     const finetune = (name: string, task: string, nproc: number, engine: object) => {
@@ -155,7 +158,7 @@ describe('vlmoe pretrain: N ranks with expert parallelism and ZeRO = one process
     };
     for (const task of ['vqa', 'nlvr', 'retrieval']) {
       const one = finetune(`ft-${task}-1`, task, 1, {});
-      for (const [name, engine] of [['ep2', { expert_parallel_size: 2 }], ['tp2', { tensor_parallel_size: 2 }]] as const) {
+      for (const [name, engine] of [['ep2', { expert_parallel_size: 2 }], ['tp2', { tensor_parallel_size: 2 }], ['z3', { zero_optimization: { stage: 3, stage3_param_persistence_threshold: 0 } }]] as const) {
         const two = finetune(`ft-${task}-${name}`, task, 2, engine);
         expect(two.length).toBe(4);
         two.forEach((v, i) => expect(Math.abs(v - one[i]!) / Math.abs(one[i]!), `${task} ${name} step ${i + 1}: ${v} vs ${one[i]}`).toBeLessThan(1e-5));

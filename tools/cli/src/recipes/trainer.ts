@@ -282,11 +282,14 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
         fs.appendFileSync(metricsPath, `${JSON.stringify({ step, ...row, samplesPerSec: engine.config.trainBatchSize / dt, tokensPerSec: (tokens * dp.size) / dt, seconds, flops })}\n`);
         bar.tick(1, `loss ${row.loss.toFixed(3)} (${Object.entries(row).filter(([k, v]) => typeof v === 'number' && !['loss', 'lr', 'gradNorm', 'dropped', 'lossScale', 'skippedSteps'].includes(k)).map(([k, v]) => `${k} ${(v as number).toFixed(3)}`).join(' ')})`);
       }
-      if (spec.validate && (pg.rank === 0 || splitModel) && (step % spec.validate.every === 0 || step === cfg.steps)) {
+      // under ZeRO-3 every rank gathers the full parameters with rank 0 (a collective), which validates
+      const partitioned = engine.config.stage === 3 && pg.size > 1;
+      if (spec.validate && (pg.rank === 0 || splitModel || partitioned) && (step % spec.validate.every === 0 || step === cfg.steps)) {
         spec.model.eval();
-        const metrics = await spec.validate.run(step);
+        const validate = spec.validate;
+        const metrics = await engine.gatheredParameters(() => (pg.rank === 0 || splitModel ? validate.run(step) : Promise.resolve(null)));
         spec.model.train();
-        if (pg.rank === 0) {
+        if (pg.rank === 0 && metrics) {
           const v: ValRow = { step, seconds, flops, metrics };
           fs.appendFileSync(valPath, `${JSON.stringify(v)}\n`);
           // metrics are fractions (printed as percent), losses (keys loss, loss_*) are printed as they are
