@@ -137,7 +137,7 @@ export interface NativeAddon {
   /** With async = 1: queued on the communication thread; returns the ticket for commWait / commDone. */
   commAllReduce(id: number, dtype: number, op: number, async?: number): number | undefined;
   commBroadcast(id: number, dtype: number, root: number): void;
-  commAllGather(id: number, dtype: number): void;
+  commAllGather(id: number, dtype: number, async?: number): number | undefined;
   /** Block: world counts (elements of each rank's block), in (Σ counts), out (counts[rank]). With async = 1: a ticket, as commAllReduce. */
   commReduceScatter(id: number, dtype: number, op: number, async?: number): number | undefined;
   commAllToAll(id: number, dtype: number): void;

@@ -52,6 +52,7 @@ export const DEEPSPEED_CONFIG_SCHEMA = T.z.strictObject({
     .strictObject({
       stage: int().optional().describe('0, 1 (optimiser state partitioned), 2 (and gradients) or 3 (and parameters)'),
       stage3_param_persistence_threshold: num().optional().describe('stage 3: parameters with fewer elements stay whole on every rank (default 1e5, as DeepSpeed)'),
+      stage3_prefetch_bucket_size: num().optional().describe('stage 3: elements gathered ahead of the layers that will run next (default 5e7, as DeepSpeed; 0: no prefetch)'),
       reduce_bucket_size: num().optional().describe('elements per gradient bucket (default 5e8)'),
       overlap_comm: T.z.boolean().optional().describe('reduce buckets during backward (default true)'),
     })
@@ -83,6 +84,8 @@ export interface ResolvedConfig {
   stage: 0 | 1 | 2 | 3;
   /** Stage 3: parameters with fewer elements than this are kept whole on every rank. */
   persistenceThreshold: number;
+  /** Stage 3: elements gathered ahead (0: no prefetch). */
+  prefetchElements: number;
   bucketElements: number;
   /** Reduce gradient buckets during backward as they fill (all-reduce in stages 0 and 1, reduce-scatter in stage 2). */
   overlapComm: boolean;
@@ -112,7 +115,7 @@ const DEEPSPEED_ONLY: Readonly<Record<string, readonly string[]>> = {
     'data_efficiency', 'curriculum_learning', 'compression_training', 'communication_data_type', 'seq_parallel_communication_data_type', 'pipeline', 'data_types', 'comms_logger',
     'memory_breakdown', 'fp32_allreduce', 'disable_allgather', 'torch_autocast', 'graph_harvesting', 'monitor_config', 'nebula', 'weight_quantization', 'hybrid_engine', 'eigenvalue', 'progressive_layer_drop'],
   zero_optimization: ['allgather_partitions', 'allgather_bucket_size', 'reduce_scatter', 'contiguous_gradients', 'offload_param', 'offload_optimizer', 'stage3_max_live_parameters',
-    'stage3_max_reuse_distance', 'stage3_prefetch_bucket_size', 'stage3_gather_16bit_weights_on_model_save', 'stage3_gather_fp16_weights_on_model_save',
+    'stage3_max_reuse_distance', 'stage3_gather_16bit_weights_on_model_save', 'stage3_gather_fp16_weights_on_model_save',
     'sub_group_size', 'round_robin_gradients', 'zero_hpz_partition_size', 'zero_quantized_weights', 'zero_quantized_gradients', 'mics_shard_size', 'mics_hierarchical_params_gather',
     'memory_efficient_linear', 'pipeline_loading_checkpoint', 'override_module_apply', 'ignore_unused_parameters', 'elastic_checkpoint', 'load_from_fp32_weights', 'cpu_offload',
     'legacy_stage1', 'use_multi_rank_bucket_allreduce', 'log_trace_cache_warnings'],
@@ -168,6 +171,8 @@ export function resolveConfig(c: DeepSpeedConfig, worldSize: number, where = 'co
   if (![0, 1, 2, 3].includes(stage)) throw new Error(`${where}: zero_optimization.stage must be 0, 1, 2 or 3, got ${stage}`);
   const persistence = c.zero_optimization?.stage3_param_persistence_threshold ?? 1e5;
   if (!(persistence >= 0)) throw new Error(`${where}: zero_optimization.stage3_param_persistence_threshold must be ≥ 0, got ${persistence}`);
+  const prefetch = c.zero_optimization?.stage3_prefetch_bucket_size ?? 5e7;
+  if (!(prefetch >= 0)) throw new Error(`${where}: zero_optimization.stage3_prefetch_bucket_size must be ≥ 0, got ${prefetch}`);
   if (c.bf16?.enabled && c.fp16?.enabled) throw new Error(`${where}: bf16.enabled and fp16.enabled are both set; choose one`);
   let lossScale: LossScalerOptions | null = null;
   if (c.fp16?.enabled) {
@@ -197,7 +202,7 @@ export function resolveConfig(c: DeepSpeedConfig, worldSize: number, where = 'co
   const overlap = c.zero_optimization?.overlap_comm ?? true;
   if (typeof overlap !== 'boolean') throw new Error(`${where}: zero_optimization.overlap_comm must be true or false, got ${JSON.stringify(overlap)}`);
   return {
-    trainBatchSize: tb, microBatch: mb!, gradAccum: ga!, clip, stage: stage as 0 | 1 | 2 | 3, persistenceThreshold: persistence, bucketElements: Math.floor(bucket), overlapComm: overlap, expertParallel: ep, tensorParallel: tp, dataParallel: dp, optimizer,
+    trainBatchSize: tb, microBatch: mb!, gradAccum: ga!, clip, stage: stage as 0 | 1 | 2 | 3, persistenceThreshold: persistence, prefetchElements: prefetch, bucketElements: Math.floor(bucket), overlapComm: overlap, expertParallel: ep, tensorParallel: tp, dataParallel: dp, optimizer,
     scheduler: c.scheduler ?? null, mixedPrecision, lossScale,
   };
 }

@@ -167,7 +167,7 @@ export class DistributedEngine implements Engine {
       stage: this.config.stage, bucketElements: this.config.bucketElements, overlapComm: this.config.overlapComm, persistenceThreshold: this.config.persistenceThreshold,
       makeOptimizer: (params) => makeOptimizer(this.config, params),
     });
-    this.coordinator = this.config.stage === 3 ? new ParameterCoordinator(o.model, this.zero) : null;
+    this.coordinator = this.config.stage === 3 ? new ParameterCoordinator(o.model, this.zero, this.config.prefetchElements) : null;
     this.lrScheduler = makeScheduler(this.config, this.zero.optimizer);
     this.lossScaler = this.config.lossScale ? new LossScaler(this.config.lossScale) : null;
   }
@@ -183,7 +183,12 @@ export class DistributedEngine implements Engine {
 
   /** The module's forward; with bf16 / fp16 its float32 matrix products run in that dtype (T.autocast). */
   forward<A extends unknown[], R>(...args: A): R {
-    return T.autocast(this.config.mixedPrecision, () => (this.module as unknown as { forward: (...a: A) => R }).forward(...args));
+    this.coordinator?.beginPhase('forward');
+    try {
+      return T.autocast(this.config.mixedPrecision, () => (this.module as unknown as { forward: (...a: A) => R }).forward(...args));
+    } finally {
+      this.coordinator?.endForward();
+    }
   }
 
   /** The current fp16 loss scale (1 without fp16). */
@@ -202,6 +207,7 @@ export class DistributedEngine implements Engine {
     const scaled = factor !== 1 ? T.mul(loss, factor) : loss;
     const boundary = this.isGradientAccumulationBoundary();
     this.zero.beginBackward(boundary);
+    this.coordinator?.beginPhase('backward');
     try {
       T.autocast(this.config.mixedPrecision, () => scaled.backward());
     } finally {

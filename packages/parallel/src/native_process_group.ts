@@ -133,12 +133,28 @@ export abstract class NativeProcessGroup implements ProcessGroup {
     if (opts?.async) return new CompletedWork();
   }
 
-  allGatherIntoTensor(out: T.Tensor, input: T.Tensor): void {
+  allGatherIntoTensor(out: T.Tensor, input: T.Tensor): void;
+  allGatherIntoTensor(out: T.Tensor, input: T.Tensor, opts: AsyncOption & { async: true }): Work;
+  allGatherIntoTensor(out: T.Tensor, input: T.Tensor, opts?: AsyncOption): void | Work {
     this.checkTensor('allGather', input);
     this.checkTensor('allGather', out);
     if (out.dtype !== input.dtype) throw new TypeError(`allGather: out is ${out.dtype}, input ${input.dtype}`);
     if (out.numel !== input.numel * this.size) throw new Error(`allGather: out has ${out.numel} elements, expected size · input = ${this.size} · ${input.numel}`);
     const ic = T.contiguous(input);
+    if (opts?.async) {
+      // runs on the communication thread: the buffers stay referenced until wait()
+      const oc = out.isContiguous() ? out : T.contiguous(out);
+      A[0] = ic.numel;
+      put(put(1, ic), oc);
+      const ticket = native.commAllGather(this.live, DTYPE_CODE[ic.dtype]!, 1)!;
+      return new NativeWork(ticket, [out, oc, input, ic], () => {
+        if (oc !== out) {
+          T.noGrad(() => T.copy_(out, oc));
+          oc.dispose();
+        }
+        if (ic !== input) ic.dispose();
+      });
+    }
     inPlace(out, (oc) => {
       A[0] = ic.numel;
       put(put(1, ic), oc);

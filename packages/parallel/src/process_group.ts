@@ -38,6 +38,7 @@ export interface ProcessGroup {
   broadcast(t: Tensor, root: number, opts: AsyncOption & { async: true }): Work;
   /** `out` ([size · n, …], like torch's all_gather_into_tensor) ← every rank's `input` in rank order. */
   allGatherIntoTensor(out: Tensor, input: Tensor): void;
+  allGatherIntoTensor(out: Tensor, input: Tensor, opts: AsyncOption & { async: true }): Work;
   /** Every rank's `input`, in rank order. */
   allGather(input: Tensor): Tensor[];
   /** `out` ← the reduction over ranks of block `rank` of `input` ([size · n, …] split along dim 0). */

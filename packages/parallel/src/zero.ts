@@ -35,7 +35,7 @@ import * as T from '@vlmoe/tensor';
 import type { ParallelGroups } from './groups.js';
 import { OverlappedReducer } from './overlap.js';
 import { shardOf, tensorParallelTag, unshard } from './tensor_parallel/shard.js';
-import type { ProcessGroup } from './process_group.js';
+import type { ProcessGroup, Work } from './process_group.js';
 
 export type Optim = T.optim.Optimizer<T.optim.BaseHyper>;
 
@@ -91,6 +91,22 @@ interface Placement {
   i: number;
 }
 
+/** A stage-3 all-gather of some parameters of one group: its buffers and, when asynchronous, its Work. */
+interface GatherPart {
+  g: ParamGroup;
+  idx: number[];
+  width: number;
+  send: T.Tensor;
+  all: T.Tensor;
+  work: Work | null;
+}
+
+/** A prefetch in flight: its all-gathers and the parameters they bring. */
+interface Prefetch {
+  parts: GatherPart[];
+  params: T.nn.Parameter[];
+}
+
 export class ZeroOptimizer {
   readonly stage: 0 | 1 | 2 | 3;
   readonly paramGroups: ParamGroup[];
@@ -100,6 +116,10 @@ export class ZeroOptimizer {
   /** Stage 3: every parameter's group and index; the partitioned ones (the rest persist whole). */
   private readonly placement = new Map<T.nn.Parameter, Placement>();
   readonly partitioned = new Set<T.nn.Parameter>();
+  /** Stage 3: parameters whose gather is in flight (prefetchParams), and the prefetch bringing each. */
+  private readonly inflight = new Map<T.nn.Parameter, Prefetch>();
+  /** Stage 3: elements gathered ahead so far (prefetchParams). */
+  prefetchedElements = 0;
   /**
    * Stage 3 with overlap_comm: each parameter's gradient is reduce-scattered into its block of
    * the partition's gradient as soon as it is final, in one fixed order on every rank (reverse
@@ -203,12 +223,47 @@ export class ZeroOptimizer {
    */
   gatherParams(params: Iterable<T.nn.Parameter>): void {
     const todo: T.nn.Parameter[] = [];
-    for (const p of params) if (this.partitioned.has(p) && p.storage.dataReleased) todo.push(p);
+    for (const p of params) {
+      const pending = this.inflight.get(p);
+      if (pending) this.completePrefetch(pending);
+      if (this.partitioned.has(p) && p.storage.dataReleased) todo.push(p);
+    }
     if (todo.length) this.gatherInto(todo);
+  }
+
+  /**
+   * Stage 3: starts gathering the given released partitioned parameters asynchronously (on the
+   * communication thread) and returns how many elements it gathers; `gatherParams` completes it
+   * (or `completePrefetches`). Every rank must prefetch the same parameters in the same order.
+   */
+  prefetchParams(params: Iterable<T.nn.Parameter>): number {
+    const todo: T.nn.Parameter[] = [];
+    for (const p of params) if (this.partitioned.has(p) && p.storage.dataReleased && !this.inflight.has(p)) todo.push(p);
+    if (!todo.length) return 0;
+    const pending = { parts: this.issueGather(todo, true), params: todo };
+    for (const p of todo) this.inflight.set(p, pending);
+    const n = todo.reduce((a, p) => a + p.numel, 0);
+    this.prefetchedElements += n;
+    return n;
+  }
+
+  /** Stage 3: completes every prefetch still in flight (their parameters end gathered). */
+  completePrefetches(): void {
+    for (const pending of new Set(this.inflight.values())) this.completePrefetch(pending);
+  }
+
+  private completePrefetch(pending: Prefetch): void {
+    for (const p of pending.params) this.inflight.delete(p);
+    for (const part of pending.parts) this.unpack(part);
   }
 
   /** Stage 3: the full values of the given parameters from the partitions (one all-gather per group). */
   private gatherInto(params: Iterable<T.nn.Parameter>): void {
+    for (const part of this.issueGather(params, false)) this.unpack(part);
+  }
+
+  /** One all-gather per parameter group of the given parameters' partition blocks (async: on the communication thread). */
+  private issueGather(params: Iterable<T.nn.Parameter>, async: boolean): GatherPart[] {
     const byGroup = new Map<ParamGroup, number[]>();
     for (const p of params) {
       const at = this.placement.get(p)!;
@@ -216,27 +271,40 @@ export class ZeroOptimizer {
       if (!list.includes(at.i)) list.push(at.i);
       byGroup.set(at.g, list);
     }
+    const parts: GatherPart[] = [];
     for (const [g, idx] of byGroup) {
       idx.sort((a, b) => a - b);
       const N = g.group.size, pp = g.perParam!;
-      T.noGrad(() => T.scope(() => {
-        const width = idx.reduce((a, i) => a + pp.sizes[i]!, 0);
-        const send = idx.length === 1 ? g.shard!.narrow(0, pp.partOffsets[idx[0]!]!, width) : T.cat(idx.map((i) => g.shard!.narrow(0, pp.partOffsets[i]!, pp.sizes[i]!)), 0);
-        const all = T.empty([N * width], { dtype: g.shard!.dtype, device: g.shard!.device });
-        g.group.allGatherIntoTensor(all, T.contiguous(send));
-        const blocks = all.reshape(N, width);
-        let at = 0;
-        for (const i of idx) {
-          const p = g.params[i]!, c = pp.sizes[i]!;
-          const full = T.contiguous(blocks.narrow(1, at, c)).reshape(-1).narrow(0, 0, p.numel).reshape(...p.shape);
-          at += c;
-          const version = p.storage.version;
-          p.storage.restoreData();
-          T.copy_(p, full);
-          p.storage.version = version;
-        }
-      }));
+      const width = idx.reduce((a, i) => a + pp.sizes[i]!, 0);
+      T.noGrad(() => {
+        const send = T.keep(T.contiguous(idx.length === 1 ? g.shard!.narrow(0, pp.partOffsets[idx[0]!]!, width) : T.cat(idx.map((i) => g.shard!.narrow(0, pp.partOffsets[i]!, pp.sizes[i]!)), 0)));
+        const all = T.keep(T.empty([N * width], { dtype: g.shard!.dtype, device: g.shard!.device }));
+        const work = async ? g.group.allGatherIntoTensor(all, send, { async: true }) : (g.group.allGatherIntoTensor(all, send), null);
+        parts.push({ g, idx, width, send, all, work });
+      });
     }
+    return parts;
+  }
+
+  /** Waits for a gather and writes the full values into the parameters' storage (its version kept: the values are the last step's). */
+  private unpack({ g, idx, width, send, all, work }: GatherPart): void {
+    work?.wait();
+    const N = g.group.size, pp = g.perParam!;
+    T.noGrad(() => T.scope(() => {
+      const blocks = all.reshape(N, width);
+      let at = 0;
+      for (const i of idx) {
+        const p = g.params[i]!, c = pp.sizes[i]!;
+        const full = T.contiguous(blocks.narrow(1, at, c)).reshape(-1).narrow(0, 0, p.numel).reshape(...p.shape);
+        at += c;
+        const version = p.storage.version;
+        p.storage.restoreData();
+        T.copy_(p, full);
+        p.storage.version = version;
+      }
+    }));
+    send.dispose();
+    all.dispose();
   }
 
   /** Stage 3: frees the full tensors of the given partitioned parameters (their partitions hold the values). */
@@ -468,6 +536,7 @@ export class ZeroOptimizer {
    * into the parameters kept whole; the partitioned ones are gathered when next used).
    */
   step(): void {
+    this.completePrefetches(); // a gather in flight reads the partitions the step writes
     this.optimizer.step();
     if (this.stage === 3) {
       this.releaseParams(this.partitioned);

@@ -12,6 +12,14 @@
  *   whatever is still gathered when backward ends is released then (parameters without a
  *   gradient, modules whose outputs went unused).
  *
+ * Prefetch (DeepSpeed's `stage3_prefetch_bucket_size`, elements; 0 turns it off): the coordinator
+ * records the order in which units gather during each forward and each backward the engine runs;
+ * in the next one, as soon as a unit has gathered, the units that followed it last time are
+ * gathered asynchronously (on the communication thread) up to that many elements, and a unit
+ * whose gather is in flight waits for it instead of gathering. The order is the same on every
+ * rank (it follows the model's code), so the collectives match; whatever is still in flight
+ * when backward ends is completed and freed.
+ *
  * A module that reads its own parameters in methods its callers call besides `forward` names
  * them in `static zero3Entries` (the contrastive head's `logits`); they gather and release like
  * forward (nested calls hold the parameters until the outermost returns).
@@ -66,14 +74,42 @@ function units(m: T.nn.Module, partitioned: ReadonlySet<T.nn.Parameter>, out: [T
   return out;
 }
 
+/** The gather order of one phase (a forward or a backward run through the engine). */
+class Trace {
+  /** This phase's gathers so far, by unit. */
+  readonly now: number[] = [];
+  /** The last phase's, and where this one is in it. */
+  last: number[] = [];
+  at = -1;
+  /** Starts a new phase: this one's order becomes the one to follow. */
+  restart(): void {
+    if (this.now.length) this.last = this.now.splice(0);
+    this.at = -1;
+  }
+  /** Records unit u's gather; returns the units that came after it last time (in order). */
+  record(u: number): number[] {
+    this.now.push(u);
+    const next = this.last.indexOf(u, this.at + 1);
+    if (next < 0) return [];
+    this.at = next;
+    return this.last.slice(next + 1);
+  }
+}
+
 export class ParameterCoordinator {
   private readonly undo: (() => void)[] = [];
   /** Inside `gathered`: every parameter stays gathered (modules neither gather nor release). */
   private pinned = 0;
+  private readonly unitParams: T.nn.Parameter[][] = [];
+  /** The engine's phase (prefetch happens only inside one), and the gather order of each kind. */
+  private phase: 'forward' | 'backward' | null = null;
+  private readonly traces = { forward: new Trace(), backward: new Trace() };
 
-  constructor(model: T.nn.Module, private readonly zero: ZeroOptimizer) {
+  /** `prefetchElements`: how many elements may be gathered ahead (0: no prefetch). */
+  constructor(model: T.nn.Module, private readonly zero: ZeroOptimizer, private readonly prefetchElements = 0) {
     for (const [m, own] of units(model, zero.partitioned)) {
-      const gather = () => zero.gatherParams(own);
+      const u = this.unitParams.push(own) - 1;
+      const gather = () => this.gatherUnit(u);
       let depth = 0; // entries of this module on the stack (forward calling another entry)
       const entries = ['forward', ...((m.constructor as { zero3Entries?: readonly string[] }).zero3Entries ?? [])];
       for (const name of entries) {
@@ -104,8 +140,35 @@ export class ParameterCoordinator {
     for (const p of zero.partitioned) this.undo.push(p.registerPostAccumulateGradHook(() => this.pinned || zero.releaseParams([p])));
   }
 
-  /** After a backward (also a failed one): frees every full parameter still gathered. */
+  /** Gathers unit u (or waits for its prefetch) and, inside an engine phase, prefetches what followed it last time. */
+  private gatherUnit(u: number): void {
+    const own = this.unitParams[u]!;
+    const needed = own.some((p) => p.storage.dataReleased);
+    this.zero.gatherParams(own);
+    if (!needed || !this.phase) return;
+    const after = this.traces[this.phase].record(u);
+    let budget = this.prefetchElements;
+    for (const v of after) {
+      if (budget <= 0) break;
+      budget -= this.zero.prefetchParams(this.unitParams[v]!);
+    }
+  }
+
+  /** The engine starts a forward or a backward (prefetch follows the last one of that kind). */
+  beginPhase(phase: 'forward' | 'backward'): void {
+    this.phase = phase;
+    this.traces[phase].restart();
+  }
+
+  /** The engine's forward returned. */
+  endForward(): void {
+    this.phase = null;
+  }
+
+  /** After a backward (also a failed one): completes what is in flight and frees every full parameter still gathered. */
   endBackward(): void {
+    this.phase = null;
+    this.zero.completePrefetches();
     this.zero.releaseParams(this.zero.partitioned);
   }
 

@@ -11,7 +11,7 @@ function train(nproc: number, config: object, steps = 5) {
   });
   const out = `${r.stdout}\n${r.stderr}`;
   expect(r.status, out).toBe(0);
-  const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; maxDiff: number; stateBytes: number; numel: number; steps: number; freed: boolean; buckets: number[] | null; gradsHeld: number; skipped: number; released: number; stillReleased: number; params: number; probes: [string, number][] });
+  const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; maxDiff: number; stateBytes: number; numel: number; steps: number; freed: boolean; buckets: number[] | null; gradsHeld: number; skipped: number; released: number; stillReleased: number; params: number; probes: [string, number][]; prefetched: number });
   expect(rows.length, out).toBe(nproc);
   for (const r of rows) expect(r.freed, 'engine.destroy() frees the optimiser state and the parameters').toBe(true);
   return rows;
@@ -57,6 +57,19 @@ describe('engine: data parallel and ZeRO give the single-process result', () => 
       }
     });
   }
+  test('ZeRO-3 prefetch (stage3_prefetch_bucket_size): gathers ahead from the second step on, the same parameters as without; 0 turns it off', () => {
+    for (const [n, prefetch] of [[2, undefined], [4, 1e6], [2, 0]] as const) {
+      const rows = train(n, { ...base, zero_optimization: { stage: 3, stage3_param_persistence_threshold: 0, ...(prefetch === undefined ? {} : { stage3_prefetch_bucket_size: prefetch }) } });
+      for (const r of rows) {
+        expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(2e-5);
+        // 4 more steps after the first; forward prefetches the second linear (60 + 4), backward the first (120 + 15)
+        if (prefetch === 0) expect(r.prefetched).toBe(0);
+        else expect(r.prefetched).toBe(4 * (64 + 135));
+        // a prefetched weight is written into place only when its layer runs
+        for (const [phase, held] of r.probes) expect(held, `${phase}`).toBe(0);
+      }
+    }
+  });
   test('world 2, ZeRO-3 without overlap_comm: gradients reduce-scattered after backward, the same parameters', () => {
     for (const r of train(2, { ...base, zero_optimization: { stage: 3, stage3_param_persistence_threshold: 0, overlap_comm: false } })) {
       expect(r.maxDiff).toBeLessThan(2e-5);

@@ -9,8 +9,9 @@
  *   of ZeRO-0's), and the ratio against ZeRO-0 at the same world size;
  * - peak live bytes per rank during a step (T.resetPeakMemory before it: activations, gathered
  *   parameters and gradients included);
- * - step time (median of the timed steps). ZeRO-3 gathers every partitioned parameter again for
- *   each use without prefetching yet, so its time is the cost of that traffic.
+ * - step time (median of the timed steps), and ZeRO-3's with prefetch (DeepSpeed's default
+ *   stage3_prefetch_bucket_size, 5e7 elements) against without. ZeRO-3 gathers every
+ *   partitioned parameter again for each use, so its time is the cost of that traffic.
  *
  * Every rank builds the whole model before the engine partitions it (no zero.Init yet), so the
  * process's peak since start is not the figure: the step's is.
@@ -24,6 +25,8 @@ import { makeCase, median, printTable, writeResults, type Case } from './report.
 
 export interface ZeroChildArgs {
   stage: 0 | 1 | 2 | 3;
+  /** Stage 3: stage3_prefetch_bucket_size (elements gathered ahead; 0: none). */
+  prefetch: number;
   preset: 'tiny' | 'small';
   experts: number;
   globalBatch: number;
@@ -33,6 +36,7 @@ export interface ZeroChildArgs {
 
 interface ZeroResult {
   stage: number;
+  prefetch: number;
   world: number;
   ms: number[];
   /** Between steps: parameters held in full + optimiser state + partitions, bytes. */
@@ -53,7 +57,7 @@ export function zeroChild(a: ZeroChildArgs): void {
   model.train();
   const { engine } = initialize({
     model, processGroup: world,
-    config: { train_batch_size: a.globalBatch, optimizer: { type: 'AdamW', params: { lr: 1e-4, weight_decay: 0.01 } }, zero_optimization: { stage: a.stage, stage3_param_persistence_threshold: 0 } },
+    config: { train_batch_size: a.globalBatch, optimizer: { type: 'AdamW', params: { lr: 1e-4, weight_decay: 0.01 } }, zero_optimization: { stage: a.stage, stage3_param_persistence_threshold: 0, stage3_prefetch_bucket_size: a.prefetch } },
   });
   const batch = localPretrainBatch(config, a.globalBatch, world.rank, world.size);
   const ms: number[] = [];
@@ -72,7 +76,7 @@ export function zeroChild(a: ZeroChildArgs): void {
   let held = 0;
   for (const p of model.parameters()) if (!p.storage.dataReleased) held += p.numel * T.dtypeSize[p.dtype];
   const partitions = engine.zero.paramGroups.reduce((n, g) => n + (g.shard ? g.shard.numel * T.dtypeSize[g.shard.dtype] : 0), 0);
-  const res: ZeroResult = { stage: a.stage, world: world.size, ms: ms, modelStateBytes: held + engine.optimizerStateBytes() + partitions, stepPeakBytes: stepPeak, liveBytes: T.memory().cpu.live, loss };
+  const res: ZeroResult = { stage: a.stage, prefetch: a.prefetch, world: world.size, ms: ms, modelStateBytes: held + engine.optimizerStateBytes() + partitions, stepPeakBytes: stepPeak, liveBytes: T.memory().cpu.live, loss };
   if (world.rank === 0) console.log(JSON.stringify(res));
   engine.destroy();
   world.destroy();
@@ -88,17 +92,21 @@ export function benchZero(): void {
   const mib = (b: number) => b / 2 ** 20;
   const cases: Case[] = [];
   const runs: ZeroResult[] = [];
+  const prefetch = 5e7; // DeepSpeed's default stage3_prefetch_bucket_size
   for (const world of [2, 4]) {
-    const byStage = ([0, 1, 2, 3] as const).map((stage) => runJob(world, { ...base, stage }));
-    runs.push(...byStage);
+    const byStage = ([0, 1, 2, 3] as const).map((stage) => runJob(world, { ...base, stage, prefetch }));
+    const noPrefetch = runJob(world, { ...base, stage: 3, prefetch: 0 });
+    runs.push(...byStage, noPrefetch);
     const z0 = byStage[0]!;
     for (const r of byStage.slice(1)) {
       cases.push(makeCase(`model states per rank, ZeRO-${r.stage} vs ZeRO-0, ${world} ranks${r.stage === 3 ? ` (1/${world} = ${(1 / world).toFixed(2)})` : ''}`, 'MiB', mib(r.modelStateBytes), mib(z0.modelStateBytes), 'ZeRO-0', 'lower'));
       cases.push(makeCase(`peak live bytes in a step per rank, ZeRO-${r.stage} vs ZeRO-0, ${world} ranks`, 'MiB', mib(r.stepPeakBytes), mib(z0.stepPeakBytes), 'ZeRO-0', 'lower'));
       cases.push(makeCase(`step, ZeRO-${r.stage} vs ZeRO-0, ${world} ranks`, 'ms/step', median(r.ms), median(z0.ms), 'ZeRO-0', 'lower'));
     }
+    cases.push(makeCase(`step, ZeRO-3 with prefetch vs without, ${world} ranks`, 'ms/step', median(byStage[3]!.ms), median(noPrefetch.ms), 'ZeRO-3 without prefetch', 'lower'));
+    cases.push(makeCase(`peak live bytes in a step per rank, ZeRO-3 without prefetch vs ZeRO-0, ${world} ranks`, 'MiB', mib(noPrefetch.stepPeakBytes), mib(z0.stepPeakBytes), 'ZeRO-0', 'lower'));
   }
   printTable(`ZeRO, VL-MoE ${base.preset} E ${base.experts} top-1, fp32 AdamW, global batch ${base.globalBatch}, 1 thread a rank (shm), experts replicated`, cases);
-  for (const r of runs) console.log(`  ${r.world} ranks ZeRO-${r.stage}: model states ${mib(r.modelStateBytes).toFixed(1)} MiB, step peak ${mib(r.stepPeakBytes).toFixed(1)} MiB, ${median(r.ms).toFixed(0)} ms/step, loss ${r.loss.toFixed(5)}`);
+  for (const r of runs) console.log(`  ${r.world} ranks ZeRO-${r.stage}${r.stage === 3 ? (r.prefetch ? ' (prefetch)' : ' (no prefetch)') : ''}: model states ${mib(r.modelStateBytes).toFixed(1)} MiB, step peak ${mib(r.stepPeakBytes).toFixed(1)} MiB, ${median(r.ms).toFixed(0)} ms/step, loss ${r.loss.toFixed(5)}`);
   console.log(`\nwrote ${writeResults('zero', cases, { preset: base.preset, runs })}`);
 }

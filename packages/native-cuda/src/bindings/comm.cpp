@@ -243,14 +243,26 @@ Napi::Value CommBroadcast(const Napi::CallbackInfo& info) {
 }
 
 // commAllGather(id, dtype): block: n, in (n), out (world·n)
+// commAllGather(id, dtype, async): block: n, in (n), out (n · world) → ticket when async
 Napi::Value CommAllGather(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   VLMOE_TRY
-  Communicator& c = comm(info);
+  const bool async = is_async(info, 2);
+  Communicator& c = async ? comm_nodrain(info) : comm(info);
   DType t = dtype_from_int(I(info, 1));
   Reader r("allGather");
   const int64_t n = r.n();
   Operand in = data_block(r, c, t, n, "allGather"), out = data_block(r, c, t, n * c.world(), "allGather");
+  if (async) {
+    Communicator* cp = &c;
+    const void* ip = in.ptr;
+    void* optr = out.ptr;
+    void* fence = cp->mark_submitted();
+    return Napi::Number::New(env, static_cast<double>(comm_queue().submit([cp, t, ip, n, optr, fence] {
+      FenceScope f(cp, fence);
+      cp->all_gather(t, ip, n, optr);
+    })));
+  }
   c.all_gather(t, in.ptr, n, out.ptr);
   return env.Undefined();
   VLMOE_CATCH(env)

@@ -92,5 +92,5 @@ engine.destroy();
 const freed = engine.optimizerStateBytes() === 0 && b.every((p) => p.disposed);
 // the engine's probe records (the reference's come first: it ran the same model alone)
 const engineProbes = probes.slice(2 * STEPS);
-console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed, buckets, gradsHeld, skipped: engine.skippedSteps, released, stillReleased, params: b.length, probes: engineProbes }));
+console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed, buckets, gradsHeld, skipped: engine.skippedSteps, released, stillReleased, params: b.length, probes: engineProbes, prefetched: engine.zero.prefetchedElements }));
 pg.destroy();
