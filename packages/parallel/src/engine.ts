@@ -247,6 +247,7 @@ export class DistributedEngine implements Engine {
     }
     if (this.config.clip > 0 && norm > this.config.clip) this.zero.scaleGradients(this.config.clip / (norm + 1e-6));
     this.zero.step();
+    this.coordinator?.afterStep();
     this.lrScheduler?.step();
     this.globalSteps++;
     return norm;

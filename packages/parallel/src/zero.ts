@@ -122,10 +122,11 @@ export class ZeroOptimizer {
   prefetchedElements = 0;
   /**
    * Stage 3 with overlap_comm: each parameter's gradient is reduce-scattered into its block of
-   * the partition's gradient as soon as it is final, in one fixed order on every rank (reverse
-   * parameter order, a parameter waiting for the ones before it), and freed at once.
+   * the partition's gradient as soon as it is final (its post-accumulate-grad hook: the order
+   * follows the graph, the same on every rank) and freed at once; parameters that got no
+   * gradient in a backward go at its end, in parameter order.
    */
-  private readonly s3: { order: Placement[]; ready: Set<T.nn.Parameter>; next: number; grads: Map<ParamGroup, T.Tensor>; removers: (() => void)[] } | null = null;
+  private readonly s3: { order: Placement[]; done: Set<T.nn.Parameter>; grads: Map<ParamGroup, T.Tensor>; removers: (() => void)[] } | null = null;
 
   constructor(named: [string, T.nn.Parameter][], readonly groups: ParallelGroups, o: ZeroOptions) {
     if (!named.length) throw new Error('initialize: the model has no parameters');
@@ -188,10 +189,10 @@ export class ZeroOptimizer {
     if (this.stage === 3 && o.overlapComm && reduces) {
       const order: Placement[] = [];
       for (const g of this.paramGroups) for (let i = g.params.length - 1; i >= 0; i--) if (g.params[i]!.requiresGrad) order.push({ g, i });
-      const s3 = { order, ready: new Set<T.nn.Parameter>(), next: 0, grads: new Map<ParamGroup, T.Tensor>(), removers: [] as (() => void)[] };
-      for (const { g, i } of order) s3.removers.push(g.params[i]!.registerPostAccumulateGradHook((p) => {
-        s3.ready.add(p as T.nn.Parameter);
-        while (s3.next < order.length && s3.ready.has(order[s3.next]!.g.params[order[s3.next]!.i]!)) this.reduceScatterParam(order[s3.next++]!);
+      const s3 = { order, done: new Set<T.nn.Parameter>(), grads: new Map<ParamGroup, T.Tensor>(), removers: [] as (() => void)[] };
+      for (const at of order) s3.removers.push(at.g.params[at.i]!.registerPostAccumulateGradHook((p) => {
+        s3.done.add(p as T.nn.Parameter);
+        this.reduceScatterParam(at);
       }));
       this.s3 = s3;
     }
@@ -355,17 +356,17 @@ export class ZeroOptimizer {
   /** Before a backward: on the accumulation boundary, the buckets start reducing as gradients finish. */
   beginBackward(boundary: boolean): void {
     if (boundary) this.overlap?.begin();
-    if (this.s3) {
-      this.s3.next = 0;
-      this.s3.ready.clear();
-    }
+    this.s3?.done.clear();
   }
 
   /** After a backward (also a failed one): buckets whose parameters got no gradient go now. */
   endBackward(boundary: boolean): void {
     if (boundary) this.overlap?.finishBackward();
     // stage 3: every micro step's gradients go into the partitions; those still waiting go now, in order
-    if (this.s3) while (this.s3.next < this.s3.order.length) this.reduceScatterParam(this.s3.order[this.s3.next++]!);
+    if (this.s3) {
+      for (const at of this.s3.order) if (!this.s3.done.has(at.g.params[at.i]!)) this.reduceScatterParam(at);
+      this.s3.done.clear();
+    }
   }
 
   /** Concatenation of f(param) for the group's params (zeros where f gives null), flat, padded to chunk · size. */
@@ -637,6 +638,7 @@ export class ZeroOptimizer {
           g.group.allGatherIntoTensor(values, g.shard!);
         }
         g.params.forEach((p, i) => s.params.push([g.names[i]!, this.toGlobal(g, p, values ? this.take(g, i, values) : p)]));
+        values?.dispose(); // take() copied out what it needed
         // optimiser tensors: the same keys on every rank (a step has happened everywhere or nowhere)
         g.names.forEach((name, i) => {
           const st = states.get(name);
@@ -657,6 +659,7 @@ export class ZeroOptimizer {
    * optimiser keys stored for a parameter. `where` names the source in errors.
    */
   loadGlobalState(get: (name: string) => T.Tensor | null, optimizerKeys: (name: string) => string[], scalars: Record<string, Record<string, number>>, where: string): void {
+    this.completePrefetches(); // gathers in flight read the partitions written below
     T.noGrad(() => {
       for (const g of this.paramGroups) {
         // stage 3: the loaded values go into the partitions (through a full flat buffer)
@@ -714,6 +717,7 @@ export class ZeroOptimizer {
 
   /** Frees the optimiser state and the partitions. */
   destroy(): void {
+    this.completePrefetches();
     this.overlap?.dispose();
     if (this.s3) {
       for (const f of this.s3.removers.splice(0)) f();

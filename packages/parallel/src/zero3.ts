@@ -165,11 +165,16 @@ export class ParameterCoordinator {
     this.phase = null;
   }
 
-  /** After a backward (also a failed one): completes what is in flight and frees every full parameter still gathered. */
+  /** After a backward (also a failed one): completes what is in flight and frees every full parameter still gathered (not inside `gathered`). */
   endBackward(): void {
     this.phase = null;
     this.zero.completePrefetches();
-    this.zero.releaseParams(this.zero.partitioned);
+    if (!this.pinned) this.zero.releaseParams(this.zero.partitioned);
+  }
+
+  /** After an optimiser step (which frees the now stale full parameters): inside `gathered`, gathers them again. */
+  afterStep(): void {
+    if (this.pinned) this.zero.gatherParams(this.zero.partitioned);
   }
 
   /**
@@ -178,10 +183,12 @@ export class ParameterCoordinator {
    * inside it gather nothing. A promise returned by `fn` keeps them until it settles.
    */
   gathered<R>(fn: () => R): R {
+    // only what this call gathers is freed after it (inside a module's forward, that module's stay)
+    const mine = [...this.zero.partitioned].filter((p) => p.storage.dataReleased);
     this.zero.gatherParams(this.zero.partitioned);
     this.pinned++;
     const done = () => {
-      if (--this.pinned === 0) this.zero.releaseParams(this.zero.partitioned);
+      if (--this.pinned === 0) this.zero.releaseParams(mine);
     };
     let out: R;
     try {
