@@ -65,6 +65,19 @@ export function enableGrad<R>(fn: () => R): R {
   }
 }
 
+let nodeCreated: ((node: Node) => void) | null = null;
+
+/**
+ * Calls `fn` with every autograd node recorded from now on (null: stop), returning the hook it
+ * replaces — how ZeRO-3 gives every node a module's forward records a pre-hook that gathers the
+ * module's parameters. One hook at a time.
+ */
+export function setNodeCreationHook(fn: ((node: Node) => void) | null): ((node: Node) => void) | null {
+  const prev = nodeCreated;
+  nodeCreated = fn;
+  return prev;
+}
+
 /**
  * Attaches a Node to `out` when grad mode is on and any input requires grad.
  * `saved` lists tensors the backward reads (kept alive by scopes with the graph).
@@ -76,6 +89,7 @@ export function record(out: Tensor, name: string, inputs: (Tensor | null)[], bac
   if (!any) return out;
   out.requiresGrad = true;
   out.gradFn = new Node(name, inputs, backward, saved);
+  if (nodeCreated) nodeCreated(out.gradFn);
   return out;
 }
 

@@ -12,7 +12,7 @@ export { memory, emptyCache, resetPeakMemory, type MemoryReport } from './storag
 export { flopCount } from './backend/flops.js';
 export { profile, recordFunction, isProfiling, currentRange, profileByFamily, type ProfileRow, type ProfileResult } from './profiler.js';
 export { scope, tidy, keep, scopeDepth } from './scope.js';
-export { noGrad, enableGrad, isGradEnabled, Node, customOp, type BackwardOptions, type BackwardFn } from './autograd.js';
+export { noGrad, enableGrad, isGradEnabled, Node, customOp, setNodeCreationHook, type BackwardOptions, type BackwardFn } from './autograd.js';
 export { Generator, manualSeed, defaultGenerator } from './generator.js';
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from './gradcheck.js';
 export * from './ops/creation.js';

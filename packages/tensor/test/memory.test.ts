@@ -348,4 +348,19 @@ describe('autograd node pre-hooks', () => {
     T.sum(d).backward();
     expect(seen).toEqual(['c']);
   });
+
+  it('setNodeCreationHook sees every node recorded while it is set, and hands back the one it replaced', () => {
+    const names: string[] = [];
+    const x = T.randn([2], { requiresGrad: true });
+    const prev = T.setNodeCreationHook((n) => names.push(n.name));
+    try {
+      T.scope(() => T.sum(T.exp(T.mul(x, 2))));
+      T.noGrad(() => T.scope(() => T.exp(x))); // nothing recorded under noGrad
+    } finally {
+      expect(T.setNodeCreationHook(prev)).not.toBeNull();
+    }
+    expect(names.length).toBe(3);
+    T.scope(() => T.exp(x));
+    expect(names.length).toBe(3);
+  });
 });
