@@ -130,14 +130,9 @@ export class ParameterCoordinator {
     }
     for (const p of zero.partitioned) this.undo.push(p.registerPostAccumulateGradHook(() => this.pinned || zero.releaseParams([p])));
     // every node a unit's forward records gathers the unit before its backward rule runs
-    const hooks = new Map<number, () => void>();
-    const hookOf = (u: number) => {
-      let h = hooks.get(u);
-      if (!h) hooks.set(u, (h = () => this.pinned || this.gatherUnit(u)));
-      return h;
-    };
+    const hooks = this.unitParams.map((_, u) => () => this.pinned || this.gatherUnit(u));
     this.previousNodeHook = T.setNodeCreationHook((node) => {
-      if (this.running.length) node.addPreHook(hookOf(this.running[this.running.length - 1]!));
+      if (this.running.length) node.addPreHook(hooks[this.running[this.running.length - 1]!]!);
     });
     this.undo.push(() => T.setNodeCreationHook(this.previousNodeHook));
   }

@@ -102,7 +102,7 @@ function rest(x: T.Tensor): number[] {
 }
 
 /** Every rank's rows in the full layout (padded all-gather, then one index pass). */
-function allGatherRows(pg: ProcessGroup, x: T.Tensor, layout: RowLayout): T.Tensor {
+function gatherPadded(pg: ProcessGroup, x: T.Tensor, layout: RowLayout): T.Tensor {
   const tail = rest(x);
   const width = Math.max(...layout.counts);
   if (width === 0) return T.empty([0, ...tail], { dtype: x.dtype, device: x.device });
@@ -155,7 +155,7 @@ export function gatherRows(pg: ProcessGroup, x: T.Tensor, layout: RowLayout, bac
   check(pg, layout, 'gatherRows');
   if (x.shape[0] !== layout.counts[pg.rank]) throw new Error(`gatherRows: rank ${pg.rank} holds ${x.shape[0]} rows, the layout says ${layout.counts[pg.rank]}`);
   if (pg.size === 1) return x;
-  return T.customOp('gatherRows', [x], () => allGatherRows(pg, x, layout),
+  return T.customOp('gatherRows', [x], () => gatherPadded(pg, x, layout),
     (g) => [backward === 'slice' ? ownRows(pg, g, layout) : reduceScatterRows(pg, g, layout)]);
 }
 
@@ -169,5 +169,5 @@ export function scatterRows(pg: ProcessGroup, x: T.Tensor, layout: RowLayout, fo
   if (x.shape[0] !== layout.total) throw new Error(`scatterRows: the tensor has ${x.shape[0]} rows, the layout ${layout.total}`);
   if (pg.size === 1) return x;
   return T.customOp('scatterRows', [x], () => (forward === 'slice' ? ownRows(pg, x, layout) : reduceScatterRows(pg, x, layout)),
-    (g) => [allGatherRows(pg, g, layout)]);
+    (g) => [gatherPadded(pg, g, layout)]);
 }

@@ -196,6 +196,8 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
   // a tensor-parallel model runs its forward collectively: every rank validates, rank 0 writes
   // (validation with expert parallelism is refused by checkRecipe)
   const splitModel = engine.groups.tensorParallelSize > 1;
+  // under ZeRO-3 every rank gathers the full parameters with rank 0 (a collective), which validates
+  const partitioned = engine.config.stage === 3 && pg.size > 1;
   let step = 0;
   const gens = spec.generators ?? {};
   if (spec.resume && fs.existsSync(path.join(ckptDir, 'latest'))) {
@@ -282,8 +284,6 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
         fs.appendFileSync(metricsPath, `${JSON.stringify({ step, ...row, samplesPerSec: engine.config.trainBatchSize / dt, tokensPerSec: (tokens * dp.size) / dt, seconds, flops })}\n`);
         bar.tick(1, `loss ${row.loss.toFixed(3)} (${Object.entries(row).filter(([k, v]) => typeof v === 'number' && !['loss', 'lr', 'gradNorm', 'dropped', 'lossScale', 'skippedSteps'].includes(k)).map(([k, v]) => `${k} ${(v as number).toFixed(3)}`).join(' ')})`);
       }
-      // under ZeRO-3 every rank gathers the full parameters with rank 0 (a collective), which validates
-      const partitioned = engine.config.stage === 3 && pg.size > 1;
       if (spec.validate && (pg.rank === 0 || splitModel || partitioned) && (step % spec.validate.every === 0 || step === cfg.steps)) {
         spec.model.eval();
         const validate = spec.validate;
