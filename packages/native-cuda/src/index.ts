@@ -48,6 +48,8 @@ export interface MemStats {
   allocs: number;
   /** CPU bytes freed but cached for reuse (not in `live`). */
   cached: number;
+  /** Bytes of live file-backed CPU storages (mapFile; not in `live`: the kernel pages them to their files). */
+  file: number;
 }
 
 export interface NativeAddon {
@@ -56,6 +58,8 @@ export interface NativeAddon {
   info(): NativeInfo;
   alloc(device: number, nbytes: number): number;
   free(handle: number, view?: ArrayBuffer): void;
+  /** A zero-filled CPU storage of `nbytes` backed by a new, already unlinked file in directory `dir` (mapped shared). */
+  mapFile(dir: string, nbytes: number): number;
   /** Tells V8 that `deltaBytes` more (or, negative, fewer) bytes are held by objects only its collector frees (napi_adjust_external_memory, batched). */
   adjustExternal(deltaBytes: number): void;
   arrayBuffer(handle: number): ArrayBuffer;

@@ -1,6 +1,10 @@
 #include "storage.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <cstdint>
@@ -171,6 +175,16 @@ std::vector<int32_t> g_free;
 std::map<int, MemStats> g_cuda;
 
 MemStats& stats_for(int device) { return device == kCpu ? g_cpu : g_cuda[device]; }
+int32_t new_handle() {
+  if (!g_free.empty()) {
+    const int32_t h = g_free.back();
+    g_free.pop_back();
+    return h;
+  }
+  g_buffers.emplace_back();
+  return static_cast<int32_t>(g_buffers.size() - 1);
+}
+size_t mapped_size(size_t nbytes) { return ((nbytes ? nbytes : 1) + 4095) / 4096 * 4096; }
 }  // namespace
 
 int32_t storage_alloc(int device, size_t nbytes) {
@@ -188,14 +202,7 @@ int32_t storage_alloc(int device, size_t nbytes) {
     if (device == kCpu) std::memset(p, 0xFF, nbytes);
     else cuda_memset(device, p, 0xFF, nbytes);
   }
-  int32_t h;
-  if (!g_free.empty()) {
-    h = g_free.back();
-    g_free.pop_back();
-  } else {
-    h = static_cast<int32_t>(g_buffers.size());
-    g_buffers.emplace_back();
-  }
+  const int32_t h = new_handle();
   g_buffers[h] = Buffer{p, nbytes, device, true};
   MemStats& s = stats_for(device);
   s.live += static_cast<int64_t>(nbytes);
@@ -211,8 +218,37 @@ const Buffer& storage_get(int32_t h) {
   return g_buffers[h];
 }
 
+int32_t storage_map_file(const std::string& dir, size_t nbytes) {
+  if (nbytes > (size_t(1) << 52)) throw std::invalid_argument("mapFile: " + std::to_string(nbytes) + " bytes is more than any disk has");
+  std::string path = dir + "/vlmoe-offload-XXXXXX";
+  const int fd = mkstemp(path.data());
+  if (fd < 0) throw std::runtime_error("cannot create a scratch file in '" + dir + "': " + std::strerror(errno));
+  const size_t size = mapped_size(nbytes);
+  // the blocks are allocated now (posix_fallocate), so a full disk is an error here rather
+  // than a SIGBUS on some later write; ftruncate alone where the file system cannot
+  int err = posix_fallocate(fd, 0, static_cast<off_t>(size));
+  if (err == EOPNOTSUPP || err == EINVAL) err = ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
+  void* p = err ? MAP_FAILED : mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED && !err) err = errno;
+  unlink(path.c_str());
+  close(fd);
+  if (err) throw std::runtime_error("cannot back " + std::to_string(nbytes) + " bytes with a file in '" + dir + "': " + std::strerror(err));
+  const int32_t h = new_handle();
+  g_buffers[h] = Buffer{p, nbytes, kCpu, true, true};
+  g_cpu.file += static_cast<int64_t>(nbytes);
+  g_cpu.allocs += 1;
+  return h;
+}
+
 void storage_free(int32_t h) {
   const Buffer& b = storage_get(h);
+  if (b.file) {
+    munmap(b.ptr, mapped_size(b.nbytes));
+    g_cpu.file -= static_cast<int64_t>(b.nbytes);
+    g_buffers[h] = Buffer{};
+    g_free.push_back(h);
+    return;
+  }
   if (b.device == kCpu) cpu_release(b.ptr, size_class(b.nbytes ? b.nbytes : 1));
   else cuda_free(b.device, b.ptr);
   MemStats& s = stats_for(b.device);

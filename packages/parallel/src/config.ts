@@ -7,6 +7,7 @@
  * knows but this engine does not implement is an error naming it (never silently ignored);
  * any other key is an error naming it and the nearest known key ("did you mean …").
  */
+import * as fs from 'node:fs';
 import * as T from '@vlmoe/tensor';
 import type { LossScalerOptions } from './loss_scaler.js';
 
@@ -54,6 +55,13 @@ export const DEEPSPEED_CONFIG_SCHEMA = T.z.strictObject({
       stage3_param_persistence_threshold: num().optional().describe('stage 3: parameters with fewer elements stay whole on every rank (default 1e5, as DeepSpeed)'),
       stage3_prefetch_bucket_size: num().optional().describe('stage 3: elements gathered ahead of the layers that will run next (default 5e7, as DeepSpeed; 0: no prefetch)'),
       reduce_bucket_size: num().optional().describe('elements per gradient bucket (default 5e8)'),
+      offload_optimizer: T.z
+        .strictObject({
+          device: T.z.enum(['none', 'cpu', 'nvme']).describe("'nvme': the fp32 master partition and the optimiser state live in scratch files under nvme_path, paged by the kernel (a model whose optimiser state exceeds RAM still trains); 'cpu': in host memory (where a CPU run keeps them anyway); 'none': no offload"),
+          nvme_path: T.z.string().optional().describe("device 'nvme': a directory on a local disk for the scratch files (unlinked as soon as they are mapped: nothing is left behind)"),
+        })
+        .optional()
+        .describe('ZeRO-Offload / ZeRO-Infinity: where the optimiser state lives (stage 1, 2 or 3)'),
       overlap_comm: T.z.boolean().optional().describe('reduce buckets during backward (default true)'),
     })
     .optional(),
@@ -87,6 +95,8 @@ export interface ResolvedConfig {
   /** Stage 3: elements gathered ahead (0: no prefetch). */
   prefetchElements: number;
   bucketElements: number;
+  /** Where the optimiser state lives (offload_optimizer): null in ordinary memory; 'nvme': file-backed under `path`; 'cpu': host memory. */
+  offloadOptimizer: { device: 'cpu' } | { device: 'nvme'; path: string } | null;
   /** Reduce gradient buckets during backward as they fill (all-reduce in stages 0 and 1, reduce-scatter in stage 2). */
   overlapComm: boolean;
   expertParallel: number;
@@ -114,16 +124,28 @@ const DEEPSPEED_ONLY: Readonly<Record<string, readonly string[]>> = {
     'dump_state', 'flops_profiler', 'activation_checkpointing', 'sparse_attention', 'tensorboard', 'wandb', 'csv_monitor', 'comet', 'elasticity', 'aio', 'autotuning', 'checkpoint',
     'data_efficiency', 'curriculum_learning', 'compression_training', 'communication_data_type', 'seq_parallel_communication_data_type', 'pipeline', 'data_types', 'comms_logger',
     'memory_breakdown', 'fp32_allreduce', 'disable_allgather', 'torch_autocast', 'graph_harvesting', 'monitor_config', 'nebula', 'weight_quantization', 'hybrid_engine', 'eigenvalue', 'progressive_layer_drop'],
-  zero_optimization: ['allgather_partitions', 'allgather_bucket_size', 'reduce_scatter', 'contiguous_gradients', 'offload_param', 'offload_optimizer', 'stage3_max_live_parameters',
+  zero_optimization: ['allgather_partitions', 'allgather_bucket_size', 'reduce_scatter', 'contiguous_gradients', 'offload_param', 'stage3_max_live_parameters',
     'stage3_max_reuse_distance', 'stage3_gather_16bit_weights_on_model_save', 'stage3_gather_fp16_weights_on_model_save',
     'sub_group_size', 'round_robin_gradients', 'zero_hpz_partition_size', 'zero_quantized_weights', 'zero_quantized_gradients', 'mics_shard_size', 'mics_hierarchical_params_gather',
     'memory_efficient_linear', 'pipeline_loading_checkpoint', 'override_module_apply', 'ignore_unused_parameters', 'elastic_checkpoint', 'load_from_fp32_weights', 'cpu_offload',
     'legacy_stage1', 'use_multi_rank_bucket_allreduce', 'log_trace_cache_warnings'],
+  'zero_optimization.offload_optimizer': ['pin_memory', 'buffer_count', 'fast_init', 'ratio', 'pipeline', 'pipeline_read', 'pipeline_write', 'super_offload', 'cpuadam_cores_perc'],
   fp16: ['auto_cast', 'consecutive_hysteresis', 'fp16_master_weights_and_grads'],
   bf16: ['immediate_grad_update', 'check_grad_overflow'],
   'optimizer.params': ['amsgrad', 'bias_correction', 'torch_adam', 'fused', 'max_grad_norm', 'freeze_step', 'cuda_aware', 'comm_backend_name', 'dampening', 'nesterov'],
   'scheduler.params': ['warmup_type', 'warmup_min_ratio', 'last_batch_iteration', 'cycle_min_lr', 'cycle_max_lr', 'decay_lr_rate', 'cycle_first_step_size', 'lr_range_test_min_lr', 'lr_range_test_step_size'],
 };
+
+/** Throws, naming `where`, unless `dir` is a directory (offload_optimizer.nvme_path). */
+export function checkOffloadDirectory(dir: string, where: string): void {
+  let st: fs.Stats | null = null;
+  try {
+    st = fs.statSync(dir);
+  } catch {
+    /* reported below */
+  }
+  if (!st?.isDirectory()) throw new Error(`${where}: zero_optimization.offload_optimizer.nvme_path '${dir}' is not a directory${st ? '' : ' (it does not exist)'}: give a directory on a local disk for the optimiser's scratch files`);
+}
 
 /** A DeepSpeed key this engine does not implement, refused by name. */
 function unimplemented(at: readonly string[], key: string, known: readonly string[]): string | null {
@@ -173,6 +195,17 @@ export function resolveConfig(c: DeepSpeedConfig, worldSize: number, where = 'co
   if (!(persistence >= 0)) throw new Error(`${where}: zero_optimization.stage3_param_persistence_threshold must be ≥ 0, got ${persistence}`);
   const prefetch = c.zero_optimization?.stage3_prefetch_bucket_size ?? 5e7;
   if (!(prefetch >= 0)) throw new Error(`${where}: zero_optimization.stage3_prefetch_bucket_size must be ≥ 0, got ${prefetch}`);
+  const off = c.zero_optimization?.offload_optimizer;
+  let offloadOptimizer: ResolvedConfig['offloadOptimizer'] = null;
+  if (off && off.device !== 'none') {
+    if (stage < 1) throw new Error(`${where}: zero_optimization.offload_optimizer needs zero_optimization.stage 1, 2 or 3 (the offloaded state is the partitioned optimiser state), got stage ${stage}`);
+    if (off.device === 'nvme') {
+      if (!off.nvme_path) throw new Error(`${where}: zero_optimization.offload_optimizer.device 'nvme' needs nvme_path (a directory on a local disk)`);
+      checkOffloadDirectory(off.nvme_path, where);
+      offloadOptimizer = { device: 'nvme', path: off.nvme_path };
+    } else offloadOptimizer = { device: 'cpu' };
+  }
+  if (off?.nvme_path !== undefined && off.device !== 'nvme') throw new Error(`${where}: zero_optimization.offload_optimizer.nvme_path applies to device 'nvme' only (got device '${off.device}')`);
   if (c.bf16?.enabled && c.fp16?.enabled) throw new Error(`${where}: bf16.enabled and fp16.enabled are both set; choose one`);
   let lossScale: LossScalerOptions | null = null;
   if (c.fp16?.enabled) {
@@ -202,7 +235,7 @@ export function resolveConfig(c: DeepSpeedConfig, worldSize: number, where = 'co
   const overlap = c.zero_optimization?.overlap_comm ?? true;
   if (typeof overlap !== 'boolean') throw new Error(`${where}: zero_optimization.overlap_comm must be true or false, got ${JSON.stringify(overlap)}`);
   return {
-    trainBatchSize: tb, microBatch: mb!, gradAccum: ga!, clip, stage: stage as 0 | 1 | 2 | 3, persistenceThreshold: persistence, prefetchElements: prefetch, bucketElements: Math.floor(bucket), overlapComm: overlap, expertParallel: ep, tensorParallel: tp, dataParallel: dp, optimizer,
+    trainBatchSize: tb, microBatch: mb!, gradAccum: ga!, clip, stage: stage as 0 | 1 | 2 | 3, persistenceThreshold: persistence, prefetchElements: prefetch, bucketElements: Math.floor(bucket), offloadOptimizer, overlapComm: overlap, expertParallel: ep, tensorParallel: tp, dataParallel: dp, optimizer,
     scheduler: c.scheduler ?? null, mixedPrecision, lossScale,
   };
 }

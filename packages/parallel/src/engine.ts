@@ -165,6 +165,7 @@ export class DistributedEngine implements Engine {
     this.tensorParallelReport = wireModel(o.model, this.groups);
     this.zero = new ZeroOptimizer([...o.model.namedParameters()], this.groups, {
       stage: this.config.stage, bucketElements: this.config.bucketElements, overlapComm: this.config.overlapComm, persistenceThreshold: this.config.persistenceThreshold,
+      offloadOptimizer: this.config.offloadOptimizer,
       makeOptimizer: (params) => makeOptimizer(this.config, params),
     });
     this.coordinator = this.config.stage === 3 ? new ParameterCoordinator(o.model, this.zero, this.config.prefetchElements) : null;

@@ -32,6 +32,7 @@
  *   gathered and cut back into parameters); `loadGlobalState` takes the same at any layout.
  */
 import * as T from '@vlmoe/tensor';
+import { checkOffloadDirectory } from './config.js';
 import type { ParallelGroups } from './groups.js';
 import { OverlappedReducer } from './overlap.js';
 import { shardOf, tensorParallelTag, unshard } from './tensor_parallel/shard.js';
@@ -73,6 +74,12 @@ export interface ZeroOptions {
   overlapComm: boolean;
   /** Builds the optimiser over the tensors it steps (the parameters, or the partitions). */
   makeOptimizer(params: T.Tensor[]): Optim;
+  /**
+   * Where the partitions (the fp32 master weights) and the optimiser state live (stages 1-3):
+   * 'nvme': in scratch files under `path` (zerosFileBacked), paged by the kernel, never held in
+   * RAM as a whole; 'cpu': host memory (on a CPU run that is where they are anyway). Null: as the parameters.
+   */
+  offloadOptimizer?: { device: 'cpu' } | { device: 'nvme'; path: string } | null;
 }
 
 /** A model's state in the global layout (collective: every rank gets the same). */
@@ -127,11 +134,24 @@ export class ZeroOptimizer {
    * gradient in a backward go at its end, in parameter order.
    */
   private readonly s3: { order: Placement[]; done: Set<T.nn.Parameter>; grads: Map<ParamGroup, T.Tensor>; removers: (() => void)[] } | null = null;
+  /** Optimiser offload to files (offloadOptimizer 'nvme'): makes the partitions' and the state's zero tensors there; null: ordinary memory. */
+  private readonly offloadZeros: ((shape: readonly number[], dtype: T.DType) => T.Tensor) | null = null;
 
   constructor(named: [string, T.nn.Parameter][], readonly groups: ParallelGroups, o: ZeroOptions) {
     if (!named.length) throw new Error('initialize: the model has no parameters');
     this.stage = o.stage;
     this.bucketElements = o.bucketElements;
+    const off = o.offloadOptimizer ?? null;
+    if (off && this.stage < 1) throw new Error(`zero_optimization.offload_optimizer needs stage 1, 2 or 3 (got stage ${this.stage})`);
+    if (off?.device === 'cpu') {
+      const onDevice = named.find(([, p]) => p.device !== 'cpu');
+      if (onDevice) throw new Error(`zero_optimization.offload_optimizer device 'cpu' with parameters on ${onDevice[1].device} ('${onDevice[0]}') is not implemented: host-side master weights for device parameters need a GPU run to be built and tested; use device 'none' (or 'nvme' on a CPU run)`);
+    }
+    if (off?.device === 'nvme') {
+      const dir = off.path;
+      checkOffloadDirectory(dir, 'initialize');
+      this.offloadZeros = (shape, dtype) => T.zerosFileBacked(shape, dir, { dtype });
+    }
     const dense = named.filter(([, p]) => !p.tags.expert), expert = named.filter(([, p]) => p.tags.expert);
     const mk = (kind: 'dense' | 'expert', list: [string, T.nn.Parameter][], group: ProcessGroup): ParamGroup => {
       const offsets: number[] = [];
@@ -165,13 +185,17 @@ export class ZeroOptimizer {
     if (this.stage >= 1) {
       for (const g of this.paramGroups) {
         const flat = this.flatten(g, (p) => p);
-        const part = T.noGrad(() => T.zeros([g.chunk], { dtype: g.params[0]!.dtype, device: g.params[0]!.device }));
+        const like = g.params[0]!;
+        const part = this.offloadZeros ? this.offloadZeros([g.chunk], like.dtype) : T.noGrad(() => T.zeros([g.chunk], { dtype: like.dtype, device: like.device }));
         const { lo, hi } = this.range(g);
-        if (hi > lo) T.noGrad(() => T.copy_(part.narrow(0, 0, hi - lo), flat.narrow(0, lo, hi - lo)));
+        if (hi > lo) T.scope(() => T.noGrad(() => { T.copy_(part.narrow(0, 0, hi - lo), flat.narrow(0, lo, hi - lo)); }));
         flat.dispose();
         g.shard = new T.nn.Parameter(part);
+        part.dispose(); // the parameter holds the storage now
       }
       this.optimizer = o.makeOptimizer(this.paramGroups.map((g) => g.shard!));
+      // offloaded: the state is made in the files now, never in RAM
+      if (this.offloadZeros) for (const g of this.paramGroups) this.optimizer.initState(g.shard!, (like) => this.offloadZeros!(like.shape, like.dtype));
     } else {
       this.optimizer = o.makeOptimizer(named.map(([, p]) => p));
     }
@@ -278,7 +302,8 @@ export class ZeroOptimizer {
       const N = g.group.size, pp = g.perParam!;
       const width = idx.reduce((a, i) => a + pp.sizes[i]!, 0);
       T.noGrad(() => {
-        const send = T.keep(T.contiguous(idx.length === 1 ? g.shard!.narrow(0, pp.partOffsets[idx[0]!]!, width) : T.cat(idx.map((i) => g.shard!.narrow(0, pp.partOffsets[i]!, pp.sizes[i]!)), 0)));
+        // in a scope: the narrowed views of the partition go with it (a view left to the collector keeps a file-backed partition mapped)
+        const send = T.scope(() => T.keep(T.contiguous(idx.length === 1 ? g.shard!.narrow(0, pp.partOffsets[idx[0]!]!, width) : T.cat(idx.map((i) => g.shard!.narrow(0, pp.partOffsets[i]!, pp.sizes[i]!)), 0))));
         const all = T.keep(T.empty([N * width], { dtype: g.shard!.dtype, device: g.shard!.device }));
         const work = async ? g.group.allGatherIntoTensor(all, send, { async: true }) : (g.group.allGatherIntoTensor(all, send), null);
         parts.push({ g, idx, width, send, all, work });
@@ -557,6 +582,11 @@ export class ZeroOptimizer {
     this.zeroGrad();
   }
 
+  /** Bytes of the partitions (stages 1-3: this rank's fp32 master weights) this rank holds. */
+  partitionBytes(): number {
+    return this.paramGroups.reduce((n, g) => n + (g.shard ? g.shard.numel * T.dtypeSize[g.shard.dtype] : 0), 0);
+  }
+
   /** Bytes of optimiser state this rank holds. */
   stateBytes(): number {
     let bytes = 0;
@@ -698,9 +728,12 @@ export class ZeroOptimizer {
               const v = get(`${g.names[i]!}::${k}`);
               if (v) this.place(g, i, this.toLocal(g, p, v, `${where}: '${g.names[i]!}::${k}'`), full);
             });
-            st[k] = T.keep(T.contiguous(full.narrow(0, g.group.rank * g.chunk, g.chunk)));
+            const mine = full.narrow(0, g.group.rank * g.chunk, g.chunk);
+            st[k] = T.keep(this.offloadZeros ? T.copy_(this.offloadZeros(mine.shape, mine.dtype), mine) : T.contiguous(mine));
             full.dispose();
           }
+          const before = this.optimizer.state.get(g.shard);
+          if (before) for (const v of Object.values(before)) if (typeof v === 'object') v.dispose();
           this.optimizer.state.set(g.shard, st);
         }
         if (g.perParam) continue; // stage 3: loaded above

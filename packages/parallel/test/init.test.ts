@@ -146,7 +146,16 @@ describe('initProcessGroup and config', () => {
     expect(bad({ frobnicate: 1 })).toThrow(/unknown key 'frobnicate'; known: train_batch_size/);
     // DeepSpeed accepts these; this engine does not implement them: refused by name, never ignored
     expect(bad({ steps_per_print: 10 })).toThrow(/'steps_per_print' is a DeepSpeed key this engine does not implement; remove it/);
-    expect(bad({ zero_optimization: { stage: 2, offload_optimizer: { device: 'cpu' } } })).toThrow(/'zero_optimization\.offload_optimizer' is a DeepSpeed key this engine does not implement/);
+    expect(bad({ zero_optimization: { stage: 2, offload_param: { device: 'cpu' } } })).toThrow(/'zero_optimization\.offload_param' is a DeepSpeed key this engine does not implement/);
+    expect(bad({ zero_optimization: { stage: 2, offload_optimizer: { device: 'nvme', nvme_path: '/tmp', pin_memory: true } } })).toThrow(/'zero_optimization\.offload_optimizer\.pin_memory' is a DeepSpeed key this engine does not implement/);
+    // optimizer offload: stage 1-3, nvme needs its directory, nvme_path only with nvme
+    expect(bad({ zero_optimization: { offload_optimizer: { device: 'nvme', nvme_path: '/tmp' } } })).toThrow(/offload_optimizer needs zero_optimization\.stage 1, 2 or 3 .*got stage 0/);
+    expect(bad({ zero_optimization: { stage: 3, offload_optimizer: { device: 'nvme' } } })).toThrow(/device 'nvme' needs nvme_path/);
+    expect(bad({ zero_optimization: { stage: 3, offload_optimizer: { device: 'nvme', nvme_path: '/etc/hostname' } } })).toThrow(/^run\.json: engine: zero_optimization\.offload_optimizer\.nvme_path '\/etc\/hostname' is not a directory: give/);
+    expect(bad({ zero_optimization: { stage: 3, offload_optimizer: { device: 'cpu', nvme_path: '/tmp' } } })).toThrow(/nvme_path applies to device 'nvme' only \(got device 'cpu'\)/);
+    expect(bad({ zero_optimization: { stage: 3, offload_optimizer: { device: 'disk' } } })).toThrow(/'zero_optimization\.offload_optimizer\.device' must be one of "none", "cpu", "nvme"/);
+    expect(resolveConfig({ train_batch_size: 8, zero_optimization: { stage: 2, offload_optimizer: { device: 'nvme', nvme_path: '/tmp' } } }, 1).offloadOptimizer).toEqual({ device: 'nvme', path: '/tmp' });
+    expect(resolveConfig({ train_batch_size: 8, zero_optimization: { stage: 0, offload_optimizer: { device: 'none' } } }, 1).offloadOptimizer).toBe(null);
     expect(bad({ fp16: { enabled: true, auto_cast: true } })).toThrow(/'fp16\.auto_cast' is a DeepSpeed key/);
     expect(bad({ scheduler: { type: 'WarmupLR', params: { warmup_type: 'log' } } })).toThrow(/'scheduler\.params\.warmup_type' is a DeepSpeed key/);
     // types and shapes

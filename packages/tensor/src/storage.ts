@@ -54,6 +54,15 @@ export class Storage {
     this.releasedWhy = null;
   }
 
+  /**
+   * A zero-filled CPU storage backed by a scratch file in `dir` (created, mapped and unlinked
+   * at once: nothing stays on disk). Its pages belong to the page cache, which writes them back
+   * and evicts them under memory pressure: storages that together exceed RAM still work.
+   */
+  static mapFile(nbytes: number, dir: string): Storage {
+    return new Storage(native.mapFile(dir, nbytes), nbytes, 'cpu', -1);
+  }
+
   static allocate(nbytes: number, device: string, deviceCode: number): Storage {
     return new Storage(native.alloc(deviceCode, nbytes), nbytes, device, deviceCode);
   }
@@ -90,9 +99,9 @@ export class Storage {
 }
 
 export interface MemoryReport {
-  /** Bytes of live native storages and the peak since start, per device. */
-  cpu: { live: number; peak: number; allocs: number; cached: number };
-  cuda: { live: number; peak: number; allocs: number; cached: number }[];
+  /** Bytes of live native storages and the peak since start, per device; `file`: live bytes of file-backed CPU storages (zerosFileBacked), not in `live`. */
+  cpu: { live: number; peak: number; allocs: number; cached: number; file: number };
+  cuda: { live: number; peak: number; allocs: number; cached: number; file: number }[];
 }
 
 /** Live and peak bytes per device, as counted by the addon. */

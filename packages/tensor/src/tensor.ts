@@ -256,11 +256,22 @@ function accumulateGrad(leaf: Tensor, g: Tensor, owned: boolean): boolean {
   return taken;
 }
 
-/** Allocates an uninitialised contiguous tensor. @internal */
-export function empty(shape: Shape, dtype: DType = 'float32', device = 'cpu'): Tensor {
+function checkedNumel(shape: Shape, dtype: DType): number {
   for (const s of shape) if (!Number.isInteger(s) || s < 0) throw new RangeError(`invalid shape ${fmtShape(shape)}: sizes must be non-negative integers`);
   const n = shapeNumel(shape);
   if (n * dtypeSize[dtype] > 2 ** 52) throw new RangeError(`invalid shape ${fmtShape(shape)}: ${n} elements of ${dtype} is more memory than any device has`);
+  return n;
+}
+
+/** A zero-filled contiguous CPU tensor backed by a scratch file in `dir` (Storage.mapFile). @internal */
+export function emptyFileBacked(shape: Shape, dtype: DType, dir: string): Tensor {
+  const n = checkedNumel(shape, dtype);
+  return new Tensor(Storage.mapFile(n * dtypeSize[dtype], dir), shape.slice(), contiguousStrides(shape), 0, dtype);
+}
+
+/** Allocates an uninitialised contiguous tensor. @internal */
+export function empty(shape: Shape, dtype: DType = 'float32', device = 'cpu'): Tensor {
+  const n = checkedNumel(shape, dtype);
   let dev = device;
   let code = -1;
   if (device !== 'cpu') {

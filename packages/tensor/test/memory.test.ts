@@ -1,4 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as T from '../src/index.js';
@@ -62,6 +65,61 @@ describe('memory()', () => {
     expect(() => a.data()).toThrow(/data: tensor of shape \[3\] was disposed/);
     expect(() => a.mul(2)).toThrow(/was disposed/);
     expect(() => a.backward()).toThrow(/backward: .*disposed/);
+  });
+});
+
+describe('zerosFileBacked(): tensors in scratch files', () => {
+  it('are zeros, read and write like any tensor, count in memory().cpu.file (not live), leave no file and free on dispose; a bad directory is named', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vlmoe-file-test-'));
+    try {
+      const before = T.memory().cpu;
+      const t = T.zerosFileBacked([3, 1000], dir, { dtype: 'float64' }).keep();
+      expect([t.shape, t.dtype, t.device]).toEqual([[3, 1000], 'float64', 'cpu']);
+      expect(T.memory().cpu.file - before.file).toBe(3 * 1000 * 8);
+      expect(T.memory().cpu.live).toBe(before.live);
+      expect(fs.readdirSync(dir), 'unlinked as soon as mapped').toEqual([]);
+      expect(Array.from(t.dataSync()).every((v) => v === 0)).toBe(true);
+      const src = T.randn([3, 1000], { dtype: 'float64' }).keep();
+      T.scope(() => {
+        T.mul_(T.copy_(t, src), 2);
+        expect(T.sub(t, T.mul(src, 2)).abs().max().item()).toBe(0);
+      });
+      src.dispose();
+      t.dispose();
+      expect(T.memory().cpu.file).toBe(before.file);
+      expect(() => T.zerosFileBacked([4], path.join(dir, 'missing'))).toThrow(/cannot create a scratch file in '.*missing': No such file or directory/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('optimizer.initState(): state made up front, by a given allocator', () => {
+  const run = (make: (ps: T.Tensor[]) => T.optim.Optimizer, init: boolean) => {
+    const g = new T.Generator(3);
+    const w = new T.nn.Parameter(T.randn([5, 4], { generator: g, dtype: 'float64' }));
+    const opt = make([w]);
+    let made = 0;
+    if (init) opt.initState(w, (like) => (made++, T.zerosLike(like)));
+    for (let s = 0; s < 3; s++) {
+      T.scope(() => T.sum(T.mul(w, T.randn([5, 4], { generator: g, dtype: 'float64' }))).backward());
+      opt.step();
+      opt.zeroGrad();
+    }
+    const out = Array.from(w.dataSync());
+    w.dispose();
+    return { out, made };
+  };
+  it('Adam(W) and SGD with momentum step exactly as with lazily made state; SGD with dampening refuses', () => {
+    for (const make of [(ps: T.Tensor[]) => new T.optim.AdamW(ps, { lr: 0.1, weightDecay: 0.1 }), (ps: T.Tensor[]) => new T.optim.SGD(ps, { lr: 0.1, momentum: 0.9 }), (ps: T.Tensor[]) => new T.optim.SGD(ps, { lr: 0.1, momentum: 0.9, nesterov: true })]) {
+      const lazy = run(make, false), early = run(make, true);
+      expect(early.out).toEqual(lazy.out);
+      expect(early.made).toBeGreaterThan(0);
+    }
+    expect(run((ps) => new T.optim.AdamW(ps, { lr: 0.1 }), true).made).toBe(2);
+    expect(() => run((ps) => new T.optim.SGD(ps, { lr: 0.1, momentum: 0.9, dampening: 0.1 }), true)).toThrow(/needs dampening 0/);
+    const stray = T.zeros([2]);
+    expect(() => new T.optim.AdamW([new T.nn.Parameter(T.zeros([2]))], { lr: 0.1 }).initState(stray, T.zerosLike)).toThrow(/AdamW\.initState: the tensor is not one of the optimizer's parameters/);
   });
 });
 

@@ -16,10 +16,10 @@ describe('bench zero', () => {
   it('runs from its command; ZeRO-3 holds 1/N of the model states per rank', () => {
     const r = spawnSync(process.execPath, [MAIN, 'zero'], { encoding: 'utf8', env: { ...process.env, VLMOE_BENCH_QUICK: '1' }, maxBuffer: 1 << 24, timeout: 600_000 });
     expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
-    const res = JSON.parse(readFileSync(RESULTS, 'utf8')) as { preset: string; runs: { stage: number; prefetch: number; world: number; modelStateBytes: number; stepPeakBytes: number; loss: number }[] };
+    const res = JSON.parse(readFileSync(RESULTS, 'utf8')) as { preset: string; runs: { stage: number; prefetch: number; offload: boolean; world: number; modelStateBytes: number; fileBytes: number; stepPeakBytes: number; loss: number }[] };
     expect(res.preset).toBe('tiny');
     for (const N of [2, 4]) {
-      const at = (stage: number) => res.runs.find((x) => x.world === N && x.stage === stage && (stage < 3 || x.prefetch > 0))!;
+      const at = (stage: number) => res.runs.find((x) => x.world === N && x.stage === stage && !x.offload && (stage < 3 || x.prefetch > 0))!;
       const noPrefetch = res.runs.find((x) => x.world === N && x.stage === 3 && x.prefetch === 0)!;
       expect(Math.abs(noPrefetch.loss - at(3).loss)).toBe(0);
       const z0 = at(0), z1 = at(1), z3 = at(3);
@@ -30,6 +30,14 @@ describe('bench zero', () => {
       // without prefetch (with it, DeepSpeed's default 5e7 elements holds this whole small model ahead)
       expect(noPrefetch.stepPeakBytes).toBeLessThan(z0.stepPeakBytes);
       expect(noPrefetch.modelStateBytes).toBe(z3.modelStateBytes);
+      // offload_optimizer nvme: the partitions and Adam moments (3/N of the parameter bytes) in files, the same steps
+      for (const s of [2, 3]) {
+        const off = res.runs.find((x) => x.world === N && x.stage === s && x.offload)!;
+        expect(off.loss, `ZeRO-${s} + offload on ${N} ranks`).toBe(at(s).loss);
+        expect(Math.abs(off.fileBytes - (3 * paramBytes) / N) / paramBytes).toBeLessThan(0.005);
+        // left in RAM: ZeRO-2 the full parameters, ZeRO-3 nothing between steps
+        expect(off.modelStateBytes).toBe(s === 2 ? paramBytes : 0);
+      }
       for (const s of [1, 2, 3]) expect(Math.abs(at(s).loss - z0.loss) / Math.abs(z0.loss), `ZeRO-${s} loss on ${N} ranks`).toBeLessThan(1e-5);
     }
   });

@@ -10,7 +10,7 @@
  * and EP 4 with the same eval outputs, and each rank holds 1/P of the experts.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -96,6 +96,19 @@ describe('vlmoe pretrain: N ranks with expert parallelism and ZeRO = one process
       }, 600_000);
     }
   }
+
+  test('optimizer offload to scratch files (offload_optimizer nvme): 2 ranks, EP 2, ZeRO-2 and ZeRO-3; start-up says where the state went; no file left behind', () => {
+    const scratch = join(dir, 'nvme');
+    mkdirSync(scratch, { recursive: true });
+    for (const stage of [2, 3]) {
+      const name = `shm-2r-ep2-z${stage}-nvme`;
+      const r = spawnSync(process.execPath, [launcher, '--nproc', '2', cli, 'pretrain', '--config', config(name, { expert_parallel_size: 2, zero_optimization: { stage, stage3_param_persistence_threshold: 0, offload_optimizer: { device: 'nvme', nvme_path: scratch } } })], { encoding: 'utf8', env, timeout: 240_000 });
+      expect(r.status, `${name}: ${r.stdout}\n${r.stderr}`).toBe(0);
+      expect(r.stdout).toMatch(/optimizer offload \(nvme\): this rank's master weights and optimizer state, [0-9.]+ [MG]iB, live in scratch files under /);
+      expectSameRun(name);
+    }
+    expect(readdirSync(scratch)).toEqual([]);
+  }, 600_000);
 
   // tensor parallelism (Megatron's split of attention heads, dense FFNs and the vocabulary) alone and with EP and ZeRO
   const etp = { enableExpertTensorParallelism: true };

@@ -148,7 +148,8 @@ describe('vlmoe pretrain', () => {
     fails({ model: { imageSize: 64 } }, /'model\.imageSize' is set by the recipe/);
     // a misspelt ZeRO key used to train silently at stage 0
     fails({ engine: { zero_optimisation: { stage: 2 } } }, /engine: unknown key 'zero_optimisation' \(did you mean 'zero_optimization'\?\)/);
-    fails({ engine: { zero_optimization: { stage: 1, offload_optimizer: { device: 'cpu' } } } }, /engine: 'zero_optimization\.offload_optimizer' is a DeepSpeed key this engine does not implement/);
+    fails({ engine: { zero_optimization: { stage: 1, offload_param: { device: 'cpu' } } } }, /engine: 'zero_optimization\.offload_param' is a DeepSpeed key this engine does not implement/);
+    fails({ engine: { zero_optimization: { stage: 1, offload_optimizer: { device: 'nvme', nvme_path: '/no/such/dir' } } } }, /offload_optimizer\.nvme_path '\/no\/such\/dir' is not a directory \(it does not exist\)/);
     fails({ engine: { expert_parallel_size: 3 } }, /engine: expert_parallel_size 3 does not divide the world size 1/);
   });
 });

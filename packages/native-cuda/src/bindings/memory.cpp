@@ -46,6 +46,17 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   VLMOE_CATCH(env)
 }
 
+// mapFile(dir, nbytes) -> handle of a zero-filled CPU storage backed by an unlinked file in dir
+Napi::Value MapFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLMOE_TRY
+  const std::string dir = info[0].As<Napi::String>().Utf8Value();
+  double nb = info[1].As<Napi::Number>().DoubleValue();
+  if (!(nb >= 0) || nb > 4503599627370496.0) throw std::invalid_argument("mapFile: size must be between 0 and 2^52 bytes, got " + std::to_string(nb));
+  return Napi::Number::New(env, storage_map_file(dir, static_cast<size_t>(nb)));
+  VLMOE_CATCH(env)
+}
+
 // free(handle, arrayBuffer?) — detaches the cached CPU view so stale views read nothing.
 Napi::Value Free(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -136,6 +147,7 @@ Napi::Value Memory(const Napi::CallbackInfo& info) {
     o.Set("peak", double(s.peak));
     o.Set("allocs", double(s.allocs));
     o.Set("cached", double(s.cached));
+    o.Set("file", double(s.file));
     return o;
   };
   Napi::Object o = Napi::Object::New(env);
@@ -151,6 +163,7 @@ Napi::Value Memory(const Napi::CallbackInfo& info) {
 void register_memory(Napi::Env env, Napi::Object exports) {
   exports.Set("alloc", Napi::Function::New(env, Alloc, "alloc"));
   exports.Set("free", Napi::Function::New(env, Free, "free"));
+  exports.Set("mapFile", Napi::Function::New(env, MapFile, "mapFile"));
   exports.Set("adjustExternal", Napi::Function::New(env, AdjustExternal, "adjustExternal"));
   exports.Set("arrayBuffer", Napi::Function::New(env, ArrayBufferOf, "arrayBuffer"));
   exports.Set("write", Napi::Function::New(env, Write, "write"));

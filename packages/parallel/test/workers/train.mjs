@@ -62,7 +62,7 @@ for (let s = 0; s < STEPS; s++) {
 // the engine: rank r's share of each global batch, in gas micro batches
 const { engine } = initialize({ model: model(), config: cfg, processGroup: pg });
 const micro = GLOBAL / W / gas;
-let stateBytes = 0, gradsHeld = -1;
+let stateBytes = 0, gradsHeld = -1, fileBytes = -1, partitionBytes = -1;
 for (let s = 0; s < STEPS; s++) {
   const { x, y } = batch(s);
   for (let m = 0; m < gas; m++) {
@@ -74,7 +74,11 @@ for (let s = 0; s < STEPS; s++) {
       engine.step();
     });
   }
-  if (s === 0) stateBytes = engine.optimizerStateBytes();
+  if (s === 0) {
+    stateBytes = engine.optimizerStateBytes();
+    fileBytes = T.memory().cpu.file;
+    partitionBytes = engine.zero.partitionBytes();
+  }
 }
 let maxDiff = 0;
 const a = ref.parameters(), b = engine.module.parameters();
@@ -89,8 +93,9 @@ const numel = a.reduce((n, p) => n + p.numel, 0);
 const steps = engine.globalSteps;
 const buckets = engine.overlapBuckets;
 engine.destroy();
-const freed = engine.optimizerStateBytes() === 0 && b.every((p) => p.disposed);
+const freed = engine.optimizerStateBytes() === 0 && b.every((p) => p.disposed) && T.memory().cpu.file === 0;
+if (!freed) console.error("not freed", engine.optimizerStateBytes(), b.every((p) => p.disposed), T.memory().cpu);
 // the engine's probe records (the reference's come first: it ran the same model alone)
 const engineProbes = probes.slice(2 * STEPS);
-console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed, buckets, gradsHeld, skipped: engine.skippedSteps, released, stillReleased, params: b.length, probes: engineProbes, prefetched: engine.zero.prefetchedElements }));
+console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed, buckets, gradsHeld, skipped: engine.skippedSteps, released, stillReleased, params: b.length, probes: engineProbes, prefetched: engine.zero.prefetchedElements, fileBytes, partitionBytes }));
 pg.destroy();

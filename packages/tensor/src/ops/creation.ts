@@ -3,7 +3,7 @@ import * as kernels from '../backend/kernels.js';
 import { native } from '@vlmoe/native-cuda';
 import { dtypeSize, isFloating, typedArrayFor, type DType } from '../dtype.js';
 import { defaultGenerator, type Generator } from '../generator.js';
-import { empty, fmtShape, hooks, type Shape, type Tensor } from '../tensor.js';
+import { empty, emptyFileBacked, fmtShape, hooks, type Shape, type Tensor } from '../tensor.js';
 
 export interface TensorOptions {
   dtype?: DType;
@@ -117,6 +117,14 @@ export function full(shape: Shape, value: number, opts: TensorOptions = {}): Ten
 }
 
 export const zeros = (shape: Shape, opts: TensorOptions = {}) => full(shape, 0, opts);
+/**
+ * Zeros in host memory backed by a scratch file in directory `dir` (as ZeRO-Infinity's NVMe
+ * offload keeps optimiser state on a local disk): the file is unlinked as soon as it is mapped,
+ * so nothing is left behind, and the kernel pages the tensor to and from it, so such tensors
+ * can together exceed RAM. An ordinary tensor otherwise (every op reads and writes it);
+ * `memory().cpu.file` counts its bytes. Throws naming `dir` when it cannot be created there.
+ */
+export const zerosFileBacked = (shape: Shape, dir: string, opts: Omit<TensorOptions, 'device'> = {}) => finish(emptyFileBacked(shape, opts.dtype ?? 'float32', dir), opts);
 export const ones = (shape: Shape, opts: TensorOptions = {}) => full(shape, 1, opts);
 export const emptyTensor = (shape: Shape, opts: TensorOptions = {}) => finish(empty(shape, opts.dtype ?? 'float32', opts.device ?? 'cpu'), opts);
 

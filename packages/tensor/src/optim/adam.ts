@@ -20,7 +20,7 @@ import { add, add_, copy_, div, maximum, mul, mul_, neg, sqrt } from '../ops/ele
 import { keep, scope } from '../scope.js';
 import type { Tensor } from '../tensor.js';
 import { adamStep, fusable, fusedKey, groupBy, type AdamItem } from './fused.js';
-import { checkNonNegative, gradFor, Optimizer, type ParamGroup, type ParamsInput } from './optimizer.js';
+import { checkNonNegative, gradFor, Optimizer, type ParamGroup, type ParamState, type ParamsInput } from './optimizer.js';
 
 export interface AdamOptions {
   lr: number;
@@ -47,6 +47,15 @@ export abstract class AdamBase extends Optimizer<AdamOptions> {
     });
   }
 
+  protected override createState(p: Tensor, s: ParamState, g: ParamGroup<AdamOptions>, zeros: (like: Tensor) => Tensor): void {
+    if (s.step === undefined) {
+      s.step = 0;
+      s.expAvg = keep(zeros(p));
+      s.expAvgSq = keep(zeros(p));
+    }
+    if (g.amsgrad && s.maxExpAvgSq === undefined) s.maxExpAvgSq = keep(zeros(p));
+  }
+
   protected stepGroup(g: ParamGroup<AdamOptions>): void {
     const [beta1, beta2] = g.betas;
     const items: AdamItem[] = [];
@@ -55,12 +64,7 @@ export abstract class AdamBase extends Optimizer<AdamOptions> {
       for (const p of g.params) {
         if (!p.grad) continue;
         const s = this.stateOf(p);
-        if (s.step === undefined) {
-          s.step = 0;
-          s.expAvg = keep(zerosLike(p));
-          s.expAvgSq = keep(zerosLike(p));
-          if (g.amsgrad) s.maxExpAvgSq = keep(zerosLike(p));
-        } else if (g.amsgrad && s.maxExpAvgSq === undefined) s.maxExpAvgSq = keep(zerosLike(p));
+        this.createState(p, s, g, zerosLike);
         const fused = g.fused && fusable(p);
         const { grad, temp } = gradFor(this.name, p, fused);
         if (temp) temps.push(grad);

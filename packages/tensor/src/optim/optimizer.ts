@@ -118,6 +118,21 @@ export abstract class Optimizer<H extends BaseHyper = BaseHyper> {
     }
   }
 
+  /**
+   * Creates `p`'s state tensors now, each made by `zeros(like)`, instead of at `p`'s first step
+   * (state already there is kept). The steps that follow are the same as with lazily created
+   * state; ZeRO's optimiser offload uses this to put the state in file-backed memory
+   * (`zerosFileBacked`) without ever holding it in RAM.
+   */
+  initState(p: Tensor, zeros: (like: Tensor) => Tensor): void {
+    const g = this.paramGroups.find((x) => x.params.includes(p));
+    if (!g) throw new Error(`${this.name}.initState: the tensor is not one of the optimizer's parameters`);
+    this.createState(p, this.stateOf(p), g, zeros);
+  }
+
+  /** Fills `s` (p's state) with the state tensors the first step would create, made by `zeros`; does nothing for state that exists. */
+  protected createState(_p: Tensor, _s: ParamState, _g: ParamGroup<H>, _zeros: (like: Tensor) => Tensor): void {}
+
   /** The state of `p`, created empty on first use. */
   protected stateOf(p: Tensor): ParamState {
     let s = this.state.get(p);

@@ -12,7 +12,7 @@ import { add, add_, clone, mul_, neg } from '../ops/elementwise.js';
 import { keep, scope } from '../scope.js';
 import type { Tensor } from '../tensor.js';
 import { fusable, fusedKey, groupBy, sgdStep, type SgdHyper, type SgdItem } from './fused.js';
-import { checkNonNegative, gradFor, Optimizer, type ParamGroup, type ParamsInput } from './optimizer.js';
+import { checkNonNegative, gradFor, Optimizer, type ParamGroup, type ParamState, type ParamsInput } from './optimizer.js';
 
 export interface SGDOptions extends SgdHyper {
   /** Use the fused native multi-tensor kernel where the parameters allow it (default true). */
@@ -36,6 +36,17 @@ export class SGD extends Optimizer<SGDOptions> {
     checkNonNegative(this.name, 'weightDecay value', g.weightDecay);
     if (typeof g.dampening !== 'number' || Number.isNaN(g.dampening)) throw new RangeError(`${this.name}: invalid dampening ${g.dampening}`);
     if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0)) throw new Error(`${this.name}: Nesterov momentum requires a momentum and zero dampening`);
+  }
+
+  /**
+   * The momentum buffer as zeros: the first step then computes momentum · 0 + grad = grad, the
+   * buffer PyTorch's first step copies (with dampening that copy is undamped, so zeros would
+   * differ: refused).
+   */
+  protected override createState(p: Tensor, s: ParamState, g: ParamGroup<SGDOptions>, zeros: (like: Tensor) => Tensor): void {
+    if (g.momentum === 0 || s.momentumBuffer !== undefined) return;
+    if (g.dampening !== 0) throw new Error(`${this.name}.initState: a momentum buffer created before the first step needs dampening 0 (the first step copies the gradient undamped), got ${g.dampening}`);
+    s.momentumBuffer = keep(zeros(p));
   }
 
   protected stepGroup(g: ParamGroup<SGDOptions>): void {

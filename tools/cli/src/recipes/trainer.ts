@@ -229,6 +229,13 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
       const el = (ps: typeof all) => ps.reduce((n, p) => n + p.numel, 0);
       console.log(`ZeRO-3: ${part.length} of ${all.length} parameters partitioned (${el(part)} of ${el(all)} elements); ${all.length - part.length} under stage3_param_persistence_threshold ${engine.config.persistenceThreshold} kept whole on every rank`);
     }
+    const off = engine.config.offloadOptimizer;
+    if (off) {
+      const gib = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`);
+      console.log(off.device === 'nvme'
+        ? `optimizer offload (nvme): this rank's master weights and optimizer state, ${gib(engine.zero.stateBytes() + engine.zero.partitionBytes())}, live in scratch files under ${off.path} (paged by the kernel, removed at exit)`
+        : `optimizer offload (cpu): the optimizer state is in host memory, where a CPU run keeps it anyway`);
+    }
   }
   const losses: number[] = [];
   const save = () => engine.saveCheckpoint(ckptDir, `step${step}`, { step, loader: loader.stateDict(), generators: Object.fromEntries(Object.entries(gens).map(([k, g]) => [k, g.getState()])) });
