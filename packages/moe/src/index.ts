@@ -17,3 +17,6 @@ export { convertKeys, CheckpointKeyError, type KeyRule, type NoCounterpart, type
 export { importVlmoCheckpoint, exportVlmoCheckpoint, vlmoRules, vlmoMoELayers, type VlmoImportOptions, type VlmoExportOptions } from './interop/unilm_vlmo.js';
 export { deepspeedMoeRules, mergeDeepSpeedExperts, splitDeepSpeedExperts, loadDeepSpeedCheckpoint, saveDeepSpeedCheckpoint, deepspeedExpertFile, DEEPSPEED_MODEL_FILE, DEEPSPEED_EXPERT_INFIX, type DeepSpeedCheckpoint, type DeepSpeedMoELayerSpec } from './interop/deepspeed_moe.js';
 export { importDeepSpeedMoECheckpoint, exportDeepSpeedMoECheckpoint } from './interop/vlmo_deepspeed.js';
+export { planShape, type PlanShape, type PlanParam, type PlanBlock, type PlanPass } from './plan/shape.js';
+export { estimate, forwardFlopsPerSample, ACTIVATION_COEFFICIENTS, TRANSIENT_COEFFICIENTS, type PlanLayout, type PlanHardware, type PlanEstimate, type CollectiveVolume, type PlanOptimizer } from './plan/estimate.js';
+export { HARDWARE, searchLayouts } from './plan/search.js';

@@ -346,7 +346,10 @@ export class ZeroOptimizer {
   private place(g: ParamGroup, i: number, v: T.Tensor, flat: T.Tensor): void {
     const p = g.params[i]!;
     if (!g.perParam) {
-      T.copy_(flat.narrow(0, g.offsets[i]!, p.numel), v.reshape(-1));
+      // views in a scope: left to the enclosing one (or the collector) they would keep `flat` alive
+      T.scope(() => {
+        T.copy_(flat.narrow(0, g.offsets[i]!, p.numel), v.reshape(-1));
+      });
       return;
     }
     const N = g.group.size, c = g.perParam.sizes[i]!;
@@ -413,15 +416,17 @@ export class ZeroOptimizer {
       let size = 0;
       const flush = () => {
         if (!bucket.length) return;
-        const flat = T.cat(bucket.map((p) => p.grad!.reshape(-1)), 0);
-        g.group.allReduce(flat, 'sum');
-        T.mul_(flat, scale);
-        let off = 0;
-        for (const p of bucket) {
-          T.copy_(p.grad!, flat.narrow(0, off, p.numel).reshape(...p.shape));
-          off += p.numel;
-        }
-        flat.dispose();
+        // a scope frees the bucket's flat buffer here, not when the caller's scope ends
+        T.scope(() => {
+          const flat = T.cat(bucket.map((p) => p.grad!.reshape(-1)), 0);
+          g.group.allReduce(flat, 'sum');
+          T.mul_(flat, scale);
+          let off = 0;
+          for (const p of bucket) {
+            T.copy_(p.grad!, flat.narrow(0, off, p.numel).reshape(...p.shape));
+            off += p.numel;
+          }
+        });
         bucket = [];
         size = 0;
       };
@@ -474,7 +479,7 @@ export class ZeroOptimizer {
             const flat = this.flatten(g, (p) => p.grad);
             for (const p of g.params) p.zeroGrad();
             g.shard!.zeroGrad();
-            g.shard!.grad = T.keep(T.contiguous(flat.narrow(0, g.group.rank * g.chunk, g.chunk)));
+            g.shard!.grad = T.scope(() => T.keep(T.contiguous(flat.narrow(0, g.group.rank * g.chunk, g.chunk))));
             flat.dispose();
           });
         }
@@ -572,12 +577,11 @@ export class ZeroOptimizer {
     }
     for (const g of this.paramGroups) {
       if (!g.shard) continue;
-      T.noGrad(() => {
+      T.noGrad(() => T.scope(() => {
         const full = T.empty([g.chunk * g.group.size], { dtype: g.params[0]!.dtype, device: g.params[0]!.device });
         g.group.allGatherIntoTensor(full, g.shard!);
         g.params.forEach((p, i) => T.copy_(p, full.narrow(0, g.offsets[i]!, p.numel).reshape(...p.shape)));
-        full.dispose();
-      });
+      }));
     }
     this.zeroGrad();
   }

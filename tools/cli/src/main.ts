@@ -16,6 +16,7 @@ import { UsageError, VERSION, choiceOption, intOption, parseCommand } from './co
 import { EXPORT_USAGE, FORMATS, IMPORT_USAGE, exportCheckpoint, importCheckpoint } from './interop.js';
 import type { RecipeRunOptions } from './recipes/trainer.js';
 import { info, INFO_USAGE } from './info.js';
+import { plan, PLAN_USAGE } from './plan.js';
 import { pretrain, PRETRAIN_USAGE } from './recipes/pretrain.js';
 import { finetune, FINETUNE_USAGE } from './recipes/finetune.js';
 import { evaluateRun, EVAL_USAGE } from './recipes/evaluate.js';
@@ -31,13 +32,14 @@ commands:
   bench    the model comparison: pretrain, fine-tune, evaluate, Table 1 (vlmoe bench --help)
   study    the comparison over seeds: mean ± s.d., paired bootstrap intervals, verdicts (vlmoe study --help)
   info     model shape and total / active parameters of a preset (vlmoe info --help)
+  plan     memory, communication and step time per rank for a layout, or the layouts that fit (vlmoe plan --help)
   import   a PyTorch VLMo .pth or DeepSpeed-MoE checkpoint → a vlmoe run folder (vlmoe import --help)
   export   a run's weights → a VLMo .pth or a DeepSpeed-MoE checkpoint folder (vlmoe export --help)
   data     datasets: convert, inspect, synth, tokenizer (vlmoe data --help)
 
 options: --help, -h (this text; also after any command), --version`;
 
-const COMMANDS = ['pretrain', 'finetune', 'eval', 'bench', 'study', 'info', 'import', 'export', 'data'];
+const COMMANDS = ['pretrain', 'finetune', 'eval', 'bench', 'study', 'info', 'plan', 'import', 'export', 'data'];
 
 const RECIPE_OPTIONS = {
   config: { type: 'string' },
@@ -74,6 +76,30 @@ async function main(argv: string[]): Promise<number> {
       if (a) {
         const preset = choiceOption(a.values.preset, 'preset', a.usage, ['tiny', 'small', 'base', 'large'] as const);
         console.log(info({ preset, experts: intOption(a.values.experts, 'experts', a.usage, 0), k: intOption(a.values.k, 'k', a.usage), json: a.values.json }));
+      }
+      return 0;
+    }
+    case 'plan': {
+      const s = { type: 'string' } as const;
+      const a = parseCommand(rest, { name: 'plan', usage: PLAN_USAGE, options: {
+        preset: s, experts: s, k: s, hardware: s, nodes: s, 'per-node': s, 'memory-gb': s, tp: s, ep: s, stage: s, offload: s, 'micro-batch': s, 'global-batch': s,
+        precision: s, optimizer: s, 'activation-checkpointing': { type: 'boolean' }, search: { type: 'boolean' }, top: s, json: { type: 'boolean' },
+      } });
+      if (a) {
+        const v = a.values, u = a.usage;
+        const memory = v['memory-gb'] === undefined ? undefined : Number(v['memory-gb']);
+        if (memory !== undefined && !(memory > 0)) u(`--memory-gb must be a positive number, got '${v['memory-gb']}'`);
+        try {
+          console.log(plan({
+            preset: choiceOption(v.preset, 'preset', u, ['tiny', 'small', 'base', 'large'] as const), experts: intOption(v.experts, 'experts', u, 0), k: intOption(v.k, 'k', u),
+            hardware: choiceOption(v.hardware, 'hardware', u, ['h100', 'a100-80', 'cpu'] as const), nodes: intOption(v.nodes, 'nodes', u), perNode: intOption(v['per-node'], 'per-node', u), memoryGb: memory,
+            tp: intOption(v.tp, 'tp', u), ep: intOption(v.ep, 'ep', u), stage: intOption(v.stage, 'stage', u, 0, 3), offload: choiceOption(v.offload, 'offload', u, ['none', 'nvme'] as const),
+            microBatch: intOption(v['micro-batch'], 'micro-batch', u), globalBatch: intOption(v['global-batch'], 'global-batch', u), precision: choiceOption(v.precision, 'precision', u, ['fp32', 'bf16', 'fp16'] as const),
+            optimizer: choiceOption(v.optimizer, 'optimizer', u, ['adam', 'sgd-momentum', 'sgd'] as const), activationCheckpointing: v['activation-checkpointing'], search: v.search, top: intOption(v.top, 'top', u), json: v.json,
+          }));
+        } catch (e) {
+          u((e as Error).message);
+        }
       }
       return 0;
     }

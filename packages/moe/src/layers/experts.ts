@@ -51,7 +51,7 @@ export const DEFAULT_EXPERT_DROPOUT = 0;
 
 function param(shape: number[], bound: number, o: ExpertsOptions): T.nn.Parameter {
   const t = T.uniform(shape, -bound, bound, { dtype: o.dtype ?? 'float32', generator: o.generator });
-  return new T.nn.Parameter(t, { tags: { expert: true } });
+  return T.nn.parameterFrom(t, { tags: { expert: true } });
 }
 
 export class Experts extends T.nn.Module {
@@ -125,7 +125,11 @@ export class Experts extends T.nn.Module {
     if (count === this.numExperts) return;
     for (const k of ['w1', 'b1', 'w2', 'b2'] as const) {
       const old = this[k];
-      this[k] = new T.nn.Parameter(T.noGrad(() => T.clone(old.narrow(0, first, count))), { tags: old.tags });
+      // in a scope: the narrowed view goes with it, so the full pool is freed at once (a view left
+      // to the collector kept every expert alive on every rank until a finalizer ran)
+      const mine = T.scope(() => T.noGrad(() => T.clone(old.narrow(0, first, count))));
+      this[k] = new T.nn.Parameter(mine, { tags: old.tags });
+      mine.dispose();
       old.dispose();
     }
     this.firstExpert += first;

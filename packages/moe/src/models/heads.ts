@@ -57,7 +57,7 @@ export class ITCHead extends T.nn.Module {
     const e = o.embedDim ?? dim;
     this.imageProj = new T.nn.Linear(dim, e, { ...o, bias: false });
     this.textProj = new T.nn.Linear(dim, e, { ...o, bias: false });
-    this.logitScale = new T.nn.Parameter(T.full([], Math.log(1 / 0.07), { dtype: o.dtype ?? 'float32' }));
+    this.logitScale = T.nn.parameterFrom(T.full([], Math.log(1 / 0.07), { dtype: o.dtype ?? 'float32' }));
   }
   /** Both embeddings at once (image-only and text-only pass outputs). */
   forward(imageHidden: T.Tensor, textHidden: T.Tensor): { img: T.Tensor; txt: T.Tensor } {

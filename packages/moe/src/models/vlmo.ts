@@ -118,7 +118,7 @@ export class VLMo extends T.nn.Module implements TensorParallelModule {
     const c = (this.config = resolveVLMoConfig(config));
     const gen = opts.generator ?? new T.Generator(0);
     const d = c.dim, dtype = c.dtype;
-    const trunc = (shape: number[]) => new T.nn.Parameter(T.nn.init.truncNormal_(T.empty(shape, { dtype }), { std: 0.02, generator: gen }));
+    const trunc = (shape: number[]) => T.nn.parameterFrom(T.nn.init.truncNormal_(T.empty(shape, { dtype }), { std: 0.02, generator: gen }));
     this.textEmbed = new T.nn.Embedding(c.vocabSize, d, { dtype, generator: gen });
     T.nn.init.truncNormal_(this.textEmbed.weight, { std: 0.02, generator: gen });
     this.textPos = trunc([c.maxTextLen, d]);

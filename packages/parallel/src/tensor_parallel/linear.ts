@@ -26,7 +26,8 @@ import { shardOf, splitTag, type TensorParallelTag } from './shard.js';
 
 /** A split parameter made from the full tensor: rank `pg.rank`'s shard, tagged. */
 export function tensorParallelParameter(full: T.Tensor, pg: ProcessGroup, tag: TensorParallelTag, tags: T.nn.ParamTags = {}): T.nn.Parameter {
-  const shard = shardOf(full, tag, pg.rank, pg.size);
+  // in a scope: views of `full` made on the way would keep it alive after the layer drops it
+  const shard = T.scope(() => T.contiguous(shardOf(full, tag, pg.rank, pg.size)));
   const p = new T.nn.Parameter(shard, { tags: { ...tags, tensorParallel: tag }, requiresGrad: full.requiresGrad });
   shard.dispose();
   return p;

@@ -10,7 +10,7 @@ import { uniform_, kaimingUniform_, type InitOptions } from './init.js';
 import { type DeviceOptions } from './layers.js';
 import { empty } from '../tensor.js';
 import { Module } from './module.js';
-import { Parameter } from './parameter.js';
+import { Parameter, parameterFrom } from './parameter.js';
 
 export class Conv2d extends Module {
   weight: Parameter;
@@ -22,10 +22,10 @@ export class Conv2d extends Module {
     const stride = opts.stride ?? kernelSize;
     if (stride !== kernelSize || (opts.padding ?? 0) !== 0)
       throw new Error(`Conv2d: only kernel = stride without padding (patch embedding) is implemented; got kernel ${kernelSize}, stride ${stride}, padding ${opts.padding ?? 0}`);
-    this.weight = new Parameter(empty([outChannels, inChannels, kernelSize, kernelSize], opts.dtype ?? 'float32', opts.device ?? 'cpu'));
+    this.weight = parameterFrom(empty([outChannels, inChannels, kernelSize, kernelSize], opts.dtype ?? 'float32', opts.device ?? 'cpu'));
     kaimingUniform_(this.weight, { a: Math.sqrt(5), generator: opts.generator });
     if (opts.bias ?? true) {
-      this.bias = new Parameter(empty([outChannels], opts.dtype ?? 'float32', opts.device ?? 'cpu'));
+      this.bias = parameterFrom(empty([outChannels], opts.dtype ?? 'float32', opts.device ?? 'cpu'));
       const bound = 1 / Math.sqrt(inChannels * kernelSize * kernelSize);
       uniform_(this.bias, -bound, bound, opts);
     }

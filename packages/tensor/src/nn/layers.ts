@@ -11,7 +11,7 @@ import { defaultGenerator } from '../generator.js';
 import type { Tensor } from '../tensor.js';
 import { constant_, kaimingUniform_, normal_, ones_, uniform_, zeros_, type InitOptions } from './init.js';
 import { Module } from './module.js';
-import { Parameter } from './parameter.js';
+import { Parameter, parameterFrom } from './parameter.js';
 
 export interface DeviceOptions {
   device?: string;
@@ -19,7 +19,7 @@ export interface DeviceOptions {
 }
 
 function newParam(shape: number[], opts: DeviceOptions): Parameter {
-  return new Parameter(empty(shape, opts.dtype ?? 'float32', opts.device ?? 'cpu'));
+  return parameterFrom(empty(shape, opts.dtype ?? 'float32', opts.device ?? 'cpu'));
 }
 
 /** y = x·Wᵀ + b; W [out, in], initialised like torch.nn.Linear (kaiming uniform, a = √5). */

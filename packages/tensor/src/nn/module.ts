@@ -9,7 +9,7 @@ import { copy_ } from '../ops/elementwise.js';
 import { toDevice } from '../ops/device.js';
 import { keep } from '../scope.js';
 import { fmtShape, Tensor } from '../tensor.js';
-import { Parameter } from './parameter.js';
+import { Parameter, parameterFrom } from './parameter.js';
 
 export interface LoadResult {
   missingKeys: string[];
@@ -150,7 +150,7 @@ export abstract class Module {
       const rec = m as unknown as Record<string, unknown>;
       for (const [k, p] of [...m.ownParameters()]) {
         if (p.device === device) continue;
-        const moved = new Parameter(noGrad(() => toDevice(p, device)), { requiresGrad: p.requiresGrad, tags: p.tags });
+        const moved = parameterFrom(noGrad(() => toDevice(p, device)), { requiresGrad: p.requiresGrad, tags: p.tags });
         rec[k] = moved;
         p.dispose();
       }

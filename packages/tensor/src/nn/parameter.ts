@@ -32,3 +32,16 @@ export class Parameter extends Tensor {
     return `Parameter(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device}${Object.keys(this.tags).length ? `, tags=${JSON.stringify(this.tags)}` : ''})`;
   }
 }
+
+/**
+ * A parameter made from a tensor nobody else holds (a fresh initialiser's result): the
+ * temporary's reference to the storage is dropped at once, so the storage belongs to the
+ * parameter alone and is freed when the parameter is (replacing a layer's parameters — expert
+ * parallelism keeping a slice, tensor parallelism splitting a layer — frees the old ones then,
+ * not when the collector gets to the temporary).
+ */
+export function parameterFrom(fresh: Tensor, opts: { requiresGrad?: boolean; tags?: ParamTags } = {}): Parameter {
+  const p = new Parameter(fresh, opts);
+  fresh.dispose();
+  return p;
+}
