@@ -15,6 +15,7 @@ export { initialize, DistributedEngine, type Engine, type EngineOptions, type In
 export { loadCheckpointWeights, saveCheckpointWeights, type TrainingState, type CheckpointLayout } from './checkpoint.js';
 export { ZeroOptimizer, type ParamGroup, type ZeroOptions, type GlobalState } from './zero.js';
 export { ParameterCoordinator, isZero3Leaf, setZero3LeafModules } from './zero3.js';
+export { zeroInit } from './zero_init.js';
 export { resolveConfig, DEEPSPEED_CONFIG_SCHEMA, type DeepSpeedConfig, type ResolvedConfig } from './config.js';
 export { LossScaler, type LossScalerOptions, type LossScalerState } from './loss_scaler.js';
 export { createParallelGroups, describeParallelGroups, type ParallelGroups, type ParallelSizes } from './groups.js';

@@ -184,12 +184,21 @@ export class ZeroOptimizer {
     });
     if (this.stage >= 1) {
       for (const g of this.paramGroups) {
-        const flat = this.flatten(g, (p) => p);
         const like = g.params[0]!;
         const part = this.offloadZeros ? this.offloadZeros([g.chunk], like.dtype) : T.noGrad(() => T.zeros([g.chunk], { dtype: like.dtype, device: like.device }));
-        const { lo, hi } = this.range(g);
-        if (hi > lo) T.scope(() => T.noGrad(() => { T.copy_(part.narrow(0, 0, hi - lo), flat.narrow(0, lo, hi - lo)); }));
-        flat.dispose();
+        if (g.perParam) {
+          // stage 3: this rank's block of each parameter, one parameter at a time (no full copy of the group)
+          const pp = g.perParam, r = g.group.rank;
+          g.params.forEach((p, i) => T.scope(() => T.noGrad(() => {
+            const c = pp.sizes[i]!, len = Math.min(c, p.numel - r * c);
+            if (len > 0) T.copy_(part.narrow(0, pp.partOffsets[i]!, len), p.reshape(-1).narrow(0, r * c, len));
+          })));
+        } else {
+          const flat = this.flatten(g, (p) => p);
+          const { lo, hi } = this.range(g);
+          if (hi > lo) T.scope(() => T.noGrad(() => { T.copy_(part.narrow(0, 0, hi - lo), flat.narrow(0, lo, hi - lo)); }));
+          flat.dispose();
+        }
         g.shard = new T.nn.Parameter(part);
         part.dispose(); // the parameter holds the storage now
       }

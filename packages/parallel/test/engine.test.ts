@@ -8,13 +8,13 @@ import { describe, expect, test } from 'vitest';
 const launcher = fileURLToPath(new URL('../dist/launcher.js', import.meta.url));
 const worker = (name: string) => fileURLToPath(new URL(`./workers/${name}`, import.meta.url));
 
-function train(nproc: number, config: object, steps = 5) {
+function train(nproc: number, config: object, steps = 5, extraEnv: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [launcher, '--nproc', String(nproc), worker('train.mjs')], {
-    encoding: 'utf8', env: { ...process.env, CONFIG: JSON.stringify(config), STEPS: String(steps) }, timeout: 170_000,
+    encoding: 'utf8', env: { ...process.env, CONFIG: JSON.stringify(config), STEPS: String(steps), ...extraEnv }, timeout: 170_000,
   });
   const out = `${r.stdout}\n${r.stderr}`;
   expect(r.status, out).toBe(0);
-  const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; maxDiff: number; stateBytes: number; numel: number; steps: number; freed: boolean; buckets: number[] | null; gradsHeld: number; skipped: number; released: number; stillReleased: number; params: number; probes: [string, number][]; prefetched: number; fileBytes: number; partitionBytes: number });
+  const rows = out.split('\n').map((l) => l.replace(/^\[rank \d+\] /, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; maxDiff: number; stateBytes: number; numel: number; steps: number; freed: boolean; buckets: number[] | null; gradsHeld: number; skipped: number; released: number; stillReleased: number; params: number; probes: [string, number][]; prefetched: number; fileBytes: number; partitionBytes: number; buildLive: number; buildFile: number; fileAfterInit: number });
   expect(rows.length, out).toBe(nproc);
   for (const r of rows) expect(r.freed, 'engine.destroy() frees the optimiser state and the parameters').toBe(true);
   return rows;
@@ -79,6 +79,26 @@ describe('engine: data parallel and ZeRO give the single-process result', () => 
       }
     });
   }
+
+  test('zeroInit: the model built with its parameters in files holds no parameter in RAM while built, equals an ordinary build, and ZeRO-3 (world 2 and 4, with offload) frees the files once partitioned', () => {
+    for (const n of [2, 4]) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vlmoe-zero-init-test-'));
+      try {
+        const rows = train(n, { ...base, zero_optimization: { stage: 3, stage3_param_persistence_threshold: 0, offload_optimizer: { device: 'nvme', nvme_path: dir } } }, 5, { ZERO_INIT: dir });
+        for (const r of rows) {
+          expect(r.maxDiff, JSON.stringify(r)).toBeLessThan(2e-5);
+          // the four parameters (8×15, 15, 15×4, 4 floats) went to files as they were made; RAM held only one at a time on the way
+          expect(r.buildFile).toBe(4 * (8 * 15 + 15 + 15 * 4 + 4));
+          expect(r.buildLive).toBeLessThanOrEqual(4 * 8 * 15);
+          // partitioned: the full tensors' files are gone; what is left in files is the offloaded partitions and state
+          expect(r.fileAfterInit).toBe(r.partitionBytes + r.stateBytes);
+        }
+        expect(fs.readdirSync(dir)).toEqual([]);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
 
   test('ZeRO-3 prefetch (stage3_prefetch_bucket_size): gathers ahead from the second step on, the same parameters as without; 0 turns it off', () => {
     for (const [n, prefetch] of [[2, undefined], [4, 1e6], [2, 0]] as const) {

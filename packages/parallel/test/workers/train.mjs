@@ -3,7 +3,7 @@
 // the same model alone on the whole batch (the reference), then through the engine on its
 // share, and compares the parameters after STEPS optimiser steps. Prints a JSON summary.
 import * as T from '@vlmoe/tensor';
-import { initProcessGroup, initialize } from '../../dist/index.js';
+import { initProcessGroup, initialize, zeroInit } from '../../dist/index.js';
 
 const pg = initProcessGroup();
 const W = pg.size, me = pg.rank;
@@ -60,7 +60,17 @@ for (let s = 0; s < STEPS; s++) {
 }
 
 // the engine: rank r's share of each global batch, in gas micro batches
-const { engine } = initialize({ model: model(), config: cfg, processGroup: pg });
+// ZERO_INIT=<dir>: the engine's model is built with its parameters in files there (zeroInit); the RAM it took meanwhile is reported
+let built, buildLive = 0, buildFile = 0;
+if (process.env.ZERO_INIT) {
+  const before = T.memory().cpu.live;
+  T.resetPeakMemory();
+  built = zeroInit({ nvmePath: process.env.ZERO_INIT }, model);
+  buildLive = T.memory().cpu.peak - before;
+  buildFile = T.memory().cpu.file;
+} else built = model();
+const { engine } = initialize({ model: built, config: cfg, processGroup: pg });
+const fileAfterInit = T.memory().cpu.file;
 const micro = GLOBAL / W / gas;
 let stateBytes = 0, gradsHeld = -1, fileBytes = -1, partitionBytes = -1;
 for (let s = 0; s < STEPS; s++) {
@@ -97,5 +107,5 @@ const freed = engine.optimizerStateBytes() === 0 && b.every((p) => p.disposed) &
 if (!freed) console.error("not freed", engine.optimizerStateBytes(), b.every((p) => p.disposed), T.memory().cpu);
 // the engine's probe records (the reference's come first: it ran the same model alone)
 const engineProbes = probes.slice(2 * STEPS);
-console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed, buckets, gradsHeld, skipped: engine.skippedSteps, released, stillReleased, params: b.length, probes: engineProbes, prefetched: engine.zero.prefetchedElements, fileBytes, partitionBytes }));
+console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed, buckets, gradsHeld, skipped: engine.skippedSteps, released, stillReleased, params: b.length, probes: engineProbes, prefetched: engine.zero.prefetchedElements, fileBytes, partitionBytes, buildLive, buildFile, fileAfterInit }));
 pg.destroy();

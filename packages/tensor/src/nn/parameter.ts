@@ -3,7 +3,7 @@
  * scope), with optional tags the parallel engine reads (e.g. `{expert: true, group: 'moe'}`).
  */
 import { noGrad } from '../autograd.js';
-import { contiguous } from '../ops/elementwise.js';
+import { contiguous, copy_ } from '../ops/elementwise.js';
 import { keep } from '../scope.js';
 import { Tensor } from '../tensor.js';
 
@@ -15,14 +15,41 @@ export interface ParamTags {
   [key: string]: unknown;
 }
 
+/** Where new parameters' storage comes from inside withParameterPlacement (null: `data`'s own). */
+let placement: ((like: Tensor) => Tensor) | null = null;
+
+/**
+ * Runs `build` with every Parameter created meanwhile stored in a tensor made by `place(data)`
+ * (a fresh contiguous CPU tensor of data's shape and dtype, e.g. `zerosFileBacked`), its values
+ * copied there: a model can be built with its weights in files instead of RAM (the parallel
+ * engine's `zeroInit`). Initialisers that write a parameter in place after creating it write
+ * into the placed storage. Not re-entrant: a nested call throws.
+ */
+export function withParameterPlacement<R>(place: (like: Tensor) => Tensor, build: () => R): R {
+  if (placement) throw new Error('withParameterPlacement: already placing parameters (calls do not nest)');
+  placement = place;
+  try {
+    return build();
+  } finally {
+    placement = null;
+  }
+}
+
 export class Parameter extends Tensor {
   tags: ParamTags;
 
   /** Takes over `data`'s storage (made contiguous first); `requiresGrad` defaults to true. */
   constructor(data: Tensor, opts: { requiresGrad?: boolean; tags?: ParamTags } = {}) {
     data.check('Parameter');
-    const src = noGrad(() => contiguous(data));
+    let src = noGrad(() => contiguous(data));
+    let placed: Tensor | null = null;
+    if (placement && src.device === 'cpu') {
+      placed = placement(src);
+      noGrad(() => copy_(placed!, src));
+      src = placed;
+    }
     super(src.storage, src.shape.slice(), src.strides.slice(), src.offset, src.dtype);
+    placed?.dispose(); // the parameter holds the placed storage alone
     keep(this);
     this.tags = { ...(opts.tags ?? {}) };
     if (opts.requiresGrad ?? true) this.requiresGrad_(true);

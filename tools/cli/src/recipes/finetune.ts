@@ -19,7 +19,7 @@ import { initProcessGroup, loadCheckpointWeights } from '@vlmoe/parallel';
 import { recipeConfig } from './config.js';
 import { TASK_DATA } from './dataset.js';
 import { curveMetrics, evaluateRun, evaluateTask } from './evaluate.js';
-import { RECIPE_OPTIONS_USAGE, applyDeepSpeedConfig, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
+import { RECIPE_OPTIONS_USAGE, applyDeepSpeedConfig, buildRecipeModel, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
 import { FINETUNE_SCHEMA, MODEL_DEFAULTS, type FinetuneConfig } from './schemas.js';
 
 export { FINETUNE_SCHEMA, type FinetuneConfig } from './schemas.js';
@@ -69,7 +69,7 @@ export async function finetune(config: string | Partial<FinetuneConfig>, opts: R
     const { ds, tokenizer, mc } = await openRecipeData(cfg, configPath);
     const numAnswers = cfg.task === 'vqa' ? AnswerVocab.load(ds.answers).size : undefined;
     const modelGen = new T.Generator(cfg.seed);
-    const model = createTaskModel(cfg.task, mc, { generator: modelGen, numAnswers });
+    const model = buildRecipeModel(cfg, pg, () => createTaskModel(cfg.task, mc, { generator: modelGen, numAnswers }));
     let initNote = 'random init';
     if (cfg.init) {
       const dir = checkpointsOf(cfg.init);

@@ -20,7 +20,7 @@ import { VLMoPretrainer, evalAdapter, pretrainBatchFrom, type PretrainBatch } fr
 import { initProcessGroup } from '@vlmoe/parallel';
 import { recipeConfig } from './config.js';
 import { evaluateRun, evaluateTask, zeroShotCurveMetrics } from './evaluate.js';
-import { RECIPE_OPTIONS_USAGE, applyDeepSpeedConfig, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
+import { RECIPE_OPTIONS_USAGE, applyDeepSpeedConfig, buildRecipeModel, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
 import { PRETRAIN_SCHEMA, type PretrainConfig } from './schemas.js';
 
 export { PRETRAIN_SCHEMA, type PretrainConfig } from './schemas.js';
@@ -86,7 +86,7 @@ export async function pretrain(config: string | Partial<PretrainConfig>, opts: R
   try {
     const { ds, tokenizer, mc } = await openRecipeData(cfg, configPath);
     const modelGen = new T.Generator(cfg.seed);
-    const model = new VLMoPretrainer(mc, cfg.weights, { generator: modelGen });
+    const model = buildRecipeModel(cfg, pg, () => new VLMoPretrainer(mc, cfg.weights, { generator: modelGen }));
     const r = model.backbone.config;
     // checked before training: a dataset without val captions fails now, not at the first validation
     const valCaptions = cfg.evalEvery > 0 && cfg.valBatches > 0 ? ds.file('captions', 'val') : null;

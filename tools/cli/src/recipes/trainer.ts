@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
 import { BertTokenizer, DataLoader, Progress, type Batch, type DataLoaderOptions } from '@vlmoe/data';
 import { canonicalMoE, parameterCount, parseVLMoConfig, preset, resolveVLMoConfig, type PresetName, type VLMoConfig } from '@vlmoe/moe';
-import { describeParallelGroups, initialize, resolveConfig, resolveInit, type DeepSpeedConfig, type ProcessGroup } from '@vlmoe/parallel';
+import { describeParallelGroups, initialize, resolveConfig, resolveInit, zeroInit, type DeepSpeedConfig, type ProcessGroup } from '@vlmoe/parallel';
 import type { CommonConfig, ModelKeys } from './schemas.js';
 import { openDataset, type RecipeDataset } from './dataset.js';
 
@@ -42,6 +42,21 @@ export function engineConfig(cfg: CommonConfig): DeepSpeedConfig {
     scheduler: { type: 'WarmupDecayLR', params: { warmup_num_steps: cfg.warmup, total_num_steps: cfg.steps } },
     ...(cfg.engine as DeepSpeedConfig),
   };
+}
+
+/**
+ * Builds a recipe's model: at ZeRO-3 with `offload_optimizer: {device: "nvme"}` under `zeroInit`
+ * (its parameters in scratch files under nvme_path until the engine partitions them, so no rank
+ * holds the whole model in RAM), otherwise directly. The same values either way.
+ */
+export function buildRecipeModel<M>(cfg: CommonConfig, pg: ProcessGroup, build: () => M): M {
+  const z = engineConfig(cfg).zero_optimization;
+  const off = z?.offload_optimizer;
+  if (z?.stage !== 3 || off?.device !== 'nvme' || !off.nvme_path) return build();
+  const t0 = performance.now();
+  const model = zeroInit({ nvmePath: off.nvme_path }, build);
+  if (pg.rank === 0) console.log(`zero.Init: the model was built with its parameters in scratch files under ${off.nvme_path} (${((performance.now() - t0) / 1000).toFixed(1)} s), partitioned by ZeRO-3 next`);
+  return model;
 }
 
 /** The command-line options of `vlmoe pretrain` and `vlmoe finetune`, as their usage lists them. */
