@@ -54,6 +54,7 @@ export const DEEPSPEED_CONFIG_SCHEMA = T.z.strictObject({
       stage: int().optional().describe('0, 1 (optimiser state partitioned), 2 (and gradients) or 3 (and parameters)'),
       stage3_param_persistence_threshold: num().optional().describe('stage 3: parameters with fewer elements stay whole on every rank (default 1e5, as DeepSpeed)'),
       stage3_prefetch_bucket_size: num().optional().describe('stage 3: elements gathered ahead of the layers that will run next (default 5e7, as DeepSpeed; 0: no prefetch)'),
+      stage3_max_live_parameters: num().optional().describe('stage 3: elements of full parameters kept gathered during backward before the least recently used module is freed (re-gathered if its backward needs it again; default 1e9, as DeepSpeed)'),
       reduce_bucket_size: num().optional().describe('elements per gradient bucket (default 5e8)'),
       offload_optimizer: T.z
         .strictObject({
@@ -94,6 +95,8 @@ export interface ResolvedConfig {
   persistenceThreshold: number;
   /** Stage 3: elements gathered ahead (0: no prefetch). */
   prefetchElements: number;
+  /** Stage 3: elements of full parameters kept gathered in backward before the least recently used are freed. */
+  maxLiveElements: number;
   bucketElements: number;
   /** Where the optimiser state lives (offload_optimizer): null in ordinary memory; 'nvme': file-backed under `path`; 'cpu': host memory. */
   offloadOptimizer: { device: 'cpu' } | { device: 'nvme'; path: string } | null;
@@ -124,7 +127,7 @@ const DEEPSPEED_ONLY: Readonly<Record<string, readonly string[]>> = {
     'dump_state', 'flops_profiler', 'activation_checkpointing', 'sparse_attention', 'tensorboard', 'wandb', 'csv_monitor', 'comet', 'elasticity', 'aio', 'autotuning', 'checkpoint',
     'data_efficiency', 'curriculum_learning', 'compression_training', 'communication_data_type', 'seq_parallel_communication_data_type', 'pipeline', 'data_types', 'comms_logger',
     'memory_breakdown', 'fp32_allreduce', 'disable_allgather', 'torch_autocast', 'graph_harvesting', 'monitor_config', 'nebula', 'weight_quantization', 'hybrid_engine', 'eigenvalue', 'progressive_layer_drop'],
-  zero_optimization: ['allgather_partitions', 'allgather_bucket_size', 'reduce_scatter', 'contiguous_gradients', 'offload_param', 'stage3_max_live_parameters',
+  zero_optimization: ['allgather_partitions', 'allgather_bucket_size', 'reduce_scatter', 'contiguous_gradients', 'offload_param',
     'stage3_max_reuse_distance', 'stage3_gather_16bit_weights_on_model_save', 'stage3_gather_fp16_weights_on_model_save',
     'sub_group_size', 'round_robin_gradients', 'zero_hpz_partition_size', 'zero_quantized_weights', 'zero_quantized_gradients', 'mics_shard_size', 'mics_hierarchical_params_gather',
     'memory_efficient_linear', 'pipeline_loading_checkpoint', 'override_module_apply', 'ignore_unused_parameters', 'elastic_checkpoint', 'load_from_fp32_weights', 'cpu_offload',
@@ -195,6 +198,8 @@ export function resolveConfig(c: DeepSpeedConfig, worldSize: number, where = 'co
   if (!(persistence >= 0)) throw new Error(`${where}: zero_optimization.stage3_param_persistence_threshold must be ≥ 0, got ${persistence}`);
   const prefetch = c.zero_optimization?.stage3_prefetch_bucket_size ?? 5e7;
   if (!(prefetch >= 0)) throw new Error(`${where}: zero_optimization.stage3_prefetch_bucket_size must be ≥ 0, got ${prefetch}`);
+  const maxLive = c.zero_optimization?.stage3_max_live_parameters ?? 1e9;
+  if (!(maxLive >= 0)) throw new Error(`${where}: zero_optimization.stage3_max_live_parameters must be ≥ 0, got ${maxLive}`);
   const off = c.zero_optimization?.offload_optimizer;
   let offloadOptimizer: ResolvedConfig['offloadOptimizer'] = null;
   if (off && off.device !== 'none') {
@@ -235,7 +240,7 @@ export function resolveConfig(c: DeepSpeedConfig, worldSize: number, where = 'co
   const overlap = c.zero_optimization?.overlap_comm ?? true;
   if (typeof overlap !== 'boolean') throw new Error(`${where}: zero_optimization.overlap_comm must be true or false, got ${JSON.stringify(overlap)}`);
   return {
-    trainBatchSize: tb, microBatch: mb!, gradAccum: ga!, clip, stage: stage as 0 | 1 | 2 | 3, persistenceThreshold: persistence, prefetchElements: prefetch, bucketElements: Math.floor(bucket), offloadOptimizer, overlapComm: overlap, expertParallel: ep, tensorParallel: tp, dataParallel: dp, optimizer,
+    trainBatchSize: tb, microBatch: mb!, gradAccum: ga!, clip, stage: stage as 0 | 1 | 2 | 3, persistenceThreshold: persistence, prefetchElements: prefetch, maxLiveElements: maxLive, bucketElements: Math.floor(bucket), offloadOptimizer, overlapComm: overlap, expertParallel: ep, tensorParallel: tp, dataParallel: dp, optimizer,
     scheduler: c.scheduler ?? null, mixedPrecision, lossScale,
   };
 }

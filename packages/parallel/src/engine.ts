@@ -168,7 +168,7 @@ export class DistributedEngine implements Engine {
       offloadOptimizer: this.config.offloadOptimizer,
       makeOptimizer: (params) => makeOptimizer(this.config, params),
     });
-    this.coordinator = this.config.stage === 3 ? new ParameterCoordinator(o.model, this.zero, this.config.prefetchElements) : null;
+    this.coordinator = this.config.stage === 3 ? new ParameterCoordinator(o.model, this.zero, this.config.prefetchElements, this.config.maxLiveElements) : null;
     this.lrScheduler = makeScheduler(this.config, this.zero.optimizer);
     this.lossScaler = this.config.lossScale ? new LossScaler(this.config.lossScale) : null;
   }

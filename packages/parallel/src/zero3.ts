@@ -22,6 +22,13 @@
  * rank (it follows the model's code), so the collectives match; whatever is still in flight
  * when backward ends is completed and freed.
  *
+ * Live parameters in backward (DeepSpeed's `stage3_max_live_parameters`, elements): a unit
+ * gathered in backward stays gathered until its gradients are final — with VLMo's several
+ * passes a step, that is most of the model at once. When the units gathered in this backward
+ * hold more elements than the limit, the least recently gathered ones are freed (never the one
+ * gathering); a node of theirs that runs later gathers them again, so the limit trades
+ * all-gathers for memory. Default 1e9, as DeepSpeed (a small model never reaches it).
+ *
  * A module that reads its own parameters in methods its callers call besides `forward` names
  * them in `static zero3Entries` (the contrastive head's `logits`); they gather and release like
  * forward (nested calls hold the parameters until the outermost returns).
@@ -98,8 +105,13 @@ export class ParameterCoordinator {
   private readonly running: number[] = [];
   private readonly previousNodeHook: ((node: T.Node) => void) | null;
 
-  /** `prefetchElements`: how many elements may be gathered ahead (0: no prefetch). */
-  constructor(model: T.nn.Module, private readonly zero: ZeroOptimizer, private readonly prefetchElements = 0) {
+  /** Units gathered in this backward, least recently gathered first (stage3_max_live_parameters). */
+  private readonly liveOrder: number[] = [];
+  /** Backward re-gathers of units freed to stay under the live limit (a count for tests and logs). */
+  regathers = 0;
+
+  /** `prefetchElements`: how many elements may be gathered ahead (0: no prefetch); `maxLiveElements`: the backward's live limit. */
+  constructor(model: T.nn.Module, private readonly zero: ZeroOptimizer, private readonly prefetchElements = 0, private readonly maxLiveElements = Infinity) {
     for (const [m, own] of units(model, zero.partitioned)) {
       const u = this.unitParams.push(own) - 1;
       let depth = 0; // entries of this module on the stack (forward calling another entry)
@@ -143,6 +155,7 @@ export class ParameterCoordinator {
     const needed = own.some((p) => p.storage.dataReleased);
     if (!needed) return;
     this.zero.gatherParams(own);
+    if (this.phase === 'backward') this.holdLive(u);
     if (!this.phase) return;
     const after = this.traces[this.phase].record(u);
     let budget = this.prefetchElements;
@@ -152,9 +165,28 @@ export class ParameterCoordinator {
     }
   }
 
+  /** Backward: u was just gathered; frees the least recently gathered units while the live elements exceed the limit. */
+  private holdLive(u: number): void {
+    const order = this.liveOrder;
+    const at = order.indexOf(u);
+    if (at >= 0) {
+      order.splice(at, 1);
+      this.regathers++;
+    }
+    order.push(u);
+    const liveOf = (v: number) => this.unitParams[v]!.reduce((n, p) => n + (p.storage.dataReleased ? 0 : p.numel), 0);
+    let live = order.reduce((n, v) => n + liveOf(v), 0);
+    while (live > this.maxLiveElements && order.length > 1) {
+      const v = order.shift()!;
+      live -= liveOf(v);
+      this.zero.releaseParams(this.unitParams[v]!);
+    }
+  }
+
   /** The engine starts a forward or a backward (prefetch follows the last one of that kind). */
   beginPhase(phase: 'forward' | 'backward'): void {
     this.phase = phase;
+    if (phase === 'backward') this.liveOrder.length = 0;
     this.traces[phase].restart();
   }
 

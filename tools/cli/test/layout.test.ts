@@ -97,6 +97,12 @@ describe('vlmoe pretrain: N ranks with expert parallelism and ZeRO = one process
     }
   }
 
+  test('ZeRO-3 with a live-parameter limit (stage3_max_live_parameters 20000: backward frees and re-gathers modules): 2 ranks, EP 2 = one process', () => {
+    const name = 'shm-2r-ep2-z3-live';
+    pretrain(name, 2, 'shm', { expert_parallel_size: 2, zero_optimization: { stage: 3, stage3_param_persistence_threshold: 0, stage3_max_live_parameters: 20000 } });
+    expectSameRun(name);
+  }, 600_000);
+
   test('optimizer offload to scratch files (offload_optimizer nvme): 2 ranks, EP 2, ZeRO-2 and ZeRO-3 (built under zero.Init); start-up says where the state went; no file left behind', () => {
     const scratch = join(dir, 'nvme');
     mkdirSync(scratch, { recursive: true });

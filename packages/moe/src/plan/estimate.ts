@@ -15,7 +15,10 @@
  * - the step's transient on top (gradients, flat reduction buffers, gathered parameters),
  *   measured on the engine (steady state, tiny preset at 1, 2 and 4 ranks): P = this rank's
  *   parameter bytes, Pn = its partition bytes; stage 0 2P (the gradients, a reduction bucket);
- *   stage 1 3.75P + Pn; stage 2 2.75P + 2Pn; stage 3 1.55P + Pn, + 0.28P with prefetch.
+ *   stage 1 3.75P + Pn; stage 2 2.75P + 2Pn; stage 3 Pn + 1.1P (full gradients accumulating
+ *   over VLMo's passes until final) + the parameters gathered in backward, min(0.45P, 4 bytes ×
+ *   stage3_max_live_parameters), + 0.28P with prefetch (small/16E at 2 ranks: 1.60P + Pn by
+ *   default, 1.13P + Pn with a live limit of 2e5 elements).
  * - activations (fp32, what the forward keeps for backward): per sample, per block,
  *   (16.6 d + 7.9 d / TP) floats per token (the first term replicated over the tensor-parallel
  *   group, the second split by it: q, k, v, attention output, FFN hidden), 0.9 d more per token
@@ -53,9 +56,10 @@ export interface PlanLayout {
   gradAccum: number;
   precision: 'fp32' | 'bf16' | 'fp16';
   optimizer: PlanOptimizer;
-  /** Stage 3: stage3_param_persistence_threshold (default 1e5) and stage3_prefetch_bucket_size (default 5e7; 0 off). */
+  /** Stage 3: stage3_param_persistence_threshold (default 1e5), stage3_prefetch_bucket_size (default 5e7; 0 off), stage3_max_live_parameters (default 1e9). */
   persistenceThreshold: number;
   prefetch: number;
+  maxLive?: number;
   activationCheckpointing: boolean;
 }
 
@@ -77,8 +81,10 @@ export interface PlanHardware {
 /** Activation coefficients (floats per token per block, in units of d): see the file comment. */
 export const ACTIVATION_COEFFICIENTS = { replicated: 16.6, split: 7.9, moe: 0.9, mlmLogits: 2 } as const;
 /** Step transients in P (this rank's parameter bytes) and Pn (its partition bytes), measured: see the file comment. */
-export const TRANSIENT_COEFFICIENTS = { 0: [2, 0], 1: [3.75, 1], 2: [2.75, 2], 3: [1.55, 1] } as const;
+export const TRANSIENT_COEFFICIENTS = { 0: [2, 0], 1: [3.75, 1], 2: [2.75, 2], 3: [1.1, 1] } as const;
 const PREFETCH_TRANSIENT = 0.28;
+/** Stage 3: the parameters held gathered in backward, at most this fraction of P (and at most stage3_max_live_parameters). */
+const LIVE_TRANSIENT = 0.45;
 
 export interface CollectiveVolume {
   group: 'data-parallel' | 'expert-data-parallel' | 'tensor-parallel' | 'expert-parallel';
@@ -164,7 +170,7 @@ export function estimate(s: PlanShape, L: PlanLayout, hw: PlanHardware): PlanEst
   const offloaded = L.offload === 'nvme' && L.stage >= 1 ? optimizer + partitions : 0;
   const modelStates = parameters + optimizer + partitions - offloaded;
   const [a, b] = TRANSIENT_COEFFICIENTS[L.stage];
-  const transient = a * P + b * partitions + (L.stage === 3 && L.prefetch > 0 ? PREFETCH_TRANSIENT * P : 0);
+  const transient = a * P + b * partitions + (L.stage === 3 ? Math.min(LIVE_TRANSIENT * P, 4 * (L.maxLive ?? 1e9)) + (L.prefetch > 0 ? PREFETCH_TRANSIENT * P : 0) : 0);
   // activations of one micro batch
   const C = ACTIVATION_COEFFICIENTS;
   const perSample = 4 * (sum(s.blocks.map((bl) => bl.tokens * (C.replicated * d + (C.split * d) / t) + bl.moeTokens * C.moe * d)) + (C.mlmLogits * s.mlmTokens * r.vocabSize) / t);

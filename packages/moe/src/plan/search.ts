@@ -17,7 +17,7 @@ export const HARDWARE: Readonly<Record<string, PlanHardware>> = {
 const divisors = (n: number) => Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
 
 /** Every valid layout for `world` ranks and a global batch, estimated; the ones that fit first, fastest first (then the larger micro batch). */
-export function searchLayouts(s: PlanShape, hw: PlanHardware, world: number, globalBatch: number, base: Pick<PlanLayout, 'precision' | 'optimizer' | 'persistenceThreshold' | 'prefetch' | 'activationCheckpointing'>): PlanEstimate[] {
+export function searchLayouts(s: PlanShape, hw: PlanHardware, world: number, globalBatch: number, base: Pick<PlanLayout, 'precision' | 'optimizer' | 'persistenceThreshold' | 'prefetch' | 'maxLive' | 'activationCheckpointing'>): PlanEstimate[] {
   const E = s.config.moe?.numExperts ?? 1;
   const out: PlanEstimate[] = [];
   for (const tp of divisors(Math.min(world, hw.devicesPerNode))) {
