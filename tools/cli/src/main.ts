@@ -83,7 +83,7 @@ async function main(argv: string[]): Promise<number> {
       const s = { type: 'string' } as const;
       const a = parseCommand(rest, { name: 'plan', usage: PLAN_USAGE, options: {
         preset: s, experts: s, k: s, hardware: s, nodes: s, 'per-node': s, 'memory-gb': s, tp: s, ep: s, stage: s, offload: s, 'micro-batch': s, 'global-batch': s,
-        precision: s, optimizer: s, 'max-live': s, 'activation-checkpointing': { type: 'boolean' }, search: { type: 'boolean' }, top: s, json: { type: 'boolean' },
+        precision: s, optimizer: s, 'max-live': s, prefetch: s, 'activation-checkpointing': { type: 'boolean' }, search: { type: 'boolean' }, top: s, json: { type: 'boolean' },
       } });
       if (a) {
         const v = a.values, u = a.usage;
@@ -91,13 +91,15 @@ async function main(argv: string[]): Promise<number> {
         if (memory !== undefined && !(memory > 0)) u(`--memory-gb must be a positive number, got '${v['memory-gb']}'`);
         const maxLive = v['max-live'] === undefined ? undefined : Number(v['max-live']);
         if (maxLive !== undefined && !(maxLive >= 0)) u(`--max-live must be a number ≥ 0 (elements), got '${v['max-live']}'`);
+        const prefetch = v.prefetch === undefined ? undefined : Number(v.prefetch);
+        if (prefetch !== undefined && !(prefetch >= 0)) u(`--prefetch must be a number ≥ 0 (elements), got '${v.prefetch}'`);
         try {
           console.log(plan({
             preset: choiceOption(v.preset, 'preset', u, ['tiny', 'small', 'base', 'large'] as const), experts: intOption(v.experts, 'experts', u, 0), k: intOption(v.k, 'k', u),
             hardware: choiceOption(v.hardware, 'hardware', u, ['h100', 'a100-80', 'cpu'] as const), nodes: intOption(v.nodes, 'nodes', u), perNode: intOption(v['per-node'], 'per-node', u), memoryGb: memory,
             tp: intOption(v.tp, 'tp', u), ep: intOption(v.ep, 'ep', u), stage: intOption(v.stage, 'stage', u, 0, 3), offload: choiceOption(v.offload, 'offload', u, ['none', 'nvme'] as const),
             microBatch: intOption(v['micro-batch'], 'micro-batch', u), globalBatch: intOption(v['global-batch'], 'global-batch', u), precision: choiceOption(v.precision, 'precision', u, ['fp32', 'bf16', 'fp16'] as const),
-            optimizer: choiceOption(v.optimizer, 'optimizer', u, ['adam', 'sgd-momentum', 'sgd'] as const), activationCheckpointing: v['activation-checkpointing'], maxLive: maxLive, search: v.search, top: intOption(v.top, 'top', u), json: v.json,
+            optimizer: choiceOption(v.optimizer, 'optimizer', u, ['adam', 'sgd-momentum', 'sgd'] as const), activationCheckpointing: v['activation-checkpointing'], maxLive, prefetch, search: v.search, top: intOption(v.top, 'top', u), json: v.json,
           }));
         } catch (e) {
           u((e as Error).message);

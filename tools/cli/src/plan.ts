@@ -10,7 +10,7 @@ export const PLAN_USAGE = `usage: vlmoe plan [--preset tiny|small|base|large] [-
                   [--hardware h100|a100-80|cpu] [--nodes N] [--per-node G] [--memory-gb M]
                   [--tp T] [--ep E] [--stage 0-3] [--offload none|nvme] [--micro-batch B]
                   [--global-batch G] [--precision fp32|bf16|fp16] [--optimizer adam|sgd-momentum|sgd]
-                  [--max-live N] [--activation-checkpointing] [--search] [--top K] [--json]
+                  [--max-live N] [--prefetch N] [--activation-checkpointing] [--search] [--top K] [--json]
 
   --preset, --experts, --k   the model, as vlmoe info [base, 32, 1]
   --hardware     device preset [h100]: memory, peak FLOP/s, NVLink / InfiniBand / memory / disk
@@ -23,6 +23,7 @@ export const PLAN_USAGE = `usage: vlmoe plan [--preset tiny|small|base|large] [-
   --precision    fp32 or bf16 / fp16 autocast (the peak FLOP/s used) [bf16 on GPUs, fp32 on cpu]
   --optimizer    adam (AdamW: 2 state words per element), sgd-momentum (1), sgd (0) [adam]
   --max-live     ZeRO-3: stage3_max_live_parameters, elements gathered in backward [1e9]
+  --prefetch     ZeRO-3: stage3_prefetch_bucket_size, elements gathered ahead (0: none) [5e7]
   --activation-checkpointing   count activations as checkpointed per block (an estimate: the
                  engine does not checkpoint yet)
   --search       every layout of the world (TP, EP, stage, offload, micro batch at the global
@@ -52,6 +53,7 @@ export interface PlanOptions {
   optimizer?: 'adam' | 'sgd-momentum' | 'sgd';
   activationCheckpointing?: boolean;
   maxLive?: number;
+  prefetch?: number;
   search?: boolean;
   top?: number;
   json?: boolean;
@@ -78,7 +80,7 @@ export function plan(o: PlanOptions): string {
   const micro = o.microBatch ?? 8;
   const precision = o.precision ?? (o.hardware === 'cpu' ? 'fp32' : 'bf16');
   const optimizer = o.optimizer === 'sgd' ? 'SGD' : o.optimizer === 'sgd-momentum' ? 'SGD-momentum' : 'Adam';
-  const common = { precision, optimizer, persistenceThreshold: 1e5, prefetch: 5e7, maxLive: o.maxLive ?? 1e9, activationCheckpointing: o.activationCheckpointing ?? false } as const;
+  const common = { precision, optimizer, persistenceThreshold: 1e5, prefetch: o.prefetch ?? 5e7, maxLive: o.maxLive ?? 1e9, activationCheckpointing: o.activationCheckpointing ?? false } as const;
   const model = `${experts ? `VL-MoE-${name}/${experts}E top-${o.k ?? 1}` : `VLMo-${name}`}, ${human(shape.params.reduce((a, p) => a + p.numel, 0))} parameters`;
   const where = `${o.nodes ?? 1} × ${hw.devicesPerNode} ${o.hardware ?? 'h100'} (${world} ranks, ${gb(hw.memory)} each)`;
   if (o.search) {
