@@ -33,7 +33,9 @@
  * parameter all-gathers (ZeRO), the tensor-parallel all-reduces (attention, dense FFNs,
  * vocabulary-parallel embedding and loss, the MoE outputs of the token split), the expert
  * all-to-alls (dispatch and combine, forward and backward) and the objectives' gathers
- * (ITC embeddings, hard negatives). On the wire a ring moves 2(n−1)/n of an all-reduce's
+ * (ITC embeddings, hard negatives). Per rank with a balanced router: an expert-parallel rank
+ * receives, and computes, as many routed rows as it sends (an untrained router is far from
+ * balanced; the calibration compares the mean over ranks). On the wire a ring moves 2(n−1)/n of an all-reduce's
  * bytes and (n−1)/n of an all-gather's output, a reduce-scatter's input or an all-to-all's.
  *
  * Time: a roofline without overlap (a lower bound on a real step): FLOPs / peak + wire bytes /
@@ -231,12 +233,12 @@ export function estimate(s: PlanShape, L: PlanLayout, hw: PlanHardware): PlanEst
   // (all of them without token dropping; at most the experts' capacity with it: an upper bound, an unbalanced router drops more)
   if (e > 1 && r.moe) {
     let a2a = 0;
-    // with TP the forward's dispatch and combine carry this rank's block of the rows; the backward's still carry them all (as the engine does today)
-    const rows = (tokens: number) => {
-      const cap = Math.max(r.moe!.minCapacity, Math.ceil((r.moe!.capacityFactor * k * tokens) / E));
-      return r.moe!.dropTokens ? Math.min(tokens * k, E * cap) : tokens * k;
-    };
-    for (const T_ of moeCalls) a2a += 2 * (rows(Math.ceil(T_ / t)) + rows(T_)) * d * 4;
+    // with TP each rank of the group routes its block of the rows (a balanced router: every rank receives as many rows as it sends)
+    for (const T_ of moeCalls) {
+      const tokens = Math.ceil(T_ / t);
+      const cap = Math.max(r.moe.minCapacity, Math.ceil((r.moe.capacityFactor * k * tokens) / E));
+      a2a += 4 * (r.moe.dropTokens ? Math.min(tokens * k, E * cap) : tokens * k) * d * 4;
+    }
     add('expert-parallel', 'tokens (dispatch and combine, forward and backward)', 'all-to-all', ga * a2a, e, t);
   }
 
@@ -244,9 +246,7 @@ export function estimate(s: PlanShape, L: PlanLayout, hw: PlanHardware): PlanEst
   const peakFlops = L.precision === 'fp32' ? hw.peakFp32 : hw.peakHalf;
   const fwd = forwardFlopsPerSample(s);
   const perStep = 3 * (fwd.split + fwd.replicated) * B * ga * n;
-  // with EP the experts' backward runs on every row of the TP group, not on this rank's block (as the engine does today: see the all-to-all above)
-  const expertBackward = t > 1 && e > 1 ? 2 * 4 * d * r.ffnHidden * k * sum(s.blocks.map((bl) => bl.moeTokens)) * (1 - 1 / t) : 0;
-  const perRank = (3 * (fwd.split / t + fwd.replicated) + expertBackward) * B * ga;
+  const perRank = 3 * (fwd.split / t + fwd.replicated) * B * ga;
   const compute = perRank / peakFlops;
   const commTime = sum(comm.map((c) => c.wireBytes / (c.spansNodes ? hw.interBandwidth : hw.intraBandwidth)));
   // the optimiser reads the gradients, reads and writes the master weights and its state
