@@ -107,8 +107,8 @@ export class ParameterCoordinator {
 
   /** Units gathered in this backward, least recently gathered first (stage3_max_live_parameters). */
   private readonly liveOrder: number[] = [];
-  /** Backward re-gathers of units freed to stay under the live limit (a count for tests and logs). */
-  regathers = 0;
+  /** Whether the live limit can bind: below the elements of every partitioned parameter together. */
+  private readonly limitsLive: boolean;
 
   /** `prefetchElements`: how many elements may be gathered ahead (0: no prefetch); `maxLiveElements`: the backward's live limit. */
   constructor(model: T.nn.Module, private readonly zero: ZeroOptimizer, private readonly prefetchElements = 0, private readonly maxLiveElements = Infinity) {
@@ -140,6 +140,7 @@ export class ParameterCoordinator {
         });
       }
     }
+    this.limitsLive = maxLiveElements < [...zero.partitioned].reduce((n, p) => n + p.numel, 0);
     for (const p of zero.partitioned) this.undo.push(p.registerPostAccumulateGradHook(() => this.pinned || zero.releaseParams([p])));
     // every node a unit's forward records gathers the unit before its backward rule runs
     const hooks = this.unitParams.map((_, u) => () => this.pinned || this.gatherUnit(u));
@@ -155,7 +156,7 @@ export class ParameterCoordinator {
     const needed = own.some((p) => p.storage.dataReleased);
     if (!needed) return;
     this.zero.gatherParams(own);
-    if (this.phase === 'backward') this.holdLive(u);
+    if (this.phase === 'backward' && this.limitsLive) this.holdLive(u);
     if (!this.phase) return;
     const after = this.traces[this.phase].record(u);
     let budget = this.prefetchElements;
@@ -169,10 +170,7 @@ export class ParameterCoordinator {
   private holdLive(u: number): void {
     const order = this.liveOrder;
     const at = order.indexOf(u);
-    if (at >= 0) {
-      order.splice(at, 1);
-      this.regathers++;
-    }
+    if (at >= 0) order.splice(at, 1);
     order.push(u);
     const liveOf = (v: number) => this.unitParams[v]!.reduce((n, p) => n + (p.storage.dataReleased ? 0 : p.numel), 0);
     let live = order.reduce((n, v) => n + liveOf(v), 0);

@@ -13,7 +13,8 @@ Prints the model's shape and parameter counts: total, and active per token (ever
 except the experts a token is not routed to). Nothing is allocated, so base and large with
 many experts are instant.`;
 
-const human = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}K` : String(n));
+/** A count in B / M / K. */
+export const humanCount = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}K` : String(n));
 
 export interface InfoOptions {
   preset?: string;
@@ -42,9 +43,9 @@ export function info(o: InfoOptions): string {
     ['model', `${experts ? `VL-MoE-${name}/${experts}E (top-${r.moe!.k})` : `VLMo-${name} (dense)`}`],
     ['blocks × dim × heads', `${r.depth} × ${r.dim} × ${r.heads} (VL-FFN in the top ${r.vlBlocks})`],
     ['image / patch / vocab', `${r.imageSize} px / ${r.patchSize} / ${r.vocabSize}`],
-    ...(r.moe ? [['MoE blocks', `${r.moe.blocks.join(', ')} (V and T pools of ${r.moe.numExperts} experts, ${human(p.perExpert)} each)`] as [string, string]] : []),
-    ['total parameters', `${human(p.total)} (${p.total.toLocaleString('en-US')})`],
-    ['active per token', `${human(p.active)} (${p.active.toLocaleString('en-US')})`],
+    ...(r.moe ? [['MoE blocks', `${r.moe.blocks.join(', ')} (V and T pools of ${r.moe.numExperts} experts, ${humanCount(p.perExpert)} each)`] as [string, string]] : []),
+    ['total parameters', `${humanCount(p.total)} (${p.total.toLocaleString('en-US')})`],
+    ['active per token', `${humanCount(p.active)} (${p.active.toLocaleString('en-US')})`],
   ];
   const w = Math.max(...rows.map(([a]) => a.length));
   return rows.map(([a, b]) => `${a.padEnd(w)}  ${b}`).join('\n');

@@ -4,6 +4,7 @@
  * that fits, fastest first (@vlmoe/moe's planner: plan/estimate.ts says what is counted and how
  * it was calibrated).
  */
+import { humanCount } from './info.js';
 import { HARDWARE, estimate, planShape, preset, searchLayouts, type PlanEstimate, type PlanHardware, type PlanLayout, type PresetName } from '@vlmoe/moe';
 
 export const PLAN_USAGE = `usage: vlmoe plan [--preset tiny|small|base|large] [--experts E] [--k K]
@@ -60,7 +61,7 @@ export interface PlanOptions {
 }
 
 const gb = (b: number) => `${(b / 1e9).toFixed(b < 1e9 ? 3 : 2)} GB`;
-const human = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${Math.round(n)}`);
+const human = (n: number) => humanCount(Math.round(n));
 const ms = (s: number) => (s >= 1 ? `${s.toFixed(2)} s` : `${(s * 1e3).toFixed(1)} ms`);
 
 function describeLayout(L: PlanLayout, dp: number): string {
