@@ -35,6 +35,7 @@ import * as T from '@vlmoe/tensor';
 import { checkOffloadDirectory } from './config.js';
 import type { ParallelGroups } from './groups.js';
 import { OverlappedReducer } from './overlap.js';
+import { broadcastInitial } from './zero_init.js';
 import { shardOf, tensorParallelTag, unshard } from './tensor_parallel/shard.js';
 import type { ProcessGroup, Work } from './process_group.js';
 
@@ -179,9 +180,8 @@ export class ZeroOptimizer {
     if (own.length) this.paramGroups.push(mk('expert', own, groups.expertDataParallel));
     if (tokenSplit.length) this.paramGroups.push(mk('expert', tokenSplit, groups.expertDataTensorParallel));
     // every rank starts from rank 0's dense parameters and its expert-data-parallel peers' experts
-    T.noGrad(() => {
-      for (const g of this.paramGroups) for (const p of g.params) g.group.broadcast(p, 0);
-    });
+    // (parameters not made yet — zeroInit — and recorded alike on every rank stay unmade)
+    for (const g of this.paramGroups) broadcastInitial(g.group, g.params);
     if (this.stage >= 1) {
       for (const g of this.paramGroups) {
         const like = g.params[0]!;
@@ -191,7 +191,8 @@ export class ZeroOptimizer {
           const pp = g.perParam, r = g.group.rank;
           g.params.forEach((p, i) => T.scope(() => T.noGrad(() => {
             const c = pp.sizes[i]!, len = Math.min(c, p.numel - r * c);
-            if (len > 0) T.copy_(part.narrow(0, pp.partOffsets[i]!, len), p.reshape(-1).narrow(0, r * c, len));
+            // a parameter not made yet (zeroInit) makes this block only
+            if (len > 0) T.nn.materializeRange(part.narrow(0, pp.partOffsets[i]!, len), p, r * c);
           })));
         } else {
           const flat = this.flatten(g, (p) => p);

@@ -4,6 +4,17 @@
  */
 import { native } from '@vlmoe/native-cuda';
 
+/**
+ * The values a storage will hold once its bytes exist (deferred initialisation, deferred.ts):
+ * until something needs the bytes, a deferred storage holds no memory at all.
+ */
+export interface PendingValues {
+  /** Allocates the storage's bytes; returns the native handle. */
+  allocate(nbytes: number): number;
+  /** Writes the values into `s`, whose handle is valid by now. */
+  fill(s: Storage): void;
+}
+
 export class Storage {
   refs = 0;
   /** Bumped by every in-place write; autograd checks saved tensors against it. */
@@ -13,6 +24,8 @@ export class Storage {
   private gcReported = false;
   /** Why the bytes are gone while the storage lives on (releaseData), or null. */
   private releasedWhy: string | null = null;
+  /** Deferred: the values to write when the bytes are first needed (no bytes until then). */
+  private _pending: PendingValues | null = null;
 
   constructor(
     private _handle: number,
@@ -24,7 +37,36 @@ export class Storage {
   /** The native allocation. Throws, saying why, while the bytes are released (releaseData). */
   get handle(): number {
     if (this.releasedWhy !== null) throw new Error(this.releasedWhy);
+    if (this._pending) {
+      // a deferred storage: its bytes are made, and its values written, by the first use
+      const p = this._pending;
+      this._handle = p.allocate(this.nbytes);
+      this._pending = null;
+      p.fill(this);
+    }
     return this._handle;
+  }
+
+  /**
+   * A CPU storage of `nbytes` that holds no memory until its handle is first used; then
+   * `pending` allocates it and writes its values (deferred initialisation: deferred.ts).
+   */
+  static deferred(nbytes: number, pending: PendingValues): Storage {
+    const s = new Storage(0, nbytes, 'cpu', -1);
+    s._pending = pending;
+    return s;
+  }
+
+  /** The values still to be written (a deferred storage whose bytes do not exist yet), or null. */
+  get pending(): PendingValues | null {
+    return this.releasedWhy === null ? this._pending : null;
+  }
+
+  /** Replaces the values of a storage still deferred (an initialiser overwriting all of it). */
+  setPending(p: PendingValues): void {
+    if (!this.pending) throw new Error('Storage.setPending: the storage is not deferred');
+    this._pending = p;
+    this.version++;
   }
 
   /** Whether the bytes are released (releaseData) and not yet restored. */
@@ -38,6 +80,12 @@ export class Storage {
    */
   releaseData(why: string): void {
     if (this.releasedWhy !== null || this.refs === 0) return;
+    if (this._pending) {
+      // deferred: no bytes to free, and the values are no longer wanted
+      this._pending = null;
+      this.releasedWhy = why;
+      return;
+    }
     if (this.gcReported) {
       native.adjustExternal(-this.nbytes);
       this.gcReported = false;
@@ -85,7 +133,7 @@ export class Storage {
    * collect.
    */
   gcOwned(): void {
-    if (this.gcReported || this.deviceCode !== -1 || this.refs === 0) return;
+    if (this.gcReported || this.deviceCode !== -1 || this.refs === 0 || this._pending) return;
     this.gcReported = true;
     native.adjustExternal(this.nbytes);
   }
@@ -93,7 +141,8 @@ export class Storage {
   release(): void {
     if (--this.refs === 0) {
       if (this.gcReported) native.adjustExternal(-this.nbytes);
-      if (this.releasedWhy === null) native.free(this._handle, this.view);
+      if (this.releasedWhy === null && !this._pending) native.free(this._handle, this.view);
+      this._pending = null;
     }
   }
 }

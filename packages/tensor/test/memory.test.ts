@@ -94,25 +94,6 @@ describe('zerosFileBacked(): tensors in scratch files', () => {
   });
 });
 
-describe('nn.withParameterPlacement(): parameters stored where the caller says', () => {
-  it('a Linear built inside holds file-backed weights with the values of an ordinary build; calls do not nest', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vlmoe-place-test-'));
-    try {
-      const plain = new T.nn.Linear(16, 8, { generator: new T.Generator(5) });
-      const before = T.memory().cpu;
-      const placed = T.nn.withParameterPlacement((like) => T.zerosFileBacked(like.shape, dir, { dtype: like.dtype }), () => new T.nn.Linear(16, 8, { generator: new T.Generator(5) }));
-      expect(T.memory().cpu.file - before.file).toBe((16 * 8 + 8) * 4);
-      expect(T.memory().cpu.live - before.live).toBe(0);
-      expect(Array.from(placed.weight.dataSync())).toEqual(Array.from(plain.weight.dataSync()));
-      expect(Array.from(placed.bias!.dataSync())).toEqual(Array.from(plain.bias!.dataSync()));
-      expect(() => T.nn.withParameterPlacement(T.zerosLike, () => T.nn.withParameterPlacement(T.zerosLike, () => 0))).toThrow(/calls do not nest/);
-      for (const p of [...plain.parameters(), ...placed.parameters()]) p.dispose();
-      expect(T.memory().cpu.file).toBe(before.file - 0);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
 
 describe('optimizer.initState(): state made up front, by a given allocator', () => {
   const run = (make: (ps: T.Tensor[]) => T.optim.Optimizer, init: boolean) => {

@@ -26,8 +26,10 @@ import { shardOf, splitTag, type TensorParallelTag } from './shard.js';
 
 /** A split parameter made from the full tensor: rank `pg.rank`'s shard, tagged. */
 export function tensorParallelParameter(full: T.Tensor, pg: ProcessGroup, tag: TensorParallelTag, tags: T.nn.ParamTags = {}): T.nn.Parameter {
-  // in a scope: views of `full` made on the way would keep it alive after the layer drops it
-  const shard = T.scope(() => T.contiguous(shardOf(full, tag, pg.rank, pg.size)));
+  // a copy, in a scope: a view of `full` (made on the way, or a contiguous shard kept as is) would
+  // keep all of it alive after the layer drops it; a deferred full tensor (deferredInit) gives a
+  // deferred copy of a contiguous shard, so only the shard is ever made
+  const shard = T.scope(() => T.noGrad(() => T.clone(shardOf(full, tag, pg.rank, pg.size))));
   const p = new T.nn.Parameter(shard, { tags: { ...tags, tensorParallel: tag }, requiresGrad: full.requiresGrad });
   shard.dispose();
   return p;

@@ -60,14 +60,22 @@ for (let s = 0; s < STEPS; s++) {
 }
 
 // the engine: rank r's share of each global batch, in gas micro batches
-// ZERO_INIT=<dir>: the engine's model is built with its parameters in files there (zeroInit); the RAM it took meanwhile is reported
-let built, buildLive = 0, buildFile = 0;
+// ZERO_INIT=<dir> (or 'ram'): the engine's model is built under zeroInit (its parameters recorded, not made; those made whole
+// go to files in <dir>); the memory it took meanwhile is reported, and how many parameters were ever made whole
+let built, buildLive = 0, buildFile = 0, madeWhole = 0;
 if (process.env.ZERO_INIT) {
-  const before = T.memory().cpu.live;
+  const before = T.memory().cpu.live, fileBefore = T.memory().cpu.file;
   T.resetPeakMemory();
-  built = zeroInit({ nvmePath: process.env.ZERO_INIT }, model);
+  built = zeroInit(process.env.ZERO_INIT === 'ram' ? {} : { nvmePath: process.env.ZERO_INIT }, model);
   buildLive = T.memory().cpu.peak - before;
-  buildFile = T.memory().cpu.file;
+  buildFile = T.memory().cpu.file - fileBefore;
+  // count the parameters whose whole tensor gets made (their storage allocated) from now on
+  for (const p of built.parameters()) {
+    const pend = p.storage.pending;
+    if (!pend) continue;
+    const allocate = pend.allocate.bind(pend);
+    pend.allocate = (n) => (madeWhole++, allocate(n));
+  }
 } else built = model();
 const { engine } = initialize({ model: built, config: cfg, processGroup: pg });
 const fileAfterInit = T.memory().cpu.file;
@@ -107,5 +115,5 @@ const freed = engine.optimizerStateBytes() === 0 && b.every((p) => p.disposed) &
 if (!freed) console.error("not freed", engine.optimizerStateBytes(), b.every((p) => p.disposed), T.memory().cpu);
 // the engine's probe records (the reference's come first: it ran the same model alone)
 const engineProbes = probes.slice(2 * STEPS);
-console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed, buckets, gradsHeld, skipped: engine.skippedSteps, released, stillReleased, params: b.length, probes: engineProbes, prefetched: engine.zero.prefetchedElements, fileBytes, partitionBytes, buildLive, buildFile, fileAfterInit }));
+console.log(JSON.stringify({ rank: me, maxDiff, stateBytes, numel, steps, freed, buckets, gradsHeld, skipped: engine.skippedSteps, released, stillReleased, params: b.length, probes: engineProbes, prefetched: engine.zero.prefetchedElements, fileBytes, partitionBytes, buildLive, buildFile, fileAfterInit, madeWhole }));
 pg.destroy();

@@ -15,7 +15,7 @@ import { scope } from '../scope.js';
 import { zeros_, type InitOptions } from './init.js';
 import { Linear, type DeviceOptions } from './layers.js';
 import { Module } from './module.js';
-import { Parameter, parameterFrom } from './parameter.js';
+import { emptyParameter, Parameter, parameterFrom } from './parameter.js';
 
 export interface AttentionOptions extends DeviceOptions, InitOptions {
   /** 'qv' (VLMo: separate q and v biases, k none), 'all' or 'none'. Default 'qv'. */
@@ -41,8 +41,8 @@ export class MultiheadSelfAttention extends Module {
     const mode = opts.qkvBias ?? 'qv';
     this.qkv = new Linear(dim, 3 * dim, { ...opts, bias: mode === 'all' });
     if (mode === 'qv') {
-      this.qBias = zeros_(parameterFrom(empty([dim], opts.dtype ?? 'float32', opts.device ?? 'cpu'))) as Parameter;
-      this.vBias = zeros_(parameterFrom(empty([dim], opts.dtype ?? 'float32', opts.device ?? 'cpu'))) as Parameter;
+      this.qBias = zeros_(emptyParameter([dim], opts)) as Parameter;
+      this.vBias = zeros_(emptyParameter([dim], opts)) as Parameter;
     }
     this.proj = new Linear(dim, dim, opts);
     this._gen = opts.generator ?? defaultGenerator;

@@ -8,9 +8,8 @@ import { permute, reshape } from '../ops/views.js';
 import { fmtShape, type Tensor } from '../tensor.js';
 import { uniform_, kaimingUniform_, type InitOptions } from './init.js';
 import { type DeviceOptions } from './layers.js';
-import { empty } from '../tensor.js';
 import { Module } from './module.js';
-import { Parameter, parameterFrom } from './parameter.js';
+import { emptyParameter, Parameter } from './parameter.js';
 
 export class Conv2d extends Module {
   weight: Parameter;
@@ -22,10 +21,10 @@ export class Conv2d extends Module {
     const stride = opts.stride ?? kernelSize;
     if (stride !== kernelSize || (opts.padding ?? 0) !== 0)
       throw new Error(`Conv2d: only kernel = stride without padding (patch embedding) is implemented; got kernel ${kernelSize}, stride ${stride}, padding ${opts.padding ?? 0}`);
-    this.weight = parameterFrom(empty([outChannels, inChannels, kernelSize, kernelSize], opts.dtype ?? 'float32', opts.device ?? 'cpu'));
+    this.weight = emptyParameter([outChannels, inChannels, kernelSize, kernelSize], opts);
     kaimingUniform_(this.weight, { a: Math.sqrt(5), generator: opts.generator });
     if (opts.bias ?? true) {
-      this.bias = parameterFrom(empty([outChannels], opts.dtype ?? 'float32', opts.device ?? 'cpu'));
+      this.bias = emptyParameter([outChannels], opts);
       const bound = 1 / Math.sqrt(inChannels * kernelSize * kernelSize);
       uniform_(this.bias, -bound, bound, opts);
     }

@@ -1,6 +1,7 @@
 /** torch.nn-style modules: `import { nn } from '@vlmoe/tensor'`. */
 export { Module, type LoadResult } from './module.js';
-export { Parameter, parameterFrom, withParameterPlacement, type ParamTags } from './parameter.js';
+export { Parameter, parameterFrom, emptyParameter, type ParamTags } from './parameter.js';
+export { deferredInit, isDeferred, materializeRange, deferredFingerprint, type InitRecipe } from '../deferred.js';
 export { Linear, LayerNorm, Embedding, Dropout, GELU, Identity, LayerScale, DropPath, type DeviceOptions, type SampleIndex } from './layers.js';
 export { Sequential, ModuleList, ModuleDict } from './containers.js';
 export { Conv2d, PatchEmbedding } from './conv.js';

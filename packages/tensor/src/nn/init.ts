@@ -1,13 +1,16 @@
 /**
  * Seeded in-place initialisers (torch.nn.init names, camelCase). Each takes an optional
- * Generator (default: the global one) and returns the tensor.
+ * Generator (default: the global one) and returns the tensor. On a whole tensor made inside
+ * `deferredInit` they record the values instead of making them (deferred.ts): the generator
+ * advances the same, and the values, once made, are the same.
  */
 import { noGrad } from '../autograd.js';
 import { defaultGenerator, type Generator } from '../generator.js';
 import { randn, uniform as uniformT } from '../ops/creation.js';
-import { copy_, fill_, logicalOr, lt, gt, where } from '../ops/elementwise.js';
+import { defer_, writeValues, type InitRecipe } from '../deferred.js';
+import { copy_, fill_ } from '../ops/elementwise.js';
 import { scope } from '../scope.js';
-import { fmtShape, type Tensor } from '../tensor.js';
+import { empty, fmtShape, type Tensor } from '../tensor.js';
 
 export interface InitOptions {
   generator?: Generator;
@@ -21,41 +24,46 @@ export function calculateFans(t: Tensor): { fanIn: number; fanOut: number } {
 }
 
 export function zeros_(t: Tensor): Tensor {
-  return noGrad(() => fill_(t, 0));
+  return constant_(t, 0);
 }
 
 export function ones_(t: Tensor): Tensor {
-  return noGrad(() => fill_(t, 1));
+  return constant_(t, 1);
 }
 
 export function constant_(t: Tensor, value: number): Tensor {
-  return noGrad(() => fill_(t, value));
+  return defer_(t, () => ({ kind: 'fill', value })) ? t : noGrad(() => fill_(t, value));
 }
 
 export function uniform_(t: Tensor, a = 0, b = 1, opts: InitOptions = {}): Tensor {
-  return noGrad(() => scope(() => { copy_(t, uniformT(t.shape, a, b, { dtype: t.dtype, device: t.device, generator: opts.generator })); return t; }));
+  const g = opts.generator ?? defaultGenerator;
+  if (defer_(t, () => ({ kind: 'uniform', seed: g.seed, counter: g.take(t.numel), low: a, high: b }))) return t;
+  return noGrad(() => scope(() => { copy_(t, uniformT(t.shape, a, b, { dtype: t.dtype, device: t.device, generator: g })); return t; }));
 }
 
 export function normal_(t: Tensor, mean = 0, std = 1, opts: InitOptions = {}): Tensor {
-  return noGrad(() => scope(() => { copy_(t, randn(t.shape, { mean, std, dtype: t.dtype, device: t.device, generator: opts.generator })); return t; }));
+  const g = opts.generator ?? defaultGenerator;
+  if (defer_(t, () => ({ kind: 'normal', seed: g.seed, counter: g.take(t.numel), mean, std }))) return t;
+  return noGrad(() => scope(() => { copy_(t, randn(t.shape, { mean, std, dtype: t.dtype, device: t.device, generator: g })); return t; }));
 }
 
 /**
- * Normal(mean, std) truncated to [a, b] (absolute bounds, like torch.nn.init.trunc_normal_):
- * out-of-range draws are redrawn until none is left.
+ * Normal(mean, std) truncated to [a, b] (absolute bounds, like torch.nn.init.trunc_normal_).
+ * Element i is the first of its draws inside [a, b]: draw 0 at Philox counter offset + i of the
+ * generator's stream, redraw r at the same counter of an independent stream derived from the
+ * seed and r (deferred.ts redrawSeed). The generator advances by numel (as one randn), and
+ * every element depends on its index alone, so any part of the tensor can be made on its own.
  */
 export function truncNormal_(t: Tensor, opts: InitOptions & { mean?: number; std?: number; a?: number; b?: number } = {}): Tensor {
   const mean = opts.mean ?? 0, std = opts.std ?? 1, a = opts.a ?? -2, b = opts.b ?? 2;
   if (!(a < b)) throw new RangeError(`truncNormal_: a (${a}) must be below b (${b})`);
   if (!(mean + 6 * std > a && mean - 6 * std < b)) throw new RangeError(`truncNormal_: [${a}, ${b}] lies too far from mean ${mean} (std ${std}) to sample`);
-  const gen = opts.generator ?? defaultGenerator;
+  const g = opts.generator ?? defaultGenerator;
+  const recipe: InitRecipe = { kind: 'truncNormal', seed: g.seed, counter: g.take(t.numel), mean, std, a, b };
+  if (defer_(t, () => recipe)) return t;
   return noGrad(() => scope(() => {
-    let x = randn(t.shape, { mean, std, dtype: t.dtype, device: t.device, generator: gen });
-    for (let round = 0; round < 1000; ++round) {
-      const bad = logicalOr(lt(x, a), gt(x, b));
-      if (bad.sum().item() === 0) break;
-      x = where(bad, randn(t.shape, { mean, std, dtype: t.dtype, device: t.device, generator: gen }), x);
-    }
+    const x = empty(t.shape, t.dtype, t.device);
+    writeValues(x, recipe, 0);
     copy_(t, x);
     return t;
   }));

@@ -1,6 +1,5 @@
 /** Basic layers: Linear, LayerNorm, Embedding, Dropout, GELU, Identity, LayerScale, DropPath. */
 import { type Generator } from '../generator.js';
-import { empty } from '../tensor.js';
 import { dropout } from '../ops/dropout.js';
 import { rand, tensor } from '../ops/creation.js';
 import { cast, div, gelu, lt, mul } from '../ops/elementwise.js';
@@ -11,16 +10,14 @@ import { defaultGenerator } from '../generator.js';
 import type { Tensor } from '../tensor.js';
 import { constant_, kaimingUniform_, normal_, ones_, uniform_, zeros_, type InitOptions } from './init.js';
 import { Module } from './module.js';
-import { Parameter, parameterFrom } from './parameter.js';
+import { emptyParameter, Parameter } from './parameter.js';
 
 export interface DeviceOptions {
   device?: string;
   dtype?: 'float32' | 'float64';
 }
 
-function newParam(shape: number[], opts: DeviceOptions): Parameter {
-  return parameterFrom(empty(shape, opts.dtype ?? 'float32', opts.device ?? 'cpu'));
-}
+const newParam = (shape: number[], opts: DeviceOptions): Parameter => emptyParameter(shape, opts);
 
 /** y = x·Wᵀ + b; W [out, in], initialised like torch.nn.Linear (kaiming uniform, a = √5). */
 export class Linear extends Module {

@@ -3,6 +3,8 @@
  * scope), with optional tags the parallel engine reads (e.g. `{expert: true, group: 'moe'}`).
  */
 import { noGrad } from '../autograd.js';
+import { deferToFile, isDeferred, parameterFileDir } from '../deferred.js';
+import { emptyTensor, zerosFileBacked } from '../ops/creation.js';
 import { contiguous, copy_ } from '../ops/elementwise.js';
 import { keep } from '../scope.js';
 import { Tensor } from '../tensor.js';
@@ -15,38 +17,26 @@ export interface ParamTags {
   [key: string]: unknown;
 }
 
-/** Where new parameters' storage comes from inside withParameterPlacement (null: `data`'s own). */
-let placement: ((like: Tensor) => Tensor) | null = null;
-
-/**
- * Runs `build` with every Parameter created meanwhile stored in a tensor made by `place(data)`
- * (a fresh contiguous CPU tensor of data's shape and dtype, e.g. `zerosFileBacked`), its values
- * copied there: a model can be built with its weights in files instead of RAM (the parallel
- * engine's `zeroInit`). Initialisers that write a parameter in place after creating it write
- * into the placed storage. Not re-entrant: a nested call throws.
- */
-export function withParameterPlacement<R>(place: (like: Tensor) => Tensor, build: () => R): R {
-  if (placement) throw new Error('withParameterPlacement: already placing parameters (calls do not nest)');
-  placement = place;
-  try {
-    return build();
-  } finally {
-    placement = null;
-  }
-}
-
 export class Parameter extends Tensor {
   tags: ParamTags;
 
-  /** Takes over `data`'s storage (made contiguous first); `requiresGrad` defaults to true. */
+  /**
+   * Takes over `data`'s storage (made contiguous first); `requiresGrad` defaults to true.
+   * Inside `deferredInit({fileDir})` (deferred.ts) its bytes go to a scratch file there: at
+   * once when `data` is an ordinary tensor, when first needed when it is deferred.
+   */
   constructor(data: Tensor, opts: { requiresGrad?: boolean; tags?: ParamTags } = {}) {
     data.check('Parameter');
     let src = noGrad(() => contiguous(data));
     let placed: Tensor | null = null;
-    if (placement && src.device === 'cpu') {
-      placed = placement(src);
-      noGrad(() => copy_(placed!, src));
-      src = placed;
+    const dir = parameterFileDir();
+    if (dir !== null && src.device === 'cpu') {
+      if (isDeferred(src)) deferToFile(src, dir);
+      else {
+        placed = zerosFileBacked(src.shape, dir, { dtype: src.dtype });
+        noGrad(() => copy_(placed!, src));
+        src = placed;
+      }
     }
     super(src.storage, src.shape.slice(), src.strides.slice(), src.offset, src.dtype);
     placed?.dispose(); // the parameter holds the placed storage alone
@@ -71,4 +61,9 @@ export function parameterFrom(fresh: Tensor, opts: { requiresGrad?: boolean; tag
   const p = new Parameter(fresh, opts);
   fresh.dispose();
   return p;
+}
+
+/** An uninitialised parameter for a layer's initialiser to fill (deferred inside deferredInit). */
+export function emptyParameter(shape: number[], opts: { dtype?: 'float32' | 'float64'; device?: string } = {}): Parameter {
+  return parameterFrom(emptyTensor(shape, { dtype: opts.dtype ?? 'float32', device: opts.device ?? 'cpu' }));
 }

@@ -3,6 +3,7 @@ import * as kernels from '../backend/kernels.js';
 import { native } from '@vlmoe/native-cuda';
 import { dtypeSize, isFloating, typedArrayFor, type DType } from '../dtype.js';
 import { defaultGenerator, type Generator } from '../generator.js';
+import { deferredTensor, deferring, type InitRecipe } from '../deferred.js';
 import { empty, emptyFileBacked, fmtShape, hooks, type Shape, type Tensor } from '../tensor.js';
 
 export interface TensorOptions {
@@ -110,7 +111,20 @@ export function tensor(data: Nested | ArrayLike<number> | ArrayBufferView, opts:
   return finish(t, opts);
 }
 
+/** Inside deferredInit, a CPU tensor of `recipe`'s values that holds no memory yet (deferred.ts); else null. */
+function deferredOrNull(shape: Shape, dtype: DType, device: string | undefined, recipe: (n: number) => InitRecipe): Tensor | null {
+  if (!deferring() || (device !== undefined && device !== 'cpu')) return null;
+  for (const s of shape) if (!Number.isInteger(s) || s < 0) throw new RangeError(`invalid shape ${fmtShape(shape)}: sizes must be non-negative integers`);
+  return deferredTensor(shape, dtype, recipe(shape.reduce((a, b) => a * b, 1)));
+}
+
 export function full(shape: Shape, value: number, opts: TensorOptions = {}): Tensor {
+  const d = deferredOrNull(shape, opts.dtype ?? 'float32', opts.device, () => ({ kind: 'fill', value }));
+  return d ? finish(d, opts) : fullNow(shape, value, opts);
+}
+
+/** full, made now even inside deferredInit (the ops' own scalars and constants). @internal */
+export function fullNow(shape: Shape, value: number, opts: TensorOptions = {}): Tensor {
   const t = empty(shape, opts.dtype ?? 'float32', opts.device ?? 'cpu');
   if (t.numel > 0) kernels.fill(t, value);
   return finish(t, opts);
@@ -126,7 +140,9 @@ export const zeros = (shape: Shape, opts: TensorOptions = {}) => full(shape, 0, 
  */
 export const zerosFileBacked = (shape: Shape, dir: string, opts: Omit<TensorOptions, 'device'> = {}) => finish(emptyFileBacked(shape, opts.dtype ?? 'float32', dir), opts);
 export const ones = (shape: Shape, opts: TensorOptions = {}) => full(shape, 1, opts);
-export const emptyTensor = (shape: Shape, opts: TensorOptions = {}) => finish(empty(shape, opts.dtype ?? 'float32', opts.device ?? 'cpu'), opts);
+/** Uninitialised (inside deferredInit: zeros once made). */
+export const emptyTensor = (shape: Shape, opts: TensorOptions = {}) =>
+  finish(deferredOrNull(shape, opts.dtype ?? 'float32', opts.device, () => ({ kind: 'fill', value: 0 })) ?? empty(shape, opts.dtype ?? 'float32', opts.device ?? 'cpu'), opts);
 
 const likeOpts = (t: Tensor, opts: TensorOptions, op: string) => (t.check(op), { dtype: opts.dtype ?? t.dtype, device: opts.device ?? t.device, requiresGrad: opts.requiresGrad });
 export const zerosLike = (t: Tensor, opts: TensorOptions = {}) => zeros(t.shape, likeOpts(t, opts, 'zerosLike'));
@@ -137,7 +153,7 @@ export const emptyLike = (t: Tensor, opts: TensorOptions = {}) => emptyTensor(t.
 /** A 0-dim tensor holding v, with t's dtype (promoted to float32 for non-integers) and device. */
 export function scalarLike(v: number, t: Tensor): Tensor {
   const dtype: DType = !isFloating(t.dtype) && !Number.isInteger(v) ? 'float32' : t.dtype === 'bool' ? 'int64' : t.dtype;
-  return full([], v, { dtype, device: t.device });
+  return fullNow([], v, { dtype, device: t.device });
 }
 
 /** Values start, start+step, ... below end (like torch.arange). int64 when all are integers. */
@@ -164,6 +180,12 @@ export function eye(n: number, opts: TensorOptions = {}): Tensor {
 
 function randomFill(kind: number, shape: Shape, a: number, b: number, opts: RandomOptions, dflt: DType): Tensor {
   const g = opts.generator ?? defaultGenerator;
+  const kinds = ['uniform', 'normal', 'randint'] as const;
+  const d = deferredOrNull(shape, opts.dtype ?? dflt, opts.device, (n) => {
+    const [seed, counter, k] = [g.seed, g.take(n), kinds[kind]!];
+    return k === 'normal' ? { kind: k, seed, counter, mean: a, std: b } : { kind: k, seed, counter, low: a, high: b };
+  });
+  if (d) return finish(d, opts);
   const t = empty(shape, opts.dtype ?? dflt, opts.device ?? 'cpu');
   if (t.numel > 0) kernels.random(kind, t, g.seed, g.take(t.numel), a, b);
   return finish(t, opts);

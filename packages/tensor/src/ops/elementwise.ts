@@ -9,7 +9,8 @@ import { isFloating, promoteTypes, type DType } from '../dtype.js';
 import { empty, fmtShape, type Tensor } from '../tensor.js';
 import { broadcastShapes, checkSameDevice } from './util.js';
 import { sumTo } from './reduce.js';
-import { full, scalarLike } from './creation.js';
+import { fullNow as full, scalarLike } from './creation.js';
+import { deferredSlice } from '../deferred.js';
 
 const U = OPS.unary;
 const B = OPS.binary;
@@ -44,8 +45,9 @@ export function contiguous(x: Tensor): Tensor {
 /** A contiguous copy that stays in the graph. */
 export function clone(x: Tensor): Tensor {
   x.check('clone');
-  const out = empty(x.shape, x.dtype, x.device);
-  kernels.unary(U.copy!, out, x);
+  // a contiguous piece of a tensor not made yet (deferredInit) stays unmade
+  const out = deferredSlice(x) ?? empty(x.shape, x.dtype, x.device);
+  if (!out.storage.pending) kernels.unary(U.copy!, out, x);
   if (needsGrad(x)) record(out, 'clone', [x], (g) => [g]);
   return out;
 }

@@ -45,17 +45,19 @@ export function engineConfig(cfg: CommonConfig): DeepSpeedConfig {
 }
 
 /**
- * Builds a recipe's model: at ZeRO-3 with `offload_optimizer: {device: "nvme"}` under `zeroInit`
- * (its parameters in scratch files under nvme_path until the engine partitions them, so no rank
- * holds the whole model in RAM), otherwise directly. The same values either way.
+ * Builds a recipe's model: at ZeRO-3 under `zeroInit` (deferred: no parameter is made until
+ * ZeRO-3 writes each rank's block of it into the rank's partition, so no rank ever holds the
+ * whole model; with `offload_optimizer: {device: "nvme"}` the parameters made whole go to
+ * scratch files under nvme_path), otherwise directly. The same values either way.
  */
 export function buildRecipeModel<M>(cfg: CommonConfig, pg: ProcessGroup, build: () => M): M {
   const z = engineConfig(cfg).zero_optimization;
-  const off = z?.offload_optimizer;
-  if (z?.stage !== 3 || off?.device !== 'nvme' || !off.nvme_path) return build();
+  if (z?.stage !== 3) return build();
+  const off = z.offload_optimizer;
+  const dir = off?.device === 'nvme' && off.nvme_path ? off.nvme_path : undefined;
   const t0 = performance.now();
-  const model = zeroInit({ nvmePath: off.nvme_path }, build);
-  if (pg.rank === 0) console.log(`zero.Init: the model was built with its parameters in scratch files under ${off.nvme_path} (${((performance.now() - t0) / 1000).toFixed(1)} s), partitioned by ZeRO-3 next`);
+  const model = zeroInit({ nvmePath: dir }, build);
+  if (pg.rank === 0) console.log(`zero.Init: the model was built without making its parameters (${((performance.now() - t0) / 1000).toFixed(1)} s); each rank makes its ZeRO-3 partitions next${dir ? `, the parameters kept whole in scratch files under ${dir}` : ''}`);
   return model;
 }
 
