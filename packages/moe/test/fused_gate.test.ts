@@ -8,6 +8,7 @@ import { describe, expect, test } from 'vitest';
 import * as T from '@vlmoe/tensor';
 import { route, routeFused, resolveRouterOptions, fusedGateEnabled, type GateOutput, type RouteOptions } from '../src/index.js';
 import { rand } from './prng.js';
+import { floats, ints, lossOf, randomLogits } from './router_util.js';
 
 const DEVICES = ['cpu', 'cuda:0'] as const;
 type Dev = (typeof DEVICES)[number];
@@ -17,15 +18,7 @@ function describeDevices(name: string, body: (device: Dev) => void): void {
   for (const d of DEVICES) describe.skipIf(!hasDevice(d))(`${name} [${d}]`, () => body(d));
 }
 
-const ints = (t: T.Tensor) => Array.from(t.dataSync() as ArrayLike<number | bigint>, Number);
-const floats = (t: T.Tensor) => Array.from(t.dataSync() as ArrayLike<number>);
 type FDType = 'float32' | 'float64';
-
-/** Random logits; with `levels`, drawn from a few levels so ties are common. */
-function randomLogits(S: number, E: number, seed: number, levels = 0): number[] {
-  const r = rand(seed);
-  return Array.from({ length: S * E }, () => (levels ? Math.floor(r() * levels) / 2 : r() * 6 - 3));
-}
 
 /** The fused path on this device: routeFused on the CPU, route's default on CUDA. */
 function fused(logits: T.Tensor, o: RouteOptions): GateOutput {
@@ -66,11 +59,6 @@ function expectSameGate(got: GateOutput, want: GateOutput, tol: number, what: st
 }
 
 const tolOf = (dtype: FDType, device: Dev) => (dtype === 'float64' ? 1e-12 : device === 'cpu' ? 2e-6 : 1e-5);
-
-/** A loss over every differentiable output: Σ cw·A + Σ gates·B + 0.3·aux + 0.7·z. */
-function lossOf(g: GateOutput, A: T.Tensor, B: T.Tensor): T.Tensor {
-  return T.add(T.add(T.sum(T.mul(g.combineWeight, A)), T.sum(T.mul(g.gates, B))), T.add(T.mul(g.auxLoss, 0.3), T.mul(g.zLoss, 0.7)));
-}
 
 function gradOf(pathFn: (x: T.Tensor, o: RouteOptions) => GateOutput, data: number[], S: number, E: number, dtype: FDType, device: Dev, o: RouteOptions, seed: number): number[] {
   const x = T.tensor(data, { dtype, shape: [S, E], device });

@@ -2,29 +2,7 @@ import { describe, expect, test } from 'vitest';
 import * as T from '@vlmoe/tensor';
 import { referenceExpertChoice, referenceRoute, route, compactRows, TopKGate, type RouterOptions, type RouteResult, type GateOutput } from '../src/index.js';
 import { rand } from './prng.js';
-
-const ints = (t: T.Tensor) => Array.from(t.dataSync() as ArrayLike<number | bigint>, Number);
-const floats = (t: T.Tensor) => Array.from(t.dataSync() as ArrayLike<number>);
-
-/** Random logits; with `levels`, values are drawn from a few levels so ties are common. */
-function randomLogits(S: number, E: number, seed: number, levels = 0): Float64Array {
-  const r = rand(seed);
-  return Float64Array.from({ length: S * E }, () => (levels ? Math.floor(r() * levels) / 2 : r() * 6 - 3));
-}
-
-function expectSame(got: GateOutput, ref: RouteResult, what: string): void {
-  expect(got.capacity, `${what}: capacity`).toBe(ref.capacity);
-  expect(ints(got.expertIndex), `${what}: experts`).toEqual(Array.from(ref.expertIndex));
-  expect(ints(got.slot), `${what}: slots`).toEqual(Array.from(ref.slot));
-  expect(ints(got.countsBefore), `${what}: counts before`).toEqual(Array.from(ref.countsBefore));
-  expect(ints(got.countsAfter), `${what}: counts after`).toEqual(Array.from(ref.countsAfter));
-  expect(ints(got.expCounts), `${what}: exp_counts`).toEqual(Array.from(ref.expCounts));
-  expect(got.dropped, `${what}: dropped`).toBe(ref.dropped);
-  const w = floats(got.combineWeight);
-  ref.combineWeight.forEach((v, i) => expect(Math.abs(w[i]! - v), `${what}: combine weight ${i}`).toBeLessThan(1e-12));
-  expect(Math.abs(got.auxLoss.item() - ref.auxLoss), `${what}: aux loss`).toBeLessThan(1e-12);
-  expect(Math.abs(got.zLoss.item() - ref.zLoss), `${what}: z loss`).toBeLessThan(1e-10);
-}
+import { expectSameAsReference as expectSame, floats, ints, randomLogits } from './router_util.js';
 
 describe('fused router agrees with the float64 reference', () => {
   const cases: { name: string; o: Omit<RouterOptions, 'numExperts'> & { training?: boolean } }[] = [

@@ -175,6 +175,14 @@ describe('conversion errors name the keys', () => {
     expect(() => exportVlmoCheckpoint(sd(), preset('tiny', { experts: 8 }))).toThrow(/'backbone\.blocks\.1\.ffn\.vision\.inner\.moe\.gate\.wg\.weight' has shape \[4, 64\], expected \[8, 64\]/);
     expect(() => exportVlmoCheckpoint(sd(), preset('tiny'))).toThrow(/missing 'backbone\.blocks\.1\.ffn\.vision\.inner\.ffn\.fc1\.weight'/);
   });
+
+  it("export of a model with the aux-loss-free expert bias says VLMo has no place for it, and drops it when ignored", () => {
+    const biased: VLMoConfig = { ...tinyMoE, moe: { ...tinyMoE.moe!, enableExpertBias: true } };
+    const s = new VLMoPretrainer(biased).stateDict();
+    expect(() => exportVlmoCheckpoint(s, biased)).toThrow(/'backbone\.blocks\.1\.ffn\.vision\.inner\.moe\.gate\.expertBias' has no counterpart in unilm VLMo: the router's aux-loss-free expert bias/);
+    const out = exportVlmoCheckpoint(s, biased, { ignore: ['*gate.expertBias'] });
+    expect(Object.keys(out).length).toBe(Object.keys(exportVlmoCheckpoint(new VLMoPretrainer(tinyMoE).stateDict(), tinyMoE)).length);
+  });
 });
 
 describe('DeepSpeed-MoE checkpoint layout', () => {

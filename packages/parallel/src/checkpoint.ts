@@ -99,11 +99,15 @@ const checkTag = (tag: string, who: string) => {
   if (!/^[A-Za-z0-9_.-]+$/.test(tag)) throw new Error(`${who}: tag '${tag}' may only hold letters, digits, '_', '.', '-'`);
 };
 
-/** Writes `<dir>/<tag>/` (collective: every rank calls it; rank 0 writes). */
-export function saveCheckpoint(dir: string, tag: string, zero: ZeroOptimizer, world: ProcessGroup, layout: CheckpointLayout, state: TrainingState): void {
+/**
+ * Writes `<dir>/<tag>/` (collective: every rank calls it; rank 0 writes). `buffers`: the
+ * module's buffers by name (state that is not trained, e.g. a router's expert bias), written
+ * beside the parameters from rank 0 (buffers are the same on every rank).
+ */
+export function saveCheckpoint(dir: string, tag: string, zero: ZeroOptimizer, world: ProcessGroup, layout: CheckpointLayout, state: TrainingState, buffers: [string, T.Tensor][] = []): void {
   checkTag(tag, 'saveCheckpoint');
   const global = zero.globalState();
-  if (world.rank === 0) writeCheckpointFolder(dir, tag, global.params, global.optimizer, { format: 'vlmoe-checkpoint', version: 1, tag, layout, ...state, scalars: global.scalars });
+  if (world.rank === 0) writeCheckpointFolder(dir, tag, [...global.params, ...buffers], global.optimizer, { format: 'vlmoe-checkpoint', version: 1, tag, layout, ...state, scalars: global.scalars });
   world.barrier();
 }
 
@@ -155,11 +159,17 @@ export function loadCheckpointWeights(dir: string, tag?: string): { tag: string;
   return { tag: c.index.tag, globalSteps: c.index.globalSteps, clientState: c.index.clientState ?? null, weights };
 }
 
-/** Loads the latest (or `tag`) checkpoint into the ZeRO optimizer's parameters and state; returns the training state it holds (collective). */
-export function loadCheckpoint(dir: string, tag: string | undefined, zero: ZeroOptimizer, world: ProcessGroup): TrainingState {
+/** Loads the latest (or `tag`) checkpoint into the ZeRO optimizer's parameters and state and into `buffers` (by name); returns the training state it holds (collective). */
+export function loadCheckpoint(dir: string, tag: string | undefined, zero: ZeroOptimizer, world: ProcessGroup, buffers: [string, T.Tensor][] = []): TrainingState {
   const { root, index, get } = openCheckpoint(dir, tag, 'loadCheckpoint');
   const keysOf = (name: string) => Object.keys(index.weightMap).filter((k) => k.startsWith(`${name}::`)).map((k) => k.slice(name.length + 2));
   zero.loadGlobalState(get, keysOf, index.scalars, `loadCheckpoint: ${root}`);
+  for (const [name, b] of buffers) {
+    const v = get(name);
+    if (!v) throw new Error(`loadCheckpoint: ${root} has no buffer '${name}' (written by a model without it?)`);
+    if (v.shape.length !== b.shape.length || v.shape.some((x, i) => x !== b.shape[i])) throw new Error(`loadCheckpoint: ${root}: buffer '${name}' is [${v.shape.join(', ')}], the model's is [${b.shape.join(', ')}]`);
+    T.noGrad(() => T.copy_(b, v));
+  }
   world.barrier();
   return {
     globalSteps: index.globalSteps, microSteps: index.microSteps, lrs: index.lrs, scheduler: index.scheduler,

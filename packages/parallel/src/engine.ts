@@ -54,7 +54,7 @@ import { createParallelGroups, type ParallelGroups } from './groups.js';
 import { LossScaler } from './loss_scaler.js';
 import type { ProcessGroup } from './process_group.js';
 import type { TensorParallelReport } from './tensor_parallel/apply.js';
-import { wireModel } from './wiring.js';
+import { isOptimizerStepModule, wireModel, type OptimizerStepModule } from './wiring.js';
 import { ZeroOptimizer, type Optim } from './zero.js';
 import { ParameterCoordinator } from './zero3.js';
 
@@ -144,6 +144,8 @@ export class DistributedEngine implements Engine {
   microSteps = 0;
   /** fp16: optimiser steps skipped because the gradients overflowed. */
   skippedSteps = 0;
+  /** Modules told after each optimizer step (e.g. routers' expert bias updates). */
+  private readonly stepModules: OptimizerStepModule[];
   /** fp16: the loss scaler (null otherwise). */
   readonly lossScaler: LossScaler | null;
   /** What tensor parallelism split in the model (zeros at tensor_parallel_size 1 apart from the element counts). */
@@ -163,6 +165,7 @@ export class DistributedEngine implements Engine {
     this.groups = o.groups ?? createParallelGroups(world, { tensor: this.config.tensorParallel, expert: this.config.expertParallel });
     // the layout goes into the model before its parameters are listed (split layers, MoE layers' share of the experts)
     this.tensorParallelReport = wireModel(o.model, this.groups);
+    this.stepModules = [...o.model.modules()].flatMap((m) => (isOptimizerStepModule(m) ? [m] : []));
     this.zero = new ZeroOptimizer([...o.model.namedParameters()], this.groups, {
       stage: this.config.stage, bucketElements: this.config.bucketElements, overlapComm: this.config.overlapComm, persistenceThreshold: this.config.persistenceThreshold,
       offloadOptimizer: this.config.offloadOptimizer,
@@ -243,6 +246,7 @@ export class DistributedEngine implements Engine {
         this.zero.zeroGrad();
         this.skippedSteps++;
         this.globalSteps++;
+        for (const m of this.stepModules) m.afterOptimizerStep(this.groups);
         return norm;
       }
     }
@@ -251,6 +255,7 @@ export class DistributedEngine implements Engine {
     this.coordinator?.afterStep();
     this.lrScheduler?.step();
     this.globalSteps++;
+    for (const m of this.stepModules) m.afterOptimizerStep(this.groups);
     return norm;
   }
 
@@ -272,11 +277,11 @@ export class DistributedEngine implements Engine {
     saveCheckpoint(dir, tag, this.zero, this.groups.world, { world: this.groups.world.size, expertParallel: this.groups.expertParallelSize, tensorParallel: this.groups.tensorParallelSize, stage: this.config.stage }, {
       globalSteps: this.globalSteps, microSteps: this.microSteps, lrs: this.getLr(), scheduler: this.lrScheduler ? this.lrScheduler.stateDict() : null,
       lossScaler: this.lossScaler ? this.lossScaler.stateDict() : null, skippedSteps: this.skippedSteps, clientState: clientState ?? null,
-    });
+    }, [...this.module.namedBuffers()]);
   }
 
   loadCheckpoint(dir: string, tag?: string): unknown {
-    const s = loadCheckpoint(dir, tag, this.zero, this.groups.world);
+    const s = loadCheckpoint(dir, tag, this.zero, this.groups.world, [...this.module.namedBuffers()]);
     this.globalSteps = s.globalSteps;
     this.microSteps = s.microSteps;
     this.skippedSteps = s.skippedSteps;

@@ -20,4 +20,4 @@ export { resolveConfig, DEEPSPEED_CONFIG_SCHEMA, type DeepSpeedConfig, type Reso
 export { LossScaler, type LossScalerOptions, type LossScalerState } from './loss_scaler.js';
 export { createParallelGroups, describeParallelGroups, type ParallelGroups, type ParallelSizes } from './groups.js';
 export * from './tensor_parallel/index.js';
-export { wireModel, isExpertParallelLayer, isDataParallelModule, type ExpertParallelLayer, type DataParallelModule } from './wiring.js';
+export { wireModel, isExpertParallelLayer, isDataParallelModule, isOptimizerStepModule, type ExpertParallelLayer, type DataParallelModule, type OptimizerStepModule } from './wiring.js';

@@ -44,6 +44,19 @@ export function isDataParallelModule(m: unknown): m is DataParallelModule {
 }
 
 /**
+ * A module with state that follows the optimizer steps without being trained (a router's
+ * aux-loss-free expert bias): the engine calls `afterOptimizerStep` on every rank after each
+ * optimizer step (also one skipped on fp16 overflow), in module order (collective inside is fine).
+ */
+export interface OptimizerStepModule {
+  afterOptimizerStep(groups: ParallelGroups): void;
+}
+
+export function isOptimizerStepModule(m: unknown): m is OptimizerStepModule {
+  return typeof (m as Partial<OptimizerStepModule>).afterOptimizerStep === 'function';
+}
+
+/**
  * Hands the groups to the model's layers (see the file comment); throws before changing
  * anything when the expert layout cannot be honoured. Tensor parallelism goes first (it
  * replaces layers), then experts, then the data-parallel group. Returns what tensor

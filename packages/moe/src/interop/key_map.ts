@@ -39,7 +39,7 @@ export interface NoCounterpart {
 
 export interface ConvertOptions {
   /**
-   * Source keys to drop knowingly: exact keys, or prefixes ending in '*'. Each must match a
+   * Source keys to drop knowingly: exact keys, or globs where '*' matches any run of characters (e.g. '*.gate.expertBias'). Each must match a
    * key the source has (a typo is an error too).
    */
   ignore?: string[];
@@ -75,8 +75,10 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((s, i) => s === b[i]);
 }
 
+/** A key against an `ignore` pattern: the key itself, or a glob where `*` matches any run of characters (e.g. `*.gate.expertBias`). */
 function matchesPattern(key: string, pattern: string): boolean {
-  return pattern.endsWith('*') ? key.startsWith(pattern.slice(0, -1)) : key === pattern;
+  if (!pattern.includes('*')) return key === pattern;
+  return new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`).test(key);
 }
 
 function reasonFor(key: string, list: NoCounterpart[]): string | undefined {

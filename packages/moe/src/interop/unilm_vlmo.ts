@@ -62,6 +62,11 @@ interface Heads {
 }
 
 /** unilm keys our model cannot hold, and why. */
+/** Our keys the other side has no place for (export). */
+export const OURS_ONLY: NoCounterpart[] = [
+  { key: /gate\.expertBias$/, reason: "the router's aux-loss-free expert bias (enableExpertBias): DeepSpeed's MoE and VLMo route without one" },
+];
+
 const THEIRS_ONLY: NoCounterpart[] = [
   { key: 'relative_position_bias_table', reason: 'VLMo base/large use a relative position bias; our model uses absolute position embeddings (a choice, REFERENCE §2) and has no relative bias' },
   { key: /^text_embeddings\.LayerNorm\.(weight|bias)$/, reason: "unilm's text embedding (HF BertEmbeddings) applies a LayerNorm to word + position + BERT token type; ours adds word and position embeddings without one" },
@@ -202,5 +207,5 @@ export function exportVlmoCheckpoint(stateDict: Record<string, T.Tensor>, config
     vqa: has(stateDict, 'head.') && !nlvr ? (fc2 instanceof T.Tensor ? fc2.shape[0]! : 1) : null, nlvr,
   };
   const rules = vlmoRules(c, prefix, heads, opts.tokenTypes ?? (nlvr ? 3 : 2));
-  return convertKeys(stateDict, rules, 'export', { from: 'vlmoe', to: 'unilm VLMo', noCounterpart: [] }, { ignore: opts.ignore });
+  return convertKeys(stateDict, rules, 'export', { from: 'vlmoe', to: 'unilm VLMo', noCounterpart: OURS_ONLY }, { ignore: opts.ignore });
 }

@@ -12,6 +12,7 @@
  */
 import * as T from '@vlmoe/tensor';
 import { VocabParallelEmbedding, type ProcessGroup, type TensorParallelModule } from '@vlmoe/parallel';
+import { TopKGate } from '../router/gate.js';
 import { DenseFFN, ModalityFFN, NormedFFN, TEXT, VISION, type FFNLayer, type FFNSpec } from '../layers/modality.js';
 import { resolveVLMoConfig, type ResolvedVLMoConfig, type VLMoConfig } from './config.js';
 
@@ -139,6 +140,23 @@ export class VLMo extends T.nn.Module implements TensorParallelModule {
     for (const p of dense.parameters()) p.dispose();
   }
 
+  /**
+   * The aux-loss-free expert bias of every MoE layer that has one (enableExpertBias), by the
+   * keys of `expertCounts` (`blocks.<i>.<vision|text>`): views of the gates' buffers.
+   */
+  expertBiases(): Record<string, T.Tensor> {
+    const out: Record<string, T.Tensor> = {};
+    for (const blk of this.blocks.children()) {
+      const b = blk as VLMoBlock;
+      for (const [name, f] of [['vision', b.ffn.vision], ['text', b.ffn.text], ['shared', b.ffn.shared]] as const) {
+        // the side's MoE (under its pre-norm wrapper)
+        const gate = f ? [...f.modules()].find((m): m is TopKGate => m instanceof TopKGate) : undefined;
+        if (gate?.expertBias) out[`blocks.${b.index}.${name}`] = gate.expertBias;
+      }
+    }
+    return out;
+  }
+
   /** Parameter counts of this module: total, and active per token (unrouted experts excluded). */
   parameterCount(): { total: number; active: number } {
     let total = 0, inactive = 0;
@@ -214,4 +232,11 @@ export class VLMo extends T.nn.Module implements TensorParallelModule {
     const moeLoss = m ? T.add(T.mul(auxLoss, m.auxLossWeight), T.mul(zLoss, m.zLossWeight)) : T.mul(auxLoss, 0);
     return { hidden, textLen, imageLen, pass, auxLoss, zLoss, moeLoss, dropped: acc.dropped, expertCounts: acc.counts, droppedBy: acc.drops, entropyBy: acc.entropy };
   }
+}
+
+/** The expert biases of every VL-MoE backbone inside `model` (VLMo.expertBiases), as numbers. */
+export function expertBiasesOf(model: T.nn.Module): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const m of model.modules()) if (m instanceof VLMo) for (const [k, t] of Object.entries(m.expertBiases())) out[k] = Array.from(t.dataSync() as Float32Array);
+  return out;
 }

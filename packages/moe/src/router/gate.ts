@@ -12,8 +12,17 @@
  * - `useRts` draws the uniform priorities that decide which assignments an over-full
  *   expert keeps.
  * All randomness comes from the gate's generator, so a seed fixes the routing.
+ *
+ * With `enableExpertBias` (auxiliary-loss-free balancing, DeepSeek-V3 / Megatron-Core) the gate
+ * holds the per-expert bias as a buffer `expertBias` (float32 [E], zeros at first; saved in
+ * checkpoints), adds up the assignments per expert of its training forwards, and
+ * `updateExpertBias(group)` — called by the engine after each optimizer step, through
+ * `afterOptimizerStep` — sums those loads over the data-parallel group and moves the bias by
+ * biasUpdateRate · sign(mean load − load): over-loaded experts become less attractive. Every
+ * rank sees the same sums, so every rank keeps the same bias.
  */
 import * as T from '@vlmoe/tensor';
+import type { ParallelGroups, ProcessGroup } from '@vlmoe/parallel';
 import { resolveRouterOptions, type ResolvedRouterOptions } from './options.js';
 import { route, type GateOutput, type RouteOptions, type RoutingPolicy } from './route.js';
 
@@ -40,7 +49,11 @@ export class TopKGate extends T.nn.Module {
   wg: T.nn.Linear;
   readonly options: ResolvedRouterOptions;
   readonly policy: RoutingPolicy;
+  /** Aux-loss-free balancing: the per-expert bias on the selection scores (a buffer), or null. */
+  expertBias: T.Tensor | null = null;
   private readonly _o: TopKGateOptions;
+  /** Assignments per expert of the training forwards since the last bias update. */
+  private _load: Float64Array | null = null;
 
   constructor(options: TopKGateOptions) {
     super();
@@ -49,6 +62,11 @@ export class TopKGate extends T.nn.Module {
     this.policy = options.policy ?? DEFAULT_ROUTING_POLICY;
     if (this.policy !== 'token-choice' && this.policy !== 'expert-choice') throw new RangeError(`TopKGate: policy must be 'token-choice' or 'expert-choice', got '${String(this.policy)}'`);
     this._o = { ...options };
+    if (this.options.enableExpertBias) {
+      if (this.policy !== 'token-choice') throw new RangeError('TopKGate: enableExpertBias applies to token-choice routing, not expert choice');
+      this.registerBuffer('expertBias', T.zeros([this.options.numExperts], { dtype: 'float32' }));
+      this._load = new Float64Array(this.options.numExperts);
+    }
     this.wg = new T.nn.Linear(options.hiddenSize, this.options.numExperts, { bias: false, dtype: options.dtype ?? 'float32', generator: options.generator });
   }
 
@@ -74,6 +92,44 @@ export class TopKGate extends T.nn.Module {
     const selectLogits = train && this.options.noisyGatePolicy === 'RSample' ? T.add(logits.detach(), gumbel([S, E], logits.dtype, g)) : null;
     const secondSelectLogits = train && this._o.top2SecondExpertSampling && k >= 2 ? T.add(logits.detach(), gumbel([S, E], logits.dtype, g)) : null;
     const rtsPriorities = this.options.useRts && this.policy === 'token-choice' ? T.uniform([S, k], 0, 1, { dtype: 'float64', generator: g }) : null;
-    return route(logits, { ...this._o, training: train, selectLogits, secondSelectLogits, rtsPriorities, policy: this.policy });
+    const out = route(logits, { ...this._o, training: train, selectLogits, secondSelectLogits, rtsPriorities, policy: this.policy, expertBias: this.expertBias });
+    if (train && this._load) {
+      const c = out.countsBefore.dataSync() as BigInt64Array;
+      for (let e = 0; e < E; e++) this._load[e] += Number(c[e]);
+    }
+    return out;
+  }
+
+  /** Assignments per expert counted since the last bias update (this rank's), or null without the expert bias. */
+  get pendingLoad(): Float64Array | null {
+    return this._load ? this._load.slice() : null;
+  }
+
+  /**
+   * Moves the expert bias by biasUpdateRate · sign(mean load − load), the loads of the
+   * training forwards since the last update summed over `group` (collective when given), and
+   * starts counting again. Nothing without the expert bias. Returns the loads used.
+   */
+  updateExpertBias(group?: ProcessGroup | null): Float64Array | null {
+    if (!this.expertBias || !this._load) return null;
+    let load = this._load;
+    if (group && group.size > 1) {
+      load = T.scope(() => {
+        const t = T.tensor(load, { dtype: 'float64' });
+        group.allReduce(t, 'sum');
+        return (t.dataSync() as Float64Array).slice();
+      });
+    }
+    const E = load.length, mean = load.reduce((a, b) => a + b, 0) / E, rate = this.options.biasUpdateRate;
+    const b = this.expertBias.dataSync() as Float32Array;
+    const next = Array.from(b, (v, e) => v + rate * Math.sign(mean - load[e]!));
+    T.noGrad(() => T.scope(() => T.copy_(this.expertBias!, T.tensor(next, { dtype: 'float32' }))));
+    this._load = new Float64Array(E);
+    return load;
+  }
+
+  /** The engine's hook after each optimizer step: the expert bias update over the data-parallel group. */
+  afterOptimizerStep(groups: ParallelGroups): void {
+    this.updateExpertBias(groups.dataParallel);
   }
 }

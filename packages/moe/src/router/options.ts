@@ -3,6 +3,10 @@ import { z, type Z } from '@vlmoe/tensor';
 
 export type DropPolicy = 'position' | 'probs';
 export type NoisyGatePolicy = 'Jitter' | 'RSample' | null;
+export type ScoreFunction = 'softmax' | 'sigmoid';
+
+/** How fast the aux-loss-free expert bias moves per step (DeepSeek-V3's γ; Megatron `moe_router_bias_update_rate`). */
+export const DEFAULT_BIAS_UPDATE_RATE = 1e-3;
 
 export interface RouterOptions {
   numExperts: number;
@@ -21,6 +25,28 @@ export interface RouterOptions {
   /** Which tokens an over-full expert keeps: the first by position (DeepSpeed default) or the most confident ('probs', batch priority routing). */
   dropPolicy?: DropPolicy;
   noisyGatePolicy?: NoisyGatePolicy;
+  /**
+   * Router scores (Megatron `moe_router_score_function`): 'softmax' over the experts (default,
+   * DeepSpeed) or an independent 'sigmoid' per expert (DeepSeek-V3), whose chosen scores are
+   * normalised to sum to 1 per token for k > 1.
+   */
+  scoreFunction?: ScoreFunction;
+  /**
+   * Softmax scores only (Megatron `moe_router_pre_softmax`): true — the chosen experts' softmax
+   * values over all experts, never renormalised; false — the softmax over the k chosen logits
+   * (weights sum to 1 over the chosen; k = 1 gives 1). Unset: DeepSpeed's — the gate value for
+   * k = 1, renormalised over the kept choices for k ≥ 2 (null: the same).
+   */
+  preSoftmax?: boolean | null;
+  /**
+   * Auxiliary-loss-free balancing (DeepSeek-V3; Megatron `moe_router_enable_expert_bias`): a
+   * per-expert bias added to the scores that choose the experts only (never to the combine
+   * weights), moved after each optimizer step by biasUpdateRate · sign(mean load − load), the
+   * loads summed over the data-parallel ranks. Token choice only. Default false.
+   */
+  enableExpertBias?: boolean;
+  /** Step of the expert bias update (default 1e-3). */
+  biasUpdateRate?: number;
 }
 
 /**
@@ -38,6 +64,10 @@ export const ROUTER_OPTIONS_SHAPE = {
   useRts: z.boolean().optional().describe('random token selection (default false)'),
   dropPolicy: z.enum(['position', 'probs']).optional().describe("which tokens an over-full expert keeps: the first ('position', DeepSpeed) or the most confident ('probs')"),
   noisyGatePolicy: z.enum(['Jitter', 'RSample']).nullable().optional().describe('router noise in training (default none)'),
+  scoreFunction: z.enum(['softmax', 'sigmoid']).optional().describe("router scores: 'softmax' over the experts (default) or a 'sigmoid' per expert (DeepSeek-V3), chosen scores normalised for k > 1"),
+  preSoftmax: z.boolean().nullable().optional().describe("softmax scores: true = softmax over all experts, chosen values kept as they are; false = softmax over the k chosen logits; unset = DeepSpeed's (k = 1 the gate value, k ≥ 2 renormalised over the kept)"),
+  enableExpertBias: z.boolean().optional().describe('aux-loss-free balancing: a per-expert bias on the selection scores, moved after each step by biasUpdateRate · sign(mean load − load) (default false)'),
+  biasUpdateRate: z.number().optional().describe('step of the expert bias update (default 1e-3)'),
 } satisfies { readonly [K in keyof Required<RouterOptions>]: Z.ZodType };
 
 export interface ResolvedRouterOptions {
@@ -50,6 +80,10 @@ export interface ResolvedRouterOptions {
   useRts: boolean;
   dropPolicy: DropPolicy;
   noisyGatePolicy: NoisyGatePolicy;
+  scoreFunction: ScoreFunction;
+  preSoftmax: boolean | null;
+  enableExpertBias: boolean;
+  biasUpdateRate: number;
 }
 
 export function resolveRouterOptions(o: RouterOptions): ResolvedRouterOptions {
@@ -63,6 +97,10 @@ export function resolveRouterOptions(o: RouterOptions): ResolvedRouterOptions {
     useRts: o.useRts ?? false,
     dropPolicy: o.dropPolicy ?? 'position',
     noisyGatePolicy: o.noisyGatePolicy ?? null,
+    scoreFunction: o.scoreFunction ?? 'softmax',
+    preSoftmax: o.preSoftmax ?? null,
+    enableExpertBias: o.enableExpertBias ?? false,
+    biasUpdateRate: o.biasUpdateRate ?? DEFAULT_BIAS_UPDATE_RATE,
   };
   if (!(Number.isInteger(r.numExperts) && r.numExperts >= 1)) throw new RangeError(`router: numExperts must be an integer ≥ 1, got ${o.numExperts}`);
   if (!(Number.isInteger(r.k) && r.k >= 1 && r.k <= r.numExperts)) throw new RangeError(`router: k must be an integer in [1, numExperts = ${r.numExperts}], got ${o.k}`);
@@ -70,6 +108,9 @@ export function resolveRouterOptions(o: RouterOptions): ResolvedRouterOptions {
   if (!(Number.isInteger(r.minCapacity) && r.minCapacity >= 0)) throw new RangeError(`router: minCapacity must be an integer ≥ 0, got ${o.minCapacity}`);
   if (r.dropPolicy !== 'position' && r.dropPolicy !== 'probs') throw new RangeError(`router: dropPolicy must be 'position' or 'probs', got '${String(o.dropPolicy)}'`);
   if (r.noisyGatePolicy !== null && r.noisyGatePolicy !== 'Jitter' && r.noisyGatePolicy !== 'RSample') throw new RangeError(`router: noisyGatePolicy must be 'Jitter', 'RSample' or null, got '${String(o.noisyGatePolicy)}'`);
+  if (r.scoreFunction !== 'softmax' && r.scoreFunction !== 'sigmoid') throw new RangeError(`router: scoreFunction must be 'softmax' or 'sigmoid', got '${String(o.scoreFunction)}'`);
+  if (r.preSoftmax !== null && r.scoreFunction !== 'softmax') throw new RangeError("router: preSoftmax chooses where the softmax goes; it does not apply to scoreFunction 'sigmoid'");
+  if (!(Number.isFinite(r.biasUpdateRate) && r.biasUpdateRate >= 0)) throw new RangeError(`router: biasUpdateRate must be a finite number ≥ 0, got ${o.biasUpdateRate}`);
   if (r.useRts && r.dropPolicy === 'probs') throw new RangeError("router: useRts and dropPolicy 'probs' are two different drop policies; pick one");
   return r;
 }
@@ -82,4 +123,10 @@ export function capacity(numTokens: number, numExperts: number, capacityFactor: 
 /** Largest representable relative step of the gates' dtype (DeepSpeed clamps the top-k denominator to it). */
 export function gateEps(dtype: string): number {
   return dtype === 'float64' ? Number.EPSILON : 1.1920928955078125e-7;
+}
+
+/** Expert choice routes by softmax gates and has no expert bias: the token-choice options of today's systems are refused by name. */
+export function checkExpertChoiceOptions(o: ResolvedRouterOptions, who: string): void {
+  const given = [o.scoreFunction !== 'softmax' && `scoreFunction '${o.scoreFunction}'`, o.preSoftmax !== null && 'preSoftmax', o.enableExpertBias && 'enableExpertBias'].filter(Boolean);
+  if (given.length) throw new RangeError(`${who}: ${given.join(', ')} apply to token-choice routing, not expert choice`);
 }

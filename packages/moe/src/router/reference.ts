@@ -23,8 +23,19 @@
  * - auxLoss (balance): me = mean_s gates, ce = mean_s of the choice masks before dropping;
  *   k = 1: E · Σ me·ce; k = 2: E² · mean(me·ce) with first choices only; k > 2:
  *   E²/k · mean(me·ce) with all k choices. zLoss = mean_s logsumexp(logits_s)².
+ *
+ * Options of today's systems (Megatron-Core names), token choice only:
+ * - `scoreFunction: 'sigmoid'` (DeepSeek-V3): scores a = σ(logits) per expert; `gates` (for
+ *   the balance loss, 'probs' dropping and the entropy) are a / Σₑ a per token; the combine
+ *   weight of a kept choice is its score a for k = 1, a / (Σ over the k chosen a + 1e-20) for
+ *   k > 1 (normalised over the chosen, before dropping).
+ * - `preSoftmax: true`: combine weight = the chosen expert's softmax gate, never
+ *   renormalised; `false`: the softmax over the k chosen logits (k = 1: 1). Dropped: 0.
+ * - `expertBias` [E] (with `enableExpertBias`): the experts are chosen by score + bias —
+ *   score = softmax(selectLogits) or σ(selectLogits) — instead of by the selection logits;
+ *   gates and combine weights never see the bias.
  */
-import { capacity, resolveRouterOptions, type RouterOptions } from './options.js';
+import { capacity, checkExpertChoiceOptions, resolveRouterOptions, type RouterOptions } from './options.js';
 
 export interface RouteResult {
   numTokens: number;
@@ -60,6 +71,25 @@ export interface ReferenceRouteOptions extends RouterOptions {
   secondSelectLogits?: ArrayLike<number>;
   /** RTS: a uniform priority per assignment [S·k] (higher is kept). */
   rtsPriorities?: ArrayLike<number>;
+  /** Aux-loss-free balancing: the per-expert bias [E] added to the selection scores (requires enableExpertBias). */
+  expertBias?: ArrayLike<number>;
+}
+
+/** Row-wise softmax (sigmoid: σ per element) of [S·E] values, in float64. */
+function scoresOf(x: ArrayLike<number>, S: number, E: number, fn: 'softmax' | 'sigmoid'): Float64Array {
+  const out = new Float64Array(S * E);
+  for (let s = 0; s < S; s++) {
+    if (fn === 'sigmoid') {
+      for (let e = 0; e < E; e++) out[s * E + e] = 1 / (1 + Math.exp(-x[s * E + e]!));
+      continue;
+    }
+    let m = -Infinity;
+    for (let e = 0; e < E; e++) m = Math.max(m, x[s * E + e]!);
+    let z = 0;
+    for (let e = 0; e < E; e++) z += Math.exp(x[s * E + e]! - m);
+    for (let e = 0; e < E; e++) out[s * E + e] = Math.exp(x[s * E + e]! - m) / z;
+  }
+  return out;
 }
 
 export function referenceRoute(logits: ArrayLike<number>, numTokens: number, options: ReferenceRouteOptions): RouteResult {
@@ -68,23 +98,39 @@ export function referenceRoute(logits: ArrayLike<number>, numTokens: number, opt
   const E = o.numExperts;
   const k = o.k;
   if (logits.length !== S * E) throw new RangeError(`referenceRoute: logits has ${logits.length} values, expected S·E = ${S}·${E}`);
-  const sel = options.selectLogits ?? logits;
+  let sel: ArrayLike<number> = options.selectLogits ?? logits;
   if (sel.length !== S * E) throw new RangeError(`referenceRoute: selectLogits has ${sel.length} values, expected ${S * E}`);
-  const sel2 = options.secondSelectLogits ?? sel;
+  let sel2: ArrayLike<number> = options.secondSelectLogits ?? sel;
   if (sel2.length !== S * E) throw new RangeError(`referenceRoute: secondSelectLogits has ${sel2.length} values, expected ${S * E}`);
+  const bias = options.expertBias;
+  if (o.enableExpertBias !== (bias !== undefined)) throw new RangeError('referenceRoute: expertBias is given exactly when enableExpertBias is set');
+  if (bias) {
+    if (bias.length !== E) throw new RangeError(`referenceRoute: expertBias has ${bias.length} values, expected E = ${E}`);
+    // the experts are chosen by score + bias
+    const biased = (x: ArrayLike<number>) => scoresOf(x, S, E, o.scoreFunction).map((v, i) => v + bias[i % E]!);
+    const same = sel2 === sel;
+    sel = biased(sel);
+    sel2 = same ? sel : biased(sel2);
+  }
   if (o.useRts && (!options.rtsPriorities || options.rtsPriorities.length !== S * k)) throw new RangeError(`referenceRoute: useRts needs rtsPriorities of length S·k = ${S * k}`);
 
-  // softmax gates and z-loss
-  const gates = new Float64Array(S * E);
+  // gates (softmax, or the sigmoid scores normalised per token) and z-loss
+  const sigmoid = o.scoreFunction === 'sigmoid';
+  const scores = scoresOf(logits, S, E, o.scoreFunction); // a: what the combine weights come from
+  const gates = sigmoid ? new Float64Array(S * E) : scores;
   let zSum = 0;
   for (let s = 0; s < S; s++) {
     let m = -Infinity;
     for (let e = 0; e < E; e++) m = Math.max(m, logits[s * E + e]!);
     let z = 0;
     for (let e = 0; e < E; e++) z += Math.exp(logits[s * E + e]! - m);
-    for (let e = 0; e < E; e++) gates[s * E + e] = Math.exp(logits[s * E + e]! - m) / z;
     const lse = m + Math.log(z);
     zSum += lse * lse;
+    if (sigmoid) {
+      let sum = 0;
+      for (let e = 0; e < E; e++) sum += scores[s * E + e]!;
+      for (let e = 0; e < E; e++) gates[s * E + e] = scores[s * E + e]! / sum;
+    }
   }
 
   // choices: k largest selection scores, ties to the lower expert index
@@ -160,7 +206,18 @@ export function referenceRoute(logits: ArrayLike<number>, numTokens: number, opt
 
   // combine weights
   const combineWeight = new Float64Array(S * k);
-  for (let s = 0; s < S; s++) {
+  const overChosen = sigmoid ? k > 1 : o.preSoftmax === false;
+  if (sigmoid || o.preSoftmax !== null) {
+    for (let s = 0; s < S; s++) {
+      let sum = 0;
+      for (let j = 0; j < k; j++) sum += scores[s * E + expertIndex[s * k + j]!]!;
+      for (let j = 0; j < k; j++) {
+        const a = s * k + j, v = scores[s * E + expertIndex[a]!]!;
+        // sigmoid: a / (Σ chosen + 1e-20) (Megatron); preSoftmax false: softmax over the chosen logits = g / Σ chosen g
+        if (slot[a]! >= 0) combineWeight[a] = !overChosen ? v : sigmoid ? v / (sum + 1e-20) : v / sum;
+      }
+    }
+  } else for (let s = 0; s < S; s++) {
     let sum = 0;
     for (let j = 0; j < k; j++) {
       const a = s * k + j;
@@ -186,6 +243,7 @@ export function referenceRoute(logits: ArrayLike<number>, numTokens: number, opt
  */
 export function referenceExpertChoice(logits: ArrayLike<number>, numTokens: number, options: ReferenceRouteOptions): RouteResult {
   const o = resolveRouterOptions(options);
+  checkExpertChoiceOptions(o, 'referenceExpertChoice');
   const S = numTokens, E = o.numExperts;
   const base = referenceRoute(logits, S, { ...options, k: 1, useRts: false, dropTokens: false, dropPolicy: 'position' });
   const sel = options.selectLogits ?? logits;

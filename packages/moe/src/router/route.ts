@@ -12,7 +12,7 @@
  * same permute / combine kernels serve both.
  */
 import * as T from '@vlmoe/tensor';
-import { capacity, gateEps, resolveRouterOptions, type ResolvedRouterOptions } from './options.js';
+import { capacity, checkExpertChoiceOptions, gateEps, resolveRouterOptions, type ResolvedRouterOptions } from './options.js';
 import { fusedGateEnabled, tokenChoiceFused } from './route_fused.js';
 import { assignTokenSlots } from './assign.js';
 
@@ -49,12 +49,21 @@ function tokenChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, opti
   // the composed ops below, the reference its numbers are pinned to
   if (fusedGateEnabled(logits, o, options)) return tokenChoiceFused(logits, S, o, options);
   const E = o.numExperts, k = o.k;
-  const gates = T.softmax(logits, -1);
-  const sel = options.selectLogits ?? logits;
+  const sigmoid = o.scoreFunction === 'sigmoid';
+  // scores: what the combine weights come from; gates: the per-token distribution (balance loss, 'probs', entropy)
+  const scores = sigmoid ? T.sigmoid(logits) : T.softmax(logits, -1);
+  const gates = sigmoid ? T.div(scores, T.sum(scores, 1, true)) : scores;
+  // aux-loss-free balancing: the experts are chosen by score + bias (reference.ts)
+  const bias = options.expertBias ?? null;
+  if (o.enableExpertBias !== (bias !== null)) throw new Error(o.enableExpertBias ? 'route: enableExpertBias needs expertBias [E] (TopKGate holds it)' : 'route: expertBias is given but enableExpertBias is not set');
+  checkScores('expertBias', bias, [E]);
+  const biased = (x: T.Tensor) => T.noGrad(() => T.add(sigmoid ? T.sigmoid(x) : T.softmax(x, -1), bias!.dtype === x.dtype ? bias! : T.cast(bias!, x.dtype)));
+  const sel = bias ? biased(options.selectLogits ?? logits) : options.selectLogits ?? logits;
+  const secondSel = options.secondSelectLogits && bias ? biased(options.secondSelectLogits) : options.secondSelectLogits;
 
   // choices: k largest selection scores (ties → lower expert index, as torch.topk)
   const expertIndex = T.noGrad(() => {
-    const second = options.secondSelectLogits;
+    const second = secondSel;
     if (!second || k === 1) return T.topk(sel, k, -1).indices;
     const first = T.topk(sel, 1, -1).indices;
     const rest = T.topk(T.maskedFill(second, T.oneHot(first.reshape(S), E), -Infinity), k - 1, -1).indices;
@@ -80,14 +89,25 @@ function tokenChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, opti
   const meCe = T.mul(me, ce);
   const auxLoss = k === 1 ? T.mul(T.sum(meCe), E) : T.mul(T.mean(meCe), (E * E) / (k > 2 ? k : 1));
 
-  // combine weights: gate values of the kept choices, renormalised over them for k ≥ 2
+  // combine weights (reference.ts): DeepSpeed's — gate values of the kept choices, renormalised
+  // over them for k ≥ 2 —, or the chosen scores normalised over the k chosen before dropping
+  // (sigmoid for k > 1, Megatron's softmax after top-k), or as they are (preSoftmax, sigmoid k = 1)
   const kept = T.ge(slot, 0);
-  let combineWeight = T.where(kept, T.gather(gates, 1, expertIndex), 0);
-  if (k >= 2) combineWeight = T.div(combineWeight, T.clamp(T.sum(combineWeight, 1, true), epsOf(gates.dtype)));
+  let combineWeight: T.Tensor;
+  if (sigmoid) {
+    const chosen = T.gather(scores, 1, expertIndex);
+    combineWeight = T.where(kept, k > 1 ? T.div(chosen, T.add(T.sum(chosen, 1, true), 1e-20)) : chosen, 0);
+  } else if (o.preSoftmax === true) combineWeight = T.where(kept, T.gather(gates, 1, expertIndex), 0);
+  else if (o.preSoftmax === false) combineWeight = T.where(kept, T.softmax(T.gather(logits, 1, expertIndex), -1), 0);
+  else {
+    combineWeight = T.where(kept, T.gather(gates, 1, expertIndex), 0);
+    if (k >= 2) combineWeight = T.div(combineWeight, T.clamp(T.sum(combineWeight, 1, true), epsOf(gates.dtype)));
+  }
   return { numTokens: S, numExperts: E, k, capacity: C, expertIndex, slot, row: a.row!, combineWeight, gates, countsBefore, countsAfter, expCounts, dropped, auxLoss, zLoss: zLossOf(logits) };
 }
 
 function expertChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, options: RouteOptions): GateOutput {
+  checkExpertChoiceOptions(o, 'route');
   const E = o.numExperts;
   const training = options.training ?? true;
   const gates = T.softmax(logits, -1);

@@ -23,6 +23,9 @@ export function fusedGateUnsupported(logits: T.Tensor, o: ResolvedRouterOptions,
   if (options.selectLogits) return 'selectLogits (RSample noise)';
   if (options.secondSelectLogits) return 'secondSelectLogits (top2 second-expert sampling)';
   if (o.useRts) return 'random token selection (useRts)';
+  if (o.scoreFunction !== 'softmax') return `scoreFunction '${o.scoreFunction}'`;
+  if (o.preSoftmax !== null) return 'preSoftmax';
+  if (o.enableExpertBias) return 'the expert bias (enableExpertBias)';
   if (o.k > T.MOE_GATE_MAX_K) return `k = ${o.k} > ${T.MOE_GATE_MAX_K}`;
   if (logits.device !== 'cpu' && o.numExperts > 1024) return `numExperts = ${o.numExperts} > 1024 on CUDA`;
   if (logits.dtype !== 'float32' && logits.dtype !== 'float64') return `${logits.dtype} logits`;

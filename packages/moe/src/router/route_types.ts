@@ -19,6 +19,8 @@ export interface RouteOptions extends RouterOptions {
   rtsPriorities?: T.Tensor | null;
   /** 'token-choice' (DeepSpeed, default) or 'expert-choice'. */
   policy?: RoutingPolicy;
+  /** Aux-loss-free balancing: the per-expert bias [E] added to the selection scores (required with enableExpertBias; TopKGate holds it). */
+  expertBias?: T.Tensor | null;
   /**
    * Dropless capacity across an expert-parallel group: given this rank's largest per-expert
    * count, returns the group's largest (DeepSpeed max-reduces it). Default: identity.
@@ -41,7 +43,7 @@ export interface GateOutput {
   row: T.Tensor;
   /** [S, k]: combine weights (0 when dropped); differentiable w.r.t. the logits. */
   combineWeight: T.Tensor;
-  /** [S, E]: softmax of the logits. */
+  /** [S, E]: softmax of the logits (sigmoid scores: normalised to sum to 1 per token). */
   gates: T.Tensor;
   /** int64 [E]: assignments per expert before / after dropping. */
   countsBefore: T.Tensor;

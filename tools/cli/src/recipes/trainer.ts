@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as T from '@vlmoe/tensor';
 import { BertTokenizer, DataLoader, Progress, type Batch, type DataLoaderOptions } from '@vlmoe/data';
-import { canonicalMoE, parameterCount, parseVLMoConfig, preset, resolveVLMoConfig, type PresetName, type VLMoConfig } from '@vlmoe/moe';
+import { canonicalMoE, expertBiasesOf, parameterCount, parseVLMoConfig, preset, resolveVLMoConfig, type PresetName, type VLMoConfig } from '@vlmoe/moe';
 import { describeParallelGroups, initialize, resolveConfig, resolveInit, zeroInit, type DeepSpeedConfig, type ProcessGroup } from '@vlmoe/parallel';
 import type { CommonConfig, ModelKeys } from './schemas.js';
 import { openDataset, type RecipeDataset } from './dataset.js';
@@ -280,12 +280,14 @@ export async function train<B>(spec: TrainSpec<B>): Promise<TrainResult> {
         }
         engine.backward(r.loss);
         const gradNorm = engine.step();
-        // per MoE layer: the assignments per expert, their max and mean, the drop rate and the router's entropy
-        const load: Record<string, { max: number; mean: number; dropRate: number; entropy?: number; counts: number[] }> = {};
+        // per MoE layer: the assignments per expert, their max and mean, the drop rate, the router's entropy and
+        // the aux-loss-free expert bias after this step's update (enableExpertBias)
+        const load: Record<string, { max: number; mean: number; dropRate: number; entropy?: number; counts: number[]; bias?: number[] }> = {};
+        const biases = expertBiasesOf(spec.model);
         for (const [k, c] of Object.entries(r.expertCounts)) {
           const v = Array.from(c.dataSync() as BigInt64Array, Number);
           const total = v.reduce((a, x) => a + x, 0);
-          load[k] = { max: Math.max(...v), mean: total / v.length, dropRate: total ? (r.droppedBy?.[k] ?? 0) / total : 0, ...(r.entropyBy?.[k] !== undefined ? { entropy: r.entropyBy[k] } : {}), counts: v };
+          load[k] = { max: Math.max(...v), mean: total / v.length, dropRate: total ? (r.droppedBy?.[k] ?? 0) / total : 0, ...(r.entropyBy?.[k] !== undefined ? { entropy: r.entropyBy[k] } : {}), counts: v, ...(biases[k] ? { bias: biases[k] } : {}) };
         }
         // fp16: the loss scale and the steps skipped on overflow so far
         const fp16 = engine.lossScaler ? { lossScale: engine.lossScale, skippedSteps: engine.skippedSteps } : {};

@@ -1,0 +1,94 @@
+/**
+ * The routing options of today's systems reached the way a user reaches them: a recipe's
+ * `model.moe` block and `vlmoe pretrain`, on 1 and 2 ranks. Aux-loss-free balancing (expert
+ * bias) with sigmoid top-2 scores: the bias is logged per MoE layer after every step, moves by
+ * the configured rate, is the same whatever the layout (the loads are summed over the
+ * data-parallel ranks), is saved in the checkpoints, and a run killed and resumed continues it
+ * exactly.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { loadCheckpointWeights } from '@vlmoe/parallel';
+
+const cli = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const launcher = fileURLToPath(new URL('../../../packages/parallel/dist/launcher.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'vlmoe-router-recipe-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const runs = join(dir, 'runs');
+const env = { ...process.env, VLMOE_PROGRESS: '0' };
+const RATE = 0.01;
+
+function config(name: string, engine: object = {}): string {
+  const p = join(dir, `${name}.json`);
+  writeFileSync(p, JSON.stringify({
+    name, data: `shapes:${join(dir, 'shapes')}`, runs, preset: 'tiny', experts: 4, k: 2, steps: 8, batch: 8, textLen: 16, warmup: 2, checkpointEvery: 4, evalSplit: 'none',
+    // dropless and no balance loss: the objective does not depend on how the batch is split over ranks
+    model: { moe: { dropTokens: false, auxLossWeight: 0, scoreFunction: 'sigmoid', enableExpertBias: true, biasUpdateRate: RATE } }, engine,
+  }));
+  return p;
+}
+
+function pretrain(name: string, nproc: number, engine: object = {}, extra: string[] = []): ReturnType<typeof spawnSync> {
+  const args = [cli, 'pretrain', '--config', config(name, engine), ...extra];
+  return nproc === 1 ? spawnSync(process.execPath, args, { encoding: 'utf8', env, timeout: 240_000 })
+    : spawnSync(process.execPath, [launcher, '--nproc', String(nproc), ...args], { encoding: 'utf8', env, timeout: 240_000 });
+}
+
+type Row = { step: number; loss: number; load: Record<string, { counts: number[]; bias?: number[] }> };
+const rows = (name: string) => readFileSync(join(runs, name, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Row);
+const biases = (name: string) => rows(name).map((r) => Object.fromEntries(Object.entries(r.load).map(([k, l]) => [k, l.bias!])));
+
+beforeAll(() => {
+  const r = pretrain('one', 1);
+  expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+}, 300_000);
+
+describe('vlmoe pretrain with sigmoid top-2 routing and the aux-loss-free expert bias', () => {
+  test('every MoE layer logs its bias after each step; it starts at ±rate or 0 and stays on the rate grid; the final bias is in the checkpoint', () => {
+    const rs = rows('one');
+    expect(rs.length).toBe(8);
+    const keys = Object.keys(rs[0]!.load);
+    expect(keys.length).toBeGreaterThan(0);
+    for (const r of rs) for (const k of keys) expect(r.load[k]!.bias, `step ${r.step} ${k}`).toHaveLength(4);
+    for (const k of keys) {
+      // after one update: rate · sign(mean − load) of that step's loads
+      const c = rs[0]!.load[k]!.counts, mean = c.reduce((a, b) => a + b, 0) / c.length;
+      rs[0]!.load[k]!.bias!.forEach((b, e) => expect(b).toBeCloseTo(RATE * Math.sign(mean - c[e]!), 7));
+      for (const r of rs) for (const b of r.load[k]!.bias!) expect(Math.abs(b / RATE - Math.round(b / RATE))).toBeLessThan(1e-4);
+    }
+    // some expert's bias moved away from 0 over the run
+    expect(keys.some((k) => rs[7]!.load[k]!.bias!.some((b) => Math.abs(b) >= RATE))).toBe(true);
+    const w = loadCheckpointWeights(join(runs, 'one', 'checkpoints')).weights;
+    // one per MoE layer (the log shows the layers of the fused image-text pass)
+    const saved = Object.keys(w).filter((n) => n.endsWith('gate.expertBias'));
+    expect(saved.length).toBeGreaterThanOrEqual(keys.length);
+    for (const k of keys) {
+      const [, i, side] = k.split('.');
+      const n = saved.find((x) => x.startsWith(`backbone.blocks.${i}.ffn.${side}.`))!;
+      expect(Array.from(w[n]!.dataSync() as Float32Array), n).toEqual(rs[7]!.load[k]!.bias);
+    }
+  });
+
+  test('2 ranks (data parallel) and 2 ranks with expert parallelism 2 keep the bias of one process: the loads are summed over the ranks', () => {
+    for (const [name, engine] of [['dp2', {}], ['ep2', { expert_parallel_size: 2 }]] as const) {
+      const r = pretrain(name, 2, engine);
+      expect(r.status, `${name}: ${r.stdout}\n${r.stderr}`).toBe(0);
+      expect(biases(name), name).toEqual(biases('one'));
+      rows(name).forEach((row, i) => expect(Math.abs(row.loss - rows('one')[i]!.loss) / rows('one')[i]!.loss, `${name} step ${row.step}`).toBeLessThan(1e-5));
+    }
+  }, 600_000);
+
+  test('killed after step 6 and resumed from the step-4 checkpoint: the same biases and losses as the run straight through', () => {
+    const killed = pretrain('crash', 1, {}, ['--stop-after', '6']);
+    expect(killed.signal, `${killed.stdout}\n${killed.stderr}`).toBe('SIGKILL');
+    const resumed = pretrain('crash', 1, {}, ['--resume']);
+    expect(resumed.status, `${resumed.stdout}\n${resumed.stderr}`).toBe(0);
+    expect(resumed.stdout).toMatch(/resuming at step 4/);
+    expect(biases('crash')).toEqual(biases('one'));
+    expect(rows('crash').map((r) => r.loss)).toEqual(rows('one').map((r) => r.loss));
+  }, 300_000);
+});
