@@ -40,9 +40,24 @@ describe('MoE layer', () => {
     });
   }
 
-  for (const [k, useResidual] of [[1, false], [2, false], [2, true]] as const) {
-    test(`gradcheck through the whole layer (k=${k}${useResidual ? ', residual' : ''}): input, router, experts`, () => {
-      const moe = new MoE({ hiddenSize: 4, ffnHiddenSize: 5, numExperts: 3, k, capacityFactor: 0.8, minCapacity: 0, useResidual, dtype: 'float64', generator: gen(7) });
+  test('fine-grained experts: numExperts·m experts of hidden h/m, k·m per token; shared experts: a dense FFN added for every token', () => {
+    const moe = new MoE({ hiddenSize: 6, ffnHiddenSize: 12, numExperts: 4, k: 2, expertSizeRatio: 3, sharedExperts: 2, dropTokens: false, dtype: 'float64', generator: gen(3) });
+    expect([moe.numExperts, moe.gate.options.numExperts, moe.gate.options.k]).toEqual([12, 12, 6]);
+    expect(moe.experts.w1.shape).toEqual([12, 6, 4]);
+    expect(moe.shared!.fc1.weight.shape).toEqual([8, 6]); // 2 shared experts of hidden 12 / 3
+    const x = T.randn([20, 6], { dtype: 'float64', generator: gen(4) });
+    const r = moe.forward(x);
+    expect(ints(r.expertCounts).reduce((a, b) => a + b, 0)).toBe(20 * 6);
+    // the routed part is the per-token expert loops; the shared FFN adds on top
+    const routed = loopMoE(moe, x), shared = floats(moe.shared!.forward(x));
+    floats(r.output).forEach((v, i) => expect(Math.abs(v - routed[i]! - shared[i]!)).toBeLessThan(1e-12));
+    expect(() => new MoE({ hiddenSize: 6, ffnHiddenSize: 10, numExperts: 4, expertSizeRatio: 3 })).toThrow(/expertSizeRatio 3 must divide the expert hidden size 10/);
+    expect(() => new MoE({ hiddenSize: 6, ffnHiddenSize: 12, numExperts: 4, sharedExperts: -1 })).toThrow(/sharedExperts must be an integer ≥ 0/);
+  });
+
+  for (const [k, useResidual, fine] of [[1, false, false], [2, false, false], [2, true, false], [1, false, true]] as const) {
+    test(`gradcheck through the whole layer (k=${k}${useResidual ? ', residual' : ''}${fine ? ', fine-grained ×2 + 1 shared expert' : ''}): input, router, experts`, () => {
+      const moe = new MoE({ hiddenSize: 4, ffnHiddenSize: fine ? 6 : 5, numExperts: 3, k, capacityFactor: 0.8, minCapacity: 0, useResidual, dtype: 'float64', generator: gen(7), ...(fine ? { expertSizeRatio: 2, sharedExperts: 1 } : {}) });
       const x = T.randn([9, 4], { dtype: 'float64', generator: gen(8) }).requiresGrad_(true);
       const wts = T.randn([9, 4], { dtype: 'float64', generator: gen(9) });
       // routing is piecewise constant: finite differences are valid away from decision
@@ -55,6 +70,7 @@ describe('MoE layer', () => {
       const eps = 1e-6;
       const checked: T.Tensor[] = [x, moe.gate.wg.weight, moe.experts.w1, moe.experts.b1, moe.experts.w2, moe.experts.b2];
       if (useResidual) checked.push(moe.coefficient!.weight, moe.mlp!.fc1.weight);
+      if (fine) checked.push(moe.shared!.fc1.weight, moe.shared!.fc2.bias!);
       for (const t of checked) {
         const ga = floats(t.grad!);
         const data = t.data() as Float64Array; // contiguous float64 leaf: a live view

@@ -63,8 +63,9 @@ describe('model config: one MoE option type, parsed strictly', () => {
 });
 
 describe('VLMo / VL-MoE backbone', () => {
-  test('parameter arithmetic equals the built module (dense, MoE top-1, MoE top-2 with chosen blocks)', () => {
-    for (const cfg of [preset('tiny'), preset('tiny', { experts: 4 }), preset('tiny', { experts: 3, k: 2, moe: { numExperts: 3, k: 2, blocks: [0, 3] } }), preset('tiny', { layerScale: null, vlBlocks: 2 })]) {
+  test('parameter arithmetic equals the built module (dense, MoE top-1, MoE top-2 with chosen blocks, fine-grained + shared experts)', () => {
+    const fine = preset('tiny', { experts: 4, moe: { numExperts: 4, expertSizeRatio: 2, sharedExperts: 1 } });
+    for (const cfg of [preset('tiny'), preset('tiny', { experts: 4 }), preset('tiny', { experts: 3, k: 2, moe: { numExperts: 3, k: 2, blocks: [0, 3] } }), preset('tiny', { layerScale: null, vlBlocks: 2 }), fine]) {
       const m = new VLMo(cfg);
       const built = m.parameterCount();
       const counted = parameterCount(cfg);
@@ -72,6 +73,15 @@ describe('VLMo / VL-MoE backbone', () => {
       expect(counted.active).toBe(built.active);
       if (!cfg.moe) expect(built.active).toBe(built.total);
     }
+    // fine-grained experts keep the routed experts' total and active parameters; the shared expert adds one half-size FFN per MoE layer, always active
+    const coarse = parameterCount(preset('tiny', { experts: 4 })), split = parameterCount(preset('tiny', { experts: 4, moe: { numExperts: 4, expertSizeRatio: 2 } }));
+    const r = resolveVLMoConfig(fine), d = r.dim, layers = 2 * r.moe!.blocks.length;
+    // per layer: 8 experts instead of 4 add 4·d router weights and 4·d output biases; a token's 2 half experts hold one more output bias than its 1 whole one
+    expect(split.total - coarse.total).toBe(layers * 8 * d);
+    expect(split.active - coarse.active).toBe(layers * (4 * d + d));
+    const withShared = parameterCount(fine), hs = r.ffnHidden / 2;
+    expect(withShared.total - split.total).toBe(layers * (2 * d * hs + hs + d));
+    expect(withShared.active - split.active).toBe(withShared.total - split.total);
   });
 
   test('preset sizes: base dense ≈ 175–180M; base with 32 experts ≈ 1.9B total, ≈ 180M active; large ≈ 560M', () => {

@@ -4,7 +4,8 @@
  * bias) with sigmoid top-2 scores: the bias is logged per MoE layer after every step, moves by
  * the configured rate, is the same whatever the layout (the loads are summed over the
  * data-parallel ranks), is saved in the checkpoints, and a run killed and resumed continues it
- * exactly.
+ * exactly. Fine-grained and shared experts (DeepSeekMoE) train the same on 1 rank, with expert
+ * parallelism and with tensor parallelism.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,18 +23,20 @@ const runs = join(dir, 'runs');
 const env = { ...process.env, VLMOE_PROGRESS: '0' };
 const RATE = 0.01;
 
-function config(name: string, engine: object = {}): string {
+const BIAS = { scoreFunction: 'sigmoid', enableExpertBias: true, biasUpdateRate: RATE };
+
+function config(name: string, engine: object, moe: object): string {
   const p = join(dir, `${name}.json`);
   writeFileSync(p, JSON.stringify({
     name, data: `shapes:${join(dir, 'shapes')}`, runs, preset: 'tiny', experts: 4, k: 2, steps: 8, batch: 8, textLen: 16, warmup: 2, checkpointEvery: 4, evalSplit: 'none',
     // dropless and no balance loss: the objective does not depend on how the batch is split over ranks
-    model: { moe: { dropTokens: false, auxLossWeight: 0, scoreFunction: 'sigmoid', enableExpertBias: true, biasUpdateRate: RATE } }, engine,
+    model: { moe: { dropTokens: false, auxLossWeight: 0, ...moe } }, engine,
   }));
   return p;
 }
 
-function pretrain(name: string, nproc: number, engine: object = {}, extra: string[] = []): ReturnType<typeof spawnSync> {
-  const args = [cli, 'pretrain', '--config', config(name, engine), ...extra];
+function pretrain(name: string, nproc: number, engine: object = {}, extra: string[] = [], moe: object = BIAS): ReturnType<typeof spawnSync> {
+  const args = [cli, 'pretrain', '--config', config(name, engine, moe), ...extra];
   return nproc === 1 ? spawnSync(process.execPath, args, { encoding: 'utf8', env, timeout: 240_000 })
     : spawnSync(process.execPath, [launcher, '--nproc', String(nproc), ...args], { encoding: 'utf8', env, timeout: 240_000 });
 }
@@ -91,4 +94,26 @@ describe('vlmoe pretrain with sigmoid top-2 routing and the aux-loss-free expert
     expect(biases('crash')).toEqual(biases('one'));
     expect(rows('crash').map((r) => r.loss)).toEqual(rows('one').map((r) => r.loss));
   }, 300_000);
+});
+
+describe('vlmoe pretrain with fine-grained (expertSizeRatio 2) and shared experts (sharedExperts 1)', () => {
+  const FINE = { expertSizeRatio: 2, sharedExperts: 1 };
+  test('1 rank = 2 ranks with expert parallelism 2 (8 half-size experts, 4 a rank) = 2 ranks with tensor parallelism 2 (the shared FFN split): the same losses', () => {
+    const one = pretrain('fine-one', 1, {}, [], FINE);
+    expect(one.status, `${one.stdout}\n${one.stderr}`).toBe(0);
+    const ref = rows('fine-one');
+    // 8 experts a layer, 4 chosen per token (k·m)
+    for (const l of Object.values(ref[0]!.load)) {
+      expect(l.counts).toHaveLength(8);
+      expect(l.counts.reduce((a, b) => a + b, 0) % 4).toBe(0);
+    }
+    for (const [name, engine] of [['fine-ep2', { expert_parallel_size: 2 }], ['fine-tp2', { tensor_parallel_size: 2 }]] as const) {
+      const r = pretrain(name, 2, engine, [], FINE);
+      expect(r.status, `${name}: ${r.stdout}\n${r.stderr}`).toBe(0);
+      rows(name).forEach((row, i) => expect(Math.abs(row.loss - ref[i]!.loss) / ref[i]!.loss, `${name} step ${row.step}`).toBeLessThan(1e-5));
+    }
+    const w = loadCheckpointWeights(join(runs, 'fine-one', 'checkpoints')).weights;
+    expect(w['backbone.blocks.1.ffn.vision.inner.moe.experts.w1']!.shape).toEqual([8, 64, 128]);
+    expect(w['backbone.blocks.1.ffn.vision.inner.moe.shared.fc1.weight']!.shape).toEqual([128, 64]);
+  }, 600_000);
 });

@@ -33,6 +33,7 @@
  */
 import * as T from '@vlmoe/tensor';
 import { resolveVLMoConfig, type ResolvedVLMoConfig, type VLMoConfig } from '../models/config.js';
+import { expertLayout } from '../layers/moe_layer.js';
 import { deepspeedMoeRules } from './deepspeed_moe.js';
 import { convertKeys, type ConvertOptions, type KeyRule, type NoCounterpart } from './key_map.js';
 
@@ -65,6 +66,7 @@ interface Heads {
 /** Our keys the other side has no place for (export). */
 export const OURS_ONLY: NoCounterpart[] = [
   { key: /gate\.expertBias$/, reason: "the router's aux-loss-free expert bias (enableExpertBias): DeepSpeed's MoE and VLMo route without one" },
+  { key: /\.moe\.shared\./, reason: "DeepSeekMoE's shared experts (sharedExperts): DeepSpeed's MoE and VLMo have none" },
 ];
 
 const THEIRS_ONLY: NoCounterpart[] = [
@@ -128,7 +130,10 @@ export function vlmoRules(c: ResolvedVLMoConfig, prefix: string, heads: Heads, t
     for (const [side, m] of [['vision', 'imag'], ['text', 'text']] as const) {
       ln(`${B}ffn.${side}.norm`, `${U}norm2_${m}`);
       if (moe) {
-        rules.push(...deepspeedMoeRules({ ours: `${B}ffn.${side}.inner.moe.`, theirs: `${U}mlp_${m}`, numExperts: moe.numExperts, hiddenSize: d, ffnHiddenSize: h, useResidual: moe.useResidual }));
+        // fine-grained experts are numExperts·m experts of hidden h/m in DeepSpeed's layout too
+        const lay = expertLayout(moe, h);
+        if (lay.ffnHiddenSize !== h && moe.useResidual) throw new Error('unilm VLMo / DeepSpeed-MoE layout: fine-grained experts (expertSizeRatio > 1) beside a residual MLP (useResidual) have no mapping');
+        rules.push(...deepspeedMoeRules({ ours: `${B}ffn.${side}.inner.moe.`, theirs: `${U}mlp_${m}`, numExperts: lay.numExperts, hiddenSize: d, ffnHiddenSize: lay.ffnHiddenSize, useResidual: moe.useResidual }));
       } else {
         linear(`${B}ffn.${side}.inner.ffn.fc1`, `${U}mlp_${m}.fc1`, h, d);
         linear(`${B}ffn.${side}.inner.ffn.fc2`, `${U}mlp_${m}.fc2`, d, h);

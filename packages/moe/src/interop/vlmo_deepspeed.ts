@@ -26,7 +26,7 @@ export function importDeepSpeedMoECheckpoint(ckpt: DeepSpeedCheckpoint, config: 
 export function exportDeepSpeedMoECheckpoint(sd: Record<string, T.Tensor>, config: VLMoConfig, opts: VlmoExportOptions = {}): DeepSpeedCheckpoint {
   const layers = vlmoMoELayers(config);
   const split = splitDeepSpeedExperts(exportVlmoCheckpoint(sd, config, opts), layers);
-  const E = config.moe?.numExperts ?? 0;
+  const E = config.moe ? config.moe.numExperts * (config.moe.expertSizeRatio ?? 1) : 0; // fine-grained: numExperts·m
   return {
     ...split,
     extra: {

@@ -79,6 +79,18 @@ export interface MoELayerConfig extends RouterOptions {
    * every rank of the group (DeepSpeed's `enable_expert_tensor_parallelism`). Default false.
    */
   enableExpertTensorParallelism?: boolean;
+  /**
+   * Fine-grained experts (DeepSeekMoE): split every expert into this many smaller ones (hidden
+   * size / m each) and route each token to k·m of the numExperts·m, so total and active
+   * parameters stay those of numExperts experts at top-k. Default 1.
+   */
+  expertSizeRatio?: number;
+  /**
+   * Shared experts (DeepSeekMoE): this many always-on experts of the (fine-grained) expert
+   * size, run as one dense FFN of n × that hidden size on every token and added to the routed
+   * experts' output. Default 0.
+   */
+  sharedExperts?: number;
 }
 
 export interface ResolvedMoELayerConfig extends ResolvedRouterOptions {
@@ -88,6 +100,8 @@ export interface ResolvedMoELayerConfig extends ResolvedRouterOptions {
   activation: ExpertActivation;
   dropout: number;
   enableExpertTensorParallelism: boolean;
+  expertSizeRatio: number;
+  sharedExperts: number;
 }
 
 /** The JSON schema of every MoE layer option (zod; the compiler keeps it complete). */
@@ -99,6 +113,8 @@ export const MOE_LAYER_CONFIG_SHAPE = {
   activation: z.enum(['gelu', 'gelu_tanh', 'relu']).optional().describe("expert activation (default 'gelu')"),
   dropout: z.number().optional().describe('expert dropout in training (default 0)'),
   enableExpertTensorParallelism: z.boolean().optional().describe("with tensor_parallel_size > 1: split each expert's FFN over the tensor-parallel group instead of replicating the experts there (default false)"),
+  expertSizeRatio: z.int().optional().describe('fine-grained experts (DeepSeekMoE): split each expert into m of hidden size / m, route to k·m of numExperts·m (default 1)'),
+  sharedExperts: z.int().optional().describe('shared experts (DeepSeekMoE): always-on experts of the expert size, one dense FFN added to the routed output (default 0)'),
 } satisfies { readonly [K in keyof Required<MoELayerConfig>]: Z.ZodType };
 
 /** Every MoE layer option with its default filled in (the defaults of the router, the gate and the experts). */
@@ -111,11 +127,26 @@ export function resolveMoELayerConfig(o: MoELayerConfig): ResolvedMoELayerConfig
     activation: o.activation ?? DEFAULT_EXPERT_ACTIVATION,
     dropout: o.dropout ?? DEFAULT_EXPERT_DROPOUT,
     enableExpertTensorParallelism: o.enableExpertTensorParallelism ?? false,
+    expertSizeRatio: o.expertSizeRatio ?? 1,
+    sharedExperts: o.sharedExperts ?? 0,
   };
+  if (!(Number.isInteger(r.expertSizeRatio) && r.expertSizeRatio >= 1)) throw new RangeError(`MoE: expertSizeRatio must be an integer ≥ 1, got ${o.expertSizeRatio}`);
+  if (!(Number.isInteger(r.sharedExperts) && r.sharedExperts >= 0)) throw new RangeError(`MoE: sharedExperts must be an integer ≥ 0, got ${o.sharedExperts}`);
   if (r.policy !== 'token-choice' && r.policy !== 'expert-choice') throw new RangeError(`MoE: policy must be 'token-choice' or 'expert-choice', got '${String(o.policy)}'`);
   if (!['gelu', 'gelu_tanh', 'relu'].includes(r.activation)) throw new RangeError(`MoE: activation must be 'gelu', 'gelu_tanh' or 'relu', got '${r.activation}'`);
   if (!(r.dropout >= 0 && r.dropout < 1)) throw new RangeError(`MoE: dropout must be in [0, 1), got ${r.dropout}`);
   return r;
+}
+
+/**
+ * The experts a layer really holds (DeepSeekMoE's fine-grained segmentation): numExperts·m
+ * experts of hidden size h/m, k·m per token, and the shared FFN's hidden size n·h/m.
+ */
+export function expertLayout(o: { numExperts: number; k?: number; expertSizeRatio?: number; sharedExperts?: number }, ffnHiddenSize: number): { numExperts: number; k: number; ffnHiddenSize: number; sharedHiddenSize: number } {
+  const m = o.expertSizeRatio ?? 1, k = o.k ?? 1;
+  if (ffnHiddenSize % m !== 0) throw new RangeError(`MoE: expertSizeRatio ${m} must divide the expert hidden size ${ffnHiddenSize}`);
+  const h = ffnHiddenSize / m;
+  return { numExperts: o.numExperts * m, k: k * m, ffnHiddenSize: h, sharedHiddenSize: (o.sharedExperts ?? 0) * h };
 }
 
 export interface MoEOptions extends MoELayerConfig {
@@ -169,6 +200,8 @@ export class MoE extends T.nn.Module implements ExpertParallelLayer, TensorParal
   experts: Experts;
   mlp: T.nn.FeedForward | null = null;
   coefficient: T.nn.Linear | null = null;
+  /** DeepSeekMoE's shared experts: one dense FFN every token goes through, added to the routed output (sharedExperts > 0). */
+  shared: T.nn.FeedForward | null = null;
   readonly hiddenSize: number;
   readonly numExperts: number;
   numLocalExperts: number;
@@ -180,21 +213,25 @@ export class MoE extends T.nn.Module implements ExpertParallelLayer, TensorParal
     if (!(Number.isInteger(o.hiddenSize) && o.hiddenSize >= 1)) throw new RangeError(`MoE: hiddenSize must be an integer ≥ 1, got ${o.hiddenSize}`);
     if (o.expert && o.expert.dim !== o.hiddenSize) throw new Error(`MoE: expert maps ${o.expert.dim} features but hiddenSize is ${o.hiddenSize}`);
     if (!o.expert && o.ffnHiddenSize === undefined) throw new Error('MoE: give either expert (a FeedForward to copy) or ffnHiddenSize');
-    const c = resolveMoELayerConfig(o);
+    const given = resolveMoELayerConfig(o);
+    if (o.expert && given.expertSizeRatio > 1) throw new Error('MoE: expertSizeRatio > 1 splits the experts; copying one dense FFN into them (expert) is not supported');
+    const lay = expertLayout(given, o.expert ? o.expert.hidden : o.ffnHiddenSize!);
+    // fine-grained: the router and the experts see numExperts·m experts, k·m per token
+    const c = resolveMoELayerConfig({ ...given, numExperts: lay.numExperts, k: lay.k });
     this.hiddenSize = o.hiddenSize;
-    this.numExperts = o.numExperts;
+    this.numExperts = lay.numExperts;
     this._group = o.expertGroup ?? null;
     const P = this._group?.size ?? 1;
-    if (!(Number.isInteger(P) && P >= 1 && o.numExperts % P === 0)) throw new Error(`MoE: numExperts = ${o.numExperts} must divide evenly over the expert-parallel group of size ${P}`);
-    this.numLocalExperts = o.numExperts / P;
+    if (!(Number.isInteger(P) && P >= 1 && this.numExperts % P === 0)) throw new Error(`MoE: numExperts = ${this.numExperts} must divide evenly over the expert-parallel group of size ${P}`);
+    this.numLocalExperts = this.numExperts / P;
     this.gate = new TopKGate({ ...c, hiddenSize: o.hiddenSize, generator: o.generator, dtype: o.dtype === 'float64' ? 'float64' : 'float32' });
     this.gate.setReduceCapacity(reduceCapacityOf(this._group));
-    const h = o.expert ? o.expert.hidden : o.ffnHiddenSize!;
+    const h = lay.ffnHiddenSize;
     this.experts = o.expert
       ? Experts.fromFeedForward(o.expert, this.numLocalExperts, { dropout: o.dropout, generator: o.generator, tensorParallel: c.enableExpertTensorParallelism })
       : new Experts({ numExperts: this.numLocalExperts, hiddenSize: o.hiddenSize, ffnHiddenSize: h, activation: c.activation, dropout: c.dropout, dtype: o.dtype, generator: o.generator, tensorParallel: c.enableExpertTensorParallelism });
     if (c.useResidual) {
-      this.mlp = new T.nn.FeedForward(o.hiddenSize, h, { dtype: o.dtype, generator: o.generator, dropout: c.dropout });
+      this.mlp = new T.nn.FeedForward(o.hiddenSize, o.expert ? o.expert.hidden : o.ffnHiddenSize!, { dtype: o.dtype, generator: o.generator, dropout: c.dropout });
       if (o.expert) T.noGrad(() => {
         T.copy_(this.mlp!.fc1.weight, o.expert!.fc1.weight);
         T.copy_(this.mlp!.fc2.weight, o.expert!.fc2.weight);
@@ -203,6 +240,7 @@ export class MoE extends T.nn.Module implements ExpertParallelLayer, TensorParal
       });
       this.coefficient = new T.nn.Linear(o.hiddenSize, 2, { dtype: o.dtype, generator: o.generator });
     }
+    if (lay.sharedHiddenSize > 0) this.shared = new T.nn.FeedForward(o.hiddenSize, lay.sharedHiddenSize, { dtype: o.dtype, generator: o.generator, dropout: c.dropout });
   }
 
   /** The expert-parallel group this layer dispatches through (null: every expert is local). */
@@ -277,6 +315,7 @@ export class MoE extends T.nn.Module implements ExpertParallelLayer, TensorParal
         const c = T.softmax(this.coefficient.forward(tokens), -1);
         out = T.add(T.mul(out, c.narrow(1, 0, 1)), T.mul(this.mlp.forward(tokens), c.narrow(1, 1, 1)));
       }
+      if (this.shared) out = T.add(out, T.recordFunction('moe.shared', () => this.shared!.forward(tokens)));
       return { output: out.reshape(...x.shape), auxLoss: gate.auxLoss, zLoss: gate.zLoss, expertCounts: gate.countsBefore, dropped: gate.dropped, capacity: gate.capacity, routerEntropy: routerEntropy(gate.gates) };
     });
   }

@@ -10,7 +10,7 @@
  * MoE layers serve the image-only and text-only passes.
  */
 import * as T from '@vlmoe/tensor';
-import { MOE_LAYER_CONFIG_SHAPE, resolveMoELayerConfig, type MoELayerConfig, type ResolvedMoELayerConfig } from '../layers/moe_layer.js';
+import { expertLayout, MOE_LAYER_CONFIG_SHAPE, resolveMoELayerConfig, type MoELayerConfig, type ResolvedMoELayerConfig } from '../layers/moe_layer.js';
 
 /**
  * The MoE block of a model config: every option of an MoE layer (`MoELayerConfig`: the
@@ -215,12 +215,17 @@ export function parameterCount(c: VLMoConfig): { total: number; active: number; 
     for (let side = 0; side < 2; side++) {
       total += ln;
       if (moeHere) {
-        total += r.moe!.numExperts * d /* router */ + r.moe!.numExperts * ffn;
+        // fine-grained experts: numExperts·m of hidden h/m, k·m per token; shared experts: one dense FFN of n·h/m
+        const lay = expertLayout(r.moe!, h), he = lay.ffnHiddenSize;
+        const expert = d * he + he + he * d + d;
+        total += lay.numExperts * d /* router */ + lay.numExperts * expert;
         if (r.moe!.useResidual) total += ffn + 2 * d + 2; /* residual MLP and its mixing coefficient */
-        inactive += (r.moe!.numExperts - r.moe!.k) * ffn;
+        if (lay.sharedHiddenSize) total += 2 * d * lay.sharedHiddenSize + lay.sharedHiddenSize + d;
+        inactive += (lay.numExperts - lay.k) * expert;
       } else total += ffn;
     }
     if (b >= r.depth - r.vlBlocks) total += ln + ffn;
   }
-  return { total, active: total - inactive, perExpert: ffn };
+  const he = r.moe ? expertLayout(r.moe, h).ffnHiddenSize : h;
+  return { total, active: total - inactive, perExpert: 2 * d * he + he + d };
 }

@@ -13,6 +13,7 @@
 import * as T from '@vlmoe/tensor';
 import { VocabParallelEmbedding, type ProcessGroup, type TensorParallelModule } from '@vlmoe/parallel';
 import { TopKGate } from '../router/gate.js';
+import { expertLayout } from '../layers/moe_layer.js';
 import { DenseFFN, ModalityFFN, NormedFFN, TEXT, VISION, type FFNLayer, type FFNSpec } from '../layers/modality.js';
 import { resolveVLMoConfig, type ResolvedVLMoConfig, type VLMoConfig } from './config.js';
 
@@ -163,8 +164,9 @@ export class VLMo extends T.nn.Module implements TensorParallelModule {
     for (const p of this.parameters()) total += p.numel;
     const m = this.config.moe;
     if (m) {
-      const per = 2 * this.config.dim * this.config.ffnHidden + this.config.ffnHidden + this.config.dim;
-      inactive = m.blocks.length * 2 * (m.numExperts - m.k) * per;
+      const lay = expertLayout(m, this.config.ffnHidden), he = lay.ffnHiddenSize;
+      const per = 2 * this.config.dim * he + he + this.config.dim;
+      inactive = m.blocks.length * 2 * (lay.numExperts - lay.k) * per;
     }
     return { total, active: total - inactive };
   }

@@ -61,6 +61,7 @@ const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
 export function planShape(c: VLMoConfig): PlanShape {
   const r = resolveVLMoConfig(c);
+  if (r.moe && (r.moe.expertSizeRatio > 1 || r.moe.sharedExperts > 0)) throw new Error('vlmoe plan: fine-grained (expertSizeRatio > 1) and shared experts (sharedExperts > 0) are not in the planner yet; plan the model without them');
   const d = r.dim, h = r.ffnHidden, V = r.vocabSize, E = r.moe?.numExperts ?? 0;
   const params: PlanParam[] = [];
   // forward calls per step of the module being listed (6 backbone passes: image, text, 4 fused; see the file comment)
