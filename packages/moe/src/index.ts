@@ -10,6 +10,7 @@ export { ModalityFFN, ModalityFFN as ModalityMoE, DenseFFN, MoEFFN, NormedFFN, V
 export { VLMo, expertBiasesOf, type VLMoInput, type VLMoOutput, type Pass } from './models/vlmo.js';
 export { preset, parameterCount, resolveVLMoConfig, parseVLMoConfig, canonicalMoE, VLMO_CONFIG_SCHEMA, MOE_CONFIG_SCHEMA, DEEPSPEED_MOE_ALIASES, VLMOE_ROUTING, type VLMoConfig, type MoEConfig, type ResolvedMoEConfig, type PresetName, type ResolvedVLMoConfig } from './models/config.js';
 export { Pooler, ITCHead, ITMHead, MLMHead, VQAHead, NLVRHead, sampleHardNegatives, rankGather, type ITCGather } from './models/heads.js';
+export { upcycle, type UpcycleReport } from './models/upcycle.js';
 export { VLMoPretrainer, pretrainBatchFrom, type PretrainBatch, type PretrainArrays, type PretrainLosses } from './models/pretrainer.js';
 export { VQAModel, NLVRModel, RetrievalModel, createTaskModel, taskBatchFrom, encodeImages, encodeTexts, type DualEncoder, TASKS, type TaskName, type TaskArrays, type TaskBatch, type TaskOutput, type AnyTaskModel } from './models/tasks.js';
 export { evalAdapter, type TaskModels, type VLMoEvalAdapter } from './models/adapter.js';

@@ -25,18 +25,19 @@ const RATE = 0.01;
 
 const BIAS = { scoreFunction: 'sigmoid', enableExpertBias: true, biasUpdateRate: RATE };
 
-function config(name: string, engine: object, moe: object): string {
+/** A recipe; `moe` null: the dense model. `top`: more recipe keys (init, steps, …). */
+function config(name: string, engine: object, moe: object | null, top: object = {}): string {
   const p = join(dir, `${name}.json`);
   writeFileSync(p, JSON.stringify({
-    name, data: `shapes:${join(dir, 'shapes')}`, runs, preset: 'tiny', experts: 4, k: 2, steps: 8, batch: 8, textLen: 16, warmup: 2, checkpointEvery: 4, evalSplit: 'none',
+    name, data: `shapes:${join(dir, 'shapes')}`, runs, preset: 'tiny', experts: moe ? 4 : 0, k: moe ? 2 : 1, steps: 8, batch: 8, textLen: 16, warmup: 2, checkpointEvery: 4, evalSplit: 'none',
     // dropless and no balance loss: the objective does not depend on how the batch is split over ranks
-    model: { moe: { dropTokens: false, auxLossWeight: 0, ...moe } }, engine,
+    model: moe ? { moe: { dropTokens: false, auxLossWeight: 0, ...moe } } : {}, engine, ...top,
   }));
   return p;
 }
 
-function pretrain(name: string, nproc: number, engine: object = {}, extra: string[] = [], moe: object = BIAS): ReturnType<typeof spawnSync> {
-  const args = [cli, 'pretrain', '--config', config(name, engine, moe), ...extra];
+function pretrain(name: string, nproc: number, engine: object = {}, extra: string[] = [], moe: object | null = BIAS, top: object = {}): ReturnType<typeof spawnSync> {
+  const args = [cli, 'pretrain', '--config', config(name, engine, moe, top), ...extra];
   return nproc === 1 ? spawnSync(process.execPath, args, { encoding: 'utf8', env, timeout: 240_000 })
     : spawnSync(process.execPath, [launcher, '--nproc', String(nproc), ...args], { encoding: 'utf8', env, timeout: 240_000 });
 }
@@ -115,5 +116,34 @@ describe('vlmoe pretrain with fine-grained (expertSizeRatio 2) and shared expert
     const w = loadCheckpointWeights(join(runs, 'fine-one', 'checkpoints')).weights;
     expect(w['backbone.blocks.1.ffn.vision.inner.moe.experts.w1']!.shape).toEqual([8, 64, 128]);
     expect(w['backbone.blocks.1.ffn.vision.inner.moe.shared.fc1.weight']!.shape).toEqual([128, 64]);
+  }, 600_000);
+});
+
+describe('sparse upcycling through vlmoe pretrain (init: a dense run)', () => {
+  test("the upcycled VL-MoE starts where the dense run stopped: its first loss equals the dense model's on 1 rank and with EP 2; the start-up says what was copied and what is fresh", () => {
+    // no stochastic depth (its draws would follow the models' different parameter counts), no router losses
+    const model = { dropPath: 0 };
+    const d = pretrain('dense', 1, {}, [], null, { model, steps: 4 });
+    expect(d.status, `${d.stdout}\n${d.stderr}`).toBe(0);
+    const again = pretrain('dense-again', 1, {}, [], null, { model, steps: 2, init: join(runs, 'dense') });
+    expect(again.status, `${again.stdout}\n${again.stderr}`).toBe(0);
+    const ref = rows('dense-again')[0]!.loss;
+    // post-softmax top-1: each token's one expert weighs 1, so a copy of the FFN is the FFN
+    const moe = { k: 1, preSoftmax: false, zLossWeight: 0 };
+    for (const [name, nproc, engine] of [['up', 1, {}], ['up-ep2', 2, { expert_parallel_size: 2 }]] as const) {
+      const r = pretrain(name, nproc, engine, [], moe, { model: { dropPath: 0, moe: { dropTokens: false, auxLossWeight: 0, ...moe } }, steps: 2, init: join(runs, 'dense'), upcycleNoise: 0 });
+      expect(r.status, `${name}: ${r.stdout}\n${r.stderr}`).toBe(0);
+      expect(r.stdout).toMatch(/upcycled from .*checkpoints \(step4\): 4 MoE layers from dense FFNs, fresh: backbone\.blocks\.1\.ffn\.vision\.inner\.moe\.gate\.wg/);
+      const first = rows(name)[0]!.loss;
+      expect(Math.abs(first - ref) / ref, `${name}: first loss ${first} vs the dense model's ${ref}`).toBeLessThan(1e-5);
+    }
+    // a dense start without init is far from it (the copy is what carries the dense run over)
+    const scratch = pretrain('scratch', 1, {}, [], moe, { model: { dropPath: 0, moe: { dropTokens: false, auxLossWeight: 0, ...moe } }, steps: 1 });
+    expect(scratch.status, `${scratch.stdout}\n${scratch.stderr}`).toBe(0);
+    expect(Math.abs(rows('scratch')[0]!.loss - ref) / ref).toBeGreaterThan(1e-3);
+    // upcycleNoise without init is an error naming the key
+    const bad = pretrain('bad', 1, {}, [], moe, { upcycleNoise: 0.1 });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/upcycleNoise is for a run upcycled from a dense run \(init\)/);
   }, 600_000);
 });

@@ -103,16 +103,37 @@ export class Experts extends T.nn.Module {
     const d = ffn.dim, h = ffn.hidden;
     const ex = new Experts({ numExperts, hiddenSize: d, ffnHiddenSize: h, activation: ffn.opts.approximate === 'tanh' ? 'gelu_tanh' : 'gelu',
       dropout: o.dropout ?? ffn.opts.dropout ?? 0, dtype: ffn.fc1.weight.dtype as 'float32' | 'float64', generator: o.generator, tensorParallel: o.tensorParallel });
-    T.noGrad(() => {
-      const stack = (t: T.Tensor) => t.unsqueeze(0).expand(numExperts, ...t.shape);
-      T.copy_(ex.w1, stack(ffn.fc1.weight.t()));
-      T.copy_(ex.w2, stack(ffn.fc2.weight.t()));
-      if (ffn.fc1.bias) T.copy_(ex.b1, stack(ffn.fc1.bias));
-      else T.fill_(ex.b1, 0);
-      if (ffn.fc2.bias) T.copy_(ex.b2, stack(ffn.fc2.bias));
-      else T.fill_(ex.b2, 0);
-    });
+    ex.copyDense(ffn.fc1.weight, ffn.fc1.bias, ffn.fc2.weight, ffn.fc2.bias);
     return ex;
+  }
+
+  /**
+   * Makes every expert held a copy of one dense FFN given by its torch-layout weights
+   * (fc1 [h, d], fc2 [d, h]; absent biases are zeros) — DeepSpeed's deep copy, and sparse
+   * upcycling (`upcycle`). `noise` > 0 adds noise · std(W) · N(0, 1) to each expert's weight
+   * matrices (not the biases), drawn from `generator`, so the copies can drift apart.
+   */
+  copyDense(fc1Weight: T.Tensor, fc1Bias: T.Tensor | null, fc2Weight: T.Tensor, fc2Bias: T.Tensor | null, o: { noise?: number; generator?: T.Generator } = {}): void {
+    const E = this.numExperts, d = this.hiddenSize, h = this.ffnHiddenSize;
+    const same = (t: T.Tensor, shape: number[], what: string) => {
+      if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) throw new Error(`Experts.copyDense: ${what} is [${t.shape.join(', ')}], the experts need [${shape.join(', ')}]`);
+    };
+    same(fc1Weight, [h, d], 'fc1 weight');
+    same(fc2Weight, [d, h], 'fc2 weight');
+    if (fc1Bias) same(fc1Bias, [h], 'fc1 bias');
+    if (fc2Bias) same(fc2Bias, [d], 'fc2 bias');
+    const noise = o.noise ?? 0;
+    if (!(noise >= 0 && Number.isFinite(noise))) throw new RangeError(`Experts.copyDense: noise must be a finite number ≥ 0, got ${noise}`);
+    T.noGrad(() => T.scope(() => {
+      const stack = (t: T.Tensor) => T.cast(t, this.w1.dtype).unsqueeze(0).expand(E, ...t.shape);
+      const noisy = (w: T.Tensor) => (noise > 0 ? T.add(stack(w), T.mul(T.randn([E, ...w.shape], { dtype: this.w1.dtype, generator: o.generator }), noise * Math.sqrt(T.variance(T.cast(w, 'float64')).item()))) : stack(w));
+      T.copy_(this.w1, noisy(fc1Weight.t()));
+      T.copy_(this.w2, noisy(fc2Weight.t()));
+      if (fc1Bias) T.copy_(this.b1, stack(fc1Bias));
+      else T.fill_(this.b1, 0);
+      if (fc2Bias) T.copy_(this.b2, stack(fc2Bias));
+      else T.fill_(this.b2, 0);
+    }));
   }
 
   /**

@@ -19,7 +19,7 @@ import { initProcessGroup, loadCheckpointWeights } from '@vlmoe/parallel';
 import { recipeConfig } from './config.js';
 import { TASK_DATA } from './dataset.js';
 import { curveMetrics, evaluateRun, evaluateTask } from './evaluate.js';
-import { RECIPE_OPTIONS_USAGE, applyDeepSpeedConfig, buildRecipeModel, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
+import { RECIPE_OPTIONS_USAGE, applyDeepSpeedConfig, buildRecipeModel, checkpointsOf, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
 import { FINETUNE_SCHEMA, MODEL_DEFAULTS, type FinetuneConfig } from './schemas.js';
 
 export { FINETUNE_SCHEMA, type FinetuneConfig } from './schemas.js';
@@ -32,11 +32,6 @@ config keys (JSON): ${T.configUsage(FINETUNE_SCHEMA)}
 JSON Schema for editors: tools/cli/schemas/finetune.schema.json ("$schema" in the recipe)
 task: ${TASKS.join(' | ')}; init: a 'vlmoe pretrain' run folder (model keys default to its own)`;
 
-function checkpointsOf(init: string): string {
-  if (fs.existsSync(path.join(init, 'latest'))) return init;
-  if (fs.existsSync(path.join(init, 'checkpoints', 'latest'))) return path.join(init, 'checkpoints');
-  throw new Error(`init ${init}: neither a run folder with checkpoints/latest nor a checkpoints folder with 'latest'`);
-}
 
 /** Fills the model keys a fine-tuning config left out from its init run (else the defaults). */
 export function resolveModelKeys(cfg: FinetuneConfig, where: string): void {

@@ -12,15 +12,17 @@
  * `valBatches` fixed batches of the val captions (`loss`, `loss_itc`, `loss_itm`, `loss_mlm`)
  * every that many steps, with the training seconds and FLOPs so far: the pretraining learning
  * curve. `--resume` continues from the newest checkpoint and reproduces the uninterrupted run's
- * losses exactly.
+ * losses exactly. `init` starts from another run's newest weights: from a dense run, a VL-MoE
+ * is upcycled (sparse upcycling: every expert a copy of the dense FFN at its place, routers
+ * fresh; `upcycleNoise` perturbs the copies).
  */
 import * as T from '@vlmoe/tensor';
 import { DataLoader, type BertTokenizer } from '@vlmoe/data';
-import { VLMoPretrainer, evalAdapter, pretrainBatchFrom, type PretrainBatch } from '@vlmoe/moe';
-import { initProcessGroup } from '@vlmoe/parallel';
+import { VLMoPretrainer, evalAdapter, pretrainBatchFrom, upcycle, type PretrainBatch } from '@vlmoe/moe';
+import { initProcessGroup, loadCheckpointWeights } from '@vlmoe/parallel';
 import { recipeConfig } from './config.js';
 import { evaluateRun, evaluateTask, zeroShotCurveMetrics } from './evaluate.js';
-import { RECIPE_OPTIONS_USAGE, applyDeepSpeedConfig, buildRecipeModel, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
+import { RECIPE_OPTIONS_USAGE, applyDeepSpeedConfig, buildRecipeModel, checkpointsOf, checkRecipe, describeModel, openRecipeData, train, type RecipeRunOptions, type TrainResult } from './trainer.js';
 import { PRETRAIN_SCHEMA, type PretrainConfig } from './schemas.js';
 
 export { PRETRAIN_SCHEMA, type PretrainConfig } from './schemas.js';
@@ -88,6 +90,18 @@ export async function pretrain(config: string | Partial<PretrainConfig>, opts: R
     const modelGen = new T.Generator(cfg.seed);
     const model = buildRecipeModel(cfg, pg, () => new VLMoPretrainer(mc, cfg.weights, { generator: modelGen }));
     const r = model.backbone.config;
+    let initNote = '';
+    if (cfg.init) {
+      // before the engine: every rank upcycles the whole model the same way (the noise is seeded), then keeps its share
+      const dir = checkpointsOf(cfg.init);
+      const ck = loadCheckpointWeights(dir);
+      const rep = upcycle(model, ck.weights, { noise: cfg.upcycleNoise, generator: new T.Generator(cfg.seed * 7919 + 1) });
+      for (const t of Object.values(ck.weights)) t.dispose();
+      const freshLayers = [...new Set(rep.fresh.map((k) => k.replace(/\.(weight|bias|expertBias)$/, '')))];
+      initNote = rep.upcycled.length
+        ? `, upcycled from ${dir} (${ck.tag}): ${rep.upcycled.length} MoE layers from dense FFNs${cfg.upcycleNoise > 0 ? ` (noise ${cfg.upcycleNoise})` : ''}, fresh: ${freshLayers.length ? freshLayers.join(', ') : 'nothing'}`
+        : `, from ${dir} (${ck.tag})${freshLayers.length ? `; fresh: ${freshLayers.join(', ')}` : ''}`;
+    } else if (cfg.upcycleNoise > 0) throw new Error(`config ${configPath}: upcycleNoise is for a run upcycled from a dense run (init); this run has no init`);
     // checked before training: a dataset without val captions fails now, not at the first validation
     const valCaptions = cfg.evalEvery > 0 && cfg.valBatches > 0 ? ds.file('captions', 'val') : null;
     result = await train<PretrainBatch>({
@@ -96,7 +110,7 @@ export async function pretrain(config: string | Partial<PretrainConfig>, opts: R
       // the hard negatives' draws: a function of the seed and the step, the same on every rank
       toBatch: (b, step) => pretrainBatchFrom(b, new T.Generator(cfg.seed * 1_000_003 + step * 97)),
       tokensPerSample: cfg.textLen + r.numPatches + 1,
-      describe: describeModel(mc, cfg),
+      describe: `${describeModel(mc, cfg)}${initNote}`,
       generators: { model: modelGen },
       // zero-shot image-text retrieval with the ITC head on the val split, as the final report,
       // and the pretraining loss on fixed val batches

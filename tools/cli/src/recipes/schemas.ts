@@ -54,6 +54,8 @@ export const PRETRAIN_SCHEMA = z.strictObject({
   weights: z.strictObject({ itc: z.number().optional(), itm: z.number().optional(), mlm: z.number().optional() }).default({}).describe('loss weights (default itc 1, itm 1, mlm 0.25)'),
   evalSplit: z.enum(['val', 'test', 'none']).default('val').describe('split of the final zero-shot retrieval report'),
   valBatches: z.int().min(0).default(8).describe("with evalEvery: batches of the val captions (of the global batch size, in a fixed order with fixed MLM masks) whose pretraining loss each validation logs as loss, loss_itc, loss_itm, loss_mlm (0: none)"),
+  init: z.string().nullable().default(null).describe("a 'vlmoe pretrain' run folder whose newest weights this run starts from: a dense run upcycles (every expert of an MoE layer a copy of the dense FFN there, routers fresh), a run of the same model loads as is; null: random init"),
+  upcycleNoise: z.number().min(0).default(0).describe("with init from a dense run: noise on each expert's copy, relative to the weights' std (0: exact copies)"),
 });
 
 export const FINETUNE_SCHEMA = z.strictObject({

@@ -61,6 +61,13 @@ export function buildRecipeModel<M>(cfg: CommonConfig, pg: ProcessGroup, build: 
   return model;
 }
 
+/** The checkpoints folder of a run folder (or a checkpoints folder given as is), for a recipe's `init`. */
+export function checkpointsOf(init: string): string {
+  if (fs.existsSync(path.join(init, 'latest'))) return init;
+  if (fs.existsSync(path.join(init, 'checkpoints', 'latest'))) return path.join(init, 'checkpoints');
+  throw new Error(`init ${init}: neither a run folder with checkpoints/latest nor a checkpoints folder with 'latest'`);
+}
+
 /** The command-line options of `vlmoe pretrain` and `vlmoe finetune`, as their usage lists them. */
 export const RECIPE_OPTIONS_USAGE = `  --config            the recipe (JSON; keys below)
   --deepspeed_config  a DeepSpeed JSON config used as the engine part (the recipe then has no 'engine')
