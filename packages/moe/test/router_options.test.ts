@@ -45,6 +45,28 @@ describe('sigmoid scores, preSoftmax and the expert bias agree with the float64 
     }
   }
 
+  const groupCases: { name: string; o: Omit<RouterOptions, 'numExperts'>; bias?: boolean }[] = [
+    { name: 'groups 2, top-1 group, softmax top-2', o: { k: 2, numGroups: 2, groupTopK: 1, capacityFactor: 0.8, minCapacity: 0 } },
+    { name: 'groups 4, top-2 groups, sigmoid + bias top-4 (DeepSeek-V3)', o: { k: 4, numGroups: 4, groupTopK: 2, scoreFunction: 'sigmoid', enableExpertBias: true, dropTokens: false }, bias: true },
+    { name: 'groups 4, top-1 group, top-1 probs', o: { k: 1, numGroups: 4, groupTopK: 1, dropPolicy: 'probs', capacityFactor: 0.7, minCapacity: 0 } },
+    { name: 'groups 2, both groups, top-3', o: { k: 3, numGroups: 2, groupTopK: 2, capacityFactor: 0.9, minCapacity: 0 } },
+  ];
+  for (const { name, o, bias } of groupCases) {
+    for (const levels of [0, 3]) {
+      test(`${name}, E=8${levels ? ', many ties' : ''}: the reference's choices, and every token's experts in at most groupTopK groups`, () => {
+        const S = 37, E = 8;
+        const logits = randomLogits(S, E, 101 + name.length + levels, levels);
+        const r = rand(17);
+        const b = bias ? Array.from({ length: E }, () => (r() - 0.5) * 0.4) : undefined;
+        const ref = referenceRoute(logits, S, { numExperts: E, ...o, expertBias: b });
+        const got = route(f64(logits, [S, E]), { numExperts: E, ...o, expertBias: b ? f64(b, [E]) : null });
+        expectSameAsReference(got, ref, name);
+        const idx = ints(got.expertIndex), k = o.k!, per = E / o.numGroups!;
+        for (let t = 0; t < S; t++) expect(new Set(idx.slice(t * k, (t + 1) * k).map((e) => Math.floor(e / per))).size).toBeLessThanOrEqual(o.groupTopK!);
+      });
+    }
+  }
+
   test('the bias decides the choices and never the weights: a large bias sends every token to its expert, weighted by its own score', () => {
     const S = 20, E = 5;
     const logits = randomLogits(S, E, 3);
@@ -104,6 +126,11 @@ describe('sigmoid scores, preSoftmax and the expert bias agree with the float64 
     expect(() => route(x, { numExperts: 3, policy: 'expert-choice', scoreFunction: 'sigmoid' })).toThrow(/scoreFunction 'sigmoid' apply to token-choice routing/);
     expect(() => route(x, { numExperts: 3, enableExpertBias: true, biasUpdateRate: -1, expertBias: f64([0, 0, 0], [3]) })).toThrow(/biasUpdateRate must be a finite number ≥ 0/);
     expect(() => new TopKGate({ numExperts: 3, hiddenSize: 4, policy: 'expert-choice', enableExpertBias: true })).toThrow(/not expert choice/);
+    const y = f64(randomLogits(4, 8, 1), [4, 8]);
+    expect(() => route(y, { numExperts: 8, k: 2, numGroups: 3, groupTopK: 1 })).toThrow(/numGroups must be an integer ≥ 1 dividing numExperts = 8/);
+    expect(() => route(y, { numExperts: 8, k: 2, numGroups: 4, groupTopK: 3 })).toThrow(/groupTopK must be an integer in \[1, min\(numGroups = 4, k = 2\)\]/);
+    expect(() => route(y, { numExperts: 8, k: 4, numGroups: 4, groupTopK: 1 })).toThrow(/groupTopK = 1 groups of 2 experts cannot hold k = 4 choices/);
+    expect(() => route(y, { numExperts: 8, k: 2, numGroups: 4 })).toThrow(/needs both numGroups and groupTopK/);
   });
 });
 

@@ -119,6 +119,17 @@ describe('vlmoe pretrain with fine-grained (expertSizeRatio 2) and shared expert
   }, 600_000);
 });
 
+describe('vlmoe pretrain with group-limited routing (numGroups = expert_parallel_size, groupTopK 1)', () => {
+  test("each token's 2 experts on one rank of 2: 1 rank = EP 2, the same losses", () => {
+    const GROUPS = { numGroups: 2, groupTopK: 1 };
+    const one = pretrain('group-one', 1, {}, [], GROUPS);
+    expect(one.status, `${one.stdout}\n${one.stderr}`).toBe(0);
+    const ep = pretrain('group-ep2', 2, { expert_parallel_size: 2 }, [], GROUPS);
+    expect(ep.status, `${ep.stdout}\n${ep.stderr}`).toBe(0);
+    rows('group-ep2').forEach((row, i) => expect(Math.abs(row.loss - rows('group-one')[i]!.loss) / rows('group-one')[i]!.loss, `step ${row.step}`).toBeLessThan(1e-5));
+  }, 300_000);
+});
+
 describe('sparse upcycling through vlmoe pretrain (init: a dense run)', () => {
   test("the upcycled VL-MoE starts where the dense run stopped: its first loss equals the dense model's on 1 rank and with EP 2; the start-up says what was copied and what is fresh", () => {
     // no stochastic depth (its draws would follow the models' different parameter counts), no router losses

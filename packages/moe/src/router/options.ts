@@ -47,6 +47,17 @@ export interface RouterOptions {
   enableExpertBias?: boolean;
   /** Step of the expert bias update (default 1e-3). */
   biasUpdateRate?: number;
+  /**
+   * Group-limited routing (DeepSeek-V3's node-limited routing; Megatron
+   * `moe_router_num_groups`): the experts form this many equal groups (consecutive experts:
+   * set it to expert_parallel_size and a group is a rank's experts), each token first picks
+   * `groupTopK` groups by the sum of its ⌊k / groupTopK⌋ best scores in each, then its k
+   * experts among those groups only — so its assignments reach at most groupTopK ranks. Token
+   * choice only. Unset: no limit.
+   */
+  numGroups?: number | null;
+  /** Groups each token may route to (Megatron `moe_router_group_topk`), 1 ≤ groupTopK ≤ min(numGroups, k). */
+  groupTopK?: number | null;
 }
 
 /**
@@ -68,6 +79,8 @@ export const ROUTER_OPTIONS_SHAPE = {
   preSoftmax: z.boolean().nullable().optional().describe("softmax scores: true = softmax over all experts, chosen values kept as they are; false = softmax over the k chosen logits; unset = DeepSpeed's (k = 1 the gate value, k ≥ 2 renormalised over the kept)"),
   enableExpertBias: z.boolean().optional().describe('aux-loss-free balancing: a per-expert bias on the selection scores, moved after each step by biasUpdateRate · sign(mean load − load) (default false)'),
   biasUpdateRate: z.number().optional().describe('step of the expert bias update (default 1e-3)'),
+  numGroups: z.int().nullable().optional().describe('group-limited routing: the experts form this many equal groups (e.g. expert_parallel_size); each token picks groupTopK groups first (default none)'),
+  groupTopK: z.int().nullable().optional().describe('group-limited routing: the groups each token may route to'),
 } satisfies { readonly [K in keyof Required<RouterOptions>]: Z.ZodType };
 
 export interface ResolvedRouterOptions {
@@ -84,6 +97,8 @@ export interface ResolvedRouterOptions {
   preSoftmax: boolean | null;
   enableExpertBias: boolean;
   biasUpdateRate: number;
+  numGroups: number | null;
+  groupTopK: number | null;
 }
 
 export function resolveRouterOptions(o: RouterOptions): ResolvedRouterOptions {
@@ -101,6 +116,8 @@ export function resolveRouterOptions(o: RouterOptions): ResolvedRouterOptions {
     preSoftmax: o.preSoftmax ?? null,
     enableExpertBias: o.enableExpertBias ?? false,
     biasUpdateRate: o.biasUpdateRate ?? DEFAULT_BIAS_UPDATE_RATE,
+    numGroups: o.numGroups ?? null,
+    groupTopK: o.groupTopK ?? null,
   };
   if (!(Number.isInteger(r.numExperts) && r.numExperts >= 1)) throw new RangeError(`router: numExperts must be an integer ≥ 1, got ${o.numExperts}`);
   if (!(Number.isInteger(r.k) && r.k >= 1 && r.k <= r.numExperts)) throw new RangeError(`router: k must be an integer in [1, numExperts = ${r.numExperts}], got ${o.k}`);
@@ -110,6 +127,12 @@ export function resolveRouterOptions(o: RouterOptions): ResolvedRouterOptions {
   if (r.noisyGatePolicy !== null && r.noisyGatePolicy !== 'Jitter' && r.noisyGatePolicy !== 'RSample') throw new RangeError(`router: noisyGatePolicy must be 'Jitter', 'RSample' or null, got '${String(o.noisyGatePolicy)}'`);
   if (r.scoreFunction !== 'softmax' && r.scoreFunction !== 'sigmoid') throw new RangeError(`router: scoreFunction must be 'softmax' or 'sigmoid', got '${String(o.scoreFunction)}'`);
   if (r.preSoftmax !== null && r.scoreFunction !== 'softmax') throw new RangeError("router: preSoftmax chooses where the softmax goes; it does not apply to scoreFunction 'sigmoid'");
+  if ((r.numGroups === null) !== (r.groupTopK === null)) throw new RangeError('router: group-limited routing needs both numGroups and groupTopK');
+  if (r.numGroups !== null) {
+    if (!(Number.isInteger(r.numGroups) && r.numGroups >= 1 && r.numExperts % r.numGroups === 0)) throw new RangeError(`router: numGroups must be an integer ≥ 1 dividing numExperts = ${r.numExperts}, got ${o.numGroups}`);
+    if (!(Number.isInteger(r.groupTopK) && r.groupTopK! >= 1 && r.groupTopK! <= Math.min(r.numGroups, r.k))) throw new RangeError(`router: groupTopK must be an integer in [1, min(numGroups = ${r.numGroups}, k = ${r.k})], got ${o.groupTopK}`);
+    if (r.groupTopK! * (r.numExperts / r.numGroups) < r.k) throw new RangeError(`router: groupTopK = ${r.groupTopK} groups of ${r.numExperts / r.numGroups} experts cannot hold k = ${r.k} choices`);
+  }
   if (!(Number.isFinite(r.biasUpdateRate) && r.biasUpdateRate >= 0)) throw new RangeError(`router: biasUpdateRate must be a finite number ≥ 0, got ${o.biasUpdateRate}`);
   if (r.useRts && r.dropPolicy === 'probs') throw new RangeError("router: useRts and dropPolicy 'probs' are two different drop policies; pick one");
   return r;
@@ -127,6 +150,6 @@ export function gateEps(dtype: string): number {
 
 /** Expert choice routes by softmax gates and has no expert bias: the token-choice options of today's systems are refused by name. */
 export function checkExpertChoiceOptions(o: ResolvedRouterOptions, who: string): void {
-  const given = [o.scoreFunction !== 'softmax' && `scoreFunction '${o.scoreFunction}'`, o.preSoftmax !== null && 'preSoftmax', o.enableExpertBias && 'enableExpertBias'].filter(Boolean);
+  const given = [o.scoreFunction !== 'softmax' && `scoreFunction '${o.scoreFunction}'`, o.preSoftmax !== null && 'preSoftmax', o.enableExpertBias && 'enableExpertBias', o.numGroups !== null && 'numGroups'].filter(Boolean);
   if (given.length) throw new RangeError(`${who}: ${given.join(', ')} apply to token-choice routing, not expert choice`);
 }

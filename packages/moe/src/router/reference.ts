@@ -34,6 +34,10 @@
  * - `expertBias` [E] (with `enableExpertBias`): the experts are chosen by score + bias —
  *   score = softmax(selectLogits) or σ(selectLogits) — instead of by the selection logits;
  *   gates and combine weights never see the bias.
+ * - `numGroups` G + `groupTopK` M (group-limited routing): the selection scores are the
+ *   scores (+ bias) as above; the experts form G groups of consecutive experts; a token's
+ *   group score is the sum of its ⌊k/M⌋ largest selection scores in the group; it keeps the M
+ *   best groups (ties: lower group) and chooses its k experts among their experts only.
  */
 import { capacity, checkExpertChoiceOptions, resolveRouterOptions, type RouterOptions } from './options.js';
 
@@ -104,13 +108,33 @@ export function referenceRoute(logits: ArrayLike<number>, numTokens: number, opt
   if (sel2.length !== S * E) throw new RangeError(`referenceRoute: secondSelectLogits has ${sel2.length} values, expected ${S * E}`);
   const bias = options.expertBias;
   if (o.enableExpertBias !== (bias !== undefined)) throw new RangeError('referenceRoute: expertBias is given exactly when enableExpertBias is set');
-  if (bias) {
-    if (bias.length !== E) throw new RangeError(`referenceRoute: expertBias has ${bias.length} values, expected E = ${E}`);
-    // the experts are chosen by score + bias
-    const biased = (x: ArrayLike<number>) => scoresOf(x, S, E, o.scoreFunction).map((v, i) => v + bias[i % E]!);
+  if (bias && bias.length !== E) throw new RangeError(`referenceRoute: expertBias has ${bias.length} values, expected E = ${E}`);
+  if (bias || o.numGroups !== null) {
+    // the experts are chosen by score (+ bias)
+    const biased = (x: ArrayLike<number>) => scoresOf(x, S, E, o.scoreFunction).map((v, i) => v + (bias ? bias[i % E]! : 0));
     const same = sel2 === sel;
     sel = biased(sel);
     sel2 = same ? sel : biased(sel2);
+  }
+  if (o.numGroups !== null) {
+    // group-limited: each token keeps its M best groups by the sum of its ⌊k/M⌋ best scores there
+    const G = o.numGroups, M = o.groupTopK!, per = E / G, kk = Math.floor(k / M);
+    const masked1 = Float64Array.from(sel), masked2 = sel2 === sel ? masked1 : Float64Array.from(sel2);
+    for (let s = 0; s < S; s++) {
+      const score = Array.from({ length: G }, (_, g) => {
+        const v = Array.from({ length: per }, (_, j) => sel[s * E + g * per + j]!).sort((a, b) => b - a);
+        let sum = 0;
+        for (let j = 0; j < kk; j++) sum += v[j]!;
+        return sum;
+      });
+      const keep = new Set(Array.from({ length: G }, (_, g) => g).sort((a, b) => score[b]! - score[a]! || a - b).slice(0, M));
+      for (let e = 0; e < E; e++) if (!keep.has(Math.floor(e / per))) {
+        masked1[s * E + e] = -Infinity;
+        masked2[s * E + e] = -Infinity;
+      }
+    }
+    sel = masked1;
+    sel2 = masked2;
   }
   if (o.useRts && (!options.rtsPriorities || options.rtsPriorities.length !== S * k)) throw new RangeError(`referenceRoute: useRts needs rtsPriorities of length S·k = ${S * k}`);
 

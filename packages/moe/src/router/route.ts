@@ -57,9 +57,26 @@ function tokenChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, opti
   const bias = options.expertBias ?? null;
   if (o.enableExpertBias !== (bias !== null)) throw new Error(o.enableExpertBias ? 'route: enableExpertBias needs expertBias [E] (TopKGate holds it)' : 'route: expertBias is given but enableExpertBias is not set');
   checkScores('expertBias', bias, [E]);
-  const biased = (x: T.Tensor) => T.noGrad(() => T.add(sigmoid ? T.sigmoid(x) : T.softmax(x, -1), bias!.dtype === x.dtype ? bias! : T.cast(bias!, x.dtype)));
-  const sel = bias ? biased(options.selectLogits ?? logits) : options.selectLogits ?? logits;
-  const secondSel = options.secondSelectLogits && bias ? biased(options.secondSelectLogits) : options.secondSelectLogits;
+  // with the bias or group-limited routing, the experts are chosen by score (+ bias) rather than by logit
+  const byScore = bias !== null || o.numGroups !== null;
+  const biased = (x: T.Tensor) => T.noGrad(() => {
+    const sc = sigmoid ? T.sigmoid(x) : T.softmax(x, -1);
+    return bias ? T.add(sc, bias.dtype === x.dtype ? bias : T.cast(bias, x.dtype)) : sc;
+  });
+  let sel = byScore ? biased(options.selectLogits ?? logits) : options.selectLogits ?? logits;
+  let secondSel = options.secondSelectLogits && byScore ? biased(options.secondSelectLogits) : options.secondSelectLogits;
+  if (o.numGroups !== null) {
+    // group-limited: the M best groups per token by the sum of its ⌊k/M⌋ best scores there; the rest masked out
+    const G = o.numGroups, M = o.groupTopK!, per = E / G;
+    const keep = T.noGrad(() => {
+      const groupScore = T.sum(T.topk(sel.reshape(S, G, per), Math.floor(k / M), -1).values, -1);
+      const groups = T.sum(T.oneHot(T.topk(groupScore, M, -1).indices, G), 1); // [S, G]: 1 for a kept group
+      return T.gt(groups.reshape(S, G, 1).expand(S, G, per).reshape(S, E), 0);
+    });
+    const mask = (x: T.Tensor) => T.noGrad(() => T.maskedFill(x, T.logicalNot(keep), -Infinity));
+    sel = mask(sel);
+    if (secondSel) secondSel = mask(secondSel);
+  }
 
   // choices: k largest selection scores (ties → lower expert index, as torch.topk)
   const expertIndex = T.noGrad(() => {
