@@ -5,7 +5,7 @@ export { route, compactRows, type RouteOptions, type GateOutput, type RoutingPol
 export { routeFused, fusedGateEnabled, fusedGateUnsupported } from './router/route_fused.js';
 export { TopKGate, DEFAULT_ROUTING_POLICY, type TopKGateOptions } from './router/gate.js';
 export { Experts, type ExpertsOptions, type ExpertActivation } from './layers/experts.js';
-export { MoE, expertLayout, routerEntropy, resolveMoELayerConfig, MOE_LAYER_CONFIG_SHAPE, type MoELayerConfig, type ResolvedMoELayerConfig, type MoEOptions, type MoEOutput, type ExpertGroup, type ExpertDispatch } from './layers/moe_layer.js';
+export { MoE, expertLayout, routerEntropy, routerEntropies, resolveMoELayerConfig, MOE_LAYER_CONFIG_SHAPE, type MoELayerConfig, type ResolvedMoELayerConfig, type MoEOptions, type MoEOutput, type ExpertGroup, type ExpertDispatch } from './layers/moe_layer.js';
 export { ModalityFFN, ModalityFFN as ModalityMoE, DenseFFN, MoEFFN, NormedFFN, VISION, TEXT, type ModalityFFNOptions, type FFNSpec, type FFNLayer, type FFNOutput } from './layers/modality.js';
 export { VLMo, expertBiasesOf, type VLMoInput, type VLMoOutput, type Pass } from './models/vlmo.js';
 export { preset, parameterCount, resolveVLMoConfig, parseVLMoConfig, canonicalMoE, VLMO_CONFIG_SCHEMA, MOE_CONFIG_SCHEMA, DEEPSPEED_MOE_ALIASES, VLMOE_ROUTING, type VLMoConfig, type MoEConfig, type ResolvedMoEConfig, type PresetName, type ResolvedVLMoConfig } from './models/config.js';

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import * as T from '@vlmoe/tensor';
-import { Experts, MoE, ModalityFFN, VISION, TEXT, routerEntropy, type ExpertGroup } from '../src/index.js';
+import { Experts, MoE, ModalityFFN, VISION, TEXT, routerEntropy, routerEntropies, type ExpertGroup } from '../src/index.js';
 
 const ints = (t: T.Tensor) => Array.from(t.dataSync() as ArrayLike<number | bigint>, Number);
 const floats = (t: T.Tensor) => Array.from(t.dataSync() as ArrayLike<number>);
@@ -221,6 +221,40 @@ describe('ModalityFFN (VL-MoE block FFNs)', () => {
     let h = 0;
     for (const v of p) if (v > 0) h -= v * Math.log(v);
     expect(Math.abs(routerEntropy(g) - h / 257) / (h / 257)).toBeLessThan(1e-5);
+  });
+
+  test("routerEntropies (LIMoE): local = the mean of each token's entropy, global = the entropy of the mean gates, in float64 by hand; finite differences; global ≥ local", () => {
+    const S = 40, E = 6;
+    const logits = T.mul(T.randn([S, E], { dtype: 'float64', generator: gen(12) }), 2);
+    const g = floats(T.softmax(logits, -1));
+    let local = 0;
+    const mean = new Array<number>(E).fill(0);
+    for (let s = 0; s < S; s++) for (let e = 0; e < E; e++) {
+      const v = g[s * E + e]!;
+      local -= (v * Math.log(v)) / S;
+      mean[e] += v / S;
+    }
+    const global = -mean.reduce((a, v) => a + v * Math.log(v), 0);
+    const r = routerEntropies(T.softmax(logits, -1));
+    expect(Math.abs(r.local.item() - local)).toBeLessThan(1e-12);
+    expect(Math.abs(r.global.item() - global)).toBeLessThan(1e-12);
+    expect(global).toBeGreaterThan(local);
+    const x = logits.detach().requiresGrad_(true);
+    const res = T.gradcheck((y) => { const e = routerEntropies(T.softmax(y, -1)); return T.sub(T.mul(e.local, 0.7), T.mul(e.global, 0.3)); }, [x], { eps: 1e-6, atol: 1e-8, rtol: 1e-5 });
+    expect(res.ok, JSON.stringify(res.failure)).toBe(true);
+  });
+
+  test('the MoE layer weighs the entropies by localEntropyWeight and globalEntropyWeight (0 by default) and their gradient reaches the router', () => {
+    const x = T.randn([30, 6], { dtype: 'float64', generator: gen(13) });
+    const off = new MoE({ hiddenSize: 6, ffnHiddenSize: 8, numExperts: 4, dtype: 'float64', generator: gen(14) });
+    expect(off.forward(x).entropyLoss.item()).toBe(0);
+    const on = new MoE({ hiddenSize: 6, ffnHiddenSize: 8, numExperts: 4, localEntropyWeight: 0.5, globalEntropyWeight: 0.25, dtype: 'float64', generator: gen(14) });
+    const r = on.forward(x);
+    const e = T.noGrad(() => routerEntropies(on.route(x).gates));
+    expect(Math.abs(r.entropyLoss.item() - (0.5 * e.local.item() - 0.25 * e.global.item()))).toBeLessThan(1e-12);
+    r.entropyLoss.backward();
+    expect(floats(on.gate.wg.weight.grad!).some((v) => v !== 0)).toBe(true);
+    expect(() => new MoE({ hiddenSize: 6, ffnHiddenSize: 8, numExperts: 4, globalEntropyWeight: -1 })).toThrow(/globalEntropyWeight must be a finite number ≥ 0/);
   });
 
   test('vl: one shared FFN; a batch of one modality only; bad modality ids are named', () => {

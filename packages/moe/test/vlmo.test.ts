@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import * as T from '@vlmoe/tensor';
-import { MoE, VLMo, VLMOE_ROUTING, parameterCount, parseVLMoConfig, preset, resolveRouterOptions, resolveVLMoConfig } from '../src/index.js';
+import { MoE, VLMo, VLMOE_ROUTING, parameterCount, parseVLMoConfig, preset, resolveRouterOptions, resolveVLMoConfig, type VLMoConfig } from '../src/index.js';
 
 const gen = (s: number) => new T.Generator(s);
 
@@ -82,6 +82,20 @@ describe('VLMo / VL-MoE backbone', () => {
     const withShared = parameterCount(fine), hs = r.ffnHidden / 2;
     expect(withShared.total - split.total).toBe(layers * (2 * d * hs + hs + d));
     expect(withShared.active - split.active).toBe(withShared.total - split.total);
+  });
+
+  test("LIMoE entropy weights reach the model's MoE loss: with only localEntropyWeight 1 it is the sum of the layers' mean gate entropies", () => {
+    const base = preset('tiny', { experts: 4 });
+    const cfg: VLMoConfig = { ...base, dtype: 'float64', moe: { ...base.moe!, auxLossWeight: 0, zLossWeight: 0, localEntropyWeight: 1 } };
+    const m = new VLMo(cfg, { generator: gen(1) });
+    const img = T.randn([2, 3, 32, 32], { dtype: 'float64', generator: gen(3) });
+    const o = m.forward({ image: img });
+    const sum = Object.values(o.entropyBy).reduce((a, b) => a + b, 0);
+    expect(Object.keys(o.entropyBy).length).toBeGreaterThan(0);
+    expect(Math.abs(o.moeLoss.item() - sum)).toBeLessThan(1e-9);
+    const g = new VLMo({ ...cfg, moe: { ...cfg.moe!, localEntropyWeight: 0, globalEntropyWeight: 1 } }, { generator: gen(1) }).forward({ image: img });
+    expect(g.moeLoss.item()).toBeLessThan(0);
+    expect(-g.moeLoss.item()).toBeLessThanOrEqual(Object.keys(g.entropyBy).length * Math.log(4) + 1e-9);
   });
 
   test('preset sizes: base dense ≈ 175–180M; base with 32 experts ≈ 1.9B total, ≈ 180M active; large ≈ 560M', () => {

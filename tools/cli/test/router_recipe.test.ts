@@ -130,6 +130,18 @@ describe('vlmoe pretrain with group-limited routing (numGroups = expert_parallel
   }, 300_000);
 });
 
+describe("vlmoe pretrain with LIMoE's entropy regularisers", () => {
+  test('localEntropyWeight and globalEntropyWeight from model.moe reach the MoE loss (0 without them, as the balance and z weights are 0)', () => {
+    const r = pretrain('limoe', 1, {}, [], { zLossWeight: 0, localEntropyWeight: 0.1, globalEntropyWeight: 0.05 }, { steps: 2 });
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    const moe = (name: string) => (JSON.parse(readFileSync(join(runs, name, 'metrics.jsonl'), 'utf8').split('\n')[0]!) as { moe: number }).moe;
+    expect(Math.abs(moe('limoe'))).toBeGreaterThan(1e-3);
+    const off = pretrain('limoe-off', 1, {}, [], { zLossWeight: 0 }, { steps: 1 });
+    expect(off.status, `${off.stdout}\n${off.stderr}`).toBe(0);
+    expect(moe('limoe-off')).toBe(0);
+  }, 300_000);
+});
+
 describe('sparse upcycling through vlmoe pretrain (init: a dense run)', () => {
   test("the upcycled VL-MoE starts where the dense run stopped: its first loss equals the dense model's on 1 rank and with EP 2; the start-up says what was copied and what is fresh", () => {
     // no stochastic depth (its draws would follow the models' different parameter counts), no router losses

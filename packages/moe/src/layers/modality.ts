@@ -30,6 +30,8 @@ export interface FFNOutput {
   droppedBy: Record<string, number>;
   /** The router's mean per-token entropy (nats) of each MoE inside, by the same names. */
   entropyBy: Record<string, number>;
+  /** LIMoE's weighted entropy regularisers of the MoEs inside, summed (0 for a dense FFN). */
+  entropyLoss: T.Tensor;
 }
 
 /** What a block's FFN slot accepts: tokens [S, d] → [S, d] plus the MoE bookkeeping. */
@@ -46,7 +48,7 @@ export class DenseFFN extends T.nn.Module implements FFNLayer {
   }
   forward(x: T.Tensor): FFNOutput {
     const zero = T.zeros([], { dtype: x.dtype, device: x.device });
-    return { output: this.ffn.forward(x), auxLoss: zero, zLoss: zero.clone(), dropped: 0, expertCounts: {}, droppedBy: {}, entropyBy: {} };
+    return { output: this.ffn.forward(x), auxLoss: zero, zLoss: zero.clone(), dropped: 0, expertCounts: {}, droppedBy: {}, entropyBy: {}, entropyLoss: zero.clone() };
   }
 }
 
@@ -59,7 +61,7 @@ export class MoEFFN extends T.nn.Module implements FFNLayer {
   }
   forward(x: T.Tensor): FFNOutput {
     const r = this.moe.forward(x);
-    return { output: r.output, auxLoss: r.auxLoss, zLoss: r.zLoss, dropped: r.dropped, expertCounts: { [this._name]: r.expertCounts }, droppedBy: { [this._name]: r.dropped }, entropyBy: { [this._name]: r.routerEntropy } };
+    return { output: r.output, auxLoss: r.auxLoss, zLoss: r.zLoss, dropped: r.dropped, expertCounts: { [this._name]: r.expertCounts }, droppedBy: { [this._name]: r.dropped }, entropyBy: { [this._name]: r.routerEntropy }, entropyLoss: r.entropyLoss };
   }
 }
 
@@ -153,6 +155,7 @@ export class ModalityFFN extends T.nn.Module {
       const parts: T.Tensor[] = [];
       let auxLoss: T.Tensor = T.zeros([], { dtype: x.dtype, device: x.device });
       let zLoss: T.Tensor = T.zeros([], { dtype: x.dtype, device: x.device });
+      let entropyLoss: T.Tensor = T.zeros([], { dtype: x.dtype, device: x.device });
       let dropped = 0;
       const expertCounts: Record<string, T.Tensor> = {};
       const droppedBy: Record<string, number> = {};
@@ -163,6 +166,7 @@ export class ModalityFFN extends T.nn.Module {
         parts.push(r.output);
         auxLoss = T.add(auxLoss, T.cast(r.auxLoss, x.dtype));
         zLoss = T.add(zLoss, T.cast(r.zLoss, x.dtype));
+        entropyLoss = T.add(entropyLoss, T.cast(r.entropyLoss, x.dtype));
         dropped += r.dropped;
         Object.assign(expertCounts, r.expertCounts);
         Object.assign(droppedBy, r.droppedBy);
@@ -174,7 +178,7 @@ export class ModalityFFN extends T.nn.Module {
       order.forEach((tok, pos) => (inverse[tok] = pos));
       const joined = parts.length === 1 ? parts[0]! : T.cat(parts, 0);
       const output = (order.every((tok, pos) => tok === pos) ? joined : T.indexSelect(joined, 0, T.tensor(inverse, { dtype: 'int64', device: x.device }))).reshape(...x.shape);
-      return { output, auxLoss, zLoss, dropped, expertCounts, droppedBy, entropyBy };
+      return { output, auxLoss, zLoss, dropped, expertCounts, droppedBy, entropyBy, entropyLoss };
     });
   }
 }

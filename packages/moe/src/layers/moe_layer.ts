@@ -91,6 +91,14 @@ export interface MoELayerConfig extends RouterOptions {
    * experts' output. Default 0.
    */
   sharedExperts?: number;
+  /**
+   * LIMoE's entropy regularisers (Mustafa et al. 2022), per layer (so per modality: a VL-MoE
+   * layer routes one modality): + localEntropyWeight × the mean over tokens of the entropy of
+   * each token's gates (low: each token sure of its experts) and − globalEntropyWeight × the
+   * entropy of the gates averaged over the tokens (high: every expert used). Default 0 each.
+   */
+  localEntropyWeight?: number;
+  globalEntropyWeight?: number;
 }
 
 export interface ResolvedMoELayerConfig extends ResolvedRouterOptions {
@@ -102,6 +110,8 @@ export interface ResolvedMoELayerConfig extends ResolvedRouterOptions {
   enableExpertTensorParallelism: boolean;
   expertSizeRatio: number;
   sharedExperts: number;
+  localEntropyWeight: number;
+  globalEntropyWeight: number;
 }
 
 /** The JSON schema of every MoE layer option (zod; the compiler keeps it complete). */
@@ -115,6 +125,8 @@ export const MOE_LAYER_CONFIG_SHAPE = {
   enableExpertTensorParallelism: z.boolean().optional().describe("with tensor_parallel_size > 1: split each expert's FFN over the tensor-parallel group instead of replicating the experts there (default false)"),
   expertSizeRatio: z.int().optional().describe('fine-grained experts (DeepSeekMoE): split each expert into m of hidden size / m, route to k·m of numExperts·m (default 1)'),
   sharedExperts: z.int().optional().describe('shared experts (DeepSeekMoE): always-on experts of the expert size, one dense FFN added to the routed output (default 0)'),
+  localEntropyWeight: z.number().optional().describe("LIMoE's local entropy loss weight: the mean entropy of each token's gates, minimised (default 0)"),
+  globalEntropyWeight: z.number().optional().describe("LIMoE's global entropy weight: the entropy of the tokens' mean gates, maximised (default 0)"),
 } satisfies { readonly [K in keyof Required<MoELayerConfig>]: Z.ZodType };
 
 /** Every MoE layer option with its default filled in (the defaults of the router, the gate and the experts). */
@@ -129,7 +141,10 @@ export function resolveMoELayerConfig(o: MoELayerConfig): ResolvedMoELayerConfig
     enableExpertTensorParallelism: o.enableExpertTensorParallelism ?? false,
     expertSizeRatio: o.expertSizeRatio ?? 1,
     sharedExperts: o.sharedExperts ?? 0,
+    localEntropyWeight: o.localEntropyWeight ?? 0,
+    globalEntropyWeight: o.globalEntropyWeight ?? 0,
   };
+  for (const f of ['localEntropyWeight', 'globalEntropyWeight'] as const) if (!(Number.isFinite(r[f]) && r[f] >= 0)) throw new RangeError(`MoE: ${f} must be a finite number ≥ 0, got ${o[f]}`);
   if (!(Number.isInteger(r.expertSizeRatio) && r.expertSizeRatio >= 1)) throw new RangeError(`MoE: expertSizeRatio must be an integer ≥ 1, got ${o.expertSizeRatio}`);
   if (!(Number.isInteger(r.sharedExperts) && r.sharedExperts >= 0)) throw new RangeError(`MoE: sharedExperts must be an integer ≥ 0, got ${o.sharedExperts}`);
   if (r.policy !== 'token-choice' && r.policy !== 'expert-choice') throw new RangeError(`MoE: policy must be 'token-choice' or 'expert-choice', got '${String(o.policy)}'`);
@@ -178,16 +193,25 @@ export interface MoEOutput {
    * every token is unsure, 0 when every token is certain of one expert.
    */
   routerEntropy: number;
+  /** LIMoE's regularisers, weighted (localEntropyWeight · local − globalEntropyWeight · global; 0 when both weights are 0). Scalar, differentiable. */
+  entropyLoss: T.Tensor;
 }
 
 /**
- * Mean over tokens of the entropy (nats) of gates [S, E], summed by the tensor kernels on the
- * gates' device (a gate of exactly 0 adds 0 · log(1e-30) = 0), without recording a graph.
+ * LIMoE's two entropies (nats) of gates [S, E], differentiable: `local`, the mean over tokens
+ * of each token's −Σₑ pₑ log pₑ; `global`, the entropy of the gates averaged over the tokens
+ * (a gate of exactly 0 adds 0 · log(1e-30) = 0).
  */
-export function routerEntropy(gates: T.Tensor): number {
+export function routerEntropies(gates: T.Tensor): { local: T.Tensor; global: T.Tensor } {
   const S = gates.shape[0]!;
-  if (S === 0) return 0;
-  const h = T.noGrad(() => T.scope(() => -T.mul(gates, T.log(T.clamp(gates, 1e-30))).sum().item() / S));
+  const h = (p: T.Tensor) => T.neg(T.sum(T.mul(p, T.log(T.clamp(p, 1e-30))), -1));
+  if (S === 0) return { local: T.zeros([], { dtype: gates.dtype, device: gates.device }), global: T.zeros([], { dtype: gates.dtype, device: gates.device }) };
+  return { local: T.mean(h(gates)), global: h(T.mean(gates, 0)) };
+}
+
+/** The mean per-token entropy (nats) of gates [S, E] as a number (routerEntropies' local), without recording a graph. */
+export function routerEntropy(gates: T.Tensor): number {
+  const h = T.noGrad(() => T.scope(() => routerEntropies(gates).local.item()));
   return h > 0 ? h : 0; // never -0
 }
 
@@ -207,6 +231,7 @@ export class MoE extends T.nn.Module implements ExpertParallelLayer, TensorParal
   numLocalExperts: number;
   private _group: ExpertGroup | null;
   private _tp: ProcessGroup | null = null;
+  private readonly _entropyWeights: { localEntropyWeight: number; globalEntropyWeight: number };
 
   constructor(o: MoEOptions) {
     super();
@@ -220,6 +245,7 @@ export class MoE extends T.nn.Module implements ExpertParallelLayer, TensorParal
     const c = resolveMoELayerConfig({ ...given, numExperts: lay.numExperts, k: lay.k });
     this.hiddenSize = o.hiddenSize;
     this.numExperts = lay.numExperts;
+    this._entropyWeights = { localEntropyWeight: c.localEntropyWeight, globalEntropyWeight: c.globalEntropyWeight };
     this._group = o.expertGroup ?? null;
     const P = this._group?.size ?? 1;
     if (!(Number.isInteger(P) && P >= 1 && this.numExperts % P === 0)) throw new Error(`MoE: numExperts = ${this.numExperts} must divide evenly over the expert-parallel group of size ${P}`);
@@ -316,7 +342,13 @@ export class MoE extends T.nn.Module implements ExpertParallelLayer, TensorParal
         out = T.add(T.mul(out, c.narrow(1, 0, 1)), T.mul(this.mlp.forward(tokens), c.narrow(1, 1, 1)));
       }
       if (this.shared) out = T.add(out, T.recordFunction('moe.shared', () => this.shared!.forward(tokens)));
-      return { output: out.reshape(...x.shape), auxLoss: gate.auxLoss, zLoss: gate.zLoss, expertCounts: gate.countsBefore, dropped: gate.dropped, capacity: gate.capacity, routerEntropy: routerEntropy(gate.gates) };
+      const { localEntropyWeight: wl, globalEntropyWeight: wg } = this._entropyWeights;
+      let entropyLoss = T.zeros([], { dtype: gate.auxLoss.dtype, device: gate.auxLoss.device });
+      if (wl > 0 || wg > 0) {
+        const e = routerEntropies(gate.gates);
+        entropyLoss = T.sub(T.mul(e.local, wl), T.mul(e.global, wg));
+      }
+      return { output: out.reshape(...x.shape), auxLoss: gate.auxLoss, zLoss: gate.zLoss, expertCounts: gate.countsBefore, dropped: gate.dropped, capacity: gate.capacity, routerEntropy: routerEntropy(gate.gates), entropyLoss };
     });
   }
 }

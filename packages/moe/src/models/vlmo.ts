@@ -41,7 +41,7 @@ export interface VLMoOutput {
   textLen: number;
   imageLen: number;
   pass: Pass;
-  /** Summed balance and z losses of every MoE layer (unweighted) and the weighted sum. */
+  /** Summed balance and z losses of every MoE layer (unweighted) and the weighted sum (with the layers' weighted LIMoE entropy regularisers). */
   auxLoss: T.Tensor;
   zLoss: T.Tensor;
   moeLoss: T.Tensor;
@@ -82,7 +82,7 @@ class VLMoBlock extends T.nn.Module {
     if (index >= c.depth - c.vlBlocks) this.vl = new NormedFFN(d, new DenseFFN(d, c.ffnHidden, { dtype, generator: gen }), { eps: 1e-6, dtype });
   }
 
-  forward(x: T.Tensor, modality: number[], pass: Pass, mask: T.Tensor | undefined, samples: T.nn.SampleIndex | undefined, acc: { aux: T.Tensor[]; z: T.Tensor[]; dropped: number; counts: Record<string, T.Tensor>; drops: Record<string, number>; entropy: Record<string, number> }): T.Tensor {
+  forward(x: T.Tensor, modality: number[], pass: Pass, mask: T.Tensor | undefined, samples: T.nn.SampleIndex | undefined, acc: { aux: T.Tensor[]; z: T.Tensor[]; ent: T.Tensor[]; dropped: number; counts: Record<string, T.Tensor>; drops: Record<string, number>; entropy: Record<string, number> }): T.Tensor {
     const [B, L, d] = x.shape as [number, number, number];
     x = T.recordFunction('attention', () => {
       let a = this.attn.forward(this.norm1.forward(x), mask);
@@ -93,6 +93,7 @@ class VLMoBlock extends T.nn.Module {
     const r = T.recordFunction('ffn', () => (pass === 'fused' && this.vl ? this.vl.forward(flat) : this.ffn.forward(flat, modality)));
     acc.aux.push(r.auxLoss);
     acc.z.push(r.zLoss);
+    acc.ent.push(r.entropyLoss);
     acc.dropped += r.dropped;
     for (const [k, v] of Object.entries(r.expertCounts)) acc.counts[`blocks.${this.index}.${k}`] = v;
     for (const [k, v] of Object.entries(r.droppedBy)) acc.drops[`blocks.${this.index}.${k}`] = v;
@@ -225,13 +226,14 @@ export class VLMo extends T.nn.Module implements TensorParallelModule {
     const rowModality = [...new Array<number>(textLen).fill(TEXT), ...new Array<number>(imageLen).fill(VISION)];
     const modality: number[] = [];
     for (let b = 0; b < B; b++) modality.push(...rowModality);
-    const acc = { aux: [] as T.Tensor[], z: [] as T.Tensor[], dropped: 0, counts: {} as Record<string, T.Tensor>, drops: {} as Record<string, number>, entropy: {} as Record<string, number> };
+    const acc = { aux: [] as T.Tensor[], z: [] as T.Tensor[], ent: [] as T.Tensor[], dropped: 0, counts: {} as Record<string, T.Tensor>, drops: {} as Record<string, number>, entropy: {} as Record<string, number> };
     for (const blk of this.blocks.children()) x = (blk as VLMoBlock).forward(x, modality, pass, mask, input.samples, acc);
     const hidden = this.norm.forward(x);
     const sum = (ts: T.Tensor[]) => ts.reduce((a, b) => T.add(a, b), T.zeros([], { dtype: this.config.dtype, device: hidden.device }));
     const auxLoss = sum(acc.aux), zLoss = sum(acc.z);
     const m = this.config.moe;
-    const moeLoss = m ? T.add(T.mul(auxLoss, m.auxLossWeight), T.mul(zLoss, m.zLossWeight)) : T.mul(auxLoss, 0);
+    // the layers' LIMoE entropy regularisers come weighted by the layers' own options
+    const moeLoss = m ? T.add(T.add(T.mul(auxLoss, m.auxLossWeight), T.mul(zLoss, m.zLossWeight)), T.cast(sum(acc.ent), this.config.dtype)) : T.mul(auxLoss, 0);
     return { hidden, textLen, imageLen, pass, auxLoss, zLoss, moeLoss, dropped: acc.dropped, expertCounts: acc.counts, droppedBy: acc.drops, entropyBy: acc.entropy };
   }
 }
