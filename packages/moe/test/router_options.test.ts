@@ -67,6 +67,31 @@ describe('sigmoid scores, preSoftmax and the expert bias agree with the float64 
     }
   }
 
+  for (const o of [{ k: 1 }, { k: 2, capacityFactor: 0.7, minCapacity: 0 }, { k: 3, scoreFunction: 'sigmoid' as const, dropTokens: false }, { k: 2, enableExpertBias: true, numGroups: 2, groupTopK: 1 }]) {
+    test(`seq_aux_loss (DeepSeek-V3, per sequence): the reference's value, finite differences (${JSON.stringify(o)})`, () => {
+      const S = 30, E = 6;
+      const logits = randomLogits(S, E, 7 + o.k);
+      const seq = Array.from({ length: S }, (_, i) => [3, 9, 4][i % 3]!); // interleaved sequences with arbitrary labels
+      const b = o.enableExpertBias ? [0.02, -0.01, 0, 0.03, 0, -0.02] : undefined;
+      const opts = { numExperts: E, ...o, loadBalancingType: 'seq_aux_loss' as const };
+      const ref = referenceRoute(logits, S, { ...opts, sequenceIds: seq, expertBias: b });
+      const got = route(f64(logits, [S, E]), { ...opts, sequenceIds: seq, expertBias: b ? f64(b, [E]) : null });
+      expectSameAsReference(got, ref, 'seq_aux_loss');
+      const x = f64(logits, [S, E]).requiresGrad_(true);
+      const res = T.gradcheck((y) => route(y, { ...opts, sequenceIds: seq, expertBias: b ? f64(b, [E]) : null }).auxLoss, [x], { eps: 1e-6, atol: 1e-8, rtol: 1e-5 });
+      expect(res.ok, JSON.stringify(res.failure)).toBe(true);
+    });
+  }
+
+  test("seq_aux_loss over one sequence at k = 1 is DeepSpeed's aux loss; it needs the sequence ids", () => {
+    const S = 25, E = 5;
+    const x = f64(randomLogits(S, E, 4), [S, E]);
+    const one = route(x, { numExperts: E, loadBalancingType: 'seq_aux_loss', sequenceIds: new Array(S).fill(0) }).auxLoss.item();
+    expect(Math.abs(one - route(x, { numExperts: E }).auxLoss.item())).toBeLessThan(1e-12);
+    expect(() => route(x, { numExperts: E, loadBalancingType: 'seq_aux_loss' })).toThrow(/needs each token's sequenceIds/);
+    expect(() => route(x, { numExperts: E, policy: 'expert-choice', loadBalancingType: 'seq_aux_loss' })).toThrow(/loadBalancingType 'seq_aux_loss' apply to token-choice routing/);
+  });
+
   test('the bias decides the choices and never the weights: a large bias sends every token to its expert, weighted by its own score', () => {
     const S = 20, E = 5;
     const logits = randomLogits(S, E, 3);

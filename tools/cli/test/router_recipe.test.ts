@@ -130,6 +130,27 @@ describe('vlmoe pretrain with group-limited routing (numGroups = expert_parallel
   }, 300_000);
 });
 
+describe("vlmoe pretrain with DeepSeek-V3's sequence-wise balance loss (loadBalancingType seq_aux_loss)", () => {
+  test('per sequence, the balance loss does not depend on how the batch is split: 1 rank = 2 data-parallel ranks with the balance loss on', () => {
+    const SEQ = { loadBalancingType: 'seq_aux_loss', auxLossWeight: 0.1 };
+    const one = pretrain('seq-one', 1, {}, [], SEQ, { steps: 4 });
+    expect(one.status, `${one.stdout}\n${one.stderr}`).toBe(0);
+    const two = pretrain('seq-dp2', 2, {}, [], SEQ, { steps: 4 });
+    expect(two.status, `${two.stdout}\n${two.stderr}`).toBe(0);
+    const a = rows('seq-one'), b = rows('seq-dp2');
+    a.forEach((r, i) => expect(Math.abs(b[i]!.loss - r.loss) / r.loss, `step ${r.step}`).toBeLessThan(1e-5));
+    expect((JSON.parse(readFileSync(join(runs, 'seq-one', 'metrics.jsonl'), 'utf8').split('\n')[0]!) as { moe: number }).moe).toBeGreaterThan(0);
+    // the control: DeepSpeed's batch-wide balance loss, per rank, does depend on the split
+    const AUX = { auxLossWeight: 0.1 };
+    for (const [name, n] of [['aux-one', 1], ['aux-dp2', 2]] as const) {
+      const r = pretrain(name, n, {}, [], AUX, { steps: 4 });
+      expect(r.status, `${name}: ${r.stdout}\n${r.stderr}`).toBe(0);
+    }
+    const c = rows('aux-one'), d = rows('aux-dp2');
+    expect(Math.max(...c.map((r, i) => Math.abs(d[i]!.loss - r.loss) / r.loss))).toBeGreaterThan(1e-5);
+  }, 300_000);
+});
+
 describe("vlmoe pretrain with LIMoE's entropy regularisers", () => {
   test('localEntropyWeight and globalEntropyWeight from model.moe reach the MoE loss (0 without them, as the balance and z weights are 0)', () => {
     const r = pretrain('limoe', 1, {}, [], { zLossWeight: 0, localEntropyWeight: 0.1, globalEntropyWeight: 0.05 }, { steps: 2 });

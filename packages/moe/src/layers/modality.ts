@@ -36,7 +36,8 @@ export interface FFNOutput {
 
 /** What a block's FFN slot accepts: tokens [S, d] → [S, d] plus the MoE bookkeeping. */
 export interface FFNLayer extends T.nn.Module {
-  forward(x: T.Tensor): FFNOutput;
+  /** `sequenceIds`: each token's sequence, for MoE layers with loadBalancingType 'seq_aux_loss'. */
+  forward(x: T.Tensor, o?: { sequenceIds?: ArrayLike<number> | null }): FFNOutput;
 }
 
 /** A dense FFN (d → h → d) in the FFNLayer interface (auxLoss = zLoss = 0). */
@@ -59,8 +60,8 @@ export class MoEFFN extends T.nn.Module implements FFNLayer {
     super();
     this.moe = new MoE(options);
   }
-  forward(x: T.Tensor): FFNOutput {
-    const r = this.moe.forward(x);
+  forward(x: T.Tensor, o: { sequenceIds?: ArrayLike<number> | null } = {}): FFNOutput {
+    const r = this.moe.forward(x, o);
     return { output: r.output, auxLoss: r.auxLoss, zLoss: r.zLoss, dropped: r.dropped, expertCounts: { [this._name]: r.expertCounts }, droppedBy: { [this._name]: r.dropped }, entropyBy: { [this._name]: r.routerEntropy }, entropyLoss: r.entropyLoss };
   }
 }
@@ -74,8 +75,8 @@ export class NormedFFN extends T.nn.Module implements FFNLayer {
     this.norm = new T.nn.LayerNorm(hiddenSize, { eps: opts.eps ?? 1e-6, dtype: opts.dtype });
     this.inner = inner;
   }
-  forward(x: T.Tensor): FFNOutput {
-    return this.inner.forward(this.norm.forward(x));
+  forward(x: T.Tensor, o: { sequenceIds?: ArrayLike<number> | null } = {}): FFNOutput {
+    return this.inner.forward(this.norm.forward(x), o);
   }
 }
 
@@ -133,14 +134,14 @@ export class ModalityFFN extends T.nn.Module {
    * x [..., d]; modality: int tensor or numbers shaped like x without its last dim, 0 =
    * vision (VISION), 1 = text (TEXT). Unused in 'vl' mode. Returns outputs shaped like x.
    */
-  forward(x: T.Tensor, modality?: T.Tensor | ArrayLike<number>): FFNOutput {
+  forward(x: T.Tensor, modality?: T.Tensor | ArrayLike<number>, o: { sequenceIds?: ArrayLike<number> | null } = {}): FFNOutput {
     const d = this.hiddenSize;
     if (x.shape[x.ndim - 1] !== d) throw new Error(`ModalityFFN: input's last dim must be hiddenSize = ${d}, got shape [${x.shape.join(', ')}]`);
     return T.scope(() => {
       const tokens = x.reshape(-1, d);
       const S = tokens.shape[0]!;
       if (this.shared) {
-        const r = this.shared.forward(tokens);
+        const r = this.shared.forward(tokens, o);
         return { ...r, output: r.output.reshape(...x.shape) };
       }
       if (modality === undefined) throw new Error("ModalityFFN: mode 'split' needs the per-token modality (0 = vision, 1 = text)");
@@ -162,7 +163,8 @@ export class ModalityFFN extends T.nn.Module {
       const entropyBy: Record<string, number> = {};
       for (const [ids, ffn] of [[vis, this.vision!], [txt, this.text!]] as const) {
         if (!ids.length) continue;
-        const r = ffn.forward(T.indexSelect(tokens, 0, T.tensor(ids, { dtype: 'int64', device: x.device })));
+        const seq = o.sequenceIds;
+        const r = ffn.forward(T.indexSelect(tokens, 0, T.tensor(ids, { dtype: 'int64', device: x.device })), { sequenceIds: seq ? ids.map((i) => seq[i]!) : null });
         parts.push(r.output);
         auxLoss = T.add(auxLoss, T.cast(r.auxLoss, x.dtype));
         zLoss = T.add(zLoss, T.cast(r.zLoss, x.dtype));

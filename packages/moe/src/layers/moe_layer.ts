@@ -313,12 +313,13 @@ export class MoE extends T.nn.Module implements ExpertParallelLayer, TensorParal
     return this.gate.forward(x.reshape(-1, this.hiddenSize));
   }
 
-  forward(x: T.Tensor): MoEOutput {
+  /** x [..., d]; `sequenceIds`: each token's sequence (x's tokens in order), for loadBalancingType 'seq_aux_loss'. */
+  forward(x: T.Tensor, o: { sequenceIds?: ArrayLike<number> | null } = {}): MoEOutput {
     if (x.shape[x.ndim - 1] !== this.hiddenSize) throw new Error(`MoE: input's last dim must be hiddenSize = ${this.hiddenSize}, got shape [${x.shape.join(', ')}]`);
     return T.scope(() => {
       const tokens = x.reshape(-1, this.hiddenSize);
       // profiler ranges (T.profile): routing, permute, experts, all-to-all
-      const gate = T.recordFunction('moe.routing', () => this.gate.forward(tokens));
+      const gate = T.recordFunction('moe.routing', () => this.gate.forward(tokens, o));
       const { row, groupSizes, numRows } = T.recordFunction('moe.routing', () => compactRows(gate));
       const buf = T.recordFunction('moe.permute', () => T.moePermute(tokens, row, numRows));
       // under tensor parallelism: this rank's block of the (replicated) rows, and its rows per expert

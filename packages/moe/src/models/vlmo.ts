@@ -90,7 +90,9 @@ class VLMoBlock extends T.nn.Module {
       return T.add(x, this.dropPath.forward(a, samples));
     });
     const flat = x.reshape(B * L, d);
-    const r = T.recordFunction('ffn', () => (pass === 'fused' && this.vl ? this.vl.forward(flat) : this.ffn.forward(flat, modality)));
+    // each token's sample: the sequences of a sequence-wise balance loss
+    const sequenceIds = Array.from({ length: B * L }, (_, i) => Math.floor(i / L));
+    const r = T.recordFunction('ffn', () => (pass === 'fused' && this.vl ? this.vl.forward(flat) : this.ffn.forward(flat, modality, { sequenceIds })));
     acc.aux.push(r.auxLoss);
     acc.z.push(r.zLoss);
     acc.ent.push(r.entropyLoss);

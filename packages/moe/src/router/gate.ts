@@ -83,7 +83,8 @@ export class TopKGate extends T.nn.Module {
     return this.wg.forward(inp);
   }
 
-  forward(x: T.Tensor): GateOutput {
+  /** Routes tokens x [S, hiddenSize]; `sequenceIds`: each token's sequence (for loadBalancingType 'seq_aux_loss'). */
+  forward(x: T.Tensor, o: { sequenceIds?: ArrayLike<number> | null } = {}): GateOutput {
     if (x.ndim !== 2 || x.shape[1] !== this._o.hiddenSize) throw new Error(`TopKGate: input must be [tokens, hiddenSize = ${this._o.hiddenSize}], got [${x.shape.join(', ')}]`);
     const logits = this.logits(x);
     const S = logits.shape[0]!, E = this.options.numExperts, k = this.options.k;
@@ -92,7 +93,7 @@ export class TopKGate extends T.nn.Module {
     const selectLogits = train && this.options.noisyGatePolicy === 'RSample' ? T.add(logits.detach(), gumbel([S, E], logits.dtype, g)) : null;
     const secondSelectLogits = train && this._o.top2SecondExpertSampling && k >= 2 ? T.add(logits.detach(), gumbel([S, E], logits.dtype, g)) : null;
     const rtsPriorities = this.options.useRts && this.policy === 'token-choice' ? T.uniform([S, k], 0, 1, { dtype: 'float64', generator: g }) : null;
-    const out = route(logits, { ...this._o, training: train, selectLogits, secondSelectLogits, rtsPriorities, policy: this.policy, expertBias: this.expertBias });
+    const out = route(logits, { ...this._o, training: train, selectLogits, secondSelectLogits, rtsPriorities, policy: this.policy, expertBias: this.expertBias, sequenceIds: o.sequenceIds ?? null });
     if (train && this._load) {
       const c = out.countsBefore.dataSync() as BigInt64Array;
       for (let e = 0; e < E; e++) this._load[e] += Number(c[e]);

@@ -4,6 +4,7 @@ import { z, type Z } from '@vlmoe/tensor';
 export type DropPolicy = 'position' | 'probs';
 export type NoisyGatePolicy = 'Jitter' | 'RSample' | null;
 export type ScoreFunction = 'softmax' | 'sigmoid';
+export type LoadBalancingType = 'aux_loss' | 'seq_aux_loss';
 
 /** How fast the aux-loss-free expert bias moves per step (DeepSeek-V3's γ; Megatron `moe_router_bias_update_rate`). */
 export const DEFAULT_BIAS_UPDATE_RATE = 1e-3;
@@ -58,6 +59,14 @@ export interface RouterOptions {
   numGroups?: number | null;
   /** Groups each token may route to (Megatron `moe_router_group_topk`), 1 ≤ groupTopK ≤ min(numGroups, k). */
   groupTopK?: number | null;
+  /**
+   * The balance loss (Megatron `moe_router_load_balancing_type`): 'aux_loss' — DeepSpeed's
+   * over all the tokens of the call (default) — or 'seq_aux_loss' — DeepSeek-V3's
+   * sequence-wise loss: E/k · Σₑ fₑ·Pₑ per sequence (fₑ its share of assignments to e, all k
+   * choices before dropping, Pₑ its mean gate of e), averaged over the sequences; the caller
+   * passes each token's sequence (the VL-MoE model does). Token choice only.
+   */
+  loadBalancingType?: LoadBalancingType;
 }
 
 /**
@@ -81,6 +90,7 @@ export const ROUTER_OPTIONS_SHAPE = {
   biasUpdateRate: z.number().optional().describe('step of the expert bias update (default 1e-3)'),
   numGroups: z.int().nullable().optional().describe('group-limited routing: the experts form this many equal groups (e.g. expert_parallel_size); each token picks groupTopK groups first (default none)'),
   groupTopK: z.int().nullable().optional().describe('group-limited routing: the groups each token may route to'),
+  loadBalancingType: z.enum(['aux_loss', 'seq_aux_loss']).optional().describe("balance loss: DeepSpeed's over the whole batch ('aux_loss', default) or DeepSeek-V3's per sequence ('seq_aux_loss')"),
 } satisfies { readonly [K in keyof Required<RouterOptions>]: Z.ZodType };
 
 export interface ResolvedRouterOptions {
@@ -99,6 +109,7 @@ export interface ResolvedRouterOptions {
   biasUpdateRate: number;
   numGroups: number | null;
   groupTopK: number | null;
+  loadBalancingType: LoadBalancingType;
 }
 
 export function resolveRouterOptions(o: RouterOptions): ResolvedRouterOptions {
@@ -118,7 +129,9 @@ export function resolveRouterOptions(o: RouterOptions): ResolvedRouterOptions {
     biasUpdateRate: o.biasUpdateRate ?? DEFAULT_BIAS_UPDATE_RATE,
     numGroups: o.numGroups ?? null,
     groupTopK: o.groupTopK ?? null,
+    loadBalancingType: o.loadBalancingType ?? 'aux_loss',
   };
+  if (r.loadBalancingType !== 'aux_loss' && r.loadBalancingType !== 'seq_aux_loss') throw new RangeError(`router: loadBalancingType must be 'aux_loss' or 'seq_aux_loss', got '${String(o.loadBalancingType)}'`);
   if (!(Number.isInteger(r.numExperts) && r.numExperts >= 1)) throw new RangeError(`router: numExperts must be an integer ≥ 1, got ${o.numExperts}`);
   if (!(Number.isInteger(r.k) && r.k >= 1 && r.k <= r.numExperts)) throw new RangeError(`router: k must be an integer in [1, numExperts = ${r.numExperts}], got ${o.k}`);
   for (const f of ['capacityFactor', 'evalCapacityFactor'] as const) if (!(r[f] > 0)) throw new RangeError(`router: ${f} must be > 0, got ${r[f]}`);
@@ -150,6 +163,6 @@ export function gateEps(dtype: string): number {
 
 /** Expert choice routes by softmax gates and has no expert bias: the token-choice options of today's systems are refused by name. */
 export function checkExpertChoiceOptions(o: ResolvedRouterOptions, who: string): void {
-  const given = [o.scoreFunction !== 'softmax' && `scoreFunction '${o.scoreFunction}'`, o.preSoftmax !== null && 'preSoftmax', o.enableExpertBias && 'enableExpertBias', o.numGroups !== null && 'numGroups'].filter(Boolean);
+  const given = [o.scoreFunction !== 'softmax' && `scoreFunction '${o.scoreFunction}'`, o.preSoftmax !== null && 'preSoftmax', o.enableExpertBias && 'enableExpertBias', o.numGroups !== null && 'numGroups', o.loadBalancingType !== 'aux_loss' && `loadBalancingType '${o.loadBalancingType}'`].filter(Boolean);
   if (given.length) throw new RangeError(`${who}: ${given.join(', ')} apply to token-choice routing, not expert choice`);
 }

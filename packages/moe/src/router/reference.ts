@@ -38,6 +38,10 @@
  *   scores (+ bias) as above; the experts form G groups of consecutive experts; a token's
  *   group score is the sum of its ⌊k/M⌋ largest selection scores in the group; it keeps the M
  *   best groups (ties: lower group) and chooses its k experts among their experts only.
+ * - `loadBalancingType: 'seq_aux_loss'` (DeepSeek-V3's sequence-wise balance loss, with
+ *   `sequenceIds`): for each sequence b, f_e = b's assignments to e (all k choices, before
+ *   dropping) / b's tokens, P_e = the mean over b's tokens of gate e; auxLoss = the mean over
+ *   sequences of E/k · Σ_e f_e·P_e.
  */
 import { capacity, checkExpertChoiceOptions, resolveRouterOptions, type RouterOptions } from './options.js';
 
@@ -77,6 +81,8 @@ export interface ReferenceRouteOptions extends RouterOptions {
   rtsPriorities?: ArrayLike<number>;
   /** Aux-loss-free balancing: the per-expert bias [E] added to the selection scores (requires enableExpertBias). */
   expertBias?: ArrayLike<number>;
+  /** Each token's sequence (loadBalancingType 'seq_aux_loss'). */
+  sequenceIds?: ArrayLike<number>;
 }
 
 /** Row-wise softmax (sigmoid: σ per element) of [S·E] values, in float64. */
@@ -192,6 +198,25 @@ export function referenceRoute(logits: ArrayLike<number>, numTokens: number, opt
     let m = 0;
     for (let e = 0; e < E; e++) m += me[e]! * (countsBefore[e]! / S);
     auxLoss = ((m / E) * E * E) / k;
+  }
+  if (o.loadBalancingType === 'seq_aux_loss') {
+    const ids = options.sequenceIds;
+    if (!ids || ids.length !== S) throw new RangeError(`referenceRoute: seq_aux_loss needs sequenceIds of length S = ${S}`);
+    const seqs = [...new Set(Array.from(ids))];
+    auxLoss = 0;
+    for (const b of seqs) {
+      const toks = Array.from({ length: S }, (_, s) => s).filter((s) => ids[s] === b);
+      let sum = 0;
+      for (let e = 0; e < E; e++) {
+        let n = 0, p = 0;
+        for (const s of toks) {
+          for (let j = 0; j < k; j++) if (expertIndex[s * k + j] === e) n++;
+          p += gates[s * E + e]!;
+        }
+        sum += (n / toks.length) * (p / toks.length);
+      }
+      auxLoss += (E / k) * sum / seqs.length;
+    }
   }
   const expCounts = k > 2 ? Int32Array.from(countsBefore) : first;
 

@@ -104,7 +104,8 @@ function tokenChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, opti
   const me = T.mean(gates, 0);
   const ce = T.div(T.cast(expCounts, gates.dtype), S);
   const meCe = T.mul(me, ce);
-  const auxLoss = k === 1 ? T.mul(T.sum(meCe), E) : T.mul(T.mean(meCe), (E * E) / (k > 2 ? k : 1));
+  const auxLoss = o.loadBalancingType === 'seq_aux_loss' ? seqAuxLoss(gates, expertIndex, options.sequenceIds, E, k)
+    : k === 1 ? T.mul(T.sum(meCe), E) : T.mul(T.mean(meCe), (E * E) / (k > 2 ? k : 1));
 
   // combine weights (reference.ts): DeepSpeed's — gate values of the kept choices, renormalised
   // over them for k ≥ 2 —, or the chosen scores normalised over the k chosen before dropping
@@ -121,6 +122,30 @@ function tokenChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, opti
     if (k >= 2) combineWeight = T.div(combineWeight, T.clamp(T.sum(combineWeight, 1, true), epsOf(gates.dtype)));
   }
   return { numTokens: S, numExperts: E, k, capacity: C, expertIndex, slot, row: a.row!, combineWeight, gates, countsBefore, countsAfter, expCounts, dropped, auxLoss, zLoss: zLossOf(logits) };
+}
+
+/**
+ * DeepSeek-V3's sequence-wise balance loss (reference.ts): per sequence b, E/k · Σₑ fᵦₑ·Pᵦₑ with
+ * fᵦₑ = b's assignments to e (all k choices, before dropping) / its tokens and Pᵦₑ = b's mean
+ * gate of e; the mean over the sequences. Per-sequence sums as a [B, S] one-hot product.
+ */
+function seqAuxLoss(gates: T.Tensor, expertIndex: T.Tensor, sequenceIds: ArrayLike<number> | null | undefined, E: number, k: number): T.Tensor {
+  const S = gates.shape[0]!;
+  if (!sequenceIds) throw new Error("route: loadBalancingType 'seq_aux_loss' needs each token's sequenceIds (the VL-MoE model passes them)");
+  if (sequenceIds.length !== S) throw new Error(`route: sequenceIds has ${sequenceIds.length} entries for ${S} tokens`);
+  const index = new Map<number, number>();
+  const row = Array.from(sequenceIds, (v) => {
+    if (!index.has(v)) index.set(v, index.size);
+    return index.get(v)!;
+  });
+  const B = index.size, dev = gates.device;
+  const seg = new Array<number>(B * S).fill(0);
+  row.forEach((b, s) => (seg[b * S + s] = 1));
+  const segT = T.tensor(seg, { dtype: gates.dtype, shape: [B, S], device: dev });
+  const tokens = T.sum(segT, 1, true);
+  const chosen = T.noGrad(() => T.sum(T.cast(T.oneHot(expertIndex, E), gates.dtype), 1)); // [S, E]
+  const f = T.div(T.matmul(segT, chosen), tokens), P = T.div(T.matmul(segT, gates), tokens);
+  return T.mul(T.mean(T.sum(T.mul(f, P), 1)), E / k);
 }
 
 function expertChoice(logits: T.Tensor, S: number, o: ResolvedRouterOptions, options: RouteOptions): GateOutput {

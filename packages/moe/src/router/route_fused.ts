@@ -27,6 +27,7 @@ export function fusedGateUnsupported(logits: T.Tensor, o: ResolvedRouterOptions,
   if (o.preSoftmax !== null) return 'preSoftmax';
   if (o.enableExpertBias) return 'the expert bias (enableExpertBias)';
   if (o.numGroups !== null) return 'group-limited routing (numGroups)';
+  if (o.loadBalancingType !== 'aux_loss') return `loadBalancingType '${o.loadBalancingType}'`;
   if (o.k > T.MOE_GATE_MAX_K) return `k = ${o.k} > ${T.MOE_GATE_MAX_K}`;
   if (logits.device !== 'cpu' && o.numExperts > 1024) return `numExperts = ${o.numExperts} > 1024 on CUDA`;
   if (logits.dtype !== 'float32' && logits.dtype !== 'float64') return `${logits.dtype} logits`;

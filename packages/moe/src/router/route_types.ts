@@ -21,6 +21,8 @@ export interface RouteOptions extends RouterOptions {
   policy?: RoutingPolicy;
   /** Aux-loss-free balancing: the per-expert bias [E] added to the selection scores (required with enableExpertBias; TopKGate holds it). */
   expertBias?: T.Tensor | null;
+  /** Each token's sequence (any integer labels; required with loadBalancingType 'seq_aux_loss'). */
+  sequenceIds?: ArrayLike<number> | null;
   /**
    * Dropless capacity across an expert-parallel group: given this rank's largest per-expert
    * count, returns the group's largest (DeepSpeed max-reduces it). Default: identity.
