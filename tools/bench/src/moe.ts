@@ -7,6 +7,11 @@
  *  (b) our dense FFN d → h → d on the same tokens (the same active size at k = 1),
  * all in the same run, each side at its best thread setting (torch.ts, report.ts). Bars: ours ≤ 0.3× the einsum MoE;
  * ours ≤ 1.15× our dense FFN at k = 1.
+ *
+ * The routing of today's systems at E = 8, against our softmax MoE at the same active FLOPs (the
+ * einsum peer has none of them): sigmoid scores + the aux-loss-free expert bias at top-1;
+ * fine-grained experts (DeepSeekMoE: 32 experts of h/4, 4 per token = top-1's active FLOPs);
+ * the same plus 4 shared experts of h/4 (= top-2's active FLOPs).
  */
 import * as T from '@vlmoe/tensor';
 import { MoE } from '@vlmoe/moe';
@@ -41,6 +46,19 @@ function benchMoeAt(S: number, quick: boolean): { result: Case[]; ratios: Record
       return T.add(r.output.sum(), r.auxLoss);
     }) });
   }
+  // today's routing at E = 8 (compared with our own top-1 / top-2 at the same active FLOPs)
+  const modern: { key: string; label: string; same: string; o: object }[] = [
+    { key: 'sigmoid_bias_k1', label: 'E=8 sigmoid + expert bias top-1', same: 'E8_k1', o: { numExperts: 8, k: 1, scoreFunction: 'sigmoid', enableExpertBias: true } },
+    { key: 'fine4_k1', label: 'E=8 fine-grained ×4 (32 experts of h/4, 4 a token)', same: 'E8_k1', o: { numExperts: 8, k: 1, expertSizeRatio: 4 } },
+    { key: 'fine4_shared4', label: 'E=8 fine-grained ×4 + 4 shared experts of h/4', same: 'E8_k2', o: { numExperts: 8, k: 1, expertSizeRatio: 4, sharedExperts: 4 } },
+  ];
+  for (const m of modern) {
+    const moe = new MoE({ hiddenSize: d, ffnHiddenSize: h, capacityFactor: 1, minCapacity: 4, generator: gen, ...m.o } as ConstructorParameters<typeof MoE>[0]);
+    configs.push({ key: m.key, fn: step(moe.parameters(), () => {
+      const r = moe.forward(x);
+      return T.add(r.output.sum(), r.auxLoss);
+    }) });
+  }
   const best: Record<string, number> = {};
   const bestThreads: Record<string, number> = {};
   forEachOurThreadSetting((t) => {
@@ -61,6 +79,11 @@ function benchMoeAt(S: number, quick: boolean): { result: Case[]; ratios: Record
     result.push(makeCase(`MoE S=${S} E=${E} k=${k} fwd+bwd vs einsum${th(`E${E}_k${k}`)}`, 'ms', s * 1e3, ps === null ? null : ps * 1e3, peerName(torch, `moe_E${E}_k${k}`, 'einsum MoE'), 'lower'));
     result.push(makeCase(`MoE S=${S} E=${E} k=${k} fwd+bwd vs our dense FFN${th(`E${E}_k${k}`)}`, 'ms', s * 1e3, denseS * 1e3, `vlmoe dense FFN d→h→d${th('dense')}`, 'lower'));
     ratios[`S${S}_E${E}_k${k}`] = { vsEinsum: ps === null ? null : s / ps, vsDense: s / denseS };
+  }
+  for (const m of modern) {
+    const s = best[m.key]!, ref = best[m.same]!;
+    result.push(makeCase(`MoE S=${S} ${m.label} fwd+bwd vs our ${m.same.replace('_', ' ')} (same active FLOPs)${th(m.key)}`, 'ms', s * 1e3, ref * 1e3, `vlmoe MoE ${m.same.replace('_', ' ')}${th(m.same)}`, 'lower'));
+    ratios[`S${S}_${m.key}`] = { vsEinsum: null, vsDense: s / denseS };
   }
   if (torch?.values.dense !== undefined) result.push(makeCase(`dense FFN S=${S} fwd+bwd (ours vs PyTorch)${th('dense')}`, 'ms', denseS * 1e3, torch.values.dense * 1e3, peerName(torch, 'dense'), 'lower'));
   return { result, ratios, peerRuns: torch?.runs.map((r) => ({ setting: r.label, ...r.out })) ?? null };
