@@ -10,7 +10,7 @@ export { evaluateRetrieval, type RetrievalEvalOptions, type RetrievalEvalResult 
 export { openEvalLoader, textOnlyBatch, type EvalDataOptions } from './harness/data.js';
 export { runBenchmarkSuite, markdownTable, formatCount, type SuiteOptions, type SuiteReport, type TaskSpec, type TaskResult } from './report/suite.js';
 export { barChartSvg, lineChartSvg, heatmapSvg, curvesFromJsonl, PALETTE, type BarChartOptions, type LineChartOptions, type HeatmapOptions } from './report/svg.js';
-export { routingFromJsonl, routingSvgs, type LayerRouting } from './report/routing.js';
+export { routingFromJsonl, routingSvgs, routingCharts, type LayerRouting, type RoutingChart } from './report/routing.js';
 export { colorShapeBaseline, imageStats, NAMED_COLORS, type ColorShapeBaselineOptions } from './baselines/color_shape.js';
 export { pairedBootstrap, quantileSorted, verdict, type PairedScores, type BootstrapOptions, type Interval } from './stats/bootstrap.js';
 export { meanSd, formatMeanSd, type MeanSd } from './stats/summary.js';

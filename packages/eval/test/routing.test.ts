@@ -24,6 +24,7 @@ describe('routing diagnostics', () => {
     expect(l!.imbalance).toEqual([4, 4, 1, 1]);
     expect(l!.dropRate.map((x) => Number(x.toFixed(12)))).toEqual([0.1, 0.1, 0.1, 0.1]);
     expect(l!.entropy).toEqual([null, null, null, null]); // not logged
+    expect(l!.bias).toBeNull(); // no expert bias
     expect(routingFromJsonl('{"step":1,"loss":2}\n')).toEqual([]); // a dense run has no routing
     expect(() => routingFromJsonl('{"step":1}\nnot json', 4, 'm.jsonl')).toThrow(/m\.jsonl:2: not JSON/);
   });
@@ -54,5 +55,15 @@ describe('routing diagnostics', () => {
     const files = routingSvgs('VL-MoE pretraining', routingFromJsonl(jsonl(8, () => [3, 1]), 4));
     expect(Object.keys(files)).toEqual(['routing_VL-MoE_pretraining_blocks.1.ffn.vision.svg', 'routing_VL-MoE_pretraining_balance.svg']);
     expect(files['routing_VL-MoE_pretraining_blocks.1.ffn.vision.svg']).toContain('uniform = 50 %');
+  });
+
+  test('the aux-loss-free expert bias: the value at each column\'s last step, one chart per layer', () => {
+    const lines = Array.from({ length: 6 }, (_, i) => JSON.stringify({ step: i + 1, load: { 'blocks.1.vision': { counts: [3, 1], dropRate: 0, bias: [-0.001 * (i + 1), 0.001 * (i + 1)] } } })).join('\n');
+    const [l] = routingFromJsonl(lines, 3);
+    expect(l!.steps).toEqual([2, 4, 6]);
+    expect(l!.bias!.map((b) => b.map((v) => Number(v.toFixed(6))))).toEqual([[-0.002, -0.004, -0.006], [0.002, 0.004, 0.006]]);
+    const files = routingSvgs('r', [l!]);
+    expect(Object.keys(files)).toContain('routing_r_blocks.1.vision_bias.svg');
+    expect(files['routing_r_blocks.1.vision_bias.svg']).toContain('data-series="expert 1"');
   });
 });

@@ -22,6 +22,17 @@ import { finetune, FINETUNE_USAGE } from './recipes/finetune.js';
 import { evaluateRun, EVAL_USAGE } from './recipes/evaluate.js';
 import { bench, BENCH_USAGE } from './recipes/bench.js';
 import { study, STUDY_USAGE } from './recipes/study.js';
+import { DEFAULT_DASHBOARD_PORT, startDashboard } from './dashboard/server.js';
+
+const DASHBOARD_USAGE = `usage: vlmoe dashboard [--runs runs] [--port ${DEFAULT_DASHBOARD_PORT}]
+
+A local web page (127.0.0.1 only) listing the runs of a runs folder and showing, live while
+they train and afterwards: loss and its parts, lr, grad norm, tokens/s; per MoE layer the
+expert-load heatmap, drop rate, imbalance, router entropy and expert bias; validation curves and
+eval results; two runs side by side (tick both, "compare"). Every chart is an SVG you can save.
+
+  --runs   the runs folder (default runs)
+  --port   the port (default ${DEFAULT_DASHBOARD_PORT}; 0 picks a free one)`;
 
 const USAGE = `usage: vlmoe <command> [options]
 
@@ -33,13 +44,14 @@ commands:
   study    the comparison over seeds: mean ± s.d., paired bootstrap intervals, verdicts (vlmoe study --help)
   info     model shape and total / active parameters of a preset (vlmoe info --help)
   plan     memory, communication and step time per rank for a layout, or the layouts that fit (vlmoe plan --help)
+  dashboard  a local web page of the runs, live while they train (vlmoe dashboard --help)
   import   a PyTorch VLMo .pth or DeepSpeed-MoE checkpoint → a vlmoe run folder (vlmoe import --help)
   export   a run's weights → a VLMo .pth or a DeepSpeed-MoE checkpoint folder (vlmoe export --help)
   data     datasets: convert, inspect, synth, tokenizer (vlmoe data --help)
 
 options: --help, -h (this text; also after any command), --version`;
 
-const COMMANDS = ['pretrain', 'finetune', 'eval', 'bench', 'study', 'info', 'plan', 'import', 'export', 'data'];
+const COMMANDS = ['pretrain', 'finetune', 'eval', 'bench', 'study', 'info', 'plan', 'dashboard', 'import', 'export', 'data'];
 
 const RECIPE_OPTIONS = {
   config: { type: 'string' },
@@ -164,6 +176,18 @@ async function main(argv: string[]): Promise<number> {
       for (const k of ['run', 'format', 'out'] as const) if (a.values[k] === undefined) a.usage(`--${k} is required`);
       const r = exportCheckpoint({ run: a.values.run!, format: choiceOption(a.values.format, 'format', a.usage, FORMATS)!, out: a.values.out! });
       console.log(`${r.out}: ${r.tensors} tensors (${a.values.format})`);
+      return 0;
+    }
+    case 'dashboard': {
+      const a = parseCommand(rest, { name: 'dashboard', usage: DASHBOARD_USAGE, options: { runs: { type: 'string' }, port: { type: 'string' } } });
+      if (!a) return 0;
+      const d = await startDashboard({ runs: a.values.runs ?? 'runs', port: intOption(a.values.port, 'port', a.usage, 0, 65535) ?? DEFAULT_DASHBOARD_PORT });
+      console.log(`vlmoe dashboard: ${d.url} (runs in ${a.values.runs ?? 'runs'}; Ctrl-C stops it)`);
+      await new Promise<void>((resolve) => {
+        const stop = () => void d.close().then(resolve);
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
       return 0;
     }
     case 'data': {

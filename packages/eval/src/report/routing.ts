@@ -3,8 +3,9 @@
  * layer, the assignments each expert got and the share dropped): per layer, a heatmap of each
  * expert's share of the layer's assignments over training, and a chart of the drop rate and
  * the imbalance (most-loaded expert / mean) and the router's entropy relative to ln E (1: every
- * token spread evenly over the experts, 0: every token sure of one) — the evidence for why an
- * MoE model wins or loses.
+ * token spread evenly over the experts, 0: every token sure of one), and for runs with the
+ * aux-loss-free expert bias its values over training — the evidence for why an MoE model wins
+ * or loses.
  */
 import { heatmapSvg, lineChartSvg } from './svg.js';
 
@@ -21,6 +22,8 @@ export interface LayerRouting {
   imbalance: number[];
   /** Per column: the router's mean per-token entropy (nats) over the column's steps; null where the run did not log it. */
   entropy: (number | null)[];
+  /** bias[e][c]: the aux-loss-free expert bias of expert e at the column's last step; null when the run had none. */
+  bias: number[][] | null;
 }
 
 interface LoadEntry {
@@ -29,6 +32,7 @@ interface LoadEntry {
   mean?: number;
   dropRate?: number;
   entropy?: number;
+  bias?: number[];
 }
 
 /** The routing of every MoE layer of a run, steps grouped into at most `columns` columns. */
@@ -50,7 +54,8 @@ export function routingFromJsonl(text: string, columns = 60, source = 'metrics.j
     const withCounts = rows.filter((r) => r.load[layer]?.counts);
     if (withCounts.length === 0) return [];
     const E = withCounts[0]!.load[layer]!.counts!.length;
-    const out: LayerRouting = { layer, steps: [], shares: Array.from({ length: E }, () => []), dropRate: [], imbalance: [], entropy: [] };
+    const hasBias = withCounts.some((r) => Array.isArray(r.load[layer]!.bias));
+    const out: LayerRouting = { layer, steps: [], shares: Array.from({ length: E }, () => []), dropRate: [], imbalance: [], entropy: [], bias: hasBias ? Array.from({ length: E }, () => []) : null };
     for (let c0 = 0; c0 < withCounts.length; c0 += per) {
       const group = withCounts.slice(c0, c0 + per);
       const sum = new Array<number>(E).fill(0);
@@ -68,27 +73,48 @@ export function routingFromJsonl(text: string, columns = 60, source = 'metrics.j
       out.dropRate.push(total ? dropped / total : 0);
       out.imbalance.push(total ? Math.max(...sum) / (total / E) : 0);
       out.entropy.push(entropies.length ? entropies.reduce((a, b) => a + b, 0) / entropies.length : null);
+      if (out.bias) {
+        const last = group[group.length - 1]!.load[layer]!.bias;
+        out.bias.forEach((b, e) => b.push(last?.[e] ?? NaN));
+      }
     }
     return [out];
   });
 }
 
-/** SVG files (name → text) of a run's routing: one heatmap per layer and one chart of drop rate and imbalance. */
-export function routingSvgs(runName: string, layers: LayerRouting[]): Record<string, string> {
+/** One routing picture: its file name, what it shows, the layer (null: all layers), and the SVG. */
+export interface RoutingChart {
+  file: string;
+  kind: 'load' | 'bias' | 'balance';
+  layer: LayerRouting | null;
+  svg: string;
+}
+
+/** A run's routing pictures: per layer the load heatmap (and the expert bias when logged), and one chart of drop rate, imbalance and entropy. */
+export function routingCharts(runName: string, layers: LayerRouting[]): RoutingChart[] {
   const safe = (s: string) => s.replace(/[^A-Za-z0-9_.-]+/g, '_');
-  const files: Record<string, string> = {};
+  const out: RoutingChart[] = [];
   for (const l of layers) {
-    files[`routing_${safe(runName)}_${safe(l.layer)}.svg`] = heatmapSvg({
+    out.push({ file: `routing_${safe(runName)}_${safe(l.layer)}.svg`, kind: 'load', layer: l, svg: heatmapSvg({
       title: `${runName}: ${l.layer}`,
       rows: l.shares.map((_, e) => `expert ${e}`),
       cols: l.steps.map(String),
       values: l.shares,
       xLabel: 'step',
       legend: `shade: the expert's share of the layer's assignments (darkest = ${(100 * Math.max(...l.shares.flat())).toFixed(0)} %; uniform = ${(100 / l.shares.length).toFixed(0)} %)`,
-    });
+    }) });
+  }
+  for (const l of layers) {
+    if (!l.bias) continue;
+    out.push({ file: `routing_${safe(runName)}_${safe(l.layer)}_bias.svg`, kind: 'bias', layer: l, svg: lineChartSvg({
+      title: `${runName}: ${l.layer} expert bias (aux-loss-free balancing)`,
+      series: l.bias.map((b, e) => ({ name: `expert ${e}`, points: l.steps.map((s, i): [number, number] => [s, b[i]!]) })),
+      xLabel: 'step',
+      yLabel: 'bias',
+    }) });
   }
   if (layers.length) {
-    files[`routing_${safe(runName)}_balance.svg`] = lineChartSvg({
+    out.push({ file: `routing_${safe(runName)}_balance.svg`, kind: 'balance', layer: null, svg: lineChartSvg({
       title: `${runName}: routing balance`,
       series: layers.flatMap((l) => [
         { name: `${l.layer} drop rate`, points: l.steps.map((s, i): [number, number] => [s, l.dropRate[i]!]) },
@@ -98,7 +124,12 @@ export function routingSvgs(runName: string, layers: LayerRouting[]): Record<str
           : []),
       ]),
       xLabel: 'step',
-    });
+    }) });
   }
-  return files;
+  return out;
+}
+
+/** SVG files (name → text) of a run's routing (routingCharts): what the study report embeds. */
+export function routingSvgs(runName: string, layers: LayerRouting[]): Record<string, string> {
+  return Object.fromEntries(routingCharts(runName, layers).map((c) => [c.file, c.svg]));
 }
