@@ -116,6 +116,12 @@ describe('vlmoe pretrain with fine-grained (expertSizeRatio 2) and shared expert
     const w = loadCheckpointWeights(join(runs, 'fine-one', 'checkpoints')).weights;
     expect(w['backbone.blocks.1.ffn.vision.inner.moe.experts.w1']!.shape).toEqual([8, 64, 128]);
     expect(w['backbone.blocks.1.ffn.vision.inner.moe.shared.fc1.weight']!.shape).toEqual([128, 64]);
+    // the checkpoint round trip: killed after step 6, resumed from step 4, the same losses
+    const killed = pretrain('fine-crash', 1, {}, ['--stop-after', '6'], FINE);
+    expect(killed.signal, `${killed.stdout}\n${killed.stderr}`).toBe('SIGKILL');
+    const resumed = pretrain('fine-crash', 1, {}, ['--resume'], FINE);
+    expect(resumed.status, `${resumed.stdout}\n${resumed.stderr}`).toBe(0);
+    expect(rows('fine-crash').map((r) => r.loss)).toEqual(ref.map((r) => r.loss));
   }, 600_000);
 });
 

@@ -142,15 +142,17 @@ function trainingCost(runDirs: string[]): { seconds: number; flops: number } {
  * Every run's val.jsonl as curves: the pretraining run's zero-shot retrieval from its start, and
  * each fine-tuning run's task metrics offset by its pretraining run's cost.
  */
-function readCurves(models: { label: string; pretrain: string; runs: Partial<Record<TaskName, string>> }[]): Curve[] {
+function readCurves(models: { label: string; pretrain: string; runs: Partial<Record<TaskName, string>>; before?: string[] }[]): Curve[] {
   const curves: Curve[] = [];
   for (const m of models) {
+    // a model started from another model's run (initFrom) has that run's cost behind it
+    const behind = (m.before ?? []).map(runCostOf).reduce((a, c) => ({ seconds: a.seconds + c.seconds, flops: a.flops + c.flops }), { seconds: 0, flops: 0 });
     const pp = path.join(m.pretrain, 'val.jsonl');
     if (fs.existsSync(pp)) {
       const text = fs.readFileSync(pp, 'utf8');
-      for (const { key } of PRETRAIN_CURVE_METRICS) curves.push(curveFromValJsonl(text, { model: m.label, metric: key, source: pp }));
+      for (const { key } of PRETRAIN_CURVE_METRICS) curves.push(curveFromValJsonl(text, { model: m.label, metric: key, source: pp, offset: behind }));
     }
-    const offset = runCostOf(m.pretrain);
+    const own = runCostOf(m.pretrain), offset = { seconds: own.seconds + behind.seconds, flops: own.flops + behind.flops };
     for (const [task, dir] of Object.entries(m.runs) as [TaskName, string][]) {
       const vp = path.join(dir, 'val.jsonl');
       if (!fs.existsSync(vp)) continue;
@@ -195,6 +197,7 @@ export async function bench(config: string | object | null, opts: { fresh?: bool
   const ids = new Set<string>();
   for (const [i, m] of cfg.models.entries()) {
     if (ids.has(m.id)) throw new Error(`config ${where}: models[${i}].id '${m.id}' is used twice`);
+    if (m.initFrom !== undefined && !ids.has(m.initFrom)) throw new Error(`config ${where}: models[${i}].initFrom '${m.initFrom}' must be the id of a model listed before it${T.didYouMean(m.initFrom, [...ids])}`);
     ids.add(m.id);
   }
   const tasks = TASKS.filter((t) => cfg.finetune[t]);
@@ -215,6 +218,8 @@ export async function bench(config: string | object | null, opts: { fresh?: bool
   // a model's pretraining recipe: the config's block, the model's own keys over it, its model keys
   const pretrainRecipe = (m: BenchModel) => ({
     seed: cfg.seed, ...cfg.pretrain, ...m.pretrain, preset: m.preset, experts: m.experts, k: m.k, model: m.model, imageSize: cfg.imageSize, name: `${m.id}-pretrain`, data, runs,
+    // initFrom: start from (upcycle) another model's pretraining run
+    ...(m.initFrom ? { init: path.join(runs, `${m.initFrom}-pretrain`) } : {}),
   });
   // every recipe the bench will run, checked whole before anything trains; errors name the user's file
   for (const m of cfg.models) {
@@ -223,11 +228,13 @@ export async function bench(config: string | object | null, opts: { fresh?: bool
   }
   // the evaluation files too: a missing split fails now, not after the training
   for (const t of tasks) ds.evalFile(t, cfg.split);
+  const restarted = new Set<string>();
   const plans: Plan[] = cfg.models.map((m) => {
     const pName = `${m.id}-pretrain`;
     const pConfig = path.join(runs, 'configs', `${pName}.json`);
-    // a pretraining run that starts over takes its fine-tuning runs with it
-    const newPretrain = writeRecipe(pConfig, path.join(runs, pName), pretrainRecipe(m), opts.fresh === true);
+    // a pretraining run that starts over takes its fine-tuning runs with it, and the runs started from it (initFrom)
+    const newPretrain = writeRecipe(pConfig, path.join(runs, pName), pretrainRecipe(m), opts.fresh === true, m.initFrom !== undefined && restarted.has(m.initFrom));
+    if (newPretrain) restarted.add(m.id);
     const ts = tasks.map((t) => {
       const name = `${m.id}-${t}`;
       const c = path.join(runs, 'configs', `${name}.json`);
@@ -245,8 +252,14 @@ export async function bench(config: string | object | null, opts: { fresh?: bool
     // longest first onto the least loaded lane
     const cost = (p: Plan) => counts.get(p.m)!.active;
     const lanes: { load: number; plans: Plan[] }[] = Array.from({ length: jobs }, () => ({ load: 0, plans: [] }));
-    for (const p of [...plans].sort((a, b) => cost(b) - cost(a))) {
+    for (const p of [...plans].filter((q) => !q.m.initFrom).sort((a, b) => cost(b) - cost(a))) {
       const lane = lanes.reduce((a, b) => (b.load < a.load ? b : a));
+      lane.plans.push(p);
+      lane.load += cost(p);
+    }
+    // a model started from another's run trains after it, in its lane
+    for (const p of plans.filter((q) => q.m.initFrom)) {
+      const lane = lanes.find((l) => l.plans.some((q) => q.m.id === p.m.initFrom))!;
       lane.plans.push(p);
       lane.load += cost(p);
     }
@@ -258,7 +271,15 @@ export async function bench(config: string | object | null, opts: { fresh?: bool
       }
     }));
   }
-  const models = plans.map((p) => ({ label: p.label, runs: Object.fromEntries(p.tasks.map((t) => [t.task, path.join(runs, t.name)])) as Record<TaskName, string>, pretrain: path.join(runs, p.pretrain.name) }));
+  const models = plans.map((p) => ({
+    label: p.label, runs: Object.fromEntries(p.tasks.map((t) => [t.task, path.join(runs, t.name)])) as Record<TaskName, string>, pretrain: path.join(runs, p.pretrain.name),
+    // the runs this model's pretraining started from (initFrom, transitively): their cost is this model's too
+    before: ((): string[] => {
+      const out: string[] = [];
+      for (let id = p.m.initFrom; id !== undefined; id = cfg.models.find((x) => x.id === id)!.initFrom) out.push(path.join(runs, `${id}-pretrain`));
+      return out;
+    })(),
+  }));
   // evaluate every fine-tuned model; one adapter per table row
   const adapters = models.map((m) => {
     const tm: TaskModels = {};

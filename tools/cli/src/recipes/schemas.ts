@@ -90,6 +90,7 @@ export const BENCH_MODEL_SCHEMA = z.strictObject({
   k: z.int().default(1),
   model: object().default({}),
   pretrain: block(PRETRAIN_SCHEMA.shape, SET_BY_BENCH).optional().describe("this model's pretraining recipe keys over the config's 'pretrain' block (e.g. its own lr; what a study's search chose)"),
+  initFrom: z.string().optional().describe("the id of a model listed before this one: this model's pretraining starts from that model's pretraining run (a dense one is upcycled: every expert a copy of its FFN); its cost counts in this model's time to quality"),
 });
 
 export const BENCH_SCHEMA = z.strictObject({
