@@ -13,7 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import * as T from '@vlmoe/tensor';
 import { loadCheckpointWeights } from '@vlmoe/parallel';
+import { STUDY_SCHEMA } from '../src/index.js';
 
 const cli = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const launcher = fileURLToPath(new URL('../../../packages/parallel/dist/launcher.js', import.meta.url));
@@ -196,4 +198,16 @@ describe('sparse upcycling through vlmoe pretrain (init: a dense run)', () => {
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/upcycleNoise is for a run upcycled from a dense run \(init\)/);
   }, 600_000);
+});
+
+describe('the committed studies of docs/results/moe-part2', () => {
+  test('their recipes (tools/cli/recipes/study-auxfree.json, study-upcycle.json) are valid study configs: every key checked, initFrom names a model listed before', () => {
+    for (const f of ['study-auxfree.json', 'study-upcycle.json']) {
+      const p = fileURLToPath(new URL(`../recipes/${f}`, import.meta.url));
+      const cfg = T.parseConfig(STUDY_SCHEMA, JSON.parse(readFileSync(p, 'utf8')), `config ${p}`);
+      const ids = cfg.models.map((m) => m.id);
+      cfg.models.forEach((m, i) => { if (m.initFrom !== undefined) expect(ids.slice(0, i)).toContain(m.initFrom); });
+      for (const c of cfg.compare ?? []) expect(ids).toEqual(expect.arrayContaining([c.a, c.b]));
+    }
+  });
 });
