@@ -82,11 +82,12 @@ export function routingFromJsonl(text: string, columns = 60, source = 'metrics.j
   });
 }
 
-/** One routing picture: its file name, what it shows, the layer (null: all layers), and the SVG. */
+/** One routing picture: its file name, what it shows, the layer (null: all layers), the data it plots ([step, value] per series; a heatmap's rows) and the SVG. */
 export interface RoutingChart {
   file: string;
   kind: 'load' | 'bias' | 'balance';
   layer: LayerRouting | null;
+  series: { name: string; points: [number, number][] }[];
   svg: string;
 }
 
@@ -94,8 +95,9 @@ export interface RoutingChart {
 export function routingCharts(runName: string, layers: LayerRouting[]): RoutingChart[] {
   const safe = (s: string) => s.replace(/[^A-Za-z0-9_.-]+/g, '_');
   const out: RoutingChart[] = [];
+  const byStep = (l: LayerRouting, v: readonly (number | null)[]) => l.steps.flatMap((s, i): [number, number][] => (v[i] === null ? [] : [[s, v[i]!]]));
   for (const l of layers) {
-    out.push({ file: `routing_${safe(runName)}_${safe(l.layer)}.svg`, kind: 'load', layer: l, svg: heatmapSvg({
+    out.push({ file: `routing_${safe(runName)}_${safe(l.layer)}.svg`, kind: 'load', layer: l, series: l.shares.map((sh, e) => ({ name: `expert ${e}`, points: byStep(l, sh) })), svg: heatmapSvg({
       title: `${runName}: ${l.layer}`,
       rows: l.shares.map((_, e) => `expert ${e}`),
       cols: l.steps.map(String),
@@ -106,23 +108,23 @@ export function routingCharts(runName: string, layers: LayerRouting[]): RoutingC
   }
   for (const l of layers) {
     if (!l.bias) continue;
-    out.push({ file: `routing_${safe(runName)}_${safe(l.layer)}_bias.svg`, kind: 'bias', layer: l, svg: lineChartSvg({
+    const series = l.bias.map((b, e) => ({ name: `expert ${e}`, points: byStep(l, b) }));
+    out.push({ file: `routing_${safe(runName)}_${safe(l.layer)}_bias.svg`, kind: 'bias', layer: l, series, svg: lineChartSvg({
       title: `${runName}: ${l.layer} expert bias (aux-loss-free balancing)`,
-      series: l.bias.map((b, e) => ({ name: `expert ${e}`, points: l.steps.map((s, i): [number, number] => [s, b[i]!]) })),
+      series,
       xLabel: 'step',
       yLabel: 'bias',
     }) });
   }
   if (layers.length) {
-    out.push({ file: `routing_${safe(runName)}_balance.svg`, kind: 'balance', layer: null, svg: lineChartSvg({
+    const series = layers.flatMap((l) => [
+      { name: `${l.layer} drop rate`, points: byStep(l, l.dropRate) },
+      { name: `${l.layer} max/mean load`, points: byStep(l, l.imbalance) },
+      ...(l.entropy.some((h) => h !== null) ? [{ name: `${l.layer} entropy / ln E`, points: byStep(l, l.entropy.map((h) => (h === null ? null : h / Math.log(l.shares.length)))) }] : []),
+    ]);
+    out.push({ file: `routing_${safe(runName)}_balance.svg`, kind: 'balance', layer: null, series, svg: lineChartSvg({
       title: `${runName}: routing balance`,
-      series: layers.flatMap((l) => [
-        { name: `${l.layer} drop rate`, points: l.steps.map((s, i): [number, number] => [s, l.dropRate[i]!]) },
-        { name: `${l.layer} max/mean load`, points: l.steps.map((s, i): [number, number] => [s, l.imbalance[i]!]) },
-        ...(l.entropy.some((h) => h !== null)
-          ? [{ name: `${l.layer} entropy / ln E`, points: l.steps.flatMap((s, i): [number, number][] => (l.entropy[i] === null ? [] : [[s, l.entropy[i]! / Math.log(l.shares.length)]])) }]
-          : []),
-      ]),
+      series,
       xLabel: 'step',
     }) });
   }

@@ -82,7 +82,7 @@ class VLMoBlock extends T.nn.Module {
     if (index >= c.depth - c.vlBlocks) this.vl = new NormedFFN(d, new DenseFFN(d, c.ffnHidden, { dtype, generator: gen }), { eps: 1e-6, dtype });
   }
 
-  forward(x: T.Tensor, modality: number[], pass: Pass, mask: T.Tensor | undefined, samples: T.nn.SampleIndex | undefined, acc: { aux: T.Tensor[]; z: T.Tensor[]; ent: T.Tensor[]; dropped: number; counts: Record<string, T.Tensor>; drops: Record<string, number>; entropy: Record<string, number> }): T.Tensor {
+  forward(x: T.Tensor, modality: number[], sequenceIds: number[], pass: Pass, mask: T.Tensor | undefined, samples: T.nn.SampleIndex | undefined, acc: { aux: T.Tensor[]; z: T.Tensor[]; ent: T.Tensor[]; dropped: number; counts: Record<string, T.Tensor>; drops: Record<string, number>; entropy: Record<string, number> }): T.Tensor {
     const [B, L, d] = x.shape as [number, number, number];
     x = T.recordFunction('attention', () => {
       let a = this.attn.forward(this.norm1.forward(x), mask);
@@ -90,8 +90,6 @@ class VLMoBlock extends T.nn.Module {
       return T.add(x, this.dropPath.forward(a, samples));
     });
     const flat = x.reshape(B * L, d);
-    // each token's sample: the sequences of a sequence-wise balance loss
-    const sequenceIds = Array.from({ length: B * L }, (_, i) => Math.floor(i / L));
     const r = T.recordFunction('ffn', () => (pass === 'fused' && this.vl ? this.vl.forward(flat) : this.ffn.forward(flat, modality, { sequenceIds })));
     acc.aux.push(r.auxLoss);
     acc.z.push(r.zLoss);
@@ -229,7 +227,9 @@ export class VLMo extends T.nn.Module implements TensorParallelModule {
     const modality: number[] = [];
     for (let b = 0; b < B; b++) modality.push(...rowModality);
     const acc = { aux: [] as T.Tensor[], z: [] as T.Tensor[], ent: [] as T.Tensor[], dropped: 0, counts: {} as Record<string, T.Tensor>, drops: {} as Record<string, number>, entropy: {} as Record<string, number> };
-    for (const blk of this.blocks.children()) x = (blk as VLMoBlock).forward(x, modality, pass, mask, input.samples, acc);
+    // each token's sample (the sequences of a sequence-wise balance loss), made once for every block
+    const sequenceIds = modality.map((_, i) => Math.floor(i / L));
+    for (const blk of this.blocks.children()) x = (blk as VLMoBlock).forward(x, modality, sequenceIds, pass, mask, input.samples, acc);
     const hidden = this.norm.forward(x);
     const sum = (ts: T.Tensor[]) => ts.reduce((a, b) => T.add(a, b), T.zeros([], { dtype: this.config.dtype, device: hidden.device }));
     const auxLoss = sum(acc.aux), zLoss = sum(acc.z);

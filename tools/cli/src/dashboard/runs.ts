@@ -132,12 +132,8 @@ export function readRun(root: string, name: string): RunView | null {
   // per MoE layer (and modality): the load heatmap, drop rate / imbalance / entropy, the expert bias — the study report's pictures
   const layers = routingFromJsonl(text, 60, `${name}/metrics.jsonl`);
   for (const c of routingCharts(name, layers)) {
-    const l = c.layer, points = (v: readonly number[]) => l!.steps.map((st, i): [number, number] => [st, v[i]!]);
-    const series = c.kind === 'load' ? l!.shares.map((sh, e) => ({ name: `expert ${e}`, points: points(sh) }))
-      : c.kind === 'bias' ? l!.bias!.map((b, e) => ({ name: `expert ${e}`, points: points(b) }))
-        : layers.flatMap((x) => [{ name: `${x.layer} drop rate`, points: x.steps.map((st, i): [number, number] => [st, x.dropRate[i]!]) }, { name: `${x.layer} max/mean load`, points: x.steps.map((st, i): [number, number] => [st, x.imbalance[i]!]) }]);
-    const title = c.kind === 'load' ? `${l!.layer}: expert load` : c.kind === 'bias' ? `${l!.layer}: expert bias` : 'routing balance';
-    charts.push({ id: c.file.replace(/\.svg$/, ''), title, series, svg: c.svg });
+    const title = c.kind === 'load' ? `${c.layer!.layer}: expert load` : c.kind === 'bias' ? `${c.layer!.layer}: expert bias` : 'routing balance';
+    charts.push({ id: c.file.replace(/\.svg$/, ''), title, series: c.series, svg: c.svg });
   }
   // validation curves (val.jsonl: {step, metrics})
   const val = parseLines(completeLines(readText(path.join(dir, 'val.jsonl'))));
